@@ -1,0 +1,16 @@
+//! The pure core: values and rules, no I/O.
+//!
+//! Nothing here imports tokio, sqlx, tonic or the file system, so every rule can be tested
+//! as a plain function over values.
+
+pub mod apportion;
+pub mod distribution;
+pub mod ids;
+pub mod money;
+pub mod month;
+pub mod registry;
+
+pub use distribution::{Allocation, Bucket, Order, OrderLedger};
+pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
+pub use money::{Money, MoneyError};
+pub use month::YearMonth;

@@ -1,0 +1,1 @@
+//! Rows of the case registry import (`case-registry.md`), parsed and checked.
