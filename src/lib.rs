@@ -5,3 +5,7 @@
 
 /// The pure core: money, ids, months, the distribution rule, registry rows.
 pub mod domain;
+/// Storage behind one trait, on SQLite (embedded default) and PostgreSQL.
+pub mod storage;
+/// Bytes to records: the file formats the gateway reads.
+pub mod formats;

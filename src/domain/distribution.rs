@@ -280,3 +280,57 @@ pub fn reversal_entries(rows: &[PoolRow], amount: Money) -> Vec<Allocation> {
     assert_eq!(entries.iter().map(|e| e.amount).sum::<Money>(), -amount, "a reversal takes back exactly its amount");
     entries
 }
+
+/// One obligor's share of a distribution run: its orders as they stand, and its pending
+/// collections.
+#[derive(Clone, Debug)]
+pub struct ObligorInput {
+    pub obligor_id: super::ids::ObligorId,
+    pub ledgers: Vec<OrderLedger>,
+    pub pending: Vec<PendingCollection>,
+}
+
+/// What a run writes for one obligor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObligorPlan {
+    pub obligor_id: super::ids::ObligorId,
+    pub pools: Vec<PlannedPool>,
+}
+
+/// A run's plan broke the conservation rule. This is a defect, never a user error: the run
+/// is abandoned and nothing of it is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("conservation violated for obligor {obligor_id}: collections {collected}, pools {pooled}, allocations {allocated}")]
+pub struct ConservationError {
+    pub obligor_id: String,
+    pub collected: Money,
+    pub pooled: Money,
+    pub allocated: Money,
+}
+
+/// Plans a batch of obligors and checks, before anything is written, that for each obligor
+/// Σ collections = Σ pools = Σ allocations (unapplied credit included).
+pub fn plan_obligors(inputs: Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> {
+    inputs
+        .into_iter()
+        .map(|mut input| {
+            let pools = distribute_obligor(&mut input.ledgers, &input.pending);
+            let plan = ObligorPlan { obligor_id: input.obligor_id, pools };
+            check_conservation(&input.pending, &plan)?;
+            Ok(plan)
+        })
+        .collect()
+}
+
+fn check_conservation(pending: &[PendingCollection], plan: &ObligorPlan) -> Result<(), ConservationError> {
+    let collected: Money = pending.iter().map(|c| c.amount).sum();
+    let pooled: Money = plan.pools.iter().map(|p| p.distribution.amount).sum();
+    let allocated: Money =
+        plan.pools.iter().flat_map(|p| &p.distribution.allocations).map(|a| a.amount).sum();
+    let pooled_ids: usize = plan.pools.iter().map(|p| p.collection_ids.len()).sum();
+    if collected == pooled && pooled == allocated && pooled_ids == pending.len() {
+        Ok(())
+    } else {
+        Err(ConservationError { obligor_id: plan.obligor_id.to_string(), collected, pooled, allocated })
+    }
+}

@@ -1,0 +1,194 @@
+//! Storage behind one trait, [`Store`], with a SQLite implementation (the embedded default)
+//! and a PostgreSQL one (production, several replicas).
+//!
+//! Both run the same SQL (written once in `sql_store.rs`); each backend file holds only what
+//! differs: connecting, migrations, and how a distribution run takes its lock. Rows are
+//! decoded into domain values here, so nothing above this layer sees SQL types.
+
+mod postgres;
+mod sql_store;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan};
+use crate::domain::registry::RegistryProblem;
+use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderLedger, OrderId, YearMonth};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+    /// A stored value that the domain refuses: the database was changed behind our back.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// Another writer got there first (e.g. a replica distributed the same collection).
+    #[error("concurrent update: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Conservation(#[from] ConservationError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A registry row as stored: the SSN reduced to its keyed hash and last 4 digits.
+#[derive(Clone, Debug)]
+pub struct RegistryEntry {
+    pub line: u64,
+    pub obligor_id: ObligorId,
+    pub ssn_hmac: String,
+    pub ssn_last4: String,
+    pub last_name: String,
+    pub first_name: String,
+    pub order: Order,
+    pub employer_fein: Option<Fein>,
+    pub child_birth_date: Option<NaiveDate>,
+    pub continuing_education: Option<bool>,
+    pub impaired: Option<bool>,
+}
+
+/// How many registry rows added, changed or left an order as it was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryImport {
+    Applied(ImportCounts),
+    /// Nothing was written: rows that would move a stored case or order to another obligor,
+    /// which would re-attribute money already distributed.
+    Refused(Vec<RegistryProblem>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CollectionSource {
+    Payroll,
+    Online,
+    Manual,
+}
+
+impl CollectionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionSource::Payroll => "PAYROLL",
+            CollectionSource::Online => "ONLINE",
+            CollectionSource::Manual => "MANUAL",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCollection {
+    pub obligor_id: ObligorId,
+    pub case_number: Option<CaseNumber>,
+    pub source: CollectionSource,
+    pub amount: Money,
+    pub effective_date: NaiveDate,
+    pub received_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectionRecord {
+    pub collection_id: i64,
+    pub obligor_id: ObligorId,
+    pub case_number: Option<CaseNumber>,
+    pub source: CollectionSource,
+    pub amount: Money,
+    pub effective_date: NaiveDate,
+    pub status: String,
+}
+
+/// What a distribution run wrote, in totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub obligors: u64,
+    pub collections: u64,
+    pub pools: u64,
+    pub allocations: u64,
+    pub total: Money,
+    pub current: Money,
+    pub arrears: Money,
+    pub unapplied: Money,
+}
+
+/// One allocation row as stored, with what the allocation export shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocationRecord {
+    pub allocation_id: i64,
+    pub run_id: i64,
+    pub obligor_id: ObligorId,
+    pub case_number: Option<CaseNumber>,
+    pub order_id: Option<OrderId>,
+    pub bucket: Bucket,
+    pub month: Option<YearMonth>,
+    pub effective_date: NaiveDate,
+    pub amount: Money,
+}
+
+/// An order with its obligor and everything allocated to it so far.
+#[derive(Clone, Debug)]
+pub struct StoredOrder {
+    pub obligor_id: ObligorId,
+    pub ledger: OrderLedger,
+}
+
+/// Plans a batch of obligors inside a distribution run's transaction: a pure function of the
+/// balances and pending collections the store loaded.
+pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// A setting stored on first use; returns the value already there when another
+    /// process stored one first.
+    async fn setting_or_insert(&self, name: &str, value: &str) -> StoreResult<String>;
+
+    /// Upserts registry rows in one transaction; refuses the whole file, writing nothing,
+    /// when a row gives a stored case or order to another obligor.
+    async fn import_registry(&self, entries: &[RegistryEntry]) -> StoreResult<RegistryImport>;
+
+    async fn case_owner(&self, case_number: &CaseNumber) -> StoreResult<Option<ObligorId>>;
+
+    async fn add_collection(&self, collection: NewCollection) -> StoreResult<CollectionRecord>;
+
+    /// Distributes every pending collection in one transaction: obligors are loaded in
+    /// batches, planned by `planner`, and written; on any error nothing is kept. Returns
+    /// `None`, writing nothing, when nothing was pending.
+    async fn distribute(&self, started_at: &str, planner: &Planner) -> StoreResult<Option<RunSummary>>;
+
+    /// Allocation rows in the order written, after `after_id`, at most `limit`.
+    async fn allocations_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<AllocationRecord>>;
+
+    /// Orders by id, after `after` (from the first when `None`), at most `limit`, each
+    /// with its ledger of allocations.
+    async fn orders_after(&self, after: Option<&OrderId>, limit: u32) -> StoreResult<Vec<StoredOrder>>;
+}
+
+/// Opens the database a URL names, creating a SQLite file if it is missing, and brings its
+/// schema up to date.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

@@ -1,0 +1,49 @@
+//! PostgreSQL: production, and the way to run several gateway replicas on one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::sql_store::impl_sql_store;
+use super::StoreResult;
+
+/// The advisory lock key that serialises distribution runs across replicas ("FSPC-DST").
+const DISTRIBUTION_LOCK_KEY: i64 = 0x4653_5043_2d44_5354;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database a `postgres://` URL names and applies the migrations. A
+    /// `search_path` given in the URL's `options` parameter selects the schema.
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// One distribution run at a time across every replica: the lock is held until the
+    /// run's transaction ends, so a crashed replica releases it with its connection.
+    async fn lock_distribution(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DISTRIBUTION_LOCK_KEY).execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+impl_sql_store!(PostgresStore, "postgres");

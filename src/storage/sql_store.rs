@@ -1,0 +1,519 @@
+//! The SQL both backends run, written once.
+//!
+//! SQLite and PostgreSQL accept the same `$1` placeholders, `ON CONFLICT`, `RETURNING` and
+//! the queries below, so the one body of [`impl_sql_store!`] is expanded for each backend's
+//! concrete sqlx types. A backend supplies `writer()`, `reader()` and
+//! `lock_distribution(&mut tx)`; everything else is shared.
+
+use std::fmt::Display;
+
+use chrono::NaiveDate;
+
+use super::StoreError;
+use crate::domain::month::parse_iso_date;
+use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMonth};
+
+/// How many obligors a distribution run loads, plans and writes at a time: bounds memory
+/// whatever the number of pending collections.
+pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
+
+pub(super) fn corrupt<E: Display>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |error| StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+pub(super) fn date(text: &str) -> Result<NaiveDate, StoreError> {
+    parse_iso_date(text).ok_or_else(|| StoreError::Corrupt(format!("date `{text}`")))
+}
+
+pub(super) fn optional_date(text: Option<String>) -> Result<Option<NaiveDate>, StoreError> {
+    text.as_deref().map(date).transpose()
+}
+
+pub(super) fn month(text: Option<String>) -> Result<Option<YearMonth>, StoreError> {
+    text.as_deref().map(|m| YearMonth::parse(m).map_err(corrupt("month"))).transpose()
+}
+
+pub(super) fn bucket(text: &str) -> Result<Bucket, StoreError> {
+    Bucket::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bucket `{text}`")))
+}
+
+pub(super) fn obligor_id(text: &str) -> Result<ObligorId, StoreError> {
+    ObligorId::parse(text).map_err(corrupt("obligor id"))
+}
+
+pub(super) fn order_id(text: &str) -> Result<OrderId, StoreError> {
+    OrderId::parse(text).map_err(corrupt("order id"))
+}
+
+pub(super) fn case_number(text: &str) -> Result<CaseNumber, StoreError> {
+    CaseNumber::parse(text).map_err(corrupt("case number"))
+}
+
+/// The columns of `orders` that make an [`Order`], in this order.
+pub(super) const ORDER_COLUMNS: &str =
+    "order_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, end_date, obligor_id";
+
+/// Decodes an order from a row selected with [`ORDER_COLUMNS`].
+pub(super) fn order_from_columns(
+    id: &str,
+    case: &str,
+    monthly_cents: i64,
+    start: &str,
+    arrears_cents: i64,
+    end: Option<String>,
+) -> Result<Order, StoreError> {
+    Ok(Order {
+        id: order_id(id)?,
+        case_number: case_number(case)?,
+        monthly_amount: Money::from_cents(monthly_cents),
+        start_month: YearMonth::parse(start).map_err(corrupt("start month"))?,
+        opening_arrears: Money::from_cents(arrears_cents),
+        end_date: optional_date(end)?,
+    })
+}
+
+/// Expands the [`Store`](super::Store) implementation for one backend.
+macro_rules! impl_sql_store {
+    ($store:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::storage::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn setting_or_insert(&self, name: &str, value: &str) -> $crate::storage::StoreResult<String> {
+                sqlx::query("INSERT INTO gateway_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(value)
+                    .execute(self.writer())
+                    .await?;
+                let stored: String = sqlx::query_scalar("SELECT value FROM gateway_settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(self.writer())
+                    .await?;
+                Ok(stored)
+            }
+
+            async fn import_registry(
+                &self,
+                entries: &[$crate::storage::RegistryEntry],
+            ) -> $crate::storage::StoreResult<$crate::storage::RegistryImport> {
+                use $crate::domain::registry::RegistryProblem;
+                use $crate::storage::{ImportCounts, RegistryImport};
+
+                let mut tx = self.writer().begin().await?;
+                // First read everything as it stood before this file, so that every row is
+                // compared with the stored registry, not with an earlier row of the file.
+                let mut problems = Vec::new();
+                let mut previous = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let case_owner: Option<String> = sqlx::query_scalar("SELECT obligor_id FROM cases WHERE case_number = $1")
+                        .bind(entry.order.case_number.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(owner) = case_owner.filter(|o| o != entry.obligor_id.as_str()) {
+                        problems.push(RegistryProblem::new(
+                            entry.line,
+                            "case_number",
+                            "CASE_OWNER_CONFLICT",
+                            format!("case {} belongs to obligor `{owner}` in the registry", entry.order.case_number),
+                        ));
+                    }
+                    let obligor: Option<(String, String, String, String)> = sqlx::query_as(
+                        "SELECT ssn_hmac, ssn_last4, last_name, first_name FROM obligors WHERE obligor_id = $1",
+                    )
+                    .bind(entry.obligor_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let order: Option<$crate::storage::sql_store::StoredOrderRow> = sqlx::query_as(
+                        "SELECT obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, end_date, \
+                         employer_fein, child_birth_date, continuing_education, impaired FROM orders WHERE order_id = $1",
+                    )
+                    .bind(entry.order.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(stored) = order.as_ref().filter(|o| o.0 != entry.obligor_id.as_str()) {
+                        problems.push(RegistryProblem::new(
+                            entry.line,
+                            "order_id",
+                            "ORDER_OWNER_CONFLICT",
+                            format!("order `{}` belongs to obligor `{}` in the registry", entry.order.id, stored.0),
+                        ));
+                    }
+                    previous.push((obligor, order));
+                }
+                if !problems.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(RegistryImport::Refused(problems));
+                }
+
+                let mut counts = ImportCounts::default();
+                for (entry, (stored_obligor, stored_order)) in entries.iter().zip(previous) {
+                    let obligor = (
+                        entry.ssn_hmac.clone(),
+                        entry.ssn_last4.clone(),
+                        entry.last_name.clone(),
+                        entry.first_name.clone(),
+                    );
+                    let order: $crate::storage::sql_store::StoredOrderRow = (
+                        entry.obligor_id.to_string(),
+                        entry.order.case_number.to_string(),
+                        entry.order.monthly_amount.cents(),
+                        entry.order.start_month.to_string(),
+                        entry.order.opening_arrears.cents(),
+                        entry.order.end_date.map(|d| d.to_string()),
+                        entry.employer_fein.as_ref().map(|f| f.as_str().to_owned()),
+                        entry.child_birth_date.map(|d| d.to_string()),
+                        entry.continuing_education,
+                        entry.impaired,
+                    );
+                    match (&stored_order, &stored_obligor) {
+                        (None, _) => counts.added += 1,
+                        (Some(o), Some(b)) if *o == order && *b == obligor => counts.unchanged += 1,
+                        _ => counts.updated += 1,
+                    }
+                    sqlx::query(
+                        "INSERT INTO obligors (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (obligor_id) DO UPDATE SET ssn_hmac = excluded.ssn_hmac, ssn_last4 = excluded.ssn_last4, \
+                         last_name = excluded.last_name, first_name = excluded.first_name",
+                    )
+                    .bind(entry.obligor_id.as_str())
+                    .bind(obligor.0)
+                    .bind(obligor.1)
+                    .bind(obligor.2)
+                    .bind(obligor.3)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("INSERT INTO cases (case_number, obligor_id) VALUES ($1, $2) ON CONFLICT (case_number) DO NOTHING")
+                        .bind(entry.order.case_number.as_str())
+                        .bind(entry.obligor_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO orders (order_id, obligor_id, case_number, monthly_amount_cents, start_month, \
+                         opening_arrears_cents, end_date, employer_fein, child_birth_date, continuing_education, impaired) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                         ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
+                         monthly_amount_cents = excluded.monthly_amount_cents, start_month = excluded.start_month, \
+                         opening_arrears_cents = excluded.opening_arrears_cents, end_date = excluded.end_date, \
+                         employer_fein = excluded.employer_fein, child_birth_date = excluded.child_birth_date, \
+                         continuing_education = excluded.continuing_education, impaired = excluded.impaired",
+                    )
+                    .bind(entry.order.id.as_str())
+                    .bind(order.0)
+                    .bind(order.1)
+                    .bind(order.2)
+                    .bind(order.3)
+                    .bind(order.4)
+                    .bind(order.5)
+                    .bind(order.6)
+                    .bind(order.7)
+                    .bind(order.8)
+                    .bind(order.9)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(RegistryImport::Applied(counts))
+            }
+
+            async fn case_owner(
+                &self,
+                case_number: &$crate::domain::CaseNumber,
+            ) -> $crate::storage::StoreResult<Option<$crate::domain::ObligorId>> {
+                let owner: Option<String> = sqlx::query_scalar("SELECT obligor_id FROM cases WHERE case_number = $1")
+                    .bind(case_number.as_str())
+                    .fetch_optional(self.reader())
+                    .await?;
+                owner.as_deref().map($crate::storage::sql_store::obligor_id).transpose()
+            }
+
+            async fn add_collection(
+                &self,
+                collection: $crate::storage::NewCollection,
+            ) -> $crate::storage::StoreResult<$crate::storage::CollectionRecord> {
+                let collection_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'PENDING', $6) RETURNING collection_id",
+                )
+                .bind(collection.obligor_id.as_str())
+                .bind(collection.case_number.as_ref().map(|c| c.as_str()))
+                .bind(collection.source.as_str())
+                .bind(collection.amount.cents())
+                .bind(collection.effective_date.to_string())
+                .bind(&collection.received_at)
+                .fetch_one(self.writer())
+                .await?;
+                Ok($crate::storage::CollectionRecord {
+                    collection_id,
+                    obligor_id: collection.obligor_id,
+                    case_number: collection.case_number,
+                    source: collection.source,
+                    amount: collection.amount,
+                    effective_date: collection.effective_date,
+                    status: "PENDING".to_owned(),
+                })
+            }
+
+            async fn distribute(
+                &self,
+                started_at: &str,
+                planner: &$crate::storage::Planner,
+            ) -> $crate::storage::StoreResult<Option<$crate::storage::RunSummary>> {
+                use std::collections::BTreeMap;
+                use $crate::domain::distribution::{ObligorInput, OrderLedger, PendingCollection};
+                use $crate::domain::{Bucket, Money};
+                use $crate::storage::sql_store::{self as sql, OBLIGORS_PER_BATCH, ORDER_COLUMNS};
+                use $crate::storage::{RunSummary, StoreError};
+
+                let mut tx = self.writer().begin().await?;
+                Self::lock_distribution(&mut tx).await?;
+                let run_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) \
+                     VALUES ($1, 0, 0, 0, 0) RETURNING run_id",
+                )
+                .bind(started_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut summary = RunSummary { run_id, ..RunSummary::default() };
+                let mut collected = Money::ZERO;
+
+                let mut after = String::new();
+                loop {
+                    let batch: Vec<String> = sqlx::query_scalar(
+                        "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
+                         ORDER BY obligor_id LIMIT $2",
+                    )
+                    .bind(&after)
+                    .bind(OBLIGORS_PER_BATCH)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let (Some(first), Some(last)) = (batch.first(), batch.last()) else { break };
+                    const PENDING_IN_RANGE: &str =
+                        "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2";
+
+                    let mut inputs: BTreeMap<String, ObligorInput> = BTreeMap::new();
+                    for id in &batch {
+                        let input = ObligorInput { obligor_id: sql::obligor_id(id)?, ledgers: Vec::new(), pending: Vec::new() };
+                        inputs.insert(id.clone(), input);
+                    }
+                    let pending: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                        "SELECT collection_id, obligor_id, amount_cents, effective_date FROM collections \
+                         WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id",
+                    )
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (id, obligor, cents, effective_date) in pending {
+                        let amount = Money::from_cents(cents);
+                        collected += amount;
+                        let input = inputs.get_mut(&obligor).ok_or_else(|| StoreError::Conflict(format!("collection {id} appeared during the run")))?;
+                        input.pending.push(PendingCollection { id, amount, effective_date: sql::date(&effective_date)? });
+                    }
+                    let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE obligor_id IN ({PENDING_IN_RANGE})"
+                    ))
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut ledgers: BTreeMap<String, (String, OrderLedger)> = BTreeMap::new();
+                    for (id, case, monthly, start, arrears, end, obligor) in orders {
+                        let order = sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?;
+                        ledgers.insert(id, (obligor, OrderLedger::new(order)));
+                    }
+                    let paid: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(&format!(
+                        "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
+                         WHERE order_id IS NOT NULL AND obligor_id IN ({PENDING_IN_RANGE}) GROUP BY order_id, bucket, month"
+                    ))
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (order, bucket, month, cents) in paid {
+                        let (_, ledger) = ledgers.get_mut(&order).ok_or_else(|| StoreError::Corrupt(format!("allocation to unknown order {order}")))?;
+                        ledger.record(sql::bucket(&bucket)?, sql::month(month)?, Money::from_cents(cents));
+                    }
+                    for (obligor, ledger) in ledgers.into_values() {
+                        if let Some(input) = inputs.get_mut(&obligor) {
+                            input.ledgers.push(ledger);
+                        }
+                    }
+
+                    let plans = planner(inputs.into_values().filter(|i| !i.pending.is_empty()).collect())?;
+                    summary.obligors += plans.len() as u64;
+                    for plan in plans {
+                        for pool in plan.pools {
+                            let distribution = &pool.distribution;
+                            let effective_date = distribution.effective_date.to_string();
+                            let pool_id: i64 = sqlx::query_scalar(
+                                "INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES ($1, $2, $3, $4) RETURNING pool_id",
+                            )
+                            .bind(run_id)
+                            .bind(plan.obligor_id.as_str())
+                            .bind(&effective_date)
+                            .bind(distribution.amount.cents())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            for collection_id in &pool.collection_ids {
+                                let claimed = sqlx::query(
+                                    "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE collection_id = $2 AND status = 'PENDING'",
+                                )
+                                .bind(pool_id)
+                                .bind(collection_id)
+                                .execute(&mut *tx)
+                                .await?;
+                                if claimed.rows_affected() != 1 {
+                                    return Err(StoreError::Conflict(format!("collection {collection_id} is no longer pending")));
+                                }
+                            }
+                            for allocation in &distribution.allocations {
+                                sqlx::query(
+                                    "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents) \
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                )
+                                .bind(run_id)
+                                .bind(pool_id)
+                                .bind(plan.obligor_id.as_str())
+                                .bind(allocation.order_id.as_ref().map(|o| o.as_str()))
+                                .bind(allocation.bucket.as_str())
+                                .bind(allocation.month.map(|m| m.to_string()))
+                                .bind(&effective_date)
+                                .bind(allocation.amount.cents())
+                                .execute(&mut *tx)
+                                .await?;
+                                match allocation.bucket {
+                                    Bucket::Current => summary.current += allocation.amount,
+                                    Bucket::Arrears => summary.arrears += allocation.amount,
+                                    Bucket::Unapplied => summary.unapplied += allocation.amount,
+                                }
+                            }
+                            summary.pools += 1;
+                            summary.collections += pool.collection_ids.len() as u64;
+                            summary.allocations += distribution.allocations.len() as u64;
+                            summary.total += distribution.amount;
+                        }
+                    }
+                    after = last.clone();
+                }
+
+                if summary.collections == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                // Conservation, checked on the rows as written before anything commits:
+                // Σ allocations (unapplied included) = Σ pools = Σ collections distributed.
+                let (pooled, allocated, claimed): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT \
+                       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE run_id = $1), \
+                       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE run_id = $1), \
+                       (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id WHERE p.run_id = $1)",
+                )
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let written = [pooled, allocated, claimed, collected.cents(), summary.total.cents()];
+                if written.iter().any(|&cents| cents != summary.total.cents())
+                    || summary.current + summary.arrears + summary.unapplied != summary.total
+                {
+                    tx.rollback().await?;
+                    return Err(StoreError::Conservation($crate::domain::distribution::ConservationError {
+                        obligor_id: format!("(run {run_id})"),
+                        collected,
+                        pooled: Money::from_cents(pooled),
+                        allocated: Money::from_cents(allocated),
+                    }));
+                }
+                sqlx::query("UPDATE distribution_runs SET collections = $1, pools = $2, total_cents = $3, unapplied_cents = $4 WHERE run_id = $5")
+                    .bind(summary.collections as i64)
+                    .bind(summary.pools as i64)
+                    .bind(summary.total.cents())
+                    .bind(summary.unapplied.cents())
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(summary))
+            }
+
+            async fn allocations_after(
+                &self,
+                after_id: i64,
+                limit: u32,
+            ) -> $crate::storage::StoreResult<Vec<$crate::storage::AllocationRecord>> {
+                use $crate::storage::sql_store as sql;
+                let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String, Option<String>, String, i64)> = sqlx::query_as(
+                    "SELECT a.allocation_id, a.run_id, a.obligor_id, o.case_number, a.order_id, a.bucket, a.month, \
+                     a.effective_date, a.amount_cents FROM allocations a LEFT JOIN orders o ON o.order_id = a.order_id \
+                     WHERE a.allocation_id > $1 ORDER BY a.allocation_id LIMIT $2",
+                )
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter()
+                    .map(|(allocation_id, run_id, obligor, case, order, bucket, month, effective_date, cents)| {
+                        Ok($crate::storage::AllocationRecord {
+                            allocation_id,
+                            run_id,
+                            obligor_id: sql::obligor_id(&obligor)?,
+                            case_number: case.as_deref().map(sql::case_number).transpose()?,
+                            order_id: order.as_deref().map(sql::order_id).transpose()?,
+                            bucket: sql::bucket(&bucket)?,
+                            month: sql::month(month)?,
+                            effective_date: sql::date(&effective_date)?,
+                            amount: $crate::domain::Money::from_cents(cents),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn orders_after(
+                &self,
+                after: Option<&$crate::domain::OrderId>,
+                limit: u32,
+            ) -> $crate::storage::StoreResult<Vec<$crate::storage::StoredOrder>> {
+                use $crate::domain::distribution::OrderLedger;
+                use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
+                use $crate::storage::{StoreError, StoredOrder};
+
+                let after = after.map(|id| id.as_str()).unwrap_or("");
+                let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > $1 ORDER BY order_id LIMIT $2"
+                ))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                let (Some(first), Some(last)) = (orders.first(), orders.last()) else { return Ok(Vec::new()) };
+                let paid: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
+                     WHERE order_id BETWEEN $1 AND $2 GROUP BY order_id, bucket, month",
+                )
+                .bind(&first.0)
+                .bind(&last.0)
+                .fetch_all(self.reader())
+                .await?;
+                let mut stored = Vec::with_capacity(orders.len());
+                let mut index = std::collections::HashMap::with_capacity(orders.len());
+                for (id, case, monthly, start, arrears, end, obligor) in orders {
+                    let order = sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?;
+                    index.insert(id, stored.len());
+                    stored.push(StoredOrder { obligor_id: sql::obligor_id(&obligor)?, ledger: OrderLedger::new(order) });
+                }
+                for (order, bucket, month, cents) in paid {
+                    let position = *index.get(&order).ok_or_else(|| StoreError::Corrupt(format!("allocation to unknown order {order}")))?;
+                    stored[position].ledger.record(sql::bucket(&bucket)?, sql::month(month)?, $crate::domain::Money::from_cents(cents));
+                }
+                Ok(stored)
+            }
+        }
+    };
+}
+
+/// The order columns compared on re-import: obligor, case, terms and child details.
+pub(super) type StoredOrderRow =
+    (String, String, i64, String, i64, Option<String>, Option<String>, Option<String>, Option<bool>, Option<bool>);
+
+pub(super) use impl_sql_store;

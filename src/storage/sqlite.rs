@@ -1,0 +1,53 @@
+//! SQLite: the embedded default. `gateway serve` on a fresh machine creates `gateway.db`.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! (queued in-process instead of failing with SQLITE_BUSY), and reads through a small pool of
+//! their own that WAL mode lets run beside the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use super::sql_store::impl_sql_store;
+use super::StoreResult;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://FILE` URL names and applies
+    /// the migrations.
+    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit the gateway acknowledged survives a power cut, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The single writer connection already serialises distribution runs in this process;
+    /// another process on the same file waits on SQLite's own lock (busy timeout).
+    async fn lock_distribution(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl_sql_store!(SqliteStore, "sqlite");
