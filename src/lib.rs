@@ -9,3 +9,11 @@ pub mod domain;
 pub mod storage;
 /// Bytes to records: the file formats the gateway reads.
 pub mod formats;
+/// Use cases over the domain and the store.
+pub mod app;
+/// The gRPC transport: thin handlers, health, reflection.
+pub mod grpc;
+/// Building and running the server.
+pub mod startup;
+/// The command-line client (and `serve`).
+pub mod cli;

@@ -1,0 +1,177 @@
+//! Use cases: what the gateway does for its users, over the domain and the store.
+//!
+//! Each public method of [`App`] is one thing a user asks for (import the registry, record a
+//! collection, run distribution, export). The gRPC handlers and the CLI call exactly one of
+//! them; rules live in `domain`, persistence in `storage`.
+
+mod clock;
+mod error;
+mod export;
+pub mod pii;
+mod upload;
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::domain::distribution::plan_obligors;
+use crate::domain::registry::RegistryProblem;
+use crate::domain::{CaseNumber, Money};
+use crate::formats::registry::read_registry;
+use crate::storage::{CollectionRecord, CollectionSource, NewCollection, RegistryEntry, RegistryImport, RunSummary, Store};
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::AppError;
+pub use export::ExportStream;
+pub use pii::PiiKey;
+pub use upload::{UploadLimits, UploadStream};
+
+/// The gateway's use cases, shared by every request.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<dyn Store>,
+    pii: Arc<PiiKey>,
+    clock: Arc<dyn Clock>,
+    limits: UploadLimits,
+}
+
+/// The answer to a registry import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryOutcome {
+    pub applied: bool,
+    pub rows: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub problems: Vec<RegistryProblem>,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, pii: PiiKey, clock: Arc<dyn Clock>, limits: UploadLimits) -> App {
+        App { store, pii: Arc::new(pii), clock, limits }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    /// Imports a registry CSV streamed in chunks. All-or-nothing: any invalid row, or a row
+    /// that would move a stored case or order to another obligor, refuses the file whole.
+    pub async fn import_registry(&self, upload: impl UploadStream) -> Result<RegistryOutcome, AppError> {
+        let reader = upload::spawn_reader(upload, self.limits);
+        let failure = reader.failure();
+        let parsed = tokio::task::spawn_blocking(move || read_registry(reader))
+            .await
+            .map_err(|e| AppError::Internal(format!("registry parser stopped: {e}")))?;
+        if let Some(error) = failure.take() {
+            return Err(error);
+        }
+        let rows = match parsed {
+            Ok(rows) => rows,
+            Err(problems) => return Ok(RegistryOutcome::refused(0, problems)),
+        };
+        let entries: Vec<RegistryEntry> = rows
+            .into_iter()
+            .map(|row| RegistryEntry {
+                line: row.line,
+                ssn_hmac: self.pii.ssn_hmac(&row.ssn),
+                ssn_last4: row.ssn.last4().to_owned(),
+                obligor_id: row.obligor_id,
+                last_name: row.last_name,
+                first_name: row.first_name,
+                order: row.order,
+                employer_fein: row.employer_fein,
+                child_birth_date: row.child_birth_date,
+                continuing_education: row.continuing_education,
+                impaired: row.impaired,
+            })
+            .collect();
+        let row_count = entries.len() as u64;
+        match self.store.import_registry(&entries).await? {
+            RegistryImport::Applied(counts) => {
+                tracing::info!(rows = row_count, added = counts.added, updated = counts.updated, unchanged = counts.unchanged, "registry imported");
+                Ok(RegistryOutcome {
+                    applied: true,
+                    rows: row_count,
+                    added: counts.added,
+                    updated: counts.updated,
+                    unchanged: counts.unchanged,
+                    problems: Vec::new(),
+                })
+            }
+            RegistryImport::Refused(problems) => Ok(RegistryOutcome::refused(row_count, problems)),
+        }
+    }
+
+    /// Records money received for the obligor of `case_number`, entered by the back office.
+    pub async fn add_manual_collection(
+        &self,
+        case_number: CaseNumber,
+        amount: Money,
+        effective_date: NaiveDate,
+    ) -> Result<CollectionRecord, AppError> {
+        if !amount.is_positive() || amount > Money::MAX_LINE_AMOUNT {
+            return Err(AppError::invalid("amount", "the amount must be above 0.00 and at most 99999999.99"));
+        }
+        if effective_date > self.today() {
+            return Err(AppError::invalid("effective_date", "money cannot be received in the future"));
+        }
+        let obligor_id = self
+            .store
+            .case_owner(&case_number)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("case {case_number} is not in the registry")))?;
+        let record = self
+            .store
+            .add_collection(NewCollection {
+                obligor_id,
+                case_number: Some(case_number),
+                source: CollectionSource::Manual,
+                amount,
+                effective_date,
+                received_at: self.clock.now_rfc3339(),
+            })
+            .await?;
+        tracing::info!(collection_id = record.collection_id, amount = %record.amount, "manual collection recorded");
+        Ok(record)
+    }
+
+    /// Distributes every pending collection. `None` when there was nothing to distribute.
+    pub async fn distribute(&self) -> Result<Option<RunSummary>, AppError> {
+        let started = std::time::Instant::now();
+        let summary = self.store.distribute(&self.clock.now_rfc3339(), &plan_obligors).await?;
+        match &summary {
+            Some(run) => tracing::info!(
+                run_id = run.run_id,
+                collections = run.collections,
+                pools = run.pools,
+                total = %run.total,
+                unapplied = %run.unapplied,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "distribution run committed"
+            ),
+            None => tracing::info!("distribution run: nothing pending"),
+        }
+        Ok(summary)
+    }
+
+    /// The allocation export, as CSV chunks.
+    pub fn export_allocations(&self) -> ExportStream {
+        export::allocations(self.store.clone())
+    }
+
+    /// The balance export as of a date (today when `None`), as CSV chunks.
+    pub fn export_balances(&self, as_of: Option<NaiveDate>) -> ExportStream {
+        export::balances(self.store.clone(), as_of.unwrap_or_else(|| self.today()))
+    }
+}
+
+impl RegistryOutcome {
+    fn refused(rows: u64, problems: Vec<RegistryProblem>) -> RegistryOutcome {
+        RegistryOutcome { applied: false, rows, added: 0, updated: 0, unchanged: 0, problems }
+    }
+}

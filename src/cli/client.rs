@@ -1,0 +1,115 @@
+//! The client commands: each makes one gRPC call and prints its answer.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tonic::transport::Channel;
+
+use super::output;
+use super::{CollectionCommand, Command, ExportKind, RegistryCommand};
+use crate::grpc::proto;
+
+/// Bytes per upload message: well under gRPC's default 4 MiB message limit.
+const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The exit code of a command whose file was refused.
+const REFUSED: u8 = 3;
+
+pub async fn run(server: &str, json: bool, command: Command) -> anyhow::Result<ExitCode> {
+    let channel = connect(server).await?;
+    match command {
+        Command::Serve(_) => unreachable!("serve is not a client command"),
+        Command::Registry(RegistryCommand::Import { file }) => {
+            let upload = file_chunks(&file, |chunk| proto::ImportRegistryRequest { chunk }).await?;
+            let mut client = proto::registry_service_client::RegistryServiceClient::new(channel);
+            let response = client.import_registry(upload).await.map_err(status_error)?.into_inner();
+            output::print(json, &response, output::registry_import(&response))?;
+            Ok(if response.applied { ExitCode::SUCCESS } else { ExitCode::from(REFUSED) })
+        }
+        Command::Collection(CollectionCommand::Add { case_number, amount, effective_date }) => {
+            let mut client = proto::collection_service_client::CollectionServiceClient::new(channel);
+            let request = proto::AddCollectionRequest { case_number, amount, effective_date };
+            let response = client.add_collection(request).await.map_err(status_error)?.into_inner();
+            output::print(json, &response, output::collection(&response))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Distribute => {
+            let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel);
+            let response = client.run_distribution(proto::RunDistributionRequest {}).await.map_err(status_error)?.into_inner();
+            output::print(json, &response, output::distribution(&response))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(args) => {
+            let mut client = proto::export_service_client::ExportServiceClient::new(channel);
+            let stream = match args.what {
+                ExportKind::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
+                ExportKind::Balances => {
+                    let as_of = args.as_of.unwrap_or_default();
+                    client.export_balances(proto::ExportBalancesRequest { as_of }).await
+                }
+            }
+            .map_err(status_error)?
+            .into_inner();
+            match &args.out {
+                Some(path) => {
+                    let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
+                    write_export(stream, file).await?;
+                }
+                None => write_export(stream, tokio::io::stdout()).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn connect(server: &str) -> anyhow::Result<Channel> {
+    let endpoint = Channel::from_shared(server.to_owned()).with_context(|| format!("`{server}` is not a server URL"))?;
+    endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {server} (is `gateway serve` running? see --server)"))
+}
+
+/// A server's refusal, as a person reads it.
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+}
+
+/// Streams a file in chunks, each wrapped in the upload's message type.
+async fn file_chunks<M: Send + 'static>(
+    path: &Path,
+    wrap: fn(Vec<u8>) -> M,
+) -> anyhow::Result<impl futures::Stream<Item = M> + Send + 'static> {
+    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(futures::stream::unfold(Some(file), move |file| async move {
+        let mut file = file?;
+        let mut chunk = vec![0; UPLOAD_CHUNK_BYTES];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(count) => {
+                chunk.truncate(count);
+                Some((wrap(chunk), Some(file)))
+            }
+            Err(error) => {
+                // Ending the stream early makes the server see a short file: say why here.
+                eprintln!("error: reading the file failed: {error}");
+                None
+            }
+        }
+    }))
+}
+
+async fn write_export(
+    mut stream: tonic::Streaming<proto::ExportChunk>,
+    mut out: impl AsyncWrite + Unpin,
+) -> anyhow::Result<()> {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(status_error)?;
+        out.write_all(&chunk.data).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}

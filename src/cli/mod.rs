@@ -1,0 +1,168 @@
+//! The command line: `gateway serve` runs the server; every other command is a client that
+//! talks to a running server over gRPC, so a person can do by hand what a system does by API.
+
+mod client;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{SystemClock, UploadLimits};
+use crate::startup::{shutdown_signal, Application, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Payroll-deduction remittance gateway of a state child support agency",
+    long_about = "Payroll-deduction remittance gateway of a state child support agency.\n\n\
+                  `gateway serve` runs the server. Every other command is a client of a running server \
+                  (see --server): the same things the gRPC API does, by hand.\n\n\
+                  Exit codes: 0 done; 1 error (bad argument, server unreachable, refused request); \
+                  3 a file was refused and nothing of it was applied (the problems are printed)."
+)]
+pub struct Cli {
+    /// The gateway server to talk to.
+    #[arg(long, global = true, env = "GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+
+    /// Print the server's whole answer as JSON instead of a summary for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway server (gRPC, with health and reflection).
+    Serve(ServeArgs),
+    /// The case registry imported from the case management system.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Money received for an obligor.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Distribute every pending collection: current support first, then arrears, then
+    /// unapplied credit.
+    Distribute,
+    /// Export allocations or balances as CSV.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// The database: `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "GATEWAY_DATABASE_URL", default_value = "sqlite://gateway.db")]
+    pub database: String,
+
+    /// The key of the SSN HMAC, 64 hex digits. Without it a key is generated and kept in
+    /// the database (fine for the embedded default; set one in production).
+    #[arg(long, env = "GATEWAY_PII_KEY", hide_env_values = true)]
+    pub pii_key: Option<String>,
+
+    /// The largest upload accepted, in bytes.
+    #[arg(long, env = "GATEWAY_MAX_UPLOAD_BYTES", default_value_t = UploadLimits::STANDARD.max_bytes)]
+    pub max_upload_bytes: u64,
+
+    /// Log format. The level is set with RUST_LOG (default `info`).
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Import a registry CSV file (one row per support order). All or nothing: a file with
+    /// any invalid row changes nothing and every problem is listed by line.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Record money received by the back office (source MANUAL).
+    Add {
+        /// The case the money is for (8 digits).
+        #[arg(long)]
+        case_number: String,
+        /// The amount, e.g. 184.62.
+        #[arg(long)]
+        amount: String,
+        /// The date the money counts from, YYYY-MM-DD.
+        #[arg(long)]
+        effective_date: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub what: ExportKind,
+    /// For balances: the as-of date, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    Allocations,
+    Balances,
+}
+
+/// Runs the command line; the exit code says how it went.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        command => {
+            init_tracing(LogFormat::Text, "warn");
+            client::run(&cli.server, cli.json, command).await
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.log_format, "info");
+    let config = ServerConfig {
+        listen: args.listen,
+        database_url: args.database,
+        pii_key: args.pii_key,
+        upload_limits: UploadLimits { max_bytes: args.max_upload_bytes },
+        clock: Arc::new(SystemClock),
+    };
+    tracing::info!(?config, "starting");
+    let application = Application::build(config).await?;
+    application.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to standard error, so that command output on standard out stays clean.
+fn init_tracing(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
