@@ -1,0 +1,122 @@
+//! Test helpers: fresh databases on both backends, and a real server on a free port.
+#![allow(dead_code)] // Each test binary uses its own subset of these helpers.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use gateway::app::{FixedClock, UploadLimits};
+use gateway::startup::{Application, ServerConfig};
+use gateway::storage::{self, Store};
+use tonic::transport::Channel;
+
+/// The PostgreSQL server the tests use: CI starts it on 127.0.0.1:5432 (trust auth).
+pub fn postgres_admin_url() -> String {
+    std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database of its own for one test. Dropping it removes the SQLite file; PostgreSQL
+/// schemas are left for inspection (each has a unique name).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+                TestDb { url, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let schema = format!("gw_test_{}", unique_suffix());
+                let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is required for these tests ({admin}): {e}. Start it with \
+                         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+                    )
+                });
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut connection).await.expect("create schema");
+                let separator = if admin.contains('?') { '&' } else { '?' };
+                TestDb { url: format!("{admin}{separator}options=-c%20search_path%3D{schema}"), _dir: None }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        storage::connect(&self.url).await.expect("connect to the test database")
+    }
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut random = [0u8; 4];
+    getrandom::fill(&mut random).unwrap();
+    format!("{nanos:x}{}", hex::encode(random))
+}
+
+/// The day the tests' server believes it is.
+pub fn test_today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
+}
+
+/// A running server on a free port, its database, and a channel to it.
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub channel: Channel,
+    pub db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with_limits(backend, UploadLimits::STANDARD).await
+    }
+
+    pub async fn spawn_with_limits(backend: Backend, upload_limits: UploadLimits) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            pii_key: Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_owned()),
+            upload_limits,
+            clock: Arc::new(FixedClock(test_today())),
+        };
+        let application = Application::build(config).await.expect("the server starts");
+        let address = application.local_addr();
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            application.run_until(async { let _ = signal.await; }).await.expect("the server runs");
+        });
+        let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect");
+        TestApp { address, channel, db, shutdown: Some(shutdown), server: Some(server) }
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server stops cleanly");
+        }
+    }
+}
+
+/// The registry of the spec's worked examples: orders A (300.00 a month, 100.00 arrears)
+/// and B (200.00 a month, 300.00 arrears) of one obligor, from November 2026.
+pub const SPEC_REGISTRY: &str = "\
+obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears,employer_fein
+OB-1,123-45-6789,Smith,John,12345678,A,300.00,2026-11,100.00,43-1234567
+OB-1,123-45-6789,Smith,John,12345679,B,200.00,2026-11,300.00,
+OB-2,223-45-6789,Doe,Jane,22345678,C,150.00,2026-11,0.00,
+";

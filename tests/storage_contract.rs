@@ -1,0 +1,285 @@
+//! The storage contract: one suite, run on SQLite and on PostgreSQL.
+//!
+//! Every scenario is a plain async function of the backend; `on_both_backends!` makes a
+//! test of it for each. CI runs the PostgreSQL half against a real server: never skipped.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use common::{Backend, TestDb, SPEC_REGISTRY};
+use gateway::domain::distribution::{plan_obligors, ConservationError, ObligorInput, ObligorPlan};
+use gateway::domain::{Bucket, CaseNumber, Money, ObligorId, OrderId};
+use gateway::formats::registry::read_registry;
+use gateway::storage::{
+    CollectionSource, ImportCounts, NewCollection, RegistryEntry, RegistryImport, Store, StoreError,
+};
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $scenario() { super::$scenario(super::Backend::Postgres).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    registry_import_reports_added_updated_and_unchanged,
+    registry_import_refuses_moving_a_case_or_an_order_and_writes_nothing,
+    distribution_writes_the_spec_example_and_claims_the_collections,
+    a_run_with_nothing_pending_changes_nothing,
+    a_failed_plan_leaves_nothing_written,
+    balances_are_derived_from_the_allocations,
+    a_run_spans_several_batches_of_obligors,
+    allocations_cannot_be_altered,
+    two_replicas_never_distribute_a_collection_twice,
+    a_setting_keeps_its_first_value,
+);
+
+fn entries(csv: &str) -> Vec<RegistryEntry> {
+    read_registry(csv.as_bytes())
+        .expect("a valid registry")
+        .into_iter()
+        .map(|row| RegistryEntry {
+            line: row.line,
+            ssn_hmac: format!("hmac-{}", row.ssn.last4()),
+            ssn_last4: row.ssn.last4().to_owned(),
+            obligor_id: row.obligor_id,
+            last_name: row.last_name,
+            first_name: row.first_name,
+            order: row.order,
+            employer_fein: row.employer_fein,
+            child_birth_date: row.child_birth_date,
+            continuing_education: row.continuing_education,
+            impaired: row.impaired,
+        })
+        .collect()
+}
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+fn money(text: &str) -> Money {
+    Money::parse_signed(text).unwrap()
+}
+
+async fn collect(store: &dyn Store, case: &str, amount: &str, effective: &str) -> i64 {
+    let case_number = CaseNumber::parse(case).unwrap();
+    let obligor_id = store.case_owner(&case_number).await.unwrap().expect("a known case");
+    store
+        .add_collection(NewCollection {
+            obligor_id,
+            case_number: Some(case_number),
+            source: CollectionSource::Manual,
+            amount: money(amount),
+            effective_date: date(effective),
+            received_at: "2026-11-20T12:00:00Z".to_owned(),
+        })
+        .await
+        .unwrap()
+        .collection_id
+}
+
+async fn seeded(backend: Backend) -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    assert!(matches!(store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap(), RegistryImport::Applied(_)));
+    (db, store)
+}
+
+async fn all_allocations(store: &dyn Store) -> Vec<(String, Bucket, Option<String>, Money)> {
+    store
+        .allocations_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.order_id.map(|o| o.to_string()).unwrap_or_default(), a.bucket, a.month.map(|m| m.to_string()), a.amount))
+        .collect()
+}
+
+async fn registry_import_reports_added_updated_and_unchanged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let first = store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap();
+    assert_eq!(first, RegistryImport::Applied(ImportCounts { added: 3, updated: 0, unchanged: 0 }));
+    let again = store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap();
+    assert_eq!(again, RegistryImport::Applied(ImportCounts { added: 0, updated: 0, unchanged: 3 }));
+
+    // Order B's monthly amount changes, and obligor OB-2's name: both rows are updated.
+    let changed = SPEC_REGISTRY.replace("B,200.00", "B,250.00").replace("Doe,Jane", "Doe,Janet");
+    let changed = format!("{changed}OB-2,223-45-6789,Doe,Janet,22345678,D,10.00,2026-12,0.00,\n");
+    let third = store.import_registry(&entries(&changed)).await.unwrap();
+    assert_eq!(third, RegistryImport::Applied(ImportCounts { added: 1, updated: 2, unchanged: 1 }));
+
+    let owner = store.case_owner(&CaseNumber::parse("22345678").unwrap()).await.unwrap();
+    assert_eq!(owner, Some(ObligorId::parse("OB-2").unwrap()));
+    assert_eq!(store.case_owner(&CaseNumber::parse("99999999").unwrap()).await.unwrap(), None);
+    let orders = store.orders_after(None, 100).await.unwrap();
+    let b = orders.iter().find(|o| o.ledger.order().id.as_str() == "B").unwrap();
+    assert_eq!(b.ledger.order().monthly_amount, money("250.00"));
+    assert_eq!(orders.len(), 4);
+}
+
+async fn registry_import_refuses_moving_a_case_or_an_order_and_writes_nothing(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    // Line 2 gives case 12345678 (OB-1's) to OB-9; line 3 gives order C (OB-2's) to OB-9;
+    // line 4 is a new order that would be fine on its own.
+    let hostile = "\
+obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears
+OB-9,323-45-6789,Roe,Ann,12345678,Z,1.00,2026-11,0
+OB-9,323-45-6789,Roe,Ann,32345678,C,1.00,2026-11,0
+OB-9,323-45-6789,Roe,Ann,32345678,Y,1.00,2026-11,0
+";
+    let RegistryImport::Refused(problems) = store.import_registry(&entries(hostile)).await.unwrap() else {
+        panic!("the file must be refused")
+    };
+    let found: Vec<_> = problems.iter().map(|p| (p.line, p.code)).collect();
+    assert_eq!(found, [(2, "CASE_OWNER_CONFLICT"), (3, "ORDER_OWNER_CONFLICT")]);
+    // Nothing of the file was written, not even its valid row.
+    assert_eq!(store.case_owner(&CaseNumber::parse("32345678").unwrap()).await.unwrap(), None);
+    assert_eq!(store.orders_after(None, 100).await.unwrap().len(), 3);
+}
+
+async fn distribution_writes_the_spec_example_and_claims_the_collections(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    // 600.00 in two collections of one date: one pool (spec table, second row).
+    collect(&*store, "12345678", "400.00", "2026-11-13").await;
+    collect(&*store, "12345679", "200.00", "2026-11-13").await;
+    collect(&*store, "22345678", "200.00", "2026-11-14").await;
+    let run = store.distribute("2026-11-20T12:00:00Z", &plan_obligors).await.unwrap().expect("a run");
+    assert_eq!((run.obligors, run.collections, run.pools), (2, 3, 2));
+    assert_eq!(run.total, money("800.00"));
+    assert_eq!((run.current, run.arrears, run.unapplied), (money("650.00"), money("100.00"), money("50.00")));
+    let allocations = all_allocations(&*store).await;
+    let month = Some("2026-11".to_owned());
+    assert_eq!(
+        allocations,
+        [
+            ("A".to_owned(), Bucket::Current, month.clone(), money("300.00")),
+            ("B".to_owned(), Bucket::Current, month.clone(), money("200.00")),
+            ("A".to_owned(), Bucket::Arrears, None, money("25.00")),
+            ("B".to_owned(), Bucket::Arrears, None, money("75.00")),
+            ("C".to_owned(), Bucket::Current, month, money("150.00")),
+            (String::new(), Bucket::Unapplied, None, money("50.00")),
+        ]
+    );
+    let exported = store.allocations_after(0, 10).await.unwrap();
+    assert!(exported.iter().all(|a| a.run_id == run.run_id));
+    assert_eq!(exported[0].case_number.as_ref().map(|c| c.as_str()), Some("12345678"));
+    assert_eq!(exported[5].case_number, None);
+}
+
+async fn a_run_with_nothing_pending_changes_nothing(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    collect(&*store, "12345678", "250.00", "2026-11-13").await;
+    assert!(store.distribute("t", &plan_obligors).await.unwrap().is_some());
+    let before = all_allocations(&*store).await;
+    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    assert_eq!(all_allocations(&*store).await, before);
+}
+
+async fn a_failed_plan_leaves_nothing_written(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    collect(&*store, "12345678", "250.00", "2026-11-13").await;
+    let failing = |inputs: Vec<ObligorInput>| -> Result<Vec<ObligorPlan>, ConservationError> {
+        Err(ConservationError {
+            obligor_id: inputs[0].obligor_id.to_string(),
+            collected: Money::ZERO,
+            pooled: Money::ZERO,
+            allocated: Money::ZERO,
+        })
+    };
+    let error = store.distribute("t", &failing).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conservation(_)), "{error}");
+    assert!(all_allocations(&*store).await.is_empty());
+    // The collection is still pending and the next run distributes it.
+    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("still pending");
+    assert_eq!(run.collections, 1);
+}
+
+async fn balances_are_derived_from_the_allocations(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    collect(&*store, "12345678", "100.01", "2026-11-13").await;
+    store.distribute("t", &plan_obligors).await.unwrap();
+    let november = gateway::domain::YearMonth::parse("2026-11").unwrap();
+    let december = gateway::domain::YearMonth::parse("2026-12").unwrap();
+    let first_page = store.orders_after(None, 2).await.unwrap();
+    let ids: Vec<_> = first_page.iter().map(|o| o.ledger.order().id.to_string()).collect();
+    assert_eq!(ids, ["A", "B"]);
+    let (a, b) = (&first_page[0].ledger, &first_page[1].ledger);
+    assert_eq!((a.current_due(november), b.current_due(november)), (money("239.99"), money("160.00")));
+    // Unpaid November current support is arrears from December on.
+    assert_eq!((a.arrears(december), b.arrears(december)), (money("339.99"), money("460.00")));
+    let next = store.orders_after(Some(&OrderId::parse("B").unwrap()), 2).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].ledger.order().id.as_str(), "C");
+    assert_eq!(next[0].obligor_id.as_str(), "OB-2");
+}
+
+async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let obligors = 1_100; // more than two batches of 500
+    let mut csv = String::from("obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n");
+    for i in 0..obligors {
+        csv.push_str(&format!("OB{i:05},{:09},Last,First,{:08},ORD{i:05},100.00,2026-11,0\n", 100_000_000 + i, 10_000_000 + i));
+    }
+    assert!(matches!(store.import_registry(&entries(&csv)).await.unwrap(), RegistryImport::Applied(_)));
+    for i in 0..obligors {
+        collect(&*store, &format!("{:08}", 10_000_000 + i), "150.00", "2026-11-13").await;
+    }
+    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("a run");
+    assert_eq!((run.obligors, run.collections, run.pools), (obligors as u64, obligors as u64, obligors as u64));
+    assert_eq!(run.current, Money::from_cents(100_00 * obligors as i64));
+    assert_eq!(run.unapplied, Money::from_cents(50_00 * obligors as i64));
+    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+}
+
+async fn allocations_cannot_be_altered(backend: Backend) {
+    let (db, store) = seeded(backend).await;
+    collect(&*store, "12345678", "250.00", "2026-11-13").await;
+    store.distribute("t", &plan_obligors).await.unwrap();
+    let update = "UPDATE allocations SET amount_cents = 1";
+    let delete = "DELETE FROM allocations";
+    let refused = match backend {
+        Backend::Sqlite => {
+            let mut connection = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+            (sqlx::query(update).execute(&mut connection).await.is_err(), sqlx::query(delete).execute(&mut connection).await.is_err())
+        }
+        Backend::Postgres => {
+            let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+            (sqlx::query(update).execute(&mut connection).await.is_err(), sqlx::query(delete).execute(&mut connection).await.is_err())
+        }
+    };
+    assert_eq!(refused, (true, true));
+    assert_eq!(all_allocations(&*store).await.len(), 2);
+}
+
+async fn two_replicas_never_distribute_a_collection_twice(backend: Backend) {
+    let (db, store) = seeded(backend).await;
+    let replica = db.store().await;
+    for day in 1..=20 {
+        collect(&*store, "12345678", "10.00", &format!("2026-11-{day:02}")).await;
+        collect(&*store, "22345678", "7.00", &format!("2026-11-{day:02}")).await;
+    }
+    let (first, second) = tokio::join!(store.distribute("a", &plan_obligors), replica.distribute("b", &plan_obligors));
+    let runs: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    let distributed: u64 = runs.iter().map(|r| r.collections).sum();
+    assert_eq!(distributed, 40, "every collection exactly once");
+    let total: Money = all_allocations(&*store).await.iter().map(|a| a.3).sum();
+    assert_eq!(total, money("340.00"));
+}
+
+async fn a_setting_keeps_its_first_value(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    assert_eq!(store.setting_or_insert("k", "first").await.unwrap(), "first");
+    assert_eq!(store.setting_or_insert("k", "second").await.unwrap(), "first");
+    assert_eq!(store.backend(), match backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" });
+}
