@@ -6,6 +6,8 @@
 //! decoded into domain values here, so nothing above this layer sees SQL types.
 
 mod postgres;
+pub mod remittance;
+mod sql_remittance;
 mod sql_store;
 mod sqlite;
 
@@ -152,7 +154,7 @@ pub struct StoredOrder {
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: remittance::RemittanceStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -1,0 +1,149 @@
+//! What the store keeps of remittance files: the file, its lines with their outcomes, the
+//! collections of applied lines, the suspense queue and termination notices.
+//!
+//! A file is written through a [`RemittanceWriter`]: one transaction from the first line to
+//! `finish`, so a crash or a refusal mid-file leaves nothing of it.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::StoreResult;
+use crate::domain::{Money, ObligorId};
+
+/// The file as received, before its lines.
+#[derive(Clone, Debug)]
+pub struct NewRemittance {
+    pub sender: String,
+    pub batch_id: String,
+    /// CSV, XML or NACHA.
+    pub format: &'static str,
+    pub content_sha256: String,
+    pub received_at: String,
+    pub received_on: NaiveDate,
+}
+
+/// An accepted file and the counts of its acknowledgment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemittanceSummary {
+    pub remittance_id: i64,
+    pub sender: String,
+    pub batch_id: String,
+    pub format: String,
+    pub content_sha256: String,
+    pub received_at: String,
+    pub received_on: NaiveDate,
+    pub counts: LineCounts,
+}
+
+/// How many lines of a file came out each way, and the money they carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineCounts {
+    pub line_count: u64,
+    pub total: Money,
+    pub applied: u64,
+    pub applied_by_ssn: u64,
+    pub suspense: u64,
+    pub rejected: u64,
+}
+
+/// A problem of a line, as stored and read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredProblem {
+    pub code: String,
+    pub field: String,
+    pub severity: String,
+    pub message: String,
+}
+
+/// One line of a file with its outcome, as written and read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredLine {
+    pub line: u64,
+    /// APPLIED, APPLIED_BY_SSN, SUSPENSE or REJECTED.
+    pub status: String,
+    pub employer_fein: Option<String>,
+    pub case_number: Option<String>,
+    pub ssn_last4: Option<String>,
+    pub amount: Option<Money>,
+    pub pay_date: Option<NaiveDate>,
+    pub obligor_id: Option<ObligorId>,
+    pub prenote: bool,
+    pub problems: Vec<StoredProblem>,
+}
+
+/// What happens to a line besides being recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineEffects {
+    /// Money for an identified obligor: becomes a PAYROLL collection effective on the pay date.
+    pub collect: Option<PayrollCollection>,
+    /// Money held for the back office, with the reason and the SSN's HMAC for later matching.
+    pub suspense: Option<SuspenseHold>,
+    /// The employee left the employer.
+    pub termination_notice: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayrollCollection {
+    /// The registry case the line named, when it named a known one (not when matched by SSN).
+    pub case_number: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspenseHold {
+    pub reason: String,
+    pub ssn_hmac: Option<String>,
+}
+
+/// A line to write: its record and its effects.
+#[derive(Clone, Debug)]
+pub struct LineToWrite {
+    pub record: StoredLine,
+    pub effects: LineEffects,
+}
+
+/// Who the registry says a batch of lines may belong to: case number → (obligor, the
+/// obligor's SSN HMAC), and SSN HMAC → obligors.
+#[derive(Clone, Debug, Default)]
+pub struct DirectoryPage {
+    pub cases: HashMap<String, (ObligorId, String)>,
+    pub obligors_by_ssn: HashMap<String, Vec<ObligorId>>,
+}
+
+/// One suspense item, for the suspense export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspenseRecord {
+    pub suspense_id: i64,
+    pub batch_id: String,
+    pub line: u64,
+    pub case_number: Option<String>,
+    pub ssn_last4: Option<String>,
+    pub amount: Money,
+    pub pay_date: NaiveDate,
+    pub reason: String,
+    pub state: String,
+}
+
+/// Writes one file inside one transaction. Dropping it without `finish` rolls back.
+#[async_trait]
+pub trait RemittanceWriter: Send {
+    /// Looks up, inside the file's transaction, the cases and SSN HMACs a batch of lines quote.
+    async fn lookup(&mut self, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage>;
+    async fn write_lines(&mut self, lines: &[LineToWrite]) -> StoreResult<()>;
+    /// Records the counts and commits the file.
+    async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;
+}
+
+#[async_trait]
+pub trait RemittanceStore: Send + Sync {
+    async fn remittance_by_batch(&self, sender: &str, batch_id: &str) -> StoreResult<Option<RemittanceSummary>>;
+    async fn remittance_by_content(&self, sender: &str, content_sha256: &str) -> StoreResult<Option<RemittanceSummary>>;
+    /// The sender's files, newest first.
+    async fn remittances_of(&self, sender: &str, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
+    /// Starts writing a file. `Conflict` when the sender's batch id was taken meanwhile.
+    async fn begin_remittance(&self, remittance: NewRemittance) -> StoreResult<Box<dyn RemittanceWriter>>;
+    async fn remittance_lines_after(&self, remittance_id: i64, after_line: u64, limit: u32) -> StoreResult<Vec<StoredLine>>;
+    async fn suspense_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<SuspenseRecord>>;
+}
