@@ -4,11 +4,13 @@
 //! as a plain function over values.
 
 pub mod apportion;
+pub mod calendar;
 pub mod distribution;
 pub mod ids;
 pub mod money;
 pub mod month;
 pub mod registry;
+pub mod remittance;
 
 pub use distribution::{Allocation, Bucket, Order, OrderLedger};
 pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};

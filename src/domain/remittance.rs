@@ -1,0 +1,470 @@
+//! Remittance lines and the line rules (`remittance-formats.md`).
+//!
+//! Every format parser produces [`RawLine`]s: the fields as the file wrote them, with the
+//! line's position. [`check_line`] applies every rule, collects every problem (not the first
+//! only), and identifies the obligor through an [`ObligorDirectory`] — a lookup the
+//! application implements over the registry. Nothing here does I/O.
+
+use chrono::NaiveDate;
+
+use super::calendar::more_than_business_days_between;
+use super::ids::{CaseNumber, Fein, ObligorId, Ssn};
+use super::money::{Money, MoneyError};
+use super::month::parse_iso_date;
+
+/// How a format writes its pay dates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateStyle {
+    /// `YYYY-MM-DD` or `MM/DD/YYYY` (CSV).
+    IsoOrUs,
+    /// `YYYY-MM-DD` only (XML).
+    Iso,
+    /// `YYMMDD` (NACHA CCD+ DED03).
+    Yymmdd,
+    /// `CCYYMMDD` (NACHA CTX DED03).
+    Ccyymmdd,
+}
+
+/// A line as the file wrote it. `None` means the format has no such field or the file left
+/// it out; the rules decide what is required.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawLine {
+    /// 1-based: the data row (CSV), the `Payment` element (XML), the DED segment (NACHA).
+    pub line: u64,
+    /// For NACHA, the physical record number of the entry, for messages.
+    pub record: Option<u64>,
+    pub employer_fein: Option<String>,
+    pub employer_name: Option<String>,
+    pub case_number: Option<String>,
+    pub employee_ssn: Option<String>,
+    pub last_name: Option<String>,
+    pub first_name: Option<String>,
+    pub employee_id: Option<String>,
+    pub pay_date: Option<String>,
+    pub pay_date_style: Option<DateStyle>,
+    /// A decimal amount such as `184.62` (NACHA's implied decimals are made explicit).
+    pub amount: Option<String>,
+    pub fips_code: Option<String>,
+    pub medical_support: Option<String>,
+    pub employment_terminated: Option<String>,
+    /// A NACHA zero-dollar prenote (transaction code 23 or 33): validated, no money.
+    pub prenote: bool,
+    /// Problems the format found in this line itself (a malformed DED segment, an entry
+    /// amount that disagrees with its DED amounts): added to the rules' own.
+    pub format_problems: Vec<FormatProblem>,
+}
+
+/// A line-level problem found by a format parser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatProblem {
+    pub field: &'static str,
+    pub code: ProblemCode,
+    pub message: String,
+}
+
+/// Whether a problem stops the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The line is REJECTED: nothing of it is recorded.
+    Error,
+    /// The line is accepted; the sender should fix its records.
+    Warning,
+    /// For information (a termination notice, a prenote).
+    Notice,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+            Severity::Notice => "NOTICE",
+        }
+    }
+}
+
+/// The stable problem codes of remittance lines. Codes never change meaning once published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemCode {
+    AmountInvalid,
+    PayDateInvalid,
+    PayDateInFuture,
+    SsnInvalid,
+    FeinInvalid,
+    NameMissing,
+    FipsInvalid,
+    FipsOtherState,
+    MedicalSupportInvalid,
+    FlagInvalid,
+    DedMalformed,
+    AmountMismatch,
+    CaseNumberInvalid,
+    CaseNumberUnknown,
+    IdentifiedBySsn,
+    LateRemittance,
+    SsnMismatch,
+    SsnMatchesSeveral,
+    ObligorNotIdentified,
+    EmploymentTerminated,
+    Prenote,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::AmountInvalid => "AMOUNT_INVALID",
+            ProblemCode::PayDateInvalid => "PAY_DATE_INVALID",
+            ProblemCode::PayDateInFuture => "PAY_DATE_IN_FUTURE",
+            ProblemCode::SsnInvalid => "SSN_INVALID",
+            ProblemCode::FeinInvalid => "FEIN_INVALID",
+            ProblemCode::NameMissing => "NAME_MISSING",
+            ProblemCode::FipsInvalid => "FIPS_INVALID",
+            ProblemCode::FipsOtherState => "FIPS_OTHER_STATE",
+            ProblemCode::MedicalSupportInvalid => "MEDICAL_SUPPORT_INVALID",
+            ProblemCode::FlagInvalid => "FLAG_INVALID",
+            ProblemCode::DedMalformed => "DED_MALFORMED",
+            ProblemCode::AmountMismatch => "AMOUNT_MISMATCH",
+            ProblemCode::CaseNumberInvalid => "CASE_NUMBER_INVALID",
+            ProblemCode::CaseNumberUnknown => "CASE_NUMBER_UNKNOWN",
+            ProblemCode::IdentifiedBySsn => "IDENTIFIED_BY_SSN",
+            ProblemCode::LateRemittance => "LATE_REMITTANCE",
+            ProblemCode::SsnMismatch => "SSN_MISMATCH",
+            ProblemCode::SsnMatchesSeveral => "SSN_MATCHES_SEVERAL",
+            ProblemCode::ObligorNotIdentified => "OBLIGOR_NOT_IDENTIFIED",
+            ProblemCode::EmploymentTerminated => "EMPLOYMENT_TERMINATED",
+            ProblemCode::Prenote => "PRENOTE",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        use ProblemCode::*;
+        match self {
+            AmountInvalid | PayDateInvalid | PayDateInFuture | SsnInvalid | FeinInvalid | NameMissing | FipsInvalid
+            | FipsOtherState | MedicalSupportInvalid | FlagInvalid | DedMalformed | AmountMismatch => Severity::Error,
+            CaseNumberInvalid | CaseNumberUnknown | IdentifiedBySsn | LateRemittance | SsnMismatch | SsnMatchesSeveral
+            | ObligorNotIdentified => Severity::Warning,
+            EmploymentTerminated | Prenote => Severity::Notice,
+        }
+    }
+}
+
+/// One problem of one line. The message never holds a full SSN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineProblem {
+    pub line: u64,
+    /// The spec's column name (`amount`, `employee_ssn`, …).
+    pub field: &'static str,
+    pub code: ProblemCode,
+    pub message: String,
+}
+
+impl LineProblem {
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}
+
+/// What became of a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LineStatus {
+    Applied,
+    AppliedBySsn,
+    Suspense,
+    Rejected,
+}
+
+impl LineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Applied => "APPLIED",
+            LineStatus::AppliedBySsn => "APPLIED_BY_SSN",
+            LineStatus::Suspense => "SUSPENSE",
+            LineStatus::Rejected => "REJECTED",
+        }
+    }
+}
+
+/// The registry, as the line rules need it.
+pub trait ObligorDirectory {
+    fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId>;
+    fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool;
+    fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId>;
+}
+
+/// Medical support indicator: Y (coverage available), N (none), W (not applicable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MedicalSupport {
+    Yes,
+    No,
+    NotApplicable,
+}
+
+/// A line's fields once valid. Present only when the line was not rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidLine {
+    pub employer_fein: Fein,
+    pub case_number: Option<CaseNumber>,
+    pub ssn: Ssn,
+    pub pay_date: NaiveDate,
+    pub amount: Money,
+    pub fips_code: Option<String>,
+    pub medical_support: MedicalSupport,
+    pub employment_terminated: bool,
+}
+
+/// A line after the rules: its status, every problem, and (unless rejected) its values and
+/// the obligor it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedLine {
+    pub line: u64,
+    pub status: LineStatus,
+    pub problems: Vec<LineProblem>,
+    pub valid: Option<ValidLine>,
+    pub obligor: Option<ObligorId>,
+    /// The case number as the file wrote it, spaces and dashes removed when it is valid.
+    pub case_number_received: Option<String>,
+    pub ssn_last4: Option<String>,
+    pub prenote: bool,
+}
+
+impl CheckedLine {
+    /// Whether the line brings money to an identified obligor.
+    pub fn collects_money(&self) -> bool {
+        matches!(self.status, LineStatus::Applied | LineStatus::AppliedBySsn)
+            && !self.prenote
+            && self.valid.as_ref().is_some_and(|v| v.amount.is_positive())
+    }
+
+    /// Whether the line's money is held in suspense.
+    pub fn held_in_suspense(&self) -> bool {
+        self.status == LineStatus::Suspense && !self.prenote && self.valid.as_ref().is_some_and(|v| v.amount.is_positive())
+    }
+}
+
+/// Federal law gives employers 7 business days from pay date to remit.
+pub const REMITTANCE_DEADLINE_BUSINESS_DAYS: u32 = 7;
+
+/// Missouri's FIPS state code.
+pub const MISSOURI_FIPS: &str = "29";
+
+/// Applies every line rule to `raw`, received on `received_on`.
+pub fn check_line(raw: &RawLine, received_on: NaiveDate, directory: &impl ObligorDirectory) -> CheckedLine {
+    let mut found = Problems { line: raw.line, list: Vec::new() };
+    for problem in &raw.format_problems {
+        found.add(problem.field, problem.code, problem.message.clone());
+    }
+
+    let fein = match raw.employer_fein.as_deref().map(str::trim) {
+        Some(text) => Fein::parse(text).map_err(|e| found.add("employer_fein", ProblemCode::FeinInvalid, e.to_string())).ok(),
+        None => {
+            found.add("employer_fein", ProblemCode::FeinInvalid, "the employer's FEIN is missing".to_owned());
+            None
+        }
+    };
+    if raw.last_name.as_deref().is_some_and(|name| name.trim().is_empty()) {
+        found.add("employee_last_name", ProblemCode::NameMissing, "the employee's last name is required".to_owned());
+    }
+    let ssn = match raw.employee_ssn.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => {
+            Ssn::parse(text).map_err(|e| found.add("employee_ssn", ProblemCode::SsnInvalid, e.to_string())).ok()
+        }
+        _ => {
+            found.add("employee_ssn", ProblemCode::SsnInvalid, "the employee's SSN is required".to_owned());
+            None
+        }
+    };
+    let terminated = match flag(raw.employment_terminated.as_deref()) {
+        Ok(value) => value,
+        Err(()) => {
+            found.add("employment_terminated", ProblemCode::FlagInvalid, "employment_terminated is Y or N".to_owned());
+            false
+        }
+    };
+    let medical_support = match raw.medical_support.as_deref().map(|m| m.trim().to_ascii_uppercase()).as_deref() {
+        None | Some("") | Some("N") => Some(MedicalSupport::No),
+        Some("Y") => Some(MedicalSupport::Yes),
+        Some("W") => Some(MedicalSupport::NotApplicable),
+        Some(_) => {
+            found.add("medical_support", ProblemCode::MedicalSupportInvalid, "medical_support is Y, N or W".to_owned());
+            None
+        }
+    };
+    let amount = check_amount(raw, terminated).map_err(|message| found.add("amount", ProblemCode::AmountInvalid, message)).ok();
+    let pay_date = match parse_pay_date(raw) {
+        Some(date) if date > received_on => {
+            found.add("pay_date", ProblemCode::PayDateInFuture, format!("the pay date {date} is after the day the file was received ({received_on})"));
+            None
+        }
+        Some(date) => Some(date),
+        None => {
+            found.add("pay_date", ProblemCode::PayDateInvalid, "the pay date is not a real calendar date in the format's form".to_owned());
+            None
+        }
+    };
+    let fips_code = match raw.fips_code.as_deref().map(str::trim) {
+        None | Some("") => Some(None),
+        Some(code) if !(code.len() == 5 || code.len() == 7) || !code.bytes().all(|b| b.is_ascii_digit()) => {
+            found.add("fips_code", ProblemCode::FipsInvalid, "a FIPS code has 5 or 7 digits".to_owned());
+            None
+        }
+        Some(code) if !code.starts_with(MISSOURI_FIPS) => {
+            found.add(
+                "fips_code",
+                ProblemCode::FipsOtherState,
+                format!("FIPS code {code} is another state's: send this payment to that state's disbursement unit"),
+            );
+            None
+        }
+        Some(code) => Some(Some(code.to_owned())),
+    };
+
+    let ssn_last4 = ssn.as_ref().map(|s| s.last4().to_owned());
+    let case_text = raw.case_number.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let case_number = case_text.and_then(|c| CaseNumber::parse(c).ok());
+    let case_number_received = case_number.as_ref().map(|c| c.to_string()).or_else(|| case_text.map(str::to_owned));
+
+    let valid = match (fein, ssn, amount, pay_date, fips_code, medical_support) {
+        (Some(employer_fein), Some(ssn), Some(amount), Some(pay_date), Some(fips_code), Some(medical_support))
+            if found.list.is_empty() =>
+        {
+            Some(ValidLine { employer_fein, case_number, ssn, pay_date, amount, fips_code, medical_support, employment_terminated: terminated })
+        }
+        _ => None,
+    };
+    let Some(valid) = valid else {
+        return CheckedLine {
+            line: raw.line,
+            status: LineStatus::Rejected,
+            problems: found.list,
+            valid: None,
+            obligor: None,
+            case_number_received,
+            ssn_last4,
+            prenote: raw.prenote,
+        };
+    };
+
+    if more_than_business_days_between(valid.pay_date, received_on, REMITTANCE_DEADLINE_BUSINESS_DAYS) {
+        found.add(
+            "pay_date",
+            ProblemCode::LateRemittance,
+            format!("received more than {REMITTANCE_DEADLINE_BUSINESS_DAYS} business days after the pay date {}", valid.pay_date),
+        );
+    }
+    let (status, obligor) = identify(&valid, case_text, directory, &mut found);
+    if valid.employment_terminated {
+        found.add("employment_terminated", ProblemCode::EmploymentTerminated, "recorded as a termination notice for the agency".to_owned());
+    }
+    if raw.prenote {
+        found.add("amount", ProblemCode::Prenote, "a prenote: validated, no money recorded".to_owned());
+    }
+    CheckedLine { line: raw.line, status, problems: found.list, valid: Some(valid), obligor, case_number_received, ssn_last4, prenote: raw.prenote }
+}
+
+/// The problems of one line, as they are found.
+struct Problems {
+    line: u64,
+    list: Vec<LineProblem>,
+}
+
+impl Problems {
+    fn add(&mut self, field: &'static str, code: ProblemCode, message: String) {
+        self.list.push(LineProblem { line: self.line, field, code, message });
+    }
+}
+
+/// Case number first; then the SSN when the case number is empty, malformed or unknown.
+fn identify(
+    line: &ValidLine,
+    case_text: Option<&str>,
+    directory: &impl ObligorDirectory,
+    found: &mut Problems,
+) -> (LineStatus, Option<ObligorId>) {
+    match (&line.case_number, case_text) {
+        (Some(case), _) => match directory.obligor_of_case(case) {
+            Some(obligor) if directory.obligor_has_ssn(&obligor, &line.ssn) => return (LineStatus::Applied, Some(obligor)),
+            Some(_) => {
+                found.add(
+                    "employee_ssn",
+                    ProblemCode::SsnMismatch,
+                    format!("case {case} belongs to a parent with another SSN than {}: held for review", line.ssn.masked()),
+                );
+                return (LineStatus::Suspense, None);
+            }
+            None => found.add("case_number", ProblemCode::CaseNumberUnknown, format!("case {case} is not known to the agency")),
+        },
+        (None, Some(_)) => found.add("case_number", ProblemCode::CaseNumberInvalid, "a case number has 8 digits".to_owned()),
+        (None, None) => {}
+    }
+    match directory.obligors_with_ssn(&line.ssn).as_slice() {
+        [obligor] => {
+            found.add(
+                "case_number",
+                ProblemCode::IdentifiedBySsn,
+                "identified by the employee's SSN: please correct the case number in your records".to_owned(),
+            );
+            (LineStatus::AppliedBySsn, Some(obligor.clone()))
+        }
+        [] => {
+            found.add("case_number", ProblemCode::ObligorNotIdentified, "neither the case number nor the SSN identify a parent: held for review".to_owned());
+            (LineStatus::Suspense, None)
+        }
+        _ => {
+            found.add("employee_ssn", ProblemCode::SsnMatchesSeveral, "the SSN matches more than one parent: held for review".to_owned());
+            (LineStatus::Suspense, None)
+        }
+    }
+}
+
+fn flag(text: Option<&str>) -> Result<bool, ()> {
+    match text.map(|t| t.trim().to_ascii_uppercase()).as_deref() {
+        None | Some("") | Some("N") => Ok(false),
+        Some("Y") => Ok(true),
+        Some(_) => Err(()),
+    }
+}
+
+/// amount: > 0, at most 2 places, at most 99,999,999.99; 0 only on a termination notice
+/// (or a prenote, which carries no money by definition).
+fn check_amount(raw: &RawLine, terminated: bool) -> Result<Money, String> {
+    let text = raw.amount.as_deref().map(str::trim).unwrap_or("");
+    let amount = Money::parse(text).map_err(|error| match error {
+        MoneyError::Empty => "the amount is required".to_owned(),
+        other => other.to_string(),
+    })?;
+    if raw.prenote {
+        return if amount.is_zero() { Ok(amount) } else { Err("a prenote carries no money".to_owned()) };
+    }
+    if amount > Money::MAX_LINE_AMOUNT {
+        return Err("the amount is above 99999999.99".to_owned());
+    }
+    if amount.is_zero() && !terminated {
+        return Err("the amount must be above 0.00 (0.00 only on a termination notice)".to_owned());
+    }
+    Ok(amount)
+}
+
+fn parse_pay_date(raw: &RawLine) -> Option<NaiveDate> {
+    let text = raw.pay_date.as_deref()?.trim();
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match raw.pay_date_style.unwrap_or(DateStyle::Iso) {
+        DateStyle::Iso => parse_iso_date(text),
+        DateStyle::IsoOrUs => parse_iso_date(text).or_else(|| {
+            let parts: Vec<&str> = text.split('/').collect();
+            match parts.as_slice() {
+                [m, d, y] if m.len() == 2 && d.len() == 2 && y.len() == 4 && [m, d, y].iter().all(|p| all_digits(p)) => {
+                    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+                }
+                _ => None,
+            }
+        }),
+        // A two-digit year is this century: payroll files are never about the 1900s.
+        DateStyle::Yymmdd if text.len() == 6 && all_digits(text) => {
+            NaiveDate::from_ymd_opt(2000 + text[..2].parse::<i32>().ok()?, text[2..4].parse().ok()?, text[4..].parse().ok()?)
+        }
+        DateStyle::Ccyymmdd if text.len() == 8 && all_digits(text) => {
+            NaiveDate::from_ymd_opt(text[..4].parse().ok()?, text[4..6].parse().ok()?, text[6..].parse().ok()?)
+        }
+        DateStyle::Yymmdd | DateStyle::Ccyymmdd => None,
+    }
+}
