@@ -9,6 +9,9 @@ pub enum AppError {
     InvalidArgument { field: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// The request would reuse something unique (a sender's batch id) for something else.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// An upload or request exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),

@@ -84,6 +84,41 @@ pub fn balances(store: Arc<dyn Store>, as_of: NaiveDate) -> ExportStream {
     })
 }
 
+pub const SUSPENSE_COLUMNS: [&str; 9] =
+    ["batch_id", "line", "case_number", "ssn", "amount", "pay_date", "reason", "state", "suspense_id"];
+
+/// The suspense queue: one row per line that could not be identified, with the case number
+/// and masked SSN as received.
+pub fn suspense(store: Arc<dyn Store>) -> ExportStream {
+    spawn_export(move |sender| async move {
+        if !send(&sender, csv_chunk([SUSPENSE_COLUMNS.map(Cow::Borrowed)])?).await {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let page = store.suspense_after(after, ROWS_PER_PAGE).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.suspense_id;
+            let rows = page.iter().map(|item| {
+                [
+                    spreadsheet_safe(&item.batch_id).into_owned().into(),
+                    Cow::Owned(item.line.to_string()),
+                    item.case_number.as_deref().map(|c| Cow::Owned(spreadsheet_safe(c).into_owned())).unwrap_or_default(),
+                    Cow::Owned(item.ssn_last4.as_deref().map(|l| format!("***-**-{l}")).unwrap_or_default()),
+                    Cow::Owned(item.amount.to_string()),
+                    Cow::Owned(item.pay_date.to_string()),
+                    Cow::Owned(item.reason.clone()),
+                    Cow::Owned(item.state.clone()),
+                    Cow::Owned(item.suspense_id.to_string()),
+                ]
+            });
+            if !send(&sender, csv_chunk(rows)?).await {
+                return Ok(());
+            }
+        }
+    })
+}
+
 type Sender = mpsc::Sender<Result<Vec<u8>, AppError>>;
 
 fn spawn_export<F, Fut>(produce: F) -> ExportStream

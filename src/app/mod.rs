@@ -8,6 +8,7 @@ mod clock;
 mod error;
 mod export;
 pub mod pii;
+mod remittance;
 mod upload;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use export::ExportStream;
 pub use pii::PiiKey;
+pub use remittance::{AckStatus, Acknowledgment, LineOutcome, Submission};
 pub use upload::{UploadLimits, UploadStream};
 
 /// The gateway's use cases, shared by every request.
@@ -162,6 +164,11 @@ impl App {
     /// The allocation export, as CSV chunks.
     pub fn export_allocations(&self) -> ExportStream {
         export::allocations(self.store.clone())
+    }
+
+    /// The suspense queue, as CSV chunks.
+    pub fn export_suspense(&self) -> ExportStream {
+        export::suspense(self.store.clone())
     }
 
     /// The balance export as of a date (today when `None`), as CSV chunks.

@@ -18,9 +18,10 @@ const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// The exit code of a command whose file was refused.
 const REFUSED: u8 = 3;
 
-pub async fn run(server: &str, json: bool, command: Command) -> anyhow::Result<ExitCode> {
+pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> anyhow::Result<ExitCode> {
     let channel = connect(server).await?;
     match command {
+        Command::Remit(command) => super::remit::run(channel, sender, json, command).await,
         Command::Serve(_) => unreachable!("serve is not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             let upload = file_chunks(&file, |chunk| proto::ImportRegistryRequest { chunk }).await?;
@@ -46,6 +47,7 @@ pub async fn run(server: &str, json: bool, command: Command) -> anyhow::Result<E
             let mut client = proto::export_service_client::ExportServiceClient::new(channel);
             let stream = match args.what {
                 ExportKind::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
+                ExportKind::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
                 ExportKind::Balances => {
                     let as_of = args.as_of.unwrap_or_default();
                     client.export_balances(proto::ExportBalancesRequest { as_of }).await
@@ -74,24 +76,37 @@ pub async fn connect(server: &str) -> anyhow::Result<Channel> {
 }
 
 /// A server's refusal, as a person reads it.
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(super) fn status_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
-/// Streams a file in chunks, each wrapped in the upload's message type.
-async fn file_chunks<M: Send + 'static>(
+/// Streams a file in chunks, each wrapped in the upload's message type. On a terminal, a
+/// progress line on standard error shows how much has been sent.
+pub(super) async fn file_chunks<M: Send + 'static>(
     path: &Path,
     wrap: fn(Vec<u8>) -> M,
 ) -> anyhow::Result<impl futures::Stream<Item = M> + Send + 'static> {
+    use std::io::IsTerminal;
     let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(futures::stream::unfold(Some(file), move |file| async move {
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let progress = std::io::stderr().is_terminal() && size > 8 * UPLOAD_CHUNK_BYTES as u64;
+    Ok(futures::stream::unfold((Some(file), 0u64), move |(file, sent)| async move {
         let mut file = file?;
         let mut chunk = vec![0; UPLOAD_CHUNK_BYTES];
         match file.read(&mut chunk).await {
-            Ok(0) => None,
+            Ok(0) => {
+                if progress {
+                    eprintln!("\rsent {} of {} bytes (100%)", sent, size);
+                }
+                None
+            }
             Ok(count) => {
                 chunk.truncate(count);
-                Some((wrap(chunk), Some(file)))
+                let sent = sent + count as u64;
+                if progress {
+                    eprint!("\rsending… {} of {} bytes ({}%)", sent, size, sent * 100 / size.max(1));
+                }
+                Some((wrap(chunk), (Some(file), sent)))
             }
             Err(error) => {
                 // Ending the stream early makes the server see a short file: say why here.

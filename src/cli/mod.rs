@@ -3,6 +3,7 @@
 
 mod client;
 mod output;
+mod remit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// The sender of remittances (payroll vendor or employer) the client speaks for, until
+    /// API keys arrive.
+    #[arg(long, global = true, env = "GATEWAY_SENDER", default_value = "anonymous")]
+    pub sender: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +54,9 @@ pub enum Command {
     /// Money received for an obligor.
     #[command(subcommand)]
     Collection(CollectionCommand),
+    /// Remittance files from payroll vendors and employers.
+    #[command(subcommand)]
+    Remit(RemitCommand),
     /// Distribute every pending collection: current support first, then arrears, then
     /// unapplied credit.
     Distribute,
@@ -111,6 +120,44 @@ pub enum CollectionCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RemitCommand {
+    /// Submit a remittance file; prints a summary and every problem (`--json`: the whole
+    /// acknowledgment, one entry per line).
+    Submit {
+        /// The file's format.
+        #[arg(long, value_enum)]
+        format: FileFormat,
+        /// Your own control number for the file, unique for ever.
+        #[arg(long)]
+        batch_id: String,
+        /// Control total: the number of lines (how a CSV file states it).
+        #[arg(long)]
+        declared_lines: Option<u64>,
+        /// Control total: the sum of the amounts, e.g. 369.24.
+        #[arg(long)]
+        declared_total: Option<String>,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Show the acknowledgment of a file sent earlier.
+    Show {
+        batch_id: String,
+    },
+    /// List your files, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Xml,
+    Nacha,
+}
+
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// What to export.
@@ -128,6 +175,7 @@ pub struct ExportArgs {
 pub enum ExportKind {
     Allocations,
     Balances,
+    Suspense,
 }
 
 /// Runs the command line; the exit code says how it went.
@@ -136,7 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await,
         command => {
             init_tracing(LogFormat::Text, "warn");
-            client::run(&cli.server, cli.json, command).await
+            client::run(&cli.server, &cli.sender, cli.json, command).await
         }
     }
 }

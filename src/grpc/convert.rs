@@ -4,7 +4,9 @@
 use chrono::NaiveDate;
 
 use super::proto;
-use crate::app::{AppError, RegistryOutcome};
+use crate::app::{Acknowledgment, AppError, RegistryOutcome, Submission};
+use crate::formats::{DeclaredTotals, RemittanceFormat};
+use crate::storage::remittance::{RemittanceSummary, StoredLine, StoredProblem};
 use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
 use crate::storage::{CollectionRecord, RunSummary};
@@ -82,6 +84,75 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
             current: run.current.to_string(),
             arrears: run.arrears.to_string(),
             unapplied: run.unapplied.to_string(),
+        }
+    }
+}
+
+pub fn submission(sender: String, header: proto::RemittanceHeader) -> Result<Submission, AppError> {
+    let format = match proto::RemittanceFormat::try_from(header.format) {
+        Ok(proto::RemittanceFormat::Csv) => RemittanceFormat::Csv,
+        Ok(proto::RemittanceFormat::Xml) => RemittanceFormat::Xml,
+        Ok(proto::RemittanceFormat::Nacha) => RemittanceFormat::Nacha,
+        _ => return Err(AppError::invalid("format", "the format is CSV, XML or NACHA")),
+    };
+    let total = if header.declared_total.trim().is_empty() { None } else { Some(amount("declared_total", &header.declared_total)?) };
+    Ok(Submission {
+        sender,
+        format,
+        batch_id: header.batch_id,
+        declared: DeclaredTotals { line_count: header.declared_line_count, total },
+    })
+}
+
+fn problems(problems: Vec<StoredProblem>) -> Vec<proto::LineProblem> {
+    problems
+        .into_iter()
+        .map(|p| proto::LineProblem { code: p.code, field: p.field, severity: p.severity, message: p.message })
+        .collect()
+}
+
+pub fn remittance_line(line: StoredLine) -> proto::RemittanceLine {
+    proto::RemittanceLine { line: line.line, status: line.status, problems: problems(line.problems) }
+}
+
+pub fn remittance_summary(summary: RemittanceSummary) -> proto::RemittanceSummary {
+    let counts = summary.counts;
+    proto::RemittanceSummary {
+        batch_id: summary.batch_id,
+        format: summary.format,
+        received_at: summary.received_at,
+        line_count: counts.line_count,
+        total_amount: counts.total.to_string(),
+        applied: counts.applied,
+        applied_by_ssn: counts.applied_by_ssn,
+        suspense: counts.suspense,
+        rejected: counts.rejected,
+    }
+}
+
+impl From<Acknowledgment> for proto::RemittanceAcknowledgment {
+    fn from(ack: Acknowledgment) -> Self {
+        let counts = ack.counts;
+        proto::RemittanceAcknowledgment {
+            batch_id: ack.batch_id,
+            status: ack.status.as_str().to_owned(),
+            format: ack.format,
+            line_count: counts.line_count,
+            total_amount: counts.total.to_string(),
+            applied: counts.applied,
+            applied_by_ssn: counts.applied_by_ssn,
+            suspense: counts.suspense,
+            rejected: counts.rejected,
+            file_problem: ack.file_problem.map(|p| proto::FileProblem { code: p.code.to_owned(), position: p.position, message: p.message }),
+            lines: ack
+                .lines
+                .into_iter()
+                .map(|l| proto::RemittanceLine { line: l.line, status: l.status, problems: problems(l.problems) })
+                .collect(),
+            lines_truncated: ack.lines_truncated,
+            duplicate_of: ack.duplicate_of.unwrap_or_default(),
+            replayed: ack.replayed,
+            received_at: ack.received_at,
         }
     }
 }

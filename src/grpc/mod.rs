@@ -22,6 +22,9 @@ use proto::collection_service_server::CollectionServiceServer;
 use proto::distribution_service_server::DistributionServiceServer;
 use proto::export_service_server::ExportServiceServer;
 use proto::registry_service_server::RegistryServiceServer;
+use proto::remittance_service_server::RemittanceServiceServer;
+
+pub use services::SENDER_METADATA;
 
 /// The gateway's services, health and reflection, ready to serve.
 pub async fn router(app: App) -> Result<Router, tonic_reflection::server::Error> {
@@ -30,6 +33,7 @@ pub async fn router(app: App) -> Result<Router, tonic_reflection::server::Error>
     health_reporter.set_serving::<CollectionServiceServer<services::Collections>>().await;
     health_reporter.set_serving::<DistributionServiceServer<services::Distribution>>().await;
     health_reporter.set_serving::<ExportServiceServer<services::Exports>>().await;
+    health_reporter.set_serving::<RemittanceServiceServer<services::Remittances>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -48,5 +52,6 @@ pub async fn router(app: App) -> Result<Router, tonic_reflection::server::Error>
         .add_service(RegistryServiceServer::new(services::Registry(app.clone())))
         .add_service(CollectionServiceServer::new(services::Collections(app.clone())))
         .add_service(DistributionServiceServer::new(services::Distribution(app.clone())))
+        .add_service(RemittanceServiceServer::new(services::Remittances(app.clone())))
         .add_service(ExportServiceServer::new(services::Exports(app))))
 }

@@ -10,6 +10,7 @@ impl From<AppError> for Status {
         match error {
             AppError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             AppError::NotFound(message) => Status::not_found(message),
+            AppError::AlreadyExists(message) => Status::already_exists(message),
             AppError::ResourceExhausted(message) => Status::resource_exhausted(message),
             AppError::UploadInterrupted(message) => Status::cancelled(message),
             // Another writer won a race: retrying the request is safe and will succeed.

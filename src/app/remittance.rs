@@ -1,0 +1,469 @@
+//! Remittance ingestion: a file streamed in, spooled to disk while its SHA-256 is taken,
+//! checked for replays, then parsed, validated, matched and written in one transaction.
+//!
+//! Exactly once: a batch id is unique per sender (the same content gets the first
+//! acknowledgment again; different content is refused), identical bytes under another batch
+//! id are reported as a duplicate, and a file commits whole or not at all — a crash mid-way
+//! leaves nothing, so resending after it works.
+
+use std::io::{Seek, SeekFrom};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{App, AppError, UploadStream};
+use crate::domain::remittance::{check_line, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
+use crate::domain::{CaseNumber, ObligorId, Ssn};
+use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat, RunningTotals};
+use crate::storage::remittance::{
+    DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
+    StoredLine, StoredProblem, SuspenseHold,
+};
+use crate::storage::StoreError;
+
+/// Lines parsed, matched and written together: one lookup query and one write per batch.
+const LINES_PER_BATCH: usize = 1000;
+/// At most this many lines with problems are listed in an acknowledgment; every line's
+/// outcome can be read back with `remittance_lines`.
+pub const MAX_LINES_IN_ACKNOWLEDGMENT: usize = 10_000;
+
+/// What the sender states up front.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub sender: String,
+    pub format: RemittanceFormat,
+    pub batch_id: String,
+    pub declared: DeclaredTotals,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckStatus {
+    /// The file was recorded (now, or when first sent with this batch id).
+    Accepted,
+    /// Nothing was recorded: the file cannot be read, or its totals disagree.
+    Refused,
+    /// The same bytes were already accepted under another batch id; nothing recorded.
+    Duplicate,
+}
+
+impl AckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckStatus::Accepted => "ACCEPTED",
+            AckStatus::Refused => "REFUSED",
+            AckStatus::Duplicate => "DUPLICATE",
+        }
+    }
+}
+
+/// The outcome of one line, with its problems.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineOutcome {
+    pub line: u64,
+    pub status: String,
+    pub problems: Vec<StoredProblem>,
+}
+
+/// The answer to a submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acknowledgment {
+    pub batch_id: String,
+    pub status: AckStatus,
+    pub format: String,
+    pub counts: LineCounts,
+    /// Why a refused file was refused.
+    pub file_problem: Option<FileError>,
+    /// The lines that have problems (all of them up to [`MAX_LINES_IN_ACKNOWLEDGMENT`]).
+    pub lines: Vec<LineOutcome>,
+    pub lines_truncated: bool,
+    /// For a duplicate: the batch id the same bytes were accepted under.
+    pub duplicate_of: Option<String>,
+    /// True when this is the first acknowledgment again (a resend of the same file).
+    pub replayed: bool,
+    pub received_at: String,
+}
+
+impl App {
+    /// Receives, checks and records one remittance file.
+    pub async fn submit_remittance(&self, submission: Submission, upload: impl UploadStream) -> Result<Acknowledgment, AppError> {
+        check_batch_id(&submission.batch_id)?;
+        let (spool, content_sha256) = self.spool(upload).await?;
+
+        if let Some(replay) = self.replay(&submission, &content_sha256).await? {
+            return Ok(replay);
+        }
+        let received_at = self.clock.now_rfc3339();
+        let new = NewRemittance {
+            sender: submission.sender.clone(),
+            batch_id: submission.batch_id.clone(),
+            format: submission.format.as_str(),
+            content_sha256: content_sha256.clone(),
+            received_at: received_at.clone(),
+            received_on: self.today(),
+        };
+        let writer = match self.store.begin_remittance(new).await {
+            Ok(writer) => writer,
+            // Another upload of the same batch committed meanwhile: answer as for a resend.
+            Err(StoreError::Conflict(_)) => {
+                return self.replay(&submission, &content_sha256).await?.ok_or_else(|| AppError::Internal("batch conflict without a batch".into()))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.ingest(submission, spool, writer, received_at).await
+    }
+
+    /// The acknowledgment of a file the sender already sent, if it did.
+    async fn replay(&self, submission: &Submission, content_sha256: &str) -> Result<Option<Acknowledgment>, AppError> {
+        if let Some(first) = self.store.remittance_by_batch(&submission.sender, &submission.batch_id).await? {
+            if first.content_sha256 != content_sha256 {
+                return Err(AppError::AlreadyExists(format!(
+                    "batch id {} was already used for a different file; a batch id is unique per sender",
+                    submission.batch_id
+                )));
+            }
+            let mut ack = self.acknowledgment_of(first).await?;
+            ack.replayed = true;
+            return Ok(Some(ack));
+        }
+        if let Some(first) = self.store.remittance_by_content(&submission.sender, content_sha256).await? {
+            return Ok(Some(Acknowledgment {
+                batch_id: submission.batch_id.clone(),
+                status: AckStatus::Duplicate,
+                format: submission.format.as_str().to_owned(),
+                counts: LineCounts::default(),
+                file_problem: None,
+                lines: Vec::new(),
+                lines_truncated: false,
+                duplicate_of: Some(first.batch_id),
+                replayed: false,
+                received_at: self.clock.now_rfc3339(),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Writes the upload to an anonymous temporary file, taking its SHA-256 on the way.
+    async fn spool(&self, mut upload: impl UploadStream) -> Result<(std::fs::File, String), AppError> {
+        let file = tokio::task::spawn_blocking(tempfile::tempfile)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(format!("cannot create a spool file: {e}")))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        while let Some(chunk) = upload.next().await {
+            let chunk = chunk?;
+            received += chunk.len() as u64;
+            if received > self.limits.max_bytes {
+                return Err(AppError::ResourceExhausted(format!(
+                    "the upload is larger than the gateway's limit of {} bytes",
+                    self.limits.max_bytes
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
+        }
+        file.flush().await.map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
+        let mut file = file.into_std().await;
+        file.seek(SeekFrom::Start(0)).map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
+        Ok((file, hex::encode(hasher.finalize())))
+    }
+
+    /// Parses on a blocking thread, and validates, matches and writes batches of lines here.
+    async fn ingest(
+        &self,
+        submission: Submission,
+        spool: std::fs::File,
+        mut writer: Box<dyn RemittanceWriter>,
+        received_at: String,
+    ) -> Result<Acknowledgment, AppError> {
+        let received_on = self.today();
+        let (sender, mut batches) = mpsc::channel::<Result<Vec<RawLine>, FileError>>(4);
+        let (format, declared, batch_id) = (submission.format, submission.declared, submission.batch_id.clone());
+        let parser = tokio::task::spawn_blocking(move || {
+            let lines = match remittance_lines(format, spool, declared, &batch_id) {
+                Ok(lines) => lines,
+                Err(error) => return drop(sender.blocking_send(Err(error))),
+            };
+            let mut batch = Vec::with_capacity(LINES_PER_BATCH);
+            for line in lines {
+                match line {
+                    Ok(line) => batch.push(line),
+                    Err(error) => return drop(sender.blocking_send(Err(error))),
+                }
+                if batch.len() == LINES_PER_BATCH && sender.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = sender.blocking_send(Ok(batch));
+            }
+        });
+
+        let mut counts = LineCounts::default();
+        let mut totals = RunningTotals::default();
+        let mut outcomes = Vec::new();
+        let mut truncated = false;
+        while let Some(batch) = batches.recv().await {
+            let raw_lines = match batch {
+                Ok(lines) => lines,
+                Err(file_problem) => {
+                    drop(writer); // Rolls back: nothing of a refused file is kept.
+                    let _ = parser.await;
+                    return Ok(self.refused(&submission, file_problem, received_at));
+                }
+            };
+            let page = lookup(&mut *writer, &raw_lines, &self.pii).await?;
+            let directory = PageDirectory { page: &page, pii: &self.pii };
+            let mut to_write = Vec::with_capacity(raw_lines.len());
+            for raw in &raw_lines {
+                totals.observe(raw);
+                let checked = check_line(raw, received_on, &directory);
+                count(&mut counts, checked.status);
+                let line = line_to_write(raw, &checked, &self.pii);
+                if !line.record.problems.is_empty() {
+                    if outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
+                        outcomes.push(LineOutcome { line: checked.line, status: line.record.status.clone(), problems: line.record.problems.clone() });
+                    } else {
+                        truncated = true;
+                    }
+                }
+                to_write.push(line);
+            }
+            writer.write_lines(&to_write).await?;
+        }
+        parser.await.map_err(|e| AppError::Internal(format!("the parser stopped: {e}")))?;
+        counts.line_count = totals.line_count;
+        counts.total = totals.total;
+        let summary = writer.finish(counts).await?;
+        tracing::info!(
+            batch_id = %summary.batch_id,
+            lines = counts.line_count,
+            applied = counts.applied,
+            applied_by_ssn = counts.applied_by_ssn,
+            suspense = counts.suspense,
+            rejected = counts.rejected,
+            "remittance accepted"
+        );
+        let mut ack = acknowledgment(summary);
+        ack.lines = outcomes;
+        ack.lines_truncated = truncated;
+        Ok(ack)
+    }
+
+    fn refused(&self, submission: &Submission, problem: FileError, received_at: String) -> Acknowledgment {
+        tracing::info!(batch_id = %submission.batch_id, code = problem.code, "remittance refused");
+        Acknowledgment {
+            batch_id: submission.batch_id.clone(),
+            status: AckStatus::Refused,
+            format: submission.format.as_str().to_owned(),
+            counts: LineCounts::default(),
+            file_problem: Some(problem),
+            lines: Vec::new(),
+            lines_truncated: false,
+            duplicate_of: None,
+            replayed: false,
+            received_at,
+        }
+    }
+
+    /// A stored file's acknowledgment, with its lines that have problems.
+    async fn acknowledgment_of(&self, summary: RemittanceSummary) -> Result<Acknowledgment, AppError> {
+        let remittance_id = summary.remittance_id;
+        let mut ack = acknowledgment(summary);
+        let mut after = 0;
+        loop {
+            let page = self.store.remittance_lines_after(remittance_id, after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.line;
+            for line in page.into_iter().filter(|l| !l.problems.is_empty()) {
+                if ack.lines.len() == MAX_LINES_IN_ACKNOWLEDGMENT {
+                    ack.lines_truncated = true;
+                    return Ok(ack);
+                }
+                ack.lines.push(LineOutcome { line: line.line, status: line.status, problems: line.problems });
+            }
+        }
+        Ok(ack)
+    }
+
+    /// A sender's stored acknowledgment; `NotFound` for another sender's batch.
+    pub async fn get_remittance(&self, sender: &str, batch_id: &str) -> Result<Acknowledgment, AppError> {
+        let summary = self
+            .store
+            .remittance_by_batch(sender, batch_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))?;
+        self.acknowledgment_of(summary).await
+    }
+
+    /// Every line's outcome of a sender's file, in file order, read page by page.
+    pub async fn remittance_lines(&self, sender: &str, batch_id: &str) -> Result<ReceiverStream<Result<StoredLine, AppError>>, AppError> {
+        let summary = self
+            .store
+            .remittance_by_batch(sender, batch_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))?;
+        let (lines, receiver) = mpsc::channel(256);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let page = match store.remittance_lines_after(summary.remittance_id, after, 2000).await {
+                    Ok(page) => page,
+                    Err(error) => return drop(lines.send(Err(error.into())).await),
+                };
+                let Some(last) = page.last() else { return };
+                after = last.line;
+                for line in page {
+                    if lines.send(Ok(line)).await.is_err() {
+                        return; // The client went away.
+                    }
+                }
+            }
+        });
+        Ok(ReceiverStream::new(receiver))
+    }
+
+    /// A sender's submissions, newest first.
+    pub async fn list_remittances(&self, sender: &str, limit: u32) -> Result<Vec<RemittanceSummary>, AppError> {
+        Ok(self.store.remittances_of(sender, limit.clamp(1, 1000)).await?)
+    }
+}
+
+fn acknowledgment(summary: RemittanceSummary) -> Acknowledgment {
+    Acknowledgment {
+        batch_id: summary.batch_id,
+        status: AckStatus::Accepted,
+        format: summary.format,
+        counts: summary.counts,
+        file_problem: None,
+        lines: Vec::new(),
+        lines_truncated: false,
+        duplicate_of: None,
+        replayed: false,
+        received_at: summary.received_at,
+    }
+}
+
+/// A batch id is the sender's control number: 1 to 64 printable characters.
+fn check_batch_id(batch_id: &str) -> Result<(), AppError> {
+    let length = batch_id.chars().count();
+    if (1..=64).contains(&length) && !batch_id.chars().any(char::is_control) && batch_id.trim() == batch_id {
+        Ok(())
+    } else {
+        Err(AppError::invalid("batch_id", "a batch id is 1 to 64 printable characters"))
+    }
+}
+
+fn count(counts: &mut LineCounts, status: LineStatus) {
+    match status {
+        LineStatus::Applied => counts.applied += 1,
+        LineStatus::AppliedBySsn => counts.applied_by_ssn += 1,
+        LineStatus::Suspense => counts.suspense += 1,
+        LineStatus::Rejected => counts.rejected += 1,
+    }
+}
+
+/// Loads what the registry says of the cases and SSNs a batch of lines quotes.
+async fn lookup(writer: &mut dyn RemittanceWriter, lines: &[RawLine], pii: &super::PiiKey) -> Result<DirectoryPage, AppError> {
+    let mut cases: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.case_number.as_deref().and_then(|c| CaseNumber::parse(c.trim()).ok()))
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    let mut hmacs: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok()))
+        .map(|ssn| pii.ssn_hmac(&ssn))
+        .collect();
+    cases.sort_unstable();
+    cases.dedup();
+    hmacs.sort_unstable();
+    hmacs.dedup();
+    Ok(writer.lookup(&cases, &hmacs).await?)
+}
+
+/// The registry as a batch of lines sees it, SSNs compared by their HMAC.
+struct PageDirectory<'a> {
+    page: &'a DirectoryPage,
+    pii: &'a super::PiiKey,
+}
+
+impl ObligorDirectory for PageDirectory<'_> {
+    fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
+        self.page.cases.get(case.as_str()).map(|(obligor, _)| obligor.clone())
+    }
+
+    fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
+        let hmac = self.pii.ssn_hmac(ssn);
+        self.page.cases.values().any(|(owner, owner_hmac)| owner == obligor && *owner_hmac == hmac)
+    }
+
+    fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {
+        self.page.obligors_by_ssn.get(&self.pii.ssn_hmac(ssn)).cloned().unwrap_or_default()
+    }
+}
+
+/// What to store for a checked line, and what it does.
+fn line_to_write(raw: &RawLine, checked: &CheckedLine, pii: &super::PiiKey) -> LineToWrite {
+    let valid = checked.valid.as_ref();
+    let suspense_reason = checked
+        .problems
+        .iter()
+        .find(|p| matches!(p.code, ProblemCode::SsnMismatch | ProblemCode::ObligorNotIdentified | ProblemCode::SsnMatchesSeveral))
+        .map(|p| p.code.as_str().to_owned());
+    let known_case = (checked.status == LineStatus::Applied).then(|| valid.and_then(|v| v.case_number.as_ref()).map(|c| c.to_string())).flatten();
+    LineToWrite {
+        record: StoredLine {
+            line: checked.line,
+            status: checked.status.as_str().to_owned(),
+            employer_fein: valid.map(|v| v.employer_fein.as_str().to_owned()).or_else(|| raw.employer_fein.as_deref().map(short_text)),
+            case_number: checked.case_number_received.as_deref().map(case_as_received),
+            ssn_last4: checked.ssn_last4.clone(),
+            amount: valid.map(|v| v.amount),
+            pay_date: valid.map(|v| v.pay_date),
+            obligor_id: checked.obligor.clone(),
+            prenote: checked.prenote,
+            problems: checked
+                .problems
+                .iter()
+                .map(|p| StoredProblem {
+                    code: p.code.as_str().to_owned(),
+                    field: p.field.to_owned(),
+                    severity: p.severity().as_str().to_owned(),
+                    message: p.message.clone(),
+                })
+                .collect(),
+        },
+        effects: LineEffects {
+            collect: checked.collects_money().then(|| PayrollCollection { case_number: known_case }),
+            suspense: checked.held_in_suspense().then(|| SuspenseHold {
+                reason: suspense_reason.unwrap_or_else(|| "OBLIGOR_NOT_IDENTIFIED".to_owned()),
+                ssn_hmac: valid.map(|v| pii.ssn_hmac(&v.ssn)),
+            }),
+            termination_notice: valid.is_some_and(|v| v.employment_terminated) && checked.status != LineStatus::Rejected,
+        },
+    }
+}
+
+/// Text as received, cut to a length the back office can read (a hostile file may send
+/// megabytes in one field).
+fn short_text(text: &str) -> String {
+    text.trim().chars().take(32).collect()
+}
+
+/// A case number as received. Employers sometimes type the SSN into the case number field,
+/// so a malformed one with 9 or more digits is kept masked, like an SSN.
+fn case_as_received(text: &str) -> String {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    if digits >= 9 && CaseNumber::parse(text).is_err() {
+        let tail: String = text.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("*****{tail}")
+    } else {
+        short_text(text)
+    }
+}

@@ -1,0 +1,154 @@
+//! `gateway remit …`: submitting remittance files and reading their acknowledgments.
+
+use std::process::ExitCode;
+
+use futures::StreamExt;
+use serde::Serialize;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+use super::client::{file_chunks, status_error};
+use super::{FileFormat, RemitCommand};
+use crate::grpc::proto::remittance_service_client::RemittanceServiceClient;
+use crate::grpc::proto::{self, submit_remittance_request::Part};
+use crate::grpc::SENDER_METADATA;
+
+/// The exit code of a refused file.
+const REFUSED: u8 = 3;
+
+/// The acknowledgment with one entry per line of the file, as `--json` prints it.
+#[derive(Serialize)]
+struct FullAcknowledgment {
+    batch_id: String,
+    status: String,
+    format: String,
+    line_count: u64,
+    total_amount: String,
+    applied: u64,
+    applied_by_ssn: u64,
+    suspense: u64,
+    rejected: u64,
+    file_problem: Option<proto::FileProblem>,
+    duplicate_of: String,
+    replayed: bool,
+    received_at: String,
+    lines: Vec<proto::RemittanceLine>,
+}
+
+fn with_sender<T>(sender: &str, message: T) -> anyhow::Result<Request<T>> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(SENDER_METADATA, MetadataValue::try_from(sender)?);
+    Ok(request)
+}
+
+pub async fn run(channel: Channel, sender: &str, json: bool, command: RemitCommand) -> anyhow::Result<ExitCode> {
+    let mut client = RemittanceServiceClient::new(channel);
+    match command {
+        RemitCommand::Submit { format, batch_id, declared_lines, declared_total, file } => {
+            let format = match format {
+                FileFormat::Csv => proto::RemittanceFormat::Csv,
+                FileFormat::Xml => proto::RemittanceFormat::Xml,
+                FileFormat::Nacha => proto::RemittanceFormat::Nacha,
+            };
+            let header = proto::RemittanceHeader {
+                format: format as i32,
+                batch_id: batch_id.clone(),
+                declared_line_count: declared_lines,
+                declared_total: declared_total.unwrap_or_default(),
+            };
+            let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
+            let chunks = file_chunks(&file, |chunk| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk)) }).await?;
+            let upload = futures::stream::iter([first]).chain(chunks);
+            let ack = client.submit_remittance(with_sender(sender, upload)?).await.map_err(status_error)?.into_inner();
+            print_acknowledgment(&mut client, sender, json, ack).await
+        }
+        RemitCommand::Show { batch_id } => {
+            let request = with_sender(sender, proto::GetRemittanceRequest { batch_id })?;
+            let ack = client.get_remittance(request).await.map_err(status_error)?.into_inner();
+            print_acknowledgment(&mut client, sender, json, ack).await
+        }
+        RemitCommand::List { limit } => {
+            let response = client.list_remittances(with_sender(sender, proto::ListRemittancesRequest { limit })?).await.map_err(status_error)?.into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                println!("{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}", "batch id", "format", "received", "lines", "total", "applied", "by SSN", "suspense", "rejected");
+                for r in &response.remittances {
+                    println!(
+                        "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
+                        r.batch_id, r.format, r.received_at, r.line_count, r.total_amount, r.applied, r.applied_by_ssn, r.suspense, r.rejected
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn print_acknowledgment(
+    client: &mut RemittanceServiceClient<Channel>,
+    sender: &str,
+    json: bool,
+    ack: proto::RemittanceAcknowledgment,
+) -> anyhow::Result<ExitCode> {
+    let code = if ack.status == "REFUSED" { ExitCode::from(REFUSED) } else { ExitCode::SUCCESS };
+    if json {
+        // Every line of an accepted file, from the stored outcomes.
+        let mut lines = Vec::new();
+        if ack.status == "ACCEPTED" {
+            let request = with_sender(sender, proto::ListRemittanceLinesRequest { batch_id: ack.batch_id.clone() })?;
+            let mut stream = client.list_remittance_lines(request).await.map_err(status_error)?.into_inner();
+            while let Some(line) = stream.next().await {
+                lines.push(line.map_err(status_error)?);
+            }
+        }
+        let full = FullAcknowledgment {
+            batch_id: ack.batch_id,
+            status: ack.status,
+            format: ack.format,
+            line_count: ack.line_count,
+            total_amount: ack.total_amount,
+            applied: ack.applied,
+            applied_by_ssn: ack.applied_by_ssn,
+            suspense: ack.suspense,
+            rejected: ack.rejected,
+            file_problem: ack.file_problem,
+            duplicate_of: ack.duplicate_of,
+            replayed: ack.replayed,
+            received_at: ack.received_at,
+            lines,
+        };
+        println!("{}", serde_json::to_string_pretty(&full)?);
+        return Ok(code);
+    }
+    match ack.status.as_str() {
+        "REFUSED" => {
+            println!("Batch {} REFUSED: nothing was recorded.", ack.batch_id);
+            if let Some(problem) = &ack.file_problem {
+                println!("  {} at {}: {}", problem.code, problem.position, problem.message);
+            }
+        }
+        "DUPLICATE" => println!(
+            "Batch {} is a DUPLICATE of batch {} (the same file was already accepted): nothing was recorded.",
+            ack.batch_id, ack.duplicate_of
+        ),
+        _ => {
+            let again = if ack.replayed { " (sent before: this is the first acknowledgment again)" } else { "" };
+            println!("Batch {} ACCEPTED{again}: {} lines, total {}.", ack.batch_id, ack.line_count, ack.total_amount);
+            println!(
+                "  applied {}, applied by SSN {}, suspense {}, rejected {}",
+                ack.applied, ack.applied_by_ssn, ack.suspense, ack.rejected
+            );
+            for line in &ack.lines {
+                for problem in &line.problems {
+                    println!("  line {} ({}), {}: {} {} — {}", line.line, line.status, problem.field, problem.severity, problem.code, problem.message);
+                }
+            }
+            if ack.lines_truncated {
+                println!("  … more lines have problems: `--json` lists every line.");
+            }
+        }
+    }
+    Ok(code)
+}
