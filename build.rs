@@ -11,8 +11,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("gateway_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
     // Messages derive Serialize so the CLI's `--json` prints the server's answer as it is.
-    tonic_prost_build::configure()
-        .type_attribute(".fspc.gateway.v1", "#[derive(serde::Serialize)]")
-        .compile_fds(descriptors)?;
+    tonic_prost_build::configure().type_attribute(".fspc.gateway.v1", "#[derive(serde::Serialize)]").compile_fds(descriptors)?;
     Ok(())
 }

@@ -34,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let application = Application::build(config).await?;
     let address = application.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async { let _ = stopped.await; }));
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
     println!("Gateway server on {address}, database {database_url}\n");
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;
 
@@ -58,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
     for (case, amount) in [("12345678", "600.00"), ("23456789", "100.01")] {
         let request = proto::AddCollectionRequest { case_number: case.into(), amount: amount.into(), effective_date: today.to_string() };
         let collection = collections.add_collection(request).await?.into_inner().collection.expect("a collection");
-        println!("2. Collection {}: {} for case {} (obligor {}).", collection.collection_id, collection.amount, case, collection.obligor_id);
+        println!(
+            "2. Collection {}: {} for case {} (obligor {}).",
+            collection.collection_id, collection.amount, case, collection.obligor_id
+        );
     }
 
     // 3. Distribution: current support first, then arrears, then unapplied credit.

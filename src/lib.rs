@@ -3,17 +3,17 @@
 //! Modules in reading order; arrows point one way: `grpc`/`cli` → `app` → `domain`,
 //! `app` → `storage`.
 
-/// The pure core: money, ids, months, the distribution rule, registry rows.
-pub mod domain;
-/// Storage behind one trait, on SQLite (embedded default) and PostgreSQL.
-pub mod storage;
-/// Bytes to records: the file formats the gateway reads.
-pub mod formats;
 /// Use cases over the domain and the store.
 pub mod app;
+/// The command-line client (and `serve`).
+pub mod cli;
+/// The pure core: money, ids, months, the distribution rule, registry rows.
+pub mod domain;
+/// Bytes to records: the file formats the gateway reads.
+pub mod formats;
 /// The gRPC transport: thin handlers, health, reflection.
 pub mod grpc;
 /// Building and running the server.
 pub mod startup;
-/// The command-line client (and `serve`).
-pub mod cli;
+/// Storage behind one trait, on SQLite (embedded default) and PostgreSQL.
+pub mod storage;

@@ -100,7 +100,8 @@ async fn two_pools_in_one_month_give_the_same_as_one() {
 #[tokio::test]
 async fn a_refused_registry_lists_every_problem_and_changes_nothing() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let bad = "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n\
+    let bad =
+        "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n\
                OB-1,123-45-6789,Smith,John,12345678,A,300.00,2026-11,100.00\n\
                OB-2,666-45-6789,Doe,Jane,2234567,C,1.234,2026-11,0\n";
     let response = import(&app.channel, bad).await.unwrap();

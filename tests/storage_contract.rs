@@ -12,9 +12,7 @@ use common::{Backend, TestDb, SPEC_REGISTRY};
 use gateway::domain::distribution::{plan_obligors, ConservationError, ObligorInput, ObligorPlan};
 use gateway::domain::{Bucket, CaseNumber, Money, ObligorId, OrderId};
 use gateway::formats::registry::read_registry;
-use gateway::storage::{
-    CollectionSource, ImportCounts, NewCollection, RegistryEntry, RegistryImport, Store, StoreError,
-};
+use gateway::storage::{CollectionSource, ImportCounts, NewCollection, RegistryEntry, RegistryImport, Store, StoreError};
 
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
@@ -226,7 +224,9 @@ async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let obligors = 1_100; // more than two batches of 500
-    let mut csv = String::from("obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n");
+    let mut csv = String::from(
+        "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n",
+    );
     for i in 0..obligors {
         csv.push_str(&format!("OB{i:05},{:09},Last,First,{:08},ORD{i:05},100.00,2026-11,0\n", 100_000_000 + i, 10_000_000 + i));
     }
@@ -281,5 +281,11 @@ async fn a_setting_keeps_its_first_value(backend: Backend) {
     let store = db.store().await;
     assert_eq!(store.setting_or_insert("k", "first").await.unwrap(), "first");
     assert_eq!(store.setting_or_insert("k", "second").await.unwrap(), "first");
-    assert_eq!(store.backend(), match backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" });
+    assert_eq!(
+        store.backend(),
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
 }

@@ -21,8 +21,7 @@ pub type ExportStream = ReceiverStream<Result<Vec<u8>, AppError>>;
 pub const ALLOCATION_COLUMNS: [&str; 8] =
     ["run_id", "obligor_id", "case_number", "order_id", "bucket", "month", "effective_date", "amount"];
 
-pub const BALANCE_COLUMNS: [&str; 7] =
-    ["order_id", "case_number", "obligor_id", "monthly_amount", "current_due", "arrears", "status"];
+pub const BALANCE_COLUMNS: [&str; 7] = ["order_id", "case_number", "obligor_id", "monthly_amount", "current_due", "arrears", "status"];
 
 pub fn allocations(store: Arc<dyn Store>) -> ExportStream {
     spawn_export(move |sender| async move {
@@ -84,8 +83,7 @@ pub fn balances(store: Arc<dyn Store>, as_of: NaiveDate) -> ExportStream {
     })
 }
 
-pub const SUSPENSE_COLUMNS: [&str; 9] =
-    ["batch_id", "line", "case_number", "ssn", "amount", "pay_date", "reason", "state", "suspense_id"];
+pub const SUSPENSE_COLUMNS: [&str; 9] = ["batch_id", "line", "case_number", "ssn", "amount", "pay_date", "reason", "state", "suspense_id"];
 
 /// The suspense queue: one row per line that could not be identified, with the case number
 /// and masked SSN as received.

@@ -95,7 +95,13 @@ impl App {
         let row_count = entries.len() as u64;
         match self.store.import_registry(&entries).await? {
             RegistryImport::Applied(counts) => {
-                tracing::info!(rows = row_count, added = counts.added, updated = counts.updated, unchanged = counts.unchanged, "registry imported");
+                tracing::info!(
+                    rows = row_count,
+                    added = counts.added,
+                    updated = counts.updated,
+                    unchanged = counts.unchanged,
+                    "registry imported"
+                );
                 Ok(RegistryOutcome {
                     applied: true,
                     rows: row_count,

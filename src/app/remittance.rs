@@ -19,8 +19,8 @@ use crate::domain::remittance::{check_line, CheckedLine, LineStatus, ObligorDire
 use crate::domain::{CaseNumber, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat, RunningTotals};
 use crate::storage::remittance::{
-    DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
-    StoredLine, StoredProblem, SuspenseHold,
+    DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter, StoredLine,
+    StoredProblem, SuspenseHold,
 };
 use crate::storage::StoreError;
 
@@ -108,7 +108,10 @@ impl App {
             Ok(writer) => writer,
             // Another upload of the same batch committed meanwhile: answer as for a resend.
             Err(StoreError::Conflict(_)) => {
-                return self.replay(&submission, &content_sha256).await?.ok_or_else(|| AppError::Internal("batch conflict without a batch".into()))
+                return self
+                    .replay(&submission, &content_sha256)
+                    .await?
+                    .ok_or_else(|| AppError::Internal("batch conflict without a batch".into()))
             }
             Err(error) => return Err(error.into()),
         };
@@ -226,7 +229,11 @@ impl App {
                 let line = line_to_write(raw, &checked, &self.pii);
                 if !line.record.problems.is_empty() {
                     if outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
-                        outcomes.push(LineOutcome { line: checked.line, status: line.record.status.clone(), problems: line.record.problems.clone() });
+                        outcomes.push(LineOutcome {
+                            line: checked.line,
+                            status: line.record.status.clone(),
+                            problems: line.record.problems.clone(),
+                        });
                     } else {
                         truncated = true;
                     }
@@ -416,7 +423,8 @@ fn line_to_write(raw: &RawLine, checked: &CheckedLine, pii: &super::PiiKey) -> L
         .iter()
         .find(|p| matches!(p.code, ProblemCode::SsnMismatch | ProblemCode::ObligorNotIdentified | ProblemCode::SsnMatchesSeveral))
         .map(|p| p.code.as_str().to_owned());
-    let known_case = (checked.status == LineStatus::Applied).then(|| valid.and_then(|v| v.case_number.as_ref()).map(|c| c.to_string())).flatten();
+    let known_case =
+        (checked.status == LineStatus::Applied).then(|| valid.and_then(|v| v.case_number.as_ref()).map(|c| c.to_string())).flatten();
     LineToWrite {
         record: StoredLine {
             line: checked.line,

@@ -69,10 +69,7 @@ pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> an
 
 pub async fn connect(server: &str) -> anyhow::Result<Channel> {
     let endpoint = Channel::from_shared(server.to_owned()).with_context(|| format!("`{server}` is not a server URL"))?;
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the gateway at {server} (is `gateway serve` running? see --server)"))
+    endpoint.connect().await.with_context(|| format!("cannot reach the gateway at {server} (is `gateway serve` running? see --server)"))
 }
 
 /// A server's refusal, as a person reads it.
@@ -117,10 +114,7 @@ pub(super) async fn file_chunks<M: Send + 'static>(
     }))
 }
 
-async fn write_export(
-    mut stream: tonic::Streaming<proto::ExportChunk>,
-    mut out: impl AsyncWrite + Unpin,
-) -> anyhow::Result<()> {
+async fn write_export(mut stream: tonic::Streaming<proto::ExportChunk>, mut out: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(status_error)?;
         out.write_all(&chunk.data).await?;

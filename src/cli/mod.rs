@@ -141,9 +141,7 @@ pub enum RemitCommand {
         file: PathBuf,
     },
     /// Show the acknowledgment of a file sent earlier.
-    Show {
-        batch_id: String,
-    },
+    Show { batch_id: String },
     /// List your files, newest first.
     List {
         #[arg(long, default_value_t = 20)]

@@ -69,15 +69,30 @@ pub async fn run(channel: Channel, sender: &str, json: bool, command: RemitComma
             print_acknowledgment(&mut client, sender, json, ack).await
         }
         RemitCommand::List { limit } => {
-            let response = client.list_remittances(with_sender(sender, proto::ListRemittancesRequest { limit })?).await.map_err(status_error)?.into_inner();
+            let response = client
+                .list_remittances(with_sender(sender, proto::ListRemittancesRequest { limit })?)
+                .await
+                .map_err(status_error)?
+                .into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
-                println!("{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}", "batch id", "format", "received", "lines", "total", "applied", "by SSN", "suspense", "rejected");
+                println!(
+                    "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
+                    "batch id", "format", "received", "lines", "total", "applied", "by SSN", "suspense", "rejected"
+                );
                 for r in &response.remittances {
                     println!(
                         "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
-                        r.batch_id, r.format, r.received_at, r.line_count, r.total_amount, r.applied, r.applied_by_ssn, r.suspense, r.rejected
+                        r.batch_id,
+                        r.format,
+                        r.received_at,
+                        r.line_count,
+                        r.total_amount,
+                        r.applied,
+                        r.applied_by_ssn,
+                        r.suspense,
+                        r.rejected
                     );
                 }
             }
@@ -142,7 +157,10 @@ async fn print_acknowledgment(
             );
             for line in &ack.lines {
                 for problem in &line.problems {
-                    println!("  line {} ({}), {}: {} {} — {}", line.line, line.status, problem.field, problem.severity, problem.code, problem.message);
+                    println!(
+                        "  line {} ({}), {}: {} {} — {}",
+                        line.line, line.status, problem.field, problem.severity, problem.code, problem.message
+                    );
                 }
             }
             if ack.lines_truncated {

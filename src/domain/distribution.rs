@@ -189,11 +189,7 @@ pub fn apply_pool(ledgers: &mut [OrderLedger], effective_date: NaiveDate, amount
     }
 
     let distribution = PoolDistribution { effective_date, amount, allocations };
-    assert_eq!(
-        distribution.allocations.iter().map(|a| a.amount).sum::<Money>(),
-        amount,
-        "a pool's allocations must add up to the pool"
-    );
+    assert_eq!(distribution.allocations.iter().map(|a| a.amount).sum::<Money>(), amount, "a pool's allocations must add up to the pool");
     distribution
 }
 
@@ -244,10 +240,7 @@ pub fn distribute_obligor(ledgers: &mut [OrderLedger], pending: &[PendingCollect
     }
     by_date
         .into_iter()
-        .map(|(date, (amount, collection_ids))| PlannedPool {
-            collection_ids,
-            distribution: apply_pool(ledgers, date, amount),
-        })
+        .map(|(date, (amount, collection_ids))| PlannedPool { collection_ids, distribution: apply_pool(ledgers, date, amount) })
         .collect()
 }
 
@@ -325,8 +318,7 @@ pub fn plan_obligors(inputs: Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, Cons
 fn check_conservation(pending: &[PendingCollection], plan: &ObligorPlan) -> Result<(), ConservationError> {
     let collected: Money = pending.iter().map(|c| c.amount).sum();
     let pooled: Money = plan.pools.iter().map(|p| p.distribution.amount).sum();
-    let allocated: Money =
-        plan.pools.iter().flat_map(|p| &p.distribution.allocations).map(|a| a.amount).sum();
+    let allocated: Money = plan.pools.iter().flat_map(|p| &p.distribution.allocations).map(|a| a.amount).sum();
     let pooled_ids: usize = plan.pools.iter().map(|p| p.collection_ids.len()).sum();
     if collected == pooled && pooled == allocated && pooled_ids == pending.len() {
         Ok(())

@@ -65,9 +65,7 @@ impl Ssn {
     /// issues: not all zeros, and not beginning with 000, 666 or 9.
     pub fn parse(text: &str) -> Result<Ssn, IdError> {
         let digits = digits_ignoring_separators(text).ok_or(IdError::Ssn)?;
-        let never_issued = digits.starts_with("000")
-            || digits.starts_with("666")
-            || digits.starts_with('9');
+        let never_issued = digits.starts_with("000") || digits.starts_with("666") || digits.starts_with('9');
         if digits.len() != 9 || never_issued {
             return Err(IdError::Ssn);
         }

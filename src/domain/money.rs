@@ -89,9 +89,7 @@ impl Money {
         }
         let fraction_cents = match fraction {
             None => 0,
-            Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => {
-                return Err(malformed())
-            }
+            Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => return Err(malformed()),
             // The spec allows at most 2 places, so even "1.500" is refused: a sender whose
             // system writes 3 places is likely computing in fractions of a cent.
             Some(f) if f.len() > 2 => return Err(MoneyError::TooManyDecimals(text.to_owned())),
@@ -103,11 +101,7 @@ impl Money {
             return Err(out_of_range());
         }
         let dollars: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| out_of_range())? };
-        dollars
-            .checked_mul(100)
-            .and_then(|c| c.checked_add(fraction_cents))
-            .map(Money)
-            .ok_or_else(out_of_range)
+        dollars.checked_mul(100).and_then(|c| c.checked_add(fraction_cents)).map(Money).ok_or_else(out_of_range)
     }
 
     /// Parses a decimal amount that may carry a leading `-` (reversal entries in exports).
@@ -160,9 +154,7 @@ impl TryFrom<rust_decimal::Decimal> for Money {
         }
         let mut cents = normalized;
         cents.rescale(2);
-        i64::try_from(cents.mantissa())
-            .map(Money)
-            .map_err(|_| MoneyError::OutOfRange(value.to_string()))
+        i64::try_from(cents.mantissa()).map(Money).map_err(|_| MoneyError::OutOfRange(value.to_string()))
     }
 }
 

@@ -35,8 +35,7 @@ impl YearMonth {
         if !all_digits(year) || !all_digits(month) {
             return Err(error());
         }
-        YearMonth::new(year.parse().map_err(|_| error())?, month.parse().map_err(|_| error())?)
-            .ok_or_else(error)
+        YearMonth::new(year.parse().map_err(|_| error())?, month.parse().map_err(|_| error())?).ok_or_else(error)
     }
 
     pub fn first_day(self) -> NaiveDate {

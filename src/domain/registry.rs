@@ -78,9 +78,9 @@ impl RegistryHeader {
         for (index, raw) in names.into_iter().enumerate() {
             let name = raw.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
             match COLUMNS.iter().find(|c| **c == name) {
-                Some(column) if positions.insert(*column, index).is_some() => problems.push(
-                    RegistryProblem::new(1, column, "HEADER_DUPLICATE_COLUMN", format!("column `{column}` appears twice")),
-                ),
+                Some(column) if positions.insert(*column, index).is_some() => {
+                    problems.push(RegistryProblem::new(1, column, "HEADER_DUPLICATE_COLUMN", format!("column `{column}` appears twice")))
+                }
                 Some(_) => {}
                 None => problems.push(RegistryProblem::new(
                     1,
@@ -134,22 +134,28 @@ impl RegistryHeader {
         let problems = row.problems;
 
         match (obligor_id, ssn, last_name, first_name, case_number, order_id, monthly_amount, start_month, opening_arrears) {
-            (Some(obligor_id), Some(ssn), Some(last_name), Some(first_name), Some(case_number), Some(id), Some(monthly_amount), Some(start_month), Some(opening_arrears))
-                if problems.is_empty() =>
-            {
-                Ok(RegistryRow {
-                    line,
-                    obligor_id,
-                    ssn,
-                    last_name,
-                    first_name,
-                    order: Order { id, case_number, monthly_amount, start_month, opening_arrears, end_date: end_date.flatten() },
-                    employer_fein: employer_fein.flatten(),
-                    child_birth_date: child_birth_date.flatten(),
-                    continuing_education: continuing_education.flatten(),
-                    impaired: impaired.flatten(),
-                })
-            }
+            (
+                Some(obligor_id),
+                Some(ssn),
+                Some(last_name),
+                Some(first_name),
+                Some(case_number),
+                Some(id),
+                Some(monthly_amount),
+                Some(start_month),
+                Some(opening_arrears),
+            ) if problems.is_empty() => Ok(RegistryRow {
+                line,
+                obligor_id,
+                ssn,
+                last_name,
+                first_name,
+                order: Order { id, case_number, monthly_amount, start_month, opening_arrears, end_date: end_date.flatten() },
+                employer_fein: employer_fein.flatten(),
+                child_birth_date: child_birth_date.flatten(),
+                continuing_education: continuing_education.flatten(),
+                impaired: impaired.flatten(),
+            }),
             _ => Err(problems),
         }
     }
@@ -305,8 +311,15 @@ mod tests {
     use super::*;
 
     const HEADER: [&str; 9] = [
-        "OBLIGOR_ID", "obligor_ssn", "obligor_last_name", "obligor_first_name", "case_number", "order_id",
-        "monthly_amount", "start_month", "opening_arrears",
+        "OBLIGOR_ID",
+        "obligor_ssn",
+        "obligor_last_name",
+        "obligor_first_name",
+        "case_number",
+        "order_id",
+        "monthly_amount",
+        "start_month",
+        "opening_arrears",
     ];
 
     fn header() -> RegistryHeader {
@@ -314,9 +327,7 @@ mod tests {
     }
 
     fn row(line: u64, obligor: &str, ssn: &str, case: &str, order: &str) -> RegistryRow {
-        header()
-            .parse_row(line, &[obligor, ssn, "Smith", "John", case, order, "300.00", "2026-11", "100.00"])
-            .unwrap()
+        header().parse_row(line, &[obligor, ssn, "Smith", "John", case, order, "300.00", "2026-11", "100.00"]).unwrap()
     }
 
     #[test]
@@ -340,9 +351,8 @@ mod tests {
 
     #[test]
     fn every_problem_of_a_row_is_reported_without_the_ssn() {
-        let problems = header()
-            .parse_row(7, &["", "123-45-678", "Smith", "John", "1234567", "ORD-1", "3.001", "2026-13", "-1"])
-            .unwrap_err();
+        let problems =
+            header().parse_row(7, &["", "123-45-678", "Smith", "John", "1234567", "ORD-1", "3.001", "2026-13", "-1"]).unwrap_err();
         let fields: Vec<_> = problems.iter().map(|p| (p.field, p.code)).collect();
         assert_eq!(
             fields,

@@ -139,8 +139,18 @@ impl ProblemCode {
     pub fn severity(self) -> Severity {
         use ProblemCode::*;
         match self {
-            AmountInvalid | PayDateInvalid | PayDateInFuture | SsnInvalid | FeinInvalid | NameMissing | FipsInvalid
-            | FipsOtherState | MedicalSupportInvalid | FlagInvalid | DedMalformed | AmountMismatch => Severity::Error,
+            AmountInvalid
+            | PayDateInvalid
+            | PayDateInFuture
+            | SsnInvalid
+            | FeinInvalid
+            | NameMissing
+            | FipsInvalid
+            | FipsOtherState
+            | MedicalSupportInvalid
+            | FlagInvalid
+            | DedMalformed
+            | AmountMismatch => Severity::Error,
             CaseNumberInvalid | CaseNumberUnknown | IdentifiedBySsn | LateRemittance | SsnMismatch | SsnMatchesSeveral
             | ObligorNotIdentified => Severity::Warning,
             EmploymentTerminated | Prenote => Severity::Notice,
@@ -292,7 +302,11 @@ pub fn check_line(raw: &RawLine, received_on: NaiveDate, directory: &impl Obligo
     let amount = check_amount(raw, terminated).map_err(|message| found.add("amount", ProblemCode::AmountInvalid, message)).ok();
     let pay_date = match parse_pay_date(raw) {
         Some(date) if date > received_on => {
-            found.add("pay_date", ProblemCode::PayDateInFuture, format!("the pay date {date} is after the day the file was received ({received_on})"));
+            found.add(
+                "pay_date",
+                ProblemCode::PayDateInFuture,
+                format!("the pay date {date} is after the day the file was received ({received_on})"),
+            );
             None
         }
         Some(date) => Some(date),
@@ -324,10 +338,17 @@ pub fn check_line(raw: &RawLine, received_on: NaiveDate, directory: &impl Obligo
     let case_number_received = case_number.as_ref().map(|c| c.to_string()).or_else(|| case_text.map(str::to_owned));
 
     let valid = match (fein, ssn, amount, pay_date, fips_code, medical_support) {
-        (Some(employer_fein), Some(ssn), Some(amount), Some(pay_date), Some(fips_code), Some(medical_support))
-            if found.list.is_empty() =>
-        {
-            Some(ValidLine { employer_fein, case_number, ssn, pay_date, amount, fips_code, medical_support, employment_terminated: terminated })
+        (Some(employer_fein), Some(ssn), Some(amount), Some(pay_date), Some(fips_code), Some(medical_support)) if found.list.is_empty() => {
+            Some(ValidLine {
+                employer_fein,
+                case_number,
+                ssn,
+                pay_date,
+                amount,
+                fips_code,
+                medical_support,
+                employment_terminated: terminated,
+            })
         }
         _ => None,
     };
@@ -358,7 +379,16 @@ pub fn check_line(raw: &RawLine, received_on: NaiveDate, directory: &impl Obligo
     if raw.prenote {
         found.add("amount", ProblemCode::Prenote, "a prenote: validated, no money recorded".to_owned());
     }
-    CheckedLine { line: raw.line, status, problems: found.list, valid: Some(valid), obligor, case_number_received, ssn_last4, prenote: raw.prenote }
+    CheckedLine {
+        line: raw.line,
+        status,
+        problems: found.list,
+        valid: Some(valid),
+        obligor,
+        case_number_received,
+        ssn_last4,
+        prenote: raw.prenote,
+    }
 }
 
 /// The problems of one line, as they are found.
@@ -406,7 +436,11 @@ fn identify(
             (LineStatus::AppliedBySsn, Some(obligor.clone()))
         }
         [] => {
-            found.add("case_number", ProblemCode::ObligorNotIdentified, "neither the case number nor the SSN identify a parent: held for review".to_owned());
+            found.add(
+                "case_number",
+                ProblemCode::ObligorNotIdentified,
+                "neither the case number nor the SSN identify a parent: held for review".to_owned(),
+            );
             (LineStatus::Suspense, None)
         }
         _ => {

@@ -33,7 +33,8 @@ impl<R: Read> Records<R> {
         let mut record = [0u8; RECORD_LENGTH];
         let mut filled = 0;
         while filled < RECORD_LENGTH {
-            let read = self.input.read(&mut record[filled..]).map_err(|_| FileError::new("NACHA_READ", "upload", "the upload was interrupted"))?;
+            let read =
+                self.input.read(&mut record[filled..]).map_err(|_| FileError::new("NACHA_READ", "upload", "the upload was interrupted"))?;
             if read == 0 {
                 break;
             }
@@ -225,10 +226,20 @@ impl<R: Read> NachaLines<R> {
         let prenote = match field(record, 2, 3).as_str() {
             "22" | "32" => false,
             "23" | "33" => true,
-            other => return Err(FileError::new("NACHA_TRANSACTION_CODE", format!("record {entry_record}"), format!("transaction code {other}: a remittance is a credit (22, 32) or a prenote (23, 33)"))),
+            other => {
+                return Err(FileError::new(
+                    "NACHA_TRANSACTION_CODE",
+                    format!("record {entry_record}"),
+                    format!("transaction code {other}: a remittance is a credit (22, 32) or a prenote (23, 33)"),
+                ))
+            }
         };
         let (Some(routing), Some(amount_cents)) = (number(record, 4, 11), number(record, 30, 39)) else {
-            return Err(FileError::new("NACHA_ENTRY_DETAIL", format!("record {entry_record}"), "the receiving DFI id and the amount are digits"));
+            return Err(FileError::new(
+                "NACHA_ENTRY_DETAIL",
+                format!("record {entry_record}"),
+                "the receiving DFI id and the amount are digits",
+            ));
         };
         batch.entry_addenda_count += 1;
         batch.entry_hash += routing;
@@ -271,13 +282,19 @@ impl<R: Read> NachaLines<R> {
         let debit = number(record, 21, 32);
         let credit = number(record, 33, 44);
         if count != Some(batch.entry_addenda_count) {
-            return Err(self.error("NACHA_CONTROL_TOTALS", format!("the batch control counts {} entries and addenda; the batch has {}", shown(count), batch.entry_addenda_count)));
+            return Err(self.error(
+                "NACHA_CONTROL_TOTALS",
+                format!("the batch control counts {} entries and addenda; the batch has {}", shown(count), batch.entry_addenda_count),
+            ));
         }
         if hash != Some(batch.entry_hash % 10_000_000_000) {
             return Err(self.error("NACHA_ENTRY_HASH", "the batch control's entry hash does not match the batch's entries"));
         }
         if debit != Some(0) || credit != Some(batch.total_credit) {
-            return Err(self.error("NACHA_CONTROL_TOTALS", format!("the batch control's totals do not match: credits {} in the entries", Money::from_cents(batch.total_credit as i64))));
+            return Err(self.error(
+                "NACHA_CONTROL_TOTALS",
+                format!("the batch control's totals do not match: credits {} in the entries", Money::from_cents(batch.total_credit as i64)),
+            ));
         }
         self.file.batches += 1;
         self.file.entry_addenda_count += batch.entry_addenda_count;
@@ -313,7 +330,11 @@ impl<R: Read> NachaLines<R> {
         }
         let records = self.records.number;
         if records % BLOCKING_FACTOR != 0 {
-            return Err(FileError::new("NACHA_BLOCKING", "end of file", format!("{records} records: a file is padded with 9s to a multiple of 10")));
+            return Err(FileError::new(
+                "NACHA_BLOCKING",
+                "end of file",
+                format!("{records} records: a file is padded with 9s to a multiple of 10"),
+            ));
         }
         if self.file_control_blocks != Some(records / BLOCKING_FACTOR) {
             return Err(FileError::new("NACHA_CONTROL_TOTALS", "end of file", "the file control's block count does not match the file"));
@@ -333,7 +354,7 @@ impl<R: Read> NachaLines<R> {
             ..RawLine::default()
         };
         let text = entry.addenda.concat();
-        let segments: Vec<&str> = segments(&text).filter(|s| s.len() >= 3 && s[..3].eq_ignore_ascii_case("DED")).collect();
+        let segments: Vec<&str> = segments(&text).filter(|s| s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("DED"))).collect();
         let mut lines: Vec<RawLine> = if segments.is_empty() {
             let mut line = template.clone();
             line.format_problems.push(FormatProblem {
@@ -347,17 +368,27 @@ impl<R: Read> NachaLines<R> {
         };
         if batch.sec == Sec::Ccd && lines.len() > 1 {
             for line in &mut lines {
-                line.format_problems.push(FormatProblem { field: "amount", code: ProblemCode::DedMalformed, message: "a CCD+ entry carries one DED segment".into() });
+                line.format_problems.push(FormatProblem {
+                    field: "amount",
+                    code: ProblemCode::DedMalformed,
+                    message: "a CCD+ entry carries one DED segment".into(),
+                });
             }
         }
         // The entry's amount must equal its DED amount(s); a prenote's is zero.
-        let ded_cents: Option<u64> = lines.iter().map(|l| l.amount.as_deref().and_then(|a| Money::parse(a).ok()).map(|m| m.cents() as u64)).sum();
+        let ded_cents: Option<u64> =
+            lines.iter().map(|l| l.amount.as_deref().and_then(|a| Money::parse(a).ok()).map(|m| m.cents() as u64)).sum();
         if !entry.prenote && ded_cents.is_some_and(|c| c != entry.amount_cents) {
             for line in &mut lines {
                 line.format_problems.push(FormatProblem {
                     field: "amount",
                     code: ProblemCode::AmountMismatch,
-                    message: format!("the entry at record {} is for {} but its DED amounts add up to {}", entry.record, Money::from_cents(entry.amount_cents as i64), Money::from_cents(ded_cents.unwrap_or(0) as i64)),
+                    message: format!(
+                        "the entry at record {} is for {} but its DED amounts add up to {}",
+                        entry.record,
+                        Money::from_cents(entry.amount_cents as i64),
+                        Money::from_cents(ded_cents.unwrap_or(0) as i64)
+                    ),
                 });
             }
         }
@@ -372,10 +403,9 @@ impl<R: Read> NachaLines<R> {
 /// The batch's company identification as a FEIN: often `1` + 9 digits (the IRS designator).
 fn fein_of(company_id: &str) -> String {
     let id = company_id.trim();
-    if id.len() == 10 && id[1..].bytes().all(|b| b.is_ascii_digit()) {
-        id[1..].to_owned()
-    } else {
-        id.to_owned()
+    match id.get(1..) {
+        Some(digits) if id.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) => digits.to_owned(),
+        _ => id.to_owned(),
     }
 }
 
@@ -501,7 +531,13 @@ pub mod writer {
             }
         }
         let hash = hash % 10_000_000_000;
-        records.push(format!("8220{count:06}{hash:010}{:012}{credit:012}{}{}{}0910000100000001", 0, pad(&format!("1{fein}"), 10), pad("", 19), pad("", 6)));
+        records.push(format!(
+            "8220{count:06}{hash:010}{:012}{credit:012}{}{}{}091000010000001",
+            0,
+            pad(&format!("1{fein}"), 10),
+            pad("", 19),
+            pad("", 6)
+        ));
         let blocks = (records.len() as u64 + 1).div_ceil(BLOCKING_FACTOR);
         records.push(format!("9{:06}{blocks:06}{count:08}{hash:010}{:012}{credit:012}{}", 1, 0, pad("", 39)));
         while records.len() as u64 % BLOCKING_FACTOR != 0 {

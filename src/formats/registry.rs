@@ -32,7 +32,12 @@ pub fn read_registry(input: impl Read) -> Result<Vec<RegistryRow>, Vec<RegistryP
             Ok(false) => break,
             Ok(true) => {}
             Err(error) => {
-                problems.push(RegistryProblem::new(line, "", "FILE_NOT_CSV", format!("the file cannot be read as CSV: {}", csv_error_kind(&error))));
+                problems.push(RegistryProblem::new(
+                    line,
+                    "",
+                    "FILE_NOT_CSV",
+                    format!("the file cannot be read as CSV: {}", csv_error_kind(&error)),
+                ));
                 break;
             }
         }
@@ -88,7 +93,8 @@ fn csv_error_kind(error: &csv::Error) -> &'static str {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears";
+    const HEADER: &str =
+        "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears";
 
     #[test]
     fn reads_rows_with_quotes_bom_and_crlf() {

@@ -66,8 +66,7 @@ const PAYMENT_ELEMENTS: [(&str, Leaf); 10] = [
     ("EmploymentTerminated", Leaf::EmploymentTerminated),
 ];
 
-const HEADER_ELEMENTS: [(&str, Leaf); 3] =
-    [("BatchId", Leaf::BatchId), ("LineCount", Leaf::LineCount), ("TotalAmount", Leaf::TotalAmount)];
+const HEADER_ELEMENTS: [(&str, Leaf); 3] = [("BatchId", Leaf::BatchId), ("LineCount", Leaf::LineCount), ("TotalAmount", Leaf::TotalAmount)];
 
 /// The `Payment`s of a remittance XML, one [`RawLine`] at a time; the control totals are
 /// checked at the end of the document.
@@ -263,7 +262,11 @@ impl<R: Read> XmlLines<R> {
 
     fn add_text(&mut self, text: &str) -> Result<(), FileError> {
         if !matches!(self.place(), Place::Leaf(_)) {
-            return if text.trim().is_empty() { Ok(()) } else { Err(self.error("XML_MALFORMED", "text outside an element that takes text")) };
+            return if text.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(self.error("XML_MALFORMED", "text outside an element that takes text"))
+            };
         }
         if self.text.len() + text.len() > MAX_TEXT_BYTES {
             return Err(self.error("RECORD_TOO_LONG", format!("an element's text is longer than {MAX_TEXT_BYTES} bytes")));
@@ -276,7 +279,8 @@ impl<R: Read> XmlLines<R> {
         for attribute in element.attributes() {
             let attribute = attribute.map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {e}")))?;
             if attribute.key.local_name().as_ref() == name.as_bytes() {
-                let value = attribute.unescape_value().map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {}", describe(&e))))?;
+                let value =
+                    attribute.unescape_value().map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {}", describe(&e))))?;
                 return Ok(Some(value.into_owned()));
             }
         }

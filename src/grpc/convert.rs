@@ -5,10 +5,10 @@ use chrono::NaiveDate;
 
 use super::proto;
 use crate::app::{Acknowledgment, AppError, RegistryOutcome, Submission};
-use crate::formats::{DeclaredTotals, RemittanceFormat};
-use crate::storage::remittance::{RemittanceSummary, StoredLine, StoredProblem};
 use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
+use crate::formats::{DeclaredTotals, RemittanceFormat};
+use crate::storage::remittance::{RemittanceSummary, StoredLine, StoredProblem};
 use crate::storage::{CollectionRecord, RunSummary};
 
 pub fn case_number(field: &'static str, text: &str) -> Result<CaseNumber, AppError> {
@@ -96,19 +96,11 @@ pub fn submission(sender: String, header: proto::RemittanceHeader) -> Result<Sub
         _ => return Err(AppError::invalid("format", "the format is CSV, XML or NACHA")),
     };
     let total = if header.declared_total.trim().is_empty() { None } else { Some(amount("declared_total", &header.declared_total)?) };
-    Ok(Submission {
-        sender,
-        format,
-        batch_id: header.batch_id,
-        declared: DeclaredTotals { line_count: header.declared_line_count, total },
-    })
+    Ok(Submission { sender, format, batch_id: header.batch_id, declared: DeclaredTotals { line_count: header.declared_line_count, total } })
 }
 
 fn problems(problems: Vec<StoredProblem>) -> Vec<proto::LineProblem> {
-    problems
-        .into_iter()
-        .map(|p| proto::LineProblem { code: p.code, field: p.field, severity: p.severity, message: p.message })
-        .collect()
+    problems.into_iter().map(|p| proto::LineProblem { code: p.code, field: p.field, severity: p.severity, message: p.message }).collect()
 }
 
 pub fn remittance_line(line: StoredLine) -> proto::RemittanceLine {
@@ -143,7 +135,11 @@ impl From<Acknowledgment> for proto::RemittanceAcknowledgment {
             applied_by_ssn: counts.applied_by_ssn,
             suspense: counts.suspense,
             rejected: counts.rejected,
-            file_problem: ack.file_problem.map(|p| proto::FileProblem { code: p.code.to_owned(), position: p.position, message: p.message }),
+            file_problem: ack.file_problem.map(|p| proto::FileProblem {
+                code: p.code.to_owned(),
+                position: p.position,
+                message: p.message,
+            }),
             lines: ack
                 .lines
                 .into_iter()

@@ -150,17 +150,11 @@ impl proto::export_service_server::ExportService for Exports {
         Ok(export_response(self.0.export_suspense()))
     }
 
-    async fn export_allocations(
-        &self,
-        _request: Request<proto::ExportAllocationsRequest>,
-    ) -> Result<Response<ChunkResponse>, Status> {
+    async fn export_allocations(&self, _request: Request<proto::ExportAllocationsRequest>) -> Result<Response<ChunkResponse>, Status> {
         Ok(export_response(self.0.export_allocations()))
     }
 
-    async fn export_balances(
-        &self,
-        request: Request<proto::ExportBalancesRequest>,
-    ) -> Result<Response<ChunkResponse>, Status> {
+    async fn export_balances(&self, request: Request<proto::ExportBalancesRequest>) -> Result<Response<ChunkResponse>, Status> {
         let as_of = convert::optional_date("as_of", &request.into_inner().as_of)?;
         Ok(export_response(self.0.export_balances(as_of)))
     }

@@ -18,9 +18,7 @@ impl From<AppError> for Status {
                 tracing::warn!(%message, "concurrent update; the client may retry");
                 Status::aborted("a concurrent update got there first; retry the request")
             }
-            AppError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
-                Status::unavailable("the database is busy; retry shortly")
-            }
+            AppError::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => Status::unavailable("the database is busy; retry shortly"),
             // Internal details stay in the server's log.
             AppError::Store(_) | AppError::Internal(_) => {
                 tracing::error!(%error, "internal error");

@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan};
 use crate::domain::registry::RegistryProblem;
-use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderLedger, OrderId, YearMonth};
+use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderId, OrderLedger, YearMonth};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

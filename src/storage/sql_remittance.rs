@@ -14,7 +14,21 @@ pub(super) const SUMMARY_COLUMNS: &str = "remittance_id, sender, batch_id, forma
      line_count, total_cents, applied, applied_by_ssn, suspense, rejected";
 
 pub(super) fn summary(row: SummaryRow) -> Result<super::remittance::RemittanceSummary, super::StoreError> {
-    let (remittance_id, sender, batch_id, format, content_sha256, received_at, received_on, lines, total, applied, by_ssn, suspense, rejected) = row;
+    let (
+        remittance_id,
+        sender,
+        batch_id,
+        format,
+        content_sha256,
+        received_at,
+        received_on,
+        lines,
+        total,
+        applied,
+        by_ssn,
+        suspense,
+        rejected,
+    ) = row;
     let count = |n: i64| u64::try_from(n).map_err(super::sql_store::corrupt("count"));
     Ok(super::remittance::RemittanceSummary {
         remittance_id,

@@ -95,7 +95,12 @@ impl TestApp {
         let address = application.local_addr();
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            application.run_until(async { let _ = signal.await; }).await.expect("the server runs");
+            application
+                .run_until(async {
+                    let _ = signal.await;
+                })
+                .await
+                .expect("the server runs");
         });
         let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect");
         TestApp { address, channel, db, shutdown: Some(shutdown), server: Some(server) }
