@@ -35,11 +35,7 @@ fn spec_orders() -> Vec<OrderLedger> {
 /// (current A, current B, arrears A, arrears B, unapplied) of a pool's allocations.
 fn table_row(allocations: &[Allocation]) -> [i64; 5] {
     let find = |id: Option<&str>, bucket| {
-        allocations
-            .iter()
-            .filter(|a| a.order_id.as_ref().map(|o| o.as_str()) == id && a.bucket == bucket)
-            .map(|a| a.amount.cents())
-            .sum()
+        allocations.iter().filter(|a| a.order_id.as_ref().map(|o| o.as_str()) == id && a.bucket == bucket).map(|a| a.amount.cents()).sum()
     };
     [
         find(Some("A"), Bucket::Current),
@@ -141,7 +137,10 @@ fn the_odd_cent_goes_by_remainder_then_weight_then_order_id_as_text() {
 #[test]
 fn an_obligor_without_orders_gets_unapplied_credit() {
     let distribution = apply_pool(&mut [], date("2026-11-13"), Money::from_cents(50_00));
-    assert_eq!(distribution.allocations, [Allocation { order_id: None, bucket: Bucket::Unapplied, month: None, amount: Money::from_cents(50_00) }]);
+    assert_eq!(
+        distribution.allocations,
+        [Allocation { order_id: None, bucket: Bucket::Unapplied, month: None, amount: Money::from_cents(50_00) }]
+    );
 }
 
 // ---------------------------------------------------------------- properties
@@ -149,30 +148,26 @@ fn an_obligor_without_orders_gets_unapplied_credit() {
 /// 1 to 5 orders with distinct ids, random terms (monthly 0 included), start months in 2025–2026,
 /// optional end dates.
 fn arbitrary_orders() -> impl Strategy<Value = Vec<OrderLedger>> {
-    proptest::collection::vec(
-        (0i64..2000_00, 0i64..5000_00, 0u32..24, proptest::option::of((0u32..30, 1u32..28))),
-        1..=5,
+    proptest::collection::vec((0i64..2000_00, 0i64..5000_00, 0u32..24, proptest::option::of((0u32..30, 1u32..28))), 1..=5).prop_map(
+        |terms| {
+            terms
+                .into_iter()
+                .enumerate()
+                .map(|(index, (monthly, arrears, start, end))| {
+                    let start_month = format!("{}-{:02}", 2025 + start / 12, start % 12 + 1);
+                    let end = end.map(|(m, d)| format!("{}-{:02}-{d:02}", 2025 + m / 12, m % 12 + 1));
+                    order(&format!("O{index}"), monthly, arrears, &start_month, end.as_deref())
+                })
+                .collect()
+        },
     )
-    .prop_map(|terms| {
-        terms
-            .into_iter()
-            .enumerate()
-            .map(|(index, (monthly, arrears, start, end))| {
-                let start_month = format!("{}-{:02}", 2025 + start / 12, start % 12 + 1);
-                let end = end.map(|(m, d)| format!("{}-{:02}-{d:02}", 2025 + m / 12, m % 12 + 1));
-                order(&format!("O{index}"), monthly, arrears, &start_month, end.as_deref())
-            })
-            .collect()
-    })
 }
 
 /// 1 to 4 pools dated in 2025–2026.
 fn arbitrary_pools() -> impl Strategy<Value = Vec<(NaiveDate, Money)>> {
     proptest::collection::vec((0i64..730, 1i64..20_000_00), 1..=4).prop_map(|pools| {
-        let mut pools: Vec<_> = pools
-            .into_iter()
-            .map(|(day, cents)| (date("2025-01-01") + chrono::Days::new(day as u64), Money::from_cents(cents)))
-            .collect();
+        let mut pools: Vec<_> =
+            pools.into_iter().map(|(day, cents)| (date("2025-01-01") + chrono::Days::new(day as u64), Money::from_cents(cents))).collect();
         pools.sort_by_key(|p| p.0);
         pools
     })

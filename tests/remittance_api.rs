@@ -1,0 +1,326 @@
+//! Remittance files end to end through the real gRPC server: each format acknowledged,
+//! resends changing nothing, refusals recording nothing, distribution afterwards.
+
+mod common;
+
+use common::{Backend, TestApp, SPEC_REGISTRY};
+use futures::StreamExt;
+use gateway::formats::nacha::writer::{write_file, EntryToWrite};
+use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::SENDER_METADATA;
+use proto::distribution_service_client::DistributionServiceClient;
+use proto::export_service_client::ExportServiceClient;
+use proto::registry_service_client::RegistryServiceClient;
+use proto::remittance_service_client::RemittanceServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+fn with_sender<T>(sender: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(SENDER_METADATA, sender.parse().unwrap());
+    request
+}
+
+async fn submit(
+    channel: &Channel,
+    sender: &str,
+    format: proto::RemittanceFormat,
+    batch_id: &str,
+    file: &[u8],
+) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
+    let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
+    let mut messages = vec![proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
+    messages.extend(file.chunks(1000).map(|c| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
+    let request = with_sender(sender, futures::stream::iter(messages));
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(request).await.map(|r| r.into_inner())
+}
+
+async fn setup() -> TestApp {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    assert!(
+        RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied
+    );
+    app
+}
+
+async fn export(channel: &Channel, suspense: bool) -> String {
+    let mut client = ExportServiceClient::new(channel.clone());
+    let mut stream = if suspense {
+        client.export_suspense(proto::ExportSuspenseRequest {}).await.unwrap().into_inner()
+    } else {
+        client.export_allocations(proto::ExportAllocationsRequest {}).await.unwrap().into_inner()
+    };
+    let mut csv = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        csv.extend(chunk.unwrap().data);
+    }
+    String::from_utf8(csv).unwrap()
+}
+
+async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
+    DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap().into_inner()
+}
+
+fn statuses(ack: &proto::RemittanceAcknowledgment) -> Vec<(u64, String, Vec<String>)> {
+    ack.lines.iter().map(|l| (l.line, l.status.clone(), l.problems.iter().map(|p| p.code.clone()).collect())).collect()
+}
+
+// The test server's today is 2026-11-20. OB-1 (SSN 123-45-6789) has cases 12345678 (order A)
+// and 12345679 (order B); OB-2 (223-45-6789) has case 22345678.
+const CSV: &str = "\
+employer_fein,employer_name,case_number,employee_ssn,employee_last_name,pay_date,amount,fips_code,employment_terminated
+43-1234567,Acme,12345678,123-45-6789,Smith,2026-11-13,400.00,29051,N
+43-1234567,Acme,,123-45-6789,Smith,11/13/2026,200.00,,N
+43-1234567,Acme,99999999,423-45-6789,Nobody,2026-11-13,50.00,,N
+43-1234567,Acme,22345678,123-45-6789,Smith,2026-11-13,10.00,,
+43-1234567,Acme,22345678,223-45-6789,Doe,2026-11-13,25.00,36001,
+43-1234567,Acme,22345678,223-45-6789,Doe,2026-11-13,0.00,,Y
+";
+
+#[tokio::test]
+async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
+    let app = setup().await;
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    assert_eq!((ack.status.as_str(), ack.line_count, ack.total_amount.as_str()), ("ACCEPTED", 6, "685.00"));
+    assert_eq!((ack.applied, ack.applied_by_ssn, ack.suspense, ack.rejected), (2, 1, 2, 1));
+    assert_eq!(
+        statuses(&ack),
+        [
+            (2, "APPLIED_BY_SSN".into(), vec!["IDENTIFIED_BY_SSN".into()]),
+            (3, "SUSPENSE".into(), vec!["CASE_NUMBER_UNKNOWN".into(), "OBLIGOR_NOT_IDENTIFIED".into()]),
+            (4, "SUSPENSE".into(), vec!["SSN_MISMATCH".into()]),
+            (5, "REJECTED".into(), vec!["FIPS_OTHER_STATE".into()]),
+            (6, "APPLIED".into(), vec!["EMPLOYMENT_TERMINATED".into()]),
+        ]
+    );
+
+    // Every line, in order, from the stored outcomes.
+    let request = with_sender("acme-payroll", proto::ListRemittanceLinesRequest { batch_id: "ACME-1".into() });
+    let mut lines = RemittanceServiceClient::new(app.channel.clone()).list_remittance_lines(request).await.unwrap().into_inner();
+    let mut all = Vec::new();
+    while let Some(line) = lines.next().await {
+        all.push(line.unwrap());
+    }
+    assert_eq!(all.iter().map(|l| l.line).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(all[0].status, "APPLIED");
+
+    // Suspense holds lines 3 and 4 with the case as received and a masked SSN.
+    let suspense = export(&app.channel, true).await;
+    assert_eq!(
+        suspense,
+        "batch_id,line,case_number,ssn,amount,pay_date,reason,state,suspense_id\n\
+         ACME-1,3,99999999,***-**-6789,50.00,2026-11-13,OBLIGOR_NOT_IDENTIFIED,OPEN,1\n\
+         ACME-1,4,22345678,***-**-6789,10.00,2026-11-13,SSN_MISMATCH,OPEN,2\n"
+    );
+
+    // 400.00 + 200.00 for OB-1 on the pay date: one pool of 600.00, the spec's second row.
+    let run = distribute(&app.channel).await;
+    assert_eq!((run.collections, run.pools, run.total.as_str()), (2, 1, "600.00"));
+    let allocations = export(&app.channel, false).await;
+    let rows: Vec<&str> = allocations.lines().skip(1).map(|l| l.split_once(",OB-1,").unwrap().1).collect();
+    assert_eq!(
+        rows,
+        [
+            "12345678,A,CURRENT,2026-11,2026-11-13,300.00",
+            "12345679,B,CURRENT,2026-11,2026-11-13,200.00",
+            "12345678,A,ARREARS,,2026-11-13,25.00",
+            "12345679,B,ARREARS,,2026-11-13,75.00",
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
+    let app = setup().await;
+    let first = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let again = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    assert!(again.replayed && !first.replayed);
+    assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..again }, first);
+
+    let other = CSV.replace("400.00", "401.00");
+    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", other.as_bytes()).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    let duplicate = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-2", CSV.as_bytes()).await.unwrap();
+    assert_eq!((duplicate.status.as_str(), duplicate.duplicate_of.as_str(), duplicate.line_count), ("DUPLICATE", "ACME-1", 0));
+
+    // Another sender's batch ids and files are its own.
+    let theirs = submit(&app.channel, "other-vendor", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    assert_eq!((theirs.status.as_str(), theirs.replayed), ("ACCEPTED", false));
+    let mut client = RemittanceServiceClient::new(app.channel.clone());
+    let hidden = client.get_remittance(with_sender("nobody", proto::GetRemittanceRequest { batch_id: "ACME-1".into() })).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    let shown =
+        client.get_remittance(with_sender("acme-payroll", proto::GetRemittanceRequest { batch_id: "ACME-1".into() })).await.unwrap();
+    assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner() }, first);
+    let listed =
+        client.list_remittances(with_sender("acme-payroll", proto::ListRemittancesRequest { limit: 0 })).await.unwrap().into_inner();
+    assert_eq!(listed.remittances.len(), 1);
+
+    // Two senders' money, distributed once each: 2 × 600.00 for OB-1.
+    let run = distribute(&app.channel).await;
+    assert_eq!((run.collections, run.total.as_str()), (4, "1200.00"));
+    assert_eq!(distribute(&app.channel).await.collections, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
+    let app = setup().await;
+    let broken = CSV.replace("employee_last_name", "employee_surname");
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", broken.as_bytes()).await.unwrap();
+    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("HEADER_UNKNOWN_COLUMN"));
+
+    // Control totals that disagree, declared by the sender, refuse the file too.
+    let header = proto::RemittanceHeader {
+        format: proto::RemittanceFormat::Csv as i32,
+        batch_id: "ACME-1".into(),
+        declared_line_count: Some(7),
+        declared_total: "685.00".into(),
+    };
+    let messages = [
+        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
+        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(CSV.as_bytes().to_vec())) },
+    ];
+    let ack = RemittanceServiceClient::new(app.channel.clone())
+        .submit_remittance(with_sender("acme-payroll", futures::stream::iter(messages)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("CONTROL_TOTAL_MISMATCH"));
+    assert_eq!(distribute(&app.channel).await.collections, 0, "nothing of a refused file is recorded");
+    assert_eq!(export(&app.channel, true).await.lines().count(), 1);
+
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    assert_eq!(ack.status, "ACCEPTED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
+    let app = setup().await;
+    let xml = r#"<Remittance xmlns="urn:mo-fspc:remittance:1">
+  <Header><BatchId>X-1</BatchId><LineCount>2</LineCount><TotalAmount>600.00</TotalAmount></Header>
+  <Employer fein="431234567" name="Acme">
+    <Payment><CaseNumber>12345678</CaseNumber><EmployeeSSN>123456789</EmployeeSSN><LastName>Smith</LastName>
+      <PayDate>2026-11-13</PayDate><Amount>400.00</Amount></Payment>
+    <Payment><CaseNumber>1234</CaseNumber><EmployeeSSN>123456789</EmployeeSSN><LastName>Smith</LastName>
+      <PayDate>2026-11-13</PayDate><Amount>200.00</Amount></Payment>
+  </Employer>
+</Remittance>"#;
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap();
+    assert_eq!((ack.status.as_str(), ack.applied, ack.applied_by_ssn), ("ACCEPTED", 1, 1));
+    assert_eq!(statuses(&ack), [(2, "APPLIED_BY_SSN".into(), vec!["CASE_NUMBER_INVALID".into(), "IDENTIFIED_BY_SSN".into()])]);
+
+    let doctype = xml.replace("<Remittance", "<!DOCTYPE x [<!ENTITY e \"e\">]><Remittance").replace("X-1", "X-2");
+    let refused = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-2", doctype.as_bytes()).await.unwrap();
+    assert_eq!(refused.file_problem.map(|p| p.code), Some("XML_DOCTYPE_FORBIDDEN".into()));
+
+    // A CTX entry with two DED segments for OB-2 (case 22345678), and a prenote.
+    let ctx = write_file(
+        "CTX",
+        "ACME",
+        "431234567",
+        &[
+            EntryToWrite {
+                routing: 91_000_019,
+                amount_cents: 150_00,
+                prenote: false,
+                segments: vec!["DED*CS*22345678*20261113*10000*223456789*N\\".into(), "DED*CS*22345678*20261113*5000*223456789*N\\".into()],
+            },
+            EntryToWrite {
+                routing: 91_000_019,
+                amount_cents: 0,
+                prenote: true,
+                segments: vec!["DED*CS*22345678*20261113*0*223456789*N\\".into()],
+            },
+        ],
+    );
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
+    assert_eq!((ack.status.as_str(), ack.line_count, ack.applied, ack.total_amount.as_str()), ("ACCEPTED", 3, 3, "150.00"));
+    assert_eq!(statuses(&ack), [(3, "APPLIED".into(), vec!["PRENOTE".into()])]);
+
+    let run = distribute(&app.channel).await;
+    // OB-1: one 600.00 pool; OB-2: one 150.00 pool (the prenote brings no money).
+    assert_eq!((run.collections, run.pools, run.total.as_str()), (4, 2, "750.00"));
+    let allocations = export(&app.channel, false).await;
+    assert!(allocations.contains(",OB-2,22345678,C,CURRENT,2026-11,2026-11-13,150.00"), "{allocations}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_first_message_must_be_the_header() {
+    let app = setup().await;
+    let messages = [proto::SubmitRemittanceRequest { part: Some(Part::Chunk(CSV.as_bytes().to_vec())) }];
+    let status = RemittanceServiceClient::new(app.channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Unspecified, "B", CSV.as_bytes()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "", CSV.as_bytes()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+/// A CSV line of OB-1's, for generated files.
+fn generated_line(index: u64) -> String {
+    format!("43-1234567,Acme,12345678,123-45-6789,Smith,2026-11-13,{}.{:02},,N\n", 1 + index % 500, index % 100)
+}
+
+#[tokio::test]
+async fn a_large_file_streams_through_with_the_servers_memory_bounded() {
+    let app = setup().await;
+    let header =
+        "employer_fein,employer_name,case_number,employee_ssn,employee_last_name,pay_date,amount,fips_code,employment_terminated\n";
+    let upload = |batch: &'static str, lines: u64| {
+        // The file is generated as it is sent: the test does not hold it either.
+        let first = proto::SubmitRemittanceRequest {
+            part: Some(Part::Header(proto::RemittanceHeader {
+                format: proto::RemittanceFormat::Csv as i32,
+                batch_id: batch.into(),
+                ..Default::default()
+            })),
+        };
+        let chunks = futures::stream::iter((0..lines).step_by(1000)).map(move |start| {
+            let mut chunk = if start == 0 { header.to_owned() } else { String::new() };
+            for index in start..(start + 1000).min(lines) {
+                chunk.push_str(&generated_line(index));
+            }
+            proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk.into_bytes())) }
+        });
+        with_sender("big-vendor", futures::stream::iter([first]).chain(chunks))
+    };
+    let mut client = RemittanceServiceClient::new(app.channel.clone());
+    // A first, smaller file warms every cache and pool up.
+    let warm = client.submit_remittance(upload("WARM", 20_000)).await.unwrap().into_inner();
+    assert_eq!(warm.applied, 20_000);
+    let peak_before = peak_resident_bytes();
+
+    let lines = 200_000;
+    let file_bytes: usize = header.len() + (0..lines).map(|i| generated_line(i).len()).sum::<usize>();
+    let started = std::time::Instant::now();
+    let ack = client.submit_remittance(upload("BIG", lines)).await.unwrap().into_inner();
+    let elapsed = started.elapsed();
+    assert_eq!((ack.status.as_str(), ack.line_count, ack.applied), ("ACCEPTED", lines, lines));
+    assert!(ack.lines.is_empty());
+    let growth = peak_resident_bytes().saturating_sub(peak_before);
+    println!(
+        "{lines} lines ({} MB) in {:.1} s ({:.0} lines/s, debug build); peak memory grew by {:.1} MB",
+        file_bytes / 1_000_000,
+        elapsed.as_secs_f64(),
+        lines as f64 / elapsed.as_secs_f64(),
+        growth as f64 / 1e6
+    );
+    // Holding the file (or its lines) would grow the peak by at least the file's size.
+    assert!(growth < file_bytes as u64 / 2, "peak memory grew by {growth} bytes for a {file_bytes}-byte file");
+    app.stop().await;
+}
+
+/// The process's peak resident memory (the test runs the server in-process).
+fn peak_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
