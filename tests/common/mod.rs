@@ -125,3 +125,12 @@ OB-1,123-45-6789,Smith,John,12345678,A,300.00,2026-11,100.00,43-1234567
 OB-1,123-45-6789,Smith,John,12345679,B,200.00,2026-11,300.00,
 OB-2,223-45-6789,Doe,Jane,22345678,C,150.00,2026-11,0.00,
 ";
+
+impl TestDb {
+    /// A fresh SQLite database, for tests that run the `gateway` binary.
+    pub fn new_blocking() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        TestDb { url, _dir: Some(dir) }
+    }
+}

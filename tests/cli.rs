@@ -1,0 +1,184 @@
+//! The `gateway` binary as people and scripts use it: the CLI against a running server, and
+//! a server killed mid-file that loses nothing and applies nothing twice after a restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestDb, SPEC_REGISTRY};
+use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient, submit_remittance_request::Part};
+use gateway::grpc::SENDER_METADATA;
+use tonic::transport::Channel;
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// A `gateway serve` process on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts a server on port 0 and learns its address from its JSON log.
+    fn start(database_url: &str) -> Server {
+        let mut child = Command::new(GATEWAY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database_url, "--log-format", "json"])
+            .env("GATEWAY_PII_KEY", "ab".repeat(32))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gateway binary starts");
+        let mut log = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while log.read_line(&mut line).unwrap() > 0 {
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if entry["fields"]["message"] == "gateway listening" {
+                let address = entry["fields"]["address"].as_str().unwrap().to_owned();
+                // Keep draining the log so the server never blocks on a full pipe.
+                std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+                return Server { child, url: format!("http://{address}") };
+            }
+            line.clear();
+        }
+        panic!("the server stopped before listening");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no chance to clean up.
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(GATEWAY).args(["--server", &server.url, "--sender", "acme-payroll"]).args(args).output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+const CSV: &str = "\
+employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount
+43-1234567,12345678,123-45-6789,Smith,2026-11-13,400.00
+43-1234567,,123-45-6789,Smith,2026-11-13,200.00
+43-1234567,12345678,123-45-6789,Smith,2026-11-13,1.005
+";
+
+#[test]
+fn the_cli_imports_submits_distributes_and_exports() {
+    let db = TestDb::new_blocking();
+    let server = Server::start(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
+    let remittance = dir.path().join("remit.csv");
+    std::fs::write(&remittance, CSV).unwrap();
+
+    let (code, out, err) = cli(&server, &["registry", "import", registry.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, "Registry imported: 3 rows (3 added, 0 updated, 0 unchanged).\n"), "{err}");
+
+    let (code, out, err) =
+        cli(&server, &["--json", "remit", "submit", "--format", "csv", "--batch-id", "ACME-7", remittance.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let ack: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ack["batch_id"], "ACME-7");
+    assert_eq!(ack["status"], "ACCEPTED");
+    assert_eq!(ack["line_count"], 3);
+    assert_eq!(ack["total_amount"], "600.00");
+    let lines = ack["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "one entry per line of the file");
+    assert_eq!((lines[0]["line"].as_u64(), lines[0]["status"].as_str()), (Some(1), Some("APPLIED")));
+    assert_eq!(lines[1]["status"], "APPLIED_BY_SSN");
+    assert_eq!(lines[2]["status"], "REJECTED");
+    let problem = &lines[2]["problems"][0];
+    assert_eq!((problem["code"].as_str(), problem["field"].as_str()), (Some("AMOUNT_INVALID"), Some("amount")));
+    assert!(problem["message"].as_str().unwrap().contains("2 decimal places"));
+    assert!(!out.contains("123456789") && !out.contains("123-45-6789"));
+
+    let (code, out, _) = cli(&server, &["remit", "show", "ACME-7"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Batch ACME-7 ACCEPTED: 3 lines, total 600.00."), "{out}");
+    assert!(out.contains("line 3 (REJECTED), amount: ERROR AMOUNT_INVALID"), "{out}");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, CSV.replace("amount", "amt")).unwrap();
+    let (code, out, _) = cli(&server, &["remit", "submit", "--format", "csv", "--batch-id", "ACME-8", bad.to_str().unwrap()]);
+    assert_eq!(code, 3, "a refused file exits with 3");
+    assert!(out.contains("REFUSED") && out.contains("HEADER_UNKNOWN_COLUMN"), "{out}");
+
+    let (code, out, _) = cli(&server, &["distribute"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("total 600.00 = current 500.00 + arrears 100.00 + unapplied 0.00"), "{out}");
+    let allocations = dir.path().join("allocations.csv");
+    let (code, _, _) = cli(&server, &["export", "allocations", "--out", allocations.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let csv = std::fs::read_to_string(&allocations).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let (code, out, _) = cli(&server, &["export", "balances", "--as-of", "2026-11-30"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("A,12345678,OB-1,300.00,0.00,75.00,ACTIVE"), "{out}");
+
+    let (code, _, err) =
+        cli(&server, &["collection", "add", "--case-number", "12345678", "--amount", "1.001", "--effective-date", "2026-11-13"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("InvalidArgument") && err.contains("amount"), "{err}");
+}
+
+/// A CSV of `lines` payments of OB-1's, 1.00 each.
+fn big_csv(lines: usize) -> Vec<u8> {
+    let mut csv = String::from("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n");
+    for _ in 0..lines {
+        csv.push_str("43-1234567,12345678,123-45-6789,Smith,2026-11-13,1.00\n");
+    }
+    csv.into_bytes()
+}
+
+async fn submit(url: &str, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
+    let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
+    let mut messages = vec![proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
+    messages.extend(file.chunks(64 * 1024).map(|c| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
+    let mut request = tonic::Request::new(futures::stream::iter(messages));
+    request.metadata_mut().insert(SENDER_METADATA, "acme-payroll".parse().unwrap());
+    RemittanceServiceClient::new(channel).submit_remittance(request).await.map(|r| r.into_inner())
+}
+
+#[test]
+fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
+    let db = TestDb::new_blocking();
+    let mut server = Server::start(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
+    assert_eq!(cli(&server, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let lines = 60_000;
+    let url = server.url.clone();
+    let upload = runtime.spawn(async move { submit(&url, "BIG-1", big_csv(lines)).await });
+    // Kill the server while it works on the file (spooling or writing its transaction).
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    let interrupted = runtime.block_on(upload).unwrap();
+    assert!(interrupted.is_err(), "the client sees the failure: {interrupted:?}");
+
+    let server = Server::start(&db.url);
+    let (code, _, err) = cli(&server, &["remit", "show", "BIG-1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("NotFound"), "nothing of the file was kept: {err}");
+    assert!(cli(&server, &["distribute"]).1.contains("Nothing to distribute"));
+
+    let ack = runtime.block_on(submit(&server.url, "BIG-1", big_csv(lines))).unwrap();
+    assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", lines as u64));
+    let again = runtime.block_on(submit(&server.url, "BIG-1", big_csv(lines))).unwrap();
+    assert!(again.replayed);
+    let (_, out, _) = cli(&server, &["distribute"]);
+    assert!(out.contains(&format!("{lines} collection(s)")), "{out}");
+    assert!(out.contains("total 60000.00"), "{out}");
+}
