@@ -243,6 +243,11 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
     assert_eq!((ack.status.as_str(), ack.line_count, ack.applied, ack.total_amount.as_str()), ("ACCEPTED", 3, 3, "150.00"));
     assert_eq!(statuses(&ack), [(3, "APPLIED".into(), vec!["PRENOTE".into()])]);
 
+    // Resending either file changes nothing.
+    let resent = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
+    assert!(resent.replayed && resent.applied == 3);
+    assert!(submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap().replayed);
+
     let run = distribute(&app.channel).await;
     // OB-1: one 600.00 pool; OB-2: one 150.00 pool (the prenote brings no money).
     assert_eq!((run.collections, run.pools, run.total.as_str()), (4, 2, "750.00"));
@@ -323,4 +328,31 @@ fn peak_resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[tokio::test]
+async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
+    let app = setup().await;
+    let channel = app.channel.clone();
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "CUT-1".into(), ..Default::default() };
+    let first_half = [
+        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
+        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(CSV.as_bytes()[..200].to_vec())) },
+    ];
+    // The rest never comes: the client process dies while sending.
+    let upload = futures::stream::iter(first_half).chain(futures::stream::pending());
+    let client =
+        tokio::spawn(async move { RemittanceServiceClient::new(channel).submit_remittance(with_sender("acme-payroll", upload)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    client.abort();
+    let _ = client.await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let mut remittances = RemittanceServiceClient::new(app.channel.clone());
+    let missing = remittances.get_remittance(with_sender("acme-payroll", proto::GetRemittanceRequest { batch_id: "CUT-1".into() })).await;
+    assert_eq!(missing.unwrap_err().code(), Code::NotFound);
+    assert_eq!(distribute(&app.channel).await.collections, 0);
+    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
+    assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 6));
+    app.stop().await;
 }

@@ -225,3 +225,110 @@ fn problem_codes_are_stable() {
         assert_eq!(code.as_str(), text);
     }
 }
+
+/// Every problem code that a line can carry, raised through each format that can express
+/// it: the file is written, parsed back and checked, so the format's mapping of its fields is
+/// tested together with the rule.
+mod through_each_format {
+    use super::*;
+    use gateway::domain::Money;
+    use gateway::formats::csv_remittance::write_csv;
+    use gateway::formats::nacha::writer::{ded_segment, write_file, EntryToWrite};
+    use gateway::formats::xml_remittance::write_xml;
+    use gateway::formats::{remittance_lines, DeclaredTotals, RemittanceFormat};
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Format {
+        Csv,
+        Xml,
+        Nacha,
+    }
+
+    /// A line changed by `change`, checked after a trip through `format`.
+    fn through(format: Format, change: impl Fn(&mut RawLine)) -> Vec<&'static str> {
+        let mut raw = line();
+        raw.fips_code = Some("29051".into());
+        change(&mut raw);
+        let bytes = match format {
+            Format::Csv => write_csv(&[raw.clone()]),
+            Format::Xml => write_xml("B-1", &[raw.clone()]),
+            Format::Nacha => {
+                // NACHA writes dates YYMMDD and takes the FEIN from the batch.
+                if let Some(date) = raw.pay_date.clone().filter(|d| d.len() == 10) {
+                    raw.pay_date = Some(date[2..].replace('-', ""));
+                }
+                let cents = raw.amount.as_deref().and_then(|a| Money::parse(a).ok()).map_or(0, |m| m.cents() as u64);
+                let entry =
+                    EntryToWrite { routing: 91_000_019, amount_cents: cents, prenote: raw.prenote, segments: vec![ded_segment(&raw)] };
+                write_file("CCD", "ACME", raw.employer_fein.as_deref().unwrap_or("431234567").replace('-', "").as_str(), &[entry])
+            }
+        };
+        let kind = match format {
+            Format::Csv => RemittanceFormat::Csv,
+            Format::Xml => RemittanceFormat::Xml,
+            Format::Nacha => RemittanceFormat::Nacha,
+        };
+        let lines: Vec<RawLine> = remittance_lines(kind, std::io::Cursor::new(bytes), DeclaredTotals::default(), "B-1")
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let checked = check_line(&lines[0], received(), &Registry);
+        checked.problems.iter().map(|p| p.code.as_str()).collect()
+    }
+
+    type Change = fn(&mut RawLine);
+
+    #[test]
+    fn every_code_in_every_format_that_can_carry_it() {
+        use Format::*;
+        let table: [(&str, Change, &[Format]); 20] = [
+            ("AMOUNT_INVALID", |l| l.amount = Some("0.00".into()), &[Csv, Xml, Nacha]),
+            ("PAY_DATE_INVALID", |l| l.pay_date = Some("2026-02-30".into()), &[Csv, Xml, Nacha]),
+            ("PAY_DATE_IN_FUTURE", |l| l.pay_date = Some("2026-12-01".into()), &[Csv, Xml, Nacha]),
+            ("SSN_INVALID", |l| l.employee_ssn = Some("666456789".into()), &[Csv, Xml, Nacha]),
+            ("FEIN_INVALID", |l| l.employer_fein = Some("4312345".into()), &[Csv, Xml, Nacha]),
+            ("NAME_MISSING", |l| l.last_name = Some(String::new()), &[Csv, Xml]),
+            ("FIPS_INVALID", |l| l.fips_code = Some("2905".into()), &[Csv, Xml, Nacha]),
+            ("FIPS_OTHER_STATE", |l| l.fips_code = Some("17031".into()), &[Csv, Xml, Nacha]),
+            ("MEDICAL_SUPPORT_INVALID", |l| l.medical_support = Some("Q".into()), &[Csv, Xml, Nacha]),
+            ("FLAG_INVALID", |l| l.employment_terminated = Some("Q".into()), &[Csv, Xml, Nacha]),
+            ("CASE_NUMBER_INVALID", |l| l.case_number = Some("1234".into()), &[Csv, Xml, Nacha]),
+            ("CASE_NUMBER_UNKNOWN", |l| l.case_number = Some("99999999".into()), &[Csv, Xml, Nacha]),
+            ("IDENTIFIED_BY_SSN", |l| l.case_number = Some(String::new()), &[Csv, Xml, Nacha]),
+            ("LATE_REMITTANCE", |l| l.pay_date = Some("2026-10-01".into()), &[Csv, Xml, Nacha]),
+            ("SSN_MISMATCH", |l| l.employee_ssn = Some("223456789".into()), &[Csv, Xml, Nacha]),
+            (
+                "SSN_MATCHES_SEVERAL",
+                |l| {
+                    l.case_number = Some(String::new());
+                    l.employee_ssn = Some("323456789".into());
+                },
+                &[Csv, Xml, Nacha],
+            ),
+            (
+                "OBLIGOR_NOT_IDENTIFIED",
+                |l| {
+                    l.case_number = Some(String::new());
+                    l.employee_ssn = Some("423456789".into());
+                },
+                &[Csv, Xml, Nacha],
+            ),
+            ("EMPLOYMENT_TERMINATED", |l| l.employment_terminated = Some("Y".into()), &[Csv, Xml, Nacha]),
+            (
+                "PRENOTE",
+                |l| {
+                    l.prenote = true;
+                    l.amount = Some("0.00".into());
+                },
+                &[Nacha],
+            ),
+            ("AMOUNT_INVALID", |l| l.amount = Some("1.005".into()), &[Csv, Xml]),
+        ];
+        for (code, change, formats) in table {
+            for format in [Csv, Xml, Nacha].into_iter().filter(|f| formats.contains(f)) {
+                let codes = through(format, change);
+                assert!(codes.contains(&code), "{code} through {}: got {codes:?}", ["CSV", "XML", "NACHA"][format as usize]);
+            }
+        }
+    }
+}
