@@ -356,3 +356,15 @@ async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 6));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_file_over_the_size_limit_is_resource_exhausted_and_records_nothing() {
+    let app = TestApp::spawn_with_limits(Backend::Sqlite, gateway::app::UploadLimits { max_bytes: 300 }).await;
+    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "BIG", CSV.as_bytes()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("300 bytes"), "{}", status.message());
+    let mut client = RemittanceServiceClient::new(app.channel.clone());
+    let listed = client.list_remittances(with_sender("acme-payroll", proto::ListRemittancesRequest { limit: 10 })).await.unwrap();
+    assert!(listed.into_inner().remittances.is_empty());
+    app.stop().await;
+}

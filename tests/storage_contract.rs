@@ -36,24 +36,16 @@ on_both_backends!(
     allocations_cannot_be_altered,
     two_replicas_never_distribute_a_collection_twice,
     a_setting_keeps_its_first_value,
+    payments_are_recorded_and_returns_reverse_them,
 );
 
 fn entries(csv: &str) -> Vec<RegistryEntry> {
     read_registry(csv.as_bytes())
         .expect("a valid registry")
         .into_iter()
-        .map(|row| RegistryEntry {
-            line: row.line,
-            ssn_hmac: format!("hmac-{}", row.ssn.last4()),
-            ssn_last4: row.ssn.last4().to_owned(),
-            obligor_id: row.obligor_id,
-            last_name: row.last_name,
-            first_name: row.first_name,
-            order: row.order,
-            employer_fein: row.employer_fein,
-            child_birth_date: row.child_birth_date,
-            continuing_education: row.continuing_education,
-            impaired: row.impaired,
+        .map(|row| {
+            let hmac = format!("hmac-{}", row.ssn.last4());
+            RegistryEntry::from_row(row, hmac)
         })
         .collect()
 }
@@ -287,5 +279,77 @@ async fn a_setting_keeps_its_first_value(backend: Backend) {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    );
+}
+
+async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
+    use gateway::domain::distribution::reversal_entries;
+    use gateway::storage::payment::{NewBankAccount, NewPayer, NewPayment, ReturnOutcome};
+
+    let (_db, store) = seeded(backend).await;
+    let account = || NewBankAccount {
+        routing_number: "091000019".into(),
+        account_cipher: "sealed".into(),
+        account_last4: "6789".into(),
+        account_type: "CHECKING",
+        added_on: date("2026-11-02"),
+    };
+    let payer = NewPayer {
+        name: "John Smith".into(),
+        address: "1 Main St".into(),
+        ssn_hmac: "hmac-6789".into(),
+        ssn_last4: "6789".into(),
+        telephone: "5735550100".into(),
+        email: "john@example.com".into(),
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        created_at: "t".into(),
+    };
+    let payer_id = store.create_payer(payer, account()).await.unwrap();
+    assert!(!store.add_bank_account(payer_id, account()).await.unwrap(), "one bank account per payer");
+    store.record_prenote(payer_id, Some("R03".into())).await.unwrap();
+    let record = store.payer(payer_id).await.unwrap().unwrap();
+    assert_eq!(record.account.as_ref().unwrap().prenote_return_code.as_deref(), Some("R03"));
+    store.replace_bank_account(payer_id, account()).await.unwrap();
+    let replaced = store.payer(payer_id).await.unwrap().unwrap().account.unwrap();
+    assert_ne!(replaced.account_id, record.account.unwrap().account_id);
+    assert_eq!(replaced.prenote_result, None);
+
+    let payment = |key: &str, cents: i64| NewPayment {
+        payer_id,
+        account_id: replaced.account_id,
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        amount: Money::from_cents(cents),
+        channel: "WEB",
+        accepted_on: date("2026-11-13"),
+        accepted_at: "t".into(),
+        idempotency_key: key.into(),
+        request_sha256: "h".into(),
+    };
+    let first = store.create_payment(payment("k1", 100_00)).await.unwrap();
+    assert!(matches!(store.create_payment(payment("k1", 100_00)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.payment_by_key(payer_id, "k1").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.payment_by_trace(&first.trace_number).await.unwrap().map(|p| p.payment_id), Some(first.payment_id));
+    // Pooled with a payroll collection of the same date, then returned.
+    collect(&*store, "12345678", "200.00", "2026-11-13").await;
+    store.distribute("t", &plan_obligors).await.unwrap();
+    let planner = |rows: &[gateway::domain::distribution::PoolRow], amount: Money| reversal_entries(rows, amount);
+    let ReturnOutcome::Reversed { entries, .. } = store.return_payment(first.payment_id, "R01", "t", false, &planner).await.unwrap() else {
+        panic!("a distributed payment is reversed")
+    };
+    assert_eq!(entries.iter().map(|e| e.amount).collect::<Vec<_>>(), [money("-60.00"), money("-40.00")]);
+    assert_eq!(all_allocations(&*store).await.iter().map(|a| a.3).sum::<Money>(), money("200.00"));
+    let again = store.return_payment(first.payment_id, "R01", "t", false, &planner).await.unwrap();
+    assert_eq!(again, ReturnOutcome::AlreadyReturned("R01".into()));
+    // A payment returned before distribution is simply never distributed.
+    let second = store.create_payment(payment("k2", 40_00)).await.unwrap();
+    let cancelled = store.return_payment(second.payment_id, "R03", "t", true, &planner).await.unwrap();
+    assert_eq!(cancelled, ReturnOutcome::CancelledBeforeDistribution);
+    assert_eq!(store.payer(payer_id).await.unwrap().unwrap().account.unwrap().unusable_code.as_deref(), Some("R03"));
+    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    let orders = store.orders_of_obligor(&ObligorId::parse("OB-1").unwrap()).await.unwrap();
+    assert_eq!(
+        orders.iter().map(|(o, fein)| (o.id.to_string(), fein.clone())).collect::<Vec<_>>(),
+        [("A".into(), Some("431234567".into())), ("B".into(), None)]
     );
 }

@@ -12,6 +12,10 @@ pub enum AppError {
     /// The request would reuse something unique (a sender's batch id) for something else.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The request is valid but the state of things does not allow it now (an account still
+    /// being validated, a second bank account).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// An upload or request exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),

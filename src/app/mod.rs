@@ -7,9 +7,10 @@
 mod clock;
 mod error;
 mod export;
+pub mod payments;
 pub mod pii;
 mod remittance;
-mod upload;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 
@@ -78,18 +79,9 @@ impl App {
         };
         let entries: Vec<RegistryEntry> = rows
             .into_iter()
-            .map(|row| RegistryEntry {
-                line: row.line,
-                ssn_hmac: self.pii.ssn_hmac(&row.ssn),
-                ssn_last4: row.ssn.last4().to_owned(),
-                obligor_id: row.obligor_id,
-                last_name: row.last_name,
-                first_name: row.first_name,
-                order: row.order,
-                employer_fein: row.employer_fein,
-                child_birth_date: row.child_birth_date,
-                continuing_education: row.continuing_education,
-                impaired: row.impaired,
+            .map(|row| {
+                let ssn_hmac = self.pii.ssn_hmac(&row.ssn);
+                RegistryEntry::from_row(row, ssn_hmac)
             })
             .collect();
         let row_count = entries.len() as u64;

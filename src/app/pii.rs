@@ -1,9 +1,13 @@
 //! Personal data kept out of reach: SSNs are stored as a keyed HMAC (to match payroll lines)
-//! and their last 4 digits (to show), never in full.
+//! and their last 4 digits (to show), never in full; bank account numbers, which the ACH
+//! debit needs, are stored encrypted (AES-256-GCM) and as their last 4 digits.
 
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::domain::payment::AccountNumber;
 use crate::domain::Ssn;
 
 /// The key of the SSN HMAC. A plain hash of a 9-digit number is reversed by trying all of
@@ -28,9 +32,39 @@ impl PiiKey {
     }
 
     pub fn ssn_hmac(&self, ssn: &Ssn) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         mac.update(ssn.expose_digits().as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl PiiKey {
+    /// The account-number key, derived from the PII key so one secret is configured.
+    fn account_cipher(&self) -> Aes256Gcm {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(b"fspc-gateway bank account encryption v1");
+        let key = mac.finalize().into_bytes();
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))
+    }
+
+    /// `hex(nonce ‖ ciphertext)`: a fresh random nonce each time.
+    pub fn encrypt_account(&self, account: &AccountNumber) -> String {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system provides random bytes");
+        let sealed = self
+            .account_cipher()
+            .encrypt(Nonce::from_slice(&nonce), account.expose_digits().as_bytes())
+            .expect("AES-GCM encrypts any short message");
+        hex::encode([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// The account number back, for the ACH debit; `None` when the text was not sealed with
+    /// this key.
+    pub fn decrypt_account(&self, sealed: &str) -> Option<AccountNumber> {
+        let bytes = hex::decode(sealed).ok()?;
+        let (nonce, ciphertext) = bytes.split_at_checked(12)?;
+        let plain = self.account_cipher().decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
+        AccountNumber::parse(std::str::from_utf8(&plain).ok()?).ok()
     }
 }
 
@@ -54,5 +88,18 @@ mod tests {
         assert!(!a.ssn_hmac(&ssn).contains("123456789"));
         assert_eq!(format!("{a:?}"), "PiiKey(redacted)");
         assert!(PiiKey::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn account_numbers_are_sealed_and_opened_only_with_the_key() {
+        let key = PiiKey::from_hex(&PiiKey::generate_hex()).unwrap();
+        let account = AccountNumber::parse("000123456789").unwrap();
+        let sealed = key.encrypt_account(&account);
+        assert!(!sealed.contains("123456789"));
+        assert_ne!(sealed, key.encrypt_account(&account), "a fresh nonce each time");
+        assert_eq!(key.decrypt_account(&sealed), Some(account));
+        let other = PiiKey::from_hex(&PiiKey::generate_hex()).unwrap();
+        assert_eq!(other.decrypt_account(&sealed), None);
+        assert_eq!(key.decrypt_account("00"), None);
     }
 }

@@ -9,6 +9,7 @@ pub mod distribution;
 pub mod ids;
 pub mod money;
 pub mod month;
+pub mod payment;
 pub mod registry;
 pub mod remittance;
 

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use crate::domain::remittance::{DateStyle, RawLine};
 
-use super::{DeclaredTotals, FileError, RunningTotals};
+use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
 
 /// The longest row accepted, in bytes: a real row is under 300 bytes; anything longer is an
 /// unclosed quote swallowing the file, or an attack.
@@ -53,7 +53,6 @@ pub struct CsvLines<R: Read> {
     line: u64,
     totals: RunningTotals,
     declared: DeclaredTotals,
-    finished: bool,
 }
 
 impl<R: Read> CsvLines<R> {
@@ -86,10 +85,10 @@ impl<R: Read> CsvLines<R> {
         if let Some((_, name, _)) = COLUMNS.iter().find(|(column, _, required)| *required && !columns.contains(column)) {
             return Err(FileError::new("HEADER_MISSING_COLUMN", "line 1", format!("required column `{name}` is missing")));
         }
-        Ok(CsvLines { reader, columns, record, line: 0, totals: RunningTotals::default(), declared, finished: false })
+        Ok(CsvLines { reader, columns, record, line: 0, totals: RunningTotals::default(), declared })
     }
 
-    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+    fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
         loop {
             let more = self.reader.read_byte_record(&mut self.record).map_err(|e| not_csv(&e, &format!("data row {}", self.line + 1)))?;
             if !more {
@@ -138,21 +137,6 @@ impl<R: Read> CsvLines<R> {
     }
 }
 
-impl<R: Read> Iterator for CsvLines<R> {
-    type Item = Result<RawLine, FileError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        let next = self.next_line().transpose();
-        if !matches!(next, Some(Ok(_))) {
-            self.finished = true; // After the end or a refusal, nothing more.
-        }
-        next
-    }
-}
-
 /// Describes a CSV error without quoting the data (which may hold an SSN).
 fn not_csv(error: &csv::Error, position: &str) -> FileError {
     let message = match error.kind() {
@@ -187,4 +171,10 @@ pub fn write_csv(lines: &[RawLine]) -> Vec<u8> {
             .expect("writing to memory");
     }
     writer.into_inner().expect("writing to memory")
+}
+
+impl<R: Read> LineSource for CsvLines<R> {
+    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+        self.read_line()
+    }
 }

@@ -6,6 +6,7 @@
 //! it cannot be read as its format, its header is wrong, or its control totals disagree with
 //! its lines. Line-level problems are the line rules' business (`domain::remittance`).
 
+pub mod ach_returns;
 pub mod csv_remittance;
 pub mod nacha;
 pub mod registry;
@@ -100,6 +101,37 @@ impl RunningTotals {
 /// The lines of a remittance file, one at a time.
 pub type Lines = Box<dyn Iterator<Item = Result<RawLine, FileError>> + Send>;
 
+/// A parser that yields a file's lines: `Ok(None)` at the end (after the control totals were
+/// checked), `Err` when the file is refused.
+pub trait LineSource {
+    fn next_line(&mut self) -> Result<Option<RawLine>, FileError>;
+}
+
+/// A [`LineSource`] as an iterator that stops for good after the end or a refusal.
+pub struct LineIter<P> {
+    source: P,
+    finished: bool,
+}
+
+impl<P: LineSource> LineIter<P> {
+    pub fn new(source: P) -> LineIter<P> {
+        LineIter { source, finished: false }
+    }
+}
+
+impl<P: LineSource> Iterator for LineIter<P> {
+    type Item = Result<RawLine, FileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let next = self.source.next_line().transpose();
+        self.finished = !matches!(next, Some(Ok(_)));
+        next
+    }
+}
+
 /// Opens a remittance file of `format`. `batch_id` is the submitted one (an XML header's
 /// BatchId must equal it).
 pub fn remittance_lines(
@@ -109,8 +141,8 @@ pub fn remittance_lines(
     batch_id: &str,
 ) -> Result<Lines, FileError> {
     Ok(match format {
-        RemittanceFormat::Csv => Box::new(csv_remittance::CsvLines::new(input, declared)?),
-        RemittanceFormat::Xml => Box::new(xml_remittance::XmlLines::new(input, batch_id, declared)?),
-        RemittanceFormat::Nacha => Box::new(nacha::NachaLines::new(input, declared)),
+        RemittanceFormat::Csv => Box::new(LineIter::new(csv_remittance::CsvLines::new(input, declared)?)),
+        RemittanceFormat::Xml => Box::new(LineIter::new(xml_remittance::XmlLines::new(input, batch_id, declared)?)),
+        RemittanceFormat::Nacha => Box::new(LineIter::new(nacha::NachaLines::new(input, declared))),
     })
 }

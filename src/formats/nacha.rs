@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Read};
 use crate::domain::remittance::{DateStyle, FormatProblem, ProblemCode, RawLine};
 use crate::domain::Money;
 
-use super::{DeclaredTotals, FileError, RunningTotals};
+use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
 
 pub const RECORD_LENGTH: usize = 94;
 pub const BLOCKING_FACTOR: u64 = 10;
@@ -22,14 +22,19 @@ pub const BLOCKING_FACTOR: u64 = 10;
 const MAX_ADDENDA: usize = 9_999;
 
 /// Reads 94-character records whatever the line breaks.
-struct Records<R: Read> {
+pub(super) struct Records<R: Read> {
     input: BufReader<R>,
-    number: u64,
+    /// The number of the record last read, from 1.
+    pub(super) number: u64,
 }
 
 impl<R: Read> Records<R> {
+    pub(super) fn new(input: R) -> Records<R> {
+        Records { input: BufReader::new(input), number: 0 }
+    }
+
     /// The next record, or `None` at the end of the file.
-    fn next(&mut self) -> Result<Option<[u8; RECORD_LENGTH]>, FileError> {
+    pub(super) fn next(&mut self) -> Result<Option<[u8; RECORD_LENGTH]>, FileError> {
         let mut record = [0u8; RECORD_LENGTH];
         let mut filled = 0;
         while filled < RECORD_LENGTH {
@@ -61,18 +66,18 @@ impl<R: Read> Records<R> {
         Ok(Some(record))
     }
 
-    fn position(&self) -> String {
+    pub(super) fn position(&self) -> String {
         format!("record {}", self.number)
     }
 }
 
 /// A field at 1-based positions `from..=to`, as text (records are ASCII; anything else is
 /// replaced so it still reports as invalid).
-fn field(record: &[u8; RECORD_LENGTH], from: usize, to: usize) -> String {
+pub(super) fn field(record: &[u8; RECORD_LENGTH], from: usize, to: usize) -> String {
     String::from_utf8_lossy(&record[from - 1..to]).into_owned()
 }
 
-fn number(record: &[u8; RECORD_LENGTH], from: usize, to: usize) -> Option<u64> {
+pub(super) fn number(record: &[u8; RECORD_LENGTH], from: usize, to: usize) -> Option<u64> {
     let text = &record[from - 1..to];
     text.iter().all(u8::is_ascii_digit).then(|| text.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
@@ -126,13 +131,12 @@ pub struct NachaLines<R: Read> {
     totals: RunningTotals,
     /// The block count the file control declares, checked once the padding is read.
     file_control_blocks: Option<u64>,
-    finished: bool,
 }
 
 impl<R: Read> NachaLines<R> {
     pub fn new(input: R, declared: DeclaredTotals) -> NachaLines<R> {
         NachaLines {
-            records: Records { input: BufReader::new(input), number: 0 },
+            records: Records::new(input),
             declared,
             seen_header: false,
             seen_control: false,
@@ -142,7 +146,6 @@ impl<R: Read> NachaLines<R> {
             ready: VecDeque::new(),
             totals: RunningTotals::default(),
             file_control_blocks: None,
-            finished: false,
         }
     }
 
@@ -150,7 +153,7 @@ impl<R: Read> NachaLines<R> {
         FileError::new(code, self.records.position(), message)
     }
 
-    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+    fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
         loop {
             if let Some(line) = self.ready.pop_front() {
                 return Ok(Some(line));
@@ -550,17 +553,8 @@ pub mod writer {
     }
 }
 
-impl<R: Read> Iterator for NachaLines<R> {
-    type Item = Result<RawLine, FileError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        let next = self.next_line().transpose();
-        if !matches!(next, Some(Ok(_))) {
-            self.finished = true;
-        }
-        next
+impl<R: Read> LineSource for NachaLines<R> {
+    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+        self.read_line()
     }
 }

@@ -15,7 +15,7 @@ use quick_xml::NsReader;
 use crate::domain::remittance::{DateStyle, RawLine};
 use crate::domain::Money;
 
-use super::{DeclaredTotals, FileError, RunningTotals};
+use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
 
 pub const NAMESPACE: &str = "urn:mo-fspc:remittance:1";
 
@@ -86,7 +86,6 @@ pub struct XmlLines<R: Read> {
     declared: DeclaredTotals,
     /// `</Remittance>` was read: nothing but comments may follow.
     root_closed: bool,
-    finished: bool,
 }
 
 impl<R: Read> XmlLines<R> {
@@ -109,7 +108,6 @@ impl<R: Read> XmlLines<R> {
             totals: RunningTotals::default(),
             declared,
             root_closed: false,
-            finished: false,
         })
     }
 
@@ -125,7 +123,7 @@ impl<R: Read> XmlLines<R> {
         *self.stack.last().expect("the stack always holds Outside")
     }
 
-    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+    fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
         loop {
             self.buffer.clear();
             let (namespace, event) = match self.reader.read_resolved_event_into(&mut self.buffer) {
@@ -301,21 +299,6 @@ impl<R: Read> XmlLines<R> {
     }
 }
 
-impl<R: Read> Iterator for XmlLines<R> {
-    type Item = Result<RawLine, FileError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
-        let next = self.next_line().transpose();
-        if !matches!(next, Some(Ok(_))) {
-            self.finished = true;
-        }
-        next
-    }
-}
-
 /// A parser error, without the document's text.
 fn describe(error: &impl std::fmt::Display) -> String {
     let text = error.to_string();
@@ -372,4 +355,10 @@ pub fn write_xml(batch_id: &str, lines: &[RawLine]) -> Vec<u8> {
     }
     xml.push_str("</Remittance>\n");
     xml.into_bytes()
+}
+
+impl<R: Read> LineSource for XmlLines<R> {
+    fn next_line(&mut self) -> Result<Option<RawLine>, FileError> {
+        self.read_line()
+    }
 }

@@ -2,6 +2,7 @@
 //! reflection (v1 and v1alpha, since Python grpcio and older grpcurl speak only v1alpha).
 
 mod convert;
+mod payments;
 mod services;
 mod status;
 
@@ -21,6 +22,7 @@ pub mod proto {
 use proto::collection_service_server::CollectionServiceServer;
 use proto::distribution_service_server::DistributionServiceServer;
 use proto::export_service_server::ExportServiceServer;
+use proto::payment_service_server::PaymentServiceServer;
 use proto::registry_service_server::RegistryServiceServer;
 use proto::remittance_service_server::RemittanceServiceServer;
 
@@ -34,6 +36,7 @@ pub async fn router(app: App) -> Result<Router, tonic_reflection::server::Error>
     health_reporter.set_serving::<DistributionServiceServer<services::Distribution>>().await;
     health_reporter.set_serving::<ExportServiceServer<services::Exports>>().await;
     health_reporter.set_serving::<RemittanceServiceServer<services::Remittances>>().await;
+    health_reporter.set_serving::<PaymentServiceServer<payments::Payments>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -53,5 +56,6 @@ pub async fn router(app: App) -> Result<Router, tonic_reflection::server::Error>
         .add_service(CollectionServiceServer::new(services::Collections(app.clone())))
         .add_service(DistributionServiceServer::new(services::Distribution(app.clone())))
         .add_service(RemittanceServiceServer::new(services::Remittances(app.clone())))
+        .add_service(PaymentServiceServer::new(payments::Payments(app.clone())))
         .add_service(ExportServiceServer::new(services::Exports(app))))
 }

@@ -88,7 +88,7 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
 }
 
 /// A client stream of file chunks, as the application reads uploads.
-fn chunks<M: Send + 'static>(
+pub(super) fn chunks<M: Send + 'static>(
     stream: Streaming<M>,
     chunk: fn(M) -> Vec<u8>,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static {

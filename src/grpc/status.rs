@@ -11,6 +11,7 @@ impl From<AppError> for Status {
             AppError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             AppError::NotFound(message) => Status::not_found(message),
             AppError::AlreadyExists(message) => Status::already_exists(message),
+            AppError::FailedPrecondition(message) => Status::failed_precondition(message),
             AppError::ResourceExhausted(message) => Status::resource_exhausted(message),
             AppError::UploadInterrupted(message) => Status::cancelled(message),
             // Another writer won a race: retrying the request is safe and will succeed.

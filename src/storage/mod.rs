@@ -5,8 +5,10 @@
 //! differs: connecting, migrations, and how a distribution run takes its lock. Rows are
 //! decoded into domain values here, so nothing above this layer sees SQL types.
 
+pub mod payment;
 mod postgres;
 pub mod remittance;
+mod sql_payment;
 mod sql_remittance;
 mod sql_store;
 mod sqlite;
@@ -17,7 +19,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan};
-use crate::domain::registry::RegistryProblem;
+use crate::domain::registry::{RegistryProblem, RegistryRow};
 use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderId, OrderLedger, YearMonth};
 
 pub use postgres::PostgresStore;
@@ -58,6 +60,25 @@ pub struct RegistryEntry {
     pub child_birth_date: Option<NaiveDate>,
     pub continuing_education: Option<bool>,
     pub impaired: Option<bool>,
+}
+
+impl RegistryEntry {
+    /// A parsed registry row, its SSN reduced to `ssn_hmac` and the last 4 digits.
+    pub fn from_row(row: RegistryRow, ssn_hmac: String) -> RegistryEntry {
+        RegistryEntry {
+            line: row.line,
+            ssn_hmac,
+            ssn_last4: row.ssn.last4().to_owned(),
+            obligor_id: row.obligor_id,
+            last_name: row.last_name,
+            first_name: row.first_name,
+            order: row.order,
+            employer_fein: row.employer_fein,
+            child_birth_date: row.child_birth_date,
+            continuing_education: row.continuing_education,
+            impaired: row.impaired,
+        }
+    }
 }
 
 /// How many registry rows added, changed or left an order as it was.
@@ -154,7 +175,7 @@ pub struct StoredOrder {
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
-pub trait Store: remittance::RemittanceStore + Send + Sync + 'static {
+pub trait Store: remittance::RemittanceStore + payment::PaymentStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
+use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
 use super::StoreResult;
@@ -53,3 +54,4 @@ impl SqliteStore {
 
 impl_sql_store!(SqliteStore, "sqlite");
 impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
+impl_sql_payments!(SqliteStore, Sqlite);

@@ -68,6 +68,25 @@ pub fn test_today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
 }
 
+/// A clock the test moves forward by hand.
+pub struct TestClock(std::sync::Mutex<NaiveDate>);
+
+impl TestClock {
+    pub fn new(today: &str) -> Arc<TestClock> {
+        Arc::new(TestClock(std::sync::Mutex::new(NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap())))
+    }
+
+    pub fn set(&self, today: &str) {
+        *self.0.lock().unwrap() = NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap();
+    }
+}
+
+impl gateway::app::Clock for TestClock {
+    fn today(&self) -> NaiveDate {
+        *self.0.lock().unwrap()
+    }
+}
+
 /// A running server on a free port, its database, and a channel to it.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
@@ -83,13 +102,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with_limits(backend: Backend, upload_limits: UploadLimits) -> TestApp {
+        Self::spawn_with(backend, upload_limits, Arc::new(FixedClock(test_today()))).await
+    }
+
+    pub async fn spawn_with_clock(backend: Backend, clock: Arc<dyn gateway::app::Clock>) -> TestApp {
+        Self::spawn_with(backend, UploadLimits::STANDARD, clock).await
+    }
+
+    async fn spawn_with(backend: Backend, upload_limits: UploadLimits, clock: Arc<dyn gateway::app::Clock>) -> TestApp {
         let db = TestDb::new(backend).await;
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: db.url.clone(),
             pii_key: Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_owned()),
             upload_limits,
-            clock: Arc::new(FixedClock(test_today())),
+            clock,
         };
         let application = Application::build(config).await.expect("the server starts");
         let address = application.local_addr();

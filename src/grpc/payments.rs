@@ -1,0 +1,196 @@
+//! The payment service: converts, calls one `App` method, converts back.
+
+use tonic::{Request, Response, Status, Streaming};
+
+use super::proto;
+use super::services::chunks;
+use crate::app::payments::{
+    AccountView, BankAccountDetails, Channel, ImportedReturn, PayerDetails, PayerView, PaymentReceipt, PaymentRequest, ReturnResult,
+};
+use crate::app::{App, AppError};
+use crate::domain::payment::{AccountNumber, AccountState, AccountType, Email, ReturnCode, RoutingNumber, Telephone};
+use crate::domain::{CaseNumber, Ssn};
+use crate::storage::payment::ReturnOutcome;
+
+pub struct Payments(pub App);
+
+fn invalid(field: &'static str) -> impl Fn(crate::domain::payment::PaymentDetailError) -> AppError {
+    move |error| AppError::invalid(field, error.to_string())
+}
+
+fn bank_account(account: Option<proto::BankAccount>) -> Result<BankAccountDetails, AppError> {
+    let account = account.ok_or_else(|| AppError::invalid("bank_account", "a bank account is required"))?;
+    Ok(BankAccountDetails {
+        routing_number: RoutingNumber::parse(&account.routing_number).map_err(invalid("routing_number"))?,
+        account_number: AccountNumber::parse(&account.account_number).map_err(invalid("account_number"))?,
+        account_type: AccountType::parse(&account.account_type).map_err(invalid("account_type"))?,
+    })
+}
+
+fn return_code(text: &str) -> Result<ReturnCode, AppError> {
+    ReturnCode::parse(text).map_err(invalid("return_code"))
+}
+
+fn account_state(view: AccountView) -> proto::BankAccountState {
+    let (state, usable_from, code) = match view.state {
+        AccountState::Pending { usable_from } => ("PENDING", usable_from.to_string(), String::new()),
+        AccountState::Usable => ("USABLE", String::new(), String::new()),
+        AccountState::Unusable { code } => ("UNUSABLE", String::new(), code.to_string()),
+    };
+    proto::BankAccountState {
+        bank_account: Some(proto::BankAccount {
+            routing_number: view.routing_number,
+            account_number: format!("****{}", view.account_last4),
+            account_type: view.account_type,
+        }),
+        added_on: view.added_on.to_string(),
+        state: state.to_owned(),
+        usable_from,
+        return_code: code,
+    }
+}
+
+fn payer(view: PayerView) -> proto::Payer {
+    proto::Payer {
+        payer_id: view.payer_id,
+        name: view.name,
+        address: view.address,
+        ssn: format!("***-**-{}", view.ssn_last4),
+        telephone: view.telephone,
+        email: view.email,
+        case_number: view.case_number,
+        bank_account: view.account.map(account_state),
+    }
+}
+
+fn receipt(receipt: PaymentReceipt) -> proto::PaymentReceipt {
+    let payment = receipt.payment;
+    proto::PaymentReceipt {
+        payment_id: payment.payment_id,
+        status: if payment.return_code.is_some() { "RETURNED" } else { "ACCEPTED" }.to_owned(),
+        amount: payment.amount.to_string(),
+        case_number: payment.case_number,
+        effective_date: payment.accepted_on.to_string(),
+        channel: payment.channel,
+        below_monthly_support: receipt.below_monthly_support.map(|m| m.to_string()).unwrap_or_default(),
+        payroll_deduction_continues: receipt.payroll_deduction_continues,
+        notices: receipt.notices,
+        replayed: receipt.replayed,
+        trace_number: payment.trace_number,
+    }
+}
+
+fn return_result(result: ReturnResult) -> proto::ReturnResult {
+    let (outcome, run_id, entries) = match result.outcome {
+        ReturnOutcome::Reversed { run_id, entries } => ("REVERSED", run_id.to_string(), entries),
+        ReturnOutcome::CancelledBeforeDistribution => ("CANCELLED", String::new(), Vec::new()),
+        ReturnOutcome::AlreadyReturned(_) => ("ALREADY_RETURNED", String::new(), Vec::new()),
+    };
+    proto::ReturnResult {
+        payment_id: result.payment_id,
+        return_code: result.code.to_string(),
+        outcome: outcome.to_owned(),
+        reversal_run_id: run_id,
+        entries: entries
+            .into_iter()
+            .map(|e| proto::ReversalEntry {
+                order_id: e.order_id.map(|o| o.to_string()).unwrap_or_default(),
+                bucket: e.bucket.as_str().to_owned(),
+                month: e.month.map(|m| m.to_string()).unwrap_or_default(),
+                amount: e.amount.to_string(),
+            })
+            .collect(),
+        account_unusable: result.account_unusable,
+    }
+}
+
+fn imported(entry: ImportedReturn) -> proto::ImportedReturn {
+    proto::ImportedReturn {
+        record: entry.record,
+        original_trace: entry.original_trace,
+        return_code: entry.code,
+        payment_id: entry.payment_id.unwrap_or_default(),
+        outcome: entry.outcome.to_owned(),
+    }
+}
+
+#[tonic::async_trait]
+impl proto::payment_service_server::PaymentService for Payments {
+    async fn register_payer(&self, request: Request<proto::RegisterPayerRequest>) -> Result<Response<proto::Payer>, Status> {
+        let request = request.into_inner();
+        let details = PayerDetails {
+            name: request.name,
+            address: request.address,
+            ssn: Ssn::parse(&request.ssn).map_err(|e| AppError::invalid("ssn", e.to_string()))?,
+            telephone: Telephone::parse(&request.telephone).map_err(invalid("telephone"))?,
+            email: Email::parse(&request.email).map_err(invalid("email"))?,
+            case_number: CaseNumber::parse(&request.case_number).map_err(|e| AppError::invalid("case_number", e.to_string()))?,
+            account: bank_account(request.bank_account)?,
+        };
+        Ok(Response::new(payer(self.0.register_payer(details).await?)))
+    }
+
+    async fn get_payer(&self, request: Request<proto::GetPayerRequest>) -> Result<Response<proto::Payer>, Status> {
+        Ok(Response::new(payer(self.0.payer(request.into_inner().payer_id).await?)))
+    }
+
+    async fn add_bank_account(&self, request: Request<proto::BankAccountRequest>) -> Result<Response<proto::Payer>, Status> {
+        let request = request.into_inner();
+        let account = bank_account(request.bank_account)?;
+        Ok(Response::new(payer(self.0.add_bank_account(request.payer_id, account).await?)))
+    }
+
+    async fn replace_bank_account(&self, request: Request<proto::BankAccountRequest>) -> Result<Response<proto::Payer>, Status> {
+        let request = request.into_inner();
+        let account = bank_account(request.bank_account)?;
+        Ok(Response::new(payer(self.0.replace_bank_account(request.payer_id, account).await?)))
+    }
+
+    async fn confirm_bank_account(&self, request: Request<proto::GetPayerRequest>) -> Result<Response<proto::Payer>, Status> {
+        Ok(Response::new(payer(self.0.record_prenote(request.into_inner().payer_id, None).await?)))
+    }
+
+    async fn return_prenote(&self, request: Request<proto::ReturnPrenoteRequest>) -> Result<Response<proto::Payer>, Status> {
+        let request = request.into_inner();
+        let code = return_code(&request.return_code)?;
+        Ok(Response::new(payer(self.0.record_prenote(request.payer_id, Some(code)).await?)))
+    }
+
+    async fn submit_payment(&self, request: Request<proto::SubmitPaymentRequest>) -> Result<Response<proto::PaymentReceipt>, Status> {
+        let request = request.into_inner();
+        let case_number = match request.case_number.trim() {
+            "" => None,
+            text => {
+                Some(CaseNumber::parse(text).map_err(|e| AppError::invalid("case_number", format!("{e}: the payment was not processed")))?)
+            }
+        };
+        let channel = match proto::PaymentChannel::try_from(request.channel) {
+            Ok(proto::PaymentChannel::Phone) => Channel::Phone,
+            Ok(proto::PaymentChannel::Web | proto::PaymentChannel::Unspecified) => Channel::Web,
+            Err(_) => return Err(AppError::invalid("channel", "the channel is WEB or PHONE").into()),
+        };
+        let payment = PaymentRequest {
+            payer_id: request.payer_id,
+            case_number,
+            amount: super::convert::amount("amount", &request.amount)?,
+            channel,
+            idempotency_key: request.idempotency_key,
+        };
+        Ok(Response::new(receipt(self.0.pay(payment).await?)))
+    }
+
+    async fn record_return(&self, request: Request<proto::RecordReturnRequest>) -> Result<Response<proto::ReturnResult>, Status> {
+        let request = request.into_inner();
+        let code = return_code(&request.return_code)?;
+        Ok(Response::new(return_result(self.0.record_return(request.payment_id, code).await?)))
+    }
+
+    async fn import_returns(
+        &self,
+        request: Request<Streaming<proto::ImportReturnsRequest>>,
+    ) -> Result<Response<proto::ImportReturnsResponse>, Status> {
+        let upload = chunks(request.into_inner(), |m| m.chunk);
+        let returns = self.0.import_returns(upload).await?;
+        Ok(Response::new(proto::ImportReturnsResponse { returns: returns.into_iter().map(imported).collect() }))
+    }
+}

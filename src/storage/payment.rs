@@ -1,0 +1,133 @@
+//! What the store keeps of online payments: payers, their bank account, payments (each an
+//! ONLINE collection), and returns, which reverse a payment's share of its pool.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use super::StoreResult;
+use crate::domain::distribution::{Allocation, Order, PoolRow};
+use crate::domain::{CaseNumber, Money, ObligorId};
+
+#[derive(Clone, Debug)]
+pub struct NewPayer {
+    pub name: String,
+    pub address: String,
+    pub ssn_hmac: String,
+    pub ssn_last4: String,
+    pub telephone: String,
+    pub email: String,
+    pub case_number: CaseNumber,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewBankAccount {
+    pub routing_number: String,
+    /// The account number sealed with AES-256-GCM.
+    pub account_cipher: String,
+    pub account_last4: String,
+    pub account_type: &'static str,
+    pub added_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankAccountRecord {
+    pub account_id: i64,
+    pub routing_number: String,
+    pub account_last4: String,
+    pub account_type: String,
+    pub added_on: NaiveDate,
+    /// CONFIRMED or RETURNED, when the back office recorded the prenote's result.
+    pub prenote_result: Option<String>,
+    pub prenote_return_code: Option<String>,
+    /// The return code of a payment return that made the account unusable.
+    pub unusable_code: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayerRecord {
+    pub payer_id: i64,
+    pub name: String,
+    pub address: String,
+    pub ssn_last4: String,
+    pub telephone: String,
+    pub email: String,
+    pub case_number: String,
+    pub account: Option<BankAccountRecord>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewPayment {
+    pub payer_id: i64,
+    pub account_id: i64,
+    pub case_number: CaseNumber,
+    pub obligor_id: ObligorId,
+    pub amount: Money,
+    /// WEB or PHONE.
+    pub channel: &'static str,
+    pub accepted_on: NaiveDate,
+    pub accepted_at: String,
+    pub idempotency_key: String,
+    pub request_sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub payment_id: i64,
+    pub payer_id: i64,
+    pub case_number: String,
+    pub obligor_id: String,
+    pub amount: Money,
+    pub channel: String,
+    pub accepted_on: NaiveDate,
+    pub request_sha256: String,
+    pub collection_id: i64,
+    pub trace_number: String,
+    pub return_code: Option<String>,
+}
+
+/// What recording a return did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    /// The payment was distributed: its share of its pool was reversed by these entries,
+    /// written by reversal run `run_id`.
+    Reversed { run_id: i64, entries: Vec<Allocation> },
+    /// The payment was not distributed yet: it never will be.
+    CancelledBeforeDistribution,
+    /// The payment was already returned (with this code): nothing more was done.
+    AlreadyReturned(String),
+}
+
+/// Divides a reversal among the rows of its pool: `domain::distribution::reversal_entries`.
+pub type ReversalPlanner = dyn Fn(&[PoolRow], Money) -> Vec<Allocation> + Send + Sync;
+
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
+    async fn create_payer(&self, payer: NewPayer, account: NewBankAccount) -> StoreResult<i64>;
+    async fn payer(&self, payer_id: i64) -> StoreResult<Option<PayerRecord>>;
+    /// Adds a bank account; false (nothing written) when the payer already has one.
+    async fn add_bank_account(&self, payer_id: i64, account: NewBankAccount) -> StoreResult<bool>;
+    /// Replaces the payer's bank account: the old one is kept, inactive, for the record.
+    async fn replace_bank_account(&self, payer_id: i64, account: NewBankAccount) -> StoreResult<()>;
+    /// Records the prenote's result on the payer's current account: `None` for confirmed,
+    /// `Some(code)` for returned.
+    async fn record_prenote(&self, payer_id: i64, returned: Option<String>) -> StoreResult<()>;
+    /// The orders of an obligor, each with the FEIN of the employer holding its income
+    /// withholding order, if any.
+    async fn orders_of_obligor(&self, obligor_id: &ObligorId) -> StoreResult<Vec<(Order, Option<String>)>>;
+    async fn payment_by_key(&self, payer_id: i64, idempotency_key: &str) -> StoreResult<Option<PaymentRecord>>;
+    /// Records a payment and its ONLINE collection in one transaction. `Conflict` when the
+    /// payer's idempotency key was used meanwhile.
+    async fn create_payment(&self, payment: NewPayment) -> StoreResult<PaymentRecord>;
+    async fn payment(&self, payment_id: i64) -> StoreResult<Option<PaymentRecord>>;
+    async fn payment_by_trace(&self, trace_number: &str) -> StoreResult<Option<PaymentRecord>>;
+    /// Records an ACH return of a payment and reverses it, in one transaction.
+    async fn return_payment(
+        &self,
+        payment_id: i64,
+        code: &str,
+        returned_at: &str,
+        makes_account_unusable: bool,
+        planner: &ReversalPlanner,
+    ) -> StoreResult<ReturnOutcome>;
+}
