@@ -182,3 +182,61 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     assert!(out.contains(&format!("{lines} collection(s)")), "{out}");
     assert!(out.contains("total 60000.00"), "{out}");
 }
+
+#[test]
+fn the_cli_registers_a_payer_takes_a_payment_and_records_its_return() {
+    let db = TestDb::new_blocking();
+    let server = Server::start(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
+    assert_eq!(cli(&server, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+
+    let (code, out, err) = cli(
+        &server,
+        &[
+            "payer",
+            "register",
+            "--name",
+            "John Smith",
+            "--address",
+            "1 Main St",
+            "--ssn",
+            "123-45-6789",
+            "--telephone",
+            "573-555-0100",
+            "--email",
+            "john@example.com",
+            "--case-number",
+            "12345678",
+            "--routing-number",
+            "091000019",
+            "--account-number",
+            "000123456789",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Payer 1: John Smith"), "{out}");
+    assert!(out.contains("SSN ***-**-6789") && out.contains("****6789") && out.contains("PENDING — can pay from"), "{out}");
+    assert!(!out.contains("123456789") && !out.contains("000123456789"));
+
+    let (code, _, err) = cli(&server, &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("FailedPrecondition") && err.contains("can pay from"), "{err}");
+
+    assert!(cli(&server, &["payer", "confirm-account", "1"]).1.contains(": USABLE"));
+    let (code, out, err) =
+        cli(&server, &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Payment 1 ACCEPTED (idempotency key k-1)."), "{out}");
+    assert!(out.contains("Payroll deduction continues"), "{out}");
+    let (_, again, _) =
+        cli(&server, &["--json", "pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"]);
+    let receipt: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!((receipt["payment_id"].as_i64(), receipt["replayed"].as_bool()), (Some(1), Some(true)));
+
+    let (code, out, _) = cli(&server, &["returns", "record", "--payment", "1", "--code", "R02"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Payment 1 returned (R02): CANCELLED.") && out.contains("unusable until it is replaced"), "{out}");
+    assert!(cli(&server, &["payer", "show", "1"]).1.contains("UNUSABLE — returned R02"));
+}

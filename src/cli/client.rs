@@ -22,6 +22,9 @@ pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> an
     let channel = connect(server).await?;
     match command {
         Command::Remit(command) => super::remit::run(channel, sender, json, command).await,
+        Command::Payer(command) => super::payments::payer(channel, json, command).await,
+        Command::Pay(args) => super::payments::pay(channel, json, args).await,
+        Command::Returns(command) => super::payments::returns(channel, json, command).await,
         Command::Serve(_) => unreachable!("serve is not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             let upload = file_chunks(&file, |chunk| proto::ImportRegistryRequest { chunk }).await?;

@@ -3,6 +3,7 @@
 
 mod client;
 mod output;
+mod payments;
 mod remit;
 
 use std::net::SocketAddr;
@@ -57,6 +58,14 @@ pub enum Command {
     /// Remittance files from payroll vendors and employers.
     #[command(subcommand)]
     Remit(RemitCommand),
+    /// Payers of voluntary online payments and their bank account.
+    #[command(subcommand)]
+    Payer(PayerCommand),
+    /// Take an online (or phone) payment from a payer's validated bank account.
+    Pay(PayArgs),
+    /// ACH returns of online payments (the back office).
+    #[command(subcommand)]
+    Returns(ReturnsCommand),
     /// Distribute every pending collection: current support first, then arrears, then
     /// unapplied credit.
     Distribute,
@@ -147,6 +156,92 @@ pub enum RemitCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+}
+
+/// A bank account on the command line.
+#[derive(Debug, Args)]
+pub struct BankAccountArgs {
+    /// The ABA routing number (9 digits).
+    #[arg(long)]
+    pub routing_number: String,
+    /// The account number (4 to 17 digits).
+    #[arg(long)]
+    pub account_number: String,
+    /// CHECKING or SAVINGS.
+    #[arg(long, default_value = "CHECKING")]
+    pub account_type: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PayerCommand {
+    /// Register a payer with one bank account; prints the payer id.
+    Register {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        address: String,
+        /// The payer's SSN (kept only as a keyed hash and its last 4 digits).
+        #[arg(long)]
+        ssn: String,
+        #[arg(long)]
+        telephone: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        case_number: String,
+        #[command(flatten)]
+        account: BankAccountArgs,
+    },
+    /// Show a payer, masked, with the bank account's validation state.
+    Show { payer_id: i64 },
+    /// Replace the payer's bank account (validated again).
+    ReplaceAccount {
+        payer_id: i64,
+        #[command(flatten)]
+        account: BankAccountArgs,
+    },
+    /// Record that the account's prenote was confirmed by the bank.
+    ConfirmAccount { payer_id: i64 },
+    /// Record that the account's prenote came back with a return code.
+    ReturnPrenote {
+        payer_id: i64,
+        #[arg(long)]
+        code: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PayArgs {
+    #[arg(long = "payer")]
+    pub payer_id: i64,
+    #[arg(long)]
+    pub case_number: String,
+    #[arg(long)]
+    pub amount: String,
+    #[arg(long, value_enum, default_value_t = PayChannel::Web)]
+    pub channel: PayChannel,
+    /// Send the same key again to retry without paying twice (default: a new key, printed).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PayChannel {
+    Web,
+    Phone,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReturnsCommand {
+    /// Record one return: the payment is reversed.
+    Record {
+        #[arg(long = "payment")]
+        payment_id: i64,
+        #[arg(long)]
+        code: String,
+    },
+    /// Import the bank's ACH return file.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
