@@ -2,13 +2,11 @@
 
 mod common;
 
-use common::{Backend, TestApp, SPEC_REGISTRY};
+use common::{distribute, export, Backend, Export, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::app::UploadLimits;
 use gateway::grpc::proto;
 use proto::collection_service_client::CollectionServiceClient;
-use proto::distribution_service_client::DistributionServiceClient;
-use proto::export_service_client::ExportServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -23,23 +21,6 @@ async fn add(channel: &Channel, case: &str, amount: &str, date: &str) -> Result<
     let request = proto::AddCollectionRequest { case_number: case.into(), amount: amount.into(), effective_date: date.into() };
     let response = CollectionServiceClient::new(channel.clone()).add_collection(request).await?;
     Ok(response.into_inner().collection.expect("a collection"))
-}
-
-async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
-    DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap().into_inner()
-}
-
-async fn export(channel: &Channel, balances_as_of: Option<&str>) -> String {
-    let mut client = ExportServiceClient::new(channel.clone());
-    let mut stream = match balances_as_of {
-        None => client.export_allocations(proto::ExportAllocationsRequest {}).await.unwrap().into_inner(),
-        Some(as_of) => client.export_balances(proto::ExportBalancesRequest { as_of: as_of.into() }).await.unwrap().into_inner(),
-    };
-    let mut csv = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        csv.extend(chunk.unwrap().data);
-    }
-    String::from_utf8(csv).unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +41,7 @@ async fn every_worked_example_of_the_spec_comes_out_of_the_allocation_export() {
         add(&app.channel, "12345678", pool, "2026-11-13").await.unwrap();
         let run = distribute(&app.channel).await;
         assert_eq!(run.total, pool);
-        let csv = export(&app.channel, None).await;
+        let csv = export(&app.channel, Export::Allocations).await;
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("run_id,obligor_id,case_number,order_id,bucket,month,effective_date,amount"));
         let rows: Vec<String> = lines
@@ -83,7 +64,7 @@ async fn two_pools_in_one_month_give_the_same_as_one() {
     add(&app.channel, "12345679", "250.00", "2026-11-19").await.unwrap();
     let run = distribute(&app.channel).await;
     assert_eq!((run.pools, run.current.as_str(), run.unapplied.as_str()), (2, "500.00", "0.00"));
-    let balances = export(&app.channel, Some("2026-11-30")).await;
+    let balances = export(&app.channel, Export::Balances { as_of: "2026-11-30" }).await;
     assert_eq!(
         balances,
         "order_id,case_number,obligor_id,monthly_amount,current_due,arrears,status\n\
@@ -92,7 +73,7 @@ async fn two_pools_in_one_month_give_the_same_as_one() {
          C,22345678,OB-2,150.00,150.00,0.00,ACTIVE\n"
     );
     // Seen from December, C's unpaid November is arrears.
-    let december = export(&app.channel, Some("2026-12-01")).await;
+    let december = export(&app.channel, Export::Balances { as_of: "2026-12-01" }).await;
     assert!(december.contains("C,22345678,OB-2,150.00,150.00,150.00,ACTIVE"), "{december}");
     app.stop().await;
 }
@@ -230,7 +211,7 @@ async fn the_server_works_on_postgres_too() {
     add(&app.channel, "12345678", "1000.00", "2026-11-13").await.unwrap();
     let run = distribute(&app.channel).await;
     assert_eq!((run.current.as_str(), run.arrears.as_str(), run.unapplied.as_str()), ("500.00", "400.00", "100.00"));
-    let csv = export(&app.channel, None).await;
+    let csv = export(&app.channel, Export::Allocations).await;
     assert_eq!(csv.lines().count(), 6);
     app.stop().await;
 }

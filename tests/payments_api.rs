@@ -6,13 +6,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backend, TestApp, TestClock, SPEC_REGISTRY};
-use futures::StreamExt;
+use common::{distribute, export, Backend, Export, TestApp, TestClock, SPEC_REGISTRY};
 use gateway::formats::ach_returns::write_returns;
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
 use gateway::grpc::SENDER_METADATA;
-use proto::distribution_service_client::DistributionServiceClient;
-use proto::export_service_client::ExportServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
@@ -65,23 +62,6 @@ async fn pay(channel: &Channel, payer_id: i64, case: &str, amount: &str, key: &s
         idempotency_key: key.into(),
     };
     payments(channel).submit_payment(request).await.map(|r| r.into_inner())
-}
-
-async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
-    DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap().into_inner()
-}
-
-async fn export(channel: &Channel, balances_as_of: Option<&str>) -> String {
-    let mut client = ExportServiceClient::new(channel.clone());
-    let mut stream = match balances_as_of {
-        None => client.export_allocations(proto::ExportAllocationsRequest {}).await.unwrap().into_inner(),
-        Some(as_of) => client.export_balances(proto::ExportBalancesRequest { as_of: as_of.into() }).await.unwrap().into_inner(),
-    };
-    let mut csv = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        csv.extend(chunk.unwrap().data);
-    }
-    String::from_utf8(csv).unwrap()
 }
 
 /// The allocation rows of one run: (order, bucket, amount).
@@ -246,14 +226,17 @@ async fn an_online_payment_never_stops_payroll_deduction() {
     assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", 1));
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.unapplied.as_str()), (1, "184.62"));
-    assert_eq!(run_rows(&export(&app.channel, None).await, &run.run_id), [(String::new(), "UNAPPLIED".to_owned(), "184.62".to_owned())]);
+    assert_eq!(
+        run_rows(&export(&app.channel, Export::Allocations).await, &run.run_id),
+        [(String::new(), "UNAPPLIED".to_owned(), "184.62".to_owned())]
+    );
 
     // The order and its withholding are unchanged: the registry re-import finds nothing to
     // change, and the balances show the same monthly amounts.
     let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
     let again = RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner();
     assert_eq!((again.unchanged, again.updated), (3, 0));
-    let balances = export(&app.channel, Some("2026-11-30")).await;
+    let balances = export(&app.channel, Export::Balances { as_of: "2026-11-30" }).await;
     assert!(balances.contains("A,12345678,OB-1,300.00,0.00,0.00,ACTIVE"), "{balances}");
     app.stop().await;
 }
@@ -268,7 +251,7 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     assert_eq!(remit(&app.channel, "PAYROLL-1", "200.00").await.applied, 1);
     let run = distribute(&app.channel).await;
     assert_eq!((run.pools, run.current.as_str()), (1, "300.00"));
-    let allocations = export(&app.channel, None).await;
+    let allocations = export(&app.channel, Export::Allocations).await;
     assert_eq!(
         run_rows(&allocations, &run.run_id),
         [("A".into(), "CURRENT".into(), "180.00".into()), ("B".into(), "CURRENT".into(), "120.00".into())]
@@ -284,13 +267,13 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     // 100/300 of each row: exactly the payment's share.
     let entries: Vec<_> = result.entries.iter().map(|e| (e.order_id.as_str(), e.bucket.as_str(), e.amount.as_str())).collect();
     assert_eq!(entries, [("A", "CURRENT", "-60.00"), ("B", "CURRENT", "-40.00")]);
-    let allocations = export(&app.channel, None).await;
+    let allocations = export(&app.channel, Export::Allocations).await;
     assert_eq!(
         run_rows(&allocations, &result.reversal_run_id),
         [("A".into(), "CURRENT".into(), "-60.00".into()), ("B".into(), "CURRENT".into(), "-40.00".into())]
     );
     // Balances rise by exactly the reversed amounts: the payroll share stays.
-    let balances = export(&app.channel, Some("2026-11-30")).await;
+    let balances = export(&app.channel, Export::Balances { as_of: "2026-11-30" }).await;
     assert!(balances.contains("A,12345678,OB-1,300.00,180.00,100.00,ACTIVE"), "{balances}");
     assert!(balances.contains("B,12345679,OB-1,200.00,120.00,300.00,ACTIVE"), "{balances}");
     // Recording the same return again changes nothing.
@@ -300,7 +283,7 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
         .unwrap()
         .into_inner();
     assert_eq!(again.outcome, "ALREADY_RETURNED");
-    assert_eq!(export(&app.channel, None).await, allocations);
+    assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     // R01 leaves the account usable.
     assert!(pay(&app.channel, payer.payer_id, "12345678", "10.00", "p2").await.is_ok());
     app.stop().await;
@@ -336,7 +319,7 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     );
     // The cancelled payment is never distributed; the reversed one is back to zero.
     assert_eq!(distribute(&app.channel).await.collections, 0);
-    let allocations = export(&app.channel, None).await;
+    let allocations = export(&app.channel, Export::Allocations).await;
     let net: i64 =
         allocations.lines().skip(1).map(|l| gateway::domain::Money::parse_signed(l.rsplit(',').next().unwrap()).unwrap().cents()).sum();
     assert_eq!(net, 0);
@@ -353,6 +336,6 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     // Importing the same file again changes nothing.
     let again = client.import_returns(futures::stream::iter(chunks)).await.unwrap().into_inner();
     assert_eq!(again.returns[0].outcome, "ALREADY_RETURNED");
-    assert_eq!(export(&app.channel, None).await, allocations);
+    assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     app.stop().await;
 }

@@ -3,13 +3,11 @@
 
 mod common;
 
-use common::{Backend, TestApp, SPEC_REGISTRY};
+use common::{distribute, export, Backend, Export, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::formats::nacha::writer::{write_file, EntryToWrite};
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
 use gateway::grpc::SENDER_METADATA;
-use proto::distribution_service_client::DistributionServiceClient;
-use proto::export_service_client::ExportServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
 use tonic::transport::Channel;
@@ -42,24 +40,6 @@ async fn setup() -> TestApp {
         RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied
     );
     app
-}
-
-async fn export(channel: &Channel, suspense: bool) -> String {
-    let mut client = ExportServiceClient::new(channel.clone());
-    let mut stream = if suspense {
-        client.export_suspense(proto::ExportSuspenseRequest {}).await.unwrap().into_inner()
-    } else {
-        client.export_allocations(proto::ExportAllocationsRequest {}).await.unwrap().into_inner()
-    };
-    let mut csv = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        csv.extend(chunk.unwrap().data);
-    }
-    String::from_utf8(csv).unwrap()
-}
-
-async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
-    DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap().into_inner()
 }
 
 fn statuses(ack: &proto::RemittanceAcknowledgment) -> Vec<(u64, String, Vec<String>)> {
@@ -106,7 +86,7 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     assert_eq!(all[0].status, "APPLIED");
 
     // Suspense holds lines 3 and 4 with the case as received and a masked SSN.
-    let suspense = export(&app.channel, true).await;
+    let suspense = export(&app.channel, Export::Suspense).await;
     assert_eq!(
         suspense,
         "batch_id,line,case_number,ssn,amount,pay_date,reason,state,suspense_id\n\
@@ -117,7 +97,7 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     // 400.00 + 200.00 for OB-1 on the pay date: one pool of 600.00, the spec's second row.
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.pools, run.total.as_str()), (2, 1, "600.00"));
-    let allocations = export(&app.channel, false).await;
+    let allocations = export(&app.channel, Export::Allocations).await;
     let rows: Vec<&str> = allocations.lines().skip(1).map(|l| l.split_once(",OB-1,").unwrap().1).collect();
     assert_eq!(
         rows,
@@ -192,7 +172,7 @@ async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
         .into_inner();
     assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("CONTROL_TOTAL_MISMATCH"));
     assert_eq!(distribute(&app.channel).await.collections, 0, "nothing of a refused file is recorded");
-    assert_eq!(export(&app.channel, true).await.lines().count(), 1);
+    assert_eq!(export(&app.channel, Export::Suspense).await.lines().count(), 1);
 
     let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!(ack.status, "ACCEPTED");
@@ -251,7 +231,7 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
     let run = distribute(&app.channel).await;
     // OB-1: one 600.00 pool; OB-2: one 150.00 pool (the prenote brings no money).
     assert_eq!((run.collections, run.pools, run.total.as_str()), (4, 2, "750.00"));
-    let allocations = export(&app.channel, false).await;
+    let allocations = export(&app.channel, Export::Allocations).await;
     assert!(allocations.contains(",OB-2,22345678,C,CURRENT,2026-11,2026-11-13,150.00"), "{allocations}");
     app.stop().await;
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use gateway::app::{FixedClock, UploadLimits};
+use gateway::grpc::proto;
 use gateway::startup::{Application, ServerConfig};
 use gateway::storage::{self, Store};
 use tonic::transport::Channel;
@@ -160,4 +162,33 @@ impl TestDb {
         let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
         TestDb { url, _dir: Some(dir) }
     }
+}
+
+/// Which CSV export to read.
+pub enum Export<'a> {
+    Allocations,
+    Balances { as_of: &'a str },
+    Suspense,
+}
+
+/// Reads a whole export through gRPC.
+pub async fn export(channel: &Channel, what: Export<'_>) -> String {
+    let mut client = proto::export_service_client::ExportServiceClient::new(channel.clone());
+    let response = match what {
+        Export::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
+        Export::Balances { as_of } => client.export_balances(proto::ExportBalancesRequest { as_of: as_of.into() }).await,
+        Export::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
+    };
+    let mut stream = response.expect("the export starts").into_inner();
+    let mut csv = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        csv.extend(chunk.expect("the export completes").data);
+    }
+    String::from_utf8(csv).expect("exports are UTF-8")
+}
+
+/// Runs distribution through gRPC.
+pub async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
+    let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel.clone());
+    client.run_distribution(proto::RunDistributionRequest {}).await.expect("distribution runs").into_inner()
 }
