@@ -6,6 +6,7 @@
 //! id are reported as a duplicate, and a file commits whole or not at all — a crash mid-way
 //! leaves nothing, so resending after it works.
 
+use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 
 use futures::StreamExt;
@@ -219,14 +220,13 @@ impl App {
                     return Ok(self.refused(&submission, file_problem, received_at));
                 }
             };
-            let page = lookup(&mut *writer, &raw_lines, &self.pii).await?;
-            let directory = PageDirectory { page: &page, pii: &self.pii };
+            let directory = BatchDirectory::load(&mut *writer, &raw_lines, &self.pii).await?;
             let mut to_write = Vec::with_capacity(raw_lines.len());
             for raw in &raw_lines {
                 totals.observe(raw);
                 let checked = check_line(raw, received_on, &directory);
                 count(&mut counts, checked.status);
-                let line = line_to_write(raw, &checked, &self.pii);
+                let line = line_to_write(raw, &checked, &directory);
                 if !line.record.problems.is_empty() {
                     if outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
                         outcomes.push(LineOutcome {
@@ -375,48 +375,58 @@ fn count(counts: &mut LineCounts, status: LineStatus) {
     }
 }
 
-/// Loads what the registry says of the cases and SSNs a batch of lines quotes.
-async fn lookup(writer: &mut dyn RemittanceWriter, lines: &[RawLine], pii: &super::PiiKey) -> Result<DirectoryPage, AppError> {
-    let mut cases: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.case_number.as_deref().and_then(|c| CaseNumber::parse(c.trim()).ok()))
-        .map(|c| c.as_str().to_owned())
-        .collect();
-    let mut hmacs: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok()))
-        .map(|ssn| pii.ssn_hmac(&ssn))
-        .collect();
-    cases.sort_unstable();
-    cases.dedup();
-    hmacs.sort_unstable();
-    hmacs.dedup();
-    Ok(writer.lookup(&cases, &hmacs).await?)
-}
-
-/// The registry as a batch of lines sees it, SSNs compared by their HMAC.
-struct PageDirectory<'a> {
-    page: &'a DirectoryPage,
+/// What the registry says of the cases and SSNs a batch of lines quotes, with each SSN's
+/// HMAC computed once for the batch.
+struct BatchDirectory<'a> {
+    page: DirectoryPage,
+    /// obligor → the HMAC of its SSN, for the case-and-SSN check.
+    obligor_ssn: HashMap<ObligorId, String>,
+    /// SSN digits → HMAC, so no line hashes its SSN twice. Lives for one batch, in memory.
+    hmacs: HashMap<String, String>,
     pii: &'a super::PiiKey,
 }
 
-impl ObligorDirectory for PageDirectory<'_> {
+impl<'a> BatchDirectory<'a> {
+    async fn load(writer: &mut dyn RemittanceWriter, lines: &[RawLine], pii: &'a super::PiiKey) -> Result<BatchDirectory<'a>, AppError> {
+        let mut cases: Vec<String> = lines
+            .iter()
+            .filter_map(|l| l.case_number.as_deref().and_then(|c| CaseNumber::parse(c.trim()).ok()))
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        cases.sort_unstable();
+        cases.dedup();
+        let mut hmacs = HashMap::new();
+        for ssn in lines.iter().filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok())) {
+            hmacs.entry(ssn.expose_digits().to_owned()).or_insert_with(|| pii.ssn_hmac(&ssn));
+        }
+        let mut wanted: Vec<String> = hmacs.values().cloned().collect();
+        wanted.sort_unstable();
+        let page = writer.lookup(&cases, &wanted).await?;
+        let obligor_ssn = page.cases.values().map(|(obligor, hmac)| (obligor.clone(), hmac.clone())).collect();
+        Ok(BatchDirectory { page, obligor_ssn, hmacs, pii })
+    }
+
+    fn hmac(&self, ssn: &Ssn) -> String {
+        self.hmacs.get(ssn.expose_digits()).cloned().unwrap_or_else(|| self.pii.ssn_hmac(ssn))
+    }
+}
+
+impl ObligorDirectory for BatchDirectory<'_> {
     fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
         self.page.cases.get(case.as_str()).map(|(obligor, _)| obligor.clone())
     }
 
     fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
-        let hmac = self.pii.ssn_hmac(ssn);
-        self.page.cases.values().any(|(owner, owner_hmac)| owner == obligor && *owner_hmac == hmac)
+        self.obligor_ssn.get(obligor).is_some_and(|hmac| *hmac == self.hmac(ssn))
     }
 
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {
-        self.page.obligors_by_ssn.get(&self.pii.ssn_hmac(ssn)).cloned().unwrap_or_default()
+        self.page.obligors_by_ssn.get(&self.hmac(ssn)).cloned().unwrap_or_default()
     }
 }
 
 /// What to store for a checked line, and what it does.
-fn line_to_write(raw: &RawLine, checked: &CheckedLine, pii: &super::PiiKey) -> LineToWrite {
+fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirectory<'_>) -> LineToWrite {
     let valid = checked.valid.as_ref();
     let suspense_reason = checked
         .problems
@@ -451,7 +461,7 @@ fn line_to_write(raw: &RawLine, checked: &CheckedLine, pii: &super::PiiKey) -> L
             collect: checked.collects_money().then(|| PayrollCollection { case_number: known_case }),
             suspense: checked.held_in_suspense().then(|| SuspenseHold {
                 reason: suspense_reason.unwrap_or_else(|| "OBLIGOR_NOT_IDENTIFIED".to_owned()),
-                ssn_hmac: valid.map(|v| pii.ssn_hmac(&v.ssn)),
+                ssn_hmac: valid.map(|v| directory.hmac(&v.ssn)),
             }),
             termination_notice: valid.is_some_and(|v| v.employment_terminated) && checked.status != LineStatus::Rejected,
         },

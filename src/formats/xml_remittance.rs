@@ -161,7 +161,8 @@ impl<R: Read> XmlLines<R> {
                     self.check_totals()?;
                     return Ok(None);
                 }
-                Event::Empty(_) => unreachable!("empty elements are expanded"),
+                // Empty elements are expanded into Start and End by the reader's configuration.
+                Event::Empty(_) => return Err(self.error("XML_MALFORMED", "unexpected empty element")),
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             }
         }
