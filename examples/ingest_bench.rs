@@ -18,7 +18,9 @@ const OBLIGORS: usize = 1_000;
 const LINES_PER_CHUNK: usize = 5_000;
 
 fn registry() -> String {
-    let mut csv = String::from("obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n");
+    let mut csv = String::from(
+        "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n",
+    );
     for i in 0..OBLIGORS {
         csv.push_str(&format!("OB{i:05},{},Last,First,{},ORD{i:05},300.00,2026-01,0\n", ssn(i), case(i)));
     }
@@ -40,7 +42,12 @@ fn line(index: usize) -> String {
 
 fn peak_resident_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     kb / 1024.0
 }
 
@@ -69,7 +76,11 @@ async fn main() -> anyhow::Result<()> {
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "BENCH-1".into(), ..Default::default() };
     let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
     let body = futures::stream::iter((0..lines).step_by(LINES_PER_CHUNK)).map(move |start| {
-        let mut chunk = if start == 0 { "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n".to_owned() } else { String::new() };
+        let mut chunk = if start == 0 {
+            "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n".to_owned()
+        } else {
+            String::new()
+        };
         for index in start..(start + LINES_PER_CHUNK).min(lines) {
             chunk.push_str(&line(index));
         }

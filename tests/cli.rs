@@ -159,11 +159,18 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     assert_eq!(cli(&server, &["registry", "import", registry.to_str().unwrap()]).0, 0);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let lines = 60_000;
+    let lines = 300_000;
     let url = server.url.clone();
     let upload = runtime.spawn(async move { submit(&url, "BIG-1", big_csv(lines)).await });
-    // Kill the server while it works on the file (spooling or writing its transaction).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill the server inside the file's transaction: once its write-ahead log holds a few
+    // megabytes of the file's rows, none of them committed (the file commits whole, at its end).
+    let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    while wal_size() < 4_000_000 && !upload.is_finished() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!upload.is_finished(), "the file must still be in its transaction when the server is killed");
     server.kill();
     let interrupted = runtime.block_on(upload).unwrap();
     assert!(interrupted.is_err(), "the client sees the failure: {interrupted:?}");
@@ -180,7 +187,7 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     assert!(again.replayed);
     let (_, out, _) = cli(&server, &["distribute"]);
     assert!(out.contains(&format!("{lines} collection(s)")), "{out}");
-    assert!(out.contains("total 60000.00"), "{out}");
+    assert!(out.contains("total 300000.00"), "{out}");
 }
 
 #[test]

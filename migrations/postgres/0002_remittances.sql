@@ -33,7 +33,6 @@ CREATE TABLE remittance_lines (
     amount_cents   BIGINT,
     pay_date       TEXT,
     obligor_id     TEXT COLLATE "C" REFERENCES obligors (obligor_id),
-    collection_id  BIGINT REFERENCES collections (collection_id),
     prenote        BOOLEAN NOT NULL,
     -- JSON array of {code, field, severity, message}: read back whole, never queried inside.
     problems       TEXT NOT NULL,
@@ -70,6 +69,6 @@ CREATE TABLE termination_notices (
     created_at      TEXT NOT NULL
 );
 
--- A payroll collection remembers the line it came from.
+-- A payroll collection remembers the line it came from (and so the line its collection).
 ALTER TABLE collections ADD COLUMN remittance_id BIGINT REFERENCES remittances (remittance_id);
 ALTER TABLE collections ADD COLUMN remittance_line BIGINT;

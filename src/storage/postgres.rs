@@ -44,6 +44,6 @@ impl PostgresStore {
     }
 }
 
-impl_sql_store!(PostgresStore, "postgres");
+impl_sql_store!(PostgresStore, Postgres, "postgres");
 impl_sql_remittances!(PostgresStore, PostgresRemittanceWriter, Postgres);
 impl_sql_payments!(PostgresStore, Postgres);

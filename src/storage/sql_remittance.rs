@@ -3,6 +3,10 @@
 /// Rows per IN (…) list: well under SQLite's and PostgreSQL's parameter limits.
 pub(super) const LOOKUP_CHUNK: usize = 500;
 
+/// Rows per multi-row INSERT: at most 11 parameters a row, so 500 rows stay far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+pub(super) const ROWS_PER_INSERT: usize = 500;
+
 /// `$1, $2, …, $n`.
 pub(super) fn placeholders(count: usize) -> String {
     (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -242,89 +246,106 @@ macro_rules! impl_sql_remittances {
             }
 
             async fn write_lines(&mut self, lines: &[$crate::storage::remittance::LineToWrite]) -> $crate::storage::StoreResult<()> {
-                let remittance = &self.remittance;
-                for line in lines {
-                    let record = &line.record;
-                    let line_number = i64::try_from(record.line).expect("a line number fits in i64");
-                    let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
-                    let pay_date = record.pay_date.map(|d| d.to_string());
-                    let mut collection_id: Option<i64> = None;
-                    if let Some(collection) = &line.effects.collect {
-                        let (Some(obligor), Some(amount), Some(pay_date)) = (obligor, record.amount, &pay_date) else {
-                            return Err($crate::storage::StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
-                        };
-                        collection_id = Some(
-                            sqlx::query_scalar(
-                                "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, \
-                                 remittance_id, remittance_line) VALUES ($1, $2, 'PAYROLL', $3, $4, 'PENDING', $5, $6, $7) RETURNING collection_id",
-                            )
-                            .bind(obligor)
-                            .bind(&collection.case_number)
-                            .bind(amount.cents())
-                            .bind(pay_date)
-                            .bind(&remittance.received_at)
-                            .bind(self.remittance_id)
-                            .bind(line_number)
-                            .fetch_one(&mut *self.tx)
-                            .await?,
-                        );
+                use $crate::storage::sql_remittance::ROWS_PER_INSERT;
+                use $crate::storage::StoreError;
+                // Many rows per statement: one round trip per few hundred lines, not four per line.
+                let remittance_id = self.remittance_id;
+                let received_at = self.remittance.received_at.clone();
+                let line_number = |line: &$crate::storage::remittance::StoredLine| i64::try_from(line.line).expect("a line number fits in i64");
+                let date = |line: &$crate::storage::remittance::StoredLine| line.pay_date.map(|d| d.to_string());
+
+                let collected: Vec<_> = lines.iter().filter_map(|l| l.effects.collect.as_ref().map(|c| (l, c))).collect();
+                for chunk in collected.chunks(ROWS_PER_INSERT) {
+                    for (line, _) in chunk {
+                        if line.record.obligor_id.is_none() || line.record.amount.is_none() || line.record.pay_date.is_none() {
+                            return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", line.record.line)));
+                        }
                     }
-                    let problems = serde_json::to_string(&record.problems).expect("problems serialise");
-                    sqlx::query(
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, remittance_id, remittance_line) ",
+                    );
+                    insert.push_values(chunk, |mut row, (line, collection)| {
+                        let record = &line.record;
+                        row.push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
+                            .push_bind(collection.case_number.clone())
+                            .push_bind("PAYROLL")
+                            .push_bind(record.amount.map(|a| a.cents()))
+                            .push_bind(date(record))
+                            .push_bind("PENDING")
+                            .push_bind(received_at.clone())
+                            .push_bind(remittance_id)
+                            .push_bind(line_number(record));
+                    });
+                    insert.build().execute(&mut *self.tx).await?;
+                }
+
+                for chunk in lines.chunks(ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, \
-                         pay_date, obligor_id, collection_id, prenote, problems) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(self.remittance_id)
-                    .bind(line_number)
-                    .bind(&record.status)
-                    .bind(&record.employer_fein)
-                    .bind(&record.case_number)
-                    .bind(&record.ssn_last4)
-                    .bind(record.amount.map(|a| a.cents()))
-                    .bind(&pay_date)
-                    .bind(obligor)
-                    .bind(collection_id)
-                    .bind(record.prenote)
-                    .bind(problems)
-                    .execute(&mut *self.tx)
-                    .await?;
-                    if let Some(hold) = &line.effects.suspense {
-                        let (Some(amount), Some(pay_date)) = (record.amount, &pay_date) else {
-                            return Err($crate::storage::StoreError::Corrupt(format!("line {} is held without amount or date", record.line)));
-                        };
-                        sqlx::query(
-                            "INSERT INTO suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, \
-                             pay_date, reason, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'OPEN', $10)",
-                        )
-                        .bind(self.remittance_id)
-                        .bind(line_number)
-                        .bind(&record.employer_fein)
-                        .bind(&record.case_number)
-                        .bind(&hold.ssn_hmac)
-                        .bind(&record.ssn_last4)
-                        .bind(amount.cents())
-                        .bind(pay_date)
-                        .bind(&hold.reason)
-                        .bind(&remittance.received_at)
-                        .execute(&mut *self.tx)
-                        .await?;
+                         pay_date, obligor_id, prenote, problems) ",
+                    );
+                    insert.push_values(chunk, |mut row, line| {
+                        let record = &line.record;
+                        row.push_bind(remittance_id)
+                            .push_bind(line_number(record))
+                            .push_bind(record.status.clone())
+                            .push_bind(record.employer_fein.clone())
+                            .push_bind(record.case_number.clone())
+                            .push_bind(record.ssn_last4.clone())
+                            .push_bind(record.amount.map(|a| a.cents()))
+                            .push_bind(date(record))
+                            .push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
+                            .push_bind(record.prenote)
+                            .push_bind(serde_json::to_string(&record.problems).expect("problems serialise"));
+                    });
+                    insert.build().execute(&mut *self.tx).await?;
+                }
+
+                let held: Vec<_> = lines.iter().filter_map(|l| l.effects.suspense.as_ref().map(|h| (l, h))).collect();
+                for chunk in held.chunks(ROWS_PER_INSERT) {
+                    for (line, _) in chunk {
+                        if line.record.amount.is_none() || line.record.pay_date.is_none() {
+                            return Err(StoreError::Corrupt(format!("line {} is held without amount or date", line.record.line)));
+                        }
                     }
-                    if line.effects.termination_notice {
-                        sqlx::query(
-                            "INSERT INTO termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(self.remittance_id)
-                        .bind(line_number)
-                        .bind(&record.employer_fein)
-                        .bind(obligor)
-                        .bind(&record.case_number)
-                        .bind(&record.ssn_last4)
-                        .bind(&pay_date)
-                        .bind(&remittance.received_at)
-                        .execute(&mut *self.tx)
-                        .await?;
-                    }
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, \
+                         pay_date, reason, state, created_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (line, hold)| {
+                        let record = &line.record;
+                        row.push_bind(remittance_id)
+                            .push_bind(line_number(record))
+                            .push_bind(record.employer_fein.clone())
+                            .push_bind(record.case_number.clone())
+                            .push_bind(hold.ssn_hmac.clone())
+                            .push_bind(record.ssn_last4.clone())
+                            .push_bind(record.amount.map(|a| a.cents()))
+                            .push_bind(date(record))
+                            .push_bind(hold.reason.clone())
+                            .push_bind("OPEN")
+                            .push_bind(received_at.clone());
+                    });
+                    insert.build().execute(&mut *self.tx).await?;
+                }
+
+                let notices: Vec<_> = lines.iter().filter(|l| l.effects.termination_notice).collect();
+                for chunk in notices.chunks(ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, line| {
+                        let record = &line.record;
+                        row.push_bind(remittance_id)
+                            .push_bind(line_number(record))
+                            .push_bind(record.employer_fein.clone())
+                            .push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
+                            .push_bind(record.case_number.clone())
+                            .push_bind(record.ssn_last4.clone())
+                            .push_bind(date(record))
+                            .push_bind(received_at.clone());
+                    });
+                    insert.build().execute(&mut *self.tx).await?;
                 }
                 Ok(())
             }

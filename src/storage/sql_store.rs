@@ -17,6 +17,12 @@ use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMo
 /// whatever the number of pending collections.
 pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 
+/// Collections claimed per UPDATE … IN (…): far below both databases' parameter limits.
+pub(super) const CLAIM_CHUNK: usize = 500;
+
+/// Rows per multi-row INSERT (8 parameters a row).
+pub(super) const ROWS_PER_INSERT: usize = 500;
+
 pub(super) fn corrupt<E: Display>(what: &'static str) -> impl FnOnce(E) -> StoreError {
     move |error| StoreError::Corrupt(format!("{what}: {error}"))
 }
@@ -74,7 +80,7 @@ pub(super) fn order_from_columns(
 
 /// Expands the [`Store`](super::Store) implementation for one backend.
 macro_rules! impl_sql_store {
-    ($store:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal) => {
         #[async_trait::async_trait]
         impl $crate::storage::Store for $store {
             fn backend(&self) -> &'static str {
@@ -343,8 +349,10 @@ macro_rules! impl_sql_store {
 
                     let plans = planner(inputs.into_values().filter(|i| !i.pending.is_empty()).collect())?;
                     summary.obligors += plans.len() as u64;
-                    for plan in plans {
-                        for pool in plan.pools {
+                    // (pool id, obligor, effective date, allocation), written many rows at a time.
+                    let mut rows = Vec::new();
+                    for plan in &plans {
+                        for pool in &plan.pools {
                             let distribution = &pool.distribution;
                             let effective_date = distribution.effective_date.to_string();
                             let pool_id: i64 = sqlx::query_scalar(
@@ -356,44 +364,53 @@ macro_rules! impl_sql_store {
                             .bind(distribution.amount.cents())
                             .fetch_one(&mut *tx)
                             .await?;
-                            for collection_id in &pool.collection_ids {
-                                let claimed = sqlx::query(
-                                    "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE collection_id = $2 AND status = 'PENDING'",
-                                )
-                                .bind(pool_id)
-                                .bind(collection_id)
-                                .execute(&mut *tx)
-                                .await?;
-                                if claimed.rows_affected() != 1 {
-                                    return Err(StoreError::Conflict(format!("collection {collection_id} is no longer pending")));
+                            // Claim the pool's collections, only while still pending: a collection
+                            // another writer claimed first aborts the run.
+                            for ids in pool.collection_ids.chunks(sql::CLAIM_CHUNK) {
+                                let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                                let statement = format!(
+                                    "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE status = 'PENDING' AND collection_id IN ({})",
+                                    placeholders.join(", ")
+                                );
+                                let mut claim = sqlx::query(&statement).bind(pool_id);
+                                for id in ids {
+                                    claim = claim.bind(id);
+                                }
+                                let claimed = claim.execute(&mut *tx).await?;
+                                if claimed.rows_affected() != ids.len() as u64 {
+                                    return Err(StoreError::Conflict(format!("a collection of pool {pool_id} is no longer pending")));
                                 }
                             }
                             for allocation in &distribution.allocations {
-                                sqlx::query(
-                                    "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents) \
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                                )
-                                .bind(run_id)
-                                .bind(pool_id)
-                                .bind(plan.obligor_id.as_str())
-                                .bind(allocation.order_id.as_ref().map(|o| o.as_str()))
-                                .bind(allocation.bucket.as_str())
-                                .bind(allocation.month.map(|m| m.to_string()))
-                                .bind(&effective_date)
-                                .bind(allocation.amount.cents())
-                                .execute(&mut *tx)
-                                .await?;
                                 match allocation.bucket {
                                     Bucket::Current => summary.current += allocation.amount,
                                     Bucket::Arrears => summary.arrears += allocation.amount,
                                     Bucket::Unapplied => summary.unapplied += allocation.amount,
                                 }
+                                rows.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), allocation));
                             }
                             summary.pools += 1;
                             summary.collections += pool.collection_ids.len() as u64;
                             summary.allocations += distribution.allocations.len() as u64;
                             summary.total += distribution.amount;
                         }
+                    }
+                    // In the order planned, so the allocation export lists them as written.
+                    for chunk in rows.chunks(sql::ROWS_PER_INSERT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents) ",
+                        );
+                        insert.push_values(chunk, |mut row, (pool_id, obligor, effective_date, allocation)| {
+                            row.push_bind(run_id)
+                                .push_bind(*pool_id)
+                                .push_bind(obligor.to_string())
+                                .push_bind(allocation.order_id.as_ref().map(|o| o.to_string()))
+                                .push_bind(allocation.bucket.as_str())
+                                .push_bind(allocation.month.map(|m| m.to_string()))
+                                .push_bind(effective_date.clone())
+                                .push_bind(allocation.amount.cents());
+                        });
+                        insert.build().execute(&mut *tx).await?;
                     }
                     after = last.clone();
                 }

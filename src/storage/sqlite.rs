@@ -52,6 +52,6 @@ impl SqliteStore {
     }
 }
 
-impl_sql_store!(SqliteStore, "sqlite");
+impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
 impl_sql_payments!(SqliteStore, Sqlite);
