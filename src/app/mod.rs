@@ -10,7 +10,7 @@ mod export;
 pub mod payments;
 pub mod pii;
 mod remittance;
-pub(crate) mod upload;
+mod upload;
 
 use std::sync::Arc;
 
@@ -65,14 +65,7 @@ impl App {
     /// Imports a registry CSV streamed in chunks. All-or-nothing: any invalid row, or a row
     /// that would move a stored case or order to another obligor, refuses the file whole.
     pub async fn import_registry(&self, upload: impl UploadStream) -> Result<RegistryOutcome, AppError> {
-        let reader = upload::spawn_reader(upload, self.limits);
-        let failure = reader.failure();
-        let parsed = tokio::task::spawn_blocking(move || read_registry(reader))
-            .await
-            .map_err(|e| AppError::Internal(format!("registry parser stopped: {e}")))?;
-        if let Some(error) = failure.take() {
-            return Err(error);
-        }
+        let parsed = upload::parse_upload(upload, self.limits, read_registry).await?;
         let rows = match parsed {
             Ok(rows) => rows,
             Err(problems) => return Ok(RegistryOutcome::refused(0, problems)),

@@ -353,14 +353,7 @@ impl App {
     /// Imports the bank's ACH return file: every return is recorded, each in its own
     /// transaction, so a file imported twice changes nothing the second time.
     pub async fn import_returns(&self, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
-        let reader = super::upload::spawn_reader(upload, self.limits);
-        let failure = reader.failure();
-        let parsed = tokio::task::spawn_blocking(move || crate::formats::ach_returns::read_returns(reader))
-            .await
-            .map_err(|e| AppError::Internal(format!("the return file parser stopped: {e}")))?;
-        if let Some(error) = failure.take() {
-            return Err(error);
-        }
+        let parsed = super::upload::parse_upload(upload, self.limits, crate::formats::ach_returns::read_returns).await?;
         let entries = parsed.map_err(|e| AppError::invalid("file", format!("{} at {}: {}", e.code, e.position, e.message)))?;
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {

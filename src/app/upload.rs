@@ -61,7 +61,7 @@ impl ChunkReader {
 }
 
 /// Starts pulling `upload` into a reader, enforcing `limits`.
-pub fn spawn_reader(mut upload: impl UploadStream, limits: UploadLimits) -> ChunkReader {
+fn spawn_reader(mut upload: impl UploadStream, limits: UploadLimits) -> ChunkReader {
     let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let failure = UploadFailure::default();
     let feeder_failure = failure.clone();
@@ -85,6 +85,23 @@ pub fn spawn_reader(mut upload: impl UploadStream, limits: UploadLimits) -> Chun
         }
     });
     ChunkReader { chunks, current: Vec::new(), position: 0, failure }
+}
+
+/// Runs a blocking parser over an upload as it streams in; an upload that failed or went over
+/// its limits is that error, whatever the parser made of the short file.
+pub async fn parse_upload<T: Send + 'static>(
+    upload: impl UploadStream,
+    limits: UploadLimits,
+    parse: impl FnOnce(ChunkReader) -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let reader = spawn_reader(upload, limits);
+    let failure = reader.failure();
+    let parsed =
+        tokio::task::spawn_blocking(move || parse(reader)).await.map_err(|e| AppError::Internal(format!("the parser stopped: {e}")))?;
+    match failure.take() {
+        Some(error) => Err(error),
+        None => Ok(parsed),
+    }
 }
 
 impl Read for ChunkReader {
