@@ -37,6 +37,7 @@ on_both_backends!(
     two_replicas_never_distribute_a_collection_twice,
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
+    a_remittance_file_is_written_whole_or_not_at_all,
 );
 
 fn entries(csv: &str) -> Vec<RegistryEntry> {
@@ -44,10 +45,18 @@ fn entries(csv: &str) -> Vec<RegistryEntry> {
         .expect("a valid registry")
         .into_iter()
         .map(|row| {
-            let hmac = format!("hmac-{}", row.ssn.last4());
+            let hmac = test_key().ssn_hmac(&row.ssn);
             RegistryEntry::from_row(row, hmac)
         })
         .collect()
+}
+
+fn test_key() -> gateway::app::PiiKey {
+    gateway::app::PiiKey::from_hex(&"ab".repeat(32)).unwrap()
+}
+
+fn hmac_of(ssn: &str) -> String {
+    test_key().ssn_hmac(&gateway::domain::Ssn::parse(ssn).unwrap())
 }
 
 fn date(text: &str) -> NaiveDate {
@@ -297,7 +306,7 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
     let payer = NewPayer {
         name: "John Smith".into(),
         address: "1 Main St".into(),
-        ssn_hmac: "hmac-6789".into(),
+        ssn_hmac: hmac_of("123-45-6789"),
         ssn_last4: "6789".into(),
         telephone: "5735550100".into(),
         email: "john@example.com".into(),
@@ -352,4 +361,87 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
         orders.iter().map(|(o, fein)| (o.id.to_string(), fein.clone())).collect::<Vec<_>>(),
         [("A".into(), Some("431234567".into())), ("B".into(), None)]
     );
+}
+
+async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
+    use gateway::storage::remittance::{
+        LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine, StoredProblem, SuspenseHold,
+    };
+
+    let (_db, store) = seeded(backend).await;
+    let remittance = |batch: &str| NewRemittance {
+        sender: "acme".into(),
+        batch_id: batch.into(),
+        format: "CSV",
+        content_sha256: format!("sha-{batch}"),
+        received_at: "t".into(),
+        received_on: date("2026-11-20"),
+    };
+    let line = |number: u64, status: &str, obligor: Option<&str>| StoredLine {
+        line: number,
+        status: status.into(),
+        employer_fein: Some("431234567".into()),
+        case_number: Some("12345678".into()),
+        ssn_last4: Some("6789".into()),
+        amount: Some(Money::from_cents(100_00)),
+        pay_date: Some(date("2026-11-13")),
+        obligor_id: obligor.map(|o| ObligorId::parse(o).unwrap()),
+        prenote: false,
+        problems: vec![StoredProblem { code: "X".into(), field: "amount".into(), severity: "WARNING".into(), message: "m".into() }],
+    };
+    let none = LineEffects { collect: None, suspense: None, termination_notice: false };
+    let lines = vec![
+        LineToWrite {
+            record: line(1, "APPLIED", Some("OB-1")),
+            effects: LineEffects { collect: Some(PayrollCollection { case_number: Some("12345678".into()) }), ..none.clone() },
+        },
+        LineToWrite {
+            record: line(2, "SUSPENSE", None),
+            effects: LineEffects {
+                suspense: Some(SuspenseHold { reason: "SSN_MISMATCH".into(), ssn_hmac: Some("h".into()) }),
+                ..none.clone()
+            },
+        },
+        LineToWrite {
+            record: line(3, "APPLIED_BY_SSN", Some("OB-1")),
+            effects: LineEffects { collect: Some(PayrollCollection { case_number: None }), termination_notice: true, ..none.clone() },
+        },
+    ];
+
+    // A writer dropped before `finish` leaves nothing: not even the batch id.
+    let mut abandoned = store.begin_remittance(remittance("B-1")).await.unwrap();
+    abandoned.write_lines(&lines).await.unwrap();
+    drop(abandoned);
+    assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
+
+    let mut writer = store.begin_remittance(remittance("B-1")).await.unwrap();
+    let (ob1, unknown) = (hmac_of("123-45-6789"), hmac_of("423-45-6789"));
+    let page = writer.lookup(&["12345678".into(), "99999999".into()], &[ob1.clone(), unknown.clone()]).await.unwrap();
+    assert_eq!(page.cases.get("12345678").map(|(o, h)| (o.as_str(), h.clone())), Some(("OB-1", ob1.clone())));
+    assert!(!page.cases.contains_key("99999999"));
+    assert_eq!(
+        page.obligors_by_ssn.get(&ob1).map(|o| o.iter().map(|id| id.to_string()).collect::<Vec<_>>()),
+        Some(vec!["OB-1".to_owned()])
+    );
+    assert!(!page.obligors_by_ssn.contains_key(&unknown));
+    writer.write_lines(&lines).await.unwrap();
+    let counts = LineCounts { line_count: 3, total: Money::from_cents(300_00), applied: 1, applied_by_ssn: 1, suspense: 1, rejected: 0 };
+    let summary = writer.finish(counts).await.unwrap();
+    assert_eq!(summary.counts, counts);
+    assert!(matches!(store.begin_remittance(remittance("B-1")).await, Err(StoreError::Conflict(_))));
+
+    assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), Some(summary.clone()));
+    assert_eq!(store.remittance_by_batch("other", "B-1").await.unwrap(), None);
+    assert_eq!(store.remittance_by_content("acme", "sha-B-1").await.unwrap().map(|r| r.batch_id), Some("B-1".into()));
+    assert_eq!(store.remittances_of("acme", 10).await.unwrap(), [summary.clone()]);
+    let stored = store.remittance_lines_after(summary.remittance_id, 1, 10).await.unwrap();
+    assert_eq!(stored, [line(2, "SUSPENSE", None), line(3, "APPLIED_BY_SSN", Some("OB-1"))]);
+    let suspense = store.suspense_after(0, 10).await.unwrap();
+    assert_eq!(
+        suspense.iter().map(|s| (s.batch_id.as_str(), s.line, s.reason.as_str(), s.state.as_str())).collect::<Vec<_>>(),
+        [("B-1", 2, "SSN_MISMATCH", "OPEN")]
+    );
+    // The two collected lines are pending payroll collections of OB-1 on the pay date.
+    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("a run");
+    assert_eq!((run.collections, run.pools, run.total), (2, 1, money("200.00")));
 }
