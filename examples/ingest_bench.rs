@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use gateway::app::{SystemClock, UploadLimits};
+use gateway::app::{Caller, NewKey, SystemClock};
+use gateway::domain::access::Role;
+use gateway::grpc::client::with_key;
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
 use gateway::startup::{Application, ServerConfig};
 use tonic::transport::Channel;
@@ -55,20 +57,27 @@ fn peak_resident_mb() -> f64 {
 async fn main() -> anyhow::Result<()> {
     let lines: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(200_000);
     let folder = tempfile::tempdir()?;
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: format!("sqlite://{}", folder.path().join("bench.db").display()),
-        pii_key: Some("ab".repeat(32)),
-        upload_limits: UploadLimits::STANDARD,
-        clock: Arc::new(SystemClock),
-    };
+    let mut config = ServerConfig::standard(
+        "127.0.0.1:0".parse()?,
+        format!("sqlite://{}", folder.path().join("bench.db").display()),
+        Arc::new(SystemClock),
+    );
+    config.pii_key = Some("ab".repeat(32));
     let application = Application::build(config).await?;
     let address = application.local_addr();
+    // A back-office key, made as `gateway admin key create --role back-office` makes one.
+    let operator = Caller::local_operator();
+    let key = NewKey { role: Role::BackOffice, name: "back-office".into(), feins: Vec::new(), client_cert_sha256: None };
+    let back_office = application.app().create_key(&operator, key).await?.token;
+    let key = NewKey { role: Role::Vendor, name: "bench-vendor".into(), feins: Vec::new(), client_cert_sha256: None };
+    let vendor = application.app().create_key(&operator, key).await?.token;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;
+    let vendor_channel = with_key(channel.clone(), &vendor).expect("a key is ASCII");
+    let channel = with_key(channel, &back_office).expect("a key is ASCII");
 
     let chunks = [proto::ImportRegistryRequest { chunk: registry().into_bytes() }];
     proto::registry_service_client::RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await?;
@@ -87,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk.into_bytes())) }
     });
     let started = Instant::now();
-    let ack = proto::remittance_service_client::RemittanceServiceClient::new(channel.clone())
+    let ack = proto::remittance_service_client::RemittanceServiceClient::new(vendor_channel)
         .submit_remittance(futures::stream::iter([first]).chain(body))
         .await?
         .into_inner();

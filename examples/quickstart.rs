@@ -7,8 +7,10 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gateway::app::{Clock, SystemClock, UploadLimits};
+use gateway::app::{Caller, Clock, NewKey, SystemClock};
+use gateway::domain::access::Role;
 use gateway::domain::YearMonth;
+use gateway::grpc::client::with_key;
 use gateway::grpc::proto;
 use gateway::startup::{Application, ServerConfig};
 use proto::collection_service_client::CollectionServiceClient;
@@ -24,21 +26,20 @@ async fn main() -> anyhow::Result<()> {
     let today = SystemClock.today();
     let month = YearMonth::of(today);
 
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: database_url.clone(),
-        pii_key: None,
-        upload_limits: UploadLimits::STANDARD,
-        clock: Arc::new(SystemClock),
-    };
+    let config = ServerConfig::standard("127.0.0.1:0".parse()?, database_url.clone(), Arc::new(SystemClock));
     let application = Application::build(config).await?;
     let address = application.local_addr();
+    // A back-office key, made as `gateway admin key create --role back-office` makes one.
+    let operator = Caller::local_operator();
+    let key = NewKey { role: Role::BackOffice, name: "back-office".into(), feins: Vec::new(), client_cert_sha256: None };
+    let back_office = application.app().create_key(&operator, key).await?.token;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
     println!("Gateway server on {address}, database {database_url}\n");
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;
+    let channel = with_key(channel, &back_office).expect("a key is ASCII");
 
     // 1. The case registry: Jordan Smith pays two orders, Ana Lopez one.
     let registry = format!(

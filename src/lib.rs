@@ -13,6 +13,10 @@ pub mod domain;
 pub mod formats;
 /// The gRPC transport: thin handlers, health, reflection.
 pub mod grpc;
+/// Prometheus metrics.
+pub mod metrics;
+/// The metrics HTTP endpoint.
+pub mod metrics_http;
 /// Building and running the server.
 pub mod startup;
 /// Storage behind one trait, on SQLite (embedded default) and PostgreSQL.

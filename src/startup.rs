@@ -4,12 +4,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::app::{App, Clock, PiiKey, UploadLimits};
+use crate::grpc::{GuardLayer, GuardSettings, TransportSettings};
 use crate::storage;
 
 /// Everything the server needs to start. Secrets are redacted in `Debug`.
@@ -21,6 +25,55 @@ pub struct ServerConfig {
     pub pii_key: Option<String>,
     pub upload_limits: UploadLimits,
     pub clock: Arc<dyn Clock>,
+    /// Where Prometheus scrapes the metrics (plain HTTP); none when `None`.
+    pub metrics_listen: Option<SocketAddr>,
+    pub guard: GuardSettings,
+    /// The largest gRPC message a client may send.
+    pub max_message_bytes: usize,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The largest message a client may send by default: gRPC's usual 4 MiB.
+pub const STANDARD_MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+impl ServerConfig {
+    /// A server on `listen` over `database_url` with every limit at its standard value, no
+    /// TLS and no metrics port.
+    pub fn standard(listen: SocketAddr, database_url: impl Into<String>, clock: Arc<dyn Clock>) -> ServerConfig {
+        ServerConfig {
+            listen,
+            database_url: database_url.into(),
+            pii_key: None,
+            upload_limits: UploadLimits::STANDARD,
+            clock,
+            metrics_listen: None,
+            guard: GuardSettings::STANDARD,
+            max_message_bytes: STANDARD_MAX_MESSAGE_BYTES,
+            tls: None,
+        }
+    }
+}
+
+/// TLS: the server's certificate chain and key (PEM), and optionally the CA whose client
+/// certificates are accepted (mTLS); a client certificate registered with an API key then
+/// authenticates as that key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn load(&self) -> Result<ServerTlsConfig, StartupError> {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| StartupError::Tls(format!("cannot read {}: {e}", path.display())));
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&self.certificate)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            // Optional: a client may still authenticate with an API key alone.
+            config = config.client_ca_root(Certificate::from_pem(read(ca)?)).client_auth_optional(true);
+        }
+        Ok(config)
+    }
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -30,6 +83,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("database_url", &redact_password(&self.database_url))
             .field("pii_key", &self.pii_key.as_ref().map(|_| "redacted"))
             .field("upload_limits", &self.upload_limits)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("guard", &self.guard)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -48,10 +105,27 @@ pub fn redact_password(url: &str) -> String {
     }
 }
 
+/// The application over the database a URL names (migrated to the current schema), as the
+/// server and the local admin commands use it.
+pub async fn open_app(database_url: &str, pii_key: Option<&str>, clock: Arc<dyn Clock>, limits: UploadLimits) -> Result<App, StartupError> {
+    let store = storage::connect(database_url).await?;
+    let pii_key = match pii_key {
+        Some(hex) => PiiKey::from_hex(hex)?,
+        None => {
+            tracing::warn!("no GATEWAY_PII_KEY set: using the key generated in the database (set one in production)");
+            PiiKey::from_hex(&store.setting_or_insert("pii_hmac_key", &PiiKey::generate_hex()).await?)?
+        }
+    };
+    Ok(App::new(store, pii_key, clock, limits))
+}
+
 /// A server bound to its address, not yet serving.
 pub struct Application {
     app: App,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    guard: GuardLayer,
+    transport: TransportSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,24 +137,30 @@ pub enum StartupError {
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error(transparent)]
-    Reflection(#[from] tonic_reflection::server::Error),
+    Router(#[from] crate::grpc::RouterError),
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Application {
     pub async fn build(config: ServerConfig) -> Result<Application, StartupError> {
-        let store = storage::connect(&config.database_url).await?;
-        let pii_key = match &config.pii_key {
-            Some(hex) => PiiKey::from_hex(hex)?,
-            None => {
-                tracing::warn!("no GATEWAY_PII_KEY set: using the key generated in the database (set one in production)");
-                PiiKey::from_hex(&store.setting_or_insert("pii_hmac_key", &PiiKey::generate_hex()).await?)?
-            }
-        };
+        let app = open_app(&config.database_url, config.pii_key.as_deref(), config.clock, config.upload_limits).await?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartupError::Bind(config.listen, e))?;
-        let app = App::new(store, pii_key, config.clock, config.upload_limits);
-        Ok(Application { app, listener })
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| StartupError::Bind(address, e))?),
+            None => None,
+        };
+        let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
+        let guard = GuardLayer::new(app.clone(), config.guard);
+        let transport = TransportSettings { max_message_bytes: config.max_message_bytes, tls };
+        Ok(Application { app, listener, metrics_listener, guard, transport })
+    }
+
+    /// Where the metrics are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -95,9 +175,24 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartupError> {
         let address = self.local_addr();
         let backend = self.app.store().backend();
-        let router = crate::grpc::router(self.app).await?;
-        tracing::info!(%address, backend, "gateway listening");
+        let tls = self.transport.tls.is_some();
+        let router = crate::grpc::router(self.app.clone(), self.guard.clone(), self.transport).await?;
+        let mut background = tokio::task::JoinSet::new();
+        if let Some(listener) = self.metrics_listener {
+            tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "metrics listening");
+            background.spawn(crate::metrics_http::serve(listener, self.app.clone()));
+        }
+        let guard = self.guard.clone();
+        background.spawn(async move {
+            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every_minute.tick().await;
+                guard.forget_idle_senders();
+            }
+        });
+        tracing::info!(%address, backend, tls, "gateway listening");
         router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown).await?;
+        background.abort_all();
         tracing::info!("gateway stopped");
         Ok(())
     }

@@ -2,22 +2,21 @@
 
 mod common;
 
-use common::{distribute, export, Backend, Export, TestApp, SPEC_REGISTRY};
+use common::{distribute, export, Authed, Backend, Export, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::app::UploadLimits;
 use gateway::grpc::proto;
 use proto::collection_service_client::CollectionServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
-use tonic::transport::Channel;
 use tonic::Code;
 
-async fn import(channel: &Channel, csv: &str) -> Result<proto::ImportRegistryResponse, tonic::Status> {
+async fn import(channel: &Authed, csv: &str) -> Result<proto::ImportRegistryResponse, tonic::Status> {
     // Small chunks that split lines, as a real upload may.
     let chunks: Vec<_> = csv.as_bytes().chunks(7).map(|c| proto::ImportRegistryRequest { chunk: c.to_vec() }).collect();
     RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await.map(|r| r.into_inner())
 }
 
-async fn add(channel: &Channel, case: &str, amount: &str, date: &str) -> Result<proto::Collection, tonic::Status> {
+async fn add(channel: &Authed, case: &str, amount: &str, date: &str) -> Result<proto::Collection, tonic::Status> {
     let request = proto::AddCollectionRequest { case_number: case.into(), amount: amount.into(), effective_date: date.into() };
     let response = CollectionServiceClient::new(channel.clone()).add_collection(request).await?;
     Ok(response.into_inner().collection.expect("a collection"))
@@ -134,7 +133,7 @@ async fn bad_collections_are_refused_with_the_field_named() {
 
 #[tokio::test]
 async fn an_upload_over_the_limit_is_resource_exhausted() {
-    let app = TestApp::spawn_with_limits(Backend::Sqlite, UploadLimits { max_bytes: 100 }).await;
+    let app = TestApp::spawn_with_limits(Backend::Sqlite, UploadLimits { max_bytes: 100, ..UploadLimits::STANDARD }).await;
     let status = import(&app.channel, SPEC_REGISTRY).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("100 bytes"), "{}", status.message());
@@ -144,7 +143,8 @@ async fn an_upload_over_the_limit_is_resource_exhausted() {
 #[tokio::test]
 async fn health_and_reflection_v1_and_v1alpha_serve_any_client() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    // Health needs no key: a load balancer has none.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.raw.clone());
     for service in ["", "fspc.gateway.v1.RegistryService", "fspc.gateway.v1.ExportService"] {
         let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
         let status = health.check(request).await.unwrap().into_inner().status;
@@ -156,6 +156,7 @@ async fn health_and_reflection_v1_and_v1alpha_serve_any_client() {
         "fspc.gateway.v1.DistributionService",
         "fspc.gateway.v1.ExportService",
         "fspc.gateway.v1.RegistryService",
+        "fspc.gateway.v1.AdminService",
         "grpc.health.v1.Health",
     ];
     {
@@ -173,6 +174,10 @@ async fn health_and_reflection_v1_and_v1alpha_serve_any_client() {
         for service in expected {
             assert!(names.iter().any(|n| n == service), "v1 lists {service}: {names:?}");
         }
+        // Reflection, like every RPC but health, needs a key.
+        let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let refused = ServerReflectionClient::new(app.raw.clone()).server_reflection_info(futures::stream::iter([request])).await;
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
     }
     {
         use tonic_reflection::pb::v1alpha::{

@@ -9,20 +9,55 @@ use std::time::Duration;
 
 use common::{TestDb, SPEC_REGISTRY};
 use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient, submit_remittance_request::Part};
-use gateway::grpc::SENDER_METADATA;
 use tonic::transport::Channel;
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
 
-/// A `gateway serve` process on a free port; killed when dropped.
+/// A `gateway serve` process on a free port; killed when dropped. Its keys were made before
+/// it started, as a fresh install makes its first keys.
 struct Server {
     child: Child,
     url: String,
+    keys: Keys,
+}
+
+/// One API key per role the tests play.
+#[derive(Clone)]
+struct Keys {
+    back_office: String,
+    vendor: String,
+    payment_site: String,
+}
+
+/// Makes a key with `gateway admin key create`, directly on the database (no server).
+fn make_key(database_url: &str, role: &str, name: &str) -> String {
+    let output = Command::new(GATEWAY)
+        .args(["--json", "admin", "key", "create", "--database", database_url, "--role", role, "--name", name])
+        .env("GATEWAY_PII_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    created["token"].as_str().expect("the token is printed").to_owned()
+}
+
+impl Keys {
+    fn make(database_url: &str) -> Keys {
+        Keys {
+            back_office: make_key(database_url, "back-office", "back-office"),
+            vendor: make_key(database_url, "vendor", "acme-payroll"),
+            payment_site: make_key(database_url, "payment-site", "payment-site"),
+        }
+    }
 }
 
 impl Server {
     /// Starts a server on port 0 and learns its address from its JSON log.
     fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, Keys::make(database_url))
+    }
+
+    fn start_with(database_url: &str, keys: Keys) -> Server {
         let mut child = Command::new(GATEWAY)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database_url, "--log-format", "json"])
             .env("GATEWAY_PII_KEY", "ab".repeat(32))
@@ -39,7 +74,7 @@ impl Server {
                 let address = entry["fields"]["address"].as_str().unwrap().to_owned();
                 // Keep draining the log so the server never blocks on a full pipe.
                 std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-                return Server { child, url: format!("http://{address}") };
+                return Server { child, url: format!("http://{address}"), keys };
             }
             line.clear();
         }
@@ -58,8 +93,9 @@ impl Drop for Server {
     }
 }
 
-fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(GATEWAY).args(["--server", &server.url, "--sender", "acme-payroll"]).args(args).output().unwrap();
+/// Runs a client command with `token` (in GATEWAY_TOKEN, as a script would keep it).
+fn cli(server: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(GATEWAY).args(["--server", &server.url]).args(args).env("GATEWAY_TOKEN", token).output().unwrap();
     (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 
@@ -80,11 +116,14 @@ fn the_cli_imports_submits_distributes_and_exports() {
     let remittance = dir.path().join("remit.csv");
     std::fs::write(&remittance, CSV).unwrap();
 
-    let (code, out, err) = cli(&server, &["registry", "import", registry.to_str().unwrap()]);
+    let (code, out, err) = cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (0, "Registry imported: 3 rows (3 added, 0 updated, 0 unchanged).\n"), "{err}");
 
-    let (code, out, err) =
-        cli(&server, &["--json", "remit", "submit", "--format", "csv", "--batch-id", "ACME-7", remittance.to_str().unwrap()]);
+    let (code, out, err) = cli(
+        &server,
+        &server.keys.vendor,
+        &["--json", "remit", "submit", "--format", "csv", "--batch-id", "ACME-7", remittance.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{err}");
     let ack: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ack["batch_id"], "ACME-7");
@@ -101,31 +140,35 @@ fn the_cli_imports_submits_distributes_and_exports() {
     assert!(problem["message"].as_str().unwrap().contains("2 decimal places"));
     assert!(!out.contains("123456789") && !out.contains("123-45-6789"));
 
-    let (code, out, _) = cli(&server, &["remit", "show", "ACME-7"]);
+    let (code, out, _) = cli(&server, &server.keys.vendor, &["remit", "show", "ACME-7"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("Batch ACME-7 ACCEPTED: 3 lines, total 600.00."), "{out}");
     assert!(out.contains("line 3 (REJECTED), amount: ERROR AMOUNT_INVALID"), "{out}");
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, CSV.replace("amount", "amt")).unwrap();
-    let (code, out, _) = cli(&server, &["remit", "submit", "--format", "csv", "--batch-id", "ACME-8", bad.to_str().unwrap()]);
+    let (code, out, _) =
+        cli(&server, &server.keys.vendor, &["remit", "submit", "--format", "csv", "--batch-id", "ACME-8", bad.to_str().unwrap()]);
     assert_eq!(code, 3, "a refused file exits with 3");
     assert!(out.contains("REFUSED") && out.contains("HEADER_UNKNOWN_COLUMN"), "{out}");
 
-    let (code, out, _) = cli(&server, &["distribute"]);
+    let (code, out, _) = cli(&server, &server.keys.back_office, &["distribute"]);
     assert_eq!(code, 0);
     assert!(out.contains("total 600.00 = current 500.00 + arrears 100.00 + unapplied 0.00"), "{out}");
     let allocations = dir.path().join("allocations.csv");
-    let (code, _, _) = cli(&server, &["export", "allocations", "--out", allocations.to_str().unwrap()]);
+    let (code, _, _) = cli(&server, &server.keys.back_office, &["export", "allocations", "--out", allocations.to_str().unwrap()]);
     assert_eq!(code, 0);
     let csv = std::fs::read_to_string(&allocations).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
-    let (code, out, _) = cli(&server, &["export", "balances", "--as-of", "2026-11-30"]);
+    let (code, out, _) = cli(&server, &server.keys.back_office, &["export", "balances", "--as-of", "2026-11-30"]);
     assert_eq!(code, 0);
     assert!(out.contains("A,12345678,OB-1,300.00,0.00,75.00,ACTIVE"), "{out}");
 
-    let (code, _, err) =
-        cli(&server, &["collection", "add", "--case-number", "12345678", "--amount", "1.001", "--effective-date", "2026-11-13"]);
+    let (code, _, err) = cli(
+        &server,
+        &server.keys.back_office,
+        &["collection", "add", "--case-number", "12345678", "--amount", "1.001", "--effective-date", "2026-11-13"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("InvalidArgument") && err.contains("amount"), "{err}");
 }
@@ -139,14 +182,13 @@ fn big_csv(lines: usize) -> Vec<u8> {
     csv.into_bytes()
 }
 
-async fn submit(url: &str, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
+async fn submit(url: &str, token: &str, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
     let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let channel = gateway::grpc::client::with_key(channel, token).unwrap();
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
     let mut messages = vec![proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
     messages.extend(file.chunks(64 * 1024).map(|c| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
-    let mut request = tonic::Request::new(futures::stream::iter(messages));
-    request.metadata_mut().insert(SENDER_METADATA, "acme-payroll".parse().unwrap());
-    RemittanceServiceClient::new(channel).submit_remittance(request).await.map(|r| r.into_inner())
+    RemittanceServiceClient::new(channel).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
 }
 
 #[test]
@@ -156,12 +198,12 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.csv");
     std::fs::write(&registry, SPEC_REGISTRY).unwrap();
-    assert_eq!(cli(&server, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let lines = 300_000;
-    let url = server.url.clone();
-    let upload = runtime.spawn(async move { submit(&url, "BIG-1", big_csv(lines)).await });
+    let (url, token) = (server.url.clone(), server.keys.vendor.clone());
+    let upload = runtime.spawn(async move { submit(&url, &token, "BIG-1", big_csv(lines)).await });
     // Kill the server inside the file's transaction: once its write-ahead log holds a few
     // megabytes of the file's rows, none of them committed (the file commits whole, at its end).
     let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
@@ -175,17 +217,17 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     let interrupted = runtime.block_on(upload).unwrap();
     assert!(interrupted.is_err(), "the client sees the failure: {interrupted:?}");
 
-    let server = Server::start(&db.url);
-    let (code, _, err) = cli(&server, &["remit", "show", "BIG-1"]);
+    let server = Server::start_with(&db.url, server.keys.clone());
+    let (code, _, err) = cli(&server, &server.keys.vendor, &["remit", "show", "BIG-1"]);
     assert_eq!(code, 1);
     assert!(err.contains("NotFound"), "nothing of the file was kept: {err}");
-    assert!(cli(&server, &["distribute"]).1.contains("Nothing to distribute"));
+    assert!(cli(&server, &server.keys.back_office, &["distribute"]).1.contains("Nothing to distribute"));
 
-    let ack = runtime.block_on(submit(&server.url, "BIG-1", big_csv(lines))).unwrap();
+    let ack = runtime.block_on(submit(&server.url, &server.keys.vendor, "BIG-1", big_csv(lines))).unwrap();
     assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", lines as u64));
-    let again = runtime.block_on(submit(&server.url, "BIG-1", big_csv(lines))).unwrap();
+    let again = runtime.block_on(submit(&server.url, &server.keys.vendor, "BIG-1", big_csv(lines))).unwrap();
     assert!(again.replayed);
-    let (_, out, _) = cli(&server, &["distribute"]);
+    let (_, out, _) = cli(&server, &server.keys.back_office, &["distribute"]);
     assert!(out.contains(&format!("{lines} collection(s)")), "{out}");
     assert!(out.contains("total 300000.00"), "{out}");
 }
@@ -197,10 +239,11 @@ fn the_cli_registers_a_payer_takes_a_payment_and_records_its_return() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.csv");
     std::fs::write(&registry, SPEC_REGISTRY).unwrap();
-    assert_eq!(cli(&server, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
 
     let (code, out, err) = cli(
         &server,
+        &server.keys.payment_site,
         &[
             "payer",
             "register",
@@ -227,23 +270,30 @@ fn the_cli_registers_a_payer_takes_a_payment_and_records_its_return() {
     assert!(out.contains("SSN ***-**-6789") && out.contains("****6789") && out.contains("PENDING — can pay from"), "{out}");
     assert!(!out.contains("123456789") && !out.contains("000123456789"));
 
-    let (code, _, err) = cli(&server, &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00"]);
+    let (code, _, err) =
+        cli(&server, &server.keys.payment_site, &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00"]);
     assert_eq!(code, 1);
     assert!(err.contains("FailedPrecondition") && err.contains("can pay from"), "{err}");
 
-    assert!(cli(&server, &["payer", "confirm-account", "1"]).1.contains(": USABLE"));
-    let (code, out, err) =
-        cli(&server, &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"]);
+    assert!(cli(&server, &server.keys.back_office, &["payer", "confirm-account", "1"]).1.contains(": USABLE"));
+    let (code, out, err) = cli(
+        &server,
+        &server.keys.payment_site,
+        &["pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Payment 1 ACCEPTED (idempotency key k-1)."), "{out}");
     assert!(out.contains("Payroll deduction continues"), "{out}");
-    let (_, again, _) =
-        cli(&server, &["--json", "pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"]);
+    let (_, again, _) = cli(
+        &server,
+        &server.keys.payment_site,
+        &["--json", "pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"],
+    );
     let receipt: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!((receipt["payment_id"].as_i64(), receipt["replayed"].as_bool()), (Some(1), Some(true)));
 
-    let (code, out, _) = cli(&server, &["returns", "record", "--payment", "1", "--code", "R02"]);
+    let (code, out, _) = cli(&server, &server.keys.back_office, &["returns", "record", "--payment", "1", "--code", "R02"]);
     assert_eq!(code, 0);
     assert!(out.contains("Payment 1 returned (R02): CANCELLED.") && out.contains("unusable until it is replaced"), "{out}");
-    assert!(cli(&server, &["payer", "show", "1"]).1.contains("UNUSABLE — returned R02"));
+    assert!(cli(&server, &server.keys.payment_site, &["payer", "show", "1"]).1.contains("UNUSABLE — returned R02"));
 }

@@ -6,14 +6,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{distribute, export, Backend, Export, TestApp, TestClock, SPEC_REGISTRY};
+use common::{distribute, export, Authed, Backend, Export, TestApp, TestClock, SPEC_REGISTRY};
 use gateway::formats::ach_returns::write_returns;
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
-use gateway::grpc::SENDER_METADATA;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
-use tonic::transport::Channel;
 use tonic::Code;
 
 const SSN: &str = "123-45-6789";
@@ -29,7 +27,7 @@ async fn setup(today: &str) -> (TestApp, Arc<TestClock>) {
     (app, clock)
 }
 
-fn payments(channel: &Channel) -> PaymentServiceClient<Channel> {
+fn payments(channel: &Authed) -> PaymentServiceClient<Authed> {
     PaymentServiceClient::new(channel.clone())
 }
 
@@ -49,11 +47,11 @@ fn registration() -> proto::RegisterPayerRequest {
     }
 }
 
-async fn register(channel: &Channel) -> proto::Payer {
+async fn register(channel: &Authed) -> proto::Payer {
     payments(channel).register_payer(registration()).await.unwrap().into_inner()
 }
 
-async fn pay(channel: &Channel, payer_id: i64, case: &str, amount: &str, key: &str) -> Result<proto::PaymentReceipt, tonic::Status> {
+async fn pay(channel: &Authed, payer_id: i64, case: &str, amount: &str, key: &str) -> Result<proto::PaymentReceipt, tonic::Status> {
     let request = proto::SubmitPaymentRequest {
         payer_id,
         case_number: case.into(),
@@ -74,7 +72,7 @@ fn run_rows(csv: &str, run_id: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn remit(channel: &Channel, batch_id: &str, amount: &str) -> proto::RemittanceAcknowledgment {
+async fn remit(channel: &Authed, batch_id: &str, amount: &str) -> proto::RemittanceAcknowledgment {
     let csv = format!(
         "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n43-1234567,12345678,{SSN},Smith,2026-11-13,{amount}\n"
     );
@@ -83,15 +81,13 @@ async fn remit(channel: &Channel, batch_id: &str, amount: &str) -> proto::Remitt
         proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
         proto::SubmitRemittanceRequest { part: Some(Part::Chunk(csv.into_bytes())) },
     ];
-    let mut request = tonic::Request::new(futures::stream::iter(messages));
-    request.metadata_mut().insert(SENDER_METADATA, "acme".parse().unwrap());
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(request).await.unwrap().into_inner()
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner()
 }
 
 #[tokio::test]
 async fn registration_refuses_what_is_wrong_with_a_clear_message() {
     let (app, _) = setup("2026-11-02").await;
-    let mut client = payments(&app.channel);
+    let mut client = payments(&app.payment_site);
     let refusals: [(&str, fn(&mut proto::RegisterPayerRequest), Code); 7] = [
         ("email", |r| r.email = "john.smith@".into(), Code::InvalidArgument),
         ("case_number", |r| r.case_number = "99999999".into(), Code::InvalidArgument),
@@ -116,7 +112,7 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
     };
     assert!(card.message().contains("card"), "{}", card.message());
 
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     // Answers show the SSN and the account number masked.
     assert_eq!(payer.ssn, "***-**-6789");
     let account = payer.bank_account.clone().unwrap();
@@ -133,33 +129,34 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
 async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a_holiday() {
     // Registered Friday Nov 20, 2026; Thanksgiving is Thursday Nov 26.
     let (app, clock) = setup("2026-11-20").await;
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     let account = payer.bank_account.unwrap();
     assert_eq!((account.state.as_str(), account.usable_from.as_str()), ("PENDING", "2026-12-01"));
 
     clock.set("2026-11-30");
-    let status = pay(&app.channel, payer.payer_id, "12345678", "50.00", "k1").await.unwrap_err();
+    let status = pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k1").await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("2026-12-01") && status.message().contains("no money was taken"), "{}", status.message());
 
     clock.set("2026-12-01");
-    let receipt = pay(&app.channel, payer.payer_id, "12345678", "50.00", "k1").await.unwrap();
+    let receipt = pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k1").await.unwrap();
     assert_eq!((receipt.status.as_str(), receipt.effective_date.as_str()), ("ACCEPTED", "2026-12-01"));
 
     // The back office can confirm the prenote early.
     clock.set("2026-11-20");
-    let mut client = payments(&app.channel);
+    let mut client = payments(&app.payment_site);
+    let mut office = payments(&app.channel);
     let replaced = client
         .replace_bank_account(proto::BankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(replaced.bank_account.unwrap().state, "PENDING");
-    let confirmed = client.confirm_bank_account(proto::GetPayerRequest { payer_id: payer.payer_id }).await.unwrap().into_inner();
+    let confirmed = office.confirm_bank_account(proto::GetPayerRequest { payer_id: payer.payer_id }).await.unwrap().into_inner();
     assert_eq!(confirmed.bank_account.unwrap().state, "USABLE");
-    assert!(pay(&app.channel, payer.payer_id, "12345678", "50.00", "k2").await.is_ok());
+    assert!(pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k2").await.is_ok());
     // A returned prenote makes the account unusable.
-    let returned = client
+    let returned = office
         .return_prenote(proto::ReturnPrenoteRequest { payer_id: payer.payer_id, return_code: "R03".into() })
         .await
         .unwrap()
@@ -167,14 +164,14 @@ async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a
         .bank_account
         .unwrap();
     assert_eq!((returned.state.as_str(), returned.return_code.as_str()), ("UNUSABLE", "R03"));
-    assert_eq!(pay(&app.channel, payer.payer_id, "12345678", "50.00", "k3").await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k3").await.unwrap_err().code(), Code::FailedPrecondition);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twice() {
     let (app, clock) = setup("2026-11-02").await;
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     clock.set("2026-11-13");
     for (case, amount, code) in [
         ("", "50.00", Code::InvalidArgument),
@@ -183,16 +180,16 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
         ("12345678", "0.00", Code::InvalidArgument),
         ("12345678", "5.005", Code::InvalidArgument),
     ] {
-        let status = pay(&app.channel, payer.payer_id, case, amount, &format!("{case}-{amount}")).await.unwrap_err();
+        let status = pay(&app.payment_site, payer.payer_id, case, amount, &format!("{case}-{amount}")).await.unwrap_err();
         assert_eq!(status.code(), code, "{case} {amount}: {}", status.message());
     }
-    assert!(pay(&app.channel, payer.payer_id, "", "50.00", "x").await.unwrap_err().message().contains("no money was taken"));
+    assert!(pay(&app.payment_site, payer.payer_id, "", "50.00", "x").await.unwrap_err().message().contains("no money was taken"));
 
-    let first = pay(&app.channel, payer.payer_id, "12345678", "100.00", "retry-1").await.unwrap();
-    let again = pay(&app.channel, payer.payer_id, "12345678", "100.00", "retry-1").await.unwrap();
+    let first = pay(&app.payment_site, payer.payer_id, "12345678", "100.00", "retry-1").await.unwrap();
+    let again = pay(&app.payment_site, payer.payer_id, "12345678", "100.00", "retry-1").await.unwrap();
     assert!(!first.replayed && again.replayed);
     assert_eq!(proto::PaymentReceipt { replayed: false, ..again }, first);
-    let different = pay(&app.channel, payer.payer_id, "12345678", "200.00", "retry-1").await.unwrap_err();
+    let different = pay(&app.payment_site, payer.payer_id, "12345678", "200.00", "retry-1").await.unwrap_err();
     assert_eq!(different.code(), Code::AlreadyExists);
     // Below the monthly current support of 500.00 (A 300 + B 200): the answer says so.
     assert_eq!(first.below_monthly_support, "500.00");
@@ -202,7 +199,7 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
 
     // A payment for another case (OB-2's, no withholding order) by the same payer is the
     // other obligor's money, and the answer does not speak of payroll deduction.
-    let other = pay(&app.channel, payer.payer_id, "22345678", "150.00", "other").await.unwrap();
+    let other = pay(&app.payment_site, payer.payer_id, "22345678", "150.00", "other").await.unwrap();
     assert!(!other.payroll_deduction_continues && other.below_monthly_support.is_empty());
     app.stop().await;
 }
@@ -210,10 +207,10 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
 #[tokio::test]
 async fn an_online_payment_never_stops_payroll_deduction() {
     let (app, clock) = setup("2026-11-02").await;
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     clock.set("2026-11-13");
     // Enough to cover everything OB-1 owes in November: 500.00 current + 400.00 arrears.
-    let receipt = pay(&app.channel, payer.payer_id, "12345678", "1000.00", "all").await.unwrap();
+    let receipt = pay(&app.payment_site, payer.payer_id, "12345678", "1000.00", "all").await.unwrap();
     assert!(receipt.payroll_deduction_continues);
     assert!(receipt.notices.iter().any(|n| n.contains("Payroll deduction continues")), "{:?}", receipt.notices);
     let run = distribute(&app.channel).await;
@@ -222,7 +219,7 @@ async fn an_online_payment_never_stops_payroll_deduction() {
     // The next payroll remittance is accepted and distributed as before: all of it is
     // unapplied credit, since nothing is owed for November any more.
     clock.set("2026-11-16");
-    let ack = remit(&app.channel, "PAYROLL-1", "184.62").await;
+    let ack = remit(&app.vendor("acme").await, "PAYROLL-1", "184.62").await;
     assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", 1));
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.unapplied.as_str()), (1, "184.62"));
@@ -244,11 +241,11 @@ async fn an_online_payment_never_stops_payroll_deduction() {
 #[tokio::test]
 async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     let (app, clock) = setup("2026-11-02").await;
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     clock.set("2026-11-13");
-    let payment = pay(&app.channel, payer.payer_id, "12345678", "100.00", "p1").await.unwrap();
+    let payment = pay(&app.payment_site, payer.payer_id, "12345678", "100.00", "p1").await.unwrap();
     // Payroll withheld 200.00 the same day: one pool of 300.00, prorated 3:2 to A and B.
-    assert_eq!(remit(&app.channel, "PAYROLL-1", "200.00").await.applied, 1);
+    assert_eq!(remit(&app.vendor("acme").await, "PAYROLL-1", "200.00").await.applied, 1);
     let run = distribute(&app.channel).await;
     assert_eq!((run.pools, run.current.as_str()), (1, "300.00"));
     let allocations = export(&app.channel, Export::Allocations).await;
@@ -285,18 +282,18 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     assert_eq!(again.outcome, "ALREADY_RETURNED");
     assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     // R01 leaves the account usable.
-    assert!(pay(&app.channel, payer.payer_id, "12345678", "10.00", "p2").await.is_ok());
+    assert!(pay(&app.payment_site, payer.payer_id, "12345678", "10.00", "p2").await.is_ok());
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     let (app, clock) = setup("2026-11-02").await;
-    let payer = register(&app.channel).await;
+    let payer = register(&app.payment_site).await;
     clock.set("2026-11-13");
-    let distributed = pay(&app.channel, payer.payer_id, "12345678", "250.00", "a").await.unwrap();
+    let distributed = pay(&app.payment_site, payer.payer_id, "12345678", "250.00", "a").await.unwrap();
     distribute(&app.channel).await;
-    let pending = pay(&app.channel, payer.payer_id, "12345678", "40.00", "b").await.unwrap();
+    let pending = pay(&app.payment_site, payer.payer_id, "12345678", "40.00", "b").await.unwrap();
 
     let file = write_returns(&[
         ("R01", &distributed.trace_number, 250_00),
@@ -324,10 +321,10 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
         allocations.lines().skip(1).map(|l| gateway::domain::Money::parse_signed(l.rsplit(',').next().unwrap()).unwrap().cents()).sum();
     assert_eq!(net, 0);
     // R03: the account is unusable until replaced and validated again.
-    let refused = pay(&app.channel, payer.payer_id, "12345678", "10.00", "c").await.unwrap_err();
+    let refused = pay(&app.payment_site, payer.payer_id, "12345678", "10.00", "c").await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("R03"), "{}", refused.message());
-    let replaced = client
+    let replaced = payments(&app.payment_site)
         .replace_bank_account(proto::BankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
         .await
         .unwrap()

@@ -3,24 +3,21 @@
 
 mod common;
 
-use common::{distribute, export, Backend, Export, TestApp, SPEC_REGISTRY};
+use common::{distribute, export, Authed, Backend, Export, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::formats::nacha::writer::{write_file, EntryToWrite};
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
-use gateway::grpc::SENDER_METADATA;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
-use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 
-fn with_sender<T>(sender: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(SENDER_METADATA, sender.parse().unwrap());
-    request
+/// A remittance client of the vendor `sender`.
+async fn as_vendor(app: &TestApp, sender: &str) -> RemittanceServiceClient<Authed> {
+    RemittanceServiceClient::new(app.vendor(sender).await)
 }
 
 async fn submit(
-    channel: &Channel,
+    app: &TestApp,
     sender: &str,
     format: proto::RemittanceFormat,
     batch_id: &str,
@@ -29,8 +26,7 @@ async fn submit(
     let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
     let mut messages = vec![proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
     messages.extend(file.chunks(1000).map(|c| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
-    let request = with_sender(sender, futures::stream::iter(messages));
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(request).await.map(|r| r.into_inner())
+    as_vendor(app, sender).await.submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
 }
 
 async fn setup() -> TestApp {
@@ -61,7 +57,7 @@ employer_fein,employer_name,case_number,employee_ssn,employee_last_name,pay_date
 #[tokio::test]
 async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     let app = setup().await;
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!((ack.status.as_str(), ack.line_count, ack.total_amount.as_str()), ("ACCEPTED", 6, "685.00"));
     assert_eq!((ack.applied, ack.applied_by_ssn, ack.suspense, ack.rejected), (2, 1, 2, 1));
     assert_eq!(
@@ -76,8 +72,8 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     );
 
     // Every line, in order, from the stored outcomes.
-    let request = with_sender("acme-payroll", proto::ListRemittanceLinesRequest { batch_id: "ACME-1".into() });
-    let mut lines = RemittanceServiceClient::new(app.channel.clone()).list_remittance_lines(request).await.unwrap().into_inner();
+    let request = proto::ListRemittanceLinesRequest { batch_id: "ACME-1".into() };
+    let mut lines = as_vendor(&app, "acme-payroll").await.list_remittance_lines(request).await.unwrap().into_inner();
     let mut all = Vec::new();
     while let Some(line) = lines.next().await {
         all.push(line.unwrap());
@@ -114,29 +110,28 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
 #[tokio::test]
 async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
     let app = setup().await;
-    let first = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
-    let again = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let first = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let again = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert!(again.replayed && !first.replayed);
     assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..again }, first);
 
     let other = CSV.replace("400.00", "401.00");
-    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", other.as_bytes()).await.unwrap_err();
+    let status = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", other.as_bytes()).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
 
-    let duplicate = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-2", CSV.as_bytes()).await.unwrap();
+    let duplicate = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-2", CSV.as_bytes()).await.unwrap();
     assert_eq!((duplicate.status.as_str(), duplicate.duplicate_of.as_str(), duplicate.line_count), ("DUPLICATE", "ACME-1", 0));
 
     // Another sender's batch ids and files are its own.
-    let theirs = submit(&app.channel, "other-vendor", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let theirs = submit(&app, "other-vendor", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!((theirs.status.as_str(), theirs.replayed), ("ACCEPTED", false));
-    let mut client = RemittanceServiceClient::new(app.channel.clone());
-    let hidden = client.get_remittance(with_sender("nobody", proto::GetRemittanceRequest { batch_id: "ACME-1".into() })).await.unwrap_err();
+    let mut nobody = as_vendor(&app, "nobody").await;
+    let hidden = nobody.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
-    let shown =
-        client.get_remittance(with_sender("acme-payroll", proto::GetRemittanceRequest { batch_id: "ACME-1".into() })).await.unwrap();
+    let mut client = as_vendor(&app, "acme-payroll").await;
+    let shown = client.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap();
     assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner() }, first);
-    let listed =
-        client.list_remittances(with_sender("acme-payroll", proto::ListRemittancesRequest { limit: 0 })).await.unwrap().into_inner();
+    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap().into_inner();
     assert_eq!(listed.remittances.len(), 1);
 
     // Two senders' money, distributed once each: 2 × 600.00 for OB-1.
@@ -150,7 +145,7 @@ async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
 async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
     let app = setup().await;
     let broken = CSV.replace("employee_last_name", "employee_surname");
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", broken.as_bytes()).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", broken.as_bytes()).await.unwrap();
     assert_eq!(ack.status, "REFUSED");
     assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("HEADER_UNKNOWN_COLUMN"));
 
@@ -165,16 +160,12 @@ async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
         proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
         proto::SubmitRemittanceRequest { part: Some(Part::Chunk(CSV.as_bytes().to_vec())) },
     ];
-    let ack = RemittanceServiceClient::new(app.channel.clone())
-        .submit_remittance(with_sender("acme-payroll", futures::stream::iter(messages)))
-        .await
-        .unwrap()
-        .into_inner();
+    let ack = as_vendor(&app, "acme-payroll").await.submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
     assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("CONTROL_TOTAL_MISMATCH"));
     assert_eq!(distribute(&app.channel).await.collections, 0, "nothing of a refused file is recorded");
     assert_eq!(export(&app.channel, Export::Suspense).await.lines().count(), 1);
 
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!(ack.status, "ACCEPTED");
     app.stop().await;
 }
@@ -191,12 +182,12 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
       <PayDate>2026-11-13</PayDate><Amount>200.00</Amount></Payment>
   </Employer>
 </Remittance>"#;
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap();
     assert_eq!((ack.status.as_str(), ack.applied, ack.applied_by_ssn), ("ACCEPTED", 1, 1));
     assert_eq!(statuses(&ack), [(2, "APPLIED_BY_SSN".into(), vec!["CASE_NUMBER_INVALID".into(), "IDENTIFIED_BY_SSN".into()])]);
 
     let doctype = xml.replace("<Remittance", "<!DOCTYPE x [<!ENTITY e \"e\">]><Remittance").replace("X-1", "X-2");
-    let refused = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-2", doctype.as_bytes()).await.unwrap();
+    let refused = submit(&app, "acme-payroll", proto::RemittanceFormat::Xml, "X-2", doctype.as_bytes()).await.unwrap();
     assert_eq!(refused.file_problem.map(|p| p.code), Some("XML_DOCTYPE_FORBIDDEN".into()));
 
     // A CTX entry with two DED segments for OB-2 (case 22345678), and a prenote.
@@ -219,14 +210,14 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
             },
         ],
     );
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
     assert_eq!((ack.status.as_str(), ack.line_count, ack.applied, ack.total_amount.as_str()), ("ACCEPTED", 3, 3, "150.00"));
     assert_eq!(statuses(&ack), [(3, "APPLIED".into(), vec!["PRENOTE".into()])]);
 
     // Resending either file changes nothing.
-    let resent = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
+    let resent = submit(&app, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
     assert!(resent.replayed && resent.applied == 3);
-    assert!(submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap().replayed);
+    assert!(submit(&app, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap().replayed);
 
     let run = distribute(&app.channel).await;
     // OB-1: one 600.00 pool; OB-2: one 150.00 pool (the prenote brings no money).
@@ -240,11 +231,11 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
 async fn the_first_message_must_be_the_header() {
     let app = setup().await;
     let messages = [proto::SubmitRemittanceRequest { part: Some(Part::Chunk(CSV.as_bytes().to_vec())) }];
-    let status = RemittanceServiceClient::new(app.channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap_err();
+    let status = as_vendor(&app, "acme-payroll").await.submit_remittance(futures::stream::iter(messages)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Unspecified, "B", CSV.as_bytes()).await.unwrap_err();
+    let status = submit(&app, "acme-payroll", proto::RemittanceFormat::Unspecified, "B", CSV.as_bytes()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "", CSV.as_bytes()).await.unwrap_err();
+    let status = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "", CSV.as_bytes()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -275,9 +266,9 @@ async fn a_large_file_streams_through_with_the_servers_memory_bounded() {
             }
             proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk.into_bytes())) }
         });
-        with_sender("big-vendor", futures::stream::iter([first]).chain(chunks))
+        futures::stream::iter([first]).chain(chunks)
     };
-    let mut client = RemittanceServiceClient::new(app.channel.clone());
+    let mut client = as_vendor(&app, "big-vendor").await;
     // A first file of the same size warms every cache up to its bound (the SQLite writer's
     // page cache alone holds 32 MiB), so what the second one adds is what scales with a file.
     let warm = client.submit_remittance(upload("WARM", 200_000, 1)).await.unwrap().into_inner();
@@ -314,7 +305,7 @@ fn peak_resident_bytes() -> u64 {
 #[tokio::test]
 async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     let app = setup().await;
-    let channel = app.channel.clone();
+    let channel = app.vendor("acme-payroll").await;
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "CUT-1".into(), ..Default::default() };
     let first_half = [
         proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
@@ -322,30 +313,31 @@ async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     ];
     // The rest never comes: the client process dies while sending.
     let upload = futures::stream::iter(first_half).chain(futures::stream::pending());
-    let client =
-        tokio::spawn(async move { RemittanceServiceClient::new(channel).submit_remittance(with_sender("acme-payroll", upload)).await });
+    let client = tokio::spawn(async move { RemittanceServiceClient::new(channel).submit_remittance(upload).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     client.abort();
     let _ = client.await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    let mut remittances = RemittanceServiceClient::new(app.channel.clone());
-    let missing = remittances.get_remittance(with_sender("acme-payroll", proto::GetRemittanceRequest { batch_id: "CUT-1".into() })).await;
+    let mut remittances = as_vendor(&app, "acme-payroll").await;
+    let missing = remittances.get_remittance(proto::GetRemittanceRequest { batch_id: "CUT-1".into() }).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
     assert_eq!(distribute(&app.channel).await.collections, 0);
-    let ack = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
+    let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
     assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 6));
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_file_over_the_size_limit_is_resource_exhausted_and_records_nothing() {
-    let app = TestApp::spawn_with_limits(Backend::Sqlite, gateway::app::UploadLimits { max_bytes: 300 }).await;
-    let status = submit(&app.channel, "acme-payroll", proto::RemittanceFormat::Csv, "BIG", CSV.as_bytes()).await.unwrap_err();
+    let app =
+        TestApp::spawn_with_limits(Backend::Sqlite, gateway::app::UploadLimits { max_bytes: 300, ..gateway::app::UploadLimits::STANDARD })
+            .await;
+    let status = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "BIG", CSV.as_bytes()).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("300 bytes"), "{}", status.message());
-    let mut client = RemittanceServiceClient::new(app.channel.clone());
-    let listed = client.list_remittances(with_sender("acme-payroll", proto::ListRemittancesRequest { limit: 10 })).await.unwrap();
+    let mut client = as_vendor(&app, "acme-payroll").await;
+    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 10 }).await.unwrap();
     assert!(listed.into_inner().remittances.is_empty());
     app.stop().await;
 }

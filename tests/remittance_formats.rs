@@ -10,7 +10,7 @@ use gateway::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFo
 use proptest::prelude::*;
 
 fn read(format: RemittanceFormat, bytes: &[u8], declared: DeclaredTotals) -> Result<Vec<RawLine>, FileError> {
-    remittance_lines(format, std::io::Cursor::new(bytes.to_vec()), declared, "B-1")?.collect()
+    remittance_lines(format, std::io::Cursor::new(bytes.to_vec()), declared, "B-1", gateway::formats::FileLimits::STANDARD)?.collect()
 }
 
 fn refusal(format: RemittanceFormat, bytes: &[u8]) -> FileError {

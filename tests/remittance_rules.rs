@@ -268,10 +268,11 @@ mod through_each_format {
             Format::Xml => RemittanceFormat::Xml,
             Format::Nacha => RemittanceFormat::Nacha,
         };
-        let lines: Vec<RawLine> = remittance_lines(kind, std::io::Cursor::new(bytes), DeclaredTotals::default(), "B-1")
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let lines: Vec<RawLine> =
+            remittance_lines(kind, std::io::Cursor::new(bytes), DeclaredTotals::default(), "B-1", gateway::formats::FileLimits::STANDARD)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
         let checked = check_line(&lines[0], received(), &Registry);
         checked.problems.iter().map(|p| p.code.as_str()).collect()
     }

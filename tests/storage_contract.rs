@@ -12,7 +12,8 @@ use common::{Backend, TestDb, SPEC_REGISTRY};
 use gateway::domain::distribution::{plan_obligors, ConservationError, ObligorInput, ObligorPlan};
 use gateway::domain::{Bucket, CaseNumber, Money, ObligorId, OrderId};
 use gateway::formats::registry::read_registry;
-use gateway::storage::{CollectionSource, ImportCounts, NewCollection, RegistryEntry, RegistryImport, Store, StoreError};
+use gateway::storage::access::{ApiKeyRecord, KeyCreation};
+use gateway::storage::{AuditEntry, CollectionSource, ImportCounts, NewCollection, RegistryEntry, RegistryImport, Store, StoreError};
 
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
@@ -38,10 +39,34 @@ on_both_backends!(
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
     a_remittance_file_is_written_whole_or_not_at_all,
+    audit_rows_commit_with_their_action_and_never_change,
+    api_keys_are_kept_as_hashes_and_revoked_once,
 );
 
+/// An audit entry for a store call; `action` names it so a test can find its row.
+fn audit_of(action: &str) -> AuditEntry {
+    AuditEntry {
+        at: "2026-11-20T12:00:00Z".to_owned(),
+        request_id: "test-request".to_owned(),
+        actor: "tester".to_owned(),
+        key_id: None,
+        role: "back-office".to_owned(),
+        action: action.to_owned(),
+        object: String::new(),
+        outcome: "OK".to_owned(),
+    }
+}
+
+fn audit() -> AuditEntry {
+    audit_of("test")
+}
+
+async fn audited_actions(store: &dyn Store) -> Vec<String> {
+    store.audit_after(0, 1000).await.unwrap().into_iter().map(|row| row.entry.action).collect()
+}
+
 fn entries(csv: &str) -> Vec<RegistryEntry> {
-    read_registry(csv.as_bytes())
+    read_registry(csv.as_bytes(), gateway::formats::FileLimits::STANDARD)
         .expect("a valid registry")
         .into_iter()
         .map(|row| {
@@ -71,14 +96,17 @@ async fn collect(store: &dyn Store, case: &str, amount: &str, effective: &str) -
     let case_number = CaseNumber::parse(case).unwrap();
     let obligor_id = store.case_owner(&case_number).await.unwrap().expect("a known case");
     store
-        .add_collection(NewCollection {
-            obligor_id,
-            case_number: Some(case_number),
-            source: CollectionSource::Manual,
-            amount: money(amount),
-            effective_date: date(effective),
-            received_at: "2026-11-20T12:00:00Z".to_owned(),
-        })
+        .add_collection(
+            NewCollection {
+                obligor_id,
+                case_number: Some(case_number),
+                source: CollectionSource::Manual,
+                amount: money(amount),
+                effective_date: date(effective),
+                received_at: "2026-11-20T12:00:00Z".to_owned(),
+            },
+            &audit(),
+        )
         .await
         .unwrap()
         .collection_id
@@ -87,7 +115,7 @@ async fn collect(store: &dyn Store, case: &str, amount: &str, effective: &str) -
 async fn seeded(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    assert!(matches!(store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap(), RegistryImport::Applied(_)));
+    assert!(matches!(store.import_registry(&entries(SPEC_REGISTRY), &audit()).await.unwrap(), RegistryImport::Applied(_)));
     (db, store)
 }
 
@@ -104,15 +132,15 @@ async fn all_allocations(store: &dyn Store) -> Vec<(String, Bucket, Option<Strin
 async fn registry_import_reports_added_updated_and_unchanged(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let first = store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap();
+    let first = store.import_registry(&entries(SPEC_REGISTRY), &audit()).await.unwrap();
     assert_eq!(first, RegistryImport::Applied(ImportCounts { added: 3, updated: 0, unchanged: 0 }));
-    let again = store.import_registry(&entries(SPEC_REGISTRY)).await.unwrap();
+    let again = store.import_registry(&entries(SPEC_REGISTRY), &audit()).await.unwrap();
     assert_eq!(again, RegistryImport::Applied(ImportCounts { added: 0, updated: 0, unchanged: 3 }));
 
     // Order B's monthly amount changes, and obligor OB-2's name: both rows are updated.
     let changed = SPEC_REGISTRY.replace("B,200.00", "B,250.00").replace("Doe,Jane", "Doe,Janet");
     let changed = format!("{changed}OB-2,223-45-6789,Doe,Janet,22345678,D,10.00,2026-12,0.00,\n");
-    let third = store.import_registry(&entries(&changed)).await.unwrap();
+    let third = store.import_registry(&entries(&changed), &audit()).await.unwrap();
     assert_eq!(third, RegistryImport::Applied(ImportCounts { added: 1, updated: 2, unchanged: 1 }));
 
     let owner = store.case_owner(&CaseNumber::parse("22345678").unwrap()).await.unwrap();
@@ -134,7 +162,7 @@ OB-9,323-45-6789,Roe,Ann,12345678,Z,1.00,2026-11,0
 OB-9,323-45-6789,Roe,Ann,32345678,C,1.00,2026-11,0
 OB-9,323-45-6789,Roe,Ann,32345678,Y,1.00,2026-11,0
 ";
-    let RegistryImport::Refused(problems) = store.import_registry(&entries(hostile)).await.unwrap() else {
+    let RegistryImport::Refused(problems) = store.import_registry(&entries(hostile), &audit()).await.unwrap() else {
         panic!("the file must be refused")
     };
     let found: Vec<_> = problems.iter().map(|p| (p.line, p.code)).collect();
@@ -150,7 +178,7 @@ async fn distribution_writes_the_spec_example_and_claims_the_collections(backend
     collect(&*store, "12345678", "400.00", "2026-11-13").await;
     collect(&*store, "12345679", "200.00", "2026-11-13").await;
     collect(&*store, "22345678", "200.00", "2026-11-14").await;
-    let run = store.distribute("2026-11-20T12:00:00Z", &plan_obligors).await.unwrap().expect("a run");
+    let run = store.distribute("2026-11-20T12:00:00Z", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.obligors, run.collections, run.pools), (2, 3, 2));
     assert_eq!(run.total, money("800.00"));
     assert_eq!((run.current, run.arrears, run.unapplied), (money("650.00"), money("100.00"), money("50.00")));
@@ -175,11 +203,11 @@ async fn distribution_writes_the_spec_example_and_claims_the_collections(backend
 
 async fn a_run_with_nothing_pending_changes_nothing(backend: Backend) {
     let (_db, store) = seeded(backend).await;
-    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
     collect(&*store, "12345678", "250.00", "2026-11-13").await;
-    assert!(store.distribute("t", &plan_obligors).await.unwrap().is_some());
+    assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_some());
     let before = all_allocations(&*store).await;
-    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
     assert_eq!(all_allocations(&*store).await, before);
 }
 
@@ -194,18 +222,18 @@ async fn a_failed_plan_leaves_nothing_written(backend: Backend) {
             allocated: Money::ZERO,
         })
     };
-    let error = store.distribute("t", &failing).await.unwrap_err();
+    let error = store.distribute("t", &failing, &audit()).await.unwrap_err();
     assert!(matches!(error, StoreError::Conservation(_)), "{error}");
     assert!(all_allocations(&*store).await.is_empty());
     // The collection is still pending and the next run distributes it.
-    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("still pending");
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("still pending");
     assert_eq!(run.collections, 1);
 }
 
 async fn balances_are_derived_from_the_allocations(backend: Backend) {
     let (_db, store) = seeded(backend).await;
     collect(&*store, "12345678", "100.01", "2026-11-13").await;
-    store.distribute("t", &plan_obligors).await.unwrap();
+    store.distribute("t", &plan_obligors, &audit()).await.unwrap();
     let november = gateway::domain::YearMonth::parse("2026-11").unwrap();
     let december = gateway::domain::YearMonth::parse("2026-12").unwrap();
     let first_page = store.orders_after(None, 2).await.unwrap();
@@ -231,21 +259,21 @@ async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
     for i in 0..obligors {
         csv.push_str(&format!("OB{i:05},{:09},Last,First,{:08},ORD{i:05},100.00,2026-11,0\n", 100_000_000 + i, 10_000_000 + i));
     }
-    assert!(matches!(store.import_registry(&entries(&csv)).await.unwrap(), RegistryImport::Applied(_)));
+    assert!(matches!(store.import_registry(&entries(&csv), &audit()).await.unwrap(), RegistryImport::Applied(_)));
     for i in 0..obligors {
         collect(&*store, &format!("{:08}", 10_000_000 + i), "150.00", "2026-11-13").await;
     }
-    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("a run");
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.obligors, run.collections, run.pools), (obligors as u64, obligors as u64, obligors as u64));
     assert_eq!(run.current, Money::from_cents(100_00 * obligors as i64));
     assert_eq!(run.unapplied, Money::from_cents(50_00 * obligors as i64));
-    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
 }
 
 async fn allocations_cannot_be_altered(backend: Backend) {
     let (db, store) = seeded(backend).await;
     collect(&*store, "12345678", "250.00", "2026-11-13").await;
-    store.distribute("t", &plan_obligors).await.unwrap();
+    store.distribute("t", &plan_obligors, &audit()).await.unwrap();
     let update = "UPDATE allocations SET amount_cents = 1";
     let delete = "DELETE FROM allocations";
     let refused = match backend {
@@ -269,7 +297,8 @@ async fn two_replicas_never_distribute_a_collection_twice(backend: Backend) {
         collect(&*store, "12345678", "10.00", &format!("2026-11-{day:02}")).await;
         collect(&*store, "22345678", "7.00", &format!("2026-11-{day:02}")).await;
     }
-    let (first, second) = tokio::join!(store.distribute("a", &plan_obligors), replica.distribute("b", &plan_obligors));
+    let audit = audit();
+    let (first, second) = tokio::join!(store.distribute("a", &plan_obligors, &audit), replica.distribute("b", &plan_obligors, &audit));
     let runs: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
     let distributed: u64 = runs.iter().map(|r| r.collections).sum();
     assert_eq!(distributed, 40, "every collection exactly once");
@@ -313,12 +342,12 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
         case_number: CaseNumber::parse("12345678").unwrap(),
         created_at: "t".into(),
     };
-    let payer_id = store.create_payer(payer, account()).await.unwrap();
-    assert!(!store.add_bank_account(payer_id, account()).await.unwrap(), "one bank account per payer");
-    store.record_prenote(payer_id, Some("R03".into())).await.unwrap();
+    let payer_id = store.create_payer(payer, account(), &audit()).await.unwrap();
+    assert!(!store.add_bank_account(payer_id, account(), &audit()).await.unwrap(), "one bank account per payer");
+    store.record_prenote(payer_id, Some("R03".into()), &audit()).await.unwrap();
     let record = store.payer(payer_id).await.unwrap().unwrap();
     assert_eq!(record.account.as_ref().unwrap().prenote_return_code.as_deref(), Some("R03"));
-    store.replace_bank_account(payer_id, account()).await.unwrap();
+    store.replace_bank_account(payer_id, account(), &audit()).await.unwrap();
     let replaced = store.payer(payer_id).await.unwrap().unwrap().account.unwrap();
     assert_ne!(replaced.account_id, record.account.unwrap().account_id);
     assert_eq!(replaced.prenote_result, None);
@@ -335,27 +364,29 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
         idempotency_key: key.into(),
         request_sha256: "h".into(),
     };
-    let first = store.create_payment(payment("k1", 100_00)).await.unwrap();
-    assert!(matches!(store.create_payment(payment("k1", 100_00)).await, Err(StoreError::Conflict(_))));
+    let first = store.create_payment(payment("k1", 100_00), &audit()).await.unwrap();
+    assert!(matches!(store.create_payment(payment("k1", 100_00), &audit()).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.payment_by_key(payer_id, "k1").await.unwrap(), Some(first.clone()));
     assert_eq!(store.payment_by_trace(&first.trace_number).await.unwrap().map(|p| p.payment_id), Some(first.payment_id));
     // Pooled with a payroll collection of the same date, then returned.
     collect(&*store, "12345678", "200.00", "2026-11-13").await;
-    store.distribute("t", &plan_obligors).await.unwrap();
+    store.distribute("t", &plan_obligors, &audit()).await.unwrap();
     let planner = |rows: &[gateway::domain::distribution::PoolRow], amount: Money| reversal_entries(rows, amount);
-    let ReturnOutcome::Reversed { entries, .. } = store.return_payment(first.payment_id, "R01", "t", false, &planner).await.unwrap() else {
+    let ReturnOutcome::Reversed { entries, .. } =
+        store.return_payment(first.payment_id, "R01", "t", false, &planner, Some(&audit())).await.unwrap()
+    else {
         panic!("a distributed payment is reversed")
     };
     assert_eq!(entries.iter().map(|e| e.amount).collect::<Vec<_>>(), [money("-60.00"), money("-40.00")]);
     assert_eq!(all_allocations(&*store).await.iter().map(|a| a.3).sum::<Money>(), money("200.00"));
-    let again = store.return_payment(first.payment_id, "R01", "t", false, &planner).await.unwrap();
+    let again = store.return_payment(first.payment_id, "R01", "t", false, &planner, Some(&audit())).await.unwrap();
     assert_eq!(again, ReturnOutcome::AlreadyReturned("R01".into()));
     // A payment returned before distribution is simply never distributed.
-    let second = store.create_payment(payment("k2", 40_00)).await.unwrap();
-    let cancelled = store.return_payment(second.payment_id, "R03", "t", true, &planner).await.unwrap();
+    let second = store.create_payment(payment("k2", 40_00), &audit()).await.unwrap();
+    let cancelled = store.return_payment(second.payment_id, "R03", "t", true, &planner, Some(&audit())).await.unwrap();
     assert_eq!(cancelled, ReturnOutcome::CancelledBeforeDistribution);
     assert_eq!(store.payer(payer_id).await.unwrap().unwrap().account.unwrap().unusable_code.as_deref(), Some("R03"));
-    assert_eq!(store.distribute("t", &plan_obligors).await.unwrap(), None);
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
     let orders = store.orders_of_obligor(&ObligorId::parse("OB-1").unwrap()).await.unwrap();
     assert_eq!(
         orders.iter().map(|(o, fein)| (o.id.to_string(), fein.clone())).collect::<Vec<_>>(),
@@ -409,12 +440,12 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     ];
 
     // A writer dropped before `finish` leaves nothing: not even the batch id.
-    let mut abandoned = store.begin_remittance(remittance("B-1")).await.unwrap();
+    let mut abandoned = store.begin_remittance(remittance("B-1"), audit()).await.unwrap();
     abandoned.write_lines(&lines).await.unwrap();
     drop(abandoned);
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
 
-    let mut writer = store.begin_remittance(remittance("B-1")).await.unwrap();
+    let mut writer = store.begin_remittance(remittance("B-1"), audit()).await.unwrap();
     let (ob1, unknown) = (hmac_of("123-45-6789"), hmac_of("423-45-6789"));
     let page = writer.lookup(&["12345678".into(), "99999999".into()], &[ob1.clone(), unknown.clone()]).await.unwrap();
     assert_eq!(page.cases.get("12345678").map(|(o, h)| (o.as_str(), h.clone())), Some(("OB-1", ob1.clone())));
@@ -428,7 +459,7 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     let counts = LineCounts { line_count: 3, total: Money::from_cents(300_00), applied: 1, applied_by_ssn: 1, suspense: 1, rejected: 0 };
     let summary = writer.finish(counts).await.unwrap();
     assert_eq!(summary.counts, counts);
-    assert!(matches!(store.begin_remittance(remittance("B-1")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.begin_remittance(remittance("B-1"), audit()).await, Err(StoreError::Conflict(_))));
 
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), Some(summary.clone()));
     assert_eq!(store.remittance_by_batch("other", "B-1").await.unwrap(), None);
@@ -442,6 +473,87 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
         [("B-1", 2, "SSN_MISMATCH", "OPEN")]
     );
     // The two collected lines are pending payroll collections of OB-1 on the pay date.
-    let run = store.distribute("t", &plan_obligors).await.unwrap().expect("a run");
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.collections, run.pools, run.total), (2, 1, money("200.00")));
+}
+
+async fn audit_rows_commit_with_their_action_and_never_change(backend: Backend) {
+    let (db, store) = seeded(backend).await;
+    collect(&*store, "12345678", "250.00", "2026-11-13").await;
+    let failing = |inputs: Vec<ObligorInput>| -> Result<Vec<ObligorPlan>, ConservationError> {
+        Err(ConservationError {
+            obligor_id: inputs[0].obligor_id.to_string(),
+            collected: Money::ZERO,
+            pooled: Money::ZERO,
+            allocated: Money::ZERO,
+        })
+    };
+    // A run that rolls back takes its audit row with it; one that commits keeps it.
+    store.distribute("t", &failing, &audit_of("failed run")).await.unwrap_err();
+    store.distribute("t", &plan_obligors, &audit_of("run")).await.unwrap().expect("a run");
+    store.record_audit(&audit_of("refused call")).await.unwrap();
+    let actions = audited_actions(&*store).await;
+    assert!(!actions.contains(&"failed run".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"run".to_owned()) && actions.contains(&"refused call".to_owned()), "{actions:?}");
+
+    let statements = [
+        "UPDATE audit_log SET outcome = 'OK'",
+        "DELETE FROM audit_log",
+        "UPDATE audit_log SET actor = 'someone else' WHERE action = 'run'",
+    ];
+    for statement in statements {
+        let refused = match backend {
+            Backend::Sqlite => {
+                let mut connection = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+                sqlx::query(statement).execute(&mut connection).await.is_err()
+            }
+            Backend::Postgres => {
+                let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+                sqlx::query(statement).execute(&mut connection).await.is_err()
+            }
+        };
+        assert!(refused, "`{statement}` must be refused");
+    }
+    if let Backend::Postgres = backend {
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        assert!(sqlx::query("TRUNCATE audit_log").execute(&mut connection).await.is_err(), "TRUNCATE must be refused");
+    }
+    assert_eq!(audited_actions(&*store).await, actions, "nothing changed");
+}
+
+async fn api_keys_are_kept_as_hashes_and_revoked_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let key = ApiKeyRecord {
+        key_id: "00112233aabbccdd".to_owned(),
+        name: "acme-hr".to_owned(),
+        role: gateway::domain::access::Role::Employer,
+        feins: vec![gateway::domain::Fein::parse("43-1234567").unwrap(), gateway::domain::Fein::parse("431234568").unwrap()],
+        secret_sha256: "ab".repeat(32),
+        client_cert_sha256: Some("cd".repeat(32)),
+        created_at: "2026-11-20T12:00:00Z".to_owned(),
+        revoked_at: None,
+    };
+    assert_eq!(store.create_key(&key, &audit_of("create")).await.unwrap(), KeyCreation::Created);
+    assert_eq!(store.key(&key.key_id).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.key_by_client_cert(&"cd".repeat(32)).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.keys().await.unwrap(), vec![key.clone()]);
+    // A name is one tenant: a vendor key may not take an employer's name.
+    let vendor = ApiKeyRecord {
+        key_id: "ffeeddccbbaa9988".to_owned(),
+        role: gateway::domain::access::Role::Vendor,
+        feins: Vec::new(),
+        client_cert_sha256: None,
+        ..key.clone()
+    };
+    assert_eq!(
+        store.create_key(&vendor, &audit_of("clash")).await.unwrap(),
+        KeyCreation::NameHasOtherRole(gateway::domain::access::Role::Employer)
+    );
+    assert_eq!(store.key(&vendor.key_id).await.unwrap(), None);
+
+    assert!(store.revoke_key(&key.key_id, "2026-11-21T00:00:00Z", &audit_of("revoke")).await.unwrap());
+    assert!(!store.revoke_key(&key.key_id, "2026-11-22T00:00:00Z", &audit_of("revoke again")).await.unwrap());
+    assert_eq!(store.key(&key.key_id).await.unwrap().unwrap().revoked_at.as_deref(), Some("2026-11-21T00:00:00Z"));
+    assert_eq!(audited_actions(&*store).await, ["create", "revoke"], "refused changes write no row of their own");
 }

@@ -1,9 +1,18 @@
 //! The application layer's errors. `grpc::status` maps each to one gRPC status code.
 
+use std::time::Duration;
+
+use super::access::AuthError;
 use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The request presented no valid credentials. Which check failed is logged, not told.
+    #[error("a valid API key is required ({0})")]
+    Unauthenticated(AuthError),
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A request field is malformed or out of range; the client must change the request.
     #[error("{field}: {message}")]
     InvalidArgument { field: &'static str, message: String },
@@ -19,6 +28,15 @@ pub enum AppError {
     /// An upload or request exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The caller sent more than its rate allows; it may try again after `retry_after`.
+    #[error("{what}: retry after {} ms", retry_after.as_millis())]
+    RateLimited { what: &'static str, retry_after: Duration },
+    /// The server is at its limit of requests in flight and sheds this one.
+    #[error("the gateway is at capacity; retry shortly")]
+    Overloaded,
+    /// The request took longer than its deadline, or its upload stalled.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The client's upload stream failed or was cancelled.
     #[error("the upload was interrupted: {0}")]
     UploadInterrupted(String),
@@ -31,5 +49,22 @@ pub enum AppError {
 impl AppError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
         AppError::InvalidArgument { field, message: message.into() }
+    }
+
+    /// The outcome the audit trail records for a call that ended in this error.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => "UNAUTHENTICATED",
+            AppError::PermissionDenied(_) => "PERMISSION_DENIED",
+            AppError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::AlreadyExists(_) => "ALREADY_EXISTS",
+            AppError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            AppError::ResourceExhausted(_) | AppError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
+            AppError::Overloaded => "OVERLOADED",
+            AppError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            AppError::UploadInterrupted(_) => "UPLOAD_INTERRUPTED",
+            AppError::Store(_) | AppError::Internal(_) => "ERROR",
+        }
     }
 }

@@ -117,6 +117,40 @@ pub fn suspense(store: Arc<dyn Store>) -> ExportStream {
     })
 }
 
+pub const AUDIT_COLUMNS: [&str; 9] = ["audit_id", "at", "request_id", "actor", "key_id", "role", "action", "object", "outcome"];
+
+/// The audit trail, oldest first: who did what, to what, when, and how it ended.
+pub fn audit(store: Arc<dyn Store>) -> ExportStream {
+    spawn_export(move |sender| async move {
+        if !send(&sender, csv_chunk([AUDIT_COLUMNS.map(Cow::Borrowed)])?).await {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let page = store.audit_after(after, ROWS_PER_PAGE).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.audit_id;
+            let rows = page.iter().map(|row| {
+                let entry = &row.entry;
+                [
+                    Cow::Owned(row.audit_id.to_string()),
+                    Cow::Owned(entry.at.clone()),
+                    Cow::Owned(entry.request_id.clone()),
+                    Cow::Owned(spreadsheet_safe(&entry.actor).into_owned()),
+                    Cow::Owned(entry.key_id.clone().unwrap_or_default()),
+                    Cow::Owned(entry.role.clone()),
+                    Cow::Owned(entry.action.clone()),
+                    Cow::Owned(spreadsheet_safe(&entry.object).into_owned()),
+                    Cow::Owned(entry.outcome.clone()),
+                ]
+            });
+            if !send(&sender, csv_chunk(rows)?).await {
+                return Ok(());
+            }
+        }
+    })
+}
+
 type Sender = mpsc::Sender<Result<Vec<u8>, AppError>>;
 
 fn spawn_export<F, Fut>(produce: F) -> ExportStream

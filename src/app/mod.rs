@@ -4,6 +4,7 @@
 //! collection, run distribution, export). The gRPC handlers and the CLI call exactly one of
 //! them; rules live in `domain`, persistence in `storage`.
 
+pub mod access;
 mod clock;
 mod error;
 mod export;
@@ -16,12 +17,15 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use crate::domain::access::Action;
 use crate::domain::distribution::plan_obligors;
 use crate::domain::registry::RegistryProblem;
 use crate::domain::{CaseNumber, Money};
 use crate::formats::registry::read_registry;
-use crate::storage::{CollectionRecord, CollectionSource, NewCollection, RegistryEntry, RegistryImport, RunSummary, Store};
+use crate::metrics::Metrics;
+use crate::storage::{AuditEntry, CollectionRecord, CollectionSource, NewCollection, RegistryEntry, RegistryImport, RunSummary, Store};
 
+pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use export::ExportStream;
@@ -36,6 +40,7 @@ pub struct App {
     pii: Arc<PiiKey>,
     clock: Arc<dyn Clock>,
     limits: UploadLimits,
+    metrics: Arc<Metrics>,
 }
 
 /// The answer to a registry import.
@@ -51,7 +56,15 @@ pub struct RegistryOutcome {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, pii: PiiKey, clock: Arc<dyn Clock>, limits: UploadLimits) -> App {
-        App { store, pii: Arc::new(pii), clock, limits }
+        App { store, pii: Arc::new(pii), clock, limits, metrics: Arc::new(Metrics::default()) }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn limits(&self) -> UploadLimits {
+        self.limits
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -64,8 +77,19 @@ impl App {
 
     /// Imports a registry CSV streamed in chunks. All-or-nothing: any invalid row, or a row
     /// that would move a stored case or order to another obligor, refuses the file whole.
-    pub async fn import_registry(&self, upload: impl UploadStream) -> Result<RegistryOutcome, AppError> {
-        let parsed = upload::parse_upload(upload, self.limits, read_registry).await?;
+    pub async fn import_registry(&self, caller: &Caller, upload: impl UploadStream) -> Result<RegistryOutcome, AppError> {
+        let audit = self.authorize(caller, Action::ImportRegistry, "registry").await?;
+        let result = self.import_registry_audited(upload, &audit).await;
+        if matches!(&result, Ok(outcome) if !outcome.applied) {
+            self.audit_outcome(audit, "REFUSED").await?;
+            return result;
+        }
+        self.audited_write(audit, result).await
+    }
+
+    async fn import_registry_audited(&self, upload: impl UploadStream, audit: &AuditEntry) -> Result<RegistryOutcome, AppError> {
+        let file_limits = self.limits.file();
+        let parsed = upload::parse_upload(upload, self.limits, move |input| read_registry(input, file_limits)).await?;
         let rows = match parsed {
             Ok(rows) => rows,
             Err(problems) => return Ok(RegistryOutcome::refused(0, problems)),
@@ -78,7 +102,7 @@ impl App {
             })
             .collect();
         let row_count = entries.len() as u64;
-        match self.store.import_registry(&entries).await? {
+        match self.store.import_registry(&entries, audit).await? {
             RegistryImport::Applied(counts) => {
                 tracing::info!(
                     rows = row_count,
@@ -103,9 +127,22 @@ impl App {
     /// Records money received for the obligor of `case_number`, entered by the back office.
     pub async fn add_manual_collection(
         &self,
+        caller: &Caller,
         case_number: CaseNumber,
         amount: Money,
         effective_date: NaiveDate,
+    ) -> Result<CollectionRecord, AppError> {
+        let audit = self.authorize(caller, Action::AddCollection, format!("case:{case_number}")).await?;
+        let result = self.add_manual_collection_audited(case_number, amount, effective_date, &audit).await;
+        self.audited_write(audit, result).await
+    }
+
+    async fn add_manual_collection_audited(
+        &self,
+        case_number: CaseNumber,
+        amount: Money,
+        effective_date: NaiveDate,
+        audit: &AuditEntry,
     ) -> Result<CollectionRecord, AppError> {
         if !amount.is_positive() || amount > Money::MAX_LINE_AMOUNT {
             return Err(AppError::invalid("amount", "the amount must be above 0.00 and at most 99999999.99"));
@@ -120,23 +157,33 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("case {case_number} is not in the registry")))?;
         let record = self
             .store
-            .add_collection(NewCollection {
-                obligor_id,
-                case_number: Some(case_number),
-                source: CollectionSource::Manual,
-                amount,
-                effective_date,
-                received_at: self.clock.now_rfc3339(),
-            })
+            .add_collection(
+                NewCollection {
+                    obligor_id,
+                    case_number: Some(case_number),
+                    source: CollectionSource::Manual,
+                    amount,
+                    effective_date,
+                    received_at: self.clock.now_rfc3339(),
+                },
+                audit,
+            )
             .await?;
         tracing::info!(collection_id = record.collection_id, amount = %record.amount, "manual collection recorded");
         Ok(record)
     }
 
     /// Distributes every pending collection. `None` when there was nothing to distribute.
-    pub async fn distribute(&self) -> Result<Option<RunSummary>, AppError> {
+    pub async fn distribute(&self, caller: &Caller) -> Result<Option<RunSummary>, AppError> {
+        let audit = self.authorize(caller, Action::RunDistribution, "distribution").await?;
+        let result = self.distribute_audited(&audit).await;
+        self.audited_write(audit, result).await
+    }
+
+    async fn distribute_audited(&self, audit: &AuditEntry) -> Result<Option<RunSummary>, AppError> {
         let started = std::time::Instant::now();
-        let summary = self.store.distribute(&self.clock.now_rfc3339(), &plan_obligors).await?;
+        let summary = self.store.distribute(&self.clock.now_rfc3339(), &plan_obligors, audit).await?;
+        self.metrics.observe_distribution(started.elapsed());
         match &summary {
             Some(run) => tracing::info!(
                 run_id = run.run_id,
@@ -153,18 +200,22 @@ impl App {
     }
 
     /// The allocation export, as CSV chunks.
-    pub fn export_allocations(&self) -> ExportStream {
-        export::allocations(self.store.clone())
+    pub async fn export_allocations(&self, caller: &Caller) -> Result<ExportStream, AppError> {
+        let audit = self.authorize(caller, Action::ExportAllocations, "export:allocations").await?;
+        self.audited_read(audit, Ok(export::allocations(self.store.clone()))).await
     }
 
     /// The suspense queue, as CSV chunks.
-    pub fn export_suspense(&self) -> ExportStream {
-        export::suspense(self.store.clone())
+    pub async fn export_suspense(&self, caller: &Caller) -> Result<ExportStream, AppError> {
+        let audit = self.authorize(caller, Action::ExportSuspense, "export:suspense").await?;
+        self.audited_read(audit, Ok(export::suspense(self.store.clone()))).await
     }
 
     /// The balance export as of a date (today when `None`), as CSV chunks.
-    pub fn export_balances(&self, as_of: Option<NaiveDate>) -> ExportStream {
-        export::balances(self.store.clone(), as_of.unwrap_or_else(|| self.today()))
+    pub async fn export_balances(&self, caller: &Caller, as_of: Option<NaiveDate>) -> Result<ExportStream, AppError> {
+        let as_of = as_of.unwrap_or_else(|| self.today());
+        let audit = self.authorize(caller, Action::ExportBalances, format!("export:balances:{as_of}")).await?;
+        self.audited_read(audit, Ok(export::balances(self.store.clone(), as_of))).await
     }
 }
 

@@ -7,14 +7,15 @@
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use super::{App, AppError};
+use super::{App, AppError, Caller};
+use crate::domain::access::Action;
 use crate::domain::distribution::reversal_entries;
 use crate::domain::payment::{
     account_state, AccountNumber, AccountState, AccountType, Email, PrenoteResult, ReturnCode, RoutingNumber, Telephone,
 };
 use crate::domain::{CaseNumber, Money, ObligorId, Ssn, YearMonth};
 use crate::storage::payment::{NewBankAccount, NewPayer, NewPayment, PayerRecord, PaymentRecord, ReturnOutcome};
-use crate::storage::StoreError;
+use crate::storage::{AuditEntry, StoreError};
 
 /// A new bank account, as the payer gives it.
 #[derive(Clone, Debug)]
@@ -108,7 +109,13 @@ pub struct ReturnResult {
 }
 
 impl App {
-    pub async fn register_payer(&self, details: PayerDetails) -> Result<PayerView, AppError> {
+    pub async fn register_payer(&self, caller: &Caller, details: PayerDetails) -> Result<PayerView, AppError> {
+        let audit = self.authorize(caller, Action::RegisterPayer, format!("case:{}", details.case_number)).await?;
+        let result = self.register_payer_audited(details, &audit).await;
+        self.audited_write(audit, result).await
+    }
+
+    async fn register_payer_audited(&self, details: PayerDetails, audit: &AuditEntry) -> Result<PayerView, AppError> {
         check_text("name", &details.name, 1, 100)?;
         check_text("address", &details.address, 1, 200)?;
         self.known_case(&details.case_number, "the case number is not known to the agency").await?;
@@ -122,48 +129,88 @@ impl App {
             case_number: details.case_number,
             created_at: self.clock.now_rfc3339(),
         };
-        let payer_id = self.store.create_payer(payer, self.new_account(&details.account)).await?;
+        let payer_id = self.store.create_payer(payer, self.new_account(&details.account), audit).await?;
         tracing::info!(payer_id, "payer registered");
-        self.payer(payer_id).await
+        self.payer_view(payer_id).await
     }
 
-    pub async fn payer(&self, payer_id: i64) -> Result<PayerView, AppError> {
+    /// A payer, masked, with the bank account's validation state.
+    pub async fn payer(&self, caller: &Caller, payer_id: i64) -> Result<PayerView, AppError> {
+        let audit = self.authorize(caller, Action::GetPayer, format!("payer:{payer_id}")).await?;
+        let result = self.payer_view(payer_id).await;
+        self.audited_read(audit, result).await
+    }
+
+    async fn payer_view(&self, payer_id: i64) -> Result<PayerView, AppError> {
         let record = self.store.payer(payer_id).await?.ok_or_else(|| AppError::NotFound(format!("no payer {payer_id}")))?;
         Ok(self.view(record))
     }
 
     /// Adding a second bank account is refused: a payer has exactly one (replace it instead).
-    pub async fn add_bank_account(&self, payer_id: i64, account: BankAccountDetails) -> Result<PayerView, AppError> {
-        self.payer(payer_id).await?;
-        if !self.store.add_bank_account(payer_id, self.new_account(&account)).await? {
+    pub async fn add_bank_account(&self, caller: &Caller, payer_id: i64, account: BankAccountDetails) -> Result<PayerView, AppError> {
+        let audit = self.authorize(caller, Action::AddBankAccount, format!("payer:{payer_id}")).await?;
+        let result = self.add_bank_account_audited(payer_id, account, &audit).await;
+        self.audited_write(audit, result).await
+    }
+
+    async fn add_bank_account_audited(
+        &self,
+        payer_id: i64,
+        account: BankAccountDetails,
+        audit: &AuditEntry,
+    ) -> Result<PayerView, AppError> {
+        self.payer_view(payer_id).await?;
+        if !self.store.add_bank_account(payer_id, self.new_account(&account), audit).await? {
             return Err(AppError::FailedPrecondition(
                 "a payer has exactly one bank account: replace it instead of adding a second".to_owned(),
             ));
         }
-        self.payer(payer_id).await
+        self.payer_view(payer_id).await
     }
 
     /// Replaces the payer's bank account; the new one is validated again.
-    pub async fn replace_bank_account(&self, payer_id: i64, account: BankAccountDetails) -> Result<PayerView, AppError> {
-        self.payer(payer_id).await?;
-        self.store.replace_bank_account(payer_id, self.new_account(&account)).await?;
-        tracing::info!(payer_id, "bank account replaced");
-        self.payer(payer_id).await
+    pub async fn replace_bank_account(&self, caller: &Caller, payer_id: i64, account: BankAccountDetails) -> Result<PayerView, AppError> {
+        let audit = self.authorize(caller, Action::ReplaceBankAccount, format!("payer:{payer_id}")).await?;
+        let result = async {
+            self.payer_view(payer_id).await?;
+            self.store.replace_bank_account(payer_id, self.new_account(&account), &audit).await?;
+            tracing::info!(payer_id, "bank account replaced");
+            self.payer_view(payer_id).await
+        }
+        .await;
+        self.audited_write(audit, result).await
     }
 
     /// The back office records the prenote's result early: confirmed (`None`) or returned.
-    pub async fn record_prenote(&self, payer_id: i64, returned: Option<ReturnCode>) -> Result<PayerView, AppError> {
-        let payer = self.payer(payer_id).await?;
-        if payer.account.is_none() {
-            return Err(AppError::FailedPrecondition(format!("payer {payer_id} has no bank account")));
+    pub async fn record_prenote(&self, caller: &Caller, payer_id: i64, returned: Option<ReturnCode>) -> Result<PayerView, AppError> {
+        let action = if returned.is_some() { Action::ReturnPrenote } else { Action::ConfirmBankAccount };
+        let audit = self.authorize(caller, action, format!("payer:{payer_id}")).await?;
+        let result = async {
+            let payer = self.payer_view(payer_id).await?;
+            if payer.account.is_none() {
+                return Err(AppError::FailedPrecondition(format!("payer {payer_id} has no bank account")));
+            }
+            self.store.record_prenote(payer_id, returned.map(|c| c.to_string()), &audit).await?;
+            self.payer_view(payer_id).await
         }
-        self.store.record_prenote(payer_id, returned.map(|c| c.to_string())).await?;
-        self.payer(payer_id).await
+        .await;
+        self.audited_write(audit, result).await
     }
 
     /// Takes a payment by ACH debit of the payer's validated bank account. A retried request
     /// (same idempotency key) returns the first answer and takes no money twice.
-    pub async fn pay(&self, request: PaymentRequest) -> Result<PaymentReceipt, AppError> {
+    pub async fn pay(&self, caller: &Caller, request: PaymentRequest) -> Result<PaymentReceipt, AppError> {
+        let audit = self.authorize(caller, Action::SubmitPayment, format!("payer:{}", request.payer_id)).await?;
+        let result = self.pay_audited(request, &audit).await;
+        match &result {
+            Ok(receipt) if receipt.replayed => self.audit_outcome(audit, "REPLAYED").await?,
+            Ok(_) => {} // Written with the payment, in its transaction.
+            Err(error) => self.record_failure(audit, error).await?,
+        }
+        result
+    }
+
+    async fn pay_audited(&self, request: PaymentRequest, audit: &AuditEntry) -> Result<PaymentReceipt, AppError> {
         check_text("idempotency_key", &request.idempotency_key, 1, 64)?;
         let fingerprint = fingerprint(&request);
         if let Some(first) = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
@@ -209,7 +256,7 @@ impl App {
             idempotency_key: request.idempotency_key.clone(),
             request_sha256: fingerprint.clone(),
         };
-        let payment = match self.store.create_payment(new).await {
+        let payment = match self.store.create_payment(new, audit).await {
             Ok(payment) => payment,
             Err(StoreError::Conflict(_)) => {
                 let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
@@ -253,27 +300,40 @@ impl App {
     }
 
     /// Records an ACH return of a payment and reverses it (`distribution.md`, Reversals).
-    pub async fn record_return(&self, payment_id: i64, code: ReturnCode) -> Result<ReturnResult, AppError> {
+    pub async fn record_return(&self, caller: &Caller, payment_id: i64, code: ReturnCode) -> Result<ReturnResult, AppError> {
+        let audit = self.authorize(caller, Action::RecordReturn, format!("payment:{payment_id}")).await?;
+        let result = self.return_payment(payment_id, code, Some(&audit)).await;
+        self.audited_write(audit, result).await
+    }
+
+    /// Returns a payment; `audit` is written in the return's transaction when given.
+    async fn return_payment(&self, payment_id: i64, code: ReturnCode, audit: Option<&AuditEntry>) -> Result<ReturnResult, AppError> {
         self.store.payment(payment_id).await?.ok_or_else(|| AppError::NotFound(format!("no payment {payment_id}")))?;
         let unusable = code.makes_account_unusable();
         let outcome = self
             .store
-            .return_payment(payment_id, &code.to_string(), &self.clock.now_rfc3339(), unusable, &|rows, amount| {
-                reversal_entries(rows, amount)
-            })
+            .return_payment(
+                payment_id,
+                &code.to_string(),
+                &self.clock.now_rfc3339(),
+                unusable,
+                &|rows, amount| reversal_entries(rows, amount),
+                audit,
+            )
             .await?;
         tracing::info!(payment_id, %code, "payment returned");
         Ok(ReturnResult { payment_id, code, outcome, account_unusable: unusable })
     }
 
-    /// Records the return of the payment whose ACH debit had `trace_number`.
-    pub async fn record_return_by_trace(&self, trace_number: &str, code: ReturnCode) -> Result<ReturnResult, AppError> {
+    /// Records the return of the payment whose ACH debit had `trace_number`, one entry of a
+    /// return file (whose import is audited as a whole).
+    async fn return_by_trace(&self, trace_number: &str, code: ReturnCode) -> Result<ReturnResult, AppError> {
         let payment = self
             .store
             .payment_by_trace(trace_number)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no payment has trace number {trace_number}")))?;
-        self.record_return(payment.payment_id, code).await
+        self.return_payment(payment.payment_id, code, None).await
     }
 
     async fn known_case(&self, case_number: &CaseNumber, message: &str) -> Result<ObligorId, AppError> {
@@ -352,7 +412,17 @@ pub struct ImportedReturn {
 impl App {
     /// Imports the bank's ACH return file: every return is recorded, each in its own
     /// transaction, so a file imported twice changes nothing the second time.
-    pub async fn import_returns(&self, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
+    pub async fn import_returns(&self, caller: &Caller, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
+        let audit = self.authorize(caller, Action::ImportReturns, "return-file").await?;
+        let result = self.import_returns_unaudited(upload).await;
+        let audit = match &result {
+            Ok(returns) => AuditEntry { object: format!("return-file:{} entries", returns.len()), ..audit },
+            Err(_) => audit,
+        };
+        self.audited_read(audit, result).await
+    }
+
+    async fn import_returns_unaudited(&self, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
         let parsed = super::upload::parse_upload(upload, self.limits, crate::formats::ach_returns::read_returns).await?;
         let entries = parsed.map_err(|e| AppError::invalid("file", format!("{} at {}: {}", e.code, e.position, e.message)))?;
         let mut results = Vec::with_capacity(entries.len());
@@ -369,7 +439,7 @@ impl App {
                 results.push(result);
                 continue;
             };
-            result.outcome = match self.record_return_by_trace(&entry.original_trace, code).await {
+            result.outcome = match self.return_by_trace(&entry.original_trace, code).await {
                 Ok(returned) => {
                     result.payment_id = Some(returned.payment_id);
                     match returned.outcome {

@@ -15,15 +15,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{App, AppError, UploadStream};
-use crate::domain::remittance::{check_line, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
-use crate::domain::{CaseNumber, ObligorId, Ssn};
+use super::{App, AppError, Caller, UploadStream};
+use crate::domain::access::Action;
+use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
+use crate::domain::{CaseNumber, Fein, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat, RunningTotals};
 use crate::storage::remittance::{
     DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter, StoredLine,
     StoredProblem, SuspenseHold,
 };
-use crate::storage::StoreError;
+use crate::storage::{AuditEntry, StoreError};
 
 /// Lines parsed, matched and written together: one lookup query and one write per batch.
 const LINES_PER_BATCH: usize = 1000;
@@ -31,10 +32,9 @@ const LINES_PER_BATCH: usize = 1000;
 /// outcome can be read back with `remittance_lines`.
 pub const MAX_LINES_IN_ACKNOWLEDGMENT: usize = 10_000;
 
-/// What the sender states up front.
+/// What the sender states up front. Who the sender is comes from its credentials.
 #[derive(Clone, Debug)]
 pub struct Submission {
-    pub sender: String,
     pub format: RemittanceFormat,
     pub batch_id: String,
     pub declared: DeclaredTotals,
@@ -87,41 +87,72 @@ pub struct Acknowledgment {
     pub received_at: String,
 }
 
+/// Who is sending a file: the sender namespace, and the FEINs an employer is limited to.
+struct Sender {
+    name: String,
+    employer_feins: Option<Vec<Fein>>,
+}
+
 impl App {
-    /// Receives, checks and records one remittance file.
-    pub async fn submit_remittance(&self, submission: Submission, upload: impl UploadStream) -> Result<Acknowledgment, AppError> {
+    /// Receives, checks and records one remittance file for the calling vendor or employer.
+    pub async fn submit_remittance(
+        &self,
+        caller: &Caller,
+        submission: Submission,
+        upload: impl UploadStream,
+    ) -> Result<Acknowledgment, AppError> {
+        let audit = self.authorize(caller, Action::SubmitRemittance, format!("batch:{}", submission.batch_id)).await?;
+        let sender =
+            Sender { name: caller.principal.name.clone(), employer_feins: caller.principal.employer_feins().map(<[Fein]>::to_vec) };
+        let result = self.submit_remittance_audited(sender, submission, upload, &audit).await;
+        match &result {
+            // Written with the file, in its transaction.
+            Ok(ack) if ack.status == AckStatus::Accepted && !ack.replayed => {}
+            Ok(ack) => self.audit_outcome(audit, if ack.replayed { "REPLAYED" } else { ack.status.as_str() }).await?,
+            Err(error) => self.record_failure(audit, error).await?,
+        }
+        result
+    }
+
+    async fn submit_remittance_audited(
+        &self,
+        sender: Sender,
+        submission: Submission,
+        upload: impl UploadStream,
+        audit: &AuditEntry,
+    ) -> Result<Acknowledgment, AppError> {
         check_batch_id(&submission.batch_id)?;
         let (spool, content_sha256) = self.spool(upload).await?;
 
-        if let Some(replay) = self.replay(&submission, &content_sha256).await? {
+        if let Some(replay) = self.replay(&sender.name, &submission, &content_sha256).await? {
             return Ok(replay);
         }
         let received_at = self.clock.now_rfc3339();
         let new = NewRemittance {
-            sender: submission.sender.clone(),
+            sender: sender.name.clone(),
             batch_id: submission.batch_id.clone(),
             format: submission.format.as_str(),
             content_sha256: content_sha256.clone(),
             received_at: received_at.clone(),
             received_on: self.today(),
         };
-        let writer = match self.store.begin_remittance(new).await {
+        let writer = match self.store.begin_remittance(new, audit.clone()).await {
             Ok(writer) => writer,
             // Another upload of the same batch committed meanwhile: answer as for a resend.
             Err(StoreError::Conflict(_)) => {
                 return self
-                    .replay(&submission, &content_sha256)
+                    .replay(&sender.name, &submission, &content_sha256)
                     .await?
                     .ok_or_else(|| AppError::Internal("batch conflict without a batch".into()))
             }
             Err(error) => return Err(error.into()),
         };
-        self.ingest(submission, spool, writer, received_at).await
+        self.ingest(sender.employer_feins, submission, spool, writer, received_at).await
     }
 
     /// The acknowledgment of a file the sender already sent, if it did.
-    async fn replay(&self, submission: &Submission, content_sha256: &str) -> Result<Option<Acknowledgment>, AppError> {
-        if let Some(first) = self.store.remittance_by_batch(&submission.sender, &submission.batch_id).await? {
+    async fn replay(&self, sender: &str, submission: &Submission, content_sha256: &str) -> Result<Option<Acknowledgment>, AppError> {
+        if let Some(first) = self.store.remittance_by_batch(sender, &submission.batch_id).await? {
             if first.content_sha256 != content_sha256 {
                 return Err(AppError::AlreadyExists(format!(
                     "batch id {} was already used for a different file; a batch id is unique per sender",
@@ -132,7 +163,7 @@ impl App {
             ack.replayed = true;
             return Ok(Some(ack));
         }
-        if let Some(first) = self.store.remittance_by_content(&submission.sender, content_sha256).await? {
+        if let Some(first) = self.store.remittance_by_content(sender, content_sha256).await? {
             return Ok(Some(Acknowledgment {
                 batch_id: submission.batch_id.clone(),
                 status: AckStatus::Duplicate,
@@ -179,6 +210,7 @@ impl App {
     /// Parses on a blocking thread, and validates, matches and writes batches of lines here.
     async fn ingest(
         &self,
+        employer_feins: Option<Vec<Fein>>,
         submission: Submission,
         spool: std::fs::File,
         mut writer: Box<dyn RemittanceWriter>,
@@ -187,8 +219,9 @@ impl App {
         let received_on = self.today();
         let (sender, mut batches) = mpsc::channel::<Result<Vec<RawLine>, FileError>>(4);
         let (format, declared, batch_id) = (submission.format, submission.declared, submission.batch_id.clone());
+        let file_limits = self.limits.file();
         let parser = tokio::task::spawn_blocking(move || {
-            let lines = match remittance_lines(format, spool, declared, &batch_id) {
+            let lines = match remittance_lines(format, spool, declared, &batch_id, file_limits) {
                 Ok(lines) => lines,
                 Err(error) => return drop(sender.blocking_send(Err(error))),
             };
@@ -225,6 +258,10 @@ impl App {
             for raw in &raw_lines {
                 totals.observe(raw);
                 let checked = check_line(raw, received_on, &directory);
+                let checked = match &employer_feins {
+                    Some(feins) => restrict_to_employers(checked, feins),
+                    None => checked,
+                };
                 count(&mut counts, checked.status);
                 let line = line_to_write(raw, &checked, &directory);
                 if !line.record.problems.is_empty() {
@@ -246,6 +283,7 @@ impl App {
         counts.line_count = totals.line_count;
         counts.total = totals.total;
         let summary = writer.finish(counts).await?;
+        self.metrics.observe_lines(&counts);
         tracing::info!(
             batch_id = %summary.batch_id,
             lines = counts.line_count,
@@ -297,23 +335,34 @@ impl App {
         Ok(ack)
     }
 
-    /// A sender's stored acknowledgment; `NotFound` for another sender's batch.
-    pub async fn get_remittance(&self, sender: &str, batch_id: &str) -> Result<Acknowledgment, AppError> {
-        let summary = self
-            .store
-            .remittance_by_batch(sender, batch_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))?;
-        self.acknowledgment_of(summary).await
+    /// The caller's stored acknowledgment; `NotFound` for another sender's batch, as for
+    /// one that does not exist.
+    pub async fn get_remittance(&self, caller: &Caller, batch_id: &str) -> Result<Acknowledgment, AppError> {
+        let audit = self.authorize(caller, Action::GetRemittance, format!("batch:{batch_id}")).await?;
+        let result = async {
+            let summary = self.own_remittance(caller, batch_id).await?;
+            self.acknowledgment_of(summary).await
+        }
+        .await;
+        self.audited_read(audit, result).await
     }
 
-    /// Every line's outcome of a sender's file, in file order, read page by page.
-    pub async fn remittance_lines(&self, sender: &str, batch_id: &str) -> Result<ReceiverStream<Result<StoredLine, AppError>>, AppError> {
-        let summary = self
-            .store
-            .remittance_by_batch(sender, batch_id)
+    async fn own_remittance(&self, caller: &Caller, batch_id: &str) -> Result<RemittanceSummary, AppError> {
+        self.store
+            .remittance_by_batch(&caller.principal.name, batch_id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))?;
+            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))
+    }
+
+    /// Every line's outcome of the caller's file, in file order, read page by page.
+    pub async fn remittance_lines(
+        &self,
+        caller: &Caller,
+        batch_id: &str,
+    ) -> Result<ReceiverStream<Result<StoredLine, AppError>>, AppError> {
+        let audit = self.authorize(caller, Action::ListRemittanceLines, format!("batch:{batch_id}")).await?;
+        let found = self.own_remittance(caller, batch_id).await;
+        let summary = self.audited_read(audit, found).await?;
         let (lines, receiver) = mpsc::channel(256);
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -335,9 +384,11 @@ impl App {
         Ok(ReceiverStream::new(receiver))
     }
 
-    /// A sender's submissions, newest first.
-    pub async fn list_remittances(&self, sender: &str, limit: u32) -> Result<Vec<RemittanceSummary>, AppError> {
-        Ok(self.store.remittances_of(sender, limit.clamp(1, 1000)).await?)
+    /// The caller's submissions, newest first.
+    pub async fn list_remittances(&self, caller: &Caller, limit: u32) -> Result<Vec<RemittanceSummary>, AppError> {
+        let audit = self.authorize(caller, Action::ListRemittances, "remittances").await?;
+        let result = self.store.remittances_of(&caller.principal.name, limit.clamp(1, 1000)).await.map_err(AppError::from);
+        self.audited_read(audit, result).await
     }
 }
 

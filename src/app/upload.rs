@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::AppError;
+use crate::formats::FileLimits;
 
 /// How many chunks may wait between the network and the parser.
 const CHUNKS_IN_FLIGHT: usize = 8;
@@ -21,11 +22,24 @@ impl<S: Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static> Uploa
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UploadLimits {
     pub max_bytes: u64,
+    /// Lines (payments, registry rows) of one file.
+    pub max_lines: u64,
+    /// Bytes of one CSV record.
+    pub max_record_bytes: usize,
 }
 
 impl UploadLimits {
-    /// 2 GiB: a large payroll vendor's file is a few hundred MB.
-    pub const STANDARD: UploadLimits = UploadLimits { max_bytes: 2 << 30 };
+    /// 2 GiB: a large payroll vendor's file is a few hundred MB; and the formats' limits.
+    pub const STANDARD: UploadLimits = UploadLimits {
+        max_bytes: 2 << 30,
+        max_lines: FileLimits::STANDARD.max_lines,
+        max_record_bytes: FileLimits::STANDARD.max_record_bytes,
+    };
+
+    /// The limits a parser enforces.
+    pub fn file(&self) -> FileLimits {
+        FileLimits { max_lines: self.max_lines, max_record_bytes: self.max_record_bytes }
+    }
 }
 
 /// Why an upload stopped early, if it did: read once the parser is done.
@@ -143,7 +157,7 @@ mod tests {
     #[tokio::test]
     async fn an_upload_over_the_limit_stops_with_a_clear_error() {
         let chunks = vec![Ok(vec![b'x'; 6]), Ok(vec![b'x'; 6])];
-        let reader = spawn_reader(futures::stream::iter(chunks), UploadLimits { max_bytes: 10 });
+        let reader = spawn_reader(futures::stream::iter(chunks), UploadLimits { max_bytes: 10, ..UploadLimits::STANDARD });
         let failure = reader.failure();
         let result = tokio::task::spawn_blocking(move || io::read_to_string(reader)).await.unwrap();
         assert!(result.is_err());

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use super::output;
-use super::{CollectionCommand, Command, ExportKind, RegistryCommand};
+use super::{CollectionCommand, Command, ConnectArgs, ExportKind, RegistryCommand};
 use crate::grpc::proto;
 
 /// Bytes per upload message: well under gRPC's default 4 MiB message limit.
@@ -18,10 +19,14 @@ const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// The exit code of a command whose file was refused.
 const REFUSED: u8 = 3;
 
-pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> anyhow::Result<ExitCode> {
-    let channel = connect(server).await?;
+use crate::grpc::client::BearerToken;
+pub use crate::grpc::client::GatewayChannel;
+
+pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyhow::Result<ExitCode> {
+    let channel = connect(connection).await?;
     match command {
-        Command::Remit(command) => super::remit::run(channel, sender, json, command).await,
+        Command::Remit(command) => super::remit::run(channel, json, command).await,
+        Command::Admin(_) => unreachable!("admin commands work on the database"),
         Command::Payer(command) => super::payments::payer(channel, json, command).await,
         Command::Pay(args) => super::payments::pay(channel, json, args).await,
         Command::Returns(command) => super::payments::returns(channel, json, command).await,
@@ -51,6 +56,7 @@ pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> an
             let stream = match args.what {
                 ExportKind::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
                 ExportKind::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
+                ExportKind::Audit => client.export_audit(proto::ExportAuditRequest {}).await,
                 ExportKind::Balances => {
                     let as_of = args.as_of.unwrap_or_default();
                     client.export_balances(proto::ExportBalancesRequest { as_of }).await
@@ -70,9 +76,31 @@ pub async fn run(server: &str, sender: &str, json: bool, command: Command) -> an
     }
 }
 
-pub async fn connect(server: &str) -> anyhow::Result<Channel> {
-    let endpoint = Channel::from_shared(server.to_owned()).with_context(|| format!("`{server}` is not a server URL"))?;
-    endpoint.connect().await.with_context(|| format!("cannot reach the gateway at {server} (is `gateway serve` running? see --server)"))
+/// Connects to the gateway: TLS for an `https://` server (trusting `--tls-ca`, presenting
+/// `--tls-cert` for mTLS), and the API key on every call.
+pub async fn connect(connection: &ConnectArgs) -> anyhow::Result<GatewayChannel> {
+    let server = &connection.server;
+    let mut endpoint = Channel::from_shared(server.clone()).with_context(|| format!("`{server}` is not a server URL"))?;
+    if server.starts_with("https://") {
+        let read = |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+        let ca = connection.tls_ca.as_deref().context("an https:// server needs --tls-ca (the CA that signed its certificate)")?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        match (&connection.tls_cert, &connection.tls_key) {
+            (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
+            (None, None) => {}
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let bearer = match connection.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(token) => BearerToken::new(token).context("the API key is not printable ASCII")?,
+        None => BearerToken::none(),
+    };
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {server} (is `gateway serve` running? see --server)"))?;
+    Ok(InterceptedService::new(channel, bearer))
 }
 
 /// A server's refusal, as a person reads it.

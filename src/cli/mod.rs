@@ -1,20 +1,20 @@
 //! The command line: `gateway serve` runs the server; every other command is a client that
 //! talks to a running server over gRPC, so a person can do by hand what a system does by API.
 
+mod admin;
 mod client;
 mod output;
 mod payments;
 mod remit;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{SystemClock, UploadLimits};
-use crate::startup::{shutdown_signal, Application, ServerConfig};
+pub use admin::{AdminCommand, KeyCommand};
+pub use serve::ServeArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,27 +28,50 @@ use crate::startup::{shutdown_signal, Application, ServerConfig};
                   3 a file was refused and nothing of it was applied (the problems are printed)."
 )]
 pub struct Cli {
-    /// The gateway server to talk to.
-    #[arg(long, global = true, env = "GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
+    #[command(flatten)]
+    pub connection: ConnectArgs,
 
     /// Print the server's whole answer as JSON instead of a summary for people.
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The sender of remittances (payroll vendor or employer) the client speaks for, until
-    /// API keys arrive.
-    #[arg(long, global = true, env = "GATEWAY_SENDER", default_value = "anonymous")]
-    pub sender: String,
-
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How a client command reaches the server.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The gateway server to talk to (`https://` for TLS).
+    #[arg(long, global = true, env = "GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+
+    /// Your API key (`gwk_…`), from `gateway admin key create`. Prefer the environment
+    /// variable: a command line is visible to other users of the machine.
+    #[arg(long, global = true, env = "GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// For an https:// server: the CA certificate (PEM) that signed the server's.
+    #[arg(long, global = true, env = "GATEWAY_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// For mTLS: this client's certificate (PEM), registered with its key.
+    #[arg(long, global = true, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// For mTLS: this client's private key (PEM).
+    #[arg(long, global = true, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway server (gRPC, with health and reflection).
     Serve(ServeArgs),
+    /// API keys, directly on the database (no server needed: this is how a fresh install
+    /// makes its first key).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The case registry imported from the case management system.
     #[command(subcommand)]
     Registry(RegistryCommand),
@@ -69,38 +92,8 @@ pub enum Command {
     /// Distribute every pending collection: current support first, then arrears, then
     /// unapplied credit.
     Distribute,
-    /// Export allocations or balances as CSV.
+    /// Export allocations, balances, the suspense queue or the audit trail as CSV.
     Export(ExportArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The address to listen on.
-    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-
-    /// The database: `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "GATEWAY_DATABASE_URL", default_value = "sqlite://gateway.db")]
-    pub database: String,
-
-    /// The key of the SSN HMAC, 64 hex digits. Without it a key is generated and kept in
-    /// the database (fine for the embedded default; set one in production).
-    #[arg(long, env = "GATEWAY_PII_KEY", hide_env_values = true)]
-    pub pii_key: Option<String>,
-
-    /// The largest upload accepted, in bytes.
-    #[arg(long, env = "GATEWAY_MAX_UPLOAD_BYTES", default_value_t = UploadLimits::STANDARD.max_bytes)]
-    pub max_upload_bytes: u64,
-
-    /// Log format. The level is set with RUST_LOG (default `info`).
-    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,41 +262,21 @@ pub enum ExportKind {
     Allocations,
     Balances,
     Suspense,
+    /// The audit trail (back-office and admin keys).
+    Audit,
 }
 
 /// Runs the command line; the exit code says how it went.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Admin(command) => {
+            serve::init_tracing(serve::LogFormat::Text, "warn");
+            admin::run(command, cli.json).await
+        }
         command => {
-            init_tracing(LogFormat::Text, "warn");
-            client::run(&cli.server, &cli.sender, cli.json, command).await
+            serve::init_tracing(serve::LogFormat::Text, "warn");
+            client::run(&cli.connection, cli.json, command).await
         }
     }
-}
-
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_tracing(args.log_format, "info");
-    let config = ServerConfig {
-        listen: args.listen,
-        database_url: args.database,
-        pii_key: args.pii_key,
-        upload_limits: UploadLimits { max_bytes: args.max_upload_bytes },
-        clock: Arc::new(SystemClock),
-    };
-    tracing::info!(?config, "starting");
-    let application = Application::build(config).await?;
-    application.run_until(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Logs go to standard error, so that command output on standard out stays clean.
-fn init_tracing(format: LogFormat, default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -3,8 +3,7 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
-use tonic::transport::Channel;
-
+use super::client::GatewayChannel;
 use super::client::{file_chunks, status_error};
 use super::output::print;
 use super::{BankAccountArgs, PayArgs, PayChannel, PayerCommand, ReturnsCommand};
@@ -41,7 +40,7 @@ fn payer_text(payer: &proto::Payer) -> String {
     text
 }
 
-pub async fn payer(channel: Channel, json: bool, command: PayerCommand) -> anyhow::Result<ExitCode> {
+pub async fn payer(channel: GatewayChannel, json: bool, command: PayerCommand) -> anyhow::Result<ExitCode> {
     let mut client = PaymentServiceClient::new(channel);
     let payer = match command {
         PayerCommand::Register { name, address, ssn, telephone, email, case_number, account } => {
@@ -64,7 +63,7 @@ pub async fn payer(channel: Channel, json: bool, command: PayerCommand) -> anyho
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn pay(channel: Channel, json: bool, args: PayArgs) -> anyhow::Result<ExitCode> {
+pub async fn pay(channel: GatewayChannel, json: bool, args: PayArgs) -> anyhow::Result<ExitCode> {
     let idempotency_key = args.idempotency_key.unwrap_or_else(|| {
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).expect("the operating system provides random bytes");
@@ -89,7 +88,7 @@ pub async fn pay(channel: Channel, json: bool, args: PayArgs) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn returns(channel: Channel, json: bool, command: ReturnsCommand) -> anyhow::Result<ExitCode> {
+pub async fn returns(channel: GatewayChannel, json: bool, command: ReturnsCommand) -> anyhow::Result<ExitCode> {
     let mut client = PaymentServiceClient::new(channel);
     match command {
         ReturnsCommand::Record { payment_id, code } => {

@@ -2,17 +2,12 @@
 
 use std::process::ExitCode;
 
-use futures::StreamExt;
-use serde::Serialize;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
-use tonic::Request;
-
-use super::client::{file_chunks, status_error};
+use super::client::{file_chunks, status_error, GatewayChannel};
 use super::{FileFormat, RemitCommand};
 use crate::grpc::proto::remittance_service_client::RemittanceServiceClient;
 use crate::grpc::proto::{self, submit_remittance_request::Part};
-use crate::grpc::SENDER_METADATA;
+use futures::StreamExt;
+use serde::Serialize;
 
 /// The exit code of a refused file.
 const REFUSED: u8 = 3;
@@ -36,13 +31,7 @@ struct FullAcknowledgment {
     lines: Vec<proto::RemittanceLine>,
 }
 
-fn with_sender<T>(sender: &str, message: T) -> anyhow::Result<Request<T>> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(SENDER_METADATA, MetadataValue::try_from(sender)?);
-    Ok(request)
-}
-
-pub async fn run(channel: Channel, sender: &str, json: bool, command: RemitCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> anyhow::Result<ExitCode> {
     let mut client = RemittanceServiceClient::new(channel);
     match command {
         RemitCommand::Submit { format, batch_id, declared_lines, declared_total, file } => {
@@ -60,20 +49,16 @@ pub async fn run(channel: Channel, sender: &str, json: bool, command: RemitComma
             let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
             let chunks = file_chunks(&file, |chunk| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk)) }).await?;
             let upload = futures::stream::iter([first]).chain(chunks);
-            let ack = client.submit_remittance(with_sender(sender, upload)?).await.map_err(status_error)?.into_inner();
-            print_acknowledgment(&mut client, sender, json, ack).await
+            let ack = client.submit_remittance(upload).await.map_err(status_error)?.into_inner();
+            print_acknowledgment(&mut client, json, ack).await
         }
         RemitCommand::Show { batch_id } => {
-            let request = with_sender(sender, proto::GetRemittanceRequest { batch_id })?;
+            let request = proto::GetRemittanceRequest { batch_id };
             let ack = client.get_remittance(request).await.map_err(status_error)?.into_inner();
-            print_acknowledgment(&mut client, sender, json, ack).await
+            print_acknowledgment(&mut client, json, ack).await
         }
         RemitCommand::List { limit } => {
-            let response = client
-                .list_remittances(with_sender(sender, proto::ListRemittancesRequest { limit })?)
-                .await
-                .map_err(status_error)?
-                .into_inner();
+            let response = client.list_remittances(proto::ListRemittancesRequest { limit }).await.map_err(status_error)?.into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
@@ -102,8 +87,7 @@ pub async fn run(channel: Channel, sender: &str, json: bool, command: RemitComma
 }
 
 async fn print_acknowledgment(
-    client: &mut RemittanceServiceClient<Channel>,
-    sender: &str,
+    client: &mut RemittanceServiceClient<GatewayChannel>,
     json: bool,
     ack: proto::RemittanceAcknowledgment,
 ) -> anyhow::Result<ExitCode> {
@@ -112,7 +96,7 @@ async fn print_acknowledgment(
         // Every line of an accepted file, from the stored outcomes.
         let mut lines = Vec::new();
         if ack.status == "ACCEPTED" {
-            let request = with_sender(sender, proto::ListRemittanceLinesRequest { batch_id: ack.batch_id.clone() })?;
+            let request = proto::ListRemittanceLinesRequest { batch_id: ack.batch_id.clone() };
             let mut stream = client.list_remittance_lines(request).await.map_err(status_error)?.into_inner();
             while let Some(line) = stream.next().await {
                 lines.push(line.map_err(status_error)?);

@@ -3,6 +3,7 @@
 //! Nothing here imports tokio, sqlx, tonic or the file system, so every rule can be tested
 //! as a plain function over values.
 
+pub mod access;
 pub mod apportion;
 pub mod calendar;
 pub mod distribution;

@@ -91,6 +91,8 @@ pub enum ProblemCode {
     PayDateInFuture,
     SsnInvalid,
     FeinInvalid,
+    /// An employer's key sent a line for a FEIN the key was not issued for.
+    FeinNotAuthorized,
     NameMissing,
     FipsInvalid,
     FipsOtherState,
@@ -117,6 +119,7 @@ impl ProblemCode {
             ProblemCode::PayDateInFuture => "PAY_DATE_IN_FUTURE",
             ProblemCode::SsnInvalid => "SSN_INVALID",
             ProblemCode::FeinInvalid => "FEIN_INVALID",
+            ProblemCode::FeinNotAuthorized => "FEIN_NOT_AUTHORIZED",
             ProblemCode::NameMissing => "NAME_MISSING",
             ProblemCode::FipsInvalid => "FIPS_INVALID",
             ProblemCode::FipsOtherState => "FIPS_OTHER_STATE",
@@ -144,6 +147,7 @@ impl ProblemCode {
             | PayDateInFuture
             | SsnInvalid
             | FeinInvalid
+            | FeinNotAuthorized
             | NameMissing
             | FipsInvalid
             | FipsOtherState
@@ -249,6 +253,27 @@ impl CheckedLine {
     pub fn held_in_suspense(&self) -> bool {
         self.status == LineStatus::Suspense && !self.prenote && self.valid.as_ref().is_some_and(|v| v.amount.is_positive())
     }
+}
+
+/// Rejects a line whose employer is not one of `allowed`: an employer's key remits only for
+/// its own FEINs, so money it sends for another employer's employees is not taken in.
+pub fn restrict_to_employers(mut checked: CheckedLine, allowed: &[Fein]) -> CheckedLine {
+    let Some(fein) = checked.valid.as_ref().map(|v| v.employer_fein.clone()) else {
+        return checked; // Already rejected.
+    };
+    if allowed.contains(&fein) {
+        return checked;
+    }
+    checked.problems.push(LineProblem {
+        line: checked.line,
+        field: "employer_fein",
+        code: ProblemCode::FeinNotAuthorized,
+        message: format!("this sender may remit only for its own FEINs, not {fein}"),
+    });
+    checked.status = LineStatus::Rejected;
+    checked.valid = None;
+    checked.obligor = None;
+    checked
 }
 
 /// Federal law gives employers 7 business days from pay date to remit.

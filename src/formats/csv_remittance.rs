@@ -8,10 +8,6 @@ use crate::domain::remittance::{DateStyle, RawLine};
 
 use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
 
-/// The longest row accepted, in bytes: a real row is under 300 bytes; anything longer is an
-/// unclosed quote swallowing the file, or an attack.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Column {
     EmployerFein,
@@ -53,12 +49,13 @@ pub struct CsvLines<R: Read> {
     line: u64,
     totals: RunningTotals,
     declared: DeclaredTotals,
+    max_record_bytes: usize,
 }
 
 impl<R: Read> CsvLines<R> {
     /// Reads the header row; a missing header or an unknown, repeated or missing required
     /// column refuses the file.
-    pub fn new(input: R, declared: DeclaredTotals) -> Result<CsvLines<R>, FileError> {
+    pub fn new(input: R, declared: DeclaredTotals, max_record_bytes: usize) -> Result<CsvLines<R>, FileError> {
         let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
         let mut record = csv::ByteRecord::new();
         let has_header = reader.read_byte_record(&mut record).map_err(|e| not_csv(&e, "the header"))?;
@@ -85,7 +82,7 @@ impl<R: Read> CsvLines<R> {
         if let Some((_, name, _)) = COLUMNS.iter().find(|(column, _, required)| *required && !columns.contains(column)) {
             return Err(FileError::new("HEADER_MISSING_COLUMN", "line 1", format!("required column `{name}` is missing")));
         }
-        Ok(CsvLines { reader, columns, record, line: 0, totals: RunningTotals::default(), declared })
+        Ok(CsvLines { reader, columns, record, line: 0, totals: RunningTotals::default(), declared, max_record_bytes })
     }
 
     fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
@@ -100,8 +97,9 @@ impl<R: Read> CsvLines<R> {
             }
             self.line += 1;
             let position = format!("data row {}", self.line);
-            if self.record.as_slice().len() > MAX_RECORD_BYTES {
-                return Err(FileError::new("RECORD_TOO_LONG", position, format!("a row is longer than {MAX_RECORD_BYTES} bytes")));
+            if self.record.as_slice().len() > self.max_record_bytes {
+                let limit = self.max_record_bytes;
+                return Err(FileError::new("RECORD_TOO_LONG", position, format!("a row is longer than {limit} bytes")));
             }
             if self.record.len() != self.columns.len() {
                 return Err(FileError::new(

@@ -52,6 +52,21 @@ impl FileError {
     }
 }
 
+/// Hard limits on one file, whatever its format: past them it is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Lines (payments, registry rows) in one file.
+    pub max_lines: u64,
+    /// Bytes in one CSV record: a real row is a few hundred, so anything longer is a broken
+    /// file (an unclosed quote swallowing the rest) or an attack.
+    pub max_record_bytes: usize,
+}
+
+impl FileLimits {
+    /// 5,000,000 lines: five times the largest payroll vendor's file; 64 KiB a record.
+    pub const STANDARD: FileLimits = FileLimits { max_lines: 5_000_000, max_record_bytes: 64 * 1024 };
+}
+
 /// Control totals the sender declared with a CSV upload (CSV has no trailer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeclaredTotals {
@@ -139,10 +154,39 @@ pub fn remittance_lines(
     input: impl Read + Send + 'static,
     declared: DeclaredTotals,
     batch_id: &str,
+    limits: FileLimits,
 ) -> Result<Lines, FileError> {
-    Ok(match format {
-        RemittanceFormat::Csv => Box::new(LineIter::new(csv_remittance::CsvLines::new(input, declared)?)),
+    let lines: Lines = match format {
+        RemittanceFormat::Csv => Box::new(LineIter::new(csv_remittance::CsvLines::new(input, declared, limits.max_record_bytes)?)),
         RemittanceFormat::Xml => Box::new(LineIter::new(xml_remittance::XmlLines::new(input, batch_id, declared)?)),
         RemittanceFormat::Nacha => Box::new(LineIter::new(nacha::NachaLines::new(input, declared))),
-    })
+    };
+    Ok(Box::new(AtMost { lines, read: 0, max: limits.max_lines }))
+}
+
+/// Refuses a file past `max` lines, whatever its format.
+struct AtMost {
+    lines: Lines,
+    read: u64,
+    max: u64,
+}
+
+impl Iterator for AtMost {
+    type Item = Result<RawLine, FileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self.lines.next()?;
+        if next.is_ok() {
+            self.read += 1;
+            if self.read > self.max {
+                self.read = self.max; // Stays refused: the caller stops at the first error.
+                return Some(Err(FileError::new(
+                    "TOO_MANY_LINES",
+                    format!("line {}", self.max + 1),
+                    format!("the file has more than {} lines, the gateway's limit per file", self.max),
+                )));
+            }
+        }
+        Some(next)
+    }
 }

@@ -6,17 +6,14 @@
 
 use std::io::Read;
 
+use super::FileLimits;
 use crate::domain::registry::{check_rows_agree, RegistryHeader, RegistryProblem, RegistryRow};
-
-/// The longest record accepted, in bytes: a real registry row is a few hundred bytes, so
-/// anything longer is a broken file (an unclosed quote swallowing the rest) or an attack.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// At most this many problems are listed; past it the file is clearly not a registry.
 pub const MAX_PROBLEMS: usize = 1000;
 
 /// Reads a whole registry file: every valid row, or every problem found.
-pub fn read_registry(input: impl Read) -> Result<Vec<RegistryRow>, Vec<RegistryProblem>> {
+pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<RegistryRow>, Vec<RegistryProblem>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
     let mut record = csv::ByteRecord::new();
     let mut problems = Vec::new();
@@ -41,8 +38,20 @@ pub fn read_registry(input: impl Read) -> Result<Vec<RegistryRow>, Vec<RegistryP
                 break;
             }
         }
-        if record.as_slice().len() > MAX_RECORD_BYTES {
-            problems.push(RegistryProblem::new(line, "", "RECORD_TOO_LONG", format!("a row is longer than {MAX_RECORD_BYTES} bytes")));
+        if record.as_slice().len() > limits.max_record_bytes {
+            let limit = limits.max_record_bytes;
+            problems.push(RegistryProblem::new(line, "", "RECORD_TOO_LONG", format!("a row is longer than {limit} bytes")));
+            break;
+        }
+        // The header is line 1, so a file of `max_lines` rows ends on line `max_lines + 1`.
+        if line > limits.max_lines.saturating_add(1) {
+            let limit = limits.max_lines;
+            problems.push(RegistryProblem::new(
+                line,
+                "",
+                "TOO_MANY_LINES",
+                format!("the file has more than {limit} rows, the gateway's limit"),
+            ));
             break;
         }
         let Ok(fields) = record.iter().map(std::str::from_utf8).collect::<Result<Vec<_>, _>>() else {
@@ -102,7 +111,7 @@ mod tests {
             "\u{feff}{HEADER}\r\nOB1,123-45-6789,\"O'Neil, Jr\",Pat,12345678,ORD-1,300.00,2026-11,100.00\r\n\
              OB1,123-45-6789,\"O'Neil, Jr\",Pat,12345678,ORD-2,1.00,2026-11,0\r\n"
         );
-        let rows = read_registry(file.as_bytes()).unwrap();
+        let rows = read_registry(file.as_bytes(), FileLimits::STANDARD).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].last_name, "O'Neil, Jr");
         assert_eq!((rows[0].line, rows[1].line), (2, 3));
@@ -114,7 +123,7 @@ mod tests {
             "{HEADER}\nOB1,123-45-6789,Smith,John,12345678,ORD-1,300.00,2026-11,100.00\nOB2,12345678,Doe,Jane,2234567,ORD-2,x,2026-11,0\n\
              OB3,323-45-6789,Roe,Ann,12345678,ORD-3,1.00,2026-11,0\nOB4,423-45-6789,Poe,Al,32345678\n"
         );
-        let problems = read_registry(file.as_bytes()).unwrap_err();
+        let problems = read_registry(file.as_bytes(), FileLimits::STANDARD).unwrap_err();
         let found: Vec<_> = problems.iter().map(|p| (p.line, p.field, p.code)).collect();
         assert_eq!(
             found,
@@ -131,16 +140,16 @@ mod tests {
 
     #[test]
     fn an_empty_file_or_a_bad_header_refuses_the_file() {
-        assert_eq!(read_registry(&b""[..]).unwrap_err()[0].code, "HEADER_MISSING");
-        let problems = read_registry(&b"obligor,ssn\n"[..]).unwrap_err();
+        assert_eq!(read_registry(&b""[..], FileLimits::STANDARD).unwrap_err()[0].code, "HEADER_MISSING");
+        let problems = read_registry(&b"obligor,ssn\n"[..], FileLimits::STANDARD).unwrap_err();
         assert!(problems.iter().all(|p| p.line == 1));
         assert!(problems.iter().any(|p| p.code == "HEADER_UNKNOWN_COLUMN"));
     }
 
     #[test]
     fn an_endless_record_is_cut_off() {
-        let file = format!("{HEADER}\n\"{}", "x".repeat(MAX_RECORD_BYTES + 10));
-        let problems = read_registry(file.as_bytes()).unwrap_err();
+        let file = format!("{HEADER}\n\"{}", "x".repeat(FileLimits::STANDARD.max_record_bytes + 10));
+        let problems = read_registry(file.as_bytes(), FileLimits::STANDARD).unwrap_err();
         assert_eq!(problems.last().unwrap().code, "RECORD_TOO_LONG");
     }
 }

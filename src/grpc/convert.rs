@@ -88,7 +88,7 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
     }
 }
 
-pub fn submission(sender: String, header: proto::RemittanceHeader) -> Result<Submission, AppError> {
+pub fn submission(header: proto::RemittanceHeader) -> Result<Submission, AppError> {
     let format = match proto::RemittanceFormat::try_from(header.format) {
         Ok(proto::RemittanceFormat::Csv) => RemittanceFormat::Csv,
         Ok(proto::RemittanceFormat::Xml) => RemittanceFormat::Xml,
@@ -96,7 +96,7 @@ pub fn submission(sender: String, header: proto::RemittanceHeader) -> Result<Sub
         _ => return Err(AppError::invalid("format", "the format is CSV, XML or NACHA")),
     };
     let total = if header.declared_total.trim().is_empty() { None } else { Some(amount("declared_total", &header.declared_total)?) };
-    Ok(Submission { sender, format, batch_id: header.batch_id, declared: DeclaredTotals { line_count: header.declared_line_count, total } })
+    Ok(Submission { format, batch_id: header.batch_id, declared: DeclaredTotals { line_count: header.declared_line_count, total } })
 }
 
 fn problems(problems: Vec<StoredProblem>) -> Vec<proto::LineProblem> {

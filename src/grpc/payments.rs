@@ -3,11 +3,12 @@
 use tonic::{Request, Response, Status, Streaming};
 
 use super::proto;
-use super::services::chunks;
+use super::services::{caller_of, chunks, understood};
 use crate::app::payments::{
     AccountView, BankAccountDetails, Channel, ImportedReturn, PayerDetails, PayerView, PaymentReceipt, PaymentRequest, ReturnResult,
 };
 use crate::app::{App, AppError};
+use crate::domain::access::Action;
 use crate::domain::payment::{AccountNumber, AccountState, AccountType, Email, ReturnCode, RoutingNumber, Telephone};
 use crate::domain::{CaseNumber, Ssn};
 use crate::storage::payment::ReturnOutcome;
@@ -114,83 +115,96 @@ fn imported(entry: ImportedReturn) -> proto::ImportedReturn {
     }
 }
 
+fn payer_details(request: proto::RegisterPayerRequest) -> Result<PayerDetails, AppError> {
+    Ok(PayerDetails {
+        name: request.name,
+        address: request.address,
+        ssn: Ssn::parse(&request.ssn).map_err(|e| AppError::invalid("ssn", e.to_string()))?,
+        telephone: Telephone::parse(&request.telephone).map_err(invalid("telephone"))?,
+        email: Email::parse(&request.email).map_err(invalid("email"))?,
+        case_number: CaseNumber::parse(&request.case_number).map_err(|e| AppError::invalid("case_number", e.to_string()))?,
+        account: bank_account(request.bank_account)?,
+    })
+}
+
+fn payment_request(request: proto::SubmitPaymentRequest) -> Result<PaymentRequest, AppError> {
+    let case_number = match request.case_number.trim() {
+        "" => None,
+        text => Some(CaseNumber::parse(text).map_err(|e| AppError::invalid("case_number", format!("{e}: the payment was not processed")))?),
+    };
+    let channel = match proto::PaymentChannel::try_from(request.channel) {
+        Ok(proto::PaymentChannel::Phone) => Channel::Phone,
+        Ok(proto::PaymentChannel::Web | proto::PaymentChannel::Unspecified) => Channel::Web,
+        Err(_) => return Err(AppError::invalid("channel", "the channel is WEB or PHONE")),
+    };
+    Ok(PaymentRequest {
+        payer_id: request.payer_id,
+        case_number,
+        amount: super::convert::amount("amount", &request.amount)?,
+        channel,
+        idempotency_key: request.idempotency_key,
+    })
+}
+
 #[tonic::async_trait]
 impl proto::payment_service_server::PaymentService for Payments {
     async fn register_payer(&self, request: Request<proto::RegisterPayerRequest>) -> Result<Response<proto::Payer>, Status> {
-        let request = request.into_inner();
-        let details = PayerDetails {
-            name: request.name,
-            address: request.address,
-            ssn: Ssn::parse(&request.ssn).map_err(|e| AppError::invalid("ssn", e.to_string()))?,
-            telephone: Telephone::parse(&request.telephone).map_err(invalid("telephone"))?,
-            email: Email::parse(&request.email).map_err(invalid("email"))?,
-            case_number: CaseNumber::parse(&request.case_number).map_err(|e| AppError::invalid("case_number", e.to_string()))?,
-            account: bank_account(request.bank_account)?,
-        };
-        Ok(Response::new(payer(self.0.register_payer(details).await?)))
+        let caller = caller_of(&request)?;
+        let details = understood(&self.0, &caller, Action::RegisterPayer, payer_details(request.into_inner())).await?;
+        Ok(Response::new(payer(self.0.register_payer(&caller, details).await?)))
     }
 
     async fn get_payer(&self, request: Request<proto::GetPayerRequest>) -> Result<Response<proto::Payer>, Status> {
-        Ok(Response::new(payer(self.0.payer(request.into_inner().payer_id).await?)))
+        let caller = caller_of(&request)?;
+        Ok(Response::new(payer(self.0.payer(&caller, request.into_inner().payer_id).await?)))
     }
 
     async fn add_bank_account(&self, request: Request<proto::BankAccountRequest>) -> Result<Response<proto::Payer>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let account = bank_account(request.bank_account)?;
-        Ok(Response::new(payer(self.0.add_bank_account(request.payer_id, account).await?)))
+        let account = understood(&self.0, &caller, Action::AddBankAccount, bank_account(request.bank_account)).await?;
+        Ok(Response::new(payer(self.0.add_bank_account(&caller, request.payer_id, account).await?)))
     }
 
     async fn replace_bank_account(&self, request: Request<proto::BankAccountRequest>) -> Result<Response<proto::Payer>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let account = bank_account(request.bank_account)?;
-        Ok(Response::new(payer(self.0.replace_bank_account(request.payer_id, account).await?)))
+        let account = understood(&self.0, &caller, Action::ReplaceBankAccount, bank_account(request.bank_account)).await?;
+        Ok(Response::new(payer(self.0.replace_bank_account(&caller, request.payer_id, account).await?)))
     }
 
     async fn confirm_bank_account(&self, request: Request<proto::GetPayerRequest>) -> Result<Response<proto::Payer>, Status> {
-        Ok(Response::new(payer(self.0.record_prenote(request.into_inner().payer_id, None).await?)))
+        let caller = caller_of(&request)?;
+        Ok(Response::new(payer(self.0.record_prenote(&caller, request.into_inner().payer_id, None).await?)))
     }
 
     async fn return_prenote(&self, request: Request<proto::ReturnPrenoteRequest>) -> Result<Response<proto::Payer>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let code = return_code(&request.return_code)?;
-        Ok(Response::new(payer(self.0.record_prenote(request.payer_id, Some(code)).await?)))
+        let code = understood(&self.0, &caller, Action::ReturnPrenote, return_code(&request.return_code)).await?;
+        Ok(Response::new(payer(self.0.record_prenote(&caller, request.payer_id, Some(code)).await?)))
     }
 
     async fn submit_payment(&self, request: Request<proto::SubmitPaymentRequest>) -> Result<Response<proto::PaymentReceipt>, Status> {
-        let request = request.into_inner();
-        let case_number = match request.case_number.trim() {
-            "" => None,
-            text => {
-                Some(CaseNumber::parse(text).map_err(|e| AppError::invalid("case_number", format!("{e}: the payment was not processed")))?)
-            }
-        };
-        let channel = match proto::PaymentChannel::try_from(request.channel) {
-            Ok(proto::PaymentChannel::Phone) => Channel::Phone,
-            Ok(proto::PaymentChannel::Web | proto::PaymentChannel::Unspecified) => Channel::Web,
-            Err(_) => return Err(AppError::invalid("channel", "the channel is WEB or PHONE").into()),
-        };
-        let payment = PaymentRequest {
-            payer_id: request.payer_id,
-            case_number,
-            amount: super::convert::amount("amount", &request.amount)?,
-            channel,
-            idempotency_key: request.idempotency_key,
-        };
-        Ok(Response::new(receipt(self.0.pay(payment).await?)))
+        let caller = caller_of(&request)?;
+        let payment = understood(&self.0, &caller, Action::SubmitPayment, payment_request(request.into_inner())).await?;
+        Ok(Response::new(receipt(self.0.pay(&caller, payment).await?)))
     }
 
     async fn record_return(&self, request: Request<proto::RecordReturnRequest>) -> Result<Response<proto::ReturnResult>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let code = return_code(&request.return_code)?;
-        Ok(Response::new(return_result(self.0.record_return(request.payment_id, code).await?)))
+        let code = understood(&self.0, &caller, Action::RecordReturn, return_code(&request.return_code)).await?;
+        Ok(Response::new(return_result(self.0.record_return(&caller, request.payment_id, code).await?)))
     }
 
     async fn import_returns(
         &self,
         request: Request<Streaming<proto::ImportReturnsRequest>>,
     ) -> Result<Response<proto::ImportReturnsResponse>, Status> {
+        let caller = caller_of(&request)?;
         let upload = chunks(request.into_inner(), |m| m.chunk);
-        let returns = self.0.import_returns(upload).await?;
+        let returns = self.0.import_returns(&caller, upload).await?;
         Ok(Response::new(proto::ImportReturnsResponse { returns: returns.into_iter().map(imported).collect() }))
     }
 }

@@ -6,7 +6,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::proto;
-use crate::app::{App, AppError, ExportStream};
+use crate::app::{App, AppError, AuthError, Caller, ExportStream};
+use crate::domain::access::Action;
 
 pub struct Registry(pub App);
 pub struct Collections(pub App);
@@ -14,21 +15,18 @@ pub struct Distribution(pub App);
 pub struct Exports(pub App);
 pub struct Remittances(pub App);
 
-/// The metadata key naming the sender until authentication arrives.
-pub const SENDER_METADATA: &str = "x-gateway-sender";
-
-/// The sender of a request: the `x-gateway-sender` metadata, else "anonymous".
-fn sender_of<T>(request: &Request<T>) -> Result<String, Status> {
-    match request.metadata().get(SENDER_METADATA) {
-        None => Ok("anonymous".to_owned()),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|s| (1..=64).contains(&s.len()))
-            .map(str::to_owned)
-            .ok_or_else(|| Status::invalid_argument(format!("{SENDER_METADATA} is 1 to 64 printable characters"))),
+/// A request's fields, converted; a malformed one is audited and answered as refused.
+pub(super) async fn understood<T>(app: &App, caller: &Caller, action: Action, converted: Result<T, AppError>) -> Result<T, Status> {
+    match converted {
+        Ok(value) => Ok(value),
+        Err(error) => Err(app.refuse(caller, action, error).await.into()),
     }
+}
+
+/// The authenticated caller the guard layer put in the request's extensions.
+pub(super) fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
+    // Absent only if a service were served without the guard: refuse rather than guess.
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| AppError::Unauthenticated(AuthError::Missing).into())
 }
 
 #[tonic::async_trait]
@@ -37,19 +35,23 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         &self,
         request: Request<Streaming<proto::SubmitRemittanceRequest>>,
     ) -> Result<Response<proto::RemittanceAcknowledgment>, Status> {
-        let sender = sender_of(&request)?;
+        let caller = caller_of(&request)?;
         let mut stream = request.into_inner();
-        let first = stream.message().await?.and_then(|m| m.part);
-        let Some(proto::submit_remittance_request::Part::Header(header)) = first else {
-            return Err(Status::invalid_argument("the first message carries the header (format, batch id)"));
+        let first = match stream.message().await {
+            Ok(first) => first.and_then(|m| m.part),
+            Err(status) => return Err(self.0.refuse(&caller, Action::SubmitRemittance, upload_error(status)).await.into()),
         };
-        let submission = convert::submission(sender, header)?;
+        let header = match first {
+            Some(proto::submit_remittance_request::Part::Header(header)) => Ok(header),
+            _ => Err(AppError::invalid("header", "the first message carries the header (format, batch id)")),
+        };
+        let submission = understood(&self.0, &caller, Action::SubmitRemittance, header.and_then(convert::submission)).await?;
         let upload = stream.map(|message| match message {
             Ok(proto::SubmitRemittanceRequest { part: Some(proto::submit_remittance_request::Part::Chunk(chunk)) }) => Ok(chunk),
             Ok(_) => Err(AppError::invalid("chunk", "only the first message carries a header; the others carry the file's bytes")),
-            Err(status) => Err(AppError::UploadInterrupted(status.message().to_owned())),
+            Err(status) => Err(upload_error(status)),
         });
-        let acknowledgment = self.0.submit_remittance(submission, upload).await?;
+        let acknowledgment = self.0.submit_remittance(&caller, submission, upload).await?;
         Ok(Response::new(acknowledgment.into()))
     }
 
@@ -57,8 +59,8 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         &self,
         request: Request<proto::GetRemittanceRequest>,
     ) -> Result<Response<proto::RemittanceAcknowledgment>, Status> {
-        let sender = sender_of(&request)?;
-        let acknowledgment = self.0.get_remittance(&sender, &request.into_inner().batch_id).await?;
+        let caller = caller_of(&request)?;
+        let acknowledgment = self.0.get_remittance(&caller, &request.into_inner().batch_id).await?;
         Ok(Response::new(acknowledgment.into()))
     }
 
@@ -68,8 +70,8 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         &self,
         request: Request<proto::ListRemittanceLinesRequest>,
     ) -> Result<Response<Self::ListRemittanceLinesStream>, Status> {
-        let sender = sender_of(&request)?;
-        let lines = self.0.remittance_lines(&sender, &request.into_inner().batch_id).await?;
+        let caller = caller_of(&request)?;
+        let lines = self.0.remittance_lines(&caller, &request.into_inner().batch_id).await?;
         Ok(Response::new(Box::pin(lines.map(|line| line.map(convert::remittance_line).map_err(Status::from)))))
     }
 
@@ -77,12 +79,12 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         &self,
         request: Request<proto::ListRemittancesRequest>,
     ) -> Result<Response<proto::ListRemittancesResponse>, Status> {
-        let sender = sender_of(&request)?;
+        let caller = caller_of(&request)?;
         let limit = match request.into_inner().limit {
             0 => 100,
             limit => limit,
         };
-        let summaries = self.0.list_remittances(&sender, limit).await?;
+        let summaries = self.0.list_remittances(&caller, limit).await?;
         Ok(Response::new(proto::ListRemittancesResponse { remittances: summaries.into_iter().map(convert::remittance_summary).collect() }))
     }
 }
@@ -92,7 +94,28 @@ pub(super) fn chunks<M: Send + 'static>(
     stream: Streaming<M>,
     chunk: fn(M) -> Vec<u8>,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static {
-    stream.map(move |message| message.map(chunk).map_err(|status| AppError::UploadInterrupted(status.message().to_owned())))
+    stream.map(move |message| message.map(chunk).map_err(upload_error))
+}
+
+/// Why an upload stream stopped. The guard's own refusals (byte rate, idle stream) keep
+/// their meaning; anything else is the client's stream failing.
+fn upload_error(status: Status) -> AppError {
+    match status.code() {
+        tonic::Code::ResourceExhausted => {
+            let retry_after = status
+                .metadata()
+                .get(super::status::RETRY_PUSHBACK_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis);
+            match retry_after {
+                Some(retry_after) => AppError::RateLimited { what: "the upload went over this sender's byte rate", retry_after },
+                None => AppError::ResourceExhausted(status.message().to_owned()),
+            }
+        }
+        tonic::Code::DeadlineExceeded => AppError::DeadlineExceeded(status.message().to_owned()),
+        _ => AppError::UploadInterrupted(status.message().to_owned()),
+    }
 }
 
 #[tonic::async_trait]
@@ -101,8 +124,9 @@ impl proto::registry_service_server::RegistryService for Registry {
         &self,
         request: Request<Streaming<proto::ImportRegistryRequest>>,
     ) -> Result<Response<proto::ImportRegistryResponse>, Status> {
+        let caller = caller_of(&request)?;
         let upload = chunks(request.into_inner(), |m| m.chunk);
-        let outcome = self.0.import_registry(upload).await?;
+        let outcome = self.0.import_registry(&caller, upload).await?;
         Ok(Response::new(outcome.into()))
     }
 }
@@ -113,11 +137,15 @@ impl proto::collection_service_server::CollectionService for Collections {
         &self,
         request: Request<proto::AddCollectionRequest>,
     ) -> Result<Response<proto::AddCollectionResponse>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let case_number = convert::case_number("case_number", &request.case_number)?;
-        let amount = convert::amount("amount", &request.amount)?;
-        let effective_date = convert::date("effective_date", &request.effective_date)?;
-        let record = self.0.add_manual_collection(case_number, amount, effective_date).await?;
+        let converted = (|| {
+            let case_number = convert::case_number("case_number", &request.case_number)?;
+            let amount = convert::amount("amount", &request.amount)?;
+            Ok((case_number, amount, convert::date("effective_date", &request.effective_date)?))
+        })();
+        let (case_number, amount, effective_date) = understood(&self.0, &caller, Action::AddCollection, converted).await?;
+        let record = self.0.add_manual_collection(&caller, case_number, amount, effective_date).await?;
         Ok(Response::new(proto::AddCollectionResponse { collection: Some(record.into()) }))
     }
 }
@@ -126,9 +154,9 @@ impl proto::collection_service_server::CollectionService for Collections {
 impl proto::distribution_service_server::DistributionService for Distribution {
     async fn run_distribution(
         &self,
-        _request: Request<proto::RunDistributionRequest>,
+        request: Request<proto::RunDistributionRequest>,
     ) -> Result<Response<proto::RunDistributionResponse>, Status> {
-        let summary = self.0.distribute().await?;
+        let summary = self.0.distribute(&caller_of(&request)?).await?;
         Ok(Response::new(summary.into()))
     }
 }
@@ -145,17 +173,24 @@ impl proto::export_service_server::ExportService for Exports {
     type ExportAllocationsStream = ChunkResponse;
     type ExportBalancesStream = ChunkResponse;
     type ExportSuspenseStream = ChunkResponse;
+    type ExportAuditStream = ChunkResponse;
 
-    async fn export_suspense(&self, _request: Request<proto::ExportSuspenseRequest>) -> Result<Response<ChunkResponse>, Status> {
-        Ok(export_response(self.0.export_suspense()))
+    async fn export_suspense(&self, request: Request<proto::ExportSuspenseRequest>) -> Result<Response<ChunkResponse>, Status> {
+        Ok(export_response(self.0.export_suspense(&caller_of(&request)?).await?))
     }
 
-    async fn export_allocations(&self, _request: Request<proto::ExportAllocationsRequest>) -> Result<Response<ChunkResponse>, Status> {
-        Ok(export_response(self.0.export_allocations()))
+    async fn export_allocations(&self, request: Request<proto::ExportAllocationsRequest>) -> Result<Response<ChunkResponse>, Status> {
+        Ok(export_response(self.0.export_allocations(&caller_of(&request)?).await?))
     }
 
     async fn export_balances(&self, request: Request<proto::ExportBalancesRequest>) -> Result<Response<ChunkResponse>, Status> {
-        let as_of = convert::optional_date("as_of", &request.into_inner().as_of)?;
-        Ok(export_response(self.0.export_balances(as_of)))
+        let caller = caller_of(&request)?;
+        let as_of =
+            understood(&self.0, &caller, Action::ExportBalances, convert::optional_date("as_of", &request.into_inner().as_of)).await?;
+        Ok(export_response(self.0.export_balances(&caller, as_of).await?))
+    }
+
+    async fn export_audit(&self, request: Request<proto::ExportAuditRequest>) -> Result<Response<ChunkResponse>, Status> {
+        Ok(export_response(self.0.export_audit(&caller_of(&request)?).await?))
     }
 }

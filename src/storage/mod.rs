@@ -5,9 +5,11 @@
 //! differs: connecting, migrations, and how a distribution run takes its lock. Rows are
 //! decoded into domain values here, so nothing above this layer sees SQL types.
 
+pub mod access;
 pub mod payment;
 mod postgres;
 pub mod remittance;
+mod sql_access;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
@@ -22,6 +24,7 @@ use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan};
 use crate::domain::registry::{RegistryProblem, RegistryRow};
 use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderId, OrderLedger, YearMonth};
 
+pub use access::AuditEntry;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -149,6 +152,13 @@ pub struct RunSummary {
     pub unapplied: Money,
 }
 
+/// Money waiting on the back office.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenTotals {
+    pub suspense: Money,
+    pub unapplied: Money,
+}
+
 /// One allocation row as stored, with what the allocation export shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocationRecord {
@@ -175,7 +185,7 @@ pub struct StoredOrder {
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
-pub trait Store: remittance::RemittanceStore + payment::PaymentStore + Send + Sync + 'static {
+pub trait Store: remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -185,19 +195,25 @@ pub trait Store: remittance::RemittanceStore + payment::PaymentStore + Send + Sy
 
     /// Upserts registry rows in one transaction; refuses the whole file, writing nothing,
     /// when a row gives a stored case or order to another obligor.
-    async fn import_registry(&self, entries: &[RegistryEntry]) -> StoreResult<RegistryImport>;
+    /// The audit row is written with the rows, in the same transaction.
+    async fn import_registry(&self, entries: &[RegistryEntry], audit: &AuditEntry) -> StoreResult<RegistryImport>;
 
     async fn case_owner(&self, case_number: &CaseNumber) -> StoreResult<Option<ObligorId>>;
 
-    async fn add_collection(&self, collection: NewCollection) -> StoreResult<CollectionRecord>;
+    /// Records a collection and its audit row in one transaction.
+    async fn add_collection(&self, collection: NewCollection, audit: &AuditEntry) -> StoreResult<CollectionRecord>;
 
     /// Distributes every pending collection in one transaction: obligors are loaded in
     /// batches, planned by `planner`, and written; on any error nothing is kept. Returns
-    /// `None`, writing nothing, when nothing was pending.
-    async fn distribute(&self, started_at: &str, planner: &Planner) -> StoreResult<Option<RunSummary>>;
+    /// `None`, writing nothing but the audit row, when nothing was pending.
+    async fn distribute(&self, started_at: &str, planner: &Planner, audit: &AuditEntry) -> StoreResult<Option<RunSummary>>;
 
     /// Allocation rows in the order written, after `after_id`, at most `limit`.
     async fn allocations_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<AllocationRecord>>;
+
+    /// The money the back office has to work: held in suspense (open items) and allocated as
+    /// unapplied credit (reversals netted), for the metrics.
+    async fn open_totals(&self) -> StoreResult<OpenTotals>;
 
     /// Orders by id, after `after` (from the first when `None`), at most `limit`, each
     /// with its ledger of allocations.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::StoreResult;
+use super::{AuditEntry, StoreResult};
 use crate::domain::distribution::{Allocation, Order, PoolRow};
 use crate::domain::{CaseNumber, Money, ObligorId};
 
@@ -103,25 +103,28 @@ pub type ReversalPlanner = dyn Fn(&[PoolRow], Money) -> Vec<Allocation> + Send +
 
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
-    async fn create_payer(&self, payer: NewPayer, account: NewBankAccount) -> StoreResult<i64>;
+    // Each method that changes something writes `audit` in the same transaction.
+    async fn create_payer(&self, payer: NewPayer, account: NewBankAccount, audit: &AuditEntry) -> StoreResult<i64>;
     async fn payer(&self, payer_id: i64) -> StoreResult<Option<PayerRecord>>;
     /// Adds a bank account; false (nothing written) when the payer already has one.
-    async fn add_bank_account(&self, payer_id: i64, account: NewBankAccount) -> StoreResult<bool>;
+    async fn add_bank_account(&self, payer_id: i64, account: NewBankAccount, audit: &AuditEntry) -> StoreResult<bool>;
     /// Replaces the payer's bank account: the old one is kept, inactive, for the record.
-    async fn replace_bank_account(&self, payer_id: i64, account: NewBankAccount) -> StoreResult<()>;
+    async fn replace_bank_account(&self, payer_id: i64, account: NewBankAccount, audit: &AuditEntry) -> StoreResult<()>;
     /// Records the prenote's result on the payer's current account: `None` for confirmed,
     /// `Some(code)` for returned.
-    async fn record_prenote(&self, payer_id: i64, returned: Option<String>) -> StoreResult<()>;
+    async fn record_prenote(&self, payer_id: i64, returned: Option<String>, audit: &AuditEntry) -> StoreResult<()>;
     /// The orders of an obligor, each with the FEIN of the employer holding its income
     /// withholding order, if any.
     async fn orders_of_obligor(&self, obligor_id: &ObligorId) -> StoreResult<Vec<(Order, Option<String>)>>;
     async fn payment_by_key(&self, payer_id: i64, idempotency_key: &str) -> StoreResult<Option<PaymentRecord>>;
     /// Records a payment and its ONLINE collection in one transaction. `Conflict` when the
     /// payer's idempotency key was used meanwhile.
-    async fn create_payment(&self, payment: NewPayment) -> StoreResult<PaymentRecord>;
+    async fn create_payment(&self, payment: NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord>;
     async fn payment(&self, payment_id: i64) -> StoreResult<Option<PaymentRecord>>;
     async fn payment_by_trace(&self, trace_number: &str) -> StoreResult<Option<PaymentRecord>>;
-    /// Records an ACH return of a payment and reverses it, in one transaction.
+    /// Records an ACH return of a payment and reverses it, in one transaction, with the
+    /// call's audit row when the return is a call of its own (`None` for a return file's
+    /// entries, whose import is audited once as a whole).
     async fn return_payment(
         &self,
         payment_id: i64,
@@ -129,5 +132,6 @@ pub trait PaymentStore: Send + Sync {
         returned_at: &str,
         makes_account_unusable: bool,
         planner: &ReversalPlanner,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<ReturnOutcome>;
 }

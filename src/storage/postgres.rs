@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
@@ -47,3 +48,4 @@ impl PostgresStore {
 impl_sql_store!(PostgresStore, Postgres, "postgres");
 impl_sql_remittances!(PostgresStore, PostgresRemittanceWriter, Postgres);
 impl_sql_payments!(PostgresStore, Postgres);
+impl_sql_access!(PostgresStore, Postgres);

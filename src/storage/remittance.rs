@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::StoreResult;
+use super::{AuditEntry, StoreResult};
 use crate::domain::{Money, ObligorId};
 
 /// The file as received, before its lines.
@@ -142,8 +142,9 @@ pub trait RemittanceStore: Send + Sync {
     async fn remittance_by_content(&self, sender: &str, content_sha256: &str) -> StoreResult<Option<RemittanceSummary>>;
     /// The sender's files, newest first.
     async fn remittances_of(&self, sender: &str, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
-    /// Starts writing a file. `Conflict` when the sender's batch id was taken meanwhile.
-    async fn begin_remittance(&self, remittance: NewRemittance) -> StoreResult<Box<dyn RemittanceWriter>>;
+    /// Starts writing a file; `audit` is written when it commits. `Conflict` when the
+    /// sender's batch id was taken meanwhile.
+    async fn begin_remittance(&self, remittance: NewRemittance, audit: AuditEntry) -> StoreResult<Box<dyn RemittanceWriter>>;
     async fn remittance_lines_after(&self, remittance_id: i64, after_line: u64, limit: u32) -> StoreResult<Vec<StoredLine>>;
     async fn suspense_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<SuspenseRecord>>;
 }

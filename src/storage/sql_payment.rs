@@ -67,6 +67,7 @@ macro_rules! impl_sql_payments {
                 &self,
                 payer: $crate::storage::payment::NewPayer,
                 account: $crate::storage::payment::NewBankAccount,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<i64> {
                 let mut tx = self.writer().begin().await?;
                 let payer_id: i64 = sqlx::query_scalar(
@@ -84,6 +85,7 @@ macro_rules! impl_sql_payments {
                 .fetch_one(&mut *tx)
                 .await?;
                 insert_account(&mut tx, payer_id, &account).await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 Ok(payer_id)
             }
@@ -141,6 +143,7 @@ macro_rules! impl_sql_payments {
                 &self,
                 payer_id: i64,
                 account: $crate::storage::payment::NewBankAccount,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<bool> {
                 let mut tx = self.writer().begin().await?;
                 let existing: Option<i64> = sqlx::query_scalar("SELECT account_id FROM bank_accounts WHERE payer_id = $1 AND active")
@@ -151,6 +154,7 @@ macro_rules! impl_sql_payments {
                     return Ok(false);
                 }
                 insert_account(&mut tx, payer_id, &account).await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -159,22 +163,32 @@ macro_rules! impl_sql_payments {
                 &self,
                 payer_id: i64,
                 account: $crate::storage::payment::NewBankAccount,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<()> {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE bank_accounts SET active = FALSE WHERE payer_id = $1 AND active").bind(payer_id).execute(&mut *tx).await?;
                 insert_account(&mut tx, payer_id, &account).await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn record_prenote(&self, payer_id: i64, returned: Option<String>) -> $crate::storage::StoreResult<()> {
+            async fn record_prenote(
+                &self,
+                payer_id: i64,
+                returned: Option<String>,
+                audit: &$crate::storage::AuditEntry,
+            ) -> $crate::storage::StoreResult<()> {
                 let result = if returned.is_some() { "RETURNED" } else { "CONFIRMED" };
+                let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE bank_accounts SET prenote_result = $1, prenote_return_code = $2 WHERE payer_id = $3 AND active")
                     .bind(result)
                     .bind(returned)
                     .bind(payer_id)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -210,6 +224,7 @@ macro_rules! impl_sql_payments {
             async fn create_payment(
                 &self,
                 new: $crate::storage::payment::NewPayment,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<$crate::storage::payment::PaymentRecord> {
                 use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
                 let mut tx = self.writer().begin().await?;
@@ -251,6 +266,7 @@ macro_rules! impl_sql_payments {
                     }
                     Err(error) => return Err(error.into()),
                 };
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 payment(row)
             }
@@ -280,6 +296,7 @@ macro_rules! impl_sql_payments {
                 returned_at: &str,
                 makes_account_unusable: bool,
                 planner: &$crate::storage::payment::ReversalPlanner,
+                audit: Option<&$crate::storage::AuditEntry>,
             ) -> $crate::storage::StoreResult<$crate::storage::payment::ReturnOutcome> {
                 use $crate::domain::distribution::PoolRow;
                 use $crate::domain::Money;
@@ -299,6 +316,10 @@ macro_rules! impl_sql_payments {
                     return Err(StoreError::Corrupt(format!("payment {payment_id} vanished")));
                 };
                 if let Some(previous) = previous {
+                    if let Some(audit) = audit {
+                        $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
+                        tx.commit().await?;
+                    }
                     return Ok(ReturnOutcome::AlreadyReturned(previous));
                 }
                 let (status, pool_id, cents, obligor): (String, Option<i64>, i64, String) =
@@ -372,6 +393,9 @@ macro_rules! impl_sql_payments {
                     .await?;
                 if makes_account_unusable {
                     sqlx::query("UPDATE bank_accounts SET unusable_code = $1 WHERE account_id = $2").bind(code).bind(account_id).execute(&mut *tx).await?;
+                }
+                if let Some(audit) = audit {
+                    $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 }
                 tx.commit().await?;
                 Ok(outcome)

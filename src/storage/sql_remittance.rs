@@ -62,6 +62,8 @@ macro_rules! impl_sql_remittances {
             tx: sqlx::Transaction<'static, $db>,
             remittance_id: i64,
             remittance: $crate::storage::remittance::NewRemittance,
+            /// The submission's audit row, written when the file commits.
+            audit: $crate::storage::AuditEntry,
         }
 
         #[async_trait::async_trait]
@@ -115,6 +117,7 @@ macro_rules! impl_sql_remittances {
             async fn begin_remittance(
                 &self,
                 remittance: $crate::storage::remittance::NewRemittance,
+                audit: $crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Box<dyn $crate::storage::remittance::RemittanceWriter>> {
                 let mut tx = self.writer().begin().await?;
                 let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
@@ -137,7 +140,7 @@ macro_rules! impl_sql_remittances {
                     }
                     Err(error) => return Err(error.into()),
                 };
-                Ok(Box::new($writer { tx, remittance_id, remittance }))
+                Ok(Box::new($writer { tx, remittance_id, remittance, audit }))
             }
 
             async fn remittance_lines_after(
@@ -354,7 +357,7 @@ macro_rules! impl_sql_remittances {
                 self: Box<Self>,
                 counts: $crate::storage::remittance::LineCounts,
             ) -> $crate::storage::StoreResult<$crate::storage::remittance::RemittanceSummary> {
-                let $writer { mut tx, remittance_id, remittance } = *self;
+                let $writer { mut tx, remittance_id, remittance, audit } = *self;
                 let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
                 sqlx::query(
                     "UPDATE remittances SET line_count = $1, total_cents = $2, applied = $3, applied_by_ssn = $4, suspense = $5, \
@@ -369,6 +372,7 @@ macro_rules! impl_sql_remittances {
                 .bind(remittance_id)
                 .execute(&mut *tx)
                 .await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, &audit)?;
                 tx.commit().await?;
                 Ok($crate::storage::remittance::RemittanceSummary {
                     remittance_id,

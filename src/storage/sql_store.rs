@@ -103,6 +103,7 @@ macro_rules! impl_sql_store {
             async fn import_registry(
                 &self,
                 entries: &[$crate::storage::RegistryEntry],
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<$crate::storage::RegistryImport> {
                 use $crate::domain::registry::RegistryProblem;
                 use $crate::storage::{ImportCounts, RegistryImport};
@@ -219,6 +220,7 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 Ok(RegistryImport::Applied(counts))
             }
@@ -237,7 +239,9 @@ macro_rules! impl_sql_store {
             async fn add_collection(
                 &self,
                 collection: $crate::storage::NewCollection,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<$crate::storage::CollectionRecord> {
+                let mut tx = self.writer().begin().await?;
                 let collection_id: i64 = sqlx::query_scalar(
                     "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
                      VALUES ($1, $2, $3, $4, $5, 'PENDING', $6) RETURNING collection_id",
@@ -248,8 +252,10 @@ macro_rules! impl_sql_store {
                 .bind(collection.amount.cents())
                 .bind(collection.effective_date.to_string())
                 .bind(&collection.received_at)
-                .fetch_one(self.writer())
+                .fetch_one(&mut *tx)
                 .await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
+                tx.commit().await?;
                 Ok($crate::storage::CollectionRecord {
                     collection_id,
                     obligor_id: collection.obligor_id,
@@ -265,6 +271,7 @@ macro_rules! impl_sql_store {
                 &self,
                 started_at: &str,
                 planner: &$crate::storage::Planner,
+                audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Option<$crate::storage::RunSummary>> {
                 use std::collections::BTreeMap;
                 use $crate::domain::distribution::{ObligorInput, OrderLedger, PendingCollection};
@@ -416,7 +423,9 @@ macro_rules! impl_sql_store {
                 }
 
                 if summary.collections == 0 {
+                    // No run is recorded, but the call is.
                     tx.rollback().await?;
+                    $crate::storage::sql_access::insert_audit!(self.writer(), audit)?;
                     return Ok(None);
                 }
                 // Conservation, checked on the rows as written before anything commits:
@@ -450,8 +459,25 @@ macro_rules! impl_sql_store {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
+                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
                 Ok(Some(summary))
+            }
+
+            async fn open_totals(&self) -> $crate::storage::StoreResult<$crate::storage::OpenTotals> {
+                // SUM of no rows is NULL on both databases; BIGINT keeps PostgreSQL's SUM an int8.
+                let (suspense,): (Option<i64>,) =
+                    sqlx::query_as("SELECT CAST(SUM(amount_cents) AS BIGINT) FROM suspense_items WHERE state = 'OPEN'")
+                        .fetch_one(self.reader())
+                        .await?;
+                let (unapplied,): (Option<i64>,) =
+                    sqlx::query_as("SELECT CAST(SUM(amount_cents) AS BIGINT) FROM allocations WHERE bucket = 'UNAPPLIED'")
+                        .fetch_one(self.reader())
+                        .await?;
+                Ok($crate::storage::OpenTotals {
+                    suspense: $crate::domain::Money::from_cents(suspense.unwrap_or(0)),
+                    unapplied: $crate::domain::Money::from_cents(unapplied.unwrap_or(0)),
+                })
             }
 
             async fn allocations_after(

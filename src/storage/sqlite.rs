@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
+use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
@@ -58,3 +59,4 @@ impl SqliteStore {
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
 impl_sql_payments!(SqliteStore, Sqlite);
+impl_sql_access!(SqliteStore, Sqlite);

@@ -5,11 +5,27 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use gateway::app::{FixedClock, UploadLimits};
-use gateway::grpc::proto;
+use gateway::app::{App, Caller, FixedClock, NewKey, UploadLimits};
+use gateway::domain::access::Role;
+use gateway::grpc::{proto, GuardSettings};
 use gateway::startup::{Application, ServerConfig};
 use gateway::storage::{self, Store};
 use tonic::transport::Channel;
+
+/// A channel that presents an API key on every call, as a real client does.
+pub type Authed = gateway::grpc::client::GatewayChannel;
+
+/// `channel` presenting `token`.
+pub fn authed(channel: &Channel, token: &str) -> Authed {
+    gateway::grpc::client::with_key(channel.clone(), token).expect("a token is ASCII")
+}
+
+/// Makes a key as `gateway admin key create` does, directly on the application.
+pub async fn make_key(app: &App, role: Role, name: &str, feins: &[&str]) -> String {
+    let feins = feins.iter().map(|f| gateway::domain::Fein::parse(f).unwrap()).collect();
+    let new = NewKey { role, name: name.to_owned(), feins, client_cert_sha256: None };
+    app.create_key(&Caller::local_operator(), new).await.expect("the key is made").token
+}
 
 /// The PostgreSQL server the tests use: CI starts it on 127.0.0.1:5432 (trust auth).
 pub fn postgres_admin_url() -> String {
@@ -89,11 +105,16 @@ impl gateway::app::Clock for TestClock {
     }
 }
 
-/// A running server on a free port, its database, and a channel to it.
+/// A running server on a free port, its database, and channels to it: `channel` presents
+/// a back-office key, `payment_site` a payment-site key, `raw` nothing.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
-    pub channel: Channel,
+    pub channel: Authed,
+    pub payment_site: Authed,
+    pub raw: Channel,
+    pub app: App,
     pub db: TestDb,
+    pub metrics_address: Option<std::net::SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -112,16 +133,26 @@ impl TestApp {
     }
 
     async fn spawn_with(backend: Backend, upload_limits: UploadLimits, clock: Arc<dyn gateway::app::Clock>) -> TestApp {
+        Self::spawn_configured(backend, |config| {
+            config.upload_limits = upload_limits;
+            config.clock = clock;
+        })
+        .await
+    }
+
+    /// A server whose configuration `configure` sets, from the standard one with a metrics
+    /// port and the tests' PII key and clock.
+    pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
         let db = TestDb::new(backend).await;
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            pii_key: Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_owned()),
-            upload_limits,
-            clock,
-        };
+        let mut config = ServerConfig::standard("127.0.0.1:0".parse().unwrap(), db.url.clone(), Arc::new(FixedClock(test_today())));
+        config.pii_key = Some(TEST_PII_KEY.to_owned());
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.guard = GuardSettings::STANDARD;
+        configure(&mut config);
         let application = Application::build(config).await.expect("the server starts");
         let address = application.local_addr();
+        let metrics_address = application.metrics_addr();
+        let app = application.app().clone();
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             application
@@ -131,8 +162,31 @@ impl TestApp {
                 .await
                 .expect("the server runs");
         });
-        let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect");
-        TestApp { address, channel, db, shutdown: Some(shutdown), server: Some(server) }
+        let raw = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect");
+        let back_office = make_key(&app, Role::BackOffice, "back-office", &[]).await;
+        let payment_site = make_key(&app, Role::PaymentSite, "payment-site", &[]).await;
+        TestApp {
+            address,
+            channel: authed(&raw, &back_office),
+            payment_site: authed(&raw, &payment_site),
+            raw,
+            app,
+            db,
+            metrics_address,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// A channel with a new key of `role` named `name`.
+    pub async fn as_key(&self, role: Role, name: &str, feins: &[&str]) -> Authed {
+        authed(&self.raw, &make_key(&self.app, role, name, feins).await)
+    }
+
+    /// A channel of the payroll vendor `name` (a key made on first use of each name is fine:
+    /// keys of one name are one sender).
+    pub async fn vendor(&self, name: &str) -> Authed {
+        self.as_key(Role::Vendor, name, &[]).await
     }
 
     /// Stops the server and waits until it has finished.
@@ -145,6 +199,9 @@ impl TestApp {
         }
     }
 }
+
+/// The PII key of the tests' servers.
+pub const TEST_PII_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// The registry of the spec's worked examples: orders A (300.00 a month, 100.00 arrears)
 /// and B (200.00 a month, 300.00 arrears) of one obligor, from November 2026.
@@ -169,15 +226,17 @@ pub enum Export<'a> {
     Allocations,
     Balances { as_of: &'a str },
     Suspense,
+    Audit,
 }
 
 /// Reads a whole export through gRPC.
-pub async fn export(channel: &Channel, what: Export<'_>) -> String {
+pub async fn export(channel: &Authed, what: Export<'_>) -> String {
     let mut client = proto::export_service_client::ExportServiceClient::new(channel.clone());
     let response = match what {
         Export::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
         Export::Balances { as_of } => client.export_balances(proto::ExportBalancesRequest { as_of: as_of.into() }).await,
         Export::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
+        Export::Audit => client.export_audit(proto::ExportAuditRequest {}).await,
     };
     let mut stream = response.expect("the export starts").into_inner();
     let mut csv = Vec::new();
@@ -188,7 +247,7 @@ pub async fn export(channel: &Channel, what: Export<'_>) -> String {
 }
 
 /// Runs distribution through gRPC.
-pub async fn distribute(channel: &Channel) -> proto::RunDistributionResponse {
+pub async fn distribute(channel: &Authed) -> proto::RunDistributionResponse {
     let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel.clone());
     client.run_distribution(proto::RunDistributionRequest {}).await.expect("distribution runs").into_inner()
 }

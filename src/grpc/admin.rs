@@ -1,0 +1,58 @@
+//! The admin service: API keys. Converts, calls one `App` method, converts back.
+
+use tonic::{Request, Response, Status};
+
+use super::proto;
+use super::services::{caller_of, understood};
+use crate::app::{App, AppError, NewKey};
+use crate::domain::access::{Action, Role};
+use crate::domain::Fein;
+use crate::storage::access::ApiKeyRecord;
+
+pub struct Admin(pub App);
+
+pub fn api_key(key: ApiKeyRecord) -> proto::ApiKey {
+    proto::ApiKey {
+        key_id: key.key_id,
+        name: key.name,
+        role: key.role.as_str().to_owned(),
+        feins: key.feins.iter().map(Fein::to_string).collect(),
+        client_cert_sha256: key.client_cert_sha256.unwrap_or_default(),
+        created_at: key.created_at,
+        revoked_at: key.revoked_at.unwrap_or_default(),
+    }
+}
+
+fn new_key(request: proto::CreateApiKeyRequest) -> Result<NewKey, AppError> {
+    let role = Role::parse(&request.role)
+        .ok_or_else(|| AppError::invalid("role", "the role is vendor, employer, payment-site, back-office or admin"))?;
+    let feins = request
+        .feins
+        .iter()
+        .map(|f| Fein::parse(f.trim()).map_err(|e| AppError::invalid("feins", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client_cert_sha256 = Some(request.client_cert_sha256.trim().to_owned()).filter(|f| !f.is_empty());
+    Ok(NewKey { role, name: request.name, feins, client_cert_sha256 })
+}
+
+#[tonic::async_trait]
+impl proto::admin_service_server::AdminService for Admin {
+    async fn create_api_key(&self, request: Request<proto::CreateApiKeyRequest>) -> Result<Response<proto::CreateApiKeyResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let new = understood(&self.0, &caller, Action::CreateApiKey, new_key(request.into_inner())).await?;
+        let created = self.0.create_key(&caller, new).await?;
+        Ok(Response::new(proto::CreateApiKeyResponse { key: Some(api_key(created.key)), token: created.token }))
+    }
+
+    async fn list_api_keys(&self, request: Request<proto::ListApiKeysRequest>) -> Result<Response<proto::ListApiKeysResponse>, Status> {
+        let keys = self.0.list_keys(&caller_of(&request)?).await?;
+        Ok(Response::new(proto::ListApiKeysResponse { keys: keys.into_iter().map(api_key).collect() }))
+    }
+
+    async fn revoke_api_key(&self, request: Request<proto::RevokeApiKeyRequest>) -> Result<Response<proto::ApiKey>, Status> {
+        let caller = caller_of(&request)?;
+        let key_id = request.into_inner().key_id;
+        let key = self.0.revoke_key(&caller, &key_id).await?;
+        Ok(Response::new(api_key(key)))
+    }
+}

@@ -1,0 +1,492 @@
+//! What every call goes through before its handler, as one tower layer around the services:
+//!
+//! 1. a request id (the client's `x-request-id` if it sent a sane one), returned in the
+//!    answer's metadata and carried by the call's tracing span;
+//! 2. load shedding: past the limit of calls in flight, UNAVAILABLE at once;
+//! 3. authentication (bearer API key, or mTLS client certificate), except for the health
+//!    service; the authenticated [`Caller`] is handed to the handler in the request's
+//!    extensions;
+//! 4. rate limits keyed by the authenticated sender (never the peer address): calls per
+//!    second with a burst, and request bytes per second;
+//! 5. deadlines: one for the whole call, and an idle timeout on the request stream;
+//! 6. metrics: calls and latencies by RPC and status code, recorded when the answer ends.
+//!
+//! Authorization is not here: it is the use case's, so that it is audited with the action.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderValue, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+use tonic::Status;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::app::{App, AppError, AuthError, Caller, Credentials};
+use crate::domain::access::Action;
+
+/// The metadata key of the request id.
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
+
+/// The RPCs whose request is a file streamed in: they get the upload deadline.
+const UPLOAD_RPCS: [&str; 3] = ["RemittanceService/SubmitRemittance", "RegistryService/ImportRegistry", "PaymentService/ImportReturns"];
+
+/// Rate limits of one sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateSettings {
+    pub requests_per_second: NonZeroU32,
+    pub request_burst: NonZeroU32,
+    pub bytes_per_second: NonZeroU32,
+    pub byte_burst: NonZeroU32,
+}
+
+/// The guard's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardSettings {
+    pub rate: RateSettings,
+    /// Calls in flight at once, across every connection; past it, calls are shed.
+    pub max_concurrent_calls: usize,
+    /// The longest a call may take (a client's shorter `grpc-timeout` wins).
+    pub call_deadline: Duration,
+    /// The longest an upload (a file streamed in) may take.
+    pub upload_deadline: Duration,
+    /// The longest the server waits for the next piece of a request stream.
+    pub idle_stream_timeout: Duration,
+}
+
+fn non_zero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("a non-zero constant")
+}
+
+impl GuardSettings {
+    /// Generous for any honest client, tight enough that one cannot starve the others.
+    pub const STANDARD: GuardSettings = GuardSettings {
+        rate: RateSettings {
+            requests_per_second: NonZeroU32::new(200).unwrap(),
+            request_burst: NonZeroU32::new(400).unwrap(),
+            bytes_per_second: NonZeroU32::new(64 << 20).unwrap(),
+            // A whole file of the largest size allowed, from a rested bucket.
+            byte_burst: NonZeroU32::new(u32::MAX).unwrap(),
+        },
+        max_concurrent_calls: 256,
+        call_deadline: Duration::from_secs(120),
+        upload_deadline: Duration::from_secs(3600),
+        idle_stream_timeout: Duration::from_secs(60),
+    };
+}
+
+/// The shared state of the guard: limiters and the concurrency budget.
+struct GuardState {
+    app: App,
+    settings: GuardSettings,
+    calls: DefaultKeyedRateLimiter<String>,
+    bytes: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Refusals of unauthenticated calls are audited up to this rate, so that a flood of
+    /// bad credentials cannot flood the audit table (they are all counted in the metrics).
+    unauthenticated_audits: DefaultDirectRateLimiter,
+    in_flight: Arc<Semaphore>,
+}
+
+/// The tower layer; see the module's documentation.
+#[derive(Clone)]
+pub struct GuardLayer {
+    state: Arc<GuardState>,
+}
+
+impl GuardLayer {
+    pub fn new(app: App, settings: GuardSettings) -> GuardLayer {
+        let rate = settings.rate;
+        let state = GuardState {
+            calls: RateLimiter::keyed(Quota::per_second(rate.requests_per_second).allow_burst(rate.request_burst)),
+            bytes: Arc::new(RateLimiter::keyed(Quota::per_second(rate.bytes_per_second).allow_burst(rate.byte_burst))),
+            unauthenticated_audits: RateLimiter::direct(Quota::per_second(non_zero(20)).allow_burst(non_zero(100))),
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            app,
+            settings,
+        };
+        GuardLayer { state: Arc::new(state) }
+    }
+
+    /// Forgets senders idle long enough that their buckets are full again: the limiters'
+    /// state stays as small as the set of recently active senders.
+    pub fn forget_idle_senders(&self) {
+        self.state.calls.retain_recent();
+        self.state.calls.shrink_to_fit();
+        self.state.bytes.retain_recent();
+        self.state.bytes.shrink_to_fit();
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    state: Arc<GuardState>,
+}
+
+/// `/fspc.gateway.v1.PaymentService/SubmitPayment` → `PaymentService/SubmitPayment`; the
+/// health and reflection services likewise; anything else is `unknown` (a bounded label).
+fn rpc_name(path: &str) -> &'static str {
+    static KNOWN: std::sync::OnceLock<HashMap<&'static str, &'static str>> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut known = HashMap::new();
+        for action in Action::ALL {
+            known.insert(action.rpc_name(), action.rpc_name());
+        }
+        known.insert("Health/Check", "Health/Check");
+        known.insert("Health/Watch", "Health/Watch");
+        known
+    });
+    let method = path.trim_start_matches('/');
+    let short = method.rsplit_once('/').map(|(service, rpc)| (service.rsplit('.').next().unwrap_or(service), rpc));
+    match short {
+        Some((service, rpc)) => known.get(format!("{service}/{rpc}").as_str()).copied().unwrap_or("unknown"),
+        None => "unknown",
+    }
+}
+
+fn is_health(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/")
+}
+
+/// The client's request id when it is short and plain, else a new one.
+fn request_id<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let mut random = [0u8; 12];
+            getrandom::fill(&mut random).expect("the operating system provides random bytes");
+            hex::encode(random)
+        })
+}
+
+fn bearer_token<B>(request: &Request<B>) -> Result<Option<&str>, AuthError> {
+    let Some(value) = request.headers().get(http::header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(AuthError::Malformed),
+    }
+}
+
+fn client_certificate<B>(request: &Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let certificates = info.peer_certs()?;
+    certificates.first().map(|der| crate::app::access::certificate_fingerprint(der.as_ref()))
+}
+
+/// What a request presented, read before anything is awaited (a request is not `Sync`).
+struct PresentedCredentials {
+    token: Result<Option<String>, AuthError>,
+    certificate: Option<String>,
+}
+
+impl PresentedCredentials {
+    fn of<B>(request: &Request<B>) -> PresentedCredentials {
+        PresentedCredentials { token: bearer_token(request).map(|t| t.map(str::to_owned)), certificate: client_certificate(request) }
+    }
+}
+
+/// An error answered without calling the service (trailers-only).
+fn refusal(error: AppError) -> Response<Body> {
+    Status::from(error).into_http()
+}
+
+impl GuardState {
+    /// Authenticates and rate-limits a call; the caller, or the answer that refuses it.
+    async fn admit(&self, credentials: PresentedCredentials, request_id: &str, rpc: &'static str) -> Result<Caller, Response<Body>> {
+        let principal = match &credentials.token {
+            Ok(token) => {
+                let presented = Credentials { token: token.as_deref(), client_cert_sha256: credentials.certificate.as_deref() };
+                self.app.authenticate(presented).await
+            }
+            Err(error) => Err(*error),
+        };
+        let principal = match principal {
+            Ok(principal) => principal,
+            Err(reason) => {
+                if self.unauthenticated_audits.check().is_ok() {
+                    self.app.audit_unauthenticated(request_id, rpc).await;
+                }
+                return Err(refusal(AppError::Unauthenticated(reason)));
+            }
+        };
+        tracing::Span::current().record("caller", principal.name.as_str());
+        if let Err(not_until) = self.calls.check_key(&principal.name) {
+            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::warn!(caller = %principal.name, "call rate limit reached");
+            return Err(refusal(AppError::RateLimited { what: "too many calls from this sender", retry_after }));
+        }
+        let caller = Caller { principal, request_id: request_id.to_owned() };
+        // The role is checked here, before the handler reads the request, so a refusal is
+        // the same whatever the request holds; the use case checks again, with the object.
+        if let Some(action) = Action::from_rpc_name(rpc) {
+            self.app.check_role(&caller, action).await.map_err(refusal)?;
+        }
+        Ok(caller)
+    }
+}
+
+impl<S> Service<Request<Body>> for Guard<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The service that was polled ready is the one to call; leave a clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        let path = request.uri().path().to_owned();
+        let rpc = rpc_name(&path);
+        let request_id = request_id(&request);
+        let span = tracing::info_span!("rpc", rpc, request_id = %request_id, caller = tracing::field::Empty);
+        let started = Instant::now();
+        let id = request_id.clone();
+
+        let answer = async move {
+            let request_id = id;
+            if is_health(&path) {
+                // Health checks are answered even at capacity, so a busy server is not
+                // taken for a dead one.
+                return (inner.call(request).await.unwrap_or_else(|never| match never {}), None);
+            }
+            let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+                tracing::warn!("at capacity: call shed");
+                return (refusal(AppError::Overloaded), None);
+            };
+            let caller = match state.admit(PresentedCredentials::of(&request), &request_id, rpc).await {
+                Ok(caller) => caller,
+                Err(refused) => return (refused, Some(permit)),
+            };
+            let settings = state.settings;
+            let (mut parts, body) = request.into_parts();
+            let body = GuardedBody::new(body, state.bytes.clone(), caller.principal.name.clone(), settings.idle_stream_timeout);
+            parts.extensions.insert(caller);
+            let request = Request::from_parts(parts, Body::new(body));
+            let deadline = if UPLOAD_RPCS.contains(&rpc) { settings.upload_deadline } else { settings.call_deadline };
+            match tokio::time::timeout(deadline, inner.call(request)).await {
+                Ok(response) => (response.unwrap_or_else(|never| match never {}), Some(permit)),
+                Err(_) => {
+                    tracing::warn!(deadline_ms = deadline.as_millis() as u64, "call deadline exceeded");
+                    let message = format!("the call took longer than the gateway's deadline of {} s", deadline.as_secs());
+                    (refusal(AppError::DeadlineExceeded(message)), Some(permit))
+                }
+            }
+        };
+        let metrics = self.state.app.metrics().clone();
+        Box::pin(
+            async move {
+                let (response, permit) = answer.await;
+                let (mut parts, body) = response.into_parts();
+                if let Ok(value) = HeaderValue::from_str(&request_id) {
+                    parts.headers.insert(REQUEST_ID_METADATA, value);
+                }
+                // A trailers-only answer (an error before any message) has its status here.
+                let code = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+                let observed = ObservedBody { inner: body, rpc, started, metrics, code, ended: false, _permit: permit };
+                Ok(Response::from_parts(parts, Body::new(observed)))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body held to the sender's byte rate and to the idle timeout.
+    struct GuardedBody {
+        #[pin]
+        inner: Body,
+        bytes: Arc<DefaultKeyedRateLimiter<String>>,
+        sender: String,
+        idle: Duration,
+        // Set while the service waits for the next frame: time counts only then, not while
+        // the service is busy with what it already has.
+        #[pin]
+        waiting: Option<tokio::time::Sleep>,
+    }
+}
+
+impl GuardedBody {
+    fn new(inner: Body, bytes: Arc<DefaultKeyedRateLimiter<String>>, sender: String, idle: Duration) -> GuardedBody {
+        GuardedBody { inner, bytes, sender, idle, waiting: None }
+    }
+}
+
+impl HttpBody for GuardedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.waiting.set(None);
+                if let Some(data) = frame.data_ref() {
+                    if let Some(size) = NonZeroU32::new(u32::try_from(data.len()).unwrap_or(u32::MAX)) {
+                        let allowed = match this.bytes.check_key_n(this.sender, size) {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+                            // A frame larger than the whole burst can never pass.
+                            Err(_) => Err(Duration::from_secs(1)),
+                        };
+                        if let Err(retry_after) = allowed {
+                            tracing::warn!(sender = %this.sender, "upload byte rate limit reached");
+                            return Poll::Ready(Some(Err(Status::from(AppError::RateLimited {
+                                what: "this sender is uploading faster than its byte rate allows",
+                                retry_after,
+                            }))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(status))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.waiting.is_none() {
+                    this.waiting.set(Some(tokio::time::sleep(*this.idle)));
+                }
+                let timer = this.waiting.as_mut().as_pin_mut().expect("set just above");
+                match timer.poll(cx) {
+                    Poll::Ready(()) => {
+                        let seconds = this.idle.as_secs();
+                        tracing::warn!(idle_s = seconds, "request stream idle: stopped");
+                        Poll::Ready(Some(Err(Status::from(AppError::DeadlineExceeded(format!(
+                            "the request stream sent nothing for {seconds} s"
+                        ))))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the call's metrics when the answer ends (or is dropped),
+    /// and holds the call's place in the concurrency budget until then.
+    struct ObservedBody {
+        #[pin]
+        inner: Body,
+        rpc: &'static str,
+        started: Instant,
+        metrics: Arc<crate::metrics::Metrics>,
+        code: Option<i32>,
+        ended: bool,
+        _permit: Option<OwnedSemaphorePermit>,
+    }
+
+    impl PinnedDrop for ObservedBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // No status seen: the client went away before the answer ended.
+            let code = match (*this.code, *this.ended) {
+                (Some(code), _) => tonic::Code::from_i32(code),
+                (None, true) => tonic::Code::Ok,
+                (None, false) => tonic::Code::Cancelled,
+            };
+            this.metrics.observe_rpc(this.rpc, &format!("{code:?}"), this.started.elapsed());
+        }
+    }
+}
+
+impl HttpBody for ObservedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(code) = trailers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+                        *this.code = Some(code);
+                    }
+                }
+            }
+            Poll::Ready(None) => *this.ended = true,
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_names_are_bounded() {
+        assert_eq!(rpc_name("/fspc.gateway.v1.PaymentService/SubmitPayment"), "PaymentService/SubmitPayment");
+        assert_eq!(rpc_name("/grpc.health.v1.Health/Check"), "Health/Check");
+        assert_eq!(rpc_name("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"), "ServerReflection/ServerReflectionInfo");
+        assert_eq!(rpc_name("/evil.Service/Whatever"), "unknown");
+        assert_eq!(rpc_name("nonsense"), "unknown");
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let request = |value: &str| Request::builder().header("authorization", value).body(()).unwrap();
+        assert_eq!(bearer_token(&request("Bearer gwk_x")), Ok(Some("gwk_x")));
+        assert_eq!(bearer_token(&request("bearer  gwk_x ")), Ok(Some("gwk_x")));
+        assert_eq!(bearer_token(&request("Basic abc")), Err(AuthError::Malformed));
+        assert_eq!(bearer_token(&Request::new(())), Ok(None));
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_plain() {
+        let with = |value: &str| Request::builder().header(REQUEST_ID_METADATA, value).body(()).unwrap();
+        assert_eq!(request_id(&with("abc-123")), "abc-123");
+        assert_ne!(request_id(&with("a b")), "a b");
+        assert_eq!(request_id(&Request::new(())).len(), 24);
+    }
+}
