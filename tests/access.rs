@@ -1,0 +1,388 @@
+//! Who may call what, through the real server: every RPC × every role × an own and a
+//! foreign object, generated from the policy's list of actions; and the audit trail, one row
+//! per call, denied calls included, that nobody can alter.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{make_key, Authed, Backend, TestApp, SPEC_REGISTRY};
+use futures::StreamExt;
+use gateway::domain::access::{Action, Role};
+use gateway::formats::ach_returns::write_returns;
+use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::REQUEST_ID_METADATA;
+use proto::admin_service_client::AdminServiceClient;
+use proto::collection_service_client::CollectionServiceClient;
+use proto::distribution_service_client::DistributionServiceClient;
+use proto::export_service_client::ExportServiceClient;
+use proto::payment_service_client::PaymentServiceClient;
+use proto::registry_service_client::RegistryServiceClient;
+use proto::remittance_service_client::RemittanceServiceClient;
+use tonic::{Code, Status};
+
+const EMPLOYER_FEIN: &str = "43-1234567";
+
+/// A remittance CSV of one payment of `dollars` for OB-1 by the employer `fein` (files of
+/// the same bytes are duplicates: the amount tells them apart).
+fn remittance_csv(fein: &str, dollars: usize) -> Vec<u8> {
+    format!(
+        "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n{fein},12345678,123-45-6789,Smith,2026-11-13,{dollars}.00\n"
+    )
+    .into_bytes()
+}
+
+fn submission(batch_id: &str, csv: Vec<u8>) -> impl futures::Stream<Item = proto::SubmitRemittanceRequest> {
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
+    futures::stream::iter([
+        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
+        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(csv)) },
+    ])
+}
+
+fn registration() -> proto::RegisterPayerRequest {
+    proto::RegisterPayerRequest {
+        name: "John Smith".into(),
+        address: "1 Main St".into(),
+        ssn: "123-45-6789".into(),
+        telephone: "573-555-0100".into(),
+        case_number: "12345678".into(),
+        email: "john@example.com".into(),
+        bank_account: Some(proto::BankAccount {
+            routing_number: "091000019".into(),
+            account_number: "000123456789".into(),
+            account_type: "CHECKING".into(),
+        }),
+    }
+}
+
+/// What the matrix calls with: objects that exist, owned by the tenants of the test.
+struct World {
+    app: TestApp,
+    channels: HashMap<Role, Authed>,
+    payer_id: i64,
+    payment_id: i64,
+    /// Each role's own batch (vendor and employer), and a batch of another vendor's.
+    own_batch: HashMap<Role, String>,
+    foreign_batch: String,
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    assert!(
+        RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied
+    );
+
+    let mut channels = HashMap::new();
+    channels.insert(Role::Vendor, app.vendor("acme-payroll").await);
+    channels.insert(Role::Employer, app.as_key(Role::Employer, "acme-hr", &[EMPLOYER_FEIN]).await);
+    channels.insert(Role::PaymentSite, app.payment_site.clone());
+    channels.insert(Role::BackOffice, app.channel.clone());
+    channels.insert(Role::Admin, app.as_key(Role::Admin, "security-officer", &[]).await);
+
+    let mut own_batch = HashMap::new();
+    for (role, batch) in [(Role::Vendor, "ACME-1"), (Role::Employer, "HR-1")] {
+        let mut client = RemittanceServiceClient::new(channels[&role].clone());
+        let ack = client.submit_remittance(submission(batch, remittance_csv(EMPLOYER_FEIN, batch.len()))).await.unwrap().into_inner();
+        assert_eq!(ack.status, "ACCEPTED");
+        own_batch.insert(role, batch.to_owned());
+    }
+    let other = app.vendor("other-payroll").await;
+    RemittanceServiceClient::new(other).submit_remittance(submission("OTHER-1", remittance_csv("43-7654321", 1))).await.unwrap();
+
+    let mut payments = PaymentServiceClient::new(app.payment_site.clone());
+    let payer_id = payments.register_payer(registration()).await.unwrap().into_inner().payer_id;
+    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::GetPayerRequest { payer_id }).await.unwrap();
+    let request = proto::SubmitPaymentRequest {
+        payer_id,
+        case_number: "12345678".into(),
+        amount: "20.00".into(),
+        channel: proto::PaymentChannel::Web as i32,
+        idempotency_key: "setup".into(),
+    };
+    let payment_id = payments.submit_payment(request).await.unwrap().into_inner().payment_id;
+    World { app, channels, payer_id, payment_id, own_batch, foreign_batch: "OTHER-1".to_owned() }
+}
+
+/// Whether the RPC's object belongs to a tenant: only then is there a foreign object to try.
+fn tenant_scoped(action: Action) -> bool {
+    matches!(action, Action::GetRemittance | Action::ListRemittanceLines | Action::ListRemittances | Action::SubmitRemittance)
+}
+
+/// What an allowed call answers. AddBankAccount always refuses a second account: that is
+/// its answer once allowed, never PERMISSION_DENIED.
+fn allowed_answer(action: Action) -> Code {
+    match action {
+        Action::AddBankAccount => Code::FailedPrecondition,
+        _ => Code::Ok,
+    }
+}
+
+/// Reads a server stream to its end; its first error is the call's.
+async fn drain<T>(stream: Result<tonic::Response<tonic::Streaming<T>>, Status>) -> Result<Vec<T>, Status> {
+    let mut stream = stream?.into_inner();
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(item?);
+    }
+    Ok(items)
+}
+
+/// Calls the RPC of `action` as `role` on an own or a foreign object; `cell` makes what
+/// must be unique (batch ids, idempotency keys, key names) unique to the call.
+async fn call(world: &World, channel: &Authed, role: Role, action: Action, foreign: bool, cell: usize) -> Result<(), Status> {
+    let batch = match (foreign, world.own_batch.get(&role)) {
+        (false, Some(own)) => own.clone(),
+        _ => world.foreign_batch.clone(),
+    };
+    let payer_id = world.payer_id;
+    let mut remittances = RemittanceServiceClient::new(channel.clone());
+    let mut payments = PaymentServiceClient::new(channel.clone());
+    let mut exports = ExportServiceClient::new(channel.clone());
+    let mut admin = AdminServiceClient::new(channel.clone());
+    match action {
+        Action::ImportRegistry => {
+            let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+            RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await.map(drop)
+        }
+        Action::AddCollection => {
+            let request =
+                proto::AddCollectionRequest { case_number: "12345678".into(), amount: "1.00".into(), effective_date: "2026-11-13".into() };
+            CollectionServiceClient::new(channel.clone()).add_collection(request).await.map(drop)
+        }
+        Action::RunDistribution => {
+            DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.map(drop)
+        }
+        Action::SubmitRemittance => {
+            // Foreign: a line of another employer's (an employer key may not remit it).
+            let fein = if foreign { "43-7654321" } else { EMPLOYER_FEIN };
+            let ack =
+                remittances.submit_remittance(submission(&format!("CELL-{cell}"), remittance_csv(fein, 100 + cell))).await?.into_inner();
+            assert_eq!(ack.status, "ACCEPTED", "{role} {action:?}");
+            let rejected = ack.lines.iter().any(|l| l.problems.iter().any(|p| p.code == "FEIN_NOT_AUTHORIZED"));
+            assert_eq!(rejected, foreign && role == Role::Employer, "{role} foreign={foreign}: {:?}", ack.lines);
+            Ok(())
+        }
+        Action::GetRemittance => remittances.get_remittance(proto::GetRemittanceRequest { batch_id: batch }).await.map(drop),
+        Action::ListRemittanceLines => {
+            drain(remittances.list_remittance_lines(proto::ListRemittanceLinesRequest { batch_id: batch }).await).await.map(drop)
+        }
+        Action::ListRemittances => {
+            let listed = remittances.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await?.into_inner();
+            // Another tenant's files never appear in the list.
+            assert!(listed.remittances.iter().all(|r| r.batch_id != world.foreign_batch), "{role}: {listed:?}");
+            Ok(())
+        }
+        Action::RegisterPayer => payments.register_payer(registration()).await.map(drop),
+        Action::GetPayer => payments.get_payer(proto::GetPayerRequest { payer_id }).await.map(drop),
+        Action::AddBankAccount => {
+            let request = proto::BankAccountRequest { payer_id, bank_account: registration().bank_account };
+            payments.add_bank_account(request).await.map(drop)
+        }
+        Action::ReplaceBankAccount => {
+            let request = proto::BankAccountRequest { payer_id, bank_account: registration().bank_account };
+            payments.replace_bank_account(request).await.map(drop)
+        }
+        Action::ConfirmBankAccount => payments.confirm_bank_account(proto::GetPayerRequest { payer_id }).await.map(drop),
+        Action::ReturnPrenote => {
+            let result = payments.return_prenote(proto::ReturnPrenoteRequest { payer_id, return_code: "R03".into() }).await.map(drop);
+            // Confirm again, so later payments in the matrix are possible.
+            if result.is_ok() {
+                payments.confirm_bank_account(proto::GetPayerRequest { payer_id }).await?;
+            }
+            result
+        }
+        Action::SubmitPayment => {
+            let mut office = PaymentServiceClient::new(world.channels[&Role::BackOffice].clone());
+            office.confirm_bank_account(proto::GetPayerRequest { payer_id }).await?;
+            let request = proto::SubmitPaymentRequest {
+                payer_id,
+                case_number: "12345678".into(),
+                amount: "5.00".into(),
+                channel: proto::PaymentChannel::Web as i32,
+                idempotency_key: format!("cell-{cell}"),
+            };
+            payments.submit_payment(request).await.map(drop)
+        }
+        Action::RecordReturn => {
+            let request = proto::RecordReturnRequest { payment_id: world.payment_id, return_code: "R01".into() };
+            payments.record_return(request).await.map(drop)
+        }
+        Action::ImportReturns => {
+            let file = write_returns(&[("R01", "091000019999999", 100)]);
+            payments.import_returns(futures::stream::iter([proto::ImportReturnsRequest { chunk: file }])).await.map(drop)
+        }
+        Action::ExportAllocations => drain(exports.export_allocations(proto::ExportAllocationsRequest {}).await).await.map(drop),
+        Action::ExportBalances => {
+            drain(exports.export_balances(proto::ExportBalancesRequest { as_of: String::new() }).await).await.map(drop)
+        }
+        Action::ExportSuspense => drain(exports.export_suspense(proto::ExportSuspenseRequest {}).await).await.map(drop),
+        Action::ExportAudit => drain(exports.export_audit(proto::ExportAuditRequest {}).await).await.map(drop),
+        Action::CreateApiKey => {
+            let request = proto::CreateApiKeyRequest { role: "vendor".into(), name: format!("made-in-cell-{cell}"), ..Default::default() };
+            admin.create_api_key(request).await.map(drop)
+        }
+        Action::ListApiKeys => admin.list_api_keys(proto::ListApiKeysRequest {}).await.map(drop),
+        Action::RevokeApiKey => {
+            let token = make_key(&world.app.app, Role::Vendor, &format!("revoked-in-cell-{cell}"), &[]).await;
+            let key_id = token.split('_').nth(1).unwrap().to_owned();
+            admin.revoke_api_key(proto::RevokeApiKeyRequest { key_id }).await.map(drop)
+        }
+        Action::Reflection => {
+            use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};
+            let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            drain(ServerReflectionClient::new(channel.clone()).server_reflection_info(futures::stream::iter([request])).await)
+                .await
+                .map(drop)
+        }
+    }
+}
+
+fn code_of(result: &Result<(), Status>) -> Code {
+    result.as_ref().err().map(Status::code).unwrap_or(Code::Ok)
+}
+
+#[tokio::test]
+async fn only_the_allowed_cells_of_every_rpc_role_and_object_succeed() {
+    let world = world().await;
+    let mut cell = 0;
+    let mut failures = Vec::new();
+    for action in Action::ALL {
+        for role in Role::ALL {
+            for foreign in [false, true] {
+                cell += 1;
+                let result = call(&world, &world.channels[&role], role, action, foreign, cell).await;
+                let expected = match (action.allows(role), foreign && tenant_scoped(action)) {
+                    (false, _) => Code::PermissionDenied,
+                    // Another tenant's object is answered as if it did not exist.
+                    (true, true) if matches!(action, Action::GetRemittance | Action::ListRemittanceLines) => Code::NotFound,
+                    (true, _) => allowed_answer(action),
+                };
+                if code_of(&result) != expected {
+                    failures.push(format!("{action:?} as {role} (foreign: {foreign}): expected {expected:?}, got {result:?}"));
+                }
+                if let Err(status) = &result {
+                    // A refusal says nothing about the object asked for.
+                    if expected == Code::PermissionDenied {
+                        assert!(!status.message().contains("OTHER-1") && !status.message().contains("ACME-1"), "{}", status.message());
+                    }
+                }
+            }
+        }
+        // Without a key, or with a revoked one, nothing but health answers.
+        let result = call(&world, &no_key(&world.app.raw), Role::Vendor, action, false, 0).await;
+        if code_of(&result) != Code::Unauthenticated {
+            failures.push(format!("{action:?} without a key: {result:?}"));
+        }
+    }
+    let token = make_key(&world.app.app, Role::BackOffice, "soon-revoked", &[]).await;
+    let key_id = token.split('_').nth(1).unwrap().to_owned();
+    AdminServiceClient::new(world.channels[&Role::Admin].clone()).revoke_api_key(proto::RevokeApiKeyRequest { key_id }).await.unwrap();
+    let revoked = common::authed(&world.app.raw, &token);
+    let result = call(&world, &revoked, Role::BackOffice, Action::ExportAllocations, false, 0).await;
+    assert_eq!(code_of(&result), Code::Unauthenticated, "a revoked key: {result:?}");
+    let forged = common::authed(&world.app.raw, &format!("{}0", &token[..token.len() - 1]));
+    let result = call(&world, &forged, Role::BackOffice, Action::ExportAllocations, false, 0).await;
+    assert_eq!(code_of(&result), Code::Unauthenticated, "a wrong secret: {result:?}");
+    assert!(failures.is_empty(), "{} cells wrong:\n{}", failures.len(), failures.join("\n"));
+    world.app.stop().await;
+}
+
+/// A channel that presents no key at all.
+fn no_key(channel: &tonic::transport::Channel) -> Authed {
+    tonic::service::interceptor::InterceptedService::new(channel.clone(), gateway::grpc::client::BearerToken::none())
+}
+
+/// The request id of an answer, from its metadata (an error's too).
+fn request_id_of<T>(result: &Result<tonic::Response<T>, Status>) -> String {
+    let metadata = match result {
+        Ok(response) => response.metadata(),
+        Err(status) => status.metadata(),
+    };
+    metadata.get(REQUEST_ID_METADATA).expect("every answer has a request id").to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_altered() {
+    let world = world().await;
+    let store = world.app.app.store().clone();
+    let before = store.audit_after(0, 100_000).await.unwrap().last().map(|r| r.audit_id).unwrap_or(0);
+    let vendor = &world.channels[&Role::Vendor];
+    let office = &world.channels[&Role::BackOffice];
+    let site = &world.channels[&Role::PaymentSite];
+    let payer_id = world.payer_id;
+
+    let mut calls: Vec<(String, &str, &str)> = Vec::new(); // (request id, action, outcome)
+    let result = PaymentServiceClient::new(site.clone()).get_payer(proto::GetPayerRequest { payer_id }).await;
+    calls.push((request_id_of(&result), "PaymentService/GetPayer", "OK"));
+    let result = PaymentServiceClient::new(vendor.clone()).get_payer(proto::GetPayerRequest { payer_id }).await;
+    calls.push((request_id_of(&result), "PaymentService/GetPayer", "PERMISSION_DENIED"));
+    let result = PaymentServiceClient::new(no_key(&world.app.raw)).get_payer(proto::GetPayerRequest { payer_id }).await;
+    calls.push((request_id_of(&result), "PaymentService/GetPayer", "UNAUTHENTICATED"));
+    let result = PaymentServiceClient::new(site.clone()).get_payer(proto::GetPayerRequest { payer_id: 999 }).await;
+    calls.push((request_id_of(&result), "PaymentService/GetPayer", "NOT_FOUND"));
+    let request = proto::SubmitPaymentRequest {
+        payer_id,
+        case_number: "12345678".into(),
+        amount: "12.00".into(),
+        channel: proto::PaymentChannel::Phone as i32,
+        idempotency_key: "audited".into(),
+    };
+    let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;
+    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "OK"));
+    let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;
+    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "REPLAYED"));
+    let malformed = proto::SubmitPaymentRequest { amount: "12.001".into(), idempotency_key: "bad".into(), ..request };
+    let result = PaymentServiceClient::new(site.clone()).submit_payment(malformed).await;
+    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "INVALID_ARGUMENT"));
+    let result = DistributionServiceClient::new(office.clone()).run_distribution(proto::RunDistributionRequest {}).await;
+    calls.push((request_id_of(&result), "DistributionService/RunDistribution", "OK"));
+    let result =
+        RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-1", remittance_csv(EMPLOYER_FEIN, 7))).await;
+    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "OK"));
+    let result =
+        RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-1", remittance_csv(EMPLOYER_FEIN, 7))).await;
+    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "REPLAYED"));
+    let result =
+        RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-2", b"not,a,remittance\n".to_vec())).await;
+    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "REFUSED"));
+    let result =
+        RemittanceServiceClient::new(vendor.clone()).get_remittance(proto::GetRemittanceRequest { batch_id: "OTHER-1".into() }).await;
+    calls.push((request_id_of(&result), "RemittanceService/GetRemittance", "NOT_FOUND"));
+    let result = ExportServiceClient::new(office.clone()).export_suspense(proto::ExportSuspenseRequest {}).await;
+    calls.push((request_id_of(&result), "ExportService/ExportSuspense", "OK"));
+    drain(result).await.unwrap();
+    let result = AdminServiceClient::new(office.clone()).list_api_keys(proto::ListApiKeysRequest {}).await;
+    calls.push((request_id_of(&result), "AdminService/ListApiKeys", "PERMISSION_DENIED"));
+
+    let rows: Vec<_> = store.audit_after(before, 100_000).await.unwrap().into_iter().map(|r| r.entry).collect();
+    assert_eq!(rows.len(), calls.len(), "one row per call: {rows:#?}");
+    for (request_id, action, outcome) in &calls {
+        let matching: Vec<_> = rows.iter().filter(|r| &r.request_id == request_id).collect();
+        assert_eq!(matching.len(), 1, "one row for {action} {outcome}: {rows:#?}");
+        assert_eq!((matching[0].action.as_str(), matching[0].outcome.as_str()), (*action, *outcome), "{request_id}");
+    }
+    // Who: the key's name and role, or `-` for nobody.
+    let unauthenticated = rows.iter().find(|r| r.outcome == "UNAUTHENTICATED").unwrap();
+    assert_eq!((unauthenticated.actor.as_str(), unauthenticated.role.as_str()), ("-", "-"));
+    let payment = rows.iter().find(|r| r.action == "PaymentService/SubmitPayment" && r.outcome == "OK").unwrap();
+    assert_eq!(
+        (payment.actor.as_str(), payment.role.as_str(), payment.object.as_str()),
+        ("payment-site", "payment-site", &*format!("payer:{payer_id}"))
+    );
+
+    // The export shows the same rows; and no row can be changed or removed.
+    let csv = common::export(office, common::Export::Audit).await;
+    assert!(csv.starts_with("audit_id,at,request_id,actor,key_id,role,action,object,outcome\n"), "{csv}");
+    for (request_id, _, _) in &calls {
+        assert!(csv.contains(request_id.as_str()), "{request_id} in the export");
+    }
+    let mut connection = <sqlx::SqliteConnection as sqlx::Connection>::connect(&world.app.db.url).await.unwrap();
+    assert!(sqlx::query("UPDATE audit_log SET outcome = 'OK'").execute(&mut connection).await.is_err());
+    assert!(sqlx::query("DELETE FROM audit_log").execute(&mut connection).await.is_err());
+    world.app.stop().await;
+}
