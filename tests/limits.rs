@@ -1,0 +1,285 @@
+//! A limit on everything, each tested through the real server: message size, lines and
+//! record length per file, the call and upload deadlines, the idle stream, load shedding,
+//! and the per-sender rate limits (one sender flooded and refused while another is served);
+//! and the metrics that show it all.
+
+mod common;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use common::{Authed, Backend, TestApp, SPEC_REGISTRY};
+use futures::StreamExt;
+use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::RETRY_PUSHBACK_METADATA;
+use gateway::startup::ServerConfig;
+use proto::collection_service_client::CollectionServiceClient;
+use proto::distribution_service_client::DistributionServiceClient;
+use proto::registry_service_client::RegistryServiceClient;
+use proto::remittance_service_client::RemittanceServiceClient;
+use tonic::Code;
+
+const HEADER: &str = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n";
+
+/// A CSV of `lines` payments for OB-1, each of a different amount.
+fn csv(lines: usize) -> Vec<u8> {
+    let mut csv = HEADER.to_owned();
+    for line in 0..lines {
+        csv.push_str(&format!("43-1234567,12345678,123-45-6789,Smith,2026-11-13,{}.00\n", line + 1));
+    }
+    csv.into_bytes()
+}
+
+fn header(batch_id: &str) -> proto::SubmitRemittanceRequest {
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
+    proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }
+}
+
+fn chunk(bytes: Vec<u8>) -> proto::SubmitRemittanceRequest {
+    proto::SubmitRemittanceRequest { part: Some(Part::Chunk(bytes)) }
+}
+
+async fn submit(channel: &Authed, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
+    let messages = [header(batch_id), chunk(file)];
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
+}
+
+async fn spawn(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let app = TestApp::spawn_configured(Backend::Sqlite, configure).await;
+    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    let imported = RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap();
+    assert!(imported.into_inner().applied);
+    app
+}
+
+async fn listed(channel: &Authed) -> Vec<String> {
+    let mut client = RemittanceServiceClient::new(channel.clone());
+    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap().into_inner();
+    listed.remittances.into_iter().map(|r| r.batch_id).collect()
+}
+
+fn non_zero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused() {
+    let app = spawn(|config| config.max_message_bytes = 1024).await;
+    let request = proto::AddCollectionRequest { case_number: "1".repeat(2000), amount: "1.00".into(), effective_date: "2026-11-13".into() };
+    let status = CollectionServiceClient::new(app.channel.clone()).add_collection(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("1024"), "{}", status.message());
+    // An upload is many messages: a file far larger than one message still goes through.
+    let vendor = app.vendor("acme-payroll").await;
+    let file = csv(100);
+    assert!(file.len() > 2048);
+    let messages = std::iter::once(header("SMALL-PIECES")).chain(file.chunks(512).map(|c| chunk(c.to_vec()))).collect::<Vec<_>>();
+    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
+    assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 100));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_over_the_line_limit_is_refused_whole() {
+    let app = spawn(|config| config.upload_limits.max_lines = 3).await;
+    let vendor = app.vendor("acme-payroll").await;
+    let ack = submit(&vendor, "MANY", csv(4)).await.unwrap();
+    assert_eq!(ack.status, "REFUSED");
+    let problem = ack.file_problem.unwrap();
+    assert_eq!((problem.code.as_str(), problem.position.as_str()), ("TOO_MANY_LINES", "line 4"), "{}", problem.message);
+    assert!(listed(&vendor).await.is_empty(), "nothing of a refused file is kept");
+    assert_eq!(submit(&vendor, "FEW", csv(3)).await.unwrap().status, "ACCEPTED");
+
+    // The registry too: its rows are lines.
+    let four_rows = format!("{SPEC_REGISTRY}OB-3,323-45-6789,Roe,Rita,32345678,D,100.00,2026-11,0.00,\n");
+    let chunks = [proto::ImportRegistryRequest { chunk: four_rows.into_bytes() }];
+    let refused =
+        RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner();
+    assert!(!refused.applied);
+    assert_eq!(refused.problems[0].code, "TOO_MANY_LINES");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_over_the_length_limit_refuses_the_file() {
+    let app = spawn(|config| config.upload_limits.max_record_bytes = 200).await;
+    let vendor = app.vendor("acme-payroll").await;
+    let long = format!("{HEADER}43-1234567,12345678,123-45-6789,{},2026-11-13,1.00\n", "S".repeat(200));
+    let ack = submit(&vendor, "LONG", long.into_bytes()).await.unwrap();
+    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.file_problem.unwrap().code, "RECORD_TOO_LONG");
+    assert_eq!(submit(&vendor, "SHORT", csv(2)).await.unwrap().status, "ACCEPTED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_stopped_by_the_idle_timeout_and_keeps_nothing() {
+    let app = spawn(|config| config.guard.idle_stream_timeout = Duration::from_secs(1)).await;
+    let vendor = app.vendor("acme-payroll").await;
+    // The header and half a file, then nothing: a client hung mid-upload.
+    let half = csv(6)[..150].to_vec();
+    let stalled = futures::stream::iter([header("STALLED"), chunk(half)]).chain(futures::stream::pending());
+    let started = std::time::Instant::now();
+    let status = RemittanceServiceClient::new(vendor.clone()).submit_remittance(stalled).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("sent nothing for 1 s"), "{}", status.message());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(listed(&vendor).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_past_its_deadline_is_stopped_and_keeps_nothing() {
+    let app = spawn(|config| config.guard.upload_deadline = Duration::from_secs(1)).await;
+    let vendor = app.vendor("acme-payroll").await;
+    // A client that keeps sending, slowly: never idle, but over the deadline.
+    let file = csv(20);
+    let pieces: Vec<Vec<u8>> = file.chunks(file.len() / 10 + 1).map(<[u8]>::to_vec).collect();
+    let slow = futures::stream::iter([header("SLOW")]).chain(futures::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        chunk(piece)
+    }));
+    let status = RemittanceServiceClient::new(vendor.clone()).submit_remittance(slow).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(listed(&vendor).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_stopped_and_changes_nothing() {
+    // 1 ms: no distribution of thousands of collections is that quick.
+    let app = spawn(|config| config.guard.call_deadline = Duration::from_millis(1)).await;
+    let vendor = app.vendor("acme-payroll").await;
+    assert_eq!(submit(&vendor, "BIG", csv(5000)).await.unwrap().status, "ACCEPTED", "an upload has a deadline of its own");
+    let status = DistributionServiceClient::new(app.channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    // The run's transaction was dropped with the call: nothing was distributed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(app.app.store().allocations_after(0, 10).await.unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
+    let app = spawn(|config| config.guard.max_concurrent_calls = 1).await;
+    let vendor = app.vendor("acme-payroll").await;
+    let holder = vendor.clone();
+    let held = tokio::spawn(async move {
+        let forever = futures::stream::iter([header("HELD")]).chain(futures::stream::pending());
+        RemittanceServiceClient::new(holder).submit_remittance(forever).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut client = RemittanceServiceClient::new(vendor.clone());
+    let shed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap_err();
+    assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
+    assert!(shed.metadata().get(RETRY_PUSHBACK_METADATA).is_some(), "a retry hint");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.raw.clone());
+    assert!(health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok());
+
+    held.abort();
+    let _ = held.await;
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "the slot is free again once the held call ends");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_sender_flooded_is_refused_while_another_is_served() {
+    let app = spawn(|config| {
+        config.guard.rate.requests_per_second = non_zero(1);
+        config.guard.rate.request_burst = non_zero(3);
+    })
+    .await;
+    let flooder = app.vendor("flooder").await;
+    let mut client = RemittanceServiceClient::new(flooder.clone());
+    let mut refused = Vec::new();
+    for _ in 0..10 {
+        if let Err(status) = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await {
+            refused.push(status);
+        }
+    }
+    assert!(refused.len() >= 6, "the burst is 3: {} of 10 refused", refused.len());
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let pushback: u64 = status.metadata().get(RETRY_PUSHBACK_METADATA).unwrap().to_str().unwrap().parse().unwrap();
+        assert!((1..=1000).contains(&pushback), "retry after {pushback} ms");
+        assert!(status.message().contains("retry after"), "{}", status.message());
+    }
+    // Another sender, at the same moment, is served in full.
+    let other = app.vendor("quiet-vendor").await;
+    let mut other = RemittanceServiceClient::new(other);
+    for _ in 0..3 {
+        other.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap();
+    }
+    // And the flooder is served again once it waits.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn upload_bytes_over_a_senders_rate_are_refused_while_another_sender_uploads() {
+    let app = spawn(|config| {
+        config.guard.rate.bytes_per_second = non_zero(1000);
+        config.guard.rate.byte_burst = non_zero(4096);
+    })
+    .await;
+    let big = app.vendor("big-sender").await;
+    let file = csv(300);
+    assert!(file.len() > 8000);
+    let messages = std::iter::once(header("HUGE")).chain(file.chunks(1024).map(|c| chunk(c.to_vec()))).collect::<Vec<_>>();
+    let status = RemittanceServiceClient::new(big.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.metadata().get(RETRY_PUSHBACK_METADATA).is_some(), "a retry hint");
+    let small = app.vendor("small-sender").await;
+    assert_eq!(submit(&small, "SMALL", csv(5)).await.unwrap().status, "ACCEPTED");
+    assert!(!listed(&big).await.contains(&"HUGE".to_owned()), "nothing of the refused upload is kept");
+    app.stop().await;
+}
+
+/// `GET /metrics` over plain HTTP/1.1.
+async fn scrape(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.metrics_address.expect("a metrics port")).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[tokio::test]
+async fn the_metrics_show_calls_lines_runs_and_money_waiting() {
+    let app = spawn(|_| {}).await;
+    let vendor = app.vendor("acme-payroll").await;
+    let file = format!("{HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,700.00\n43-1234567,,423-45-6789,Nobody,2026-11-13,5.00\n");
+    submit(&vendor, "M-1", file.into_bytes()).await.unwrap();
+    DistributionServiceClient::new(app.channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap();
+    let denied = DistributionServiceClient::new(vendor).run_distribution(proto::RunDistributionRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let text = scrape(&app).await;
+    for expected in [
+        r#"gateway_rpc_requests_total{rpc="RemittanceService/SubmitRemittance",code="Ok"} 1"#,
+        r#"gateway_rpc_requests_total{rpc="DistributionService/RunDistribution",code="Ok"} 1"#,
+        r#"gateway_rpc_requests_total{rpc="DistributionService/RunDistribution",code="PermissionDenied"} 1"#,
+        r#"gateway_rpc_duration_seconds_count{rpc="RegistryService/ImportRegistry",code="Ok"} 1"#,
+        r#"gateway_remittance_lines_total{status="APPLIED"} 1"#,
+        r#"gateway_remittance_lines_total{status="SUSPENSE"} 1"#,
+        "gateway_distribution_run_duration_seconds_count 1",
+        "gateway_suspense_open_dollars 5.0",
+        // 700.00 covers 500.00 of current support and 200.00 of 400.00 arrears: nothing unapplied.
+        "gateway_unapplied_dollars 0.0",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    assert!(!text.contains("123456789") && !text.contains("423456789"), "no SSN in the metrics");
+    app.stop().await;
+}
