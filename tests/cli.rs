@@ -297,3 +297,75 @@ fn the_cli_registers_a_payer_takes_a_payment_and_records_its_return() {
     assert!(out.contains("Payment 1 returned (R02): CANCELLED.") && out.contains("unusable until it is replaced"), "{out}");
     assert!(cli(&server, &server.keys.payment_site, &["payer", "show", "1"]).1.contains("UNUSABLE — returned R02"));
 }
+
+/// Runs `gateway admin …` on the database directly.
+fn admin(database_url: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(GATEWAY).arg("admin").args(args).args(["--database", database_url]).output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+#[test]
+fn keys_are_made_listed_and_revoked_on_the_database_and_a_revoked_key_is_refused_at_once() {
+    let db = TestDb::new_blocking();
+    let server = Server::start(&db.url);
+
+    let (code, out, err) = admin(&db.url, &["key", "list"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["back-office", "acme-payroll", "payment-site"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let vendor_secret = server.keys.vendor.rsplit('_').next().unwrap();
+    assert!(!out.contains(vendor_secret), "a key's secret is never listed");
+
+    // No key: refused, and told how to present one.
+    let (code, _, err) = cli(&server, "", &["remit", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Unauthenticated") && err.contains("Bearer"), "{err}");
+    assert_eq!(cli(&server, &server.keys.vendor, &["remit", "list"]).0, 0);
+
+    let vendor_id = server.keys.vendor.split('_').nth(1).unwrap();
+    let (code, out, err) = admin(&db.url, &["key", "revoke", vendor_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("key {vendor_id} (acme-payroll) revoked")), "{out}");
+    let (code, _, err) = cli(&server, &server.keys.vendor, &["remit", "list"]);
+    assert_eq!(code, 1, "the running server refuses a revoked key at once");
+    assert!(err.contains("Unauthenticated"), "{err}");
+    assert_eq!(admin(&db.url, &["key", "revoke", vendor_id]).0, 1, "revoking twice is an error");
+
+    // An employer key must name its FEINs; other keys may not.
+    assert_eq!(admin(&db.url, &["key", "create", "--role", "employer", "--name", "hr"]).0, 1);
+    assert_eq!(admin(&db.url, &["key", "create", "--role", "vendor", "--name", "v", "--fein", "43-1234567"]).0, 1);
+    let (code, out, err) = admin(&db.url, &["key", "create", "--role", "employer", "--name", "hr", "--fein", "43-1234567"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().nth(1).unwrap().starts_with("gwk_"), "the token is printed once: {out}");
+
+    // The local admin commands are in the audit trail, under the operating system's user.
+    let (code, audit, err) = cli(&server, &server.keys.back_office, &["export", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(audit.lines().any(|l| l.contains(",local:") && l.contains("AdminService/RevokeApiKey") && l.ends_with(",OK")), "{audit}");
+    assert!(audit.lines().any(|l| l.contains("RemittanceService/ListRemittances") && l.ends_with(",UNAUTHENTICATED")), "{audit}");
+}
+
+#[test]
+fn serve_help_documents_every_setting_and_its_environment_variable() {
+    let output = Command::new(GATEWAY).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for setting in [
+        "--config",
+        "GATEWAY_CONFIG",
+        "--metrics-listen",
+        "--rate-limit-per-second",
+        "GATEWAY_RATE_LIMIT_PER_SECOND",
+        "--upload-bytes-per-second",
+        "--max-concurrent-calls",
+        "--call-deadline-seconds",
+        "--idle-stream-timeout-seconds",
+        "--max-upload-lines",
+        "--max-record-bytes",
+        "--max-message-bytes",
+        "--tls-cert",
+        "--tls-client-ca",
+    ] {
+        assert!(help.contains(setting), "{setting} in:\n{help}");
+    }
+}

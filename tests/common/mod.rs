@@ -149,6 +149,7 @@ impl TestApp {
         config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         config.guard = GuardSettings::STANDARD;
         configure(&mut config);
+        let tls = config.tls.is_some();
         let application = Application::build(config).await.expect("the server starts");
         let address = application.local_addr();
         let metrics_address = application.metrics_addr();
@@ -162,7 +163,10 @@ impl TestApp {
                 .await
                 .expect("the server runs");
         });
-        let raw = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.expect("connect");
+        // Over TLS the tests connect with their own client configuration: this plain
+        // channel is then only a placeholder that never connects.
+        let endpoint = Channel::from_shared(format!("http://{address}")).unwrap();
+        let raw = if tls { endpoint.connect_lazy() } else { endpoint.connect().await.expect("connect") };
         let back_office = make_key(&app, Role::BackOffice, "back-office", &[]).await;
         let payment_site = make_key(&app, Role::PaymentSite, "payment-site", &[]).await;
         TestApp {
@@ -176,6 +180,11 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
         }
+    }
+
+    /// A server that speaks only TLS, with `files`.
+    pub async fn spawn_tls(backend: Backend, files: gateway::startup::TlsFiles) -> TestApp {
+        Self::spawn_configured(backend, |config| config.tls = Some(files)).await
     }
 
     /// A channel with a new key of `role` named `name`.
