@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    println!("Gateway server on {address}, database {database_url}\n");
+    println!("Gateway server on {address}, database {database_url}");
+    println!("A back-office API key was made, as `gateway admin key create --role back-office` makes one.\n");
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;
     let channel = with_key(channel, &back_office).expect("a key is ASCII");
 

@@ -282,15 +282,16 @@ impl App {
     pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKeyRecord, AppError> {
         let key_id = key_id.trim();
         let audit = self.authorize(caller, Action::RevokeApiKey, format!("key:{key_id}")).await?;
-        let result = match self.store.revoke_key(key_id, &self.clock.now_rfc3339(), &audit).await {
-            Ok(true) => {
-                tracing::info!(%key_id, "API key revoked");
-                self.store.key(key_id).await.map_err(AppError::from)?.ok_or_else(|| AppError::Internal("a revoked key vanished".into()))
-            }
-            Ok(false) => Err(AppError::NotFound(format!("no active key {key_id}"))),
-            Err(error) => Err(error.into()),
-        };
+        let result = self.revoke_key_audited(key_id, &audit).await;
         self.audited_write(audit, result).await
+    }
+
+    async fn revoke_key_audited(&self, key_id: &str, audit: &AuditEntry) -> Result<ApiKeyRecord, AppError> {
+        if !self.store.revoke_key(key_id, &self.clock.now_rfc3339(), audit).await? {
+            return Err(AppError::NotFound(format!("no active key {key_id}")));
+        }
+        tracing::info!(%key_id, "API key revoked");
+        self.store.key(key_id).await?.ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))
     }
 
     /// The audit trail, as CSV chunks.
