@@ -119,6 +119,15 @@ pub async fn open_app(database_url: &str, pii_key: Option<&str>, clock: Arc<dyn 
     Ok(App::new(store, pii_key, clock, limits))
 }
 
+/// The application for the local admin commands, which touch keys and the audit trail only:
+/// its PII key is a throwaway that is never stored, so running them can never put a
+/// generated key in a database whose server is configured with its own.
+pub async fn open_admin_app(database_url: &str) -> Result<App, StartupError> {
+    let store = storage::connect(database_url).await?;
+    let unused = PiiKey::from_hex(&PiiKey::generate_hex())?;
+    Ok(App::new(store, unused, Arc::new(crate::app::SystemClock), UploadLimits::STANDARD))
+}
+
 /// A server bound to its address, not yet serving.
 pub struct Application {
     app: App,

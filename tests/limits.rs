@@ -191,6 +191,37 @@ async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
 }
 
 #[tokio::test]
+async fn one_sender_cannot_hold_every_slot() {
+    let app = spawn(|config| config.guard.max_concurrent_calls_per_sender = 1).await;
+    let greedy = app.vendor("greedy").await;
+    let holder = greedy.clone();
+    let held = tokio::spawn(async move {
+        let forever = futures::stream::iter([header("HELD")]).chain(futures::stream::pending());
+        RemittanceServiceClient::new(holder).submit_remittance(forever).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("in flight"), "{}", refused.message());
+    // Everyone else is served meanwhile.
+    let other = app.vendor("patient").await;
+    assert!(listed(&other).await.is_empty());
+    held.abort();
+    let _ = held.await;
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "the sender's slot is given back when its call ends");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn one_sender_flooded_is_refused_while_another_is_served() {
     let app = spawn(|config| {
         config.guard.rate.requests_per_second = non_zero(1);

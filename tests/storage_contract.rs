@@ -552,6 +552,11 @@ async fn api_keys_are_kept_as_hashes_and_revoked_once(backend: Backend) {
     );
     assert_eq!(store.key(&vendor.key_id).await.unwrap(), None);
 
+    // Employer keys of one name read the same files, so they share their FEINs.
+    let narrower =
+        ApiKeyRecord { key_id: "1122334455667788".to_owned(), feins: vec![key.feins[0].clone()], client_cert_sha256: None, ..key.clone() };
+    assert_eq!(store.create_key(&narrower, &audit_of("narrower")).await.unwrap(), KeyCreation::NameHasOtherFeins);
+
     assert!(store.revoke_key(&key.key_id, "2026-11-21T00:00:00Z", &audit_of("revoke")).await.unwrap());
     assert!(!store.revoke_key(&key.key_id, "2026-11-22T00:00:00Z", &audit_of("revoke again")).await.unwrap());
     assert_eq!(store.key(&key.key_id).await.unwrap().unwrap().revoked_at.as_deref(), Some("2026-11-21T00:00:00Z"));

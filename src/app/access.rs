@@ -44,6 +44,9 @@ pub enum AuthError {
     Revoked,
     #[error("unknown client certificate")]
     UnknownCertificate,
+    /// The keys could not be read (the database is down): not the caller's fault.
+    #[error("the keys could not be read")]
+    Unavailable,
 }
 
 /// The credentials a request presented.
@@ -93,6 +96,23 @@ fn split_token(token: &str) -> Option<(&str, &str)> {
     (hex(key_id, 16) && hex(secret, 64)).then_some((key_id, secret))
 }
 
+/// The longest object an audit row keeps: what a caller sends (a batch id, a key id) is not
+/// yet validated when the row is made, and must not fill the table.
+const MAX_AUDIT_OBJECT_CHARS: usize = 80;
+
+/// `object` as the audit trail keeps it: printable ASCII, at most 80 characters.
+fn audit_object(object: String) -> String {
+    let printable = |c: char| c.is_ascii_graphic() || c == ' ';
+    if object.len() <= MAX_AUDIT_OBJECT_CHARS && object.chars().all(printable) {
+        return object;
+    }
+    let mut kept: String = object.chars().take(MAX_AUDIT_OBJECT_CHARS).map(|c| if printable(c) { c } else { '?' }).collect();
+    if object.chars().count() > MAX_AUDIT_OBJECT_CHARS {
+        kept.push('…');
+    }
+    kept
+}
+
 fn principal(key: &ApiKeyRecord) -> Principal {
     Principal { key_id: key.key_id.clone(), name: key.name.clone(), role: key.role, feins: key.feins.clone() }
 }
@@ -119,7 +139,7 @@ impl App {
                 let presented = sha256_hex(secret.as_bytes());
                 let key = self.store.key(key_id).await.map_err(|error| {
                     tracing::error!(%error, "reading an API key failed");
-                    AuthError::UnknownKey
+                    AuthError::Unavailable
                 })?;
                 let key = key.ok_or(AuthError::UnknownKey)?;
                 if !bool::from(presented.as_bytes().ct_eq(key.secret_sha256.as_bytes())) {
@@ -133,7 +153,7 @@ impl App {
                 .await
                 .map_err(|error| {
                     tracing::error!(%error, "reading an API key failed");
-                    AuthError::UnknownCertificate
+                    AuthError::Unavailable
                 })?
                 .ok_or(AuthError::UnknownCertificate)?,
             (None, None) => return Err(AuthError::Missing),
@@ -172,7 +192,7 @@ impl App {
             key_id: (!principal.key_id.is_empty()).then(|| principal.key_id.clone()),
             role: principal.role.as_str().to_owned(),
             action: action.rpc_name().to_owned(),
-            object: object.into(),
+            object: audit_object(object.into()),
             outcome: "OK".to_owned(),
         };
         if principal.may(action) {
@@ -208,6 +228,20 @@ impl App {
             self.record_failure(audit, error).await?;
         }
         result
+    }
+
+    /// Ends a call whose writes carried `audit` and then read back what they wrote: an error
+    /// before the commit (the outer one) is audited as the call's outcome; one after it is
+    /// answered but not audited again, since the row that committed with the writes already
+    /// says what was done.
+    pub(super) async fn audited_commit<T>(&self, audit: AuditEntry, result: Result<Result<T, AppError>, AppError>) -> Result<T, AppError> {
+        match result {
+            Ok(after_commit) => after_commit,
+            Err(error) => {
+                self.record_failure(audit, &error).await?;
+                Err(error)
+            }
+        }
     }
 
     /// Ends a call that read or decided without writing: its audit row is written now,
@@ -266,6 +300,12 @@ impl App {
             KeyCreation::NameHasOtherRole(role) => {
                 return Err(AppError::AlreadyExists(format!("the name {} belongs to {role} keys; a name is one tenant", key.name)))
             }
+            KeyCreation::NameHasOtherFeins => {
+                return Err(AppError::AlreadyExists(format!(
+                    "the employer {} has keys for other FEINs; keys of one name share their FEINs",
+                    key.name
+                )))
+            }
         }
         tracing::info!(key_id = %key.key_id, name = %key.name, role = %key.role, "API key created");
         Ok(CreatedKey { token: format!("{TOKEN_PREFIX}{key_id}_{secret}"), key })
@@ -283,15 +323,16 @@ impl App {
         let key_id = key_id.trim();
         let audit = self.authorize(caller, Action::RevokeApiKey, format!("key:{key_id}")).await?;
         let result = self.revoke_key_audited(key_id, &audit).await;
-        self.audited_write(audit, result).await
+        self.audited_commit(audit, result).await
     }
 
-    async fn revoke_key_audited(&self, key_id: &str, audit: &AuditEntry) -> Result<ApiKeyRecord, AppError> {
+    async fn revoke_key_audited(&self, key_id: &str, audit: &AuditEntry) -> Result<Result<ApiKeyRecord, AppError>, AppError> {
         if !self.store.revoke_key(key_id, &self.clock.now_rfc3339(), audit).await? {
             return Err(AppError::NotFound(format!("no active key {key_id}")));
         }
         tracing::info!(%key_id, "API key revoked");
-        self.store.key(key_id).await?.ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))
+        let revoked = self.store.key(key_id).await.map_err(AppError::from);
+        Ok(revoked.and_then(|key| key.ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))))
     }
 
     /// The audit trail, as CSV chunks.
@@ -304,6 +345,14 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_objects_are_short_and_printable() {
+        assert_eq!(audit_object("batch:ACME-1".into()), "batch:ACME-1");
+        let long = audit_object(format!("batch:{}", "x".repeat(10_000)));
+        assert_eq!(long.chars().count(), MAX_AUDIT_OBJECT_CHARS + 1);
+        assert_eq!(audit_object("batch:a\nb\u{7}".into()), "batch:a?b?");
+    }
 
     #[test]
     fn tokens_split_only_when_well_formed() {

@@ -112,10 +112,10 @@ impl App {
     pub async fn register_payer(&self, caller: &Caller, details: PayerDetails) -> Result<PayerView, AppError> {
         let audit = self.authorize(caller, Action::RegisterPayer, format!("case:{}", details.case_number)).await?;
         let result = self.register_payer_audited(details, &audit).await;
-        self.audited_write(audit, result).await
+        self.audited_commit(audit, result).await
     }
 
-    async fn register_payer_audited(&self, details: PayerDetails, audit: &AuditEntry) -> Result<PayerView, AppError> {
+    async fn register_payer_audited(&self, details: PayerDetails, audit: &AuditEntry) -> Result<Result<PayerView, AppError>, AppError> {
         check_text("name", &details.name, 1, 100)?;
         check_text("address", &details.address, 1, 200)?;
         self.known_case(&details.case_number, "the case number is not known to the agency").await?;
@@ -131,7 +131,7 @@ impl App {
         };
         let payer_id = self.store.create_payer(payer, self.new_account(&details.account), audit).await?;
         tracing::info!(payer_id, "payer registered");
-        self.payer_view(payer_id).await
+        Ok(self.payer_view(payer_id).await)
     }
 
     /// A payer, masked, with the bank account's validation state.
@@ -150,7 +150,7 @@ impl App {
     pub async fn add_bank_account(&self, caller: &Caller, payer_id: i64, account: BankAccountDetails) -> Result<PayerView, AppError> {
         let audit = self.authorize(caller, Action::AddBankAccount, format!("payer:{payer_id}")).await?;
         let result = self.add_bank_account_audited(payer_id, account, &audit).await;
-        self.audited_write(audit, result).await
+        self.audited_commit(audit, result).await
     }
 
     async fn add_bank_account_audited(
@@ -158,14 +158,14 @@ impl App {
         payer_id: i64,
         account: BankAccountDetails,
         audit: &AuditEntry,
-    ) -> Result<PayerView, AppError> {
+    ) -> Result<Result<PayerView, AppError>, AppError> {
         self.payer_view(payer_id).await?;
         if !self.store.add_bank_account(payer_id, self.new_account(&account), audit).await? {
             return Err(AppError::FailedPrecondition(
                 "a payer has exactly one bank account: replace it instead of adding a second".to_owned(),
             ));
         }
-        self.payer_view(payer_id).await
+        Ok(self.payer_view(payer_id).await)
     }
 
     /// Replaces the payer's bank account; the new one is validated again.
@@ -175,10 +175,10 @@ impl App {
             self.payer_view(payer_id).await?;
             self.store.replace_bank_account(payer_id, self.new_account(&account), &audit).await?;
             tracing::info!(payer_id, "bank account replaced");
-            self.payer_view(payer_id).await
+            Ok(self.payer_view(payer_id).await)
         }
         .await;
-        self.audited_write(audit, result).await
+        self.audited_commit(audit, result).await
     }
 
     /// The back office records the prenote's result early: confirmed (`None`) or returned.
@@ -191,30 +191,38 @@ impl App {
                 return Err(AppError::FailedPrecondition(format!("payer {payer_id} has no bank account")));
             }
             self.store.record_prenote(payer_id, returned.map(|c| c.to_string()), &audit).await?;
-            self.payer_view(payer_id).await
+            Ok(self.payer_view(payer_id).await)
         }
         .await;
-        self.audited_write(audit, result).await
+        self.audited_commit(audit, result).await
     }
 
     /// Takes a payment by ACH debit of the payer's validated bank account. A retried request
     /// (same idempotency key) returns the first answer and takes no money twice.
     pub async fn pay(&self, caller: &Caller, request: PaymentRequest) -> Result<PaymentReceipt, AppError> {
         let audit = self.authorize(caller, Action::SubmitPayment, format!("payer:{}", request.payer_id)).await?;
-        let result = self.pay_audited(request, &audit).await;
-        match &result {
-            Ok(receipt) if receipt.replayed => self.audit_outcome(audit, "REPLAYED").await?,
-            Ok(_) => {} // Written with the payment, in its transaction.
-            Err(error) => self.record_failure(audit, error).await?,
+        match self.pay_audited(request, &audit).await {
+            Ok(Ok(receipt)) if receipt.replayed => {
+                self.audit_outcome(audit, "REPLAYED").await?;
+                Ok(receipt)
+            }
+            // Written with the payment, in its transaction; an error reading the receipt
+            // back comes after the money was recorded and is not a second outcome.
+            Ok(after_commit) => after_commit,
+            Err(error) => {
+                self.record_failure(audit, &error).await?;
+                Err(error)
+            }
         }
-        result
     }
 
-    async fn pay_audited(&self, request: PaymentRequest, audit: &AuditEntry) -> Result<PaymentReceipt, AppError> {
+    /// Takes the payment: `Err` when nothing was recorded, `Ok(Err)` when the payment was
+    /// recorded but its receipt could not be read back.
+    async fn pay_audited(&self, request: PaymentRequest, audit: &AuditEntry) -> Result<Result<PaymentReceipt, AppError>, AppError> {
         check_text("idempotency_key", &request.idempotency_key, 1, 64)?;
         let fingerprint = fingerprint(&request);
         if let Some(first) = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
-            return self.replay_payment(first, &fingerprint).await;
+            return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
         }
         let payer =
             self.store.payer(request.payer_id).await?.ok_or_else(|| AppError::NotFound(format!("no payer {}", request.payer_id)))?;
@@ -260,14 +268,13 @@ impl App {
             Ok(payment) => payment,
             Err(StoreError::Conflict(_)) => {
                 let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
-                return self
-                    .replay_payment(first.ok_or_else(|| AppError::Internal("idempotency conflict without a payment".into()))?, &fingerprint)
-                    .await;
+                let first = first.ok_or_else(|| AppError::Internal("idempotency conflict without a payment".into()))?;
+                return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
             }
             Err(error) => return Err(error.into()),
         };
         tracing::info!(payment_id = payment.payment_id, amount = %payment.amount, "online payment accepted");
-        self.receipt(payment, false).await
+        Ok(self.receipt(payment, false).await)
     }
 
     async fn replay_payment(&self, first: PaymentRecord, fingerprint: &str) -> Result<PaymentReceipt, AppError> {
@@ -326,14 +333,15 @@ impl App {
     }
 
     /// Records the return of the payment whose ACH debit had `trace_number`, one entry of a
-    /// return file (whose import is audited as a whole).
-    async fn return_by_trace(&self, trace_number: &str, code: ReturnCode) -> Result<ReturnResult, AppError> {
+    /// return file: its own audit row (the file's call, this payment) commits with it.
+    async fn return_by_trace(&self, trace_number: &str, code: ReturnCode, file_audit: &AuditEntry) -> Result<ReturnResult, AppError> {
         let payment = self
             .store
             .payment_by_trace(trace_number)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no payment has trace number {trace_number}")))?;
-        self.return_payment(payment.payment_id, code, None).await
+        let audit = AuditEntry { object: format!("payment:{}", payment.payment_id), ..file_audit.clone() };
+        self.return_payment(payment.payment_id, code, Some(&audit)).await
     }
 
     async fn known_case(&self, case_number: &CaseNumber, message: &str) -> Result<ObligorId, AppError> {
@@ -414,7 +422,7 @@ impl App {
     /// transaction, so a file imported twice changes nothing the second time.
     pub async fn import_returns(&self, caller: &Caller, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
         let audit = self.authorize(caller, Action::ImportReturns, "return-file").await?;
-        let result = self.import_returns_unaudited(upload).await;
+        let result = self.import_returns_audited(upload, &audit).await;
         let audit = match &result {
             Ok(returns) => AuditEntry { object: format!("return-file:{} entries", returns.len()), ..audit },
             Err(_) => audit,
@@ -422,8 +430,12 @@ impl App {
         self.audited_read(audit, result).await
     }
 
-    async fn import_returns_unaudited(&self, upload: impl super::UploadStream) -> Result<Vec<ImportedReturn>, AppError> {
-        let parsed = super::upload::parse_upload(upload, self.limits, crate::formats::ach_returns::read_returns).await?;
+    /// Each return recorded writes its audit row in its own transaction; the caller writes
+    /// the file's.
+    async fn import_returns_audited(&self, upload: impl super::UploadStream, audit: &AuditEntry) -> Result<Vec<ImportedReturn>, AppError> {
+        let max_entries = self.limits.max_lines;
+        let read = move |input| crate::formats::ach_returns::read_returns(input, max_entries);
+        let parsed = super::upload::parse_upload(upload, self.limits, read).await?;
         let entries = parsed.map_err(|e| AppError::invalid("file", format!("{} at {}: {}", e.code, e.position, e.message)))?;
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -439,7 +451,7 @@ impl App {
                 results.push(result);
                 continue;
             };
-            result.outcome = match self.return_by_trace(&entry.original_trace, code).await {
+            result.outcome = match self.return_by_trace(&entry.original_trace, code, audit).await {
                 Ok(returned) => {
                     result.payment_id = Some(returned.payment_id);
                     match returned.outcome {

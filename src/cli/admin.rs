@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -13,11 +12,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use crate::app::access::certificate_fingerprint;
-use crate::app::{Caller, NewKey, SystemClock, UploadLimits};
+use crate::app::{Caller, NewKey};
 use crate::domain::access::Role;
 use crate::domain::Fein;
 use crate::grpc::proto;
-use crate::startup::open_app;
+use crate::startup::open_admin_app;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -73,8 +72,7 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
             database.database.clone()
         }
     };
-    let pii_key = std::env::var("GATEWAY_PII_KEY").ok();
-    let app = open_app(&database, pii_key.as_deref(), Arc::new(SystemClock), UploadLimits::STANDARD).await?;
+    let app = open_admin_app(&database).await?;
     let operator = Caller::local_operator();
     match command {
         KeyCommand::Create { role, name, feins, client_cert, .. } => {

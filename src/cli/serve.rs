@@ -79,6 +79,9 @@ settings! {
     /// Calls in flight at once, all senders together; more are shed with UNAVAILABLE
     /// [default: 256].
     max_concurrent_calls: usize = "GATEWAY_MAX_CONCURRENT_CALLS";
+    /// Calls in flight at once from one sender, streams held open included; more get
+    /// RESOURCE_EXHAUSTED [default: 32].
+    max_concurrent_calls_per_sender: usize = "GATEWAY_MAX_CONCURRENT_CALLS_PER_SENDER";
     /// The longest a call may take, in seconds [default: 120].
     call_deadline_seconds: u64 = "GATEWAY_CALL_DEADLINE_SECONDS";
     /// The longest an upload (a file streamed in) may take, in seconds [default: 3600].
@@ -153,6 +156,7 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
             byte_burst: args.upload_burst_bytes.map(|v| non_zero("upload-burst-bytes", v)).transpose()?.unwrap_or(standard.rate.byte_burst),
         },
         max_concurrent_calls: args.max_concurrent_calls.unwrap_or(standard.max_concurrent_calls).max(1),
+        max_concurrent_calls_per_sender: args.max_concurrent_calls_per_sender.unwrap_or(standard.max_concurrent_calls_per_sender).max(1),
         call_deadline: seconds(args.call_deadline_seconds, standard.call_deadline),
         upload_deadline: seconds(args.upload_deadline_seconds, standard.upload_deadline),
         idle_stream_timeout: seconds(args.idle_stream_timeout_seconds, standard.idle_stream_timeout),

@@ -20,8 +20,9 @@ pub struct ReturnedEntry {
     pub amount_cents: u64,
 }
 
-/// Reads a whole return file (return files are small: one entry per returned debit).
-pub fn read_returns(input: impl Read) -> Result<Vec<ReturnedEntry>, FileError> {
+/// Reads a whole return file (return files are small: one entry per returned debit), of at
+/// most `max_entries` returns.
+pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEntry>, FileError> {
     let mut records = Records::new(input);
     let mut entries: Vec<ReturnedEntry> = Vec::new();
     let mut pending_entry: Option<(u64, u64)> = None; // (record, amount) awaiting its addenda
@@ -65,6 +66,12 @@ pub fn read_returns(input: impl Read) -> Result<Vec<ReturnedEntry>, FileError> {
                     return Err(error("ACH_RETURN_ADDENDA", "a return's addenda type code is 99"));
                 }
                 batch_count += 1;
+                if entries.len() as u64 >= max_entries {
+                    return Err(error(
+                        "TOO_MANY_LINES",
+                        &format!("the file has more than {max_entries} returns, the gateway's limit per file"),
+                    ));
+                }
                 entries.push(ReturnedEntry {
                     record: entry_record,
                     code: field(&record, 4, 6).trim().to_owned(),
@@ -178,8 +185,9 @@ mod tests {
     #[test]
     fn reads_every_return_with_its_code_and_original_trace() {
         let file = write_returns(&[("R01", "091000010000042", 5000), ("R03", "091000010000043", 2500)]);
-        let returns = read_returns(file.as_slice()).unwrap();
+        let returns = read_returns(file.as_slice(), 10).unwrap();
         assert_eq!(returns.len(), 2);
+        assert_eq!(read_returns(file.as_slice(), 1).unwrap_err().code, "TOO_MANY_LINES");
         assert_eq!(
             (returns[0].code.as_str(), returns[0].original_trace.as_str(), returns[0].amount_cents),
             ("R01", "091000010000042", 5000)
@@ -191,9 +199,9 @@ mod tests {
     fn a_broken_return_file_is_refused() {
         let file = String::from_utf8(write_returns(&[("R01", "091000010000042", 5000)])).unwrap();
         let no_addenda: String = file.lines().filter(|r| !r.starts_with('7')).map(|r| format!("{r}\n")).collect();
-        assert!(read_returns(no_addenda.as_bytes()).is_err());
+        assert!(read_returns(no_addenda.as_bytes(), 10).is_err());
         let bad_count = file.replacen("8225000002", "8225000003", 1);
-        assert_eq!(read_returns(bad_count.as_bytes()).unwrap_err().code, "NACHA_CONTROL_TOTALS");
-        assert!(read_returns(&b"garbage"[..]).is_err());
+        assert_eq!(read_returns(bad_count.as_bytes(), 10).unwrap_err().code, "NACHA_CONTROL_TOTALS");
+        assert!(read_returns(&b"garbage"[..], 10).is_err());
     }
 }

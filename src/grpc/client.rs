@@ -10,8 +10,14 @@ use tonic::transport::Channel;
 pub type GatewayChannel = InterceptedService<Channel, BearerToken>;
 
 /// Adds `authorization: Bearer <key>` to every request (nothing when there is no key).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "BearerToken(redacted)" } else { "BearerToken(none)" })
+    }
+}
 
 impl BearerToken {
     /// `None` for a key that is not printable ASCII (no real key is).

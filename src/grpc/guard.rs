@@ -1,8 +1,10 @@
 //! What every call goes through before its handler, as one tower layer around the services:
 //!
-//! 1. a request id (the client's `x-request-id` if it sent a sane one), returned in the
-//!    answer's metadata and carried by the call's tracing span;
-//! 2. load shedding: past the limit of calls in flight, UNAVAILABLE at once;
+//! 1. a request id, made here (a client's own `x-request-id` is logged beside it, never
+//!    trusted as the audit trail's), returned in the answer's metadata and carried by the
+//!    call's tracing span;
+//! 2. load shedding: past the limit of calls in flight, UNAVAILABLE at once; past a sender's
+//!    own share of them, RESOURCE_EXHAUSTED, so one sender cannot take every slot;
 //! 3. authentication (bearer API key, or mTLS client certificate), except for the health
 //!    service; the authenticated [`Caller`] is handed to the handler in the request's
 //!    extensions;
@@ -18,7 +20,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,8 @@ pub struct GuardSettings {
     pub rate: RateSettings,
     /// Calls in flight at once, across every connection; past it, calls are shed.
     pub max_concurrent_calls: usize,
+    /// Calls in flight at once from one sender (held streams included).
+    pub max_concurrent_calls_per_sender: usize,
     /// The longest a call may take (a client's shorter `grpc-timeout` wins).
     pub call_deadline: Duration,
     /// The longest an upload (a file streamed in) may take.
@@ -80,6 +84,7 @@ impl GuardSettings {
             byte_burst: NonZeroU32::new(u32::MAX).unwrap(),
         },
         max_concurrent_calls: 256,
+        max_concurrent_calls_per_sender: 32,
         call_deadline: Duration::from_secs(120),
         upload_deadline: Duration::from_secs(3600),
         idle_stream_timeout: Duration::from_secs(60),
@@ -96,6 +101,44 @@ struct GuardState {
     /// bad credentials cannot flood the audit table (they are all counted in the metrics).
     unauthenticated_audits: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
+    /// Calls in flight per sender; a sender leaves the map when its last call ends.
+    per_sender: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A sender's place among its calls in flight, given back when the answer ends.
+struct SenderSlot {
+    per_sender: Arc<Mutex<HashMap<String, usize>>>,
+    sender: String,
+}
+
+impl SenderSlot {
+    fn take(per_sender: &Arc<Mutex<HashMap<String, usize>>>, sender: &str, limit: usize) -> Option<SenderSlot> {
+        let mut counts = per_sender.lock().expect("sender slots lock");
+        let count = counts.entry(sender.to_owned()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(SenderSlot { per_sender: per_sender.clone(), sender: sender.to_owned() })
+    }
+}
+
+impl Drop for SenderSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_sender.lock().expect("sender slots lock");
+        if let Some(count) = counts.get_mut(&self.sender) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.sender);
+            }
+        }
+    }
+}
+
+/// What an admitted call holds until its answer ends.
+struct Admission {
+    _permit: OwnedSemaphorePermit,
+    _slot: Option<SenderSlot>,
 }
 
 /// The tower layer; see the module's documentation.
@@ -112,6 +155,7 @@ impl GuardLayer {
             bytes: Arc::new(RateLimiter::keyed(Quota::per_second(rate.bytes_per_second).allow_burst(rate.byte_burst))),
             unauthenticated_audits: RateLimiter::direct(Quota::per_second(non_zero(20)).allow_burst(non_zero(100))),
             in_flight: Arc::new(Semaphore::new(settings.max_concurrent_calls)),
+            per_sender: Arc::new(Mutex::new(HashMap::new())),
             app,
             settings,
         };
@@ -167,19 +211,21 @@ fn is_health(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
 }
 
-/// The client's request id when it is short and plain, else a new one.
-fn request_id<B>(request: &Request<B>) -> String {
+/// A new request id: 96 random bits, as hex.
+fn new_request_id() -> String {
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).expect("the operating system provides random bytes");
+    hex::encode(random)
+}
+
+/// The client's own request id, for the log, when it is short and plain.
+fn client_request_id<B>(request: &Request<B>) -> Option<String> {
     request
         .headers()
         .get(REQUEST_ID_METADATA)
         .and_then(|v| v.to_str().ok())
         .filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .map(str::to_owned)
-        .unwrap_or_else(|| {
-            let mut random = [0u8; 12];
-            getrandom::fill(&mut random).expect("the operating system provides random bytes");
-            hex::encode(random)
-        })
 }
 
 fn bearer_token<B>(request: &Request<B>) -> Result<Option<&str>, AuthError> {
@@ -217,7 +263,12 @@ fn refusal(error: AppError) -> Response<Body> {
 
 impl GuardState {
     /// Authenticates and rate-limits a call; the caller, or the answer that refuses it.
-    async fn admit(&self, credentials: PresentedCredentials, request_id: &str, rpc: &'static str) -> Result<Caller, Response<Body>> {
+    async fn admit(
+        &self,
+        credentials: PresentedCredentials,
+        request_id: &str,
+        rpc: &'static str,
+    ) -> Result<(Caller, SenderSlot), Response<Body>> {
         let principal = match &credentials.token {
             Ok(token) => {
                 let presented = Credentials { token: token.as_deref(), client_cert_sha256: credentials.certificate.as_deref() };
@@ -240,13 +291,19 @@ impl GuardState {
             tracing::warn!(caller = %principal.name, "call rate limit reached");
             return Err(refusal(AppError::RateLimited { what: "too many calls from this sender", retry_after }));
         }
+        let limit = self.settings.max_concurrent_calls_per_sender;
+        let Some(slot) = SenderSlot::take(&self.per_sender, &principal.name, limit) else {
+            tracing::warn!(caller = %principal.name, limit, "sender's calls in flight at their limit");
+            let retry_after = Duration::from_millis(100);
+            return Err(refusal(AppError::RateLimited { what: "too many calls in flight from this sender", retry_after }));
+        };
         let caller = Caller { principal, request_id: request_id.to_owned() };
         // The role is checked here, before the handler reads the request, so a refusal is
         // the same whatever the request holds; the use case checks again, with the object.
         if let Some(action) = Action::from_rpc_name(rpc) {
             self.app.check_role(&caller, action).await.map_err(refusal)?;
         }
-        Ok(caller)
+        Ok((caller, slot))
     }
 }
 
@@ -270,8 +327,9 @@ where
         let state = self.state.clone();
         let path = request.uri().path().to_owned();
         let rpc = rpc_name(&path);
-        let request_id = request_id(&request);
-        let span = tracing::info_span!("rpc", rpc, request_id = %request_id, caller = tracing::field::Empty);
+        let request_id = new_request_id();
+        let client_request_id = client_request_id(&request);
+        let span = tracing::info_span!("rpc", rpc, request_id = %request_id, client_request_id, caller = tracing::field::Empty);
         let started = Instant::now();
         let id = request_id.clone();
 
@@ -286,10 +344,11 @@ where
                 tracing::warn!("at capacity: call shed");
                 return (refusal(AppError::Overloaded), None);
             };
-            let caller = match state.admit(PresentedCredentials::of(&request), &request_id, rpc).await {
-                Ok(caller) => caller,
-                Err(refused) => return (refused, Some(permit)),
+            let (caller, slot) = match state.admit(PresentedCredentials::of(&request), &request_id, rpc).await {
+                Ok(admitted) => admitted,
+                Err(refused) => return (refused, Some(Admission { _permit: permit, _slot: None })),
             };
+            let admission = Admission { _permit: permit, _slot: Some(slot) };
             let settings = state.settings;
             let (mut parts, body) = request.into_parts();
             let body = GuardedBody::new(body, state.bytes.clone(), caller.principal.name.clone(), settings.idle_stream_timeout);
@@ -297,25 +356,25 @@ where
             let request = Request::from_parts(parts, Body::new(body));
             let deadline = if UPLOAD_RPCS.contains(&rpc) { settings.upload_deadline } else { settings.call_deadline };
             match tokio::time::timeout(deadline, inner.call(request)).await {
-                Ok(response) => (response.unwrap_or_else(|never| match never {}), Some(permit)),
+                Ok(response) => (response.unwrap_or_else(|never| match never {}), Some(admission)),
                 Err(_) => {
                     tracing::warn!(deadline_ms = deadline.as_millis() as u64, "call deadline exceeded");
                     let message = format!("the call took longer than the gateway's deadline of {} s", deadline.as_secs());
-                    (refusal(AppError::DeadlineExceeded(message)), Some(permit))
+                    (refusal(AppError::DeadlineExceeded(message)), Some(admission))
                 }
             }
         };
         let metrics = self.state.app.metrics().clone();
         Box::pin(
             async move {
-                let (response, permit) = answer.await;
+                let (response, admission) = answer.await;
                 let (mut parts, body) = response.into_parts();
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     parts.headers.insert(REQUEST_ID_METADATA, value);
                 }
                 // A trailers-only answer (an error before any message) has its status here.
                 let code = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
-                let observed = ObservedBody { inner: body, rpc, started, metrics, code, ended: false, _permit: permit };
+                let observed = ObservedBody { inner: body, rpc, started, metrics, code, ended: false, _admission: admission };
                 Ok(Response::from_parts(parts, Body::new(observed)))
             }
             .instrument(span),
@@ -413,7 +472,7 @@ pin_project_lite::pin_project! {
         metrics: Arc<crate::metrics::Metrics>,
         code: Option<i32>,
         ended: bool,
-        _permit: Option<OwnedSemaphorePermit>,
+        _admission: Option<Admission>,
     }
 
     impl PinnedDrop for ObservedBody {
@@ -483,10 +542,24 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_kept_only_when_plain() {
+    fn request_ids_are_made_here_and_a_clients_is_kept_only_when_plain() {
         let with = |value: &str| Request::builder().header(REQUEST_ID_METADATA, value).body(()).unwrap();
-        assert_eq!(request_id(&with("abc-123")), "abc-123");
-        assert_ne!(request_id(&with("a b")), "a b");
-        assert_eq!(request_id(&Request::new(())).len(), 24);
+        assert_eq!(client_request_id(&with("abc-123")).as_deref(), Some("abc-123"));
+        assert_eq!(client_request_id(&with("a b")), None);
+        assert_eq!(client_request_id(&Request::new(())), None);
+        assert_eq!(new_request_id().len(), 24);
+        assert_ne!(new_request_id(), new_request_id());
+    }
+
+    #[test]
+    fn a_senders_slots_are_limited_and_given_back() {
+        let slots = Arc::new(Mutex::new(HashMap::new()));
+        let first = SenderSlot::take(&slots, "acme", 2).unwrap();
+        let _second = SenderSlot::take(&slots, "acme", 2).unwrap();
+        assert!(SenderSlot::take(&slots, "acme", 2).is_none(), "at its limit");
+        assert!(SenderSlot::take(&slots, "other", 2).is_some(), "another sender has its own");
+        drop(first);
+        assert!(SenderSlot::take(&slots, "acme", 2).is_some(), "a slot given back is free again");
+        assert!(slots.lock().unwrap().get("other").is_none(), "an idle sender leaves no state");
     }
 }

@@ -3,7 +3,7 @@
 use tonic::metadata::MetadataValue;
 use tonic::Status;
 
-use crate::app::AppError;
+use crate::app::{AppError, AuthError};
 use crate::storage::StoreError;
 
 /// The standard gRPC retry hint (milliseconds), which grpc clients with retry policies obey.
@@ -12,6 +12,9 @@ pub const RETRY_PUSHBACK_METADATA: &str = "grpc-retry-pushback-ms";
 impl From<AppError> for Status {
     fn from(error: AppError) -> Status {
         match error {
+            AppError::Unauthenticated(AuthError::Unavailable) => {
+                Status::unavailable("the gateway cannot check keys just now; retry shortly")
+            }
             AppError::Unauthenticated(reason) => {
                 tracing::info!(%reason, "unauthenticated call refused");
                 Status::unauthenticated("a valid API key is required: send `authorization: Bearer <key>`")

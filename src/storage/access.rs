@@ -49,6 +49,8 @@ pub enum KeyCreation {
     Created,
     /// Keys of one name share one role (a name is a tenant): the name is taken by this role.
     NameHasOtherRole(Role),
+    /// Employer keys of one name share their FEINs (they read the same files).
+    NameHasOtherFeins,
 }
 
 #[async_trait]

@@ -73,15 +73,18 @@ macro_rules! impl_sql_access {
             ) -> $crate::storage::StoreResult<$crate::storage::access::KeyCreation> {
                 use $crate::storage::access::KeyCreation;
                 let mut tx = self.writer().begin().await?;
-                let other: Option<String> = sqlx::query_scalar("SELECT role FROM api_keys WHERE name = $1 AND role <> $2 LIMIT 1")
-                    .bind(&key.name)
-                    .bind(key.role.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(role) = other {
-                    let role = $crate::domain::access::Role::parse(&role)
-                        .ok_or_else(|| $crate::storage::StoreError::Corrupt(format!("role `{role}`")))?;
-                    return Ok(KeyCreation::NameHasOtherRole(role));
+                let feins = $crate::storage::sql_access::feins_column(key);
+                let others: Vec<(String, String)> =
+                    sqlx::query_as("SELECT role, feins FROM api_keys WHERE name = $1").bind(&key.name).fetch_all(&mut *tx).await?;
+                for (role, other_feins) in others {
+                    if role != key.role.as_str() {
+                        let role = $crate::domain::access::Role::parse(&role)
+                            .ok_or_else(|| $crate::storage::StoreError::Corrupt(format!("role `{role}`")))?;
+                        return Ok(KeyCreation::NameHasOtherRole(role));
+                    }
+                    if other_feins != feins {
+                        return Ok(KeyCreation::NameHasOtherFeins);
+                    }
                 }
                 sqlx::query(
                     "INSERT INTO api_keys (key_id, name, role, feins, secret_sha256, client_cert_sha256, created_at) \
@@ -90,7 +93,7 @@ macro_rules! impl_sql_access {
                 .bind(&key.key_id)
                 .bind(&key.name)
                 .bind(key.role.as_str())
-                .bind($crate::storage::sql_access::feins_column(key))
+                .bind(&feins)
                 .bind(&key.secret_sha256)
                 .bind(key.client_cert_sha256.as_deref())
                 .bind(&key.created_at)
