@@ -159,16 +159,33 @@ async fn a_call_past_its_deadline_is_stopped_and_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
-    let app = spawn(|config| config.guard.max_concurrent_calls = 1).await;
-    let vendor = app.vendor("acme-payroll").await;
-    let holder = vendor.clone();
+/// An upload that never ends, holding its call's slot until the task is aborted.
+async fn hold_a_call(channel: &Authed) -> tokio::task::JoinHandle<Result<tonic::Response<proto::RemittanceAcknowledgment>, tonic::Status>> {
+    let holder = channel.clone();
     let held = tokio::spawn(async move {
         let forever = futures::stream::iter([header("HELD")]).chain(futures::stream::pending());
         RemittanceServiceClient::new(holder).submit_remittance(forever).await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
+    held
+}
+
+/// Whether a call is served again within 5 seconds.
+async fn served_soon(channel: &Authed) -> bool {
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if RemittanceServiceClient::new(channel.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
+    let app = spawn(|config| config.guard.max_concurrent_calls = 1).await;
+    let vendor = app.vendor("acme-payroll").await;
+    let held = hold_a_call(&vendor).await;
     let mut client = RemittanceServiceClient::new(vendor.clone());
     let shed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap_err();
     assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
@@ -178,15 +195,7 @@ async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
 
     held.abort();
     let _ = held.await;
-    let mut served = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
-            served = true;
-            break;
-        }
-    }
-    assert!(served, "the slot is free again once the held call ends");
+    assert!(served_soon(&vendor).await, "the slot is free again once the held call ends");
     app.stop().await;
 }
 
@@ -194,12 +203,7 @@ async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
 async fn one_sender_cannot_hold_every_slot() {
     let app = spawn(|config| config.guard.max_concurrent_calls_per_sender = 1).await;
     let greedy = app.vendor("greedy").await;
-    let holder = greedy.clone();
-    let held = tokio::spawn(async move {
-        let forever = futures::stream::iter([header("HELD")]).chain(futures::stream::pending());
-        RemittanceServiceClient::new(holder).submit_remittance(forever).await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = hold_a_call(&greedy).await;
     let refused = RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
     let refused = refused.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
@@ -209,15 +213,7 @@ async fn one_sender_cannot_hold_every_slot() {
     assert!(listed(&other).await.is_empty());
     held.abort();
     let _ = held.await;
-    let mut served = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
-            served = true;
-            break;
-        }
-    }
-    assert!(served, "the sender's slot is given back when its call ends");
+    assert!(served_soon(&greedy).await, "the sender's slot is given back when its call ends");
     app.stop().await;
 }
 

@@ -211,18 +211,20 @@ async fn a_run_with_nothing_pending_changes_nothing(backend: Backend) {
     assert_eq!(all_allocations(&*store).await, before);
 }
 
+/// A planner that always fails, as a conservation error in production would.
+fn failing_planner(inputs: Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> {
+    Err(ConservationError {
+        obligor_id: inputs[0].obligor_id.to_string(),
+        collected: Money::ZERO,
+        pooled: Money::ZERO,
+        allocated: Money::ZERO,
+    })
+}
+
 async fn a_failed_plan_leaves_nothing_written(backend: Backend) {
     let (_db, store) = seeded(backend).await;
     collect(&*store, "12345678", "250.00", "2026-11-13").await;
-    let failing = |inputs: Vec<ObligorInput>| -> Result<Vec<ObligorPlan>, ConservationError> {
-        Err(ConservationError {
-            obligor_id: inputs[0].obligor_id.to_string(),
-            collected: Money::ZERO,
-            pooled: Money::ZERO,
-            allocated: Money::ZERO,
-        })
-    };
-    let error = store.distribute("t", &failing, &audit()).await.unwrap_err();
+    let error = store.distribute("t", &failing_planner, &audit()).await.unwrap_err();
     assert!(matches!(error, StoreError::Conservation(_)), "{error}");
     assert!(all_allocations(&*store).await.is_empty());
     // The collection is still pending and the next run distributes it.
@@ -480,16 +482,8 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 async fn audit_rows_commit_with_their_action_and_never_change(backend: Backend) {
     let (db, store) = seeded(backend).await;
     collect(&*store, "12345678", "250.00", "2026-11-13").await;
-    let failing = |inputs: Vec<ObligorInput>| -> Result<Vec<ObligorPlan>, ConservationError> {
-        Err(ConservationError {
-            obligor_id: inputs[0].obligor_id.to_string(),
-            collected: Money::ZERO,
-            pooled: Money::ZERO,
-            allocated: Money::ZERO,
-        })
-    };
     // A run that rolls back takes its audit row with it; one that commits keeps it.
-    store.distribute("t", &failing, &audit_of("failed run")).await.unwrap_err();
+    store.distribute("t", &failing_planner, &audit_of("failed run")).await.unwrap_err();
     store.distribute("t", &plan_obligors, &audit_of("run")).await.unwrap().expect("a run");
     store.record_audit(&audit_of("refused call")).await.unwrap();
     let actions = audited_actions(&*store).await;
