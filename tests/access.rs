@@ -56,6 +56,16 @@ fn registration() -> proto::RegisterPayerRequest {
     }
 }
 
+fn payment(payer_id: i64, amount: &str, channel: proto::PaymentChannel, idempotency_key: &str) -> proto::SubmitPaymentRequest {
+    proto::SubmitPaymentRequest {
+        payer_id,
+        case_number: "12345678".into(),
+        amount: amount.into(),
+        channel: channel as i32,
+        idempotency_key: idempotency_key.into(),
+    }
+}
+
 /// What the matrix calls with: objects that exist, owned by the tenants of the test.
 struct World {
     app: TestApp,
@@ -94,13 +104,7 @@ async fn world() -> World {
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
     let payer_id = payments.register_payer(registration()).await.unwrap().into_inner().payer_id;
     PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::GetPayerRequest { payer_id }).await.unwrap();
-    let request = proto::SubmitPaymentRequest {
-        payer_id,
-        case_number: "12345678".into(),
-        amount: "20.00".into(),
-        channel: proto::PaymentChannel::Web as i32,
-        idempotency_key: "setup".into(),
-    };
+    let request = payment(payer_id, "20.00", proto::PaymentChannel::Web, "setup");
     let payment_id = payments.submit_payment(request).await.unwrap().into_inner().payment_id;
     World { app, channels, payer_id, payment_id, own_batch, foreign_batch: "OTHER-1".to_owned() }
 }
@@ -196,13 +200,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         Action::SubmitPayment => {
             let mut office = PaymentServiceClient::new(world.channels[&Role::BackOffice].clone());
             office.confirm_bank_account(proto::GetPayerRequest { payer_id }).await?;
-            let request = proto::SubmitPaymentRequest {
-                payer_id,
-                case_number: "12345678".into(),
-                amount: "5.00".into(),
-                channel: proto::PaymentChannel::Web as i32,
-                idempotency_key: format!("cell-{cell}"),
-            };
+            let request = payment(payer_id, "5.00", proto::PaymentChannel::Web, &format!("cell-{cell}"));
             payments.submit_payment(request).await.map(drop)
         }
         Action::RecordReturn => {
@@ -325,13 +323,7 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
     calls.push((request_id_of(&result), "PaymentService/GetPayer", "UNAUTHENTICATED"));
     let result = PaymentServiceClient::new(site.clone()).get_payer(proto::GetPayerRequest { payer_id: 999 }).await;
     calls.push((request_id_of(&result), "PaymentService/GetPayer", "NOT_FOUND"));
-    let request = proto::SubmitPaymentRequest {
-        payer_id,
-        case_number: "12345678".into(),
-        amount: "12.00".into(),
-        channel: proto::PaymentChannel::Phone as i32,
-        idempotency_key: "audited".into(),
-    };
+    let request = payment(payer_id, "12.00", proto::PaymentChannel::Phone, "audited");
     let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;
     calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "OK"));
     let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;

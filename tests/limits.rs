@@ -81,7 +81,7 @@ async fn a_message_over_the_size_limit_is_refused() {
 
 #[tokio::test]
 async fn a_file_over_the_line_limit_is_refused_whole() {
-    let app = spawn(|config| config.upload_limits.max_lines = 3).await;
+    let app = spawn(|config| config.upload_limits.file.max_lines = 3).await;
     let vendor = app.vendor("acme-payroll").await;
     let ack = submit(&vendor, "MANY", csv(4)).await.unwrap();
     assert_eq!(ack.status, "REFUSED");
@@ -102,7 +102,7 @@ async fn a_file_over_the_line_limit_is_refused_whole() {
 
 #[tokio::test]
 async fn a_record_over_the_length_limit_refuses_the_file() {
-    let app = spawn(|config| config.upload_limits.max_record_bytes = 200).await;
+    let app = spawn(|config| config.upload_limits.file.max_record_bytes = 200).await;
     let vendor = app.vendor("acme-payroll").await;
     let long = format!("{HEADER}43-1234567,12345678,123-45-6789,{},2026-11-13,1.00\n", "S".repeat(200));
     let ack = submit(&vendor, "LONG", long.into_bytes()).await.unwrap();

@@ -63,10 +63,6 @@ impl App {
         &self.metrics
     }
 
-    pub fn limits(&self) -> UploadLimits {
-        self.limits
-    }
-
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -88,7 +84,7 @@ impl App {
     }
 
     async fn import_registry_audited(&self, upload: impl UploadStream, audit: &AuditEntry) -> Result<RegistryOutcome, AppError> {
-        let file_limits = self.limits.file();
+        let file_limits = self.limits.file;
         let parsed = upload::parse_upload(upload, self.limits, move |input| read_registry(input, file_limits)).await?;
         let rows = match parsed {
             Ok(rows) => rows,
@@ -202,20 +198,23 @@ impl App {
     /// The allocation export, as CSV chunks.
     pub async fn export_allocations(&self, caller: &Caller) -> Result<ExportStream, AppError> {
         let audit = self.authorize(caller, Action::ExportAllocations, "export:allocations").await?;
-        self.audited_read(audit, Ok(export::allocations(self.store.clone()))).await
+        self.audited_read(audit, Ok(())).await?;
+        Ok(export::allocations(self.store.clone()))
     }
 
     /// The suspense queue, as CSV chunks.
     pub async fn export_suspense(&self, caller: &Caller) -> Result<ExportStream, AppError> {
         let audit = self.authorize(caller, Action::ExportSuspense, "export:suspense").await?;
-        self.audited_read(audit, Ok(export::suspense(self.store.clone()))).await
+        self.audited_read(audit, Ok(())).await?;
+        Ok(export::suspense(self.store.clone()))
     }
 
     /// The balance export as of a date (today when `None`), as CSV chunks.
     pub async fn export_balances(&self, caller: &Caller, as_of: Option<NaiveDate>) -> Result<ExportStream, AppError> {
         let as_of = as_of.unwrap_or_else(|| self.today());
         let audit = self.authorize(caller, Action::ExportBalances, format!("export:balances:{as_of}")).await?;
-        self.audited_read(audit, Ok(export::balances(self.store.clone(), as_of))).await
+        self.audited_read(audit, Ok(())).await?;
+        Ok(export::balances(self.store.clone(), as_of))
     }
 }
 

@@ -433,7 +433,7 @@ impl App {
     /// Each return recorded writes its audit row in its own transaction; the caller writes
     /// the file's.
     async fn import_returns_audited(&self, upload: impl super::UploadStream, audit: &AuditEntry) -> Result<Vec<ImportedReturn>, AppError> {
-        let max_entries = self.limits.max_lines;
+        let max_entries = self.limits.file.max_lines;
         let read = move |input| crate::formats::ach_returns::read_returns(input, max_entries);
         let parsed = super::upload::parse_upload(upload, self.limits, read).await?;
         let entries = parsed.map_err(|e| AppError::invalid("file", format!("{} at {}: {}", e.code, e.position, e.message)))?;

@@ -219,7 +219,7 @@ impl App {
         let received_on = self.today();
         let (sender, mut batches) = mpsc::channel::<Result<Vec<RawLine>, FileError>>(4);
         let (format, declared, batch_id) = (submission.format, submission.declared, submission.batch_id.clone());
-        let file_limits = self.limits.file();
+        let file_limits = self.limits.file;
         let parser = tokio::task::spawn_blocking(move || {
             let lines = match remittance_lines(format, spool, declared, &batch_id, file_limits) {
                 Ok(lines) => lines,

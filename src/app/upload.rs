@@ -18,28 +18,16 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 pub trait UploadStream: Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static {}
 impl<S: Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static> UploadStream for S {}
 
-/// Limits on one upload.
+/// Limits on one upload: its bytes, and what the parser enforces on the file it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UploadLimits {
     pub max_bytes: u64,
-    /// Lines (payments, registry rows) of one file.
-    pub max_lines: u64,
-    /// Bytes of one CSV record.
-    pub max_record_bytes: usize,
+    pub file: FileLimits,
 }
 
 impl UploadLimits {
     /// 2 GiB: a large payroll vendor's file is a few hundred MB; and the formats' limits.
-    pub const STANDARD: UploadLimits = UploadLimits {
-        max_bytes: 2 << 30,
-        max_lines: FileLimits::STANDARD.max_lines,
-        max_record_bytes: FileLimits::STANDARD.max_record_bytes,
-    };
-
-    /// The limits a parser enforces.
-    pub fn file(&self) -> FileLimits {
-        FileLimits { max_lines: self.max_lines, max_record_bytes: self.max_record_bytes }
-    }
+    pub const STANDARD: UploadLimits = UploadLimits { max_bytes: 2 << 30, file: FileLimits::STANDARD };
 }
 
 /// Why an upload stopped early, if it did: read once the parser is done.

@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::app::{SystemClock, UploadLimits};
+use crate::formats::FileLimits;
 use crate::grpc::GuardSettings;
 use crate::startup::{shutdown_signal, Application, ServerConfig, TlsFiles, STANDARD_MAX_MESSAGE_BYTES};
 
@@ -129,10 +130,13 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
     let mut config = ServerConfig::standard(listen, database, Arc::new(SystemClock));
     config.pii_key = args.pii_key;
     config.metrics_listen = args.metrics_listen;
+    let standard_file = FileLimits::STANDARD;
     config.upload_limits = UploadLimits {
         max_bytes: args.max_upload_bytes.unwrap_or(UploadLimits::STANDARD.max_bytes),
-        max_lines: args.max_upload_lines.unwrap_or(UploadLimits::STANDARD.max_lines),
-        max_record_bytes: args.max_record_bytes.unwrap_or(UploadLimits::STANDARD.max_record_bytes),
+        file: FileLimits {
+            max_lines: args.max_upload_lines.unwrap_or(standard_file.max_lines),
+            max_record_bytes: args.max_record_bytes.unwrap_or(standard_file.max_record_bytes),
+        },
     };
     config.max_message_bytes = args.max_message_bytes.unwrap_or(STANDARD_MAX_MESSAGE_BYTES);
     let seconds = |value: Option<u64>, standard: Duration| value.map(Duration::from_secs).unwrap_or(standard);
