@@ -136,7 +136,10 @@ macro_rules! impl_sql_remittances {
                 let remittance_id = match inserted {
                     Ok(id) => id,
                     Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                        return Err($crate::storage::StoreError::Conflict(format!("batch {} was recorded meanwhile", remittance.batch_id)))
+                        return Err($crate::storage::StoreError::Conflict(format!(
+                            "batch {} or its content was claimed by another upload",
+                            remittance.batch_id
+                        )))
                     }
                     Err(error) => return Err(error.into()),
                 };
