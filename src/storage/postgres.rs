@@ -39,6 +39,11 @@ impl PostgresStore {
 
     /// One distribution run at a time across every replica: the lock is held until the
     /// run's transaction ends, so a crashed replica releases it with its connection.
+    /// A write transaction (PostgreSQL takes row locks as it writes).
+    async fn begin_writing(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
     async fn lock_distribution(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DISTRIBUTION_LOCK_KEY).execute(&mut **tx).await?;
         Ok(())

@@ -2,7 +2,7 @@
 //!
 //! SQLite and PostgreSQL accept the same `$1` placeholders, `ON CONFLICT`, `RETURNING` and
 //! the queries below, so the one body of [`impl_sql_store!`] is expanded for each backend's
-//! concrete sqlx types. A backend supplies `writer()`, `reader()` and
+//! concrete sqlx types. A backend supplies `writer()`, `reader()`, `begin_writing()` and
 //! `lock_distribution(&mut tx)`; everything else is shared.
 
 use std::fmt::Display;
@@ -279,20 +279,14 @@ macro_rules! impl_sql_store {
                 use $crate::storage::sql_store::{self as sql, OBLIGORS_PER_BATCH, ORDER_COLUMNS};
                 use $crate::storage::{RunSummary, StoreError};
 
-                let mut tx = self.writer().begin().await?;
-                Self::lock_distribution(&mut tx).await?;
-                let run_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) \
-                     VALUES ($1, 0, 0, 0, 0) RETURNING run_id",
-                )
-                .bind(started_at)
-                .fetch_one(&mut *tx)
-                .await?;
-                let mut summary = RunSummary { run_id, ..RunSummary::default() };
-                let mut collected = Money::ZERO;
-
+                // The run commits chunk by chunk, each chunk's obligors whole, so files and
+                // payments wait at most one chunk for the writer; a crash leaves whole chunks
+                // only, and the next run distributes what is still pending.
+                let mut run: Option<RunSummary> = None;
                 let mut after = String::new();
                 loop {
+                    let mut tx = self.begin_writing().await?;
+                    Self::lock_distribution(&mut tx).await?;
                     let batch: Vec<String> = sqlx::query_scalar(
                         "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
                          ORDER BY obligor_id LIMIT $2",
@@ -301,15 +295,26 @@ macro_rules! impl_sql_store {
                     .bind(OBLIGORS_PER_BATCH)
                     .fetch_all(&mut *tx)
                     .await?;
-                    let (Some(first), Some(last)) = (batch.first(), batch.last()) else { break };
+                    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                        tx.rollback().await?;
+                        break;
+                    };
+                    let run_id = match &run {
+                        Some(summary) => summary.run_id,
+                        None => sqlx::query_scalar(
+                            "INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) \
+                             VALUES ($1, 0, 0, 0, 0) RETURNING run_id",
+                        )
+                        .bind(started_at)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    };
+                    let mut summary = RunSummary { run_id, ..RunSummary::default() };
+                    let mut collected = Money::ZERO;
                     const PENDING_IN_RANGE: &str =
                         "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2";
 
                     let mut inputs: BTreeMap<String, ObligorInput> = BTreeMap::new();
-                    for id in &batch {
-                        let input = ObligorInput { obligor_id: sql::obligor_id(id)?, ledgers: Vec::new(), pending: Vec::new() };
-                        inputs.insert(id.clone(), input);
-                    }
                     let pending: Vec<(i64, String, i64, String)> = sqlx::query_as(
                         "SELECT collection_id, obligor_id, amount_cents, effective_date FROM collections \
                          WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id",
@@ -321,7 +326,15 @@ macro_rules! impl_sql_store {
                     for (id, obligor, cents, effective_date) in pending {
                         let amount = Money::from_cents(cents);
                         collected += amount;
-                        let input = inputs.get_mut(&obligor).ok_or_else(|| StoreError::Conflict(format!("collection {id} appeared during the run")))?;
+                        // An obligor whose first collection arrived since the batch was listed
+                        // is planned with the rest of its range: its orders are loaded below.
+                        let input = match inputs.entry(obligor) {
+                            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(entry) => {
+                                let obligor_id = sql::obligor_id(entry.key())?;
+                                entry.insert(ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new() })
+                            }
+                        };
                         input.pending.push(PendingCollection { id, amount, effective_date: sql::date(&effective_date)? });
                     }
                     let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
@@ -358,6 +371,7 @@ macro_rules! impl_sql_store {
                     summary.obligors += plans.len() as u64;
                     // (pool id, obligor, effective date, allocation), written many rows at a time.
                     let mut rows = Vec::new();
+                    let mut first_pool_id: Option<i64> = None;
                     for plan in &plans {
                         for pool in &plan.pools {
                             let distribution = &pool.distribution;
@@ -371,6 +385,7 @@ macro_rules! impl_sql_store {
                             .bind(distribution.amount.cents())
                             .fetch_one(&mut *tx)
                             .await?;
+                            first_pool_id.get_or_insert(pool_id);
                             // Claim the pool's collections, only while still pending: a collection
                             // another writer claimed first aborts the run.
                             for ids in pool.collection_ids.chunks(sql::CLAIM_CHUNK) {
@@ -419,39 +434,36 @@ macro_rules! impl_sql_store {
                         });
                         insert.build().execute(&mut *tx).await?;
                     }
-                    after = last.clone();
-                }
 
-                if summary.collections == 0 {
-                    // No run is recorded, but the call is.
-                    tx.rollback().await?;
-                    $crate::storage::sql_access::insert_audit!(self.writer(), audit)?;
-                    return Ok(None);
-                }
-                // Conservation, checked on the rows as written before anything commits:
-                // Σ allocations (unapplied included) = Σ pools = Σ collections distributed.
-                let (pooled, allocated, claimed): (i64, i64, i64) = sqlx::query_as(
-                    "SELECT \
-                       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE run_id = $1), \
-                       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE run_id = $1), \
-                       (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id WHERE p.run_id = $1)",
-                )
-                .bind(run_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let written = [pooled, allocated, claimed, collected.cents(), summary.total.cents()];
-                if written.iter().any(|&cents| cents != summary.total.cents())
-                    || summary.current + summary.arrears + summary.unapplied != summary.total
-                {
-                    tx.rollback().await?;
-                    return Err(StoreError::Conservation($crate::domain::distribution::ConservationError {
-                        obligor_id: format!("(run {run_id})"),
-                        collected,
-                        pooled: Money::from_cents(pooled),
-                        allocated: Money::from_cents(allocated),
-                    }));
-                }
-                sqlx::query("UPDATE distribution_runs SET collections = $1, pools = $2, total_cents = $3, unapplied_cents = $4 WHERE run_id = $5")
+                    // Conservation, checked on the chunk's rows as written before it commits:
+                    // Σ allocations (unapplied included) = Σ pools = Σ collections claimed.
+                    let (pooled, allocated, claimed): (i64, i64, i64) = sqlx::query_as(
+                        "SELECT \
+                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE run_id = $1 AND pool_id >= $2), \
+                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE run_id = $1 AND pool_id >= $2), \
+                           (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id \
+                            WHERE p.run_id = $1 AND p.pool_id >= $2)",
+                    )
+                    .bind(run_id)
+                    .bind(first_pool_id.unwrap_or(i64::MAX))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let written = [pooled, allocated, claimed, collected.cents(), summary.total.cents()];
+                    if written.iter().any(|&cents| cents != summary.total.cents())
+                        || summary.current + summary.arrears + summary.unapplied != summary.total
+                    {
+                        tx.rollback().await?;
+                        return Err(StoreError::Conservation($crate::domain::distribution::ConservationError {
+                            obligor_id: format!("(run {run_id}, obligors {first} to {last})"),
+                            collected,
+                            pooled: Money::from_cents(pooled),
+                            allocated: Money::from_cents(allocated),
+                        }));
+                    }
+                    sqlx::query(
+                        "UPDATE distribution_runs SET collections = collections + $1, pools = pools + $2, \
+                         total_cents = total_cents + $3, unapplied_cents = unapplied_cents + $4 WHERE run_id = $5",
+                    )
                     .bind(summary.collections as i64)
                     .bind(summary.pools as i64)
                     .bind(summary.total.cents())
@@ -459,9 +471,17 @@ macro_rules! impl_sql_store {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
-                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
-                tx.commit().await?;
-                Ok(Some(summary))
+                    tx.commit().await?;
+                    run = Some(match run.take() {
+                        Some(so_far) => so_far.plus(&summary),
+                        None => summary,
+                    });
+                    after = last.clone();
+                }
+                // The call's audit row, once the run is whole (a failed run's error is audited
+                // by the caller instead; a crash leaves the chunks and their run row).
+                $crate::storage::sql_access::insert_audit!(self.writer(), audit)?;
+                Ok(run)
             }
 
             async fn open_totals(&self) -> $crate::storage::StoreResult<$crate::storage::OpenTotals> {

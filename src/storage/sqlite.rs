@@ -49,6 +49,13 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// A write transaction that holds SQLite's write lock from its start: one that reads
+    /// before it writes could otherwise find, at its first write, that another process
+    /// committed since its read began, and fail at once with "database is locked".
+    async fn begin_writing(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The single writer connection already serialises distribution runs in this process;
     /// another process on the same file waits on SQLite's own lock (busy timeout).
     async fn lock_distribution(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
