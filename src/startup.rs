@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::app::{App, Clock, PiiKey, UploadLimits};
-use crate::grpc::{GuardLayer, GuardSettings, TransportSettings};
+use crate::grpc::{ConnectionSettings, GuardLayer, GuardSettings, TransportSettings};
 use crate::storage;
 
 /// Everything the server needs to start. Secrets are redacted in `Debug`.
@@ -31,6 +30,7 @@ pub struct ServerConfig {
     /// The largest gRPC message a client may send.
     pub max_message_bytes: usize,
     pub tls: Option<TlsFiles>,
+    pub connections: ConnectionSettings,
 }
 
 /// The largest message a client may send by default: gRPC's usual 4 MiB.
@@ -50,6 +50,7 @@ impl ServerConfig {
             guard: GuardSettings::STANDARD,
             max_message_bytes: STANDARD_MAX_MESSAGE_BYTES,
             tls: None,
+            connections: ConnectionSettings::STANDARD,
         }
     }
 }
@@ -65,9 +66,10 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    fn load(&self) -> Result<ServerTlsConfig, StartupError> {
+    fn load(&self, handshake_timeout: Duration) -> Result<ServerTlsConfig, StartupError> {
         let read = |path: &PathBuf| std::fs::read(path).map_err(|e| StartupError::Tls(format!("cannot read {}: {e}", path.display())));
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&self.certificate)?, read(&self.key)?));
+        let mut config =
+            ServerTlsConfig::new().identity(Identity::from_pem(read(&self.certificate)?, read(&self.key)?)).timeout(handshake_timeout);
         if let Some(ca) = &self.client_ca {
             // Optional: a client may still authenticate with an API key alone.
             config = config.client_ca_root(Certificate::from_pem(read(ca)?)).client_auth_optional(true);
@@ -87,6 +89,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("guard", &self.guard)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("tls", &self.tls)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -135,6 +138,7 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     guard: GuardLayer,
     transport: TransportSettings,
+    connections: ConnectionSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,10 +165,10 @@ impl Application {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| StartupError::Bind(address, e))?),
             None => None,
         };
-        let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
+        let tls = config.tls.as_ref().map(|files| files.load(config.connections.handshake_timeout)).transpose()?;
         let guard = GuardLayer::new(app.clone(), config.guard);
         let transport = TransportSettings { max_message_bytes: config.max_message_bytes, tls };
-        Ok(Application { app, listener, metrics_listener, guard, transport })
+        Ok(Application { app, listener, metrics_listener, guard, transport, connections: config.connections })
     }
 
     /// Where the metrics are served, when they are.
@@ -180,7 +184,8 @@ impl Application {
         &self.app
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    /// Serves until `shutdown` completes, then lets requests in flight finish within the
+    /// grace period; idle connections are closed at once.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), StartupError> {
         let address = self.local_addr();
         let backend = self.app.store().backend();
@@ -200,7 +205,24 @@ impl Application {
             }
         });
         tracing::info!(%address, backend, tls, "gateway listening");
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown).await?;
+        let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.notify_one();
+            }
+        };
+        let incoming = crate::grpc::incoming::incoming(self.listener, self.connections);
+        let serve = router.serve_with_incoming_shutdown(incoming, signal);
+        let grace = self.connections.shutdown_grace;
+        tokio::select! {
+            served = serve => served?,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!(grace_seconds = grace.as_secs(), "calls still in flight after the shutdown grace period: stopping anyway"),
+        }
         background.abort_all();
         tracing::info!("gateway stopped");
         Ok(())

@@ -90,6 +90,14 @@ settings! {
     /// How long the server waits for the next piece of a request stream, in seconds
     /// [default: 60].
     idle_stream_timeout_seconds: u64 = "GATEWAY_IDLE_STREAM_TIMEOUT_SECONDS";
+    /// Connections open at once; past it new connections are closed at once [default: 1024].
+    max_connections: usize = "GATEWAY_MAX_CONNECTIONS";
+    /// How long a new connection may stay silent (no HTTP/2 preface, no TLS handshake)
+    /// before it is closed, in seconds [default: 10].
+    handshake_timeout_seconds: u64 = "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS";
+    /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish, in seconds; idle
+    /// connections are closed at once [default: 30].
+    shutdown_grace_seconds: u64 = "GATEWAY_SHUTDOWN_GRACE_SECONDS";
     /// TLS: the server's certificate chain (PEM) [default: no TLS].
     tls_cert: PathBuf = "GATEWAY_TLS_CERT";
     /// TLS: the server's private key (PEM).
@@ -164,6 +172,12 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
         call_deadline: seconds(args.call_deadline_seconds, standard.call_deadline),
         upload_deadline: seconds(args.upload_deadline_seconds, standard.upload_deadline),
         idle_stream_timeout: seconds(args.idle_stream_timeout_seconds, standard.idle_stream_timeout),
+    };
+    let connections = crate::grpc::ConnectionSettings::STANDARD;
+    config.connections = crate::grpc::ConnectionSettings {
+        max_connections: args.max_connections.unwrap_or(connections.max_connections).max(1),
+        handshake_timeout: seconds(args.handshake_timeout_seconds, connections.handshake_timeout).max(Duration::from_secs(1)),
+        shutdown_grace: seconds(args.shutdown_grace_seconds, connections.shutdown_grace),
     };
     config.tls = match (args.tls_cert, args.tls_key, args.tls_client_ca) {
         (Some(certificate), Some(key), client_ca) => Some(TlsFiles { certificate, key, client_ca }),

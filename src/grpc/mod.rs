@@ -7,6 +7,7 @@ mod admin;
 pub mod client;
 mod convert;
 pub mod guard;
+pub mod incoming;
 mod payments;
 mod services;
 mod status;
@@ -20,6 +21,7 @@ use tower::layer::util::{Identity, Stack};
 use crate::app::App;
 pub use admin::api_key as admin_api_key;
 pub use guard::{GuardLayer, GuardSettings, RateSettings, REQUEST_ID_METADATA};
+pub use incoming::ConnectionSettings;
 pub use status::RETRY_PUSHBACK_METADATA;
 
 /// The generated messages, servers and clients of `proto/fspc/gateway/v1`.
