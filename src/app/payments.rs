@@ -328,6 +328,13 @@ impl App {
                 audit,
             )
             .await?;
+        if let ReturnOutcome::AlreadyReturned(recorded) = &outcome {
+            // The answer states the return on record, not the code of this second attempt.
+            // (A code recorded before the list of NACHA codes was enforced stays as it was.)
+            let recorded = ReturnCode::parse(recorded).unwrap_or(code);
+            tracing::info!(payment_id, %recorded, attempted = %code, "payment already returned");
+            return Ok(ReturnResult { payment_id, code: recorded, outcome, account_unusable: recorded.makes_account_unusable() });
+        }
         tracing::info!(payment_id, %code, "payment returned");
         Ok(ReturnResult { payment_id, code, outcome, account_unusable: unusable })
     }

@@ -13,8 +13,10 @@ pub mod month;
 pub mod payment;
 pub mod registry;
 pub mod remittance;
+pub mod text;
 
 pub use distribution::{Allocation, Bucket, Order, OrderLedger};
 pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
 pub use money::{Money, MoneyError};
 pub use month::YearMonth;
+pub use text::excerpt;

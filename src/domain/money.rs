@@ -10,6 +10,8 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 use std::str::FromStr;
 
+use super::excerpt;
+
 /// An amount of money in cents. Negative amounts exist only for reversal entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
@@ -76,32 +78,8 @@ impl Money {
 
     /// Parses an unsigned decimal amount: digits, optionally `.` and 1 or 2 more digits.
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
-        if text.is_empty() {
-            return Err(MoneyError::Empty);
-        }
-        let malformed = || MoneyError::Malformed(text.to_owned());
-        let (whole, fraction) = match text.split_once('.') {
-            Some((whole, fraction)) => (whole, Some(fraction)),
-            None => (text, None),
-        };
-        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(malformed());
-        }
-        let fraction_cents = match fraction {
-            None => 0,
-            Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => return Err(malformed()),
-            // The spec allows at most 2 places, so even "1.500" is refused: a sender whose
-            // system writes 3 places is likely computing in fractions of a cent.
-            Some(f) if f.len() > 2 => return Err(MoneyError::TooManyDecimals(text.to_owned())),
-            Some(f) => parse_fraction(f),
-        };
-        let out_of_range = || MoneyError::OutOfRange(text.to_owned());
-        let whole = whole.trim_start_matches('0');
-        if whole.len() > 18 {
-            return Err(out_of_range());
-        }
-        let dollars: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| out_of_range())? };
-        dollars.checked_mul(100).and_then(|c| c.checked_add(fraction_cents)).map(Money).ok_or_else(out_of_range)
+        let cents = parse_wide_cents(text)?;
+        i64::try_from(cents).map(Money).map_err(|_| MoneyError::OutOfRange(text.to_owned()))
     }
 
     /// Parses a decimal amount that may carry a leading `-` (reversal entries in exports).
@@ -111,6 +89,42 @@ impl Money {
             None => Money::parse(text),
         }
     }
+}
+
+/// The most digits before the point [`parse_wide_cents`] reads: far past any real amount, so a
+/// control total can still count an absurd one, and short enough that the sum of five
+/// million of them fits in an `i128`.
+const MAX_WIDE_DIGITS: usize = 28;
+
+/// Reads the amount grammar of [`Money::parse`] into cents without its `i64` range: what a
+/// control total needs, so that an amount too large to be money still counts against the
+/// total a file declares instead of vanishing from the sum.
+pub fn parse_wide_cents(text: &str) -> Result<i128, MoneyError> {
+    if text.is_empty() {
+        return Err(MoneyError::Empty);
+    }
+    let malformed = || MoneyError::Malformed(excerpt(text));
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    let fraction_cents = match fraction {
+        None => 0,
+        Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => return Err(malformed()),
+        // The spec allows at most 2 places, so even "1.500" is refused: a sender whose
+        // system writes 3 places is likely computing in fractions of a cent.
+        Some(f) if f.len() > 2 => return Err(MoneyError::TooManyDecimals(excerpt(text))),
+        Some(f) => i128::from(parse_fraction(f)),
+    };
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > MAX_WIDE_DIGITS {
+        return Err(MoneyError::OutOfRange(excerpt(text)));
+    }
+    let dollars: i128 = if whole.is_empty() { 0 } else { whole.parse().expect("at most 28 digits fit an i128") };
+    Ok(dollars * 100 + fraction_cents)
 }
 
 fn parse_fraction(digits: &str) -> i64 {

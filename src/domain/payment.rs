@@ -22,7 +22,7 @@ pub enum PaymentDetailError {
     Email,
     #[error("a telephone number has 10 digits (US)")]
     Telephone,
-    #[error("an ACH return code is R followed by 2 digits, e.g. R01")]
+    #[error("an ACH return code is one NACHA defines: R01–R53, R61–R62, R67–R77 or R80–R85")]
     ReturnCode,
 }
 
@@ -62,7 +62,8 @@ impl AccountNumber {
         if !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PaymentDetailError::AccountNumber);
         }
-        if looks_like_a_card(&digits) {
+        // Leading zeros do not make a card number an account number: "0411…" is "411…".
+        if looks_like_a_card(&digits) || looks_like_a_card(digits.trim_start_matches('0')) {
             return Err(PaymentDetailError::CardNumber);
         }
         if !(4..=17).contains(&digits.len()) {
@@ -212,7 +213,7 @@ impl Telephone {
     }
 }
 
-/// An ACH return reason code, `R01` … `R99`.
+/// An ACH return reason code that NACHA's rules define (`R01`, `R03`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ReturnCode(u8);
 
@@ -222,10 +223,13 @@ impl ReturnCode {
         match text.strip_prefix('R') {
             Some(number) if number.len() == 2 && number.bytes().all(|b| b.is_ascii_digit()) => {
                 let number: u8 = number.parse().map_err(|_| PaymentDetailError::ReturnCode)?;
-                if number == 0 {
-                    Err(PaymentDetailError::ReturnCode)
-                } else {
+                // The codes NACHA's rules define (some since retired, still seen in old
+                // files): R01–R53, the dishonored and contested returns R61–R62 and R67–R77,
+                // and the IAT returns R80–R85. Anything else (R00, R99) is not a return.
+                if matches!(number, 1..=53 | 61..=62 | 67..=77 | 80..=85) {
                     Ok(ReturnCode(number))
+                } else {
+                    Err(PaymentDetailError::ReturnCode)
                 }
             }
             _ => Err(PaymentDetailError::ReturnCode),
@@ -321,6 +325,10 @@ mod tests {
         assert_eq!(AccountNumber::parse("378282246310005"), Err(PaymentDetailError::CardNumber));
         // A 16-digit account number that fails the Luhn check is an account, not a card.
         assert!(AccountNumber::parse("4111111111111112").is_ok());
+        // Leading zeros (a 17-digit field padded) do not hide a card number.
+        assert_eq!(AccountNumber::parse("04111111111111111"), Err(PaymentDetailError::CardNumber));
+        assert_eq!(AccountNumber::parse("00378282246310005"), Err(PaymentDetailError::CardNumber));
+        assert!(AccountNumber::parse("00012345678").is_ok());
         assert_eq!(AccountNumber::parse("123"), Err(PaymentDetailError::AccountNumber));
         assert_eq!(AccountNumber::parse("123456789012345678"), Err(PaymentDetailError::AccountNumber));
     }
@@ -344,6 +352,12 @@ mod tests {
         assert!(ReturnCode::parse("R02").unwrap().makes_account_unusable());
         assert!(!ReturnCode::parse("R01").unwrap().makes_account_unusable());
         assert!(ReturnCode::parse("R1").is_err() && ReturnCode::parse("X01").is_err() && ReturnCode::parse("R00").is_err());
+        for undefined in ["R99", "R54", "R60", "R66", "R78", "R86"] {
+            assert!(ReturnCode::parse(undefined).is_err(), "{undefined} is not a NACHA return code");
+        }
+        for defined in ["R01", "R29", "R53", "R61", "R62", "R67", "R77", "R80", "R85"] {
+            assert!(ReturnCode::parse(defined).is_ok(), "{defined} is a NACHA return code");
+        }
     }
 
     #[test]

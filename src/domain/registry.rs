@@ -86,7 +86,7 @@ impl RegistryHeader {
                     1,
                     "",
                     "HEADER_UNKNOWN_COLUMN",
-                    format!("unknown column `{}`; the columns are: {}", raw.trim(), COLUMNS.join(", ")),
+                    format!("unknown column `{}`; the columns are: {}", super::excerpt(raw.trim()), COLUMNS.join(", ")),
                 )),
             }
         }

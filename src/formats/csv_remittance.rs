@@ -6,7 +6,9 @@ use std::io::Read;
 
 use crate::domain::remittance::{DateStyle, RawLine};
 
+use super::bounded::{is_too_long, Budgeted};
 use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
+use crate::domain::excerpt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Column {
@@ -43,7 +45,7 @@ const COLUMNS: [(Column, &str, bool); 12] = [
 /// The rows of a remittance CSV, one [`RawLine`] at a time; the control totals are checked
 /// after the last row.
 pub struct CsvLines<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<Budgeted<R>>,
     columns: Vec<Column>,
     record: csv::ByteRecord,
     line: u64,
@@ -56,11 +58,20 @@ impl<R: Read> CsvLines<R> {
     /// Reads the header row; a missing header or an unknown, repeated or missing required
     /// column refuses the file.
     pub fn new(input: R, declared: DeclaredTotals, max_record_bytes: usize) -> Result<CsvLines<R>, FileError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(Budgeted::new(input, max_record_bytes));
         let mut record = csv::ByteRecord::new();
-        let has_header = reader.read_byte_record(&mut record).map_err(|e| not_csv(&e, "the header"))?;
+        let has_header = reader.read_byte_record(&mut record).map_err(|e| not_csv(&e, "the header", max_record_bytes))?;
+        reader.get_mut().mark();
         if !has_header {
             return Err(FileError::new("HEADER_MISSING", "line 1", "the file is empty: a remittance starts with a header row"));
+        }
+        if record.as_slice().contains(&0) || std::str::from_utf8(record.as_slice()).is_err() {
+            return Err(FileError::new(
+                "FILE_NOT_UTF8",
+                "line 1",
+                "the file is not UTF-8 text (it looks like UTF-16 or a binary file): save it as CSV UTF-8",
+            ));
         }
         let mut columns = Vec::with_capacity(record.len());
         for (index, raw) in record.iter().enumerate() {
@@ -71,11 +82,11 @@ impl<R: Read> CsvLines<R> {
                 return Err(FileError::new(
                     "HEADER_UNKNOWN_COLUMN",
                     "line 1",
-                    format!("unknown column `{name}`; the columns are: {}", known.join(", ")),
+                    format!("unknown column `{}`; the columns are: {}", excerpt(name), known.join(", ")),
                 ));
             };
             if columns.contains(column) {
-                return Err(FileError::new("HEADER_DUPLICATE_COLUMN", "line 1", format!("column `{name}` appears twice")));
+                return Err(FileError::new("HEADER_DUPLICATE_COLUMN", "line 1", format!("column `{}` appears twice", excerpt(name))));
             }
             columns.push(*column);
         }
@@ -87,13 +98,21 @@ impl<R: Read> CsvLines<R> {
 
     fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
         loop {
-            let more = self.reader.read_byte_record(&mut self.record).map_err(|e| not_csv(&e, &format!("data row {}", self.line + 1)))?;
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| not_csv(&e, &format!("data row {}", self.line + 1), self.max_record_bytes))?;
+            self.reader.get_mut().mark();
             if !more {
                 self.totals.check(self.declared)?;
                 return Ok(None);
             }
-            if self.record.iter().all(|field| field.iter().all(u8::is_ascii_whitespace)) {
-                continue; // A blank line between rows is not a payment.
+            // A blank line between rows is not a payment, nor is a row of empty cells as wide
+            // as the header (how spreadsheets save trailing empty rows). Any other width is
+            // a broken row, refused below.
+            let blank = self.record.iter().all(|field| field.iter().all(u8::is_ascii_whitespace));
+            if blank && (self.record.len() <= 1 || self.record.len() == self.columns.len()) {
+                continue;
             }
             self.line += 1;
             let position = format!("data row {}", self.line);
@@ -136,8 +155,15 @@ impl<R: Read> CsvLines<R> {
 }
 
 /// Describes a CSV error without quoting the data (which may hold an SSN).
-fn not_csv(error: &csv::Error, position: &str) -> FileError {
+fn not_csv(error: &csv::Error, position: &str, max_record_bytes: usize) -> FileError {
     let message = match error.kind() {
+        csv::ErrorKind::Io(io) if is_too_long(io) => {
+            return FileError::new(
+                "RECORD_TOO_LONG",
+                position,
+                format!("a row is longer than {max_record_bytes} bytes (an unclosed quote swallows the rest of the file)"),
+            )
+        }
         csv::ErrorKind::Io(_) => "the upload was interrupted",
         csv::ErrorKind::Utf8 { .. } => "the file is not valid UTF-8",
         _ => "the file cannot be read as CSV",

@@ -7,6 +7,7 @@
 //! its lines. Line-level problems are the line rules' business (`domain::remittance`).
 
 pub mod ach_returns;
+pub mod bounded;
 pub mod csv_remittance;
 pub mod nacha;
 pub mod registry;
@@ -75,20 +76,27 @@ pub struct DeclaredTotals {
 }
 
 /// The line count and total of the lines read so far, to compare with control totals.
-/// Amounts that do not parse are not added: such a line is rejected by the line rules, and
-/// a total that then disagrees refuses the file.
+///
+/// Every amount counts: the sum is kept in `i128` cents and amounts are read without
+/// [`Money`]'s range, so an absurd amount cannot overflow the sum or drop out of it and let a
+/// file whose other lines match its declared total through. An amount that cannot be read at
+/// all makes a declared total uncheckable, which refuses the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunningTotals {
     pub line_count: u64,
-    pub total: Money,
+    control_cents: i128,
+    /// The first line whose amount is there but is not a number (or whose sum overflowed).
+    unreadable: Option<u64>,
 }
 
 impl RunningTotals {
     pub fn observe(&mut self, line: &RawLine) {
         self.line_count += 1;
-        if let Some(amount) = line.amount.as_deref().and_then(|a| Money::parse(a.trim()).ok()) {
-            if let Some(total) = self.total.checked_add(amount) {
-                self.total = total;
+        let Some(amount) = line.amount.as_deref().map(str::trim).filter(|a| !a.is_empty()) else { return };
+        match crate::domain::money::parse_wide_cents(amount).ok().and_then(|cents| self.control_cents.checked_add(cents)) {
+            Some(sum) => self.control_cents = sum,
+            None => {
+                self.unreadable.get_or_insert(line.line);
             }
         }
     }
@@ -102,15 +110,30 @@ impl RunningTotals {
                 format!("the file declares {count} lines but has {}", self.line_count),
             ));
         }
-        if let Some(total) = declared.total.filter(|&t| t != self.total) {
+        let Some(total) = declared.total else { return Ok(()) };
+        if let Some(line) = self.unreadable {
             return Err(FileError::new(
                 "CONTROL_TOTAL_MISMATCH",
                 "end of file",
-                format!("the file declares a total of {total} but its lines add up to {}", self.total),
+                format!("line {line}'s amount cannot be read, so the declared total of {total} cannot be checked"),
+            ));
+        }
+        if self.control_cents != i128::from(total.cents()) {
+            return Err(FileError::new(
+                "CONTROL_TOTAL_MISMATCH",
+                "end of file",
+                format!("the file declares a total of {total} but its lines add up to {}", wide_amount(self.control_cents)),
             ));
         }
         Ok(())
     }
+}
+
+/// Cents of any size as a decimal amount (`12345.67`).
+fn wide_amount(cents: i128) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let magnitude = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", magnitude / 100, magnitude % 100)
 }
 
 /// The lines of a remittance file, one at a time.
@@ -158,24 +181,35 @@ pub fn remittance_lines(
 ) -> Result<Lines, FileError> {
     let lines: Lines = match format {
         RemittanceFormat::Csv => Box::new(LineIter::new(csv_remittance::CsvLines::new(input, declared, limits.max_record_bytes)?)),
-        RemittanceFormat::Xml => Box::new(LineIter::new(xml_remittance::XmlLines::new(input, batch_id, declared)?)),
+        RemittanceFormat::Xml => {
+            Box::new(LineIter::new(xml_remittance::XmlLines::new(input, batch_id, declared, limits.max_record_bytes)?))
+        }
         RemittanceFormat::Nacha => Box::new(LineIter::new(nacha::NachaLines::new(input, declared))),
     };
-    Ok(Box::new(AtMost { lines, read: 0, max: limits.max_lines }))
+    Ok(Box::new(AtMost { lines, read: 0, max: limits.max_lines, empty_reported: false }))
 }
 
-/// Refuses a file past `max` lines, whatever its format.
+/// Refuses a file past `max` lines, or with none, whatever its format.
 struct AtMost {
     lines: Lines,
     read: u64,
     max: u64,
+    empty_reported: bool,
 }
 
 impl Iterator for AtMost {
     type Item = Result<RawLine, FileError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let next = self.lines.next()?;
+        let Some(next) = self.lines.next() else {
+            // A file with no line is not a remittance: refused, so it does not use up its
+            // batch id (a header-only CSV is a payroll export gone wrong, not "nothing due").
+            if self.read == 0 && !self.empty_reported {
+                self.empty_reported = true;
+                return Some(Err(FileError::new("NO_LINES", "end of file", "the file has no payment lines: nothing was recorded")));
+            }
+            return None;
+        };
         if next.is_ok() {
             self.read += 1;
             if self.read > self.max {

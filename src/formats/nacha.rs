@@ -56,6 +56,13 @@ impl<R: Read> Records<R> {
         if short {
             return Err(FileError::new("NACHA_RECORD_LENGTH", self.position(), format!("every record is {RECORD_LENGTH} characters")));
         }
+        if let Some(index) = record.iter().position(|b| !b.is_ascii() || (b.is_ascii_control())) {
+            return Err(FileError::new(
+                "NACHA_RECORD_CHARACTER",
+                self.position(),
+                format!("byte {} of record {} is 0x{:02X}: a NACHA record holds printable ASCII only", index + 1, self.number, record[index]),
+            ));
+        }
         // Consume the line break after the record, if any.
         let buffered = self.input.fill_buf().map_err(|_| FileError::new("NACHA_READ", "upload", "the upload was interrupted"))?;
         match buffered {
@@ -437,8 +444,20 @@ fn ded_line(segment: &str, template: &RawLine, record: u64) -> RawLine {
             let cents: i64 = digits.parse().expect("at most 10 digits");
             Some(Money::from_cents(cents).to_string())
         }
-        // Kept as written so the amount rule reports it.
-        other => other,
+        // The convention writes the amount in cents, digits only ("18462" is 184.62): "184.62"
+        // or "10.00" here is a sender's mistake that would be read as a hundred times less.
+        Some(other) => {
+            line.format_problems.push(FormatProblem {
+                field: "amount",
+                code: ProblemCode::DedMalformed,
+                message: format!(
+                    "the DED amount of the entry at record {record} is `{}`: it is written in cents, 1 to 10 digits only (18462 is 184.62)",
+                    crate::domain::excerpt(&other)
+                ),
+            });
+            None
+        }
+        None => None,
     };
     line.employee_ssn = element(5);
     line.medical_support = element(6);

@@ -6,6 +6,7 @@
 
 use std::io::Read;
 
+use super::bounded::{is_too_long, Budgeted};
 use super::FileLimits;
 use crate::domain::registry::{check_rows_agree, RegistryHeader, RegistryProblem, RegistryRow};
 
@@ -14,7 +15,8 @@ pub const MAX_PROBLEMS: usize = 1000;
 
 /// Reads a whole registry file: every valid row, or every problem found.
 pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<RegistryRow>, Vec<RegistryProblem>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(Budgeted::new(input, limits.max_record_bytes));
     let mut record = csv::ByteRecord::new();
     let mut problems = Vec::new();
     let mut rows = Vec::new();
@@ -25,9 +27,16 @@ pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<Registr
 
     loop {
         line += 1;
-        match reader.read_byte_record(&mut record) {
+        let read = reader.read_byte_record(&mut record);
+        reader.get_mut().mark();
+        match read {
             Ok(false) => break,
             Ok(true) => {}
+            Err(error) if matches!(error.kind(), csv::ErrorKind::Io(io) if is_too_long(io)) => {
+                let limit = limits.max_record_bytes;
+                problems.push(RegistryProblem::new(line, "", "RECORD_TOO_LONG", format!("a row is longer than {limit} bytes")));
+                break;
+            }
             Err(error) => {
                 problems.push(RegistryProblem::new(
                     line,

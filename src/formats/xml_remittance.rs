@@ -15,7 +15,9 @@ use quick_xml::NsReader;
 use crate::domain::remittance::{DateStyle, RawLine};
 use crate::domain::Money;
 
+use super::bounded::{is_too_long, Budgeted};
 use super::{DeclaredTotals, FileError, LineSource, RunningTotals};
+use crate::domain::excerpt;
 
 pub const NAMESPACE: &str = "urn:mo-fspc:remittance:1";
 
@@ -71,7 +73,9 @@ const HEADER_ELEMENTS: [(&str, Leaf); 3] = [("BatchId", Leaf::BatchId), ("LineCo
 /// The `Payment`s of a remittance XML, one [`RawLine`] at a time; the control totals are
 /// checked at the end of the document.
 pub struct XmlLines<R: Read> {
-    reader: NsReader<BufReader<R>>,
+    reader: NsReader<BufReader<Budgeted<R>>>,
+    /// The longest event (a tag with its attributes, a text node, a comment) in bytes.
+    max_record_bytes: usize,
     buffer: Vec<u8>,
     stack: Vec<Place>,
     text: String,
@@ -89,12 +93,13 @@ pub struct XmlLines<R: Read> {
 }
 
 impl<R: Read> XmlLines<R> {
-    pub fn new(input: R, batch_id: &str, declared: DeclaredTotals) -> Result<XmlLines<R>, FileError> {
-        let mut reader = NsReader::from_reader(BufReader::new(input));
+    pub fn new(input: R, batch_id: &str, declared: DeclaredTotals, max_record_bytes: usize) -> Result<XmlLines<R>, FileError> {
+        let mut reader = NsReader::from_reader(BufReader::new(Budgeted::new(input, max_record_bytes)));
         reader.config_mut().trim_text(true);
         reader.config_mut().expand_empty_elements = true;
         Ok(XmlLines {
             reader,
+            max_record_bytes,
             buffer: Vec::new(),
             stack: vec![Place::Outside],
             text: String::new(),
@@ -126,11 +131,20 @@ impl<R: Read> XmlLines<R> {
     fn read_line(&mut self) -> Result<Option<RawLine>, FileError> {
         loop {
             self.buffer.clear();
-            let (namespace, event) = match self.reader.read_resolved_event_into(&mut self.buffer) {
+            let read = self.reader.read_resolved_event_into(&mut self.buffer);
+            let (namespace, event) = match read {
                 Ok((ResolveResult::Bound(ns), event)) => (Some(ns.as_ref() == NAMESPACE.as_bytes()), event.into_owned()),
                 Ok((_, event)) => (None, event.into_owned()),
+                Err(quick_xml::Error::Io(io)) if is_too_long(&io) => {
+                    let limit = self.max_record_bytes;
+                    return Err(self.error(
+                        "RECORD_TOO_LONG",
+                        format!("a tag, text, comment or other piece of the document is longer than {limit} bytes"),
+                    ));
+                }
                 Err(error) => return Err(self.error("XML_MALFORMED", format!("the file is not well-formed XML: {}", describe(&error)))),
             };
+            self.reader.get_mut().get_mut().mark();
             match event {
                 Event::DocType(_) => {
                     return Err(self.error("XML_DOCTYPE_FORBIDDEN", "a DOCTYPE is not allowed in a remittance (no entities are expanded)"))
@@ -195,13 +209,13 @@ impl<R: Read> XmlLines<R> {
             }
             (Place::Header, name) => match HEADER_ELEMENTS.iter().find(|(n, _)| *n == name) {
                 Some((_, leaf)) => Place::Leaf(*leaf),
-                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{name}> in <Header>"))),
+                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{}> in <Header>", excerpt(name)))),
             },
             (Place::Payment, name) => match PAYMENT_ELEMENTS.iter().find(|(n, _)| *n == name) {
                 Some((_, leaf)) => Place::Leaf(*leaf),
-                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{name}> in <Payment>"))),
+                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{}> in <Payment>", excerpt(name)))),
             },
-            (place, name) => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unexpected element <{name}> in {place:?}"))),
+            (place, name) => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unexpected element <{}> in {place:?}", excerpt(name)))),
         };
         self.text.clear();
         self.stack.push(next);
@@ -246,7 +260,7 @@ impl<R: Read> XmlLines<R> {
                 if let Some(batch_id) = self.header_batch_id.as_deref().filter(|b| b.trim() != self.batch_id) {
                     return Err(self.error(
                         "XML_BATCH_ID_MISMATCH",
-                        format!("the header's BatchId `{batch_id}` is not the submitted batch id `{}`", self.batch_id),
+                        format!("the header's BatchId `{}` is not the submitted batch id `{}`", excerpt(batch_id), self.batch_id),
                     ));
                 }
                 Ok(None)
@@ -267,6 +281,7 @@ impl<R: Read> XmlLines<R> {
                 Err(self.error("XML_MALFORMED", "text outside an element that takes text"))
             };
         }
+        check_characters(text).map_err(|message| self.error("XML_MALFORMED", message))?;
         if self.text.len() + text.len() > MAX_TEXT_BYTES {
             return Err(self.error("RECORD_TOO_LONG", format!("an element's text is longer than {MAX_TEXT_BYTES} bytes")));
         }
@@ -280,6 +295,7 @@ impl<R: Read> XmlLines<R> {
             if attribute.key.local_name().as_ref() == name.as_bytes() {
                 let value =
                     attribute.unescape_value().map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {}", describe(&e))))?;
+                check_characters(&value).map_err(|message| self.error("XML_MALFORMED", message))?;
                 return Ok(Some(value.into_owned()));
             }
         }
@@ -297,6 +313,15 @@ impl<R: Read> XmlLines<R> {
         let total = Money::parse(total).map_err(|e| FileError::new("CONTROL_TOTALS_INVALID", end, format!("TotalAmount: {e}")))?;
         self.totals.check(DeclaredTotals { line_count: Some(count), total: Some(total) })?;
         self.totals.check(self.declared)
+    }
+}
+
+/// XML 1.0 allows no control character but tab, line feed and carriage return (not even
+/// as a character reference), nor U+FFFE and U+FFFF; quick-xml leaves that check to us.
+fn check_characters(text: &str) -> Result<(), String> {
+    match text.chars().find(|&c| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
+        Some(c) => Err(format!("the character U+{:04X} is not allowed in XML", u32::from(c))),
+        None => Ok(()),
     }
 }
 

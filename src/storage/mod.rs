@@ -152,6 +152,23 @@ pub struct RunSummary {
     pub unapplied: Money,
 }
 
+impl RunSummary {
+    /// This run's figures with a further chunk's added (the run id stays).
+    pub fn plus(&self, chunk: &RunSummary) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id,
+            obligors: self.obligors + chunk.obligors,
+            collections: self.collections + chunk.collections,
+            pools: self.pools + chunk.pools,
+            allocations: self.allocations + chunk.allocations,
+            total: self.total + chunk.total,
+            current: self.current + chunk.current,
+            arrears: self.arrears + chunk.arrears,
+            unapplied: self.unapplied + chunk.unapplied,
+        }
+    }
+}
+
 /// Money waiting on the back office.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenTotals {
@@ -222,6 +239,17 @@ pub trait Store: remittance::RemittanceStore + payment::PaymentStore + access::A
 
 /// Opens the database a URL names, creating a SQLite file if it is missing, and brings its
 /// schema up to date.
+/// The file a `sqlite:` URL names; `None` for another database or an in-memory one.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (path.as_os_str() != ":memory:" && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
+}
+
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
