@@ -79,12 +79,12 @@ async fn main() -> anyhow::Result<()> {
     let vendor_channel = with_key(channel.clone(), &vendor).expect("a key is ASCII");
     let channel = with_key(channel, &back_office).expect("a key is ASCII");
 
-    let chunks = [proto::ImportRegistryRequest { chunk: registry().into_bytes() }];
+    let chunks = gateway::grpc::client::registry_upload(registry().as_bytes(), 1 << 16);
     proto::registry_service_client::RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await?;
 
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "BENCH-1".into(), ..Default::default() };
     let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
-    let body = futures::stream::iter((0..lines).step_by(LINES_PER_CHUNK)).map(move |start| {
+    let piece = move |start: usize| {
         let mut chunk = if start == 0 {
             "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n".to_owned()
         } else {
@@ -93,11 +93,25 @@ async fn main() -> anyhow::Result<()> {
         for index in start..(start + LINES_PER_CHUNK).min(lines) {
             chunk.push_str(&line(index));
         }
-        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk.into_bytes())) }
-    });
+        chunk.into_bytes()
+    };
+    // The file is generated as it is sent (the client does not hold it); its end message's
+    // SHA-256 comes from generating it once before.
+    let mut sha256 = <sha2::Sha256 as sha2::Digest>::new();
+    let mut byte_count = 0;
+    for start in (0..lines).step_by(LINES_PER_CHUNK) {
+        let bytes = piece(start);
+        byte_count += bytes.len() as u64;
+        sha2::Digest::update(&mut sha256, &bytes);
+    }
+    let end = proto::SubmitRemittanceRequest {
+        part: Some(Part::End(proto::UploadEnd { byte_count, sha256: hex::encode(sha2::Digest::finalize(sha256)) })),
+    };
+    let body = futures::stream::iter((0..lines).step_by(LINES_PER_CHUNK))
+        .map(move |start| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(piece(start))) });
     let started = Instant::now();
     let ack = proto::remittance_service_client::RemittanceServiceClient::new(vendor_channel)
-        .submit_remittance(futures::stream::iter([first]).chain(body))
+        .submit_remittance(futures::stream::iter([first]).chain(body).chain(futures::stream::iter([end])))
         .await?
         .into_inner();
     let elapsed = started.elapsed().as_secs_f64();

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
          OB-2002,234-56-7890,Lopez,Ana,23456789,ORD-C,150.00,{month},0.00\n"
     );
     let imported = RegistryServiceClient::new(channel.clone())
-        .import_registry(futures::stream::iter([proto::ImportRegistryRequest { chunk: registry.into_bytes() }]))
+        .import_registry(futures::stream::iter(gateway::grpc::client::registry_upload(registry.as_bytes(), 1 << 16)))
         .await?
         .into_inner();
     println!("1. Registry imported: {} orders ({} added).", imported.rows, imported.added);

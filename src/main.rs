@@ -7,11 +7,27 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = gateway::cli::Cli::parse();
+    if !matches!(cli.command, gateway::cli::Command::Serve(_)) {
+        restore_default_sigpipe();
+    }
     match gateway::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A client command whose output goes to a reader that stops early (`gateway export … | head`)
+/// ends quietly, as Unix tools do: the default SIGPIPE action, which Rust replaces with
+/// "ignore" (so every later write fails with EPIPE, and `println!` panics). Sockets are not
+/// affected: writes to them never raise SIGPIPE (MSG_NOSIGNAL). The server keeps Rust's
+/// setting.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: signal() only sets the process-wide disposition, and SIG_DFL is a valid one.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -10,7 +10,7 @@ use common::{make_key, Authed, Backend, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::domain::access::{Action, Role};
 use gateway::formats::ach_returns::write_returns;
-use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::proto;
 use gateway::grpc::REQUEST_ID_METADATA;
 use proto::admin_service_client::AdminServiceClient;
 use proto::collection_service_client::CollectionServiceClient;
@@ -34,10 +34,7 @@ fn remittance_csv(fein: &str, dollars: usize) -> Vec<u8> {
 
 fn submission(batch_id: &str, csv: Vec<u8>) -> impl futures::Stream<Item = proto::SubmitRemittanceRequest> {
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
-    futures::stream::iter([
-        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
-        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(csv)) },
-    ])
+    futures::stream::iter(gateway::grpc::client::remittance_upload(header, &csv, 1 << 16))
 }
 
 fn registration() -> proto::RegisterPayerRequest {
@@ -79,7 +76,7 @@ struct World {
 
 async fn world() -> World {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     assert!(
         RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied
     );
@@ -147,7 +144,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
     let mut admin = AdminServiceClient::new(channel.clone());
     match action {
         Action::ImportRegistry => {
-            let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+            let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
             RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await.map(drop)
         }
         Action::AddCollection => {
@@ -209,7 +206,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         }
         Action::ImportReturns => {
             let file = write_returns(&[("R01", "091000019999999", 100)]);
-            payments.import_returns(futures::stream::iter([proto::ImportReturnsRequest { chunk: file }])).await.map(drop)
+            payments.import_returns(futures::stream::iter(gateway::grpc::client::returns_upload(&file, 1 << 16))).await.map(drop)
         }
         Action::ExportAllocations => drain(exports.export_allocations(proto::ExportAllocationsRequest {}).await).await.map(drop),
         Action::ExportBalances => {

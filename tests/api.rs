@@ -12,7 +12,7 @@ use tonic::Code;
 
 async fn import(channel: &Authed, csv: &str) -> Result<proto::ImportRegistryResponse, tonic::Status> {
     // Small chunks that split lines, as a real upload may.
-    let chunks: Vec<_> = csv.as_bytes().chunks(7).map(|c| proto::ImportRegistryRequest { chunk: c.to_vec() }).collect();
+    let chunks = gateway::grpc::client::registry_upload(csv.as_bytes(), 7);
     RegistryServiceClient::new(channel.clone()).import_registry(futures::stream::iter(chunks)).await.map(|r| r.into_inner())
 }
 

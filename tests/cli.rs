@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{TestDb, SPEC_REGISTRY};
-use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient, submit_remittance_request::Part};
+use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient};
 use tonic::transport::Channel;
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
@@ -32,7 +32,7 @@ struct Keys {
 /// Makes a key with `gateway admin key create`, directly on the database (no server).
 fn make_key(database_url: &str, role: &str, name: &str) -> String {
     let output = Command::new(GATEWAY)
-        .args(["--json", "admin", "key", "create", "--database", database_url, "--role", role, "--name", name])
+        .args(["--json", "admin", "key", "create", "--create", "--database", database_url, "--role", role, "--name", name])
         .env("GATEWAY_PII_KEY", "ab".repeat(32))
         .output()
         .unwrap();
@@ -186,8 +186,7 @@ async fn submit(url: &str, token: &str, batch_id: &str, file: Vec<u8>) -> Result
     let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let channel = gateway::grpc::client::with_key(channel, token).unwrap();
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
-    let mut messages = vec![proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
-    messages.extend(file.chunks(64 * 1024).map(|c| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
+    let messages = gateway::grpc::client::remittance_upload(header, &file, 64 * 1024);
     RemittanceServiceClient::new(channel).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
 }
 

@@ -39,14 +39,18 @@ fn chunk(bytes: Vec<u8>) -> proto::SubmitRemittanceRequest {
     proto::SubmitRemittanceRequest { part: Some(Part::Chunk(bytes)) }
 }
 
+fn end(file: &[u8]) -> proto::SubmitRemittanceRequest {
+    proto::SubmitRemittanceRequest { part: Some(Part::End(gateway::grpc::client::upload_end(file))) }
+}
+
 async fn submit(channel: &Authed, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
-    let messages = [header(batch_id), chunk(file)];
+    let messages = [header(batch_id), chunk(file.clone()), end(&file)];
     RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
 }
 
 async fn spawn(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let app = TestApp::spawn_configured(Backend::Sqlite, configure).await;
-    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     let imported = RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap();
     assert!(imported.into_inner().applied);
     app
@@ -73,7 +77,10 @@ async fn a_message_over_the_size_limit_is_refused() {
     let vendor = app.vendor("acme-payroll").await;
     let file = csv(100);
     assert!(file.len() > 2048);
-    let messages = std::iter::once(header("SMALL-PIECES")).chain(file.chunks(512).map(|c| chunk(c.to_vec()))).collect::<Vec<_>>();
+    let messages = std::iter::once(header("SMALL-PIECES"))
+        .chain(file.chunks(512).map(|c| chunk(c.to_vec())))
+        .chain([end(&file)])
+        .collect::<Vec<_>>();
     let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
     assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 100));
     app.stop().await;
@@ -92,7 +99,7 @@ async fn a_file_over_the_line_limit_is_refused_whole() {
 
     // The registry too: its rows are lines.
     let four_rows = format!("{SPEC_REGISTRY}OB-3,323-45-6789,Roe,Rita,32345678,D,100.00,2026-11,0.00,\n");
-    let chunks = [proto::ImportRegistryRequest { chunk: four_rows.into_bytes() }];
+    let chunks = gateway::grpc::client::registry_upload(four_rows.as_bytes(), 1 << 16);
     let refused =
         RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner();
     assert!(!refused.applied);
@@ -261,7 +268,8 @@ async fn upload_bytes_over_a_senders_rate_are_refused_while_another_sender_uploa
     let big = app.vendor("big-sender").await;
     let file = csv(300);
     assert!(file.len() > 8000);
-    let messages = std::iter::once(header("HUGE")).chain(file.chunks(1024).map(|c| chunk(c.to_vec()))).collect::<Vec<_>>();
+    let messages =
+        std::iter::once(header("HUGE")).chain(file.chunks(1024).map(|c| chunk(c.to_vec()))).chain([end(&file)]).collect::<Vec<_>>();
     let status = RemittanceServiceClient::new(big.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.metadata().get(RETRY_PUSHBACK_METADATA).is_some(), "a retry hint");

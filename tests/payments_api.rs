@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{distribute, export, Authed, Backend, Export, TestApp, TestClock, SPEC_REGISTRY};
 use gateway::formats::ach_returns::write_returns;
-use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::proto;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
@@ -20,7 +20,7 @@ const ACCOUNT: &str = "000123456789";
 async fn setup(today: &str) -> (TestApp, Arc<TestClock>) {
     let clock = TestClock::new(today);
     let app = TestApp::spawn_with_clock(Backend::Sqlite, clock.clone()).await;
-    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     assert!(
         RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied
     );
@@ -77,10 +77,7 @@ async fn remit(channel: &Authed, batch_id: &str, amount: &str) -> proto::Remitta
         "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n43-1234567,12345678,{SSN},Smith,2026-11-13,{amount}\n"
     );
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
-    let messages = [
-        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
-        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(csv.into_bytes())) },
-    ];
+    let messages = gateway::grpc::client::remittance_upload(header, csv.as_bytes(), 1 << 16);
     RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner()
 }
 
@@ -230,7 +227,7 @@ async fn an_online_payment_never_stops_payroll_deduction() {
 
     // The order and its withholding are unchanged: the registry re-import finds nothing to
     // change, and the balances show the same monthly amounts.
-    let chunks = [proto::ImportRegistryRequest { chunk: SPEC_REGISTRY.as_bytes().to_vec() }];
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     let again = RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner();
     assert_eq!((again.unchanged, again.updated), (3, 0));
     let balances = export(&app.channel, Export::Balances { as_of: "2026-11-30" }).await;
@@ -301,7 +298,7 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
         ("R01", "091000019999999", 1_00),
         ("X7", &distributed.trace_number, 1_00),
     ]);
-    let chunks: Vec<_> = file.chunks(100).map(|c| proto::ImportReturnsRequest { chunk: c.to_vec() }).collect();
+    let chunks = gateway::grpc::client::returns_upload(&file, 100);
     let mut client = payments(&app.channel);
     let imported = client.import_returns(futures::stream::iter(chunks.clone())).await.unwrap().into_inner();
     let outcomes: Vec<_> = imported.returns.iter().map(|r| (r.return_code.as_str(), r.payment_id, r.outcome.as_str())).collect();

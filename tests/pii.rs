@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use common::{Authed, Backend, Export, TestApp};
 use futures::StreamExt;
 use gateway::formats::ach_returns::write_returns;
-use gateway::grpc::proto::{self, submit_remittance_request::Part};
+use gateway::grpc::proto;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
@@ -60,10 +60,7 @@ fn registry_csv() -> String {
 
 async fn submit(channel: &Authed, format: proto::RemittanceFormat, batch_id: &str, file: String) -> proto::RemittanceAcknowledgment {
     let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
-    let messages = [
-        proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) },
-        proto::SubmitRemittanceRequest { part: Some(Part::Chunk(file.into_bytes())) },
-    ];
+    let messages = gateway::grpc::client::remittance_upload(header, file.as_bytes(), 1 << 16);
     RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner()
 }
 
@@ -86,10 +83,10 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
 
     // A registry refused for a bad row (its SSN must not be echoed), then the good one.
     let bad = format!("{}OB-2,{STRANGER_SSN},Doe,Jane,1234,B,10.00,2026-11,0.00,\n", registry_csv());
-    let refused = registry.import_registry(futures::stream::iter([proto::ImportRegistryRequest { chunk: bad.into_bytes() }])).await;
+    let refused = registry.import_registry(futures::stream::iter(gateway::grpc::client::registry_upload(bad.as_bytes(), 1 << 16))).await;
     answers.push(format!("{refused:?}"));
     let imported =
-        registry.import_registry(futures::stream::iter([proto::ImportRegistryRequest { chunk: registry_csv().into_bytes() }])).await;
+        registry.import_registry(futures::stream::iter(gateway::grpc::client::registry_upload(registry_csv().as_bytes(), 1 << 16))).await;
     assert!(imported.as_ref().unwrap().get_ref().applied);
     answers.push(format!("{imported:?}"));
 
@@ -158,7 +155,7 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
     answers.push(format!("{returned:?}"));
     let second_receipt = payments.submit_payment(pay("pii-2")).await.unwrap().into_inner();
     let file = write_returns(&[("R03", &second_receipt.trace_number, 75_00)]);
-    answers.push(format!("{:?}", office.import_returns(futures::stream::iter([proto::ImportReturnsRequest { chunk: file }])).await));
+    answers.push(format!("{:?}", office.import_returns(futures::stream::iter(gateway::grpc::client::returns_upload(&file, 1 << 16))).await));
     let replaced = payments.replace_bank_account(proto::BankAccountRequest { payer_id, bank_account: account(NEW_ACCOUNT) }).await;
     answers.push(format!("{replaced:?}"));
     answers.push(format!("{:?}", office.get_payer(proto::GetPayerRequest { payer_id }).await));

@@ -323,7 +323,9 @@ mod through_each_format {
                 },
                 &[Nacha],
             ),
-            ("AMOUNT_INVALID", |l| l.amount = Some("1.005".into()), &[Csv, Xml]),
+            // Only where no control total is declared: an amount that cannot be read makes an
+            // XML file's TotalAmount uncheckable, which refuses the whole file instead.
+            ("AMOUNT_INVALID", |l| l.amount = Some("1.005".into()), &[Csv]),
         ];
         for (code, change, formats) in table {
             for format in [Csv, Xml, Nacha].into_iter().filter(|f| formats.contains(f)) {

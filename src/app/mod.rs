@@ -31,7 +31,7 @@ pub use error::AppError;
 pub use export::ExportStream;
 pub use pii::PiiKey;
 pub use remittance::{AckStatus, Acknowledgment, LineOutcome, Submission};
-pub use upload::{UploadLimits, UploadStream};
+pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
 
 /// The gateway's use cases, shared by every request.
 #[derive(Clone)]

@@ -10,16 +10,15 @@ use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{App, AppError, Caller, UploadStream};
+use super::{App, AppError, Caller, UploadCheck, UploadStream};
 use crate::domain::access::Action;
 use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
-use crate::domain::{CaseNumber, Fein, ObligorId, Ssn};
-use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat, RunningTotals};
+use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
+use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
     DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter, StoredLine,
     StoredProblem, SuspenseHold,
@@ -136,17 +135,25 @@ impl App {
             received_at: received_at.clone(),
             received_on: self.today(),
         };
-        let writer = match self.store.begin_remittance(new, audit.clone()).await {
-            Ok(writer) => writer,
-            // Another upload of the same batch committed meanwhile: answer as for a resend.
-            Err(StoreError::Conflict(_)) => {
-                return self
-                    .replay(&sender.name, &submission, &content_sha256)
-                    .await?
-                    .ok_or_else(|| AppError::Internal("batch conflict without a batch".into()))
+        // The batch id and the content are claimed by the insert itself (unique per sender):
+        // of two uploads racing for either, the second waits for the first to commit, then is
+        // answered as a resend or a duplicate. A claim freed by a refusal is simply retried.
+        let mut writer = None;
+        for _ in 0..3 {
+            match self.store.begin_remittance(new.clone(), audit.clone()).await {
+                Ok(begun) => {
+                    writer = Some(begun);
+                    break;
+                }
+                Err(StoreError::Conflict(_)) => {
+                    if let Some(answer) = self.replay(&sender.name, &submission, &content_sha256).await? {
+                        return Ok(answer);
+                    }
+                }
+                Err(error) => return Err(error.into()),
             }
-            Err(error) => return Err(error.into()),
-        };
+        }
+        let writer = writer.ok_or_else(|| AppError::Store(StoreError::Conflict("the batch id or content stayed claimed".into())))?;
         self.ingest(sender.employer_feins, submission, spool, writer, received_at).await
     }
 
@@ -180,31 +187,25 @@ impl App {
         Ok(None)
     }
 
-    /// Writes the upload to an anonymous temporary file, taking its SHA-256 on the way.
+    /// Writes the upload to an anonymous temporary file, taking its SHA-256 on the way; the
+    /// upload must end with the end message that matches it.
     async fn spool(&self, mut upload: impl UploadStream) -> Result<(std::fs::File, String), AppError> {
         let file = tokio::task::spawn_blocking(tempfile::tempfile)
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(|e| AppError::Internal(format!("cannot create a spool file: {e}")))?;
         let mut file = tokio::fs::File::from_std(file);
-        let mut hasher = Sha256::new();
-        let mut received: u64 = 0;
-        while let Some(chunk) = upload.next().await {
-            let chunk = chunk?;
-            received += chunk.len() as u64;
-            if received > self.limits.max_bytes {
-                return Err(AppError::ResourceExhausted(format!(
-                    "the upload is larger than the gateway's limit of {} bytes",
-                    self.limits.max_bytes
-                )));
+        let mut check = UploadCheck::new(self.limits.max_bytes);
+        while let Some(part) = upload.next().await {
+            if let Some(chunk) = check.take(part?)? {
+                file.write_all(&chunk).await.map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
         }
+        let content_sha256 = check.finish()?;
         file.flush().await.map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
         let mut file = file.into_std().await;
         file.seek(SeekFrom::Start(0)).map_err(|e| AppError::Internal(format!("spooling the upload: {e}")))?;
-        Ok((file, hex::encode(hasher.finalize())))
+        Ok((file, content_sha256))
     }
 
     /// Parses on a blocking thread, and validates, matches and writes batches of lines here.
@@ -241,7 +242,9 @@ impl App {
         });
 
         let mut counts = LineCounts::default();
-        let mut totals = RunningTotals::default();
+        let mut line_count: u64 = 0;
+        // The money the file gave: every line not rejected (a rejected line records nothing).
+        let mut recorded = Money::ZERO;
         let mut outcomes = Vec::new();
         let mut truncated = false;
         while let Some(batch) = batches.recv().await {
@@ -256,7 +259,7 @@ impl App {
             let directory = BatchDirectory::load(&mut *writer, &raw_lines, &self.pii).await?;
             let mut to_write = Vec::with_capacity(raw_lines.len());
             for raw in &raw_lines {
-                totals.observe(raw);
+                line_count += 1;
                 let checked = check_line(raw, received_on, &directory);
                 let checked = match &employer_feins {
                     Some(feins) => restrict_to_employers(checked, feins),
@@ -264,6 +267,9 @@ impl App {
                 };
                 count(&mut counts, checked.status);
                 let line = line_to_write(raw, &checked, &directory);
+                if checked.status != LineStatus::Rejected {
+                    recorded += line.record.amount.unwrap_or(Money::ZERO);
+                }
                 if !line.record.problems.is_empty() {
                     if outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
                         outcomes.push(LineOutcome {
@@ -280,8 +286,8 @@ impl App {
             writer.write_lines(&to_write).await?;
         }
         parser.await.map_err(|e| AppError::Internal(format!("the parser stopped: {e}")))?;
-        counts.line_count = totals.line_count;
-        counts.total = totals.total;
+        counts.line_count = line_count;
+        counts.total = recorded;
         let summary = writer.finish(counts).await?;
         self.metrics.observe_lines(&counts);
         tracing::info!(

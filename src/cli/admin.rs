@@ -31,6 +31,11 @@ pub struct DatabaseArgs {
     /// The gateway's database, as `gateway serve` has it.
     #[arg(long, env = "GATEWAY_DATABASE_URL", default_value = "sqlite://gateway.db")]
     pub database: String,
+    /// Create the SQLite database if it does not exist yet (a fresh install's first key).
+    /// Without it a missing database is an error, so a mistyped path or the wrong working
+    /// directory never makes a second, empty database.
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,11 +72,18 @@ pub enum KeyCommand {
 
 pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> {
     let AdminCommand::Key(command) = command;
-    let database = match &command {
+    let (database, create) = match &command {
         KeyCommand::Create { database, .. } | KeyCommand::List { database } | KeyCommand::Revoke { database, .. } => {
-            database.database.clone()
+            (database.database.clone(), database.create)
         }
     };
+    if let Some(path) = crate::storage::sqlite_file(&database).filter(|path| !create && !path.exists()) {
+        anyhow::bail!(
+            "the database {} does not exist: name the gateway's database with --database (or GATEWAY_DATABASE_URL), \
+             or add --create to make a new one",
+            path.display()
+        );
+    }
     let app = open_admin_app(&database).await?;
     let operator = Caller::local_operator();
     match command {

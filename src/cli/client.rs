@@ -32,9 +32,15 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Returns(command) => super::payments::returns(channel, json, command).await,
         Command::Serve(_) => unreachable!("serve is not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
-            let upload = file_chunks(&file, |chunk| proto::ImportRegistryRequest { chunk }).await?;
+            use proto::import_registry_request::Part;
+            let upload = file_upload(
+                &file,
+                |chunk| proto::ImportRegistryRequest { part: Some(Part::Chunk(chunk)) },
+                |end| proto::ImportRegistryRequest { part: Some(Part::End(end)) },
+            )
+            .await?;
             let mut client = proto::registry_service_client::RegistryServiceClient::new(channel);
-            let response = client.import_registry(upload).await.map_err(status_error)?.into_inner();
+            let response = upload_call(client.import_registry(upload.messages), upload.failed).await?;
             output::print(json, &response, output::registry_import(&response))?;
             Ok(if response.applied { ExitCode::SUCCESS } else { ExitCode::from(REFUSED) })
         }
@@ -64,7 +70,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
             }
             .map_err(status_error)?
             .into_inner();
-            match &args.out {
+            match args.out.as_ref().filter(|path| path.as_os_str() != "-") {
                 Some(path) => {
                     let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
                     write_export(stream, file).await?;
@@ -103,46 +109,115 @@ pub async fn connect(connection: &ConnectArgs) -> anyhow::Result<GatewayChannel>
     Ok(InterceptedService::new(channel, bearer))
 }
 
-/// A server's refusal, as a person reads it.
+/// A server's refusal, as a person reads it; or, when the connection itself failed during
+/// the call, what that means for the call.
 pub(super) fn status_error(status: tonic::Status) -> anyhow::Error {
+    if connection_lost(&status) {
+        return anyhow::anyhow!(
+            "the connection to the gateway was lost before its answer arrived ({}): the call may or may not have \
+             been applied. Check (e.g. `gateway remit show BATCH`) or send it again: a file resent with the same \
+             batch id, or a payment with the same --idempotency-key, is never applied twice",
+            status.message()
+        );
+    }
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
 
-/// Streams a file in chunks, each wrapped in the upload's message type. On a terminal, a
-/// progress line on standard error shows how much has been sent.
-pub(super) async fn file_chunks<M: Send + 'static>(
-    path: &Path,
-    wrap: fn(Vec<u8>) -> M,
-) -> anyhow::Result<impl futures::Stream<Item = M> + Send + 'static> {
+/// True for a status the client's transport made up because the connection failed, as
+/// opposed to an answer the server sent (which never carries a source error).
+fn connection_lost(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    matches!(status.code(), tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal | tonic::Code::Cancelled)
+        && (status.source().is_some() || status.message().contains("transport error"))
+}
+
+/// A file on its way to the server: the upload's messages (the file's chunks, then its end
+/// with the length and SHA-256 of what was read), and word of a failure to read it.
+pub struct FileUpload<S> {
+    pub messages: S,
+    /// Fires if reading the file fails part-way: the call must then be abandoned, never
+    /// finished as if the file had ended there.
+    pub failed: tokio::sync::oneshot::Receiver<std::io::Error>,
+}
+
+/// Streams `file` (of `size` bytes, for the progress line) in chunks, each wrapped in the
+/// upload's message type, then its end message. On a terminal, a progress line on standard
+/// error shows how much has been sent.
+pub fn upload<M: Send + 'static, R: tokio::io::AsyncRead + Send + Unpin + 'static>(
+    file: R,
+    size: u64,
+    chunk: fn(Vec<u8>) -> M,
+    end: fn(proto::UploadEnd) -> M,
+) -> FileUpload<impl futures::Stream<Item = M> + Send + 'static> {
+    use sha2::Digest;
     use std::io::IsTerminal;
-    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
-    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let progress = std::io::stderr().is_terminal() && size > 8 * UPLOAD_CHUNK_BYTES as u64;
-    Ok(futures::stream::unfold((Some(file), 0u64), move |(file, sent)| async move {
-        let mut file = file?;
-        let mut chunk = vec![0; UPLOAD_CHUNK_BYTES];
-        match file.read(&mut chunk).await {
+    let (report, failed) = tokio::sync::oneshot::channel();
+    struct State<R> {
+        file: Option<R>,
+        sha256: sha2::Sha256,
+        sent: u64,
+        report: Option<tokio::sync::oneshot::Sender<std::io::Error>>,
+    }
+    let start = State { file: Some(file), sha256: sha2::Sha256::new(), sent: 0, report: Some(report) };
+    let messages = futures::stream::unfold(start, move |mut state| async move {
+        let mut file = state.file.take()?;
+        let mut buffer = vec![0; UPLOAD_CHUNK_BYTES];
+        match file.read(&mut buffer).await {
             Ok(0) => {
                 if progress {
-                    eprintln!("\rsent {} of {} bytes (100%)", sent, size);
+                    eprintln!("\rsent {} of {} bytes (100%)", state.sent, size);
                 }
-                None
+                let sha256 = hex::encode(std::mem::take(&mut state.sha256).finalize());
+                // The end goes last; with `file` gone the stream ends after it.
+                Some((end(proto::UploadEnd { byte_count: state.sent, sha256 }), state))
             }
             Ok(count) => {
-                chunk.truncate(count);
-                let sent = sent + count as u64;
+                buffer.truncate(count);
+                state.sha256.update(&buffer);
+                state.sent += count as u64;
                 if progress {
-                    eprint!("\rsending… {} of {} bytes ({}%)", sent, size, sent * 100 / size.max(1));
+                    eprint!("\rsending… {} of {} bytes ({}%)", state.sent, size, state.sent * 100 / size.max(1));
                 }
-                Some((wrap(chunk), (Some(file), sent)))
+                state.file = Some(file);
+                Some((chunk(buffer), state))
             }
             Err(error) => {
-                // Ending the stream early makes the server see a short file: say why here.
-                eprintln!("error: reading the file failed: {error}");
-                None
+                if let Some(report) = state.report.take() {
+                    let _ = report.send(error);
+                }
+                // Never end the stream: a stream that ended here would look like a whole
+                // (short) file. The caller abandons the call instead.
+                futures::future::pending::<Option<(M, State<R>)>>().await
             }
         }
-    }))
+    });
+    FileUpload { messages, failed }
+}
+
+/// Opens `path` as an upload (see [`upload`]).
+pub(super) async fn file_upload<M: Send + 'static>(
+    path: &Path,
+    chunk: fn(Vec<u8>) -> M,
+    end: fn(proto::UploadEnd) -> M,
+) -> anyhow::Result<FileUpload<impl futures::Stream<Item = M> + Send + 'static>> {
+    let file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    Ok(upload(file, size, chunk, end))
+}
+
+/// Runs an upload's call; if reading the file fails, the call is abandoned (cancelled on
+/// the wire, so the server keeps nothing of it) and that failure is the error.
+pub async fn upload_call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    failed: tokio::sync::oneshot::Receiver<std::io::Error>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        Ok(error) = failed => Err(anyhow::anyhow!(
+            "reading the file failed: {error}; the upload was cancelled and nothing of it was recorded"
+        )),
+        answer = call => answer.map(tonic::Response::into_inner).map_err(status_error),
+    }
 }
 
 async fn write_export(mut stream: tonic::Streaming<proto::ExportChunk>, mut out: impl AsyncWrite + Unpin) -> anyhow::Result<()> {

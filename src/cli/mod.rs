@@ -2,10 +2,10 @@
 //! talks to a running server over gRPC, so a person can do by hand what a system does by API.
 
 mod admin;
-mod client;
+pub mod client;
 mod output;
 mod payments;
-mod remit;
+pub mod remit;
 mod serve;
 
 use std::path::PathBuf;
@@ -24,8 +24,10 @@ pub use serve::ServeArgs;
     long_about = "Payroll-deduction remittance gateway of a state child support agency.\n\n\
                   `gateway serve` runs the server. Every other command is a client of a running server \
                   (see --server): the same things the gRPC API does, by hand.\n\n\
-                  Exit codes: 0 done; 1 error (bad argument, server unreachable, refused request); \
-                  3 a file was refused and nothing of it was applied (the problems are printed)."
+                  Exit codes: 0 done; 1 error (server unreachable, refused request, a value the server \
+                  finds wrong); 2 the command line itself is wrong (an unknown option, a missing argument); \
+                  3 a file was refused and nothing of it was applied (the problems are printed). \
+                  Output piped into a reader that stops early (`| head`) ends quietly."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -252,7 +254,7 @@ pub struct ExportArgs {
     /// For balances: the as-of date, YYYY-MM-DD (default: today).
     #[arg(long)]
     pub as_of: Option<String>,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output (`-` is standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use super::client::GatewayChannel;
-use super::client::{file_chunks, status_error};
+use super::client::{file_upload, upload_call, status_error};
 use super::output::print;
 use super::{BankAccountArgs, PayArgs, PayChannel, PayerCommand, ReturnsCommand};
 use crate::grpc::proto::payment_service_client::PaymentServiceClient;
@@ -107,8 +107,14 @@ pub async fn returns(channel: GatewayChannel, json: bool, command: ReturnsComman
             print(json, &result, text)?;
         }
         ReturnsCommand::Import { file } => {
-            let upload = file_chunks(&file, |chunk| proto::ImportReturnsRequest { chunk }).await?;
-            let response = client.import_returns(upload).await.map_err(status_error)?.into_inner();
+            use proto::import_returns_request::Part;
+            let upload = file_upload(
+                &file,
+                |chunk| proto::ImportReturnsRequest { part: Some(Part::Chunk(chunk)) },
+                |end| proto::ImportReturnsRequest { part: Some(Part::End(end)) },
+            )
+            .await?;
+            let response = upload_call(client.import_returns(upload.messages), upload.failed).await?;
             let mut text = format!("{} return(s) in the file:\n", response.returns.len());
             for r in &response.returns {
                 let _ = writeln!(

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::client::{file_chunks, status_error, GatewayChannel};
+use anyhow::Context;
+
+use super::client::{status_error, upload, upload_call, GatewayChannel};
 use super::{FileFormat, RemitCommand};
 use crate::grpc::proto::remittance_service_client::RemittanceServiceClient;
 use crate::grpc::proto::{self, submit_remittance_request::Part};
@@ -46,10 +48,9 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
                 declared_line_count: declared_lines,
                 declared_total: declared_total.unwrap_or_default(),
             };
-            let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
-            let chunks = file_chunks(&file, |chunk| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk)) }).await?;
-            let upload = futures::stream::iter([first]).chain(chunks);
-            let ack = client.submit_remittance(upload).await.map_err(status_error)?.into_inner();
+            let opened = tokio::fs::File::open(&file).await.with_context(|| format!("cannot open {}", file.display()))?;
+            let size = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
+            let ack = submit_file(&mut client, header, opened, size).await?;
             print_acknowledgment(&mut client, json, ack).await
         }
         RemitCommand::Show { batch_id } => {
@@ -84,6 +85,26 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Sends one remittance file read from `file` (`size` bytes, for the progress line): the
+/// header, the file's chunks, then its end. A failure to read the file cancels the upload,
+/// so the server keeps nothing of it.
+pub async fn submit_file(
+    client: &mut RemittanceServiceClient<GatewayChannel>,
+    header: proto::RemittanceHeader,
+    file: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    size: u64,
+) -> anyhow::Result<proto::RemittanceAcknowledgment> {
+    let first = proto::SubmitRemittanceRequest { part: Some(Part::Header(header)) };
+    let upload = upload(
+        file,
+        size,
+        |chunk| proto::SubmitRemittanceRequest { part: Some(Part::Chunk(chunk)) },
+        |end| proto::SubmitRemittanceRequest { part: Some(Part::End(end)) },
+    );
+    let messages = futures::stream::iter([first]).chain(upload.messages);
+    upload_call(client.submit_remittance(messages), upload.failed).await
 }
 
 async fn print_acknowledgment(

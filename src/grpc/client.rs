@@ -44,3 +44,38 @@ impl Interceptor for BearerToken {
 pub fn with_key(channel: Channel, token: &str) -> Option<GatewayChannel> {
     BearerToken::new(token).map(|bearer| InterceptedService::new(channel, bearer))
 }
+
+/// The end message of an upload of `file`.
+pub fn upload_end(file: &[u8]) -> super::proto::UploadEnd {
+    let end = crate::app::UploadEnd::of(file);
+    super::proto::UploadEnd { byte_count: end.byte_count, sha256: end.sha256 }
+}
+
+/// An upload of a registry file held in memory: its chunks, then its end.
+pub fn registry_upload(file: &[u8], chunk_bytes: usize) -> Vec<super::proto::ImportRegistryRequest> {
+    use super::proto::{import_registry_request::Part, ImportRegistryRequest};
+    let mut messages: Vec<_> = file.chunks(chunk_bytes.max(1)).map(|c| ImportRegistryRequest { part: Some(Part::Chunk(c.to_vec())) }).collect();
+    messages.push(ImportRegistryRequest { part: Some(Part::End(upload_end(file))) });
+    messages
+}
+
+/// An upload of an ACH return file held in memory: its chunks, then its end.
+pub fn returns_upload(file: &[u8], chunk_bytes: usize) -> Vec<super::proto::ImportReturnsRequest> {
+    use super::proto::{import_returns_request::Part, ImportReturnsRequest};
+    let mut messages: Vec<_> = file.chunks(chunk_bytes.max(1)).map(|c| ImportReturnsRequest { part: Some(Part::Chunk(c.to_vec())) }).collect();
+    messages.push(ImportReturnsRequest { part: Some(Part::End(upload_end(file))) });
+    messages
+}
+
+/// An upload of a remittance file held in memory: the header, its chunks, then its end.
+pub fn remittance_upload(
+    header: super::proto::RemittanceHeader,
+    file: &[u8],
+    chunk_bytes: usize,
+) -> Vec<super::proto::SubmitRemittanceRequest> {
+    use super::proto::{submit_remittance_request::Part, SubmitRemittanceRequest};
+    let mut messages = vec![SubmitRemittanceRequest { part: Some(Part::Header(header)) }];
+    messages.extend(file.chunks(chunk_bytes.max(1)).map(|c| SubmitRemittanceRequest { part: Some(Part::Chunk(c.to_vec())) }));
+    messages.push(SubmitRemittanceRequest { part: Some(Part::End(upload_end(file))) });
+    messages
+}

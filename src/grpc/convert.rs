@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use super::proto;
-use crate::app::{Acknowledgment, AppError, RegistryOutcome, Submission};
+use crate::app::{Acknowledgment, AppError, RegistryOutcome, Submission, UploadEnd};
 use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
 use crate::formats::{DeclaredTotals, RemittanceFormat};
@@ -86,6 +86,11 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
             unapplied: run.unapplied.to_string(),
         }
     }
+}
+
+/// The end an upload declares.
+pub fn upload_end(end: proto::UploadEnd) -> UploadEnd {
+    UploadEnd { byte_count: end.byte_count, sha256: end.sha256 }
 }
 
 pub fn submission(header: proto::RemittanceHeader) -> Result<Submission, AppError> {

@@ -3,7 +3,9 @@
 use tonic::{Request, Response, Status, Streaming};
 
 use super::proto;
-use super::services::{caller_of, chunks, understood};
+use super::convert;
+use super::services::{caller_of, chunk_or_end, parts, understood};
+use crate::app::UploadPart;
 use crate::app::payments::{
     AccountView, BankAccountDetails, Channel, ImportedReturn, PayerDetails, PayerView, PaymentReceipt, PaymentRequest, ReturnResult,
 };
@@ -203,7 +205,7 @@ impl proto::payment_service_server::PaymentService for Payments {
         request: Request<Streaming<proto::ImportReturnsRequest>>,
     ) -> Result<Response<proto::ImportReturnsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let upload = chunks(request.into_inner(), |m| m.chunk);
+        let upload = parts(request.into_inner(), chunk_or_end!(import_returns_request));
         let returns = self.0.import_returns(&caller, upload).await?;
         Ok(Response::new(proto::ImportReturnsResponse { returns: returns.into_iter().map(imported).collect() }))
     }

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::proto;
-use crate::app::{App, AppError, AuthError, Caller, ExportStream};
+use crate::app::{App, AppError, AuthError, Caller, ExportStream, UploadPart};
 use crate::domain::access::Action;
 
 pub struct Registry(pub App);
@@ -46,10 +46,11 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
             _ => Err(AppError::invalid("header", "the first message carries the header (format, batch id)")),
         };
         let submission = understood(&self.0, &caller, Action::SubmitRemittance, header.and_then(convert::submission)).await?;
-        let upload = stream.map(|message| match message {
-            Ok(proto::SubmitRemittanceRequest { part: Some(proto::submit_remittance_request::Part::Chunk(chunk)) }) => Ok(chunk),
-            Ok(_) => Err(AppError::invalid("chunk", "only the first message carries a header; the others carry the file's bytes")),
-            Err(status) => Err(upload_error(status)),
+        use proto::submit_remittance_request::Part;
+        let upload = parts(stream, |message| match message.part {
+            Some(Part::Chunk(chunk)) => Ok(UploadPart::Chunk(chunk)),
+            Some(Part::End(end)) => Ok(UploadPart::End(convert::upload_end(end))),
+            _ => Err(AppError::invalid("chunk", "only the first message carries a header; the others carry the file's bytes, then its end")),
         });
         let acknowledgment = self.0.submit_remittance(&caller, submission, upload).await?;
         Ok(Response::new(acknowledgment.into()))
@@ -89,13 +90,25 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
     }
 }
 
-/// A client stream of file chunks, as the application reads uploads.
-pub(super) fn chunks<M: Send + 'static>(
+/// A client stream of upload messages, as the application reads uploads.
+pub(super) fn parts<M: Send + 'static>(
     stream: Streaming<M>,
-    chunk: fn(M) -> Vec<u8>,
-) -> impl futures::Stream<Item = Result<Vec<u8>, AppError>> + Send + Unpin + 'static {
-    stream.map(move |message| message.map(chunk).map_err(upload_error))
+    part: fn(M) -> Result<UploadPart, AppError>,
+) -> impl futures::Stream<Item = Result<UploadPart, AppError>> + Send + Unpin + 'static {
+    stream.map(move |message| message.map_err(upload_error).and_then(part))
 }
+
+/// The upload messages of the registry and return files: a chunk or the end.
+macro_rules! chunk_or_end {
+    ($module:ident) => {
+        |message| match message.part {
+            Some(proto::$module::Part::Chunk(chunk)) => Ok(UploadPart::Chunk(chunk)),
+            Some(proto::$module::Part::End(end)) => Ok(UploadPart::End(convert::upload_end(end))),
+            None => Err(AppError::invalid("part", "each message carries a chunk of the file or its end")),
+        }
+    };
+}
+pub(super) use chunk_or_end;
 
 /// Why an upload stream stopped. The guard's own refusals (byte rate, idle stream) keep
 /// their meaning; anything else is the client's stream failing.
@@ -125,7 +138,7 @@ impl proto::registry_service_server::RegistryService for Registry {
         request: Request<Streaming<proto::ImportRegistryRequest>>,
     ) -> Result<Response<proto::ImportRegistryResponse>, Status> {
         let caller = caller_of(&request)?;
-        let upload = chunks(request.into_inner(), |m| m.chunk);
+        let upload = parts(request.into_inner(), chunk_or_end!(import_registry_request));
         let outcome = self.0.import_registry(&caller, upload).await?;
         Ok(Response::new(outcome.into()))
     }
