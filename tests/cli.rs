@@ -3,101 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::{cli, Server, GATEWAY};
 use common::{TestDb, SPEC_REGISTRY};
 use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient};
 use tonic::transport::Channel;
-
-const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
-
-/// A `gateway serve` process on a free port; killed when dropped. Its keys were made before
-/// it started, as a fresh install makes its first keys.
-struct Server {
-    child: Child,
-    url: String,
-    keys: Keys,
-}
-
-/// One API key per role the tests play.
-#[derive(Clone)]
-struct Keys {
-    back_office: String,
-    vendor: String,
-    payment_site: String,
-}
-
-/// Makes a key with `gateway admin key create`, directly on the database (no server).
-fn make_key(database_url: &str, role: &str, name: &str) -> String {
-    let output = Command::new(GATEWAY)
-        .args(["--json", "admin", "key", "create", "--create", "--database", database_url, "--role", role, "--name", name])
-        .env("GATEWAY_PII_KEY", "ab".repeat(32))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let created: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    created["token"].as_str().expect("the token is printed").to_owned()
-}
-
-impl Keys {
-    fn make(database_url: &str) -> Keys {
-        Keys {
-            back_office: make_key(database_url, "back-office", "back-office"),
-            vendor: make_key(database_url, "vendor", "acme-payroll"),
-            payment_site: make_key(database_url, "payment-site", "payment-site"),
-        }
-    }
-}
-
-impl Server {
-    /// Starts a server on port 0 and learns its address from its JSON log.
-    fn start(database_url: &str) -> Server {
-        Server::start_with(database_url, Keys::make(database_url))
-    }
-
-    fn start_with(database_url: &str, keys: Keys) -> Server {
-        let mut child = Command::new(GATEWAY)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database_url, "--log-format", "json"])
-            .env("GATEWAY_PII_KEY", "ab".repeat(32))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the gateway binary starts");
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while log.read_line(&mut line).unwrap() > 0 {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "gateway listening" {
-                let address = entry["fields"]["address"].as_str().unwrap().to_owned();
-                // Keep draining the log so the server never blocks on a full pipe.
-                std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-                return Server { child, url: format!("http://{address}"), keys };
-            }
-            line.clear();
-        }
-        panic!("the server stopped before listening");
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no chance to clean up.
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Runs a client command with `token` (in GATEWAY_TOKEN, as a script would keep it).
-fn cli(server: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(GATEWAY).args(["--server", &server.url]).args(args).env("GATEWAY_TOKEN", token).output().unwrap();
-    (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
-}
 
 const CSV: &str = "\
 employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount

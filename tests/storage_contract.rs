@@ -41,6 +41,8 @@ on_both_backends!(
     a_remittance_file_is_written_whole_or_not_at_all,
     audit_rows_commit_with_their_action_and_never_change,
     api_keys_are_kept_as_hashes_and_revoked_once,
+    a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest,
+    intake_waits_at_most_one_chunk_behind_a_distribution_run,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -251,20 +253,29 @@ async fn balances_are_derived_from_the_allocations(backend: Backend) {
     assert_eq!(next[0].obligor_id.as_str(), "OB-2");
 }
 
-async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
+/// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and
+/// one pending collection of 150.00.
+const MANY_OBLIGORS: usize = 1_100;
+
+async fn many_obligors_with_a_collection_each(backend: Backend) -> (TestDb, Arc<dyn Store>) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let obligors = 1_100; // more than two batches of 500
     let mut csv = String::from(
         "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n",
     );
-    for i in 0..obligors {
+    for i in 0..MANY_OBLIGORS {
         csv.push_str(&format!("OB{i:05},{:09},Last,First,{:08},ORD{i:05},100.00,2026-11,0\n", 100_000_000 + i, 10_000_000 + i));
     }
     assert!(matches!(store.import_registry(&entries(&csv), &audit()).await.unwrap(), RegistryImport::Applied(_)));
-    for i in 0..obligors {
+    for i in 0..MANY_OBLIGORS {
         collect(&*store, &format!("{:08}", 10_000_000 + i), "150.00", "2026-11-13").await;
     }
+    (db, store)
+}
+
+async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
+    let (_db, store) = many_obligors_with_a_collection_each(backend).await;
+    let obligors = MANY_OBLIGORS;
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.obligors, run.collections, run.pools), (obligors as u64, obligors as u64, obligors as u64));
     assert_eq!(run.current, Money::from_cents(100_00 * obligors as i64));
@@ -555,4 +566,67 @@ async fn api_keys_are_kept_as_hashes_and_revoked_once(backend: Backend) {
     assert!(!store.revoke_key(&key.key_id, "2026-11-22T00:00:00Z", &audit_of("revoke again")).await.unwrap());
     assert_eq!(store.key(&key.key_id).await.unwrap().unwrap().revoked_at.as_deref(), Some("2026-11-21T00:00:00Z"));
     assert_eq!(audited_actions(&*store).await, ["create", "revoke"], "refused changes write no row of their own");
+}
+
+/// A run fails in its second chunk (as a crash there would stop it): the first chunk's
+/// obligors are distributed whole and conserved, nothing of the second is written, and the
+/// next run distributes exactly what is left.
+async fn a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest(backend: Backend) {
+    let (_db, store) = many_obligors_with_a_collection_each(backend).await;
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let fails_second_chunk = move |inputs: Vec<ObligorInput>| {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            failing_planner(inputs)
+        } else {
+            plan_obligors(inputs)
+        }
+    };
+    let error = store.distribute("t", &fails_second_chunk, &audit()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conservation(_)), "{error}");
+
+    let allocations = all_allocations(&*store).await;
+    // One order per obligor (unapplied credit has no order).
+    let orders: std::collections::BTreeSet<&str> = allocations.iter().map(|a| a.0.as_str()).filter(|o| !o.is_empty()).collect();
+    assert_eq!(orders.len(), 500, "exactly the first chunk's obligors");
+    let total: Money = allocations.iter().map(|a| a.3).sum();
+    assert_eq!(total, Money::from_cents(500 * 150_00), "each of them whole: 150.00 in, 150.00 allocated");
+
+    let rest = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("the rest is still pending");
+    assert_eq!((rest.obligors, rest.collections), ((MANY_OBLIGORS - 500) as u64, (MANY_OBLIGORS - 500) as u64));
+    let total: Money = all_allocations(&*store).await.iter().map(|a| a.3).sum();
+    assert_eq!(total, Money::from_cents(MANY_OBLIGORS as i64 * 150_00), "every collection once");
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
+}
+
+/// A collection recorded while a run is distributing commits between two of the run's
+/// chunks: on SQLite's single writer it waits for one chunk, not for the whole run.
+async fn intake_waits_at_most_one_chunk_behind_a_distribution_run(backend: Backend) {
+    let (_db, store) = many_obligors_with_a_collection_each(backend).await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::<&str>::new()));
+    let (started, mut first_chunk_planned) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let intake = {
+        let (store, events) = (store.clone(), events.clone());
+        tokio::spawn(async move {
+            first_chunk_planned.recv().await;
+            collect(&*store, "10000000", "25.00", "2026-11-14").await;
+            events.lock().unwrap().push("intake");
+        })
+    };
+    let planner = {
+        let events = events.clone();
+        move |inputs: Vec<ObligorInput>| {
+            events.lock().unwrap().push("chunk");
+            let _ = started.send(());
+            plan_obligors(inputs)
+        }
+    };
+    let run = store.distribute("t", &planner, &audit()).await.unwrap().expect("a run");
+    intake.await.unwrap();
+    assert_eq!(run.collections, MANY_OBLIGORS as u64);
+    let events = events.lock().unwrap().clone();
+    let intake_at = events.iter().position(|e| *e == "intake").expect("the intake finished");
+    assert_eq!(events.iter().filter(|e| **e == "chunk").count(), 3);
+    assert!(intake_at <= 2, "the intake committed after at most one more chunk, not after the run: {events:?}");
+    // The collection that came in during the run waits for the next one.
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run").collections, 1);
 }

@@ -515,7 +515,7 @@ fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirector
                 .collect(),
         },
         effects: LineEffects {
-            collect: checked.collects_money().then(|| PayrollCollection { case_number: known_case }),
+            collect: checked.collects_money().then_some(PayrollCollection { case_number: known_case }),
             suspense: checked.held_in_suspense().then(|| SuspenseHold {
                 reason: suspense_reason.unwrap_or_else(|| "OBLIGOR_NOT_IDENTIFIED".to_owned()),
                 ssn_hmac: valid.map(|v| directory.hmac(&v.ssn)),

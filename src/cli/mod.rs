@@ -69,7 +69,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway server (gRPC, with health and reflection).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// API keys, directly on the database (no server needed: this is how a fresh install
     /// makes its first key).
     #[command(subcommand)]
@@ -271,7 +271,7 @@ pub enum ExportKind {
 /// Runs the command line; the exit code says how it went.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Admin(command) => {
             serve::init_tracing(serve::LogFormat::Text, "warn");
             admin::run(command, cli.json).await

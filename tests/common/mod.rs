@@ -1,6 +1,8 @@
 //! Test helpers: fresh databases on both backends, and a real server on a free port.
 #![allow(dead_code)] // Each test binary uses its own subset of these helpers.
 
+pub mod process;
+
 use std::sync::Arc;
 
 use chrono::NaiveDate;
