@@ -10,9 +10,14 @@ async fn main() -> ExitCode {
     if !matches!(cli.command, gateway::cli::Command::Serve(_)) {
         restore_default_sigpipe();
     }
+    let json = cli.json;
     match gateway::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
+            // With --json a refusal is also printed as JSON on standard output, details and all.
+            if let Some(refused) = error.downcast_ref::<gateway::cli::client::CallError>().filter(|_| json) {
+                println!("{}", refused.to_json());
+            }
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

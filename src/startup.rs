@@ -213,7 +213,7 @@ impl Application {
                 stopping.notify_one();
             }
         };
-        let incoming = crate::grpc::incoming::incoming(self.listener, self.connections);
+        let incoming = crate::grpc::incoming::incoming(self.listener, self.connections, tls);
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = self.connections.shutdown_grace;
         tokio::select! {

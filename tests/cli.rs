@@ -55,7 +55,16 @@ fn the_cli_imports_submits_distributes_and_exports() {
     let (code, out, _) = cli(&server, &server.keys.vendor, &["remit", "show", "ACME-7"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("Batch ACME-7 ACCEPTED: 3 lines, total 600.00."), "{out}");
-    assert!(out.contains("line 3 (REJECTED), amount: ERROR AMOUNT_INVALID"), "{out}");
+    assert!(out.contains("AMOUNT_INVALID           ERROR    1 line: 3\n"), "problems grouped by code: {out}");
+    assert!(out.contains("IDENTIFIED_BY_SSN        WARNING  1 line: 2\n"), "{out}");
+    let (_, out, _) = cli(&server, &server.keys.vendor, &["remit", "show", "ACME-7", "--verbose"]);
+    assert!(out.contains("line 3 (REJECTED), amount: ERROR AMOUNT_INVALID"), "every line with --verbose: {out}");
+
+    // A refusal with --json: the error and its details, as the proto names them.
+    let (code, out, _) = cli(&server, &server.keys.vendor, &["--json", "remit", "show", "NO-SUCH-BATCH"]);
+    assert_eq!(code, 1);
+    let error: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((error["error"]["code"].as_str(), error["error"]["error_info"]["reason"].as_str()), (Some("NotFound"), Some("NOT_FOUND")));
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, CSV.replace("amount", "amt")).unwrap();
@@ -278,5 +287,52 @@ fn serve_help_documents_every_setting_and_its_environment_variable() {
         "--tls-client-ca",
     ] {
         assert!(help.contains(setting), "{setting} in:\n{help}");
+    }
+}
+
+#[test]
+fn a_file_with_many_warnings_is_acknowledged_by_code_and_line_by_line_only_when_asked() {
+    let db = TestDb::new_blocking();
+    let server = Server::start(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
+    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    // 600 lines identified by SSN (a warning each) and 3 late ones (a second warning).
+    let mut csv = String::from("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n");
+    // The server runs on the real clock: yesterday is on time, two months ago is late.
+    let today = chrono::Local::now().date_naive();
+    let (on_time, late) = ((today - chrono::Days::new(1)).to_string(), (today - chrono::Days::new(60)).to_string());
+    for line in 1..=600 {
+        let date = if line % 200 == 0 { &late } else { &on_time };
+        csv.push_str(&format!("43-1234567,,123-45-6789,Smith,{date},{line}.00\n"));
+    }
+    let file = dir.path().join("warnings.csv");
+    std::fs::write(&file, csv).unwrap();
+    let (code, out, err) = cli(&server, &server.keys.vendor, &["remit", "submit", "--format", "csv", "--batch-id", "W-1", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() < 10, "a few lines, not one per warning: {out}");
+    assert!(out.contains("IDENTIFIED_BY_SSN        WARNING  600 lines: 1, 2, 3, 4, 5, …"), "{out}");
+    assert!(out.contains("LATE_REMITTANCE          WARNING  3 lines: 200, 400, 600\n"), "{out}");
+    let (_, verbose, _) = cli(&server, &server.keys.vendor, &["remit", "show", "W-1", "--verbose"]);
+    assert_eq!(verbose.lines().filter(|l| l.contains("IDENTIFIED_BY_SSN")).count(), 600);
+}
+
+#[test]
+fn database_commands_do_not_offer_client_options_and_completions_are_printed() {
+    let help = Command::new(GATEWAY).args(["admin", "key", "create", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("--database") && help.contains("--create"), "{help}");
+    for client_only in ["--server", "--token", "--tls-ca", "--tls-cert"] {
+        assert!(!help.contains(client_only), "{client_only} in the help of a database command:\n{help}");
+    }
+    let top = String::from_utf8(Command::new(GATEWAY).arg("--help").output().unwrap().stdout).unwrap();
+    assert!(top.contains("--server") && top.contains("completions"), "{top}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let output = Command::new(GATEWAY).args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.contains("gateway") && script.contains("remit"), "{shell}: {script}");
     }
 }

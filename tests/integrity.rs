@@ -122,7 +122,7 @@ async fn a_file_that_fails_to_read_mid_way_is_cancelled_and_the_server_keeps_not
     let app = with_registry(Backend::Sqlite).await;
     let vendor = app.vendor("careless-vendor").await;
     let file = csv_lines(3_000).into_bytes();
-    let cut_at = CSV_HEADER.len() + 1_100 * 52 + 17; // inside line 1,101
+    let cut_at = CSV_HEADER.len() + 1_100 * 54 + 17; // about line 1,100: lines are 54 to 55 bytes
     let reader = FailsPartWay { bytes: std::io::Cursor::new(file.clone()), readable: cut_at as u64 };
     let mut client = RemittanceServiceClient::new(vendor.clone());
     let header = header(proto::RemittanceFormat::Csv, "CUT-1");

@@ -119,16 +119,20 @@ fn closed_by_peer(mut socket: std::net::TcpStream) -> bool {
 #[tokio::test]
 async fn silent_connections_are_closed_at_their_deadline_and_past_the_cap_at_once() {
     let db = TestDb::new_blocking();
-    let args = ["--handshake-timeout-seconds", "1", "--max-connections", "50"];
+    let args = ["--handshake-timeout-seconds", "3", "--max-connections", "50"];
     let server = Server::start_with_args(&db.url, Keys::make(&db.url), &args);
-    let silent: Vec<std::net::TcpStream> = (0..200).map(|_| std::net::TcpStream::connect(server.address()).unwrap()).collect();
+    let mut silent: Vec<std::net::TcpStream> = (0..200).map(|_| std::net::TcpStream::connect(server.address()).unwrap()).collect();
+    // Some start the HTTP/2 preface and stop: no better than silent.
+    for socket in silent.iter_mut().take(20) {
+        std::io::Write::write_all(socket, b"PRI * HTTP").unwrap();
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(health(&server).await.is_err(), "with 50 silent connections open, a 51st is closed at once");
 
     let started = Instant::now();
     let closed = tokio::task::spawn_blocking(move || silent.into_iter().filter(|s| closed_by_peer(s.try_clone().unwrap())).count());
     assert_eq!(closed.await.unwrap(), 200, "every silent connection was closed by the server");
-    assert!(started.elapsed() < Duration::from_secs(4), "within the 1 s deadline (and some slack)");
+    assert!(started.elapsed() < Duration::from_secs(8), "within the 3 s deadline (and some slack)");
     health(&server).await.expect("once they are gone, a real call is served");
 }
 

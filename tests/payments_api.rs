@@ -88,9 +88,9 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
     let refusals: [(&str, fn(&mut proto::RegisterPayerRequest), Code); 7] = [
         ("email", |r| r.email = "john.smith@".into(), Code::InvalidArgument),
         ("case_number", |r| r.case_number = "99999999".into(), Code::InvalidArgument),
-        ("routing_number", |r| r.bank_account.as_mut().unwrap().routing_number = "091000018".into(), Code::InvalidArgument),
-        ("account_number", |r| r.bank_account.as_mut().unwrap().account_number = "4111 1111 1111 1111".into(), Code::InvalidArgument),
-        ("account_type", |r| r.bank_account.as_mut().unwrap().account_type = "CREDIT".into(), Code::InvalidArgument),
+        ("bank_account.routing_number", |r| r.bank_account.as_mut().unwrap().routing_number = "091000018".into(), Code::InvalidArgument),
+        ("bank_account.account_number", |r| r.bank_account.as_mut().unwrap().account_number = "4111 1111 1111 1111".into(), Code::InvalidArgument),
+        ("bank_account.account_type", |r| r.bank_account.as_mut().unwrap().account_type = "CREDIT".into(), Code::InvalidArgument),
         ("telephone", |r| r.telephone = "555-0100".into(), Code::InvalidArgument),
         ("bank_account", |r| r.bank_account = None, Code::InvalidArgument),
     ];
@@ -100,6 +100,8 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
         let status = client.register_payer(request).await.unwrap_err();
         assert_eq!(status.code(), code, "{field}");
         assert!(status.message().starts_with(field), "{field}: {}", status.message());
+        let violations = tonic_types::StatusExt::get_details_bad_request(&status).expect("a BadRequest").field_violations;
+        assert_eq!(violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), [field]);
         assert!(!status.message().contains("4111"), "a card number is never repeated");
     }
     let card = {

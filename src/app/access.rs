@@ -298,13 +298,18 @@ impl App {
         match self.store.create_key(&key, &audit).await? {
             KeyCreation::Created => {}
             KeyCreation::NameHasOtherRole(role) => {
-                return Err(AppError::AlreadyExists(format!("the name {} belongs to {role} keys; a name is one tenant", key.name)))
+                return Err(AppError::already_exists(
+                    "KEY_NAME_HAS_OTHER_ROLE",
+                    format!("key_name:{}", key.name),
+                    format!("the name {} belongs to {role} keys; a name is one tenant", key.name),
+                ))
             }
             KeyCreation::NameHasOtherFeins => {
-                return Err(AppError::AlreadyExists(format!(
-                    "the employer {} has keys for other FEINs; keys of one name share their FEINs",
-                    key.name
-                )))
+                return Err(AppError::already_exists(
+                    "KEY_NAME_HAS_OTHER_FEINS",
+                    format!("key_name:{}", key.name),
+                    format!("the employer {} has keys for other FEINs; keys of one name share their FEINs", key.name),
+                ))
             }
         }
         tracing::info!(key_id = %key.key_id, name = %key.name, role = %key.role, "API key created");

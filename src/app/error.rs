@@ -16,15 +16,20 @@ pub enum AppError {
     /// A request field is malformed or out of range; the client must change the request.
     #[error("{field}: {message}")]
     InvalidArgument { field: &'static str, message: String },
+    /// Several fields are wrong: every one is reported at once, not the first only.
+    #[error("{}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<FieldViolation>),
     #[error("{0}")]
     NotFound(String),
     /// The request would reuse something unique (a sender's batch id) for something else.
-    #[error("{0}")]
-    AlreadyExists(String),
+    /// `reason` is a stable code; `subject` names what is taken (`batch:ACME-1`).
+    #[error("{message}")]
+    AlreadyExists { reason: &'static str, subject: String, message: String },
     /// The request is valid but the state of things does not allow it now (an account still
-    /// being validated, a second bank account).
-    #[error("{0}")]
-    FailedPrecondition(String),
+    /// being validated, a second bank account). `reason` is a stable code; `subject` names
+    /// the thing whose state refuses it (`payer:12`).
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, subject: String, message: String },
     /// An upload or request exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -46,9 +51,40 @@ pub enum AppError {
     Internal(String),
 }
 
+/// One wrong field of a request, by its name in the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
 impl AppError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
         AppError::InvalidArgument { field, message: message.into() }
+    }
+
+    pub fn already_exists(reason: &'static str, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::AlreadyExists { reason, subject: subject.into(), message: message.into() }
+    }
+
+    pub fn precondition(reason: &'static str, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::FailedPrecondition { reason, subject: subject.into(), message: message.into() }
+    }
+
+    /// Every field's problem at once: `checks` are the results of converting each field.
+    pub fn collect_fields(errors: impl IntoIterator<Item = AppError>) -> Option<AppError> {
+        let mut violations = Vec::new();
+        for error in errors {
+            match error {
+                AppError::InvalidArgument { field, message } => violations.push(FieldViolation { field: field.to_owned(), description: message }),
+                AppError::InvalidFields(more) => violations.extend(more),
+                other => return Some(other),
+            }
+        }
+        match violations.len() {
+            0 => None,
+            _ => Some(AppError::InvalidFields(violations)),
+        }
     }
 
     /// The outcome the audit trail records for a call that ended in this error.
@@ -56,10 +92,10 @@ impl AppError {
         match self {
             AppError::Unauthenticated(_) => "UNAUTHENTICATED",
             AppError::PermissionDenied(_) => "PERMISSION_DENIED",
-            AppError::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            AppError::InvalidArgument { .. } | AppError::InvalidFields(_) => "INVALID_ARGUMENT",
             AppError::NotFound(_) => "NOT_FOUND",
-            AppError::AlreadyExists(_) => "ALREADY_EXISTS",
-            AppError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            AppError::AlreadyExists { .. } => "ALREADY_EXISTS",
+            AppError::FailedPrecondition { .. } => "FAILED_PRECONDITION",
             AppError::ResourceExhausted(_) | AppError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
             AppError::Overloaded => "OVERLOADED",
             AppError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",

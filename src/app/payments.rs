@@ -161,8 +161,10 @@ impl App {
     ) -> Result<Result<PayerView, AppError>, AppError> {
         self.payer_view(payer_id).await?;
         if !self.store.add_bank_account(payer_id, self.new_account(&account), audit).await? {
-            return Err(AppError::FailedPrecondition(
-                "a payer has exactly one bank account: replace it instead of adding a second".to_owned(),
+            return Err(AppError::precondition(
+                "BANK_ACCOUNT_EXISTS",
+                format!("payer:{payer_id}"),
+                "a payer has exactly one bank account: replace it instead of adding a second",
             ));
         }
         Ok(self.payer_view(payer_id).await)
@@ -188,7 +190,7 @@ impl App {
         let result = async {
             let payer = self.payer_view(payer_id).await?;
             if payer.account.is_none() {
-                return Err(AppError::FailedPrecondition(format!("payer {payer_id} has no bank account")));
+                return Err(AppError::precondition("NO_BANK_ACCOUNT", format!("payer:{payer_id}"), format!("payer {payer_id} has no bank account")));
             }
             self.store.record_prenote(payer_id, returned.map(|c| c.to_string()), &audit).await?;
             Ok(self.payer_view(payer_id).await)
@@ -237,19 +239,25 @@ impl App {
         if !request.amount.is_positive() || request.amount > Money::MAX_LINE_AMOUNT {
             return Err(AppError::invalid("amount", "the amount must be above 0.00 and at most 99999999.99"));
         }
-        let account = payer.account.as_ref().ok_or_else(|| AppError::FailedPrecondition("the payer has no bank account".to_owned()))?;
+        let subject = format!("payer:{}", payer.payer_id);
+        let account =
+            payer.account.as_ref().ok_or_else(|| AppError::precondition("NO_BANK_ACCOUNT", subject.clone(), "the payer has no bank account"))?;
         let today = self.today();
         match self.account_view(account).state {
             AccountState::Usable => {}
             AccountState::Pending { usable_from } => {
-                return Err(AppError::FailedPrecondition(format!(
-                    "the bank account is still being validated: it can pay from {usable_from}; no money was taken"
-                )))
+                return Err(AppError::precondition(
+                    "BANK_ACCOUNT_PENDING",
+                    subject,
+                    format!("the bank account is still being validated: it can pay from {usable_from}; no money was taken"),
+                ))
             }
             AccountState::Unusable { code } => {
-                return Err(AppError::FailedPrecondition(format!(
-                    "the bank returned this account ({code}): replace it and let it be validated again; no money was taken"
-                )))
+                return Err(AppError::precondition(
+                    "BANK_ACCOUNT_UNUSABLE",
+                    subject,
+                    format!("the bank returned this account ({code}): replace it and let it be validated again; no money was taken"),
+                ))
             }
         }
         let new = NewPayment {
@@ -279,7 +287,11 @@ impl App {
 
     async fn replay_payment(&self, first: PaymentRecord, fingerprint: &str) -> Result<PaymentReceipt, AppError> {
         if first.request_sha256 != fingerprint {
-            return Err(AppError::AlreadyExists("this idempotency key was used for a different payment".to_owned()));
+            return Err(AppError::already_exists(
+                "IDEMPOTENCY_KEY_REUSED",
+                format!("payment:{}", first.payment_id),
+                "this idempotency key was used for a different payment",
+            ));
         }
         self.receipt(first, true).await
     }
@@ -331,7 +343,7 @@ impl App {
         if let ReturnOutcome::AlreadyReturned(recorded) = &outcome {
             // The answer states the return on record, not the code of this second attempt.
             // (A code recorded before the list of NACHA codes was enforced stays as it was.)
-            let recorded = ReturnCode::parse(recorded).unwrap_or(code);
+            let recorded = ReturnCode::stored(recorded);
             tracing::info!(payment_id, %recorded, attempted = %code, "payment already returned");
             return Ok(ReturnResult { payment_id, code: recorded, outcome, account_unusable: recorded.makes_account_unusable() });
         }
@@ -368,10 +380,10 @@ impl App {
     fn account_view(&self, account: &crate::storage::payment::BankAccountRecord) -> AccountView {
         let prenote = match (account.prenote_result.as_deref(), account.prenote_return_code.as_deref()) {
             (Some("CONFIRMED"), _) => Some(PrenoteResult::Confirmed),
-            (Some("RETURNED"), Some(code)) => ReturnCode::parse(code).ok().map(PrenoteResult::Returned),
+            (Some("RETURNED"), Some(code)) => Some(PrenoteResult::Returned(ReturnCode::stored(code))),
             _ => None,
         };
-        let unusable = account.unusable_code.as_deref().and_then(|c| ReturnCode::parse(c).ok());
+        let unusable = account.unusable_code.as_deref().map(ReturnCode::stored);
         AccountView {
             routing_number: account.routing_number.clone(),
             account_last4: account.account_last4.clone(),

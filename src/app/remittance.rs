@@ -161,10 +161,11 @@ impl App {
     async fn replay(&self, sender: &str, submission: &Submission, content_sha256: &str) -> Result<Option<Acknowledgment>, AppError> {
         if let Some(first) = self.store.remittance_by_batch(sender, &submission.batch_id).await? {
             if first.content_sha256 != content_sha256 {
-                return Err(AppError::AlreadyExists(format!(
-                    "batch id {} was already used for a different file; a batch id is unique per sender",
-                    submission.batch_id
-                )));
+                return Err(AppError::already_exists(
+                    "BATCH_ID_REUSED",
+                    format!("batch:{}", submission.batch_id),
+                    format!("batch id {} was already used for a different file; a batch id is unique per sender", submission.batch_id),
+                ));
             }
             let mut ack = self.acknowledgment_of(first).await?;
             ack.replayed = true;

@@ -30,7 +30,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Payer(command) => super::payments::payer(channel, json, command).await,
         Command::Pay(args) => super::payments::pay(channel, json, args).await,
         Command::Returns(command) => super::payments::returns(channel, json, command).await,
-        Command::Serve(_) => unreachable!("serve is not a client command"),
+        Command::Serve(_) | Command::Completions { .. } => unreachable!("not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             use proto::import_registry_request::Part;
             let upload = file_upload(
@@ -109,8 +109,8 @@ pub async fn connect(connection: &ConnectArgs) -> anyhow::Result<GatewayChannel>
     Ok(InterceptedService::new(channel, bearer))
 }
 
-/// A server's refusal, as a person reads it; or, when the connection itself failed during
-/// the call, what that means for the call.
+/// A server's refusal, as a person reads it (and, with `--json`, as a program reads it); or,
+/// when the connection itself failed during the call, what that means for the call.
 pub(super) fn status_error(status: tonic::Status) -> anyhow::Error {
     if connection_lost(&status) {
         return anyhow::anyhow!(
@@ -120,7 +120,64 @@ pub(super) fn status_error(status: tonic::Status) -> anyhow::Error {
             status.message()
         );
     }
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    anyhow::Error::new(CallError(status))
+}
+
+/// A call the server refused, with the google.rpc details it sent.
+#[derive(Debug)]
+pub struct CallError(pub tonic::Status);
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tonic_types::StatusExt;
+        let status = &self.0;
+        write!(f, "{:?}: {}", status.code(), status.message())?;
+        let details = status.get_error_details();
+        if let Some(bad) = details.bad_request() {
+            for violation in &bad.field_violations {
+                write!(f, "\n  {}: {}", violation.field, violation.description)?;
+            }
+        }
+        if let Some(retry) = details.retry_info().and_then(|r| r.retry_delay) {
+            write!(f, "\n  retry after {} ms", retry.as_millis())?;
+        }
+        if let Some(info) = details.error_info() {
+            write!(f, "\n  (reason {})", info.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl CallError {
+    /// The refusal as JSON: the code, the message and every detail, with the proto's names.
+    pub fn to_json(&self) -> serde_json::Value {
+        use tonic_types::StatusExt;
+        let status = &self.0;
+        let details = status.get_error_details();
+        let mut error = serde_json::json!({ "code": format!("{:?}", status.code()), "message": status.message() });
+        if let Some(info) = details.error_info() {
+            error["error_info"] = serde_json::json!({ "reason": info.reason, "domain": info.domain, "metadata": info.metadata });
+        }
+        if let Some(bad) = details.bad_request() {
+            let violations: Vec<_> =
+                bad.field_violations.iter().map(|v| serde_json::json!({ "field": v.field, "description": v.description })).collect();
+            error["bad_request"] = serde_json::json!({ "field_violations": violations });
+        }
+        if let Some(failure) = details.precondition_failure() {
+            let violations: Vec<_> = failure
+                .violations
+                .iter()
+                .map(|v| serde_json::json!({ "type": v.r#type, "subject": v.subject, "description": v.description }))
+                .collect();
+            error["precondition_failure"] = serde_json::json!({ "violations": violations });
+        }
+        if let Some(retry) = details.retry_info().and_then(|r| r.retry_delay) {
+            error["retry_info"] = serde_json::json!({ "retry_delay_ms": retry.as_millis() as u64 });
+        }
+        serde_json::json!({ "error": error })
+    }
 }
 
 /// True for a status the client's transport made up because the connection failed, as

@@ -22,8 +22,10 @@ pub use serve::ServeArgs;
     version,
     about = "Payroll-deduction remittance gateway of a state child support agency",
     long_about = "Payroll-deduction remittance gateway of a state child support agency.\n\n\
-                  `gateway serve` runs the server. Every other command is a client of a running server \
-                  (see --server): the same things the gRPC API does, by hand.\n\n\
+                  `gateway serve` runs the server and `gateway admin` works on its database. Every other \
+                  command is a client of a running server: the same things the gRPC API does, by hand. \
+                  Its connection options go before the command (`gateway --server URL remit list`), or in \
+                  GATEWAY_SERVER and GATEWAY_TOKEN.\n\n\
                   Exit codes: 0 done; 1 error (server unreachable, refused request, a value the server \
                   finds wrong); 2 the command line itself is wrong (an unknown option, a missing argument); \
                   3 a file was refused and nothing of it was applied (the problems are printed). \
@@ -45,24 +47,24 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// The gateway server to talk to (`https://` for TLS).
-    #[arg(long, global = true, env = "GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(long, env = "GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
 
     /// Your API key (`gwk_…`), from `gateway admin key create`. Prefer the environment
     /// variable: a command line is visible to other users of the machine.
-    #[arg(long, global = true, env = "GATEWAY_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
     /// For an https:// server: the CA certificate (PEM) that signed the server's.
-    #[arg(long, global = true, env = "GATEWAY_TLS_CA")]
+    #[arg(long, env = "GATEWAY_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
 
     /// For mTLS: this client's certificate (PEM), registered with its key.
-    #[arg(long, global = true, env = "GATEWAY_TLS_CERT")]
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
 
     /// For mTLS: this client's private key (PEM).
-    #[arg(long, global = true, env = "GATEWAY_TLS_KEY")]
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -96,6 +98,11 @@ pub enum Command {
     Distribute,
     /// Export allocations, balances, the suspense queue or the audit trail as CSV.
     Export(ExportArgs),
+    /// Print a shell completion script: `gateway completions bash > /etc/bash_completion.d/gateway`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,9 +133,13 @@ pub enum CollectionCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RemitCommand {
-    /// Submit a remittance file; prints a summary and every problem (`--json`: the whole
-    /// acknowledgment, one entry per line).
+    /// Submit a remittance file; prints a summary and its problems grouped by code
+    /// (`--verbose`: every line with a problem; `--json`: the whole acknowledgment, one entry
+    /// per line).
     Submit {
+        /// List every line that has a problem (by default they are grouped by code).
+        #[arg(long)]
+        verbose: bool,
         /// The file's format.
         #[arg(long, value_enum)]
         format: FileFormat,
@@ -145,7 +156,12 @@ pub enum RemitCommand {
         file: PathBuf,
     },
     /// Show the acknowledgment of a file sent earlier.
-    Show { batch_id: String },
+    Show {
+        batch_id: String,
+        /// List every line that has a problem (by default they are grouped by code).
+        #[arg(long)]
+        verbose: bool,
+    },
     /// List your files, newest first.
     List {
         #[arg(long, default_value_t = 20)]
@@ -272,6 +288,11 @@ pub enum ExportKind {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "gateway", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Admin(command) => {
             serve::init_tracing(serve::LogFormat::Text, "warn");
             admin::run(command, cli.json).await

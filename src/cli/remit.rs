@@ -36,7 +36,7 @@ struct FullAcknowledgment {
 pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> anyhow::Result<ExitCode> {
     let mut client = RemittanceServiceClient::new(channel);
     match command {
-        RemitCommand::Submit { format, batch_id, declared_lines, declared_total, file } => {
+        RemitCommand::Submit { verbose, format, batch_id, declared_lines, declared_total, file } => {
             let format = match format {
                 FileFormat::Csv => proto::RemittanceFormat::Csv,
                 FileFormat::Xml => proto::RemittanceFormat::Xml,
@@ -51,12 +51,12 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
             let opened = tokio::fs::File::open(&file).await.with_context(|| format!("cannot open {}", file.display()))?;
             let size = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
             let ack = submit_file(&mut client, header, opened, size).await?;
-            print_acknowledgment(&mut client, json, ack).await
+            print_acknowledgment(&mut client, json, verbose, ack).await
         }
-        RemitCommand::Show { batch_id } => {
+        RemitCommand::Show { batch_id, verbose } => {
             let request = proto::GetRemittanceRequest { batch_id };
             let ack = client.get_remittance(request).await.map_err(status_error)?.into_inner();
-            print_acknowledgment(&mut client, json, ack).await
+            print_acknowledgment(&mut client, json, verbose, ack).await
         }
         RemitCommand::List { limit } => {
             let response = client.list_remittances(proto::ListRemittancesRequest { limit }).await.map_err(status_error)?.into_inner();
@@ -110,6 +110,7 @@ pub async fn submit_file(
 async fn print_acknowledgment(
     client: &mut RemittanceServiceClient<GatewayChannel>,
     json: bool,
+    verbose: bool,
     ack: proto::RemittanceAcknowledgment,
 ) -> anyhow::Result<ExitCode> {
     let code = if ack.status == "REFUSED" { ExitCode::from(REFUSED) } else { ExitCode::SUCCESS };
@@ -160,18 +161,61 @@ async fn print_acknowledgment(
                 "  applied {}, applied by SSN {}, suspense {}, rejected {}",
                 ack.applied, ack.applied_by_ssn, ack.suspense, ack.rejected
             );
-            for line in &ack.lines {
-                for problem in &line.problems {
-                    println!(
-                        "  line {} ({}), {}: {} {} — {}",
-                        line.line, line.status, problem.field, problem.severity, problem.code, problem.message
-                    );
+            if verbose {
+                for line in &ack.lines {
+                    for problem in &line.problems {
+                        println!(
+                            "  line {} ({}), {}: {} {} — {}",
+                            line.line, line.status, problem.field, problem.severity, problem.code, problem.message
+                        );
+                    }
                 }
-            }
-            if ack.lines_truncated {
-                println!("  … more lines have problems: `--json` lists every line.");
+                if ack.lines_truncated {
+                    println!("  … more lines have problems: `--json` lists every line.");
+                }
+            } else {
+                print!("{}", grouped_problems(&ack));
             }
         }
     }
     Ok(code)
+}
+
+/// How many first line numbers a group of problems shows.
+const LINES_SHOWN: usize = 5;
+
+/// The problems of an acknowledgment grouped by code: count, severity and the first lines,
+/// errors first, then warnings, then notices, the most frequent first.
+pub fn grouped_problems(ack: &proto::RemittanceAcknowledgment) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut groups: BTreeMap<&str, (&str, u64, Vec<u64>)> = BTreeMap::new();
+    for line in &ack.lines {
+        for problem in &line.problems {
+            let group = groups.entry(problem.code.as_str()).or_insert((problem.severity.as_str(), 0, Vec::new()));
+            group.1 += 1;
+            if group.2.len() < LINES_SHOWN && group.2.last() != Some(&line.line) {
+                group.2.push(line.line);
+            }
+        }
+    }
+    if groups.is_empty() {
+        return String::new();
+    }
+    let rank = |severity: &str| match severity {
+        "ERROR" => 0,
+        "WARNING" => 1,
+        _ => 2,
+    };
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|(code, (severity, count, _))| (rank(severity), std::cmp::Reverse(*count), *code));
+    let at_least = if ack.lines_truncated { "at least " } else { "" };
+    let mut text = String::from("  problems (`--verbose` lists every line):\n");
+    for (code, (severity, count, lines)) in groups {
+        let shown: Vec<String> = lines.iter().map(u64::to_string).collect();
+        let more = if count > lines.len() as u64 { ", …" } else { "" };
+        let noun = if count == 1 { "line" } else { "lines" };
+        let _ = writeln!(text, "    {code:<24} {severity:<8} {at_least}{count} {noun}: {}{more}", shown.join(", "));
+    }
+    text
 }

@@ -79,7 +79,7 @@ impl Money {
     /// Parses an unsigned decimal amount: digits, optionally `.` and 1 or 2 more digits.
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
         let cents = parse_wide_cents(text)?;
-        i64::try_from(cents).map(Money).map_err(|_| MoneyError::OutOfRange(text.to_owned()))
+        i64::try_from(cents).map(Money).map_err(|_| MoneyError::OutOfRange(excerpt(text)))
     }
 
     /// Parses a decimal amount that may carry a leading `-` (reversal entries in exports).

@@ -25,7 +25,7 @@ impl YearMonth {
 
     /// Parses exactly `YYYY-MM`.
     pub fn parse(text: &str) -> Result<YearMonth, MonthError> {
-        let error = || MonthError(text.to_owned());
+        let error = || MonthError(super::excerpt(text));
         let bytes = text.as_bytes();
         if bytes.len() != 7 || bytes[4] != b'-' {
             return Err(error());

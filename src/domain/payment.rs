@@ -236,6 +236,15 @@ impl ReturnCode {
         }
     }
 
+    /// A code as the gateway recorded it: read leniently (any `R` and two digits), since a
+    /// code recorded before the list of NACHA's codes was enforced must keep its meaning —
+    /// a returned prenote stays returned. Text that is no code at all reads as R99.
+    pub fn stored(text: &str) -> ReturnCode {
+        let text = text.trim().to_ascii_uppercase();
+        let number = text.strip_prefix('R').filter(|n| n.len() == 2).and_then(|n| n.parse::<u8>().ok());
+        ReturnCode(number.filter(|&n| n > 0).unwrap_or(99))
+    }
+
     /// R02 (account closed), R03 (no account), R04 (invalid account number): the account
     /// cannot be used again until it is replaced and validated.
     pub fn makes_account_unusable(self) -> bool {
@@ -358,6 +367,10 @@ mod tests {
         for defined in ["R01", "R29", "R53", "R61", "R62", "R67", "R77", "R80", "R85"] {
             assert!(ReturnCode::parse(defined).is_ok(), "{defined} is a NACHA return code");
         }
+        // Codes recorded before the list was enforced keep their meaning.
+        assert_eq!(ReturnCode::stored("R99").to_string(), "R99");
+        assert!(ReturnCode::stored("r03").makes_account_unusable());
+        assert_eq!(ReturnCode::stored("garbage").to_string(), "R99");
     }
 
     #[test]

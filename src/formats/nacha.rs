@@ -446,6 +446,7 @@ fn ded_line(segment: &str, template: &RawLine, record: u64) -> RawLine {
         }
         // The convention writes the amount in cents, digits only ("18462" is 184.62): "184.62"
         // or "10.00" here is a sender's mistake that would be read as a hundred times less.
+        // Kept as written, so it still counts against a declared control total.
         Some(other) => {
             line.format_problems.push(FormatProblem {
                 field: "amount",
@@ -455,7 +456,7 @@ fn ded_line(segment: &str, template: &RawLine, record: u64) -> RawLine {
                     crate::domain::excerpt(&other)
                 ),
             });
-            None
+            Some(other)
         }
         None => None,
     };

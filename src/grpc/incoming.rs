@@ -49,7 +49,11 @@ pub struct Connection {
 
 /// The connections accepted on `listener` under `settings`, for tonic to serve. The accept
 /// loop ends when the stream is dropped (tonic drops it when shutdown starts).
-pub fn incoming(listener: TcpListener, settings: ConnectionSettings) -> ReceiverStream<io::Result<Connection>> {
+pub fn incoming(listener: TcpListener, settings: ConnectionSettings, tls: bool) -> ReceiverStream<io::Result<Connection>> {
+    // In plain text the whole HTTP/2 preface must arrive in time, so one byte sent and then
+    // silence does not hold a place; under TLS the first record's header must, and tonic's
+    // handshake deadline covers the rest of the handshake.
+    let first_bytes = if tls { TLS_RECORD_HEADER_BYTES } else { HTTP2_PREFACE.len() };
     let (ready, connections) = mpsc::channel(settings.max_connections.max(1));
     let places = Arc::new(Semaphore::new(settings.max_connections));
     tokio::spawn(async move {
@@ -79,18 +83,37 @@ pub fn incoming(listener: TcpListener, settings: ConnectionSettings) -> Receiver
             let _ = stream.set_nodelay(true);
             let ready = ready.clone();
             tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(settings.handshake_timeout, stream.peek(&mut first)).await {
-                    Ok(Ok(read)) if read > 0 => {
-                        let _ = ready.send(Ok(Connection { stream, _place: place })).await;
-                    }
+                if spoke_in_time(&stream, settings.handshake_timeout, first_bytes).await {
+                    let _ = ready.send(Ok(Connection { stream, _place: place })).await;
+                } else {
                     // Silent past the deadline, closed, or failed: dropped, which closes it.
-                    _ => tracing::debug!("a connection closed before speaking"),
+                    tracing::debug!("a connection closed before speaking");
                 }
             });
         }
     });
     ReceiverStream::new(connections)
+}
+
+/// What every HTTP/2 connection starts with (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// A TLS record's header: type, version, length.
+const TLS_RECORD_HEADER_BYTES: usize = 5;
+
+/// True when `stream` has sent its first `bytes` bytes before `deadline` passes.
+async fn spoke_in_time(stream: &TcpStream, deadline: Duration, bytes: usize) -> bool {
+    let waited = tokio::time::timeout(deadline, async {
+        let mut first = vec![0u8; bytes];
+        loop {
+            match stream.peek(&mut first).await {
+                Ok(0) | Err(_) => return false,
+                Ok(read) if read >= bytes => return true,
+                // Part of it: the rest is on its way (peek would return at once again).
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    });
+    waited.await.unwrap_or(false)
 }
 
 impl Connected for Connection {

@@ -23,11 +23,18 @@ fn invalid(field: &'static str) -> impl Fn(crate::domain::payment::PaymentDetail
 
 fn bank_account(account: Option<proto::BankAccount>) -> Result<BankAccountDetails, AppError> {
     let account = account.ok_or_else(|| AppError::invalid("bank_account", "a bank account is required"))?;
-    Ok(BankAccountDetails {
-        routing_number: RoutingNumber::parse(&account.routing_number).map_err(invalid("routing_number"))?,
-        account_number: AccountNumber::parse(&account.account_number).map_err(invalid("account_number"))?,
-        account_type: AccountType::parse(&account.account_type).map_err(invalid("account_type"))?,
-    })
+    let routing_number = RoutingNumber::parse(&account.routing_number).map_err(invalid("bank_account.routing_number"));
+    let account_number = AccountNumber::parse(&account.account_number).map_err(invalid("bank_account.account_number"));
+    let account_type = AccountType::parse(&account.account_type).map_err(invalid("bank_account.account_type"));
+    match (routing_number, account_number, account_type) {
+        (Ok(routing_number), Ok(account_number), Ok(account_type)) => Ok(BankAccountDetails { routing_number, account_number, account_type }),
+        (routing, number, kind) => Err(every_field([routing.err(), number.err(), kind.err()])),
+    }
+}
+
+/// The one error that reports every field's problem.
+fn every_field(errors: impl IntoIterator<Item = Option<AppError>>) -> AppError {
+    AppError::collect_fields(errors.into_iter().flatten()).unwrap_or_else(|| AppError::Internal("no field error to report".into()))
 }
 
 fn return_code(text: &str) -> Result<ReturnCode, AppError> {
@@ -117,16 +124,36 @@ fn imported(entry: ImportedReturn) -> proto::ImportedReturn {
     }
 }
 
+/// A registration's fields; every wrong one is reported at once.
 fn payer_details(request: proto::RegisterPayerRequest) -> Result<PayerDetails, AppError> {
-    Ok(PayerDetails {
-        name: request.name,
-        address: request.address,
-        ssn: Ssn::parse(&request.ssn).map_err(|e| AppError::invalid("ssn", e.to_string()))?,
-        telephone: Telephone::parse(&request.telephone).map_err(invalid("telephone"))?,
-        email: Email::parse(&request.email).map_err(invalid("email"))?,
-        case_number: CaseNumber::parse(&request.case_number).map_err(|e| AppError::invalid("case_number", e.to_string()))?,
-        account: bank_account(request.bank_account)?,
-    })
+    let required = |field: &'static str, text: &str| {
+        if text.trim().is_empty() {
+            Err(AppError::invalid(field, format!("`{field}` is required")))
+        } else {
+            Ok(())
+        }
+    };
+    let name = required("name", &request.name);
+    let address = required("address", &request.address);
+    let ssn = Ssn::parse(&request.ssn).map_err(|e| AppError::invalid("ssn", e.to_string()));
+    let telephone = Telephone::parse(&request.telephone).map_err(invalid("telephone"));
+    let email = Email::parse(&request.email).map_err(invalid("email"));
+    let case_number = CaseNumber::parse(&request.case_number).map_err(|e| AppError::invalid("case_number", e.to_string()));
+    let account = bank_account(request.bank_account);
+    match (name, address, ssn, telephone, email, case_number, account) {
+        (Ok(()), Ok(()), Ok(ssn), Ok(telephone), Ok(email), Ok(case_number), Ok(account)) => {
+            Ok(PayerDetails { name: request.name, address: request.address, ssn, telephone, email, case_number, account })
+        }
+        (name, address, ssn, telephone, email, case_number, account) => Err(every_field([
+            name.err(),
+            address.err(),
+            ssn.err(),
+            telephone.err(),
+            email.err(),
+            case_number.err(),
+            account.err(),
+        ])),
+    }
 }
 
 fn payment_request(request: proto::SubmitPaymentRequest) -> Result<PaymentRequest, AppError> {

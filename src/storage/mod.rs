@@ -47,6 +47,21 @@ pub enum StoreError {
     Conservation(#[from] ConservationError),
 }
 
+impl StoreError {
+    /// The database is busy or out of reach for now: the same call may succeed if retried
+    /// (a pool that timed out, a connection lost, SQLite's lock held past its timeout).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes.
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                error.code().and_then(|code| code.parse::<u32>().ok()).is_some_and(|code| matches!(code & 0xff, 5 | 6))
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A registry row as stored: the SSN reduced to its keyed hash and last 4 digits.

@@ -37,13 +37,24 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// One distribution run at a time across every replica: the lock is held until the
-    /// run's transaction ends, so a crashed replica releases it with its connection.
+    /// Bounds (or stops bounding) how long the transaction waits for a row lock: a file's
+    /// claim of its batch id and content waits at most 2 s for another upload of the same
+    /// ones, instead of holding a connection for as long as that other file takes.
+    async fn bound_claim_wait(tx: &mut Transaction<'_, Postgres>, bounded: bool) -> StoreResult<()> {
+        let statement = if bounded { "SET LOCAL lock_timeout = '2s'" } else { "SET LOCAL lock_timeout = DEFAULT" };
+        sqlx::query(statement).execute(&mut **tx).await?;
+        Ok(())
+    }
+
     /// A write transaction (PostgreSQL takes row locks as it writes).
     async fn begin_writing(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
 
+    /// One distribution chunk at a time across every replica: the lock is held until the
+    /// chunk's transaction ends, so a crashed replica releases it with its connection.
+    /// Replicas' runs may interleave chunk by chunk; a collection is claimed only while
+    /// still pending, so none is distributed twice.
     async fn lock_distribution(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DISTRIBUTION_LOCK_KEY).execute(&mut **tx).await?;
         Ok(())

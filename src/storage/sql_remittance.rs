@@ -120,10 +120,13 @@ macro_rules! impl_sql_remittances {
                 audit: $crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Box<dyn $crate::storage::remittance::RemittanceWriter>> {
                 let mut tx = self.writer().begin().await?;
+                // Another upload may hold the same batch id or content in its transaction for
+                // as long as its file takes: wait for it only briefly, then answer "retry".
+                <$store>::bound_claim_wait(&mut tx, true).await?;
                 let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-                    "INSERT INTO remittances (sender, batch_id, format, content_sha256, received_at, received_on, \
+                    "INSERT INTO remittances (sender, batch_id, format, content_sha256, content_claim, received_at, received_on, \
                      line_count, total_cents, applied, applied_by_ssn, suspense, rejected) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, 0, 0) RETURNING remittance_id",
+                     VALUES ($1, $2, $3, $4, $4, $5, $6, 0, 0, 0, 0, 0, 0) RETURNING remittance_id",
                 )
                 .bind(&remittance.sender)
                 .bind(&remittance.batch_id)
@@ -141,8 +144,16 @@ macro_rules! impl_sql_remittances {
                             remittance.batch_id
                         )))
                     }
+                    // PostgreSQL's lock_not_available: the other upload is still being received.
+                    Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("55P03") => {
+                        return Err($crate::storage::StoreError::Conflict(format!(
+                            "batch {} or its content is being received by another upload right now",
+                            remittance.batch_id
+                        )))
+                    }
                     Err(error) => return Err(error.into()),
                 };
+                <$store>::bound_claim_wait(&mut tx, false).await?;
                 Ok(Box::new($writer { tx, remittance_id, remittance, audit }))
             }
 

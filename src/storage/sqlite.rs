@@ -49,6 +49,11 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// SQLite has one writer: a second upload waits for the writer, not for a row lock.
+    async fn bound_claim_wait(_tx: &mut Transaction<'_, Sqlite>, _bounded: bool) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// A write transaction that holds SQLite's write lock from its start: one that reads
     /// before it writes could otherwise find, at its first write, that another process
     /// committed since its read began, and fail at once with "database is locked".
