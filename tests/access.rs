@@ -170,7 +170,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             drain(remittances.list_remittance_lines(proto::ListRemittanceLinesRequest { batch_id: batch }).await).await.map(drop)
         }
         Action::ListRemittances => {
-            let listed = remittances.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await?.into_inner();
+            let listed = remittances.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await?.into_inner();
             // Another tenant's files never appear in the list.
             assert!(listed.remittances.iter().all(|r| r.batch_id != world.foreign_batch), "{role}: {listed:?}");
             Ok(())
@@ -218,7 +218,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let request = proto::CreateApiKeyRequest { role: "vendor".into(), name: format!("made-in-cell-{cell}"), ..Default::default() };
             admin.create_api_key(request).await.map(drop)
         }
-        Action::ListApiKeys => admin.list_api_keys(proto::ListApiKeysRequest {}).await.map(drop),
+        Action::ListApiKeys => admin.list_api_keys(proto::ListApiKeysRequest::default()).await.map(drop),
         Action::RevokeApiKey => {
             let token = make_key(&world.app.app, Role::Vendor, &format!("revoked-in-cell-{cell}"), &[]).await;
             let key_id = token.split('_').nth(1).unwrap().to_owned();
@@ -345,7 +345,7 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
     let result = ExportServiceClient::new(office.clone()).export_suspense(proto::ExportSuspenseRequest {}).await;
     calls.push((request_id_of(&result), "ExportService/ExportSuspense", "OK"));
     drain(result).await.unwrap();
-    let result = AdminServiceClient::new(office.clone()).list_api_keys(proto::ListApiKeysRequest {}).await;
+    let result = AdminServiceClient::new(office.clone()).list_api_keys(proto::ListApiKeysRequest::default()).await;
     calls.push((request_id_of(&result), "AdminService/ListApiKeys", "PERMISSION_DENIED"));
 
     let rows: Vec<_> = store.audit_after(before, 100_000).await.unwrap().into_iter().map(|r| r.entry).collect();

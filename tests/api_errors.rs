@@ -106,7 +106,7 @@ async fn a_throttled_call_says_when_to_retry() {
     let mut client = RemittanceServiceClient::new(vendor);
     let mut throttled = None;
     for _ in 0..5 {
-        if let Err(status) = client.list_remittances(proto::ListRemittancesRequest { limit: 10 }).await {
+        if let Err(status) = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await {
             throttled = Some(status);
             break;
         }
@@ -126,7 +126,7 @@ async fn refusals_carry_stable_reasons() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     with_registry(&app).await;
     // No key at all.
-    let status = RemittanceServiceClient::new(app.raw.clone()).list_remittances(proto::ListRemittancesRequest { limit: 1 }).await.unwrap_err();
+    let status = RemittanceServiceClient::new(app.raw.clone()).list_remittances(proto::ListRemittancesRequest { page_size: 1, ..Default::default() }).await.unwrap_err();
     assert_eq!((status.code(), error_info(&status).0.as_str()), (Code::Unauthenticated, "API_KEY_REQUIRED"));
     // A role that may not.
     let status = payments(&app.payment_site).record_return(proto::RecordReturnRequest { payment_id: 1, return_code: "R01".into() }).await;

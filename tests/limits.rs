@@ -58,7 +58,7 @@ async fn spawn(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
 
 async fn listed(channel: &Authed) -> Vec<String> {
     let mut client = RemittanceServiceClient::new(channel.clone());
-    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap().into_inner();
+    let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap().into_inner();
     listed.remittances.into_iter().map(|r| r.batch_id).collect()
 }
 
@@ -181,7 +181,7 @@ async fn hold_a_call(channel: &Authed) -> tokio::task::JoinHandle<Result<tonic::
 async fn served_soon(channel: &Authed) -> bool {
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if RemittanceServiceClient::new(channel.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.is_ok() {
+        if RemittanceServiceClient::new(channel.clone()).list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.is_ok() {
             return true;
         }
     }
@@ -194,7 +194,7 @@ async fn when_every_slot_is_taken_calls_are_shed_but_health_answers() {
     let vendor = app.vendor("acme-payroll").await;
     let held = hold_a_call(&vendor).await;
     let mut client = RemittanceServiceClient::new(vendor.clone());
-    let shed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap_err();
+    let shed = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap_err();
     assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
     assert!(shed.metadata().get(RETRY_PUSHBACK_METADATA).is_some(), "a retry hint");
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.raw.clone());
@@ -211,7 +211,7 @@ async fn one_sender_cannot_hold_every_slot() {
     let app = spawn(|config| config.guard.max_concurrent_calls_per_sender = 1).await;
     let greedy = app.vendor("greedy").await;
     let held = hold_a_call(&greedy).await;
-    let refused = RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
+    let refused = RemittanceServiceClient::new(greedy.clone()).list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await;
     let refused = refused.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("in flight"), "{}", refused.message());
@@ -235,7 +235,7 @@ async fn one_sender_flooded_is_refused_while_another_is_served() {
     let mut client = RemittanceServiceClient::new(flooder.clone());
     let mut refused = Vec::new();
     for _ in 0..10 {
-        if let Err(status) = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await {
+        if let Err(status) = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await {
             refused.push(status);
         }
     }
@@ -250,11 +250,11 @@ async fn one_sender_flooded_is_refused_while_another_is_served() {
     let other = app.vendor("quiet-vendor").await;
     let mut other = RemittanceServiceClient::new(other);
     for _ in 0..3 {
-        other.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap();
+        other.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap();
     }
     // And the flooder is served again once it waits.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap();
+    client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap();
     app.stop().await;
 }
 

@@ -130,7 +130,7 @@ async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
     let mut client = as_vendor(&app, "acme-payroll").await;
     let shown = client.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap();
     assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner() }, first);
-    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 0 }).await.unwrap().into_inner();
+    let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.remittances.len(), 1);
 
     // Two senders' money, distributed once each: 2 × 600.00 for OB-1.
@@ -344,7 +344,7 @@ async fn a_file_over_the_size_limit_is_resource_exhausted_and_records_nothing() 
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("300 bytes"), "{}", status.message());
     let mut client = as_vendor(&app, "acme-payroll").await;
-    let listed = client.list_remittances(proto::ListRemittancesRequest { limit: 10 }).await.unwrap();
+    let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await.unwrap();
     assert!(listed.into_inner().remittances.is_empty());
     app.stop().await;
 }

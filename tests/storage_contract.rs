@@ -477,7 +477,7 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), Some(summary.clone()));
     assert_eq!(store.remittance_by_batch("other", "B-1").await.unwrap(), None);
     assert_eq!(store.remittance_by_content("acme", "sha-B-1").await.unwrap().map(|r| r.batch_id), Some("B-1".into()));
-    assert_eq!(store.remittances_of("acme", 10).await.unwrap(), [summary.clone()]);
+    assert_eq!(store.remittances_of("acme", None, 10).await.unwrap(), [summary.clone()]);
     let stored = store.remittance_lines_after(summary.remittance_id, 1, 10).await.unwrap();
     assert_eq!(stored, [line(2, "SUSPENSE", None), line(3, "APPLIED_BY_SSN", Some("OB-1"))]);
     let suspense = store.suspense_after(0, 10).await.unwrap();

@@ -93,7 +93,7 @@ async fn tls_serves_keys_and_a_registered_client_certificate_authenticates_as_it
 
     // The registered certificate alone authenticates, as the vendor it was registered for.
     let channel = no_key(connect(&app, &pki.ca, Some(&pki.registered_client)).await.unwrap());
-    let listed = RemittanceServiceClient::new(channel.clone()).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
+    let listed = RemittanceServiceClient::new(channel.clone()).list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await;
     assert!(listed.is_ok(), "{listed:?}");
     let denied = DistributionServiceClient::new(channel).run_distribution(proto::RunDistributionRequest {}).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "a vendor's certificate is a vendor's: {denied:?}");
@@ -102,19 +102,19 @@ async fn tls_serves_keys_and_a_registered_client_certificate_authenticates_as_it
     let plain_tls = connect(&app, &pki.ca, None).await.unwrap();
     let office = with_key(plain_tls.clone(), &back_office).unwrap();
     DistributionServiceClient::new(office).run_distribution(proto::RunDistributionRequest {}).await.unwrap();
-    let nobody = RemittanceServiceClient::new(no_key(plain_tls)).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
+    let nobody = RemittanceServiceClient::new(no_key(plain_tls)).list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await;
     assert_eq!(nobody.unwrap_err().code(), Code::Unauthenticated);
 
     // A certificate the CA signed but no key names authenticates nothing.
     let stranger = no_key(connect(&app, &pki.ca, Some(&pki.unknown_client)).await.unwrap());
-    let refused = RemittanceServiceClient::new(stranger).list_remittances(proto::ListRemittancesRequest { limit: 0 }).await;
+    let refused = RemittanceServiceClient::new(stranger).list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await;
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
 
     // Plain HTTP/2 to a TLS port gets no answer.
     let plain = Channel::from_shared(format!("http://{}", app.address)).unwrap().connect().await;
     if let Ok(plain) = plain {
         let answer = RemittanceServiceClient::new(with_key(plain, &back_office).unwrap())
-            .list_remittances(proto::ListRemittancesRequest { limit: 0 })
+            .list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() })
             .await;
         assert!(answer.is_err(), "{answer:?}");
     }

@@ -323,6 +323,16 @@ impl App {
         self.audited_read(audit, result).await
     }
 
+    /// The keys a page at a time, by key id. (An agency has tens of keys, not millions: the
+    /// page is cut from the whole list.)
+    pub async fn list_keys_page(&self, caller: &Caller, page: super::paging::PageRequest) -> Result<super::paging::Page<ApiKeyRecord>, AppError> {
+        let mut keys = self.list_keys(caller).await?;
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        let after = page.after.unwrap_or_default();
+        let rest: Vec<ApiKeyRecord> = keys.into_iter().filter(|key| key.key_id > after).take(page.size as usize + 1).collect();
+        Ok(super::paging::page(KEY_LIST, page.size, rest, |key| key.key_id.clone()))
+    }
+
     /// Revokes a key: from now on it authenticates nothing.
     pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKeyRecord, AppError> {
         let key_id = key_id.trim();
@@ -371,3 +381,6 @@ mod tests {
         assert_eq!(split_token("gwk_zz23456789abcdef_00"), None);
     }
 }
+
+/// The name of the list of keys, in its page tokens.
+pub const KEY_LIST: &str = "keys";

@@ -10,6 +10,7 @@ mod error;
 mod export;
 pub mod payments;
 pub mod pii;
+pub mod paging;
 mod remittance;
 mod upload;
 
@@ -30,7 +31,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use export::ExportStream;
 pub use pii::PiiKey;
-pub use remittance::{AckStatus, Acknowledgment, LineOutcome, Submission};
+pub use remittance::{AckStatus, Acknowledgment, LineOutcome, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
 
 /// The gateway's use cases, shared by every request.

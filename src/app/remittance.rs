@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::paging::{self, Page, PageRequest};
 use super::{App, AppError, Caller, UploadCheck, UploadStream};
 use crate::domain::access::Action;
 use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
@@ -391,13 +392,24 @@ impl App {
         Ok(ReceiverStream::new(receiver))
     }
 
-    /// The caller's submissions, newest first.
-    pub async fn list_remittances(&self, caller: &Caller, limit: u32) -> Result<Vec<RemittanceSummary>, AppError> {
+    /// The caller's submissions, newest first, a page at a time.
+    pub async fn list_remittances(&self, caller: &Caller, page: PageRequest) -> Result<Page<RemittanceSummary>, AppError> {
         let audit = self.authorize(caller, Action::ListRemittances, "remittances").await?;
-        let result = self.store.remittances_of(&caller.principal.name, limit.clamp(1, 1000)).await.map_err(AppError::from);
+        let result = async {
+            let before = match &page.after {
+                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
+                None => None,
+            };
+            let fetched = self.store.remittances_of(&caller.principal.name, before, page.size + 1).await?;
+            Ok(paging::page(REMITTANCE_LIST, page.size, fetched, |file| file.remittance_id.to_string()))
+        }
+        .await;
         self.audited_read(audit, result).await
     }
 }
+
+/// The name of the list of files, in its page tokens.
+pub const REMITTANCE_LIST: &str = "remittances";
 
 fn acknowledgment(summary: RemittanceSummary) -> Acknowledgment {
     Acknowledgment {

@@ -112,7 +112,7 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
         KeyCommand::List { .. } => {
             let keys: Vec<proto::ApiKey> = app.list_keys(&operator).await?.into_iter().map(crate::grpc::admin_api_key).collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&proto::ListApiKeysResponse { keys })?);
+                println!("{}", serde_json::to_string_pretty(&proto::ListApiKeysResponse { keys, next_page_token: String::new() })?);
             } else {
                 println!("{:<16} {:<24} {:<12} {:<25} {:<25} feins", "key id", "name", "role", "created", "revoked");
                 for key in keys {

@@ -162,10 +162,14 @@ pub enum RemitCommand {
         #[arg(long)]
         verbose: bool,
     },
-    /// List your files, newest first.
+    /// List your files, newest first, a page at a time.
     List {
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
+        /// Files per page (at most 1000).
+        #[arg(long, alias = "limit", default_value_t = 20)]
+        page_size: i32,
+        /// The page after the one that printed this token.
+        #[arg(long, default_value = "")]
+        page_token: String,
     },
 }
 

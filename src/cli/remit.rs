@@ -58,8 +58,9 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
             let ack = client.get_remittance(request).await.map_err(status_error)?.into_inner();
             print_acknowledgment(&mut client, json, verbose, ack).await
         }
-        RemitCommand::List { limit } => {
-            let response = client.list_remittances(proto::ListRemittancesRequest { limit }).await.map_err(status_error)?.into_inner();
+        RemitCommand::List { page_size, page_token } => {
+            let request = proto::ListRemittancesRequest { page_size, page_token };
+            let response = client.list_remittances(request).await.map_err(status_error)?.into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
@@ -80,6 +81,9 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
                         r.suspense,
                         r.rejected
                     );
+                }
+                if !response.next_page_token.is_empty() {
+                    println!("more: --page-token {}", response.next_page_token);
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -45,8 +45,12 @@ impl proto::admin_service_server::AdminService for Admin {
     }
 
     async fn list_api_keys(&self, request: Request<proto::ListApiKeysRequest>) -> Result<Response<proto::ListApiKeysResponse>, Status> {
-        let keys = self.0.list_keys(&caller_of(&request)?).await?;
-        Ok(Response::new(proto::ListApiKeysResponse { keys: keys.into_iter().map(api_key).collect() }))
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let page = crate::app::paging::PageRequest::parse(crate::app::access::KEY_LIST, request.page_size, &request.page_token);
+        let page = super::services::understood(&self.0, &caller, crate::domain::access::Action::ListApiKeys, page).await?;
+        let page = self.0.list_keys_page(&caller, page).await?;
+        Ok(Response::new(proto::ListApiKeysResponse { keys: page.items.into_iter().map(api_key).collect(), next_page_token: page.next_page_token }))
     }
 
     async fn revoke_api_key(&self, request: Request<proto::RevokeApiKeyRequest>) -> Result<Response<proto::ApiKey>, Status> {

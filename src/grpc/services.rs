@@ -6,7 +6,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::proto;
-use crate::app::{App, AppError, AuthError, Caller, ExportStream, UploadPart};
+use crate::app::paging::PageRequest;
+use crate::app::{App, AppError, AuthError, Caller, ExportStream, UploadPart, REMITTANCE_LIST};
 use crate::domain::access::Action;
 
 pub struct Registry(pub App);
@@ -81,12 +82,14 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         request: Request<proto::ListRemittancesRequest>,
     ) -> Result<Response<proto::ListRemittancesResponse>, Status> {
         let caller = caller_of(&request)?;
-        let limit = match request.into_inner().limit {
-            0 => 100,
-            limit => limit,
-        };
-        let summaries = self.0.list_remittances(&caller, limit).await?;
-        Ok(Response::new(proto::ListRemittancesResponse { remittances: summaries.into_iter().map(convert::remittance_summary).collect() }))
+        let request = request.into_inner();
+        let page = PageRequest::parse(REMITTANCE_LIST, request.page_size, &request.page_token);
+        let page = understood(&self.0, &caller, Action::ListRemittances, page).await?;
+        let page = self.0.list_remittances(&caller, page).await?;
+        Ok(Response::new(proto::ListRemittancesResponse {
+            remittances: page.items.into_iter().map(convert::remittance_summary).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 }
 

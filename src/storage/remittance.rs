@@ -141,7 +141,8 @@ pub trait RemittanceStore: Send + Sync {
     async fn remittance_by_batch(&self, sender: &str, batch_id: &str) -> StoreResult<Option<RemittanceSummary>>;
     async fn remittance_by_content(&self, sender: &str, content_sha256: &str) -> StoreResult<Option<RemittanceSummary>>;
     /// The sender's files, newest first.
-    async fn remittances_of(&self, sender: &str, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
+    /// The sender's files, newest first, those received before file `before` (an id) when given.
+    async fn remittances_of(&self, sender: &str, before: Option<i64>, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
     /// Starts writing a file; `audit` is written when it commits. `Conflict` when the
     /// sender's batch id was taken meanwhile.
     async fn begin_remittance(&self, remittance: NewRemittance, audit: AuditEntry) -> StoreResult<Box<dyn RemittanceWriter>>;

@@ -101,13 +101,16 @@ macro_rules! impl_sql_remittances {
             async fn remittances_of(
                 &self,
                 sender: &str,
+                before: Option<i64>,
                 limit: u32,
             ) -> $crate::storage::StoreResult<Vec<$crate::storage::remittance::RemittanceSummary>> {
                 use $crate::storage::sql_remittance::{summary, SummaryRow, SUMMARY_COLUMNS};
                 let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM remittances WHERE sender = $1 ORDER BY remittance_id DESC LIMIT $2"
+                    "SELECT {SUMMARY_COLUMNS} FROM remittances WHERE sender = $1 AND remittance_id < $2 \
+                     ORDER BY remittance_id DESC LIMIT $3"
                 ))
                 .bind(sender)
+                .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;
