@@ -10,7 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("gateway_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
-    // Messages derive Serialize so the CLI's `--json` prints the server's answer as it is.
-    tonic_prost_build::configure().type_attribute(".fspc.gateway.v1", "#[derive(serde::Serialize)]").compile_fds(descriptors)?;
+    // The CLI's `--json` prints answers by the proto's own JSON mapping (prost-reflect over
+    // the descriptor set above), so the messages need no serde derive.
+    // Type names let it find each message's descriptor.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
+    tonic_prost_build::configure().compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

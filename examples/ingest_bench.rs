@@ -113,9 +113,12 @@ async fn main() -> anyhow::Result<()> {
     let ack = proto::remittance_service_client::RemittanceServiceClient::new(vendor_channel)
         .submit_remittance(futures::stream::iter([first]).chain(body).chain(futures::stream::iter([end])))
         .await?
-        .into_inner();
+        .into_inner()
+        .acknowledgment
+        .unwrap_or_default();
     let elapsed = started.elapsed().as_secs_f64();
-    anyhow::ensure!(ack.status == "ACCEPTED" && ack.applied == lines as u64, "unexpected acknowledgment: {} {}", ack.status, ack.applied);
+    let accepted = ack.status() == proto::AcknowledgmentStatus::Accepted;
+    anyhow::ensure!(accepted && ack.applied == lines as u64, "unexpected acknowledgment: {:?} {}", ack.status(), ack.applied);
     println!("ingested {lines} lines in {elapsed:.2} s: {:.0} lines/s", lines as f64 / elapsed);
 
     let started = Instant::now();

@@ -72,7 +72,11 @@ async fn main() -> anyhow::Result<()> {
     let run = DistributionServiceClient::new(channel.clone()).run_distribution(proto::RunDistributionRequest {}).await?.into_inner();
     println!(
         "\n3. Distribution run {}: {} = current {} + arrears {} + unapplied {}\n",
-        run.run_id, run.total, run.current, run.arrears, run.unapplied
+        run.run_id.as_deref().unwrap_or("(none)"),
+        run.total,
+        run.current,
+        run.arrears,
+        run.unapplied
     );
 
     // 4. What each order received, from the allocation export.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::collections::HashMap;
 
 use common::{make_key, Authed, Backend, TestApp, SPEC_REGISTRY};
@@ -45,10 +47,10 @@ fn registration() -> proto::RegisterPayerRequest {
         telephone: "573-555-0100".into(),
         case_number: "12345678".into(),
         email: "john@example.com".into(),
-        bank_account: Some(proto::BankAccount {
+        bank_account: Some(proto::BankAccountInput {
             routing_number: "091000019".into(),
             account_number: "000123456789".into(),
-            account_type: "CHECKING".into(),
+            account_type: proto::AccountType::Checking as i32,
         }),
     }
 }
@@ -91,18 +93,18 @@ async fn world() -> World {
     let mut own_batch = HashMap::new();
     for (role, batch) in [(Role::Vendor, "ACME-1"), (Role::Employer, "HR-1")] {
         let mut client = RemittanceServiceClient::new(channels[&role].clone());
-        let ack = client.submit_remittance(submission(batch, remittance_csv(EMPLOYER_FEIN, batch.len()))).await.unwrap().into_inner();
-        assert_eq!(ack.status, "ACCEPTED");
+        let ack = client.submit_remittance(submission(batch, remittance_csv(EMPLOYER_FEIN, batch.len()))).await.unwrap().into_inner().acknowledgment.unwrap();
+        assert_eq!(ack.status().short(), "ACCEPTED");
         own_batch.insert(role, batch.to_owned());
     }
     let other = app.vendor("other-payroll").await;
     RemittanceServiceClient::new(other).submit_remittance(submission("OTHER-1", remittance_csv("43-7654321", 1))).await.unwrap();
 
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
-    let payer_id = payments.register_payer(registration()).await.unwrap().into_inner().payer_id;
-    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::GetPayerRequest { payer_id }).await.unwrap();
+    let payer_id = payments.register_payer(registration()).await.unwrap().into_inner().payer.unwrap().payer_id;
+    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
     let request = payment(payer_id, "20.00", proto::PaymentChannel::Web, "setup");
-    let payment_id = payments.submit_payment(request).await.unwrap().into_inner().payment_id;
+    let payment_id = payments.submit_payment(request).await.unwrap().into_inner().receipt.unwrap().payment_id;
     World { app, channels, payer_id, payment_id, own_batch, foreign_batch: "OTHER-1".to_owned() }
 }
 
@@ -159,15 +161,15 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             // Foreign: a line of another employer's (an employer key may not remit it).
             let fein = if foreign { "43-7654321" } else { EMPLOYER_FEIN };
             let ack =
-                remittances.submit_remittance(submission(&format!("CELL-{cell}"), remittance_csv(fein, 100 + cell))).await?.into_inner();
-            assert_eq!(ack.status, "ACCEPTED", "{role} {action:?}");
+                remittances.submit_remittance(submission(&format!("CELL-{cell}"), remittance_csv(fein, 100 + cell))).await?.into_inner().acknowledgment.unwrap();
+            assert_eq!(ack.status().short(), "ACCEPTED", "{role} {action:?}");
             let rejected = ack.lines.iter().any(|l| l.problems.iter().any(|p| p.code == "FEIN_NOT_AUTHORIZED"));
             assert_eq!(rejected, foreign && role == Role::Employer, "{role} foreign={foreign}: {:?}", ack.lines);
             Ok(())
         }
         Action::GetRemittance => remittances.get_remittance(proto::GetRemittanceRequest { batch_id: batch }).await.map(drop),
         Action::ListRemittanceLines => {
-            drain(remittances.list_remittance_lines(proto::ListRemittanceLinesRequest { batch_id: batch }).await).await.map(drop)
+            drain(remittances.stream_remittance_lines(proto::StreamRemittanceLinesRequest { batch_id: batch }).await).await.map(drop)
         }
         Action::ListRemittances => {
             let listed = remittances.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await?.into_inner();
@@ -178,25 +180,25 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         Action::RegisterPayer => payments.register_payer(registration()).await.map(drop),
         Action::GetPayer => payments.get_payer(proto::GetPayerRequest { payer_id }).await.map(drop),
         Action::AddBankAccount => {
-            let request = proto::BankAccountRequest { payer_id, bank_account: registration().bank_account };
+            let request = proto::AddBankAccountRequest { payer_id, bank_account: registration().bank_account };
             payments.add_bank_account(request).await.map(drop)
         }
         Action::ReplaceBankAccount => {
-            let request = proto::BankAccountRequest { payer_id, bank_account: registration().bank_account };
+            let request = proto::ReplaceBankAccountRequest { payer_id, bank_account: registration().bank_account };
             payments.replace_bank_account(request).await.map(drop)
         }
-        Action::ConfirmBankAccount => payments.confirm_bank_account(proto::GetPayerRequest { payer_id }).await.map(drop),
+        Action::ConfirmBankAccount => payments.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.map(drop),
         Action::ReturnPrenote => {
             let result = payments.return_prenote(proto::ReturnPrenoteRequest { payer_id, return_code: "R03".into() }).await.map(drop);
             // Confirm again, so later payments in the matrix are possible.
             if result.is_ok() {
-                payments.confirm_bank_account(proto::GetPayerRequest { payer_id }).await?;
+                payments.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await?;
             }
             result
         }
         Action::SubmitPayment => {
             let mut office = PaymentServiceClient::new(world.channels[&Role::BackOffice].clone());
-            office.confirm_bank_account(proto::GetPayerRequest { payer_id }).await?;
+            office.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await?;
             let request = payment(payer_id, "5.00", proto::PaymentChannel::Web, &format!("cell-{cell}"));
             payments.submit_payment(request).await.map(drop)
         }
@@ -210,12 +212,12 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         }
         Action::ExportAllocations => drain(exports.export_allocations(proto::ExportAllocationsRequest {}).await).await.map(drop),
         Action::ExportBalances => {
-            drain(exports.export_balances(proto::ExportBalancesRequest { as_of: String::new() }).await).await.map(drop)
+            drain(exports.export_balances(proto::ExportBalancesRequest { as_of: None }).await).await.map(drop)
         }
         Action::ExportSuspense => drain(exports.export_suspense(proto::ExportSuspenseRequest {}).await).await.map(drop),
         Action::ExportAudit => drain(exports.export_audit(proto::ExportAuditRequest {}).await).await.map(drop),
         Action::CreateApiKey => {
-            let request = proto::CreateApiKeyRequest { role: "vendor".into(), name: format!("made-in-cell-{cell}"), ..Default::default() };
+            let request = proto::CreateApiKeyRequest { role: proto::Role::Vendor as i32, name: format!("made-in-cell-{cell}"), ..Default::default() };
             admin.create_api_key(request).await.map(drop)
         }
         Action::ListApiKeys => admin.list_api_keys(proto::ListApiKeysRequest::default()).await.map(drop),
@@ -356,9 +358,9 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
         assert_eq!((matching[0].action.as_str(), matching[0].outcome.as_str()), (*action, *outcome), "{request_id}");
     }
     // Who: the key's name and role, or `-` for nobody.
-    let unauthenticated = rows.iter().find(|r| r.outcome == "UNAUTHENTICATED").unwrap();
+    let unauthenticated = rows.iter().find(|r| r.outcome.as_str() == "UNAUTHENTICATED").unwrap();
     assert_eq!((unauthenticated.actor.as_str(), unauthenticated.role.as_str()), ("-", "-"));
-    let payment = rows.iter().find(|r| r.action == "PaymentService/SubmitPayment" && r.outcome == "OK").unwrap();
+    let payment = rows.iter().find(|r| r.action == "PaymentService/SubmitPayment" && r.outcome.as_str() == "OK").unwrap();
     assert_eq!(
         (payment.actor.as_str(), payment.role.as_str(), payment.object.as_str()),
         ("payment-site", "payment-site", &*format!("payer:{payer_id}"))

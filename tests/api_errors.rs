@@ -40,10 +40,10 @@ fn registration() -> proto::RegisterPayerRequest {
         telephone: "(573) 555-0100".into(),
         case_number: "12345678".into(),
         email: "john.smith@example.com".into(),
-        bank_account: Some(proto::BankAccount {
+        bank_account: Some(proto::BankAccountInput {
             routing_number: "091000019".into(),
             account_number: "000123456789".into(),
-            account_type: "CHECKING".into(),
+            account_type: proto::AccountType::Checking as i32,
         }),
     }
 }
@@ -57,7 +57,7 @@ async fn an_invalid_registration_names_every_wrong_field_at_once() {
     request.ssn = "666-45-6789".into();
     request.email = "john.smith@".into();
     request.bank_account.as_mut().unwrap().routing_number = "091000018".into();
-    request.bank_account.as_mut().unwrap().account_type = "CREDIT".into();
+    request.bank_account.as_mut().unwrap().account_type = proto::AccountType::Unspecified as i32;
     let status = payments(&app.payment_site).register_payer(request).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     let violations = status.get_details_bad_request().expect("a BadRequest").field_violations;
@@ -75,7 +75,7 @@ async fn a_payment_from_an_account_still_being_validated_says_which_precondition
     let clock = TestClock::new("2026-11-02");
     let app = TestApp::spawn_with_clock(Backend::Sqlite, clock.clone() as Arc<dyn gateway::app::Clock>).await;
     with_registry(&app).await;
-    let payer = payments(&app.payment_site).register_payer(registration()).await.unwrap().into_inner();
+    let payer = payments(&app.payment_site).register_payer(registration()).await.unwrap().into_inner().payer.unwrap();
     let payment = proto::SubmitPaymentRequest {
         payer_id: payer.payer_id,
         case_number: "12345678".into(),

@@ -26,7 +26,7 @@ async fn two_hundred_fifty_files_come_in_pages_of_a_hundred_newest_first_then_no
             index + 1
         );
         let ack = client.submit_remittance(futures::stream::iter(remittance_upload(header, csv.as_bytes(), 1 << 16))).await.unwrap();
-        assert_eq!(ack.into_inner().status, "ACCEPTED");
+        assert_eq!(ack.into_inner().acknowledgment.unwrap().status(), proto::AcknowledgmentStatus::Accepted);
     }
 
     let mut listed = Vec::new();

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -39,14 +41,18 @@ fn the_cli_imports_submits_distributes_and_exports() {
     assert_eq!(code, 0, "{err}");
     let ack: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(ack["batch_id"], "ACME-7");
-    assert_eq!(ack["status"], "ACCEPTED");
-    assert_eq!(ack["line_count"], 3);
+    // The proto's JSON mapping: enum values by their names, 64-bit integers as strings,
+    // instants as RFC 3339.
+    assert_eq!(ack["status"], "ACKNOWLEDGMENT_STATUS_ACCEPTED");
+    assert_eq!(ack["format"], "REMITTANCE_FORMAT_CSV");
+    assert_eq!(ack["line_count"], "3");
     assert_eq!(ack["total_amount"], "600.00");
+    assert!(ack["receive_time"].as_str().unwrap().ends_with('Z'), "{}", ack["receive_time"]);
     let lines = ack["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 3, "one entry per line of the file");
-    assert_eq!((lines[0]["line"].as_u64(), lines[0]["status"].as_str()), (Some(1), Some("APPLIED")));
-    assert_eq!(lines[1]["status"], "APPLIED_BY_SSN");
-    assert_eq!(lines[2]["status"], "REJECTED");
+    assert_eq!((lines[0]["line"].as_str(), lines[0]["status"].as_str()), (Some("1"), Some("LINE_STATUS_APPLIED")));
+    assert_eq!(lines[1]["status"], "LINE_STATUS_APPLIED_BY_SSN");
+    assert_eq!(lines[2]["status"], "LINE_STATUS_REJECTED");
     let problem = &lines[2]["problems"][0];
     assert_eq!((problem["code"].as_str(), problem["field"].as_str()), (Some("AMOUNT_INVALID"), Some("amount")));
     assert!(problem["message"].as_str().unwrap().contains("2 decimal places"));
@@ -108,7 +114,7 @@ async fn submit(url: &str, token: &str, batch_id: &str, file: Vec<u8>) -> Result
     let channel = gateway::grpc::client::with_key(channel, token).unwrap();
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
     let messages = gateway::grpc::client::remittance_upload(header, &file, 64 * 1024);
-    RemittanceServiceClient::new(channel).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
+    RemittanceServiceClient::new(channel).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 
 #[test]
@@ -144,7 +150,7 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     assert!(cli(&server, &server.keys.back_office, &["distribute"]).1.contains("Nothing to distribute"));
 
     let ack = runtime.block_on(submit(&server.url, &server.keys.vendor, "BIG-1", big_csv(lines))).unwrap();
-    assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", lines as u64));
+    assert_eq!((ack.status().short(), ack.applied), ("ACCEPTED", lines as u64));
     let again = runtime.block_on(submit(&server.url, &server.keys.vendor, "BIG-1", big_csv(lines))).unwrap();
     assert!(again.replayed);
     let (_, out, _) = cli(&server, &server.keys.back_office, &["distribute"]);
@@ -210,7 +216,9 @@ fn the_cli_registers_a_payer_takes_a_payment_and_records_its_return() {
         &["--json", "pay", "--payer", "1", "--case-number", "12345678", "--amount", "25.00", "--idempotency-key", "k-1"],
     );
     let receipt: serde_json::Value = serde_json::from_str(&again).unwrap();
-    assert_eq!((receipt["payment_id"].as_i64(), receipt["replayed"].as_bool()), (Some(1), Some(true)));
+    let receipt = &receipt["receipt"];
+    assert_eq!((receipt["payment_id"].as_str(), receipt["replayed"].as_bool()), (Some("1"), Some(true)));
+    assert_eq!(receipt["status"], "PAYMENT_STATUS_ACCEPTED");
 
     let (code, out, _) = cli(&server, &server.keys.back_office, &["returns", "record", "--payment", "1", "--code", "R02"]);
     assert_eq!(code, 0);

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Short;
+
 use common::{distribute, export, Authed, Backend, Export, TestApp, SPEC_REGISTRY};
 use gateway::grpc::client::{registry_upload, remittance_upload, upload_end};
 use gateway::grpc::proto::{self, submit_remittance_request::Part};
@@ -31,7 +33,7 @@ async fn submit(
     file: &[u8],
 ) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
     let messages = remittance_upload(header(format, batch_id), file, 1 << 16);
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 
 async fn submit_csv(channel: &Authed, batch_id: &str, file: &[u8]) -> proto::RemittanceAcknowledgment {
@@ -39,13 +41,13 @@ async fn submit_csv(channel: &Authed, batch_id: &str, file: &[u8]) -> proto::Rem
 }
 
 fn refusal_code(ack: &proto::RemittanceAcknowledgment) -> &str {
-    assert_eq!(ack.status, "REFUSED", "{ack:?}");
+    assert_eq!(ack.status().short(), "REFUSED", "{ack:?}");
     ack.file_problem.as_ref().map(|p| p.code.as_str()).unwrap_or_default()
 }
 
 async fn shown(channel: &Authed, batch_id: &str) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
     let request = proto::GetRemittanceRequest { batch_id: batch_id.into() };
-    RemittanceServiceClient::new(channel.clone()).get_remittance(request).await.map(|r| r.into_inner())
+    RemittanceServiceClient::new(channel.clone()).get_remittance(request).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 
 const CSV_HEADER: &str = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n";
@@ -71,10 +73,10 @@ async fn same_bytes_at_once_under_many_batch_ids_are_accepted_once(backend: Back
         tokio::spawn(async move { submit_csv(&vendor, &format!("TINYDUP-{i}"), &file).await })
     });
     let acks: Vec<_> = futures::future::join_all(sends).await.into_iter().map(Result::unwrap).collect();
-    let accepted: Vec<&str> = acks.iter().filter(|a| a.status == "ACCEPTED").map(|a| a.batch_id.as_str()).collect();
+    let accepted: Vec<&str> = acks.iter().filter(|a| a.status().short() == "ACCEPTED").map(|a| a.batch_id.as_str()).collect();
     assert_eq!(accepted.len(), 1, "one copy accepted: {acks:?}");
-    for duplicate in acks.iter().filter(|a| a.status != "ACCEPTED") {
-        assert_eq!((duplicate.status.as_str(), duplicate.duplicate_of.as_str()), ("DUPLICATE", accepted[0]));
+    for duplicate in acks.iter().filter(|a| a.status().short() != "ACCEPTED") {
+        assert_eq!((duplicate.status().short(), duplicate.duplicate_of.as_deref().unwrap_or_default()), ("DUPLICATE", accepted[0]));
     }
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.total.as_str()), (1, "6.66"), "6.66 recorded once");
@@ -132,7 +134,7 @@ async fn a_file_that_fails_to_read_mid_way_is_cancelled_and_the_server_keeps_not
 
     // The whole file, resent under the same batch id, is taken with its last line's 29.99.
     let ack = submit_csv(&vendor, "CUT-1", &file).await;
-    assert_eq!((ack.status.as_str(), ack.line_count, ack.applied), ("ACCEPTED", 3_000, 3_000));
+    assert_eq!((ack.status().short(), ack.line_count, ack.applied), ("ACCEPTED", 3_000, 3_000));
     let expected: u64 = (1..3_000).map(|line| 100 * (1 + line % 50)).sum::<u64>() + 29_99;
     assert_eq!(ack.total_amount, format!("{}.{:02}", expected / 100, expected % 100));
     app.stop().await;
@@ -191,11 +193,11 @@ async fn amounts_too_large_to_be_money_still_count_against_the_control_totals() 
          43-1234567,12345678,123-45-6789,Smith,2026-11-13,2.00\n"
     );
     let declared = proto::RemittanceHeader {
-        declared_total: "50000000000000002.00".into(),
+        declared_total: Some("50000000000000002.00".into()),
         ..header(proto::RemittanceFormat::Csv, "OVERFLOW-CSV")
     };
     let messages = remittance_upload(declared, csv.as_bytes(), 1 << 16);
-    let ack = RemittanceServiceClient::new(vendor.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
+    let ack = RemittanceServiceClient::new(vendor.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap();
     assert_eq!(refusal_code(&ack), "CONTROL_TOTAL_MISMATCH");
 
     let xml = format!(
@@ -210,9 +212,9 @@ async fn amounts_too_large_to_be_money_still_count_against_the_control_totals() 
 
     // An amount that cannot be read at all makes a declared total uncheckable.
     let unreadable = format!("{CSV_HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,12;50\n");
-    let declared = proto::RemittanceHeader { declared_total: "0.00".into(), ..header(proto::RemittanceFormat::Csv, "UNREADABLE") };
+    let declared = proto::RemittanceHeader { declared_total: Some("0.00".into()), ..header(proto::RemittanceFormat::Csv, "UNREADABLE") };
     let messages = remittance_upload(declared, unreadable.as_bytes(), 1 << 16);
-    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
+    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap();
     assert_eq!(refusal_code(&ack), "CONTROL_TOTAL_MISMATCH");
     assert!(ack.file_problem.unwrap().message.contains("line 1's amount cannot be read"));
 
@@ -249,7 +251,7 @@ async fn a_ded_amount_with_a_decimal_point_is_rejected_and_the_total_is_what_was
     let vendor = app.vendor("ach-sender").await;
     let file = nacha_with_ded_amounts(&[(18462, "18462"), (1000, "10.00")]);
     let ack = submit(&vendor, proto::RemittanceFormat::Nacha, "ACH-1", &file).await.unwrap();
-    assert_eq!((ack.status.as_str(), ack.applied, ack.rejected), ("ACCEPTED", 1, 1));
+    assert_eq!((ack.status().short(), ack.applied, ack.rejected), ("ACCEPTED", 1, 1));
     let problems: Vec<&str> = ack.lines.iter().flat_map(|l| l.problems.iter().map(|p| p.code.as_str())).collect();
     assert!(problems.contains(&"DED_MALFORMED"), "{problems:?}");
     assert_eq!(ack.total_amount, "184.62", "the rejected line's amount is not in the total");
@@ -281,7 +283,7 @@ async fn files_that_are_not_what_they_claim_are_refused_and_say_why() {
     // A header and no line is not a remittance, and does not use up its batch id.
     assert_eq!(refusal_code(&submit_csv(&vendor, "EMPTY", CSV_HEADER.as_bytes()).await), "NO_LINES");
     let real = format!("{CSV_HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,5.01\n");
-    assert_eq!(submit_csv(&vendor, "EMPTY", real.as_bytes()).await.status, "ACCEPTED");
+    assert_eq!(submit_csv(&vendor, "EMPTY", real.as_bytes()).await.status().short(), "ACCEPTED");
 
     // UTF-16 is named as such, not as an unknown column.
     let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(CSV_HEADER.encode_utf16().flat_map(u16::to_le_bytes)).collect();
@@ -311,10 +313,10 @@ fn registration(account_number: &str) -> proto::RegisterPayerRequest {
         telephone: "(573) 555-0100".into(),
         case_number: "12345678".into(),
         email: "john.smith@example.com".into(),
-        bank_account: Some(proto::BankAccount {
+        bank_account: Some(proto::BankAccountInput {
             routing_number: "091000019".into(),
             account_number: account_number.into(),
-            account_type: "CHECKING".into(),
+            account_type: proto::AccountType::Checking as i32,
         }),
     }
 }
@@ -326,8 +328,8 @@ async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("card"), "{}", status.message());
 
-    let payer = payments(&app.payment_site).register_payer(registration("000123456789")).await.unwrap().into_inner();
-    payments(&app.channel).confirm_bank_account(proto::GetPayerRequest { payer_id: payer.payer_id }).await.unwrap();
+    let payer = payments(&app.payment_site).register_payer(registration("000123456789")).await.unwrap().into_inner().payer.unwrap();
+    payments(&app.channel).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id: payer.payer_id }).await.unwrap();
     let payment = proto::SubmitPaymentRequest {
         payer_id: payer.payer_id,
         case_number: "12345678".into(),
@@ -335,7 +337,7 @@ async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_
         channel: proto::PaymentChannel::Web as i32,
         idempotency_key: "k-1".into(),
     };
-    let receipt = payments(&app.payment_site).submit_payment(payment).await.unwrap().into_inner();
+    let receipt = payments(&app.payment_site).submit_payment(payment).await.unwrap().into_inner().receipt.unwrap();
     distribute(&app.channel).await;
 
     let record = |code: &str| proto::RecordReturnRequest { payment_id: receipt.payment_id, return_code: code.into() };
@@ -344,9 +346,9 @@ async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_
     assert!(!export(&app.channel, Export::Allocations).await.contains(",-"), "nothing was reversed");
 
     let first = payments(&app.channel).record_return(record("R01")).await.unwrap().into_inner();
-    assert_eq!((first.outcome.as_str(), first.return_code.as_str()), ("REVERSED", "R01"));
+    assert_eq!((first.outcome().short(), first.return_code.as_str()), ("REVERSED", "R01"));
     let second = payments(&app.channel).record_return(record("R03")).await.unwrap().into_inner();
-    assert_eq!((second.outcome.as_str(), second.return_code.as_str()), ("ALREADY_RETURNED", "R01"), "the return on record");
+    assert_eq!((second.outcome().short(), second.return_code.as_str()), ("ALREADY_RETURNED", "R01"), "the return on record");
     assert!(!second.account_unusable, "R01 does not make the account unusable");
     app.stop().await;
 }

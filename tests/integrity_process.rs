@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,12 +30,12 @@ async fn submit(server: &Server, format: proto::RemittanceFormat, batch_id: &str
     let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
     let messages = remittance_upload(header, file, MIB);
     let mut client = RemittanceServiceClient::new(channel(server, &server.keys.vendor).await);
-    client.submit_remittance(futures::stream::iter(messages)).await.expect("an acknowledgment").into_inner()
+    client.submit_remittance(futures::stream::iter(messages)).await.expect("an acknowledgment").into_inner().acknowledgment.unwrap()
 }
 
 /// A refused acknowledgment's problem: its code and its message.
 fn refusal(ack: &proto::RemittanceAcknowledgment) -> (String, String) {
-    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.status().short(), "REFUSED");
     let problem = ack.file_problem.clone().expect("a reason");
     (problem.code, problem.message)
 }
@@ -45,7 +47,7 @@ async fn hostile_records_are_stopped_at_their_limit_with_the_servers_memory_boun
     let db = TestDb::new_blocking();
     let server = Server::start(&db.url);
     let ordinary = format!("{CSV_HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,5.00\n");
-    assert_eq!(submit(&server, proto::RemittanceFormat::Csv, "WARM", ordinary.as_bytes()).await.status, "ACCEPTED");
+    assert_eq!(submit(&server, proto::RemittanceFormat::Csv, "WARM", ordinary.as_bytes()).await.status().short(), "ACCEPTED");
     let baseline = server.peak_resident_bytes();
 
     let huge = "x".repeat(64 * MIB);

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -45,7 +47,7 @@ fn end(file: &[u8]) -> proto::SubmitRemittanceRequest {
 
 async fn submit(channel: &Authed, batch_id: &str, file: Vec<u8>) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
     let messages = [header(batch_id), chunk(file.clone()), end(&file)];
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 
 async fn spawn(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
@@ -81,8 +83,8 @@ async fn a_message_over_the_size_limit_is_refused() {
         .chain(file.chunks(512).map(|c| chunk(c.to_vec())))
         .chain([end(&file)])
         .collect::<Vec<_>>();
-    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
-    assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 100));
+    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap();
+    assert_eq!((ack.status().short(), ack.line_count), ("ACCEPTED", 100));
     app.stop().await;
 }
 
@@ -91,11 +93,11 @@ async fn a_file_over_the_line_limit_is_refused_whole() {
     let app = spawn(|config| config.upload_limits.file.max_lines = 3).await;
     let vendor = app.vendor("acme-payroll").await;
     let ack = submit(&vendor, "MANY", csv(4)).await.unwrap();
-    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.status().short(), "REFUSED");
     let problem = ack.file_problem.unwrap();
     assert_eq!((problem.code.as_str(), problem.position.as_str()), ("TOO_MANY_LINES", "line 4"), "{}", problem.message);
     assert!(listed(&vendor).await.is_empty(), "nothing of a refused file is kept");
-    assert_eq!(submit(&vendor, "FEW", csv(3)).await.unwrap().status, "ACCEPTED");
+    assert_eq!(submit(&vendor, "FEW", csv(3)).await.unwrap().status().short(), "ACCEPTED");
 
     // The registry too: its rows are lines.
     let four_rows = format!("{SPEC_REGISTRY}OB-3,323-45-6789,Roe,Rita,32345678,D,100.00,2026-11,0.00,\n");
@@ -113,9 +115,9 @@ async fn a_record_over_the_length_limit_refuses_the_file() {
     let vendor = app.vendor("acme-payroll").await;
     let long = format!("{HEADER}43-1234567,12345678,123-45-6789,{},2026-11-13,1.00\n", "S".repeat(200));
     let ack = submit(&vendor, "LONG", long.into_bytes()).await.unwrap();
-    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.status().short(), "REFUSED");
     assert_eq!(ack.file_problem.unwrap().code, "RECORD_TOO_LONG");
-    assert_eq!(submit(&vendor, "SHORT", csv(2)).await.unwrap().status, "ACCEPTED");
+    assert_eq!(submit(&vendor, "SHORT", csv(2)).await.unwrap().status().short(), "ACCEPTED");
     app.stop().await;
 }
 
@@ -157,7 +159,7 @@ async fn a_call_past_its_deadline_is_stopped_and_changes_nothing() {
     // 1 ms: no distribution of thousands of collections is that quick.
     let app = spawn(|config| config.guard.call_deadline = Duration::from_millis(1)).await;
     let vendor = app.vendor("acme-payroll").await;
-    assert_eq!(submit(&vendor, "BIG", csv(5000)).await.unwrap().status, "ACCEPTED", "an upload has a deadline of its own");
+    assert_eq!(submit(&vendor, "BIG", csv(5000)).await.unwrap().status().short(), "ACCEPTED", "an upload has a deadline of its own");
     let status = DistributionServiceClient::new(app.channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     // The run's transaction was dropped with the call: nothing was distributed.
@@ -167,7 +169,7 @@ async fn a_call_past_its_deadline_is_stopped_and_changes_nothing() {
 }
 
 /// An upload that never ends, holding its call's slot until the task is aborted.
-async fn hold_a_call(channel: &Authed) -> tokio::task::JoinHandle<Result<tonic::Response<proto::RemittanceAcknowledgment>, tonic::Status>> {
+async fn hold_a_call(channel: &Authed) -> tokio::task::JoinHandle<Result<tonic::Response<proto::SubmitRemittanceResponse>, tonic::Status>> {
     let holder = channel.clone();
     let held = tokio::spawn(async move {
         let forever = futures::stream::iter([header("HELD")]).chain(futures::stream::pending());
@@ -274,7 +276,7 @@ async fn upload_bytes_over_a_senders_rate_are_refused_while_another_sender_uploa
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.metadata().get(RETRY_PUSHBACK_METADATA).is_some(), "a retry hint");
     let small = app.vendor("small-sender").await;
-    assert_eq!(submit(&small, "SMALL", csv(5)).await.unwrap().status, "ACCEPTED");
+    assert_eq!(submit(&small, "SMALL", csv(5)).await.unwrap().status().short(), "ACCEPTED");
     assert!(!listed(&big).await.contains(&"HUGE".to_owned()), "nothing of the refused upload is kept");
     app.stop().await;
 }

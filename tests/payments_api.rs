@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::sync::Arc;
 
 use common::{distribute, export, Authed, Backend, Export, TestApp, TestClock, SPEC_REGISTRY};
@@ -39,16 +41,16 @@ fn registration() -> proto::RegisterPayerRequest {
         telephone: "(573) 555-0100".into(),
         case_number: "12345678".into(),
         email: "john.smith@example.com".into(),
-        bank_account: Some(proto::BankAccount {
+        bank_account: Some(proto::BankAccountInput {
             routing_number: "091000019".into(),
             account_number: ACCOUNT.into(),
-            account_type: "CHECKING".into(),
+            account_type: proto::AccountType::Checking as i32,
         }),
     }
 }
 
 async fn register(channel: &Authed) -> proto::Payer {
-    payments(channel).register_payer(registration()).await.unwrap().into_inner()
+    payments(channel).register_payer(registration()).await.unwrap().into_inner().payer.unwrap()
 }
 
 async fn pay(channel: &Authed, payer_id: i64, case: &str, amount: &str, key: &str) -> Result<proto::PaymentReceipt, tonic::Status> {
@@ -59,7 +61,7 @@ async fn pay(channel: &Authed, payer_id: i64, case: &str, amount: &str, key: &st
         channel: proto::PaymentChannel::Web as i32,
         idempotency_key: key.into(),
     };
-    payments(channel).submit_payment(request).await.map(|r| r.into_inner())
+    payments(channel).submit_payment(request).await.map(|r| r.into_inner().receipt.unwrap())
 }
 
 /// The allocation rows of one run: (order, bucket, amount).
@@ -78,7 +80,7 @@ async fn remit(channel: &Authed, batch_id: &str, amount: &str) -> proto::Remitta
     );
     let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
     let messages = gateway::grpc::client::remittance_upload(header, csv.as_bytes(), 1 << 16);
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner()
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap()
 }
 
 #[tokio::test]
@@ -90,7 +92,7 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
         ("case_number", |r| r.case_number = "99999999".into(), Code::InvalidArgument),
         ("bank_account.routing_number", |r| r.bank_account.as_mut().unwrap().routing_number = "091000018".into(), Code::InvalidArgument),
         ("bank_account.account_number", |r| r.bank_account.as_mut().unwrap().account_number = "4111 1111 1111 1111".into(), Code::InvalidArgument),
-        ("bank_account.account_type", |r| r.bank_account.as_mut().unwrap().account_type = "CREDIT".into(), Code::InvalidArgument),
+        ("bank_account.account_type", |r| r.bank_account.as_mut().unwrap().account_type = proto::AccountType::Unspecified as i32, Code::InvalidArgument),
         ("telephone", |r| r.telephone = "555-0100".into(), Code::InvalidArgument),
         ("bank_account", |r| r.bank_account = None, Code::InvalidArgument),
     ];
@@ -113,12 +115,12 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
 
     let payer = register(&app.payment_site).await;
     // Answers show the SSN and the account number masked.
-    assert_eq!(payer.ssn, "***-**-6789");
+    assert_eq!(payer.ssn_last4, "6789");
     let account = payer.bank_account.clone().unwrap();
-    assert_eq!(account.bank_account.as_ref().unwrap().account_number, "****6789");
+    assert_eq!(account.bank_account.as_ref().unwrap().account_number_last4, "6789");
     assert!(!format!("{payer:?}").contains("123456789") && !format!("{payer:?}").contains(ACCOUNT));
     // A second bank account is refused: exactly one per payer.
-    let second = proto::BankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account };
+    let second = proto::AddBankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account };
     assert_eq!(client.add_bank_account(second).await.unwrap_err().code(), Code::FailedPrecondition);
     assert_eq!(client.get_payer(proto::GetPayerRequest { payer_id: 999 }).await.unwrap_err().code(), Code::NotFound);
     app.stop().await;
@@ -130,7 +132,7 @@ async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a
     let (app, clock) = setup("2026-11-20").await;
     let payer = register(&app.payment_site).await;
     let account = payer.bank_account.unwrap();
-    assert_eq!((account.state.as_str(), account.usable_from.as_str()), ("PENDING", "2026-12-01"));
+    assert_eq!((account.state().short(), account.usable_from.as_deref()), ("PENDING", Some("2026-12-01")));
 
     clock.set("2026-11-30");
     let status = pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k1").await.unwrap_err();
@@ -139,20 +141,23 @@ async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a
 
     clock.set("2026-12-01");
     let receipt = pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k1").await.unwrap();
-    assert_eq!((receipt.status.as_str(), receipt.effective_date.as_str()), ("ACCEPTED", "2026-12-01"));
+    assert_eq!((receipt.status().short(), receipt.effective_date.as_str()), ("ACCEPTED", "2026-12-01"));
 
     // The back office can confirm the prenote early.
     clock.set("2026-11-20");
     let mut client = payments(&app.payment_site);
     let mut office = payments(&app.channel);
     let replaced = client
-        .replace_bank_account(proto::BankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
+        .replace_bank_account(proto::ReplaceBankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(replaced.bank_account.unwrap().state, "PENDING");
-    let confirmed = office.confirm_bank_account(proto::GetPayerRequest { payer_id: payer.payer_id }).await.unwrap().into_inner();
-    assert_eq!(confirmed.bank_account.unwrap().state, "USABLE");
+        .into_inner()
+        .payer
+        .unwrap();
+    assert_eq!(replaced.bank_account.unwrap().state().short(), "PENDING");
+    let confirmed =
+        office.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id: payer.payer_id }).await.unwrap().into_inner().payer.unwrap();
+    assert_eq!(confirmed.bank_account.unwrap().state().short(), "USABLE");
     assert!(pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k2").await.is_ok());
     // A returned prenote makes the account unusable.
     let returned = office
@@ -160,9 +165,11 @@ async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a
         .await
         .unwrap()
         .into_inner()
+        .payer
+        .unwrap()
         .bank_account
         .unwrap();
-    assert_eq!((returned.state.as_str(), returned.return_code.as_str()), ("UNUSABLE", "R03"));
+    assert_eq!((returned.state().short(), returned.return_code.as_deref()), ("UNUSABLE", Some("R03")));
     assert_eq!(pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k3").await.unwrap_err().code(), Code::FailedPrecondition);
     app.stop().await;
 }
@@ -191,7 +198,7 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
     let different = pay(&app.payment_site, payer.payer_id, "12345678", "200.00", "retry-1").await.unwrap_err();
     assert_eq!(different.code(), Code::AlreadyExists);
     // Below the monthly current support of 500.00 (A 300 + B 200): the answer says so.
-    assert_eq!(first.below_monthly_support, "500.00");
+    assert_eq!(first.below_monthly_support.as_deref(), Some("500.00"));
     assert!(first.notices.iter().any(|n| n.contains("below the monthly current support")));
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.total.as_str()), (1, "100.00"), "one payment, one collection");
@@ -199,7 +206,7 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
     // A payment for another case (OB-2's, no withholding order) by the same payer is the
     // other obligor's money, and the answer does not speak of payroll deduction.
     let other = pay(&app.payment_site, payer.payer_id, "22345678", "150.00", "other").await.unwrap();
-    assert!(!other.payroll_deduction_continues && other.below_monthly_support.is_empty());
+    assert!(!other.payroll_deduction_continues && other.below_monthly_support.is_none());
     app.stop().await;
 }
 
@@ -219,11 +226,11 @@ async fn an_online_payment_never_stops_payroll_deduction() {
     // unapplied credit, since nothing is owed for November any more.
     clock.set("2026-11-16");
     let ack = remit(&app.vendor("acme").await, "PAYROLL-1", "184.62").await;
-    assert_eq!((ack.status.as_str(), ack.applied), ("ACCEPTED", 1));
+    assert_eq!((ack.status().short(), ack.applied), ("ACCEPTED", 1));
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.unapplied.as_str()), (1, "184.62"));
     assert_eq!(
-        run_rows(&export(&app.channel, Export::Allocations).await, &run.run_id),
+        run_rows(&export(&app.channel, Export::Allocations).await, run.run_id.as_deref().unwrap()),
         [(String::new(), "UNAPPLIED".to_owned(), "184.62".to_owned())]
     );
 
@@ -249,7 +256,7 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     assert_eq!((run.pools, run.current.as_str()), (1, "300.00"));
     let allocations = export(&app.channel, Export::Allocations).await;
     assert_eq!(
-        run_rows(&allocations, &run.run_id),
+        run_rows(&allocations, run.run_id.as_deref().unwrap()),
         [("A".into(), "CURRENT".into(), "180.00".into()), ("B".into(), "CURRENT".into(), "120.00".into())]
     );
 
@@ -259,13 +266,13 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((result.outcome.as_str(), result.account_unusable), ("REVERSED", false));
+    assert_eq!((result.outcome().short(), result.account_unusable), ("REVERSED", false));
     // 100/300 of each row: exactly the payment's share.
-    let entries: Vec<_> = result.entries.iter().map(|e| (e.order_id.as_str(), e.bucket.as_str(), e.amount.as_str())).collect();
+    let entries: Vec<_> = result.entries.iter().map(|e| (e.order_id.as_str(), e.bucket().short(), e.amount.as_str())).collect();
     assert_eq!(entries, [("A", "CURRENT", "-60.00"), ("B", "CURRENT", "-40.00")]);
     let allocations = export(&app.channel, Export::Allocations).await;
     assert_eq!(
-        run_rows(&allocations, &result.reversal_run_id),
+        run_rows(&allocations, result.reversal_run_id.as_deref().unwrap()),
         [("A".into(), "CURRENT".into(), "-60.00".into()), ("B".into(), "CURRENT".into(), "-40.00".into())]
     );
     // Balances rise by exactly the reversed amounts: the payroll share stays.
@@ -278,7 +285,7 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(again.outcome, "ALREADY_RETURNED");
+    assert_eq!(again.outcome().short(), "ALREADY_RETURNED");
     assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     // R01 leaves the account usable.
     assert!(pay(&app.payment_site, payer.payer_id, "12345678", "10.00", "p2").await.is_ok());
@@ -303,7 +310,7 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     let chunks = gateway::grpc::client::returns_upload(&file, 100);
     let mut client = payments(&app.channel);
     let imported = client.import_returns(futures::stream::iter(chunks.clone())).await.unwrap().into_inner();
-    let outcomes: Vec<_> = imported.returns.iter().map(|r| (r.return_code.as_str(), r.payment_id, r.outcome.as_str())).collect();
+    let outcomes: Vec<_> = imported.returns.iter().map(|r| (r.return_code.as_str(), r.payment_id.unwrap_or_default(), r.outcome().short())).collect();
     assert_eq!(
         outcomes,
         [
@@ -324,14 +331,16 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("R03"), "{}", refused.message());
     let replaced = payments(&app.payment_site)
-        .replace_bank_account(proto::BankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
+        .replace_bank_account(proto::ReplaceBankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(replaced.bank_account.unwrap().state, "PENDING");
+        .into_inner()
+        .payer
+        .unwrap();
+    assert_eq!(replaced.bank_account.unwrap().state().short(), "PENDING");
     // Importing the same file again changes nothing.
     let again = client.import_returns(futures::stream::iter(chunks)).await.unwrap().into_inner();
-    assert_eq!(again.returns[0].outcome, "ALREADY_RETURNED");
+    assert_eq!(again.returns[0].outcome().short(), "ALREADY_RETURNED");
     assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     app.stop().await;
 }

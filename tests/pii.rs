@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Short;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -61,11 +63,11 @@ fn registry_csv() -> String {
 async fn submit(channel: &Authed, format: proto::RemittanceFormat, batch_id: &str, file: String) -> proto::RemittanceAcknowledgment {
     let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
     let messages = gateway::grpc::client::remittance_upload(header, file.as_bytes(), 1 << 16);
-    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner()
+    RemittanceServiceClient::new(channel.clone()).submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap()
 }
 
-fn account(number: &str) -> Option<proto::BankAccount> {
-    Some(proto::BankAccount { routing_number: "091000019".into(), account_number: number.into(), account_type: "CHECKING".into() })
+fn account(number: &str) -> Option<proto::BankAccountInput> {
+    Some(proto::BankAccountInput { routing_number: "091000019".into(), account_number: number.into(), account_type: proto::AccountType::Checking as i32 })
 }
 
 #[tokio::test]
@@ -102,7 +104,7 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
          43-1234567,12345678,{stranger_digits}0,Nobody,2026-11-13,10.00\n"
     );
     let ack = submit(&vendor, proto::RemittanceFormat::Csv, "PII-1", csv).await;
-    assert_eq!(ack.status, "ACCEPTED");
+    assert_eq!(ack.status().short(), "ACCEPTED");
     answers.push(format!("{ack:?}"));
     let obligor_digits = OBLIGOR_SSN.replace('-', "");
     let xml = format!(
@@ -117,7 +119,7 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
     answers.push(format!("{:?}", submit(&vendor, proto::RemittanceFormat::Xml, "PII-2", xml).await));
     let mut remittances = RemittanceServiceClient::new(vendor.clone());
     let mut lines =
-        remittances.list_remittance_lines(proto::ListRemittanceLinesRequest { batch_id: "PII-1".into() }).await.unwrap().into_inner();
+        remittances.stream_remittance_lines(proto::StreamRemittanceLinesRequest { batch_id: "PII-1".into() }).await.unwrap().into_inner();
     while let Some(line) = lines.next().await {
         answers.push(format!("{line:?}"));
     }
@@ -135,11 +137,11 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
     };
     let wrong = proto::RegisterPayerRequest { email: "john@".into(), ..registration.clone() };
     answers.push(format!("{:?}", payments.register_payer(wrong).await));
-    let payer = payments.register_payer(registration).await.unwrap().into_inner();
+    let payer = payments.register_payer(registration).await.unwrap().into_inner().payer.unwrap();
     answers.push(format!("{payer:?}"));
     let payer_id = payer.payer_id;
-    answers.push(format!("{:?}", office.confirm_bank_account(proto::GetPayerRequest { payer_id }).await));
-    let second = proto::BankAccountRequest { payer_id, bank_account: account(NEW_ACCOUNT) };
+    answers.push(format!("{:?}", office.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await));
+    let second = proto::AddBankAccountRequest { payer_id, bank_account: account(NEW_ACCOUNT) };
     answers.push(format!("{:?}", payments.add_bank_account(second).await));
     let pay = |key: &str| proto::SubmitPaymentRequest {
         payer_id,
@@ -148,15 +150,15 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
         channel: proto::PaymentChannel::Web as i32,
         idempotency_key: key.into(),
     };
-    let receipt = payments.submit_payment(pay("pii-1")).await.unwrap().into_inner();
+    let receipt = payments.submit_payment(pay("pii-1")).await.unwrap().into_inner().receipt.unwrap();
     answers.push(format!("{receipt:?}"));
     answers.push(format!("{:?}", common::distribute(&app.channel).await));
     let returned = office.record_return(proto::RecordReturnRequest { payment_id: receipt.payment_id, return_code: "R01".into() }).await;
     answers.push(format!("{returned:?}"));
-    let second_receipt = payments.submit_payment(pay("pii-2")).await.unwrap().into_inner();
+    let second_receipt = payments.submit_payment(pay("pii-2")).await.unwrap().into_inner().receipt.unwrap();
     let file = write_returns(&[("R03", &second_receipt.trace_number, 75_00)]);
     answers.push(format!("{:?}", office.import_returns(futures::stream::iter(gateway::grpc::client::returns_upload(&file, 1 << 16))).await));
-    let replaced = payments.replace_bank_account(proto::BankAccountRequest { payer_id, bank_account: account(NEW_ACCOUNT) }).await;
+    let replaced = payments.replace_bank_account(proto::ReplaceBankAccountRequest { payer_id, bank_account: account(NEW_ACCOUNT) }).await;
     answers.push(format!("{replaced:?}"));
     answers.push(format!("{:?}", office.get_payer(proto::GetPayerRequest { payer_id }).await));
 

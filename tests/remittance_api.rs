@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Short;
+
 use common::{distribute, export, Authed, Backend, Export, TestApp, SPEC_REGISTRY};
 use futures::StreamExt;
 use gateway::formats::nacha::writer::{write_file, EntryToWrite};
@@ -25,7 +27,7 @@ async fn submit(
 ) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
     let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.into(), ..Default::default() };
     let messages = gateway::grpc::client::remittance_upload(header, file, 1000);
-    as_vendor(app, sender).await.submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner())
+    as_vendor(app, sender).await.submit_remittance(futures::stream::iter(messages)).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 
 async fn setup() -> TestApp {
@@ -38,7 +40,7 @@ async fn setup() -> TestApp {
 }
 
 fn statuses(ack: &proto::RemittanceAcknowledgment) -> Vec<(u64, String, Vec<String>)> {
-    ack.lines.iter().map(|l| (l.line, l.status.clone(), l.problems.iter().map(|p| p.code.clone()).collect())).collect()
+    ack.lines.iter().map(|l| (l.line, l.status().short().to_owned(), l.problems.iter().map(|p| p.code.clone()).collect())).collect()
 }
 
 // The test server's today is 2026-11-20. OB-1 (SSN 123-45-6789) has cases 12345678 (order A)
@@ -57,7 +59,7 @@ employer_fein,employer_name,case_number,employee_ssn,employee_last_name,pay_date
 async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     let app = setup().await;
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
-    assert_eq!((ack.status.as_str(), ack.line_count, ack.total_amount.as_str()), ("ACCEPTED", 6, "660.00"), "the rejected 25.00 is not recorded");
+    assert_eq!((ack.status().short(), ack.line_count, ack.total_amount.as_str()), ("ACCEPTED", 6, "660.00"), "the rejected 25.00 is not recorded");
     assert_eq!((ack.applied, ack.applied_by_ssn, ack.suspense, ack.rejected), (2, 1, 2, 1));
     assert_eq!(
         statuses(&ack),
@@ -71,14 +73,14 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     );
 
     // Every line, in order, from the stored outcomes.
-    let request = proto::ListRemittanceLinesRequest { batch_id: "ACME-1".into() };
-    let mut lines = as_vendor(&app, "acme-payroll").await.list_remittance_lines(request).await.unwrap().into_inner();
+    let request = proto::StreamRemittanceLinesRequest { batch_id: "ACME-1".into() };
+    let mut lines = as_vendor(&app, "acme-payroll").await.stream_remittance_lines(request).await.unwrap().into_inner();
     let mut all = Vec::new();
-    while let Some(line) = lines.next().await {
-        all.push(line.unwrap());
+    while let Some(answer) = lines.next().await {
+        all.push(answer.unwrap().line.unwrap());
     }
     assert_eq!(all.iter().map(|l| l.line).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
-    assert_eq!(all[0].status, "APPLIED");
+    assert_eq!(all[0].status().short(), "APPLIED");
 
     // Suspense holds lines 3 and 4 with the case as received and a masked SSN.
     let suspense = export(&app.channel, Export::Suspense).await;
@@ -119,17 +121,17 @@ async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
     assert_eq!(status.code(), Code::AlreadyExists);
 
     let duplicate = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-2", CSV.as_bytes()).await.unwrap();
-    assert_eq!((duplicate.status.as_str(), duplicate.duplicate_of.as_str(), duplicate.line_count), ("DUPLICATE", "ACME-1", 0));
+    assert_eq!((duplicate.status().short(), duplicate.duplicate_of.as_deref().unwrap_or_default(), duplicate.line_count), ("DUPLICATE", "ACME-1", 0));
 
     // Another sender's batch ids and files are its own.
     let theirs = submit(&app, "other-vendor", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
-    assert_eq!((theirs.status.as_str(), theirs.replayed), ("ACCEPTED", false));
+    assert_eq!((theirs.status().short(), theirs.replayed), ("ACCEPTED", false));
     let mut nobody = as_vendor(&app, "nobody").await;
     let hidden = nobody.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
     let mut client = as_vendor(&app, "acme-payroll").await;
     let shown = client.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap();
-    assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner() }, first);
+    assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner().acknowledgment.unwrap() }, first);
     let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.remittances.len(), 1);
 
@@ -145,7 +147,7 @@ async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
     let app = setup().await;
     let broken = CSV.replace("employee_last_name", "employee_surname");
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", broken.as_bytes()).await.unwrap();
-    assert_eq!(ack.status, "REFUSED");
+    assert_eq!(ack.status().short(), "REFUSED");
     assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("HEADER_UNKNOWN_COLUMN"));
 
     // Control totals that disagree, declared by the sender, refuse the file too.
@@ -153,16 +155,16 @@ async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
         format: proto::RemittanceFormat::Csv as i32,
         batch_id: "ACME-1".into(),
         declared_line_count: Some(7),
-        declared_total: "685.00".into(),
+        declared_total: Some("685.00".into()),
     };
     let messages = gateway::grpc::client::remittance_upload(header, CSV.as_bytes(), 1 << 16);
-    let ack = as_vendor(&app, "acme-payroll").await.submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner();
+    let ack = as_vendor(&app, "acme-payroll").await.submit_remittance(futures::stream::iter(messages)).await.unwrap().into_inner().acknowledgment.unwrap();
     assert_eq!(ack.file_problem.as_ref().map(|p| p.code.as_str()), Some("CONTROL_TOTAL_MISMATCH"));
     assert_eq!(distribute(&app.channel).await.collections, 0, "nothing of a refused file is recorded");
     assert_eq!(export(&app.channel, Export::Suspense).await.lines().count(), 1);
 
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
-    assert_eq!(ack.status, "ACCEPTED");
+    assert_eq!(ack.status().short(), "ACCEPTED");
     app.stop().await;
 }
 
@@ -179,7 +181,7 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
   </Employer>
 </Remittance>"#;
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Xml, "X-1", xml.as_bytes()).await.unwrap();
-    assert_eq!((ack.status.as_str(), ack.applied, ack.applied_by_ssn), ("ACCEPTED", 1, 1));
+    assert_eq!((ack.status().short(), ack.applied, ack.applied_by_ssn), ("ACCEPTED", 1, 1));
     assert_eq!(statuses(&ack), [(2, "APPLIED_BY_SSN".into(), vec!["CASE_NUMBER_INVALID".into(), "IDENTIFIED_BY_SSN".into()])]);
 
     let doctype = xml.replace("<Remittance", "<!DOCTYPE x [<!ENTITY e \"e\">]><Remittance").replace("X-1", "X-2");
@@ -207,7 +209,7 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
         ],
     );
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Nacha, "N-1", &ctx).await.unwrap();
-    assert_eq!((ack.status.as_str(), ack.line_count, ack.applied, ack.total_amount.as_str()), ("ACCEPTED", 3, 3, "150.00"));
+    assert_eq!((ack.status().short(), ack.line_count, ack.applied, ack.total_amount.as_str()), ("ACCEPTED", 3, 3, "150.00"));
     assert_eq!(statuses(&ack), [(3, "APPLIED".into(), vec!["PRENOTE".into()])]);
 
     // Resending either file changes nothing.
@@ -278,16 +280,16 @@ async fn a_large_file_streams_through_with_the_servers_memory_bounded() {
     let mut client = as_vendor(&app, "big-vendor").await;
     // A first file of the same size warms every cache up to its bound (the SQLite writer's
     // page cache alone holds 32 MiB), so what the second one adds is what scales with a file.
-    let warm = client.submit_remittance(upload("WARM", 200_000, 1)).await.unwrap().into_inner();
+    let warm = client.submit_remittance(upload("WARM", 200_000, 1)).await.unwrap().into_inner().acknowledgment.unwrap();
     assert_eq!(warm.applied, 200_000);
     let peak_before = peak_resident_bytes();
 
     let lines = 200_000;
     let file_bytes: usize = header.len() + (0..lines).map(|i| generated_line(i).len()).sum::<usize>();
     let started = std::time::Instant::now();
-    let ack = client.submit_remittance(upload("BIG", lines, 0)).await.unwrap().into_inner();
+    let ack = client.submit_remittance(upload("BIG", lines, 0)).await.unwrap().into_inner().acknowledgment.unwrap();
     let elapsed = started.elapsed();
-    assert_eq!((ack.status.as_str(), ack.line_count, ack.applied), ("ACCEPTED", lines, lines));
+    assert_eq!((ack.status().short(), ack.line_count, ack.applied), ("ACCEPTED", lines, lines));
     assert!(ack.lines.is_empty());
     let growth = peak_resident_bytes().saturating_sub(peak_before);
     println!(
@@ -331,7 +333,7 @@ async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
     assert_eq!(distribute(&app.channel).await.collections, 0);
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
-    assert_eq!((ack.status.as_str(), ack.line_count), ("ACCEPTED", 6));
+    assert_eq!((ack.status().short(), ack.line_count), ("ACCEPTED", 6));
     app.stop().await;
 }
 

@@ -358,6 +358,9 @@ impl App {
     }
 }
 
+/// The name of the list of keys, in its page tokens.
+pub const KEY_LIST: &str = "keys";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +384,3 @@ mod tests {
         assert_eq!(split_token("gwk_zz23456789abcdef_00"), None);
     }
 }
-
-/// The name of the list of keys, in its page tokens.
-pub const KEY_LIST: &str = "keys";

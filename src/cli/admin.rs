@@ -15,6 +15,7 @@ use crate::app::access::certificate_fingerprint;
 use crate::app::{Caller, NewKey};
 use crate::domain::access::Role;
 use crate::domain::Fein;
+use super::output::{instant, named, to_json};
 use crate::grpc::proto;
 use crate::startup::open_admin_app;
 
@@ -102,9 +103,9 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
             let key = crate::grpc::admin_api_key(created.key);
             if json {
                 let response = proto::CreateApiKeyResponse { key: Some(key), token: created.token };
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                println!("{}", serde_json::to_string_pretty(&to_json(&response)?)?);
             } else {
-                println!("key {} for {} ({})", key.key_id, key.name, key.role);
+                println!("key {} for {} ({})", key.key_id, key.name, named!(proto::Role, "ROLE_", key.role));
                 println!("{}", created.token);
                 eprintln!("This is the only time the key is shown: store it now (e.g. as GATEWAY_TOKEN).");
             }
@@ -112,7 +113,8 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
         KeyCommand::List { .. } => {
             let keys: Vec<proto::ApiKey> = app.list_keys(&operator).await?.into_iter().map(crate::grpc::admin_api_key).collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&proto::ListApiKeysResponse { keys, next_page_token: String::new() })?);
+                let response = proto::ListApiKeysResponse { keys, next_page_token: String::new() };
+                println!("{}", serde_json::to_string_pretty(&to_json(&response)?)?);
             } else {
                 println!("{:<16} {:<24} {:<12} {:<25} {:<25} feins", "key id", "name", "role", "created", "revoked");
                 for key in keys {
@@ -120,9 +122,9 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
                         "{:<16} {:<24} {:<12} {:<25} {:<25} {}",
                         key.key_id,
                         key.name,
-                        key.role,
-                        key.created_at,
-                        key.revoked_at,
+                        named!(proto::Role, "ROLE_", key.role),
+                        instant(key.create_time),
+                        instant(key.revoke_time),
                         key.feins.join(",")
                     );
                 }
@@ -131,9 +133,10 @@ pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> 
         KeyCommand::Revoke { key_id, .. } => {
             let key = crate::grpc::admin_api_key(app.revoke_key(&operator, &key_id).await?);
             if json {
-                println!("{}", serde_json::to_string_pretty(&key)?);
+                let response = proto::RevokeApiKeyResponse { key: Some(key) };
+                println!("{}", serde_json::to_string_pretty(&to_json(&response)?)?);
             } else {
-                println!("key {} ({}) revoked at {}", key.key_id, key.name, key.revoked_at);
+                println!("key {} ({}) revoked at {}", key.key_id, key.name, instant(key.revoke_time));
             }
         }
     }

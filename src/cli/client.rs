@@ -59,23 +59,31 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         }
         Command::Export(args) => {
             let mut client = proto::export_service_client::ExportServiceClient::new(channel);
-            let stream = match args.what {
-                ExportKind::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
-                ExportKind::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
-                ExportKind::Audit => client.export_audit(proto::ExportAuditRequest {}).await,
-                ExportKind::Balances => {
-                    let as_of = args.as_of.unwrap_or_default();
-                    client.export_balances(proto::ExportBalancesRequest { as_of }).await
+            let pieces: Pieces = match args.what {
+                ExportKind::Allocations => {
+                    let stream = client.export_allocations(proto::ExportAllocationsRequest {}).await.map_err(status_error)?;
+                    Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)))
                 }
-            }
-            .map_err(status_error)?
-            .into_inner();
+                ExportKind::Suspense => {
+                    let stream = client.export_suspense(proto::ExportSuspenseRequest {}).await.map_err(status_error)?;
+                    Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)))
+                }
+                ExportKind::Audit => {
+                    let stream = client.export_audit(proto::ExportAuditRequest {}).await.map_err(status_error)?;
+                    Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)))
+                }
+                ExportKind::Balances => {
+                    let stream =
+                        client.export_balances(proto::ExportBalancesRequest { as_of: args.as_of }).await.map_err(status_error)?;
+                    Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)))
+                }
+            };
             match args.out.as_ref().filter(|path| path.as_os_str() != "-") {
                 Some(path) => {
                     let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
-                    write_export(stream, file).await?;
+                    write_export(pieces, file).await?;
                 }
-                None => write_export(stream, tokio::io::stdout()).await?,
+                None => write_export(pieces, tokio::io::stdout()).await?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -277,10 +285,12 @@ pub async fn upload_call<T>(
     }
 }
 
-async fn write_export(mut stream: tonic::Streaming<proto::ExportChunk>, mut out: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(status_error)?;
-        out.write_all(&chunk.data).await?;
+/// The pieces of an export, whichever RPC streams them.
+type Pieces = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, tonic::Status>> + Send>>;
+
+async fn write_export(mut pieces: Pieces, mut out: impl AsyncWrite + Unpin) -> anyhow::Result<()> {
+    while let Some(piece) = pieces.next().await {
+        out.write_all(&piece.map_err(status_error)?).await?;
     }
     out.flush().await?;
     Ok(())

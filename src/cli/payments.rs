@@ -5,33 +5,48 @@ use std::process::ExitCode;
 
 use super::client::GatewayChannel;
 use super::client::{file_upload, upload_call, status_error};
-use super::output::print;
+use super::output::{named, print, to_json};
 use super::{BankAccountArgs, PayArgs, PayChannel, PayerCommand, ReturnsCommand};
 use crate::grpc::proto::payment_service_client::PaymentServiceClient;
 use crate::grpc::proto::{self};
 
-fn bank_account(args: BankAccountArgs) -> Option<proto::BankAccount> {
-    Some(proto::BankAccount { routing_number: args.routing_number, account_number: args.account_number, account_type: args.account_type })
+fn bank_account(args: BankAccountArgs) -> Option<proto::BankAccountInput> {
+    let account_type = match args.account_type.trim().to_ascii_uppercase().as_str() {
+        "CHECKING" => proto::AccountType::Checking,
+        "SAVINGS" => proto::AccountType::Savings,
+        _ => proto::AccountType::Unspecified, // refused by the server, naming the field
+    };
+    Some(proto::BankAccountInput { routing_number: args.routing_number, account_number: args.account_number, account_type: account_type as i32 })
 }
 
 fn payer_text(payer: &proto::Payer) -> String {
     let mut text = format!(
         "Payer {}: {}, {}\n  SSN {}, telephone {}, e-mail {}, case {}\n",
-        payer.payer_id, payer.name, payer.address, payer.ssn, payer.telephone, payer.email, payer.case_number
+        payer.payer_id,
+        payer.name,
+        payer.address,
+        format_args!("***-**-{}", payer.ssn_last4),
+        payer.telephone,
+        payer.email,
+        payer.case_number
     );
-    if let Some(state) = &payer.bank_account {
-        let account = state.bank_account.clone().unwrap_or_default();
+    if let Some(status) = &payer.bank_account {
+        let account = status.bank_account.clone().unwrap_or_default();
+        let state = named!(proto::AccountState, "ACCOUNT_STATE_", status.state);
         let _ = write!(
             text,
-            "  bank account {} {} (routing {}), added {}: {}",
-            account.account_type, account.account_number, account.routing_number, state.added_on, state.state
+            "  bank account {} ****{} (routing {}), added {}: {state}",
+            named!(proto::AccountType, "ACCOUNT_TYPE_", account.account_type),
+            account.account_number_last4,
+            account.routing_number,
+            status.added_on
         );
-        match state.state.as_str() {
+        match state.as_str() {
             "PENDING" => {
-                let _ = write!(text, " — can pay from {}", state.usable_from);
+                let _ = write!(text, " — can pay from {}", status.usable_from.as_deref().unwrap_or("?"));
             }
             "UNUSABLE" => {
-                let _ = write!(text, " — returned {}: replace it", state.return_code);
+                let _ = write!(text, " — returned {}: replace it", status.return_code.as_deref().unwrap_or("?"));
             }
             _ => {}
         }
@@ -42,24 +57,39 @@ fn payer_text(payer: &proto::Payer) -> String {
 
 pub async fn payer(channel: GatewayChannel, json: bool, command: PayerCommand) -> anyhow::Result<ExitCode> {
     let mut client = PaymentServiceClient::new(channel);
-    let payer = match command {
+    // Each command answers its own message; each carries the payer.
+    let (payer, answer) = match command {
         PayerCommand::Register { name, address, ssn, telephone, email, case_number, account } => {
             let request =
                 proto::RegisterPayerRequest { name, address, ssn, telephone, case_number, email, bank_account: bank_account(account) };
-            client.register_payer(request).await
+            let response = client.register_payer(request).await.map_err(status_error)?.into_inner();
+            (response.payer.clone(), to_json(&response)?)
         }
-        PayerCommand::Show { payer_id } => client.get_payer(proto::GetPayerRequest { payer_id }).await,
+        PayerCommand::Show { payer_id } => {
+            let response = client.get_payer(proto::GetPayerRequest { payer_id }).await.map_err(status_error)?.into_inner();
+            (response.payer.clone(), to_json(&response)?)
+        }
         PayerCommand::ReplaceAccount { payer_id, account } => {
-            client.replace_bank_account(proto::BankAccountRequest { payer_id, bank_account: bank_account(account) }).await
+            let request = proto::ReplaceBankAccountRequest { payer_id, bank_account: bank_account(account) };
+            let response = client.replace_bank_account(request).await.map_err(status_error)?.into_inner();
+            (response.payer.clone(), to_json(&response)?)
         }
-        PayerCommand::ConfirmAccount { payer_id } => client.confirm_bank_account(proto::GetPayerRequest { payer_id }).await,
+        PayerCommand::ConfirmAccount { payer_id } => {
+            let response = client.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.map_err(status_error)?.into_inner();
+            (response.payer.clone(), to_json(&response)?)
+        }
         PayerCommand::ReturnPrenote { payer_id, code } => {
-            client.return_prenote(proto::ReturnPrenoteRequest { payer_id, return_code: code }).await
+            let request = proto::ReturnPrenoteRequest { payer_id, return_code: code };
+            let response = client.return_prenote(request).await.map_err(status_error)?.into_inner();
+            (response.payer.clone(), to_json(&response)?)
         }
+    };
+    let payer = payer.ok_or_else(|| anyhow::anyhow!("the server answered without the payer"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", payer_text(&payer));
     }
-    .map_err(status_error)?
-    .into_inner();
-    print(json, &payer, payer_text(&payer))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,12 +109,14 @@ pub async fn pay(channel: GatewayChannel, json: bool, args: PayArgs) -> anyhow::
         } as i32,
         idempotency_key: idempotency_key.clone(),
     };
-    let receipt = PaymentServiceClient::new(channel).submit_payment(request).await.map_err(status_error)?.into_inner();
-    let mut text = format!("Payment {} {} (idempotency key {idempotency_key}).\n", receipt.payment_id, receipt.status);
+    let response = PaymentServiceClient::new(channel).submit_payment(request).await.map_err(status_error)?.into_inner();
+    let receipt = response.receipt.clone().unwrap_or_default();
+    let status = named!(proto::PaymentStatus, "PAYMENT_STATUS_", receipt.status);
+    let mut text = format!("Payment {} {status} (idempotency key {idempotency_key}).\n", receipt.payment_id);
     for notice in &receipt.notices {
         let _ = writeln!(text, "  {notice}");
     }
-    print(json, &receipt, text)?;
+    print(json, &response, text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,9 +129,11 @@ pub async fn returns(channel: GatewayChannel, json: bool, command: ReturnsComman
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            let mut text = format!("Payment {} returned ({}): {}.\n", result.payment_id, result.return_code, result.outcome);
+            let outcome = named!(proto::ReturnOutcome, "RETURN_OUTCOME_", result.outcome);
+            let mut text = format!("Payment {} returned ({}): {outcome}.\n", result.payment_id, result.return_code);
             for entry in &result.entries {
-                let _ = writeln!(text, "  {} {} {} {}", entry.order_id, entry.bucket, entry.month, entry.amount);
+                let bucket = named!(proto::Bucket, "BUCKET_", entry.bucket);
+                let _ = writeln!(text, "  {} {bucket} {} {}", entry.order_id, entry.month, entry.amount);
             }
             if result.account_unusable {
                 text.push_str("  The bank account is unusable until it is replaced.\n");
@@ -120,7 +154,11 @@ pub async fn returns(channel: GatewayChannel, json: bool, command: ReturnsComman
                 let _ = writeln!(
                     text,
                     "  record {}: {} for trace {} (payment {}): {}",
-                    r.record, r.return_code, r.original_trace, r.payment_id, r.outcome
+                    r.record,
+                    r.return_code,
+                    r.original_trace,
+                    r.payment_id.map_or_else(|| "none".to_owned(), |id| id.to_string()),
+                    named!(proto::ReturnOutcome, "RETURN_OUTCOME_", r.outcome)
                 );
             }
             print(json, &response, text)?;

@@ -9,29 +9,10 @@ use super::{FileFormat, RemitCommand};
 use crate::grpc::proto::remittance_service_client::RemittanceServiceClient;
 use crate::grpc::proto::{self, submit_remittance_request::Part};
 use futures::StreamExt;
-use serde::Serialize;
+use super::output::{named, to_json};
 
 /// The exit code of a refused file.
 const REFUSED: u8 = 3;
-
-/// The acknowledgment with one entry per line of the file, as `--json` prints it.
-#[derive(Serialize)]
-struct FullAcknowledgment {
-    batch_id: String,
-    status: String,
-    format: String,
-    line_count: u64,
-    total_amount: String,
-    applied: u64,
-    applied_by_ssn: u64,
-    suspense: u64,
-    rejected: u64,
-    file_problem: Option<proto::FileProblem>,
-    duplicate_of: String,
-    replayed: bool,
-    received_at: String,
-    lines: Vec<proto::RemittanceLine>,
-}
 
 pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> anyhow::Result<ExitCode> {
     let mut client = RemittanceServiceClient::new(channel);
@@ -46,7 +27,7 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
                 format: format as i32,
                 batch_id: batch_id.clone(),
                 declared_line_count: declared_lines,
-                declared_total: declared_total.unwrap_or_default(),
+                declared_total,
             };
             let opened = tokio::fs::File::open(&file).await.with_context(|| format!("cannot open {}", file.display()))?;
             let size = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -55,14 +36,15 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
         }
         RemitCommand::Show { batch_id, verbose } => {
             let request = proto::GetRemittanceRequest { batch_id };
-            let ack = client.get_remittance(request).await.map_err(status_error)?.into_inner();
+            let response = client.get_remittance(request).await.map_err(status_error)?.into_inner();
+            let ack = response.acknowledgment.ok_or_else(|| anyhow::anyhow!("the server answered without an acknowledgment"))?;
             print_acknowledgment(&mut client, json, verbose, ack).await
         }
         RemitCommand::List { page_size, page_token } => {
             let request = proto::ListRemittancesRequest { page_size, page_token };
             let response = client.list_remittances(request).await.map_err(status_error)?.into_inner();
             if json {
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                println!("{}", serde_json::to_string_pretty(&to_json(&response)?)?);
             } else {
                 println!(
                     "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
@@ -72,8 +54,8 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
                     println!(
                         "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
                         r.batch_id,
-                        r.format,
-                        r.received_at,
+                        named!(proto::RemittanceFormat, "REMITTANCE_FORMAT_", r.format),
+                        super::output::instant(r.receive_time),
                         r.line_count,
                         r.total_amount,
                         r.applied,
@@ -108,7 +90,8 @@ pub async fn submit_file(
         |end| proto::SubmitRemittanceRequest { part: Some(Part::End(end)) },
     );
     let messages = futures::stream::iter([first]).chain(upload.messages);
-    upload_call(client.submit_remittance(messages), upload.failed).await
+    let response = upload_call(client.submit_remittance(messages), upload.failed).await?;
+    response.acknowledgment.ok_or_else(|| anyhow::anyhow!("the server answered without an acknowledgment"))
 }
 
 async fn print_acknowledgment(
@@ -117,37 +100,26 @@ async fn print_acknowledgment(
     verbose: bool,
     ack: proto::RemittanceAcknowledgment,
 ) -> anyhow::Result<ExitCode> {
-    let code = if ack.status == "REFUSED" { ExitCode::from(REFUSED) } else { ExitCode::SUCCESS };
+    let status = named!(proto::AcknowledgmentStatus, "ACKNOWLEDGMENT_STATUS_", ack.status);
+    let code = if status == "REFUSED" { ExitCode::from(REFUSED) } else { ExitCode::SUCCESS };
     if json {
-        // Every line of an accepted file, from the stored outcomes.
+        // The acknowledgment with every line of an accepted file, from the stored outcomes.
         let mut lines = Vec::new();
-        if ack.status == "ACCEPTED" {
-            let request = proto::ListRemittanceLinesRequest { batch_id: ack.batch_id.clone() };
-            let mut stream = client.list_remittance_lines(request).await.map_err(status_error)?.into_inner();
-            while let Some(line) = stream.next().await {
-                lines.push(line.map_err(status_error)?);
+        if status == "ACCEPTED" {
+            let request = proto::StreamRemittanceLinesRequest { batch_id: ack.batch_id.clone() };
+            let mut stream = client.stream_remittance_lines(request).await.map_err(status_error)?.into_inner();
+            while let Some(answer) = stream.next().await {
+                if let Some(line) = answer.map_err(status_error)?.line {
+                    lines.push(to_json(&line)?);
+                }
             }
         }
-        let full = FullAcknowledgment {
-            batch_id: ack.batch_id,
-            status: ack.status,
-            format: ack.format,
-            line_count: ack.line_count,
-            total_amount: ack.total_amount,
-            applied: ack.applied,
-            applied_by_ssn: ack.applied_by_ssn,
-            suspense: ack.suspense,
-            rejected: ack.rejected,
-            file_problem: ack.file_problem,
-            duplicate_of: ack.duplicate_of,
-            replayed: ack.replayed,
-            received_at: ack.received_at,
-            lines,
-        };
+        let mut full = to_json(&ack)?;
+        full["lines"] = serde_json::Value::Array(lines);
         println!("{}", serde_json::to_string_pretty(&full)?);
         return Ok(code);
     }
-    match ack.status.as_str() {
+    match status.as_str() {
         "REFUSED" => {
             println!("Batch {} REFUSED: nothing was recorded.", ack.batch_id);
             if let Some(problem) = &ack.file_problem {
@@ -156,7 +128,8 @@ async fn print_acknowledgment(
         }
         "DUPLICATE" => println!(
             "Batch {} is a DUPLICATE of batch {} (the same file was already accepted): nothing was recorded.",
-            ack.batch_id, ack.duplicate_of
+            ack.batch_id,
+            ack.duplicate_of.as_deref().unwrap_or("?")
         ),
         _ => {
             let again = if ack.replayed { " (sent before: this is the first acknowledgment again)" } else { "" };
@@ -170,7 +143,12 @@ async fn print_acknowledgment(
                     for problem in &line.problems {
                         println!(
                             "  line {} ({}), {}: {} {} — {}",
-                            line.line, line.status, problem.field, problem.severity, problem.code, problem.message
+                            line.line,
+                            named!(proto::LineStatus, "LINE_STATUS_", line.status),
+                            problem.field,
+                            named!(proto::Severity, "SEVERITY_", problem.severity),
+                            problem.code,
+                            problem.message
                         );
                     }
                 }
@@ -193,10 +171,11 @@ const LINES_SHOWN: usize = 5;
 pub fn grouped_problems(ack: &proto::RemittanceAcknowledgment) -> String {
     use std::collections::BTreeMap;
     use std::fmt::Write;
-    let mut groups: BTreeMap<&str, (&str, u64, Vec<u64>)> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, (String, u64, Vec<u64>)> = BTreeMap::new();
     for line in &ack.lines {
         for problem in &line.problems {
-            let group = groups.entry(problem.code.as_str()).or_insert((problem.severity.as_str(), 0, Vec::new()));
+            let severity = named!(proto::Severity, "SEVERITY_", problem.severity);
+            let group = groups.entry(problem.code.as_str()).or_insert((severity, 0, Vec::new()));
             group.1 += 1;
             if group.2.len() < LINES_SHOWN && group.2.last() != Some(&line.line) {
                 group.2.push(line.line);
@@ -212,7 +191,7 @@ pub fn grouped_problems(ack: &proto::RemittanceAcknowledgment) -> String {
         _ => 2,
     };
     let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by_key(|(code, (severity, count, _))| (rank(severity), std::cmp::Reverse(*count), *code));
+    groups.sort_by_key(|(code, (severity, count, _))| (rank(severity.as_str()), std::cmp::Reverse(*count), *code));
     let at_least = if ack.lines_truncated { "at least " } else { "" };
     let mut text = String::from("  problems (`--verbose` lists every line):\n");
     for (code, (severity, count, lines)) in groups {

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::proto;
 use super::services::{caller_of, understood};
 use crate::app::{App, AppError, NewKey};
-use crate::domain::access::{Action, Role};
+use crate::domain::access::Action;
 use crate::domain::Fein;
 use crate::storage::access::ApiKeyRecord;
 
@@ -15,23 +15,22 @@ pub fn api_key(key: ApiKeyRecord) -> proto::ApiKey {
     proto::ApiKey {
         key_id: key.key_id,
         name: key.name,
-        role: key.role.as_str().to_owned(),
+        role: super::convert::role(key.role) as i32,
         feins: key.feins.iter().map(Fein::to_string).collect(),
-        client_cert_sha256: key.client_cert_sha256.unwrap_or_default(),
-        created_at: key.created_at,
-        revoked_at: key.revoked_at.unwrap_or_default(),
+        client_cert_sha256: key.client_cert_sha256,
+        create_time: super::convert::timestamp(&key.created_at),
+        revoke_time: key.revoked_at.as_deref().and_then(super::convert::timestamp),
     }
 }
 
 fn new_key(request: proto::CreateApiKeyRequest) -> Result<NewKey, AppError> {
-    let role = Role::parse(&request.role)
-        .ok_or_else(|| AppError::invalid("role", "the role is vendor, employer, payment-site, back-office or admin"))?;
+    let role = super::convert::role_of("role", request.role)?;
     let feins = request
         .feins
         .iter()
         .map(|f| Fein::parse(f.trim()).map_err(|e| AppError::invalid("feins", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    let client_cert_sha256 = Some(request.client_cert_sha256.trim().to_owned()).filter(|f| !f.is_empty());
+    let client_cert_sha256 = request.client_cert_sha256.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty());
     Ok(NewKey { role, name: request.name, feins, client_cert_sha256 })
 }
 
@@ -53,10 +52,10 @@ impl proto::admin_service_server::AdminService for Admin {
         Ok(Response::new(proto::ListApiKeysResponse { keys: page.items.into_iter().map(api_key).collect(), next_page_token: page.next_page_token }))
     }
 
-    async fn revoke_api_key(&self, request: Request<proto::RevokeApiKeyRequest>) -> Result<Response<proto::ApiKey>, Status> {
+    async fn revoke_api_key(&self, request: Request<proto::RevokeApiKeyRequest>) -> Result<Response<proto::RevokeApiKeyResponse>, Status> {
         let caller = caller_of(&request)?;
         let key_id = request.into_inner().key_id;
         let key = self.0.revoke_key(&caller, &key_id).await?;
-        Ok(Response::new(api_key(key)))
+        Ok(Response::new(proto::RevokeApiKeyResponse { key: Some(api_key(key)) }))
     }
 }

@@ -4,12 +4,97 @@
 use chrono::NaiveDate;
 
 use super::proto;
-use crate::app::{Acknowledgment, AppError, RegistryOutcome, Submission, UploadEnd};
+use crate::app::{AckStatus, Acknowledgment, AppError, RegistryOutcome, Submission, UploadEnd};
+use crate::domain::access::Role;
+use crate::domain::Bucket;
 use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
 use crate::formats::{DeclaredTotals, RemittanceFormat};
 use crate::storage::remittance::{RemittanceSummary, StoredLine, StoredProblem};
-use crate::storage::{CollectionRecord, RunSummary};
+use crate::storage::{CollectionRecord, CollectionSource, RunSummary};
+
+/// The API's enums from the stored names (`APPLIED`, `CURRENT`, …): one place, so a name the
+/// proto does not know shows as UNSPECIFIED instead of failing an answer.
+pub fn line_status(name: &str) -> proto::LineStatus {
+    match name {
+        "APPLIED" => proto::LineStatus::Applied,
+        "APPLIED_BY_SSN" => proto::LineStatus::AppliedBySsn,
+        "SUSPENSE" => proto::LineStatus::Suspense,
+        "REJECTED" => proto::LineStatus::Rejected,
+        _ => proto::LineStatus::Unspecified,
+    }
+}
+
+pub fn severity(name: &str) -> proto::Severity {
+    match name {
+        "ERROR" => proto::Severity::Error,
+        "WARNING" => proto::Severity::Warning,
+        "NOTICE" => proto::Severity::Notice,
+        _ => proto::Severity::Unspecified,
+    }
+}
+
+pub fn remittance_format(name: &str) -> proto::RemittanceFormat {
+    match name {
+        "CSV" => proto::RemittanceFormat::Csv,
+        "XML" => proto::RemittanceFormat::Xml,
+        "NACHA" => proto::RemittanceFormat::Nacha,
+        _ => proto::RemittanceFormat::Unspecified,
+    }
+}
+
+pub fn collection_status(name: &str) -> proto::CollectionStatus {
+    match name {
+        "PENDING" => proto::CollectionStatus::Pending,
+        "DISTRIBUTED" => proto::CollectionStatus::Distributed,
+        "REVERSED" => proto::CollectionStatus::Reversed,
+        _ => proto::CollectionStatus::Unspecified,
+    }
+}
+
+pub fn collection_source(source: CollectionSource) -> proto::CollectionSource {
+    match source {
+        CollectionSource::Payroll => proto::CollectionSource::Payroll,
+        CollectionSource::Online => proto::CollectionSource::Online,
+        CollectionSource::Manual => proto::CollectionSource::Manual,
+    }
+}
+
+pub fn bucket(bucket: Bucket) -> proto::Bucket {
+    match bucket {
+        Bucket::Current => proto::Bucket::Current,
+        Bucket::Arrears => proto::Bucket::Arrears,
+        Bucket::Unapplied => proto::Bucket::Unapplied,
+    }
+}
+
+pub fn role(role: Role) -> proto::Role {
+    match role {
+        Role::Vendor => proto::Role::Vendor,
+        Role::Employer => proto::Role::Employer,
+        Role::PaymentSite => proto::Role::PaymentSite,
+        Role::BackOffice => proto::Role::BackOffice,
+        Role::Admin => proto::Role::Admin,
+    }
+}
+
+/// A role a request names; UNSPECIFIED or unknown is a wrong field.
+pub fn role_of(field: &'static str, value: i32) -> Result<Role, AppError> {
+    match proto::Role::try_from(value) {
+        Ok(proto::Role::Vendor) => Ok(Role::Vendor),
+        Ok(proto::Role::Employer) => Ok(Role::Employer),
+        Ok(proto::Role::PaymentSite) => Ok(Role::PaymentSite),
+        Ok(proto::Role::BackOffice) => Ok(Role::BackOffice),
+        Ok(proto::Role::Admin) => Ok(Role::Admin),
+        _ => Err(AppError::invalid(field, "the role is ROLE_VENDOR, ROLE_EMPLOYER, ROLE_PAYMENT_SITE, ROLE_BACK_OFFICE or ROLE_ADMIN")),
+    }
+}
+
+/// An instant the gateway recorded as RFC 3339 text, as a Timestamp (unset if unreadable).
+pub fn timestamp(rfc3339: &str) -> Option<prost_types::Timestamp> {
+    let instant = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    Some(prost_types::Timestamp { seconds: instant.timestamp(), nanos: instant.timestamp_subsec_nanos() as i32 })
+}
 
 pub fn case_number(field: &'static str, text: &str) -> Result<CaseNumber, AppError> {
     CaseNumber::parse(text).map_err(|e| AppError::invalid(field, e.to_string()))
@@ -42,7 +127,7 @@ impl From<RegistryOutcome> for proto::ImportRegistryResponse {
             problems: outcome
                 .problems
                 .into_iter()
-                .map(|p| proto::RegistryProblem { line: p.line, field: p.field.to_owned(), code: p.code.to_owned(), message: p.message })
+                .map(|p| proto::RegistryProblem { line: p.line, field: p.field.to_owned(), code: p.code.to_string(), message: p.message })
                 .collect(),
         }
     }
@@ -54,10 +139,10 @@ impl From<CollectionRecord> for proto::Collection {
             collection_id: record.collection_id,
             obligor_id: record.obligor_id.to_string(),
             case_number: record.case_number.map(|c| c.to_string()).unwrap_or_default(),
-            source: record.source.as_str().to_owned(),
+            source: collection_source(record.source) as i32,
             amount: record.amount.to_string(),
             effective_date: record.effective_date.to_string(),
-            status: record.status,
+            status: collection_status(&record.status) as i32,
         }
     }
 }
@@ -75,7 +160,7 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
             };
         };
         proto::RunDistributionResponse {
-            run_id: run.run_id.to_string(),
+            run_id: Some(run.run_id.to_string()),
             collections: run.collections,
             pools: run.pools,
             obligors: run.obligors,
@@ -100,24 +185,30 @@ pub fn submission(header: proto::RemittanceHeader) -> Result<Submission, AppErro
         Ok(proto::RemittanceFormat::Nacha) => RemittanceFormat::Nacha,
         _ => return Err(AppError::invalid("format", "the format is CSV, XML or NACHA")),
     };
-    let total = if header.declared_total.trim().is_empty() { None } else { Some(amount("declared_total", &header.declared_total)?) };
+    let total = match header.declared_total.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(amount("declared_total", text)?),
+    };
     Ok(Submission { format, batch_id: header.batch_id, declared: DeclaredTotals { line_count: header.declared_line_count, total } })
 }
 
 fn problems(problems: Vec<StoredProblem>) -> Vec<proto::LineProblem> {
-    problems.into_iter().map(|p| proto::LineProblem { code: p.code, field: p.field, severity: p.severity, message: p.message }).collect()
+    problems
+        .into_iter()
+        .map(|p| proto::LineProblem { code: p.code, field: p.field, severity: severity(&p.severity) as i32, message: p.message })
+        .collect()
 }
 
 pub fn remittance_line(line: StoredLine) -> proto::RemittanceLine {
-    proto::RemittanceLine { line: line.line, status: line.status, problems: problems(line.problems) }
+    proto::RemittanceLine { line: line.line, status: line_status(&line.status) as i32, problems: problems(line.problems) }
 }
 
 pub fn remittance_summary(summary: RemittanceSummary) -> proto::RemittanceSummary {
     let counts = summary.counts;
     proto::RemittanceSummary {
         batch_id: summary.batch_id,
-        format: summary.format,
-        received_at: summary.received_at,
+        format: remittance_format(&summary.format) as i32,
+        receive_time: timestamp(&summary.received_at),
         line_count: counts.line_count,
         total_amount: counts.total.to_string(),
         applied: counts.applied,
@@ -132,8 +223,12 @@ impl From<Acknowledgment> for proto::RemittanceAcknowledgment {
         let counts = ack.counts;
         proto::RemittanceAcknowledgment {
             batch_id: ack.batch_id,
-            status: ack.status.as_str().to_owned(),
-            format: ack.format,
+            status: match ack.status {
+                AckStatus::Accepted => proto::AcknowledgmentStatus::Accepted,
+                AckStatus::Refused => proto::AcknowledgmentStatus::Refused,
+                AckStatus::Duplicate => proto::AcknowledgmentStatus::Duplicate,
+            } as i32,
+            format: remittance_format(&ack.format) as i32,
             line_count: counts.line_count,
             total_amount: counts.total.to_string(),
             applied: counts.applied,
@@ -141,19 +236,19 @@ impl From<Acknowledgment> for proto::RemittanceAcknowledgment {
             suspense: counts.suspense,
             rejected: counts.rejected,
             file_problem: ack.file_problem.map(|p| proto::FileProblem {
-                code: p.code.to_owned(),
+                code: p.code.to_string(),
                 position: p.position,
                 message: p.message,
             }),
             lines: ack
                 .lines
                 .into_iter()
-                .map(|l| proto::RemittanceLine { line: l.line, status: l.status, problems: problems(l.problems) })
+                .map(|l| proto::RemittanceLine { line: l.line, status: line_status(&l.status) as i32, problems: problems(l.problems) })
                 .collect(),
             lines_truncated: ack.lines_truncated,
-            duplicate_of: ack.duplicate_of.unwrap_or_default(),
+            duplicate_of: ack.duplicate_of,
             replayed: ack.replayed,
-            received_at: ack.received_at,
+            receive_time: timestamp(&ack.received_at),
         }
     }
 }

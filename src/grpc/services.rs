@@ -35,7 +35,7 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
     async fn submit_remittance(
         &self,
         request: Request<Streaming<proto::SubmitRemittanceRequest>>,
-    ) -> Result<Response<proto::RemittanceAcknowledgment>, Status> {
+    ) -> Result<Response<proto::SubmitRemittanceResponse>, Status> {
         let caller = caller_of(&request)?;
         let mut stream = request.into_inner();
         let first = match stream.message().await {
@@ -54,27 +54,30 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
             _ => Err(AppError::invalid("chunk", "only the first message carries a header; the others carry the file's bytes, then its end")),
         });
         let acknowledgment = self.0.submit_remittance(&caller, submission, upload).await?;
-        Ok(Response::new(acknowledgment.into()))
+        Ok(Response::new(proto::SubmitRemittanceResponse { acknowledgment: Some(acknowledgment.into()) }))
     }
 
     async fn get_remittance(
         &self,
         request: Request<proto::GetRemittanceRequest>,
-    ) -> Result<Response<proto::RemittanceAcknowledgment>, Status> {
+    ) -> Result<Response<proto::GetRemittanceResponse>, Status> {
         let caller = caller_of(&request)?;
         let acknowledgment = self.0.get_remittance(&caller, &request.into_inner().batch_id).await?;
-        Ok(Response::new(acknowledgment.into()))
+        Ok(Response::new(proto::GetRemittanceResponse { acknowledgment: Some(acknowledgment.into()) }))
     }
 
-    type ListRemittanceLinesStream = Pin<Box<dyn Stream<Item = Result<proto::RemittanceLine, Status>> + Send>>;
+    type StreamRemittanceLinesStream = Pin<Box<dyn Stream<Item = Result<proto::StreamRemittanceLinesResponse, Status>> + Send>>;
 
-    async fn list_remittance_lines(
+    async fn stream_remittance_lines(
         &self,
-        request: Request<proto::ListRemittanceLinesRequest>,
-    ) -> Result<Response<Self::ListRemittanceLinesStream>, Status> {
+        request: Request<proto::StreamRemittanceLinesRequest>,
+    ) -> Result<Response<Self::StreamRemittanceLinesStream>, Status> {
         let caller = caller_of(&request)?;
         let lines = self.0.remittance_lines(&caller, &request.into_inner().batch_id).await?;
-        Ok(Response::new(Box::pin(lines.map(|line| line.map(convert::remittance_line).map_err(Status::from)))))
+        let answers = lines.map(|line| {
+            line.map(|line| proto::StreamRemittanceLinesResponse { line: Some(convert::remittance_line(line)) }).map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn list_remittances(
@@ -177,36 +180,44 @@ impl proto::distribution_service_server::DistributionService for Distribution {
     }
 }
 
-type ChunkResponse = Pin<Box<dyn Stream<Item = Result<proto::ExportChunk, Status>> + Send>>;
+/// A CSV export streamed as the RPC's own response message, each carrying a piece.
+type Export<M> = Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 
-fn export_response(export: ExportStream) -> Response<ChunkResponse> {
-    let stream = export.map(|chunk| chunk.map(|data| proto::ExportChunk { data }).map_err(Status::from));
+fn export_response<M: Send + 'static>(export: ExportStream, piece: fn(Vec<u8>) -> M) -> Response<Export<M>> {
+    let stream = export.map(move |chunk| chunk.map(piece).map_err(Status::from));
     Response::new(Box::pin(stream))
 }
 
 #[tonic::async_trait]
 impl proto::export_service_server::ExportService for Exports {
-    type ExportAllocationsStream = ChunkResponse;
-    type ExportBalancesStream = ChunkResponse;
-    type ExportSuspenseStream = ChunkResponse;
-    type ExportAuditStream = ChunkResponse;
+    type ExportAllocationsStream = Export<proto::ExportAllocationsResponse>;
+    type ExportBalancesStream = Export<proto::ExportBalancesResponse>;
+    type ExportSuspenseStream = Export<proto::ExportSuspenseResponse>;
+    type ExportAuditStream = Export<proto::ExportAuditResponse>;
 
-    async fn export_suspense(&self, request: Request<proto::ExportSuspenseRequest>) -> Result<Response<ChunkResponse>, Status> {
-        Ok(export_response(self.0.export_suspense(&caller_of(&request)?).await?))
+    async fn export_suspense(&self, request: Request<proto::ExportSuspenseRequest>) -> Result<Response<Self::ExportSuspenseStream>, Status> {
+        let export = self.0.export_suspense(&caller_of(&request)?).await?;
+        Ok(export_response(export, |data| proto::ExportSuspenseResponse { data }))
     }
 
-    async fn export_allocations(&self, request: Request<proto::ExportAllocationsRequest>) -> Result<Response<ChunkResponse>, Status> {
-        Ok(export_response(self.0.export_allocations(&caller_of(&request)?).await?))
+    async fn export_allocations(
+        &self,
+        request: Request<proto::ExportAllocationsRequest>,
+    ) -> Result<Response<Self::ExportAllocationsStream>, Status> {
+        let export = self.0.export_allocations(&caller_of(&request)?).await?;
+        Ok(export_response(export, |data| proto::ExportAllocationsResponse { data }))
     }
 
-    async fn export_balances(&self, request: Request<proto::ExportBalancesRequest>) -> Result<Response<ChunkResponse>, Status> {
+    async fn export_balances(&self, request: Request<proto::ExportBalancesRequest>) -> Result<Response<Self::ExportBalancesStream>, Status> {
         let caller = caller_of(&request)?;
-        let as_of =
-            understood(&self.0, &caller, Action::ExportBalances, convert::optional_date("as_of", &request.into_inner().as_of)).await?;
-        Ok(export_response(self.0.export_balances(&caller, as_of).await?))
+        let as_of = request.into_inner().as_of.unwrap_or_default();
+        let as_of = understood(&self.0, &caller, Action::ExportBalances, convert::optional_date("as_of", &as_of)).await?;
+        let export = self.0.export_balances(&caller, as_of).await?;
+        Ok(export_response(export, |data| proto::ExportBalancesResponse { data }))
     }
 
-    async fn export_audit(&self, request: Request<proto::ExportAuditRequest>) -> Result<Response<ChunkResponse>, Status> {
-        Ok(export_response(self.0.export_audit(&caller_of(&request)?).await?))
+    async fn export_audit(&self, request: Request<proto::ExportAuditRequest>) -> Result<Response<Self::ExportAuditStream>, Status> {
+        let export = self.0.export_audit(&caller_of(&request)?).await?;
+        Ok(export_response(export, |data| proto::ExportAuditResponse { data }))
     }
 }

@@ -243,19 +243,60 @@ pub enum Export<'a> {
 /// Reads a whole export through gRPC.
 pub async fn export(channel: &Authed, what: Export<'_>) -> String {
     let mut client = proto::export_service_client::ExportServiceClient::new(channel.clone());
-    let response = match what {
-        Export::Allocations => client.export_allocations(proto::ExportAllocationsRequest {}).await,
-        Export::Balances { as_of } => client.export_balances(proto::ExportBalancesRequest { as_of: as_of.into() }).await,
-        Export::Suspense => client.export_suspense(proto::ExportSuspenseRequest {}).await,
-        Export::Audit => client.export_audit(proto::ExportAuditRequest {}).await,
+    type Pieces = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, tonic::Status>> + Send>>;
+    let pieces: Pieces = match what {
+        Export::Allocations => {
+            let stream = client.export_allocations(proto::ExportAllocationsRequest {}).await.expect("the export starts").into_inner();
+            Box::pin(stream.map(|piece| piece.map(|p| p.data)))
+        }
+        Export::Balances { as_of } => {
+            let request = proto::ExportBalancesRequest { as_of: Some(as_of.into()) };
+            Box::pin(client.export_balances(request).await.expect("the export starts").into_inner().map(|piece| piece.map(|p| p.data)))
+        }
+        Export::Suspense => {
+            let stream = client.export_suspense(proto::ExportSuspenseRequest {}).await.expect("the export starts").into_inner();
+            Box::pin(stream.map(|piece| piece.map(|p| p.data)))
+        }
+        Export::Audit => {
+            let stream = client.export_audit(proto::ExportAuditRequest {}).await.expect("the export starts").into_inner();
+            Box::pin(stream.map(|piece| piece.map(|p| p.data)))
+        }
     };
-    let mut stream = response.expect("the export starts").into_inner();
-    let mut csv = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        csv.extend(chunk.expect("the export completes").data);
-    }
+    let csv: Vec<u8> = pieces.map(|piece| piece.expect("the export completes")).concat().await;
     String::from_utf8(csv).expect("exports are UTF-8")
 }
+
+/// An enum value's name without its type's prefix, as tests compare it: `ack.status().short()`
+/// is `"ACCEPTED"` for ACKNOWLEDGMENT_STATUS_ACCEPTED.
+pub trait Short {
+    fn short(self) -> &'static str;
+}
+
+macro_rules! short_names {
+    ($($enum:ty => $prefix:literal),* $(,)?) => {
+        $(impl Short for $enum {
+            fn short(self) -> &'static str {
+                let name = self.as_str_name();
+                name.strip_prefix($prefix).unwrap_or(name)
+            }
+        })*
+    };
+}
+
+short_names!(
+    proto::AcknowledgmentStatus => "ACKNOWLEDGMENT_STATUS_",
+    proto::LineStatus => "LINE_STATUS_",
+    proto::Severity => "SEVERITY_",
+    proto::CollectionStatus => "COLLECTION_STATUS_",
+    proto::CollectionSource => "COLLECTION_SOURCE_",
+    proto::Bucket => "BUCKET_",
+    proto::AccountState => "ACCOUNT_STATE_",
+    proto::AccountType => "ACCOUNT_TYPE_",
+    proto::PaymentStatus => "PAYMENT_STATUS_",
+    proto::ReturnOutcome => "RETURN_OUTCOME_",
+    proto::RemittanceFormat => "REMITTANCE_FORMAT_",
+    proto::Role => "ROLE_",
+);
 
 /// Runs distribution through gRPC.
 pub async fn distribute(channel: &Authed) -> proto::RunDistributionResponse {
