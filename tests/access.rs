@@ -110,7 +110,7 @@ async fn world() -> World {
 
 /// Whether the RPC's object belongs to a tenant: only then is there a foreign object to try.
 fn tenant_scoped(action: Action) -> bool {
-    matches!(action, Action::GetRemittance | Action::ListRemittanceLines | Action::ListRemittances | Action::SubmitRemittance)
+    matches!(action, Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances | Action::SubmitRemittance)
 }
 
 /// What an allowed call answers. AddBankAccount always refuses a second account: that is
@@ -168,7 +168,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             Ok(())
         }
         Action::GetRemittance => remittances.get_remittance(proto::GetRemittanceRequest { batch_id: batch }).await.map(drop),
-        Action::ListRemittanceLines => {
+        Action::StreamRemittanceLines => {
             drain(remittances.stream_remittance_lines(proto::StreamRemittanceLinesRequest { batch_id: batch }).await).await.map(drop)
         }
         Action::ListRemittances => {
@@ -256,7 +256,7 @@ async fn only_the_allowed_cells_of_every_rpc_role_and_object_succeed() {
                 let expected = match (action.allows(role), foreign && tenant_scoped(action)) {
                     (false, _) => Code::PermissionDenied,
                     // Another tenant's object is answered as if it did not exist.
-                    (true, true) if matches!(action, Action::GetRemittance | Action::ListRemittanceLines) => Code::NotFound,
+                    (true, true) if matches!(action, Action::GetRemittance | Action::StreamRemittanceLines) => Code::NotFound,
                     (true, _) => allowed_answer(action),
                 };
                 if code_of(&result) != expected {

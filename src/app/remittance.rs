@@ -368,7 +368,7 @@ impl App {
         caller: &Caller,
         batch_id: &str,
     ) -> Result<ReceiverStream<Result<StoredLine, AppError>>, AppError> {
-        let audit = self.authorize(caller, Action::ListRemittanceLines, format!("batch:{batch_id}")).await?;
+        let audit = self.authorize(caller, Action::StreamRemittanceLines, format!("batch:{batch_id}")).await?;
         let found = self.own_remittance(caller, batch_id).await;
         let summary = self.audited_read(audit, found).await?;
         let (lines, receiver) = mpsc::channel(256);

@@ -62,7 +62,7 @@ pub enum Action {
     RunDistribution,
     SubmitRemittance,
     GetRemittance,
-    ListRemittanceLines,
+    StreamRemittanceLines,
     ListRemittances,
     RegisterPayer,
     GetPayer,
@@ -93,7 +93,7 @@ impl Action {
         Action::RunDistribution,
         Action::SubmitRemittance,
         Action::GetRemittance,
-        Action::ListRemittanceLines,
+        Action::StreamRemittanceLines,
         Action::ListRemittances,
         Action::RegisterPayer,
         Action::GetPayer,
@@ -117,7 +117,7 @@ impl Action {
     /// The roles allowed to take this action: the policy, in one table.
     pub fn allowed_roles(self) -> &'static [Role] {
         match self {
-            Action::SubmitRemittance | Action::GetRemittance | Action::ListRemittanceLines | Action::ListRemittances => &[Vendor, Employer],
+            Action::SubmitRemittance | Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances => &[Vendor, Employer],
             Action::RegisterPayer | Action::AddBankAccount | Action::ReplaceBankAccount | Action::SubmitPayment => &[PaymentSite],
             // The back office reads a payer while working a return or a prenote.
             Action::GetPayer => &[PaymentSite, BackOffice],
@@ -155,7 +155,7 @@ impl Action {
             Action::RunDistribution => "DistributionService/RunDistribution",
             Action::SubmitRemittance => "RemittanceService/SubmitRemittance",
             Action::GetRemittance => "RemittanceService/GetRemittance",
-            Action::ListRemittanceLines => "RemittanceService/ListRemittanceLines",
+            Action::StreamRemittanceLines => "RemittanceService/StreamRemittanceLines",
             Action::ListRemittances => "RemittanceService/ListRemittances",
             Action::RegisterPayer => "PaymentService/RegisterPayer",
             Action::GetPayer => "PaymentService/GetPayer",
@@ -221,7 +221,7 @@ mod tests {
     fn each_role_has_exactly_its_actions() {
         let allowed = |role: Role| -> Vec<Action> { Action::ALL.into_iter().filter(|a| a.allows(role)).collect() };
         use Action::*;
-        assert_eq!(allowed(Vendor), vec![SubmitRemittance, GetRemittance, ListRemittanceLines, ListRemittances, Reflection]);
+        assert_eq!(allowed(Vendor), vec![SubmitRemittance, GetRemittance, StreamRemittanceLines, ListRemittances, Reflection]);
         assert_eq!(allowed(Employer), allowed(Vendor));
         assert_eq!(allowed(PaymentSite), vec![RegisterPayer, GetPayer, AddBankAccount, ReplaceBankAccount, SubmitPayment, Reflection]);
         assert_eq!(
