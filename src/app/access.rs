@@ -58,10 +58,37 @@ pub struct Credentials<'a> {
     pub client_cert_sha256: Option<&'a str>,
 }
 
+/// A key as callers see it: everything but the hash of its secret, which never leaves the
+/// application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyView {
+    pub key_id: String,
+    pub name: String,
+    pub role: Role,
+    pub feins: Vec<Fein>,
+    pub client_cert_sha256: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(key: ApiKeyRecord) -> KeyView {
+        KeyView {
+            key_id: key.key_id,
+            name: key.name,
+            role: key.role,
+            feins: key.feins,
+            client_cert_sha256: key.client_cert_sha256,
+            created_at: key.created_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
 /// A key just made: the only time its token is known.
 #[derive(Clone, Debug)]
 pub struct CreatedKey {
-    pub key: ApiKeyRecord,
+    pub key: KeyView,
     pub token: String,
 }
 
@@ -313,41 +340,41 @@ impl App {
             }
         }
         tracing::info!(key_id = %key.key_id, name = %key.name, role = %key.role, "API key created");
-        Ok(CreatedKey { token: format!("{TOKEN_PREFIX}{key_id}_{secret}"), key })
+        Ok(CreatedKey { token: format!("{TOKEN_PREFIX}{key_id}_{secret}"), key: key.into() })
     }
 
     /// Every key, oldest first (never a secret: only hashes are stored).
-    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<ApiKeyRecord>, AppError> {
+    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<KeyView>, AppError> {
         let audit = self.authorize(caller, Action::ListApiKeys, "keys").await?;
-        let result = self.store.keys().await.map_err(AppError::from);
+        let result = self.store.keys().await.map(|keys| keys.into_iter().map(KeyView::from).collect()).map_err(AppError::from);
         self.audited_read(audit, result).await
     }
 
     /// The keys a page at a time, by key id. (An agency has tens of keys, not millions: the
     /// page is cut from the whole list.)
-    pub async fn list_keys_page(&self, caller: &Caller, page: super::paging::PageRequest) -> Result<super::paging::Page<ApiKeyRecord>, AppError> {
+    pub async fn list_keys_page(&self, caller: &Caller, page: super::paging::PageRequest) -> Result<super::paging::Page<KeyView>, AppError> {
         let mut keys = self.list_keys(caller).await?;
         keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         let after = page.after.unwrap_or_default();
-        let rest: Vec<ApiKeyRecord> = keys.into_iter().filter(|key| key.key_id > after).take(page.size as usize + 1).collect();
+        let rest: Vec<KeyView> = keys.into_iter().filter(|key| key.key_id > after).take(page.size as usize + 1).collect();
         Ok(super::paging::page(KEY_LIST, page.size, rest, |key| key.key_id.clone()))
     }
 
     /// Revokes a key: from now on it authenticates nothing.
-    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKeyRecord, AppError> {
+    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<KeyView, AppError> {
         let key_id = key_id.trim();
         let audit = self.authorize(caller, Action::RevokeApiKey, format!("key:{key_id}")).await?;
         let result = self.revoke_key_audited(key_id, &audit).await;
         self.audited_commit(audit, result).await
     }
 
-    async fn revoke_key_audited(&self, key_id: &str, audit: &AuditEntry) -> Result<Result<ApiKeyRecord, AppError>, AppError> {
+    async fn revoke_key_audited(&self, key_id: &str, audit: &AuditEntry) -> Result<Result<KeyView, AppError>, AppError> {
         if !self.store.revoke_key(key_id, &self.clock.now_rfc3339(), audit).await? {
             return Err(AppError::NotFound(format!("no active key {key_id}")));
         }
         tracing::info!(%key_id, "API key revoked");
         let revoked = self.store.key(key_id).await.map_err(AppError::from);
-        Ok(revoked.and_then(|key| key.ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))))
+        Ok(revoked.and_then(|key| key.map(KeyView::from).ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))))
     }
 
     /// The audit trail, as CSV chunks.

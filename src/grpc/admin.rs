@@ -4,14 +4,14 @@ use tonic::{Request, Response, Status};
 
 use super::proto;
 use super::services::{caller_of, understood};
+use crate::app::access::KeyView;
 use crate::app::{App, AppError, NewKey};
 use crate::domain::access::Action;
 use crate::domain::Fein;
-use crate::storage::access::ApiKeyRecord;
 
 pub struct Admin(pub App);
 
-pub fn api_key(key: ApiKeyRecord) -> proto::ApiKey {
+pub fn api_key(key: KeyView) -> proto::ApiKey {
     proto::ApiKey {
         key_id: key.key_id,
         name: key.name,
