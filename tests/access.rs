@@ -315,40 +315,40 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
 
     let mut calls: Vec<(String, &str, &str)> = Vec::new(); // (request id, action, outcome)
     let result = PaymentServiceClient::new(site.clone()).get_payer(proto::GetPayerRequest { payer_id }).await;
-    calls.push((request_id_of(&result), "PaymentService/GetPayer", "OK"));
+    calls.push((request_id_of(&result), "GetPayer", "OK"));
     let result = PaymentServiceClient::new(vendor.clone()).get_payer(proto::GetPayerRequest { payer_id }).await;
-    calls.push((request_id_of(&result), "PaymentService/GetPayer", "PERMISSION_DENIED"));
+    calls.push((request_id_of(&result), "GetPayer", "PERMISSION_DENIED"));
     let result = PaymentServiceClient::new(no_key(&world.app.raw)).get_payer(proto::GetPayerRequest { payer_id }).await;
-    calls.push((request_id_of(&result), "PaymentService/GetPayer", "UNAUTHENTICATED"));
+    calls.push((request_id_of(&result), "GetPayer", "UNAUTHENTICATED"));
     let result = PaymentServiceClient::new(site.clone()).get_payer(proto::GetPayerRequest { payer_id: 999 }).await;
-    calls.push((request_id_of(&result), "PaymentService/GetPayer", "NOT_FOUND"));
+    calls.push((request_id_of(&result), "GetPayer", "NOT_FOUND"));
     let request = payment(payer_id, "12.00", proto::PaymentChannel::Phone, "audited");
     let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;
-    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "OK"));
+    calls.push((request_id_of(&result), "SubmitPayment", "OK"));
     let result = PaymentServiceClient::new(site.clone()).submit_payment(request.clone()).await;
-    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "REPLAYED"));
+    calls.push((request_id_of(&result), "SubmitPayment", "REPLAYED"));
     let malformed = proto::SubmitPaymentRequest { amount: "12.001".into(), idempotency_key: "bad".into(), ..request };
     let result = PaymentServiceClient::new(site.clone()).submit_payment(malformed).await;
-    calls.push((request_id_of(&result), "PaymentService/SubmitPayment", "INVALID_ARGUMENT"));
+    calls.push((request_id_of(&result), "SubmitPayment", "INVALID_ARGUMENT"));
     let result = DistributionServiceClient::new(office.clone()).run_distribution(proto::RunDistributionRequest {}).await;
-    calls.push((request_id_of(&result), "DistributionService/RunDistribution", "OK"));
+    calls.push((request_id_of(&result), "RunDistribution", "OK"));
     let result =
         RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-1", remittance_csv(EMPLOYER_FEIN, 7))).await;
-    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "OK"));
+    calls.push((request_id_of(&result), "SubmitRemittance", "OK"));
     let result =
         RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-1", remittance_csv(EMPLOYER_FEIN, 7))).await;
-    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "REPLAYED"));
+    calls.push((request_id_of(&result), "SubmitRemittance", "REPLAYED"));
     let result =
         RemittanceServiceClient::new(vendor.clone()).submit_remittance(submission("AUDIT-2", b"not,a,remittance\n".to_vec())).await;
-    calls.push((request_id_of(&result), "RemittanceService/SubmitRemittance", "REFUSED"));
+    calls.push((request_id_of(&result), "SubmitRemittance", "REFUSED"));
     let result =
         RemittanceServiceClient::new(vendor.clone()).get_remittance(proto::GetRemittanceRequest { batch_id: "OTHER-1".into() }).await;
-    calls.push((request_id_of(&result), "RemittanceService/GetRemittance", "NOT_FOUND"));
+    calls.push((request_id_of(&result), "GetRemittance", "NOT_FOUND"));
     let result = ExportServiceClient::new(office.clone()).export_suspense(proto::ExportSuspenseRequest {}).await;
-    calls.push((request_id_of(&result), "ExportService/ExportSuspense", "OK"));
+    calls.push((request_id_of(&result), "ExportSuspense", "OK"));
     drain(result).await.unwrap();
     let result = AdminServiceClient::new(office.clone()).list_api_keys(proto::ListApiKeysRequest::default()).await;
-    calls.push((request_id_of(&result), "AdminService/ListApiKeys", "PERMISSION_DENIED"));
+    calls.push((request_id_of(&result), "ListApiKeys", "PERMISSION_DENIED"));
 
     let rows: Vec<_> = store.audit_after(before, 100_000).await.unwrap().into_iter().map(|r| r.entry).collect();
     assert_eq!(rows.len(), calls.len(), "one row per call: {rows:#?}");
@@ -360,7 +360,7 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
     // Who: the key's name and role, or `-` for nobody.
     let unauthenticated = rows.iter().find(|r| r.outcome.as_str() == "UNAUTHENTICATED").unwrap();
     assert_eq!((unauthenticated.actor.as_str(), unauthenticated.role.as_str()), ("-", "-"));
-    let payment = rows.iter().find(|r| r.action == "PaymentService/SubmitPayment" && r.outcome.as_str() == "OK").unwrap();
+    let payment = rows.iter().find(|r| r.action == "SubmitPayment" && r.outcome.as_str() == "OK").unwrap();
     assert_eq!(
         (payment.actor.as_str(), payment.role.as_str(), payment.object.as_str()),
         ("payment-site", "payment-site", &*format!("payer:{payer_id}"))

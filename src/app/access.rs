@@ -218,16 +218,16 @@ impl App {
             actor: principal.name.clone(),
             key_id: (!principal.key_id.is_empty()).then(|| principal.key_id.clone()),
             role: principal.role.as_str().to_owned(),
-            action: action.rpc_name().to_owned(),
+            action: action.name().to_owned(),
             object: audit_object(object.into()),
             outcome: "OK".to_owned(),
         };
         if principal.may(action) {
             return Ok(entry);
         }
-        tracing::warn!(caller = %principal.name, role = %principal.role, action = action.rpc_name(), "permission denied");
+        tracing::warn!(caller = %principal.name, role = %principal.role, action = action.name(), "permission denied");
         self.store.record_audit(&AuditEntry { outcome: "PERMISSION_DENIED".to_owned(), ..entry }).await?;
-        Err(AppError::PermissionDenied(format!("a {} key may not call {}", principal.role, action.rpc_name())))
+        Err(AppError::PermissionDenied(format!("a {} key may not call {}", principal.role, action.name())))
     }
 
     /// Checks the caller's role before anything of the request is read: a refusal is

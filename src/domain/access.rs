@@ -138,42 +138,39 @@ impl Action {
         }
     }
 
-    /// The action of an RPC named `Service/Method`.
-    pub fn from_rpc_name(name: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|action| action.rpc_name() == name)
-    }
-
     pub fn allows(self, role: Role) -> bool {
         self.allowed_roles().contains(&role)
     }
 
-    /// The RPC's name as the audit trail and the metrics show it, `Service/Method`.
-    pub fn rpc_name(self) -> &'static str {
+    /// The action's name, as the audit trail shows it whichever way it was called (gRPC,
+    /// the local admin commands): `SubmitRemittance`. Which RPC performs it is the
+    /// transport's business.
+    pub fn name(self) -> &'static str {
         match self {
-            Action::ImportRegistry => "RegistryService/ImportRegistry",
-            Action::AddCollection => "CollectionService/AddCollection",
-            Action::RunDistribution => "DistributionService/RunDistribution",
-            Action::SubmitRemittance => "RemittanceService/SubmitRemittance",
-            Action::GetRemittance => "RemittanceService/GetRemittance",
-            Action::StreamRemittanceLines => "RemittanceService/StreamRemittanceLines",
-            Action::ListRemittances => "RemittanceService/ListRemittances",
-            Action::RegisterPayer => "PaymentService/RegisterPayer",
-            Action::GetPayer => "PaymentService/GetPayer",
-            Action::AddBankAccount => "PaymentService/AddBankAccount",
-            Action::ReplaceBankAccount => "PaymentService/ReplaceBankAccount",
-            Action::ConfirmBankAccount => "PaymentService/ConfirmBankAccount",
-            Action::ReturnPrenote => "PaymentService/ReturnPrenote",
-            Action::SubmitPayment => "PaymentService/SubmitPayment",
-            Action::RecordReturn => "PaymentService/RecordReturn",
-            Action::ImportReturns => "PaymentService/ImportReturns",
-            Action::ExportAllocations => "ExportService/ExportAllocations",
-            Action::ExportBalances => "ExportService/ExportBalances",
-            Action::ExportSuspense => "ExportService/ExportSuspense",
-            Action::ExportAudit => "ExportService/ExportAudit",
-            Action::CreateApiKey => "AdminService/CreateApiKey",
-            Action::ListApiKeys => "AdminService/ListApiKeys",
-            Action::RevokeApiKey => "AdminService/RevokeApiKey",
-            Action::Reflection => "ServerReflection/ServerReflectionInfo",
+            Action::ImportRegistry => "ImportRegistry",
+            Action::AddCollection => "AddCollection",
+            Action::RunDistribution => "RunDistribution",
+            Action::SubmitRemittance => "SubmitRemittance",
+            Action::GetRemittance => "GetRemittance",
+            Action::StreamRemittanceLines => "StreamRemittanceLines",
+            Action::ListRemittances => "ListRemittances",
+            Action::RegisterPayer => "RegisterPayer",
+            Action::GetPayer => "GetPayer",
+            Action::AddBankAccount => "AddBankAccount",
+            Action::ReplaceBankAccount => "ReplaceBankAccount",
+            Action::ConfirmBankAccount => "ConfirmBankAccount",
+            Action::ReturnPrenote => "ReturnPrenote",
+            Action::SubmitPayment => "SubmitPayment",
+            Action::RecordReturn => "RecordReturn",
+            Action::ImportReturns => "ImportReturns",
+            Action::ExportAllocations => "ExportAllocations",
+            Action::ExportBalances => "ExportBalances",
+            Action::ExportSuspense => "ExportSuspense",
+            Action::ExportAudit => "ExportAudit",
+            Action::CreateApiKey => "CreateApiKey",
+            Action::ListApiKeys => "ListApiKeys",
+            Action::RevokeApiKey => "RevokeApiKey",
+            Action::Reflection => "Reflection",
         }
     }
 }
@@ -269,7 +266,7 @@ mod tests {
 
     #[test]
     fn rpc_names_are_unique() {
-        let mut names: Vec<_> = Action::ALL.iter().map(|a| a.rpc_name()).collect();
+        let mut names: Vec<_> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Action::ALL.len());

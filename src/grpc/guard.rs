@@ -186,14 +186,47 @@ pub struct Guard<S> {
     state: Arc<GuardState>,
 }
 
+/// Which action each RPC performs: the transport's half of the access table.
+const RPCS: [(&str, Action); 24] = [
+    ("RegistryService/ImportRegistry", Action::ImportRegistry),
+    ("CollectionService/AddCollection", Action::AddCollection),
+    ("DistributionService/RunDistribution", Action::RunDistribution),
+    ("RemittanceService/SubmitRemittance", Action::SubmitRemittance),
+    ("RemittanceService/GetRemittance", Action::GetRemittance),
+    ("RemittanceService/StreamRemittanceLines", Action::StreamRemittanceLines),
+    ("RemittanceService/ListRemittances", Action::ListRemittances),
+    ("PaymentService/RegisterPayer", Action::RegisterPayer),
+    ("PaymentService/GetPayer", Action::GetPayer),
+    ("PaymentService/AddBankAccount", Action::AddBankAccount),
+    ("PaymentService/ReplaceBankAccount", Action::ReplaceBankAccount),
+    ("PaymentService/ConfirmBankAccount", Action::ConfirmBankAccount),
+    ("PaymentService/ReturnPrenote", Action::ReturnPrenote),
+    ("PaymentService/SubmitPayment", Action::SubmitPayment),
+    ("PaymentService/RecordReturn", Action::RecordReturn),
+    ("PaymentService/ImportReturns", Action::ImportReturns),
+    ("ExportService/ExportAllocations", Action::ExportAllocations),
+    ("ExportService/ExportBalances", Action::ExportBalances),
+    ("ExportService/ExportSuspense", Action::ExportSuspense),
+    ("ExportService/ExportAudit", Action::ExportAudit),
+    ("AdminService/CreateApiKey", Action::CreateApiKey),
+    ("AdminService/ListApiKeys", Action::ListApiKeys),
+    ("AdminService/RevokeApiKey", Action::RevokeApiKey),
+    ("ServerReflection/ServerReflectionInfo", Action::Reflection),
+];
+
+/// The action an RPC named `Service/Method` performs.
+pub fn action_of(rpc: &str) -> Option<Action> {
+    RPCS.iter().find(|(name, _)| *name == rpc).map(|(_, action)| *action)
+}
+
 /// `/fspc.gateway.v1.PaymentService/SubmitPayment` → `PaymentService/SubmitPayment`; the
 /// health and reflection services likewise; anything else is `unknown` (a bounded label).
 fn rpc_name(path: &str) -> &'static str {
     static KNOWN: std::sync::OnceLock<HashMap<&'static str, &'static str>> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(|| {
         let mut known = HashMap::new();
-        for action in Action::ALL {
-            known.insert(action.rpc_name(), action.rpc_name());
+        for (name, _) in RPCS {
+            known.insert(name, name);
         }
         known.insert("Health/Check", "Health/Check");
         known.insert("Health/Watch", "Health/Watch");
@@ -280,7 +313,8 @@ impl GuardState {
             Ok(principal) => principal,
             Err(reason) => {
                 if self.unauthenticated_audits.check().is_ok() {
-                    self.app.audit_unauthenticated(request_id, rpc).await;
+                    // Audited under the action's name when the RPC is one of ours.
+                    self.app.audit_unauthenticated(request_id, action_of(rpc).map_or(rpc, Action::name)).await;
                 }
                 return Err(refusal(AppError::Unauthenticated(reason)));
             }
@@ -300,7 +334,7 @@ impl GuardState {
         let caller = Caller { principal, request_id: request_id.to_owned() };
         // The role is checked here, before the handler reads the request, so a refusal is
         // the same whatever the request holds; the use case checks again, with the object.
-        if let Some(action) = Action::from_rpc_name(rpc) {
+        if let Some(action) = action_of(rpc) {
             self.app.check_role(&caller, action).await.map_err(refusal)?;
         }
         Ok((caller, slot))
@@ -522,6 +556,13 @@ impl HttpBody for ObservedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_has_exactly_one_rpc() {
+        for action in Action::ALL {
+            assert_eq!(RPCS.iter().filter(|(_, a)| *a == action).count(), 1, "{action:?}");
+        }
+    }
 
     #[test]
     fn rpc_names_are_bounded() {
