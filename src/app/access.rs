@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::{App, AppError, ExportStream};
 use crate::domain::access::{check_key_name, Action, Principal, Role};
-use crate::domain::Fein;
+use crate::domain::{Fein, ProblemCode};
 use crate::storage::access::{ApiKeyRecord, AuditEntry, KeyCreation};
 
 const TOKEN_PREFIX: &str = "gwk_";
@@ -326,14 +326,14 @@ impl App {
             KeyCreation::Created => {}
             KeyCreation::NameHasOtherRole(role) => {
                 return Err(AppError::already_exists(
-                    "KEY_NAME_HAS_OTHER_ROLE",
+                    ProblemCode::KeyNameHasOtherRole,
                     format!("key_name:{}", key.name),
                     format!("the name {} belongs to {role} keys; a name is one tenant", key.name),
                 ))
             }
             KeyCreation::NameHasOtherFeins => {
                 return Err(AppError::already_exists(
-                    "KEY_NAME_HAS_OTHER_FEINS",
+                    ProblemCode::KeyNameHasOtherFeins,
                     format!("key_name:{}", key.name),
                     format!("the employer {} has keys for other FEINs; keys of one name share their FEINs", key.name),
                 ))

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::access::AuthError;
+use crate::domain::codes::{CodeKind, ProblemCode};
 use crate::storage::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,14 +23,14 @@ pub enum AppError {
     #[error("{0}")]
     NotFound(String),
     /// The request would reuse something unique (a sender's batch id) for something else.
-    /// `reason` is a stable code; `subject` names what is taken (`batch:ACME-1`).
+    /// `reason` is an API error code; `subject` names what is taken (`batch:ACME-1`).
     #[error("{message}")]
-    AlreadyExists { reason: &'static str, subject: String, message: String },
+    AlreadyExists { reason: ProblemCode, subject: String, message: String },
     /// The request is valid but the state of things does not allow it now (an account still
-    /// being validated, a second bank account). `reason` is a stable code; `subject` names
+    /// being validated, a second bank account). `reason` is an API error code; `subject` names
     /// the thing whose state refuses it (`payer:12`).
     #[error("{message}")]
-    FailedPrecondition { reason: &'static str, subject: String, message: String },
+    FailedPrecondition { reason: ProblemCode, subject: String, message: String },
     /// An upload or request exceeds a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -63,11 +64,13 @@ impl AppError {
         AppError::InvalidArgument { field, message: message.into() }
     }
 
-    pub fn already_exists(reason: &'static str, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+    pub fn already_exists(reason: ProblemCode, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+        debug_assert!(reason.is(CodeKind::ApiError), "{reason} is not an API error reason");
         AppError::AlreadyExists { reason, subject: subject.into(), message: message.into() }
     }
 
-    pub fn precondition(reason: &'static str, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+    pub fn precondition(reason: ProblemCode, subject: impl Into<String>, message: impl Into<String>) -> AppError {
+        debug_assert!(reason.is(CodeKind::ApiError), "{reason} is not an API error reason");
         AppError::FailedPrecondition { reason, subject: subject.into(), message: message.into() }
     }
 

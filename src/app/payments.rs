@@ -13,7 +13,7 @@ use crate::domain::distribution::reversal_entries;
 use crate::domain::payment::{
     account_state, AccountNumber, AccountState, AccountType, Email, PrenoteResult, ReturnCode, RoutingNumber, Telephone,
 };
-use crate::domain::{CaseNumber, Money, ObligorId, Ssn, YearMonth};
+use crate::domain::{CaseNumber, Money, ObligorId, ProblemCode, Ssn, YearMonth};
 use crate::storage::payment::{NewBankAccount, NewPayer, NewPayment, PayerRecord, PaymentRecord, ReturnOutcome};
 use crate::storage::{AuditEntry, StoreError};
 
@@ -162,7 +162,7 @@ impl App {
         self.payer_view(payer_id).await?;
         if !self.store.add_bank_account(payer_id, self.new_account(&account), audit).await? {
             return Err(AppError::precondition(
-                "BANK_ACCOUNT_EXISTS",
+                ProblemCode::BankAccountExists,
                 format!("payer:{payer_id}"),
                 "a payer has exactly one bank account: replace it instead of adding a second",
             ));
@@ -190,7 +190,11 @@ impl App {
         let result = async {
             let payer = self.payer_view(payer_id).await?;
             if payer.account.is_none() {
-                return Err(AppError::precondition("NO_BANK_ACCOUNT", format!("payer:{payer_id}"), format!("payer {payer_id} has no bank account")));
+                return Err(AppError::precondition(
+                    ProblemCode::NoBankAccount,
+                    format!("payer:{payer_id}"),
+                    format!("payer {payer_id} has no bank account"),
+                ));
             }
             self.store.record_prenote(payer_id, returned.map(|c| c.to_string()), &audit).await?;
             Ok(self.payer_view(payer_id).await)
@@ -240,21 +244,21 @@ impl App {
             return Err(AppError::invalid("amount", "the amount must be above 0.00 and at most 99999999.99"));
         }
         let subject = format!("payer:{}", payer.payer_id);
-        let account =
-            payer.account.as_ref().ok_or_else(|| AppError::precondition("NO_BANK_ACCOUNT", subject.clone(), "the payer has no bank account"))?;
+        let no_account = || AppError::precondition(ProblemCode::NoBankAccount, subject.clone(), "the payer has no bank account");
+        let account = payer.account.as_ref().ok_or_else(no_account)?;
         let today = self.today();
         match self.account_view(account).state {
             AccountState::Usable => {}
             AccountState::Pending { usable_from } => {
                 return Err(AppError::precondition(
-                    "BANK_ACCOUNT_PENDING",
+                    ProblemCode::BankAccountPending,
                     subject,
                     format!("the bank account is still being validated: it can pay from {usable_from}; no money was taken"),
                 ))
             }
             AccountState::Unusable { code } => {
                 return Err(AppError::precondition(
-                    "BANK_ACCOUNT_UNUSABLE",
+                    ProblemCode::BankAccountUnusable,
                     subject,
                     format!("the bank returned this account ({code}): replace it and let it be validated again; no money was taken"),
                 ))
@@ -288,7 +292,7 @@ impl App {
     async fn replay_payment(&self, first: PaymentRecord, fingerprint: &str) -> Result<PaymentReceipt, AppError> {
         if first.request_sha256 != fingerprint {
             return Err(AppError::already_exists(
-                "IDEMPOTENCY_KEY_REUSED",
+                ProblemCode::IdempotencyKeyReused,
                 format!("payment:{}", first.payment_id),
                 "this idempotency key was used for a different payment",
             ));

@@ -163,7 +163,7 @@ impl App {
         if let Some(first) = self.store.remittance_by_batch(sender, &submission.batch_id).await? {
             if first.content_sha256 != content_sha256 {
                 return Err(AppError::already_exists(
-                    "BATCH_ID_REUSED",
+                    ProblemCode::BatchIdReused,
                     format!("batch:{}", submission.batch_id),
                     format!("batch id {} was already used for a different file; a batch id is unique per sender", submission.batch_id),
                 ));
@@ -530,7 +530,7 @@ fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirector
         effects: LineEffects {
             collect: checked.collects_money().then_some(PayrollCollection { case_number: known_case }),
             suspense: checked.held_in_suspense().then(|| SuspenseHold {
-                reason: suspense_reason.unwrap_or_else(|| "OBLIGOR_NOT_IDENTIFIED".to_owned()),
+                reason: suspense_reason.unwrap_or_else(|| ProblemCode::ObligorNotIdentified.as_str().to_owned()),
                 ssn_hmac: valid.map(|v| directory.hmac(&v.ssn)),
             }),
             termination_notice: valid.is_some_and(|v| v.employment_terminated) && checked.status != LineStatus::Rejected,

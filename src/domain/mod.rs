@@ -6,6 +6,7 @@
 pub mod access;
 pub mod apportion;
 pub mod calendar;
+pub mod codes;
 pub mod distribution;
 pub mod ids;
 pub mod money;
@@ -15,6 +16,7 @@ pub mod registry;
 pub mod remittance;
 pub mod text;
 
+pub use codes::{CodeKind, ProblemCode, Severity};
 pub use distribution::{Allocation, Bucket, Order, OrderLedger};
 pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
 pub use money::{Money, MoneyError};

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
+use super::codes::{CodeKind, ProblemCode};
 use super::distribution::Order;
 use super::ids::{CaseNumber, Fein, ObligorId, OrderId, Ssn};
 use super::money::Money;
@@ -38,13 +39,16 @@ const OPTIONAL_COLUMNS: [&str; 5] = ["end_date", "employer_fein", "child_birth_d
 pub struct RegistryProblem {
     pub line: u64,
     pub field: &'static str,
+    /// The string of a registry-problem [`ProblemCode`], as clients receive it; set only by
+    /// [`RegistryProblem::new`].
     pub code: &'static str,
     pub message: String,
 }
 
 impl RegistryProblem {
-    pub fn new(line: u64, field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        RegistryProblem { line, field, code, message: message.into() }
+    pub fn new(line: u64, field: &'static str, code: ProblemCode, message: impl Into<String>) -> Self {
+        debug_assert!(code.is(CodeKind::RegistryProblem), "{code} is not a registry problem");
+        RegistryProblem { line, field, code: code.as_str(), message: message.into() }
     }
 }
 
@@ -78,21 +82,29 @@ impl RegistryHeader {
         for (index, raw) in names.into_iter().enumerate() {
             let name = raw.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
             match COLUMNS.iter().find(|c| **c == name) {
-                Some(column) if positions.insert(*column, index).is_some() => {
-                    problems.push(RegistryProblem::new(1, column, "HEADER_DUPLICATE_COLUMN", format!("column `{column}` appears twice")))
-                }
+                Some(column) if positions.insert(*column, index).is_some() => problems.push(RegistryProblem::new(
+                    1,
+                    column,
+                    ProblemCode::HeaderDuplicateColumn,
+                    format!("column `{column}` appears twice"),
+                )),
                 Some(_) => {}
                 None => problems.push(RegistryProblem::new(
                     1,
                     "",
-                    "HEADER_UNKNOWN_COLUMN",
+                    ProblemCode::HeaderUnknownColumn,
                     format!("unknown column `{}`; the columns are: {}", super::excerpt(raw.trim()), COLUMNS.join(", ")),
                 )),
             }
         }
         for column in COLUMNS.iter().filter(|c| !OPTIONAL_COLUMNS.contains(c)) {
             if !positions.contains_key(column) {
-                problems.push(RegistryProblem::new(1, column, "HEADER_MISSING_COLUMN", format!("required column `{column}` is missing")));
+                problems.push(RegistryProblem::new(
+                    1,
+                    column,
+                    ProblemCode::HeaderMissingColumn,
+                    format!("required column `{column}` is missing"),
+                ));
             }
         }
         if problems.is_empty() {
@@ -112,25 +124,25 @@ impl RegistryHeader {
             return Err(vec![RegistryProblem::new(
                 line,
                 "",
-                "ROW_FIELD_COUNT",
+                ProblemCode::RowFieldCount,
                 format!("the row has {} fields but the header has {}", fields.len(), self.width()),
             )]);
         }
         let mut row = RowParser { line, fields, header: self, problems: Vec::new() };
-        let obligor_id = row.required("obligor_id", "OBLIGOR_ID_INVALID", ObligorId::parse);
-        let ssn = row.required("obligor_ssn", "SSN_INVALID", Ssn::parse);
-        let last_name = row.required("obligor_last_name", "NAME_INVALID", parse_name);
-        let first_name = row.required("obligor_first_name", "NAME_INVALID", parse_name);
-        let case_number = row.required("case_number", "CASE_NUMBER_INVALID", parse_case_number);
-        let order_id = row.required("order_id", "ORDER_ID_INVALID", OrderId::parse);
-        let monthly_amount = row.required("monthly_amount", "AMOUNT_INVALID", Money::parse);
-        let start_month = row.required("start_month", "MONTH_INVALID", YearMonth::parse);
-        let opening_arrears = row.required("opening_arrears", "AMOUNT_INVALID", Money::parse);
-        let end_date = row.optional("end_date", "DATE_INVALID", parse_date);
-        let employer_fein = row.optional("employer_fein", "FEIN_INVALID", Fein::parse);
-        let child_birth_date = row.optional("child_birth_date", "DATE_INVALID", parse_date);
-        let continuing_education = row.optional("continuing_education", "FLAG_INVALID", parse_flag);
-        let impaired = row.optional("impaired", "FLAG_INVALID", parse_flag);
+        let obligor_id = row.required("obligor_id", ProblemCode::ObligorIdInvalid, ObligorId::parse);
+        let ssn = row.required("obligor_ssn", ProblemCode::SsnInvalid, Ssn::parse);
+        let last_name = row.required("obligor_last_name", ProblemCode::NameInvalid, parse_name);
+        let first_name = row.required("obligor_first_name", ProblemCode::NameInvalid, parse_name);
+        let case_number = row.required("case_number", ProblemCode::CaseNumberInvalid, parse_case_number);
+        let order_id = row.required("order_id", ProblemCode::OrderIdInvalid, OrderId::parse);
+        let monthly_amount = row.required("monthly_amount", ProblemCode::AmountInvalid, Money::parse);
+        let start_month = row.required("start_month", ProblemCode::MonthInvalid, YearMonth::parse);
+        let opening_arrears = row.required("opening_arrears", ProblemCode::AmountInvalid, Money::parse);
+        let end_date = row.optional("end_date", ProblemCode::DateInvalid, parse_date);
+        let employer_fein = row.optional("employer_fein", ProblemCode::FeinInvalid, Fein::parse);
+        let child_birth_date = row.optional("child_birth_date", ProblemCode::DateInvalid, parse_date);
+        let continuing_education = row.optional("continuing_education", ProblemCode::FlagInvalid, parse_flag);
+        let impaired = row.optional("impaired", ProblemCode::FlagInvalid, parse_flag);
         let problems = row.problems;
 
         match (obligor_id, ssn, last_name, first_name, case_number, order_id, monthly_amount, start_month, opening_arrears) {
@@ -178,12 +190,12 @@ impl<'a> RowParser<'a> {
     fn required<T, E: std::fmt::Display>(
         &mut self,
         column: &'static str,
-        code: &'static str,
+        code: ProblemCode,
         parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         match self.value(column) {
             None | Some("") => {
-                self.problems.push(RegistryProblem::new(self.line, column, "FIELD_REQUIRED", format!("`{column}` is required")));
+                self.problems.push(RegistryProblem::new(self.line, column, ProblemCode::FieldRequired, format!("`{column}` is required")));
                 None
             }
             Some(text) => self.parsed(column, code, text, parse),
@@ -194,7 +206,7 @@ impl<'a> RowParser<'a> {
     fn optional<T, E: std::fmt::Display>(
         &mut self,
         column: &'static str,
-        code: &'static str,
+        code: ProblemCode,
         parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<Option<T>> {
         match self.value(column) {
@@ -206,7 +218,7 @@ impl<'a> RowParser<'a> {
     fn parsed<T, E: std::fmt::Display>(
         &mut self,
         column: &'static str,
-        code: &'static str,
+        code: ProblemCode,
         text: &str,
         parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
@@ -262,7 +274,7 @@ pub fn check_rows_agree(rows: &[RegistryRow]) -> Vec<RegistryProblem> {
             problems.push(RegistryProblem::new(
                 row.line,
                 "order_id",
-                "ORDER_ID_DUPLICATE",
+                ProblemCode::OrderIdDuplicate,
                 format!("order `{}` already appears on line {first}", row.order.id),
             ));
             orders.insert(&row.order.id, first);
@@ -271,7 +283,7 @@ pub fn check_rows_agree(rows: &[RegistryRow]) -> Vec<RegistryProblem> {
             Some((owner, first)) if *owner != &row.obligor_id => problems.push(RegistryProblem::new(
                 row.line,
                 "case_number",
-                "CASE_OWNER_CONFLICT",
+                ProblemCode::CaseOwnerConflict,
                 format!("case {} belongs to obligor `{owner}` on line {first}, not to `{}`", row.order.case_number, row.obligor_id),
             )),
             Some(_) => {}
@@ -285,7 +297,7 @@ pub fn check_rows_agree(rows: &[RegistryRow]) -> Vec<RegistryProblem> {
                     problems.push(RegistryProblem::new(
                         row.line,
                         "obligor_ssn",
-                        "OBLIGOR_SSN_CONFLICT",
+                        ProblemCode::ObligorSsnConflict,
                         format!("obligor `{}` has a different SSN on line {first_line}", row.obligor_id),
                     ));
                 }
@@ -293,7 +305,7 @@ pub fn check_rows_agree(rows: &[RegistryRow]) -> Vec<RegistryProblem> {
                     problems.push(RegistryProblem::new(
                         row.line,
                         "obligor_last_name",
-                        "OBLIGOR_NAME_CONFLICT",
+                        ProblemCode::ObligorNameConflict,
                         format!("obligor `{}` has a different name on line {first_line}", row.obligor_id),
                     ));
                 }

@@ -8,9 +8,13 @@
 use chrono::NaiveDate;
 
 use super::calendar::more_than_business_days_between;
+use super::codes::CodeKind;
 use super::ids::{CaseNumber, Fein, ObligorId, Ssn};
 use super::money::{Money, MoneyError};
 use super::month::parse_iso_date;
+
+// A line's problem codes are among all the gateway's codes (`codes`), still importable here.
+pub use super::codes::{ProblemCode, Severity};
 
 /// How a format writes its pay dates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,106 +66,6 @@ pub struct FormatProblem {
     pub message: String,
 }
 
-/// Whether a problem stops the line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// The line is REJECTED: nothing of it is recorded.
-    Error,
-    /// The line is accepted; the sender should fix its records.
-    Warning,
-    /// For information (a termination notice, a prenote).
-    Notice,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "ERROR",
-            Severity::Warning => "WARNING",
-            Severity::Notice => "NOTICE",
-        }
-    }
-}
-
-/// The stable problem codes of remittance lines. Codes never change meaning once published.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProblemCode {
-    AmountInvalid,
-    PayDateInvalid,
-    PayDateInFuture,
-    SsnInvalid,
-    FeinInvalid,
-    /// An employer's key sent a line for a FEIN the key was not issued for.
-    FeinNotAuthorized,
-    NameMissing,
-    FipsInvalid,
-    FipsOtherState,
-    MedicalSupportInvalid,
-    FlagInvalid,
-    DedMalformed,
-    AmountMismatch,
-    CaseNumberInvalid,
-    CaseNumberUnknown,
-    IdentifiedBySsn,
-    LateRemittance,
-    SsnMismatch,
-    SsnMatchesSeveral,
-    ObligorNotIdentified,
-    EmploymentTerminated,
-    Prenote,
-}
-
-impl ProblemCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemCode::AmountInvalid => "AMOUNT_INVALID",
-            ProblemCode::PayDateInvalid => "PAY_DATE_INVALID",
-            ProblemCode::PayDateInFuture => "PAY_DATE_IN_FUTURE",
-            ProblemCode::SsnInvalid => "SSN_INVALID",
-            ProblemCode::FeinInvalid => "FEIN_INVALID",
-            ProblemCode::FeinNotAuthorized => "FEIN_NOT_AUTHORIZED",
-            ProblemCode::NameMissing => "NAME_MISSING",
-            ProblemCode::FipsInvalid => "FIPS_INVALID",
-            ProblemCode::FipsOtherState => "FIPS_OTHER_STATE",
-            ProblemCode::MedicalSupportInvalid => "MEDICAL_SUPPORT_INVALID",
-            ProblemCode::FlagInvalid => "FLAG_INVALID",
-            ProblemCode::DedMalformed => "DED_MALFORMED",
-            ProblemCode::AmountMismatch => "AMOUNT_MISMATCH",
-            ProblemCode::CaseNumberInvalid => "CASE_NUMBER_INVALID",
-            ProblemCode::CaseNumberUnknown => "CASE_NUMBER_UNKNOWN",
-            ProblemCode::IdentifiedBySsn => "IDENTIFIED_BY_SSN",
-            ProblemCode::LateRemittance => "LATE_REMITTANCE",
-            ProblemCode::SsnMismatch => "SSN_MISMATCH",
-            ProblemCode::SsnMatchesSeveral => "SSN_MATCHES_SEVERAL",
-            ProblemCode::ObligorNotIdentified => "OBLIGOR_NOT_IDENTIFIED",
-            ProblemCode::EmploymentTerminated => "EMPLOYMENT_TERMINATED",
-            ProblemCode::Prenote => "PRENOTE",
-        }
-    }
-
-    pub fn severity(self) -> Severity {
-        use ProblemCode::*;
-        match self {
-            AmountInvalid
-            | PayDateInvalid
-            | PayDateInFuture
-            | SsnInvalid
-            | FeinInvalid
-            | FeinNotAuthorized
-            | NameMissing
-            | FipsInvalid
-            | FipsOtherState
-            | MedicalSupportInvalid
-            | FlagInvalid
-            | DedMalformed
-            | AmountMismatch => Severity::Error,
-            CaseNumberInvalid | CaseNumberUnknown | IdentifiedBySsn | LateRemittance | SsnMismatch | SsnMatchesSeveral
-            | ObligorNotIdentified => Severity::Warning,
-            EmploymentTerminated | Prenote => Severity::Notice,
-        }
-    }
-}
-
 /// One problem of one line. The message never holds a full SSN.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineProblem {
@@ -174,7 +78,9 @@ pub struct LineProblem {
 
 impl LineProblem {
     pub fn severity(&self) -> Severity {
-        self.code.severity()
+        // Only line-problem codes are put on a line (`Problems::add` checks it in tests and
+        // debug builds); were another to slip through, it is reported as an error, not hidden.
+        self.code.severity().unwrap_or(Severity::Error)
     }
 }
 
@@ -424,6 +330,7 @@ struct Problems {
 
 impl Problems {
     fn add(&mut self, field: &'static str, code: ProblemCode, message: String) {
+        debug_assert!(code.is(CodeKind::LineProblem), "{code} is not a line problem");
         self.list.push(LineProblem { line: self.line, field, code, message });
     }
 }

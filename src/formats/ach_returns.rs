@@ -7,6 +7,7 @@ use std::io::Read;
 
 use super::nacha::{field, number, Records, BLOCKING_FACTOR};
 use super::FileError;
+use crate::domain::codes::ProblemCode;
 
 /// One returned entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +31,12 @@ pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEn
     let (mut batch_count, mut batch_hash, mut file_count, mut file_hash, mut batches) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut blocks = None;
     while let Some(record) = records.next()? {
-        let error = |code: &'static str, message: &str| FileError::new(code, records.position(), message);
+        let error = |code: ProblemCode, message: &str| FileError::new(code, records.position(), message);
         if seen_control {
             if record.iter().all(|&b| b == b'9') {
                 continue;
             }
-            return Err(error("NACHA_RECORD_TYPE", "only padding records of all 9s may follow the file control record"));
+            return Err(error(ProblemCode::NachaRecordType, "only padding records of all 9s may follow the file control record"));
         }
         match record[0] {
             b'1' if !seen_header && records.number == 1 => seen_header = true,
@@ -46,13 +47,13 @@ pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEn
             b'6' if in_batch => {
                 if let Some((entry_record, _)) = pending_entry.take() {
                     return Err(FileError::new(
-                        "ACH_RETURN_ADDENDA",
+                        ProblemCode::AchReturnAddenda,
                         format!("record {entry_record}"),
                         "a return entry carries a type-99 addenda",
                     ));
                 }
                 let (Some(routing), Some(amount)) = (number(&record, 4, 11), number(&record, 30, 39)) else {
-                    return Err(error("NACHA_ENTRY_DETAIL", "the receiving DFI id and the amount are digits"));
+                    return Err(error(ProblemCode::NachaEntryDetail, "the receiving DFI id and the amount are digits"));
                 };
                 batch_count += 1;
                 batch_hash += routing;
@@ -60,15 +61,15 @@ pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEn
             }
             b'7' if in_batch => {
                 let Some((entry_record, amount_cents)) = pending_entry.take() else {
-                    return Err(error("NACHA_RECORD_TYPE", "an addenda record must follow an entry detail"));
+                    return Err(error(ProblemCode::NachaRecordType, "an addenda record must follow an entry detail"));
                 };
                 if field(&record, 2, 3) != "99" {
-                    return Err(error("ACH_RETURN_ADDENDA", "a return's addenda type code is 99"));
+                    return Err(error(ProblemCode::AchReturnAddenda, "a return's addenda type code is 99"));
                 }
                 batch_count += 1;
                 if entries.len() as u64 >= max_entries {
                     return Err(error(
-                        "TOO_MANY_LINES",
+                        ProblemCode::TooManyLines,
                         &format!("the file has more than {max_entries} returns, the gateway's limit per file"),
                     ));
                 }
@@ -82,16 +83,19 @@ pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEn
             b'8' if in_batch => {
                 if let Some((entry_record, _)) = pending_entry.take() {
                     return Err(FileError::new(
-                        "ACH_RETURN_ADDENDA",
+                        ProblemCode::AchReturnAddenda,
                         format!("record {entry_record}"),
                         "a return entry carries a type-99 addenda",
                     ));
                 }
                 if number(&record, 5, 10) != Some(batch_count) {
-                    return Err(error("NACHA_CONTROL_TOTALS", "the batch control's entry and addenda count does not match the batch"));
+                    return Err(error(
+                        ProblemCode::NachaControlTotals,
+                        "the batch control's entry and addenda count does not match the batch",
+                    ));
                 }
                 if number(&record, 11, 20) != Some(batch_hash % 10_000_000_000) {
-                    return Err(error("NACHA_ENTRY_HASH", "the batch control's entry hash does not match the batch's entries"));
+                    return Err(error(ProblemCode::NachaEntryHash, "the batch control's entry hash does not match the batch's entries"));
                 }
                 in_batch = false;
                 batches += 1;
@@ -100,23 +104,23 @@ pub fn read_returns(input: impl Read, max_entries: u64) -> Result<Vec<ReturnedEn
             }
             b'9' if seen_header && !in_batch => {
                 if number(&record, 2, 7) != Some(batches) || number(&record, 14, 21) != Some(file_count) {
-                    return Err(error("NACHA_CONTROL_TOTALS", "the file control's counts do not match the file"));
+                    return Err(error(ProblemCode::NachaControlTotals, "the file control's counts do not match the file"));
                 }
                 if number(&record, 22, 31) != Some(file_hash % 10_000_000_000) {
-                    return Err(error("NACHA_ENTRY_HASH", "the file control's entry hash does not match the file's entries"));
+                    return Err(error(ProblemCode::NachaEntryHash, "the file control's entry hash does not match the file's entries"));
                 }
                 blocks = number(&record, 8, 13);
                 seen_control = true;
             }
-            _ => return Err(error("NACHA_RECORD_TYPE", "the records of a return file come in the order 1, 5, 6, 7, 8, 9")),
+            _ => return Err(error(ProblemCode::NachaRecordType, "the records of a return file come in the order 1, 5, 6, 7, 8, 9")),
         }
     }
     if !seen_control {
-        return Err(FileError::new("NACHA_RECORD_TYPE", "end of file", "the file ends without a file control record"));
+        return Err(FileError::new(ProblemCode::NachaRecordType, "end of file", "the file ends without a file control record"));
     }
     if records.number % BLOCKING_FACTOR != 0 || blocks != Some(records.number / BLOCKING_FACTOR) {
         return Err(FileError::new(
-            "NACHA_BLOCKING",
+            ProblemCode::NachaBlocking,
             "end of file",
             "the file is padded with 9s to a multiple of 10 records, as its block count says",
         ));

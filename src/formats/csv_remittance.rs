@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use crate::domain::codes::ProblemCode;
 use crate::domain::remittance::{DateStyle, RawLine};
 
 use super::bounded::{is_too_long, Budgeted};
@@ -64,11 +65,11 @@ impl<R: Read> CsvLines<R> {
         let has_header = reader.read_byte_record(&mut record).map_err(|e| not_csv(&e, "the header", max_record_bytes))?;
         reader.get_mut().mark();
         if !has_header {
-            return Err(FileError::new("HEADER_MISSING", "line 1", "the file is empty: a remittance starts with a header row"));
+            return Err(FileError::new(ProblemCode::HeaderMissing, "line 1", "the file is empty: a remittance starts with a header row"));
         }
         if record.as_slice().contains(&0) || std::str::from_utf8(record.as_slice()).is_err() {
             return Err(FileError::new(
-                "FILE_NOT_UTF8",
+                ProblemCode::FileNotUtf8,
                 "line 1",
                 "the file is not UTF-8 text (it looks like UTF-16 or a binary file): save it as CSV UTF-8",
             ));
@@ -80,18 +81,22 @@ impl<R: Read> CsvLines<R> {
             let Some((column, _, _)) = COLUMNS.iter().find(|(_, known, _)| known.eq_ignore_ascii_case(name)) else {
                 let known: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
                 return Err(FileError::new(
-                    "HEADER_UNKNOWN_COLUMN",
+                    ProblemCode::HeaderUnknownColumn,
                     "line 1",
                     format!("unknown column `{}`; the columns are: {}", excerpt(name), known.join(", ")),
                 ));
             };
             if columns.contains(column) {
-                return Err(FileError::new("HEADER_DUPLICATE_COLUMN", "line 1", format!("column `{}` appears twice", excerpt(name))));
+                return Err(FileError::new(
+                    ProblemCode::HeaderDuplicateColumn,
+                    "line 1",
+                    format!("column `{}` appears twice", excerpt(name)),
+                ));
             }
             columns.push(*column);
         }
         if let Some((_, name, _)) = COLUMNS.iter().find(|(column, _, required)| *required && !columns.contains(column)) {
-            return Err(FileError::new("HEADER_MISSING_COLUMN", "line 1", format!("required column `{name}` is missing")));
+            return Err(FileError::new(ProblemCode::HeaderMissingColumn, "line 1", format!("required column `{name}` is missing")));
         }
         Ok(CsvLines { reader, columns, record, line: 0, totals: RunningTotals::default(), declared, max_record_bytes })
     }
@@ -118,11 +123,11 @@ impl<R: Read> CsvLines<R> {
             let position = format!("data row {}", self.line);
             if self.record.as_slice().len() > self.max_record_bytes {
                 let limit = self.max_record_bytes;
-                return Err(FileError::new("RECORD_TOO_LONG", position, format!("a row is longer than {limit} bytes")));
+                return Err(FileError::new(ProblemCode::RecordTooLong, position, format!("a row is longer than {limit} bytes")));
             }
             if self.record.len() != self.columns.len() {
                 return Err(FileError::new(
-                    "ROW_FIELD_COUNT",
+                    ProblemCode::RowFieldCount,
                     position,
                     format!("the row has {} fields but the header has {}", self.record.len(), self.columns.len()),
                 ));
@@ -130,7 +135,7 @@ impl<R: Read> CsvLines<R> {
             let mut line = RawLine { line: self.line, pay_date_style: Some(DateStyle::IsoOrUs), ..RawLine::default() };
             for (column, raw) in self.columns.iter().zip(self.record.iter()) {
                 let value = std::str::from_utf8(raw)
-                    .map_err(|_| FileError::new("FILE_NOT_UTF8", position.clone(), "the row is not valid UTF-8"))?
+                    .map_err(|_| FileError::new(ProblemCode::FileNotUtf8, position.clone(), "the row is not valid UTF-8"))?
                     .to_owned();
                 let slot = match column {
                     Column::EmployerFein => &mut line.employer_fein,
@@ -159,7 +164,7 @@ fn not_csv(error: &csv::Error, position: &str, max_record_bytes: usize) -> FileE
     let message = match error.kind() {
         csv::ErrorKind::Io(io) if is_too_long(io) => {
             return FileError::new(
-                "RECORD_TOO_LONG",
+                ProblemCode::RecordTooLong,
                 position,
                 format!("a row is longer than {max_record_bytes} bytes (an unclosed quote swallows the rest of the file)"),
             )
@@ -168,7 +173,7 @@ fn not_csv(error: &csv::Error, position: &str, max_record_bytes: usize) -> FileE
         csv::ErrorKind::Utf8 { .. } => "the file is not valid UTF-8",
         _ => "the file cannot be read as CSV",
     };
-    FileError::new("FILE_NOT_CSV", position, message)
+    FileError::new(ProblemCode::FileNotCsv, position, message)
 }
 
 /// Writes lines as a remittance CSV with every column, for tests and tools.

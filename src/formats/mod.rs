@@ -15,6 +15,7 @@ pub mod xml_remittance;
 
 use std::io::Read;
 
+use crate::domain::codes::{CodeKind, ProblemCode};
 use crate::domain::remittance::RawLine;
 use crate::domain::Money;
 
@@ -40,7 +41,8 @@ impl RemittanceFormat {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{code} at {position}: {message}")]
 pub struct FileError {
-    /// A stable code such as `HEADER_UNKNOWN_COLUMN` or `NACHA_ENTRY_HASH`.
+    /// The string of a file-refusal [`ProblemCode`] (`HEADER_UNKNOWN_COLUMN`,
+    /// `NACHA_ENTRY_HASH`, …), as clients receive it; set only by [`FileError::new`].
     pub code: &'static str,
     /// Where: "line 3", "record 12", "byte 4096", or "end of file".
     pub position: String,
@@ -48,8 +50,9 @@ pub struct FileError {
 }
 
 impl FileError {
-    pub fn new(code: &'static str, position: impl Into<String>, message: impl Into<String>) -> FileError {
-        FileError { code, position: position.into(), message: message.into() }
+    pub fn new(code: ProblemCode, position: impl Into<String>, message: impl Into<String>) -> FileError {
+        debug_assert!(code.is(CodeKind::FileRefusal), "{code} is not a file refusal");
+        FileError { code: code.as_str(), position: position.into(), message: message.into() }
     }
 }
 
@@ -105,7 +108,7 @@ impl RunningTotals {
     pub fn check(&self, declared: DeclaredTotals) -> Result<(), FileError> {
         if let Some(count) = declared.line_count.filter(|&c| c != self.line_count) {
             return Err(FileError::new(
-                "CONTROL_TOTAL_MISMATCH",
+                ProblemCode::ControlTotalMismatch,
                 "end of file",
                 format!("the file declares {count} lines but has {}", self.line_count),
             ));
@@ -113,14 +116,14 @@ impl RunningTotals {
         let Some(total) = declared.total else { return Ok(()) };
         if let Some(line) = self.unreadable {
             return Err(FileError::new(
-                "CONTROL_TOTAL_MISMATCH",
+                ProblemCode::ControlTotalMismatch,
                 "end of file",
                 format!("line {line}'s amount cannot be read, so the declared total of {total} cannot be checked"),
             ));
         }
         if self.control_cents != i128::from(total.cents()) {
             return Err(FileError::new(
-                "CONTROL_TOTAL_MISMATCH",
+                ProblemCode::ControlTotalMismatch,
                 "end of file",
                 format!("the file declares a total of {total} but its lines add up to {}", wide_amount(self.control_cents)),
             ));
@@ -206,7 +209,11 @@ impl Iterator for AtMost {
             // batch id (a header-only CSV is a payroll export gone wrong, not "nothing due").
             if self.read == 0 && !self.empty_reported {
                 self.empty_reported = true;
-                return Some(Err(FileError::new("NO_LINES", "end of file", "the file has no payment lines: nothing was recorded")));
+                return Some(Err(FileError::new(
+                    ProblemCode::NoLines,
+                    "end of file",
+                    "the file has no payment lines: nothing was recorded",
+                )));
             }
             return None;
         };
@@ -215,7 +222,7 @@ impl Iterator for AtMost {
             if self.read > self.max {
                 self.read = self.max; // Stays refused: the caller stops at the first error.
                 return Some(Err(FileError::new(
-                    "TOO_MANY_LINES",
+                    ProblemCode::TooManyLines,
                     format!("line {}", self.max + 1),
                     format!("the file has more than {} lines, the gateway's limit per file", self.max),
                 )));

@@ -38,8 +38,10 @@ impl<R: Read> Records<R> {
         let mut record = [0u8; RECORD_LENGTH];
         let mut filled = 0;
         while filled < RECORD_LENGTH {
-            let read =
-                self.input.read(&mut record[filled..]).map_err(|_| FileError::new("NACHA_READ", "upload", "the upload was interrupted"))?;
+            let read = self
+                .input
+                .read(&mut record[filled..])
+                .map_err(|_| FileError::new(ProblemCode::NachaRead, "upload", "the upload was interrupted"))?;
             if read == 0 {
                 break;
             }
@@ -54,17 +56,21 @@ impl<R: Read> Records<R> {
             return Ok(None); // Trailing line breaks or spaces at the very end.
         }
         if short {
-            return Err(FileError::new("NACHA_RECORD_LENGTH", self.position(), format!("every record is {RECORD_LENGTH} characters")));
+            return Err(FileError::new(
+                ProblemCode::NachaRecordLength,
+                self.position(),
+                format!("every record is {RECORD_LENGTH} characters"),
+            ));
         }
         if let Some(index) = record.iter().position(|b| !b.is_ascii() || (b.is_ascii_control())) {
             return Err(FileError::new(
-                "NACHA_RECORD_CHARACTER",
+                ProblemCode::NachaRecordCharacter,
                 self.position(),
                 format!("byte {} of record {} is 0x{:02X}: a NACHA record holds printable ASCII only", index + 1, self.number, record[index]),
             ));
         }
         // Consume the line break after the record, if any.
-        let buffered = self.input.fill_buf().map_err(|_| FileError::new("NACHA_READ", "upload", "the upload was interrupted"))?;
+        let buffered = self.input.fill_buf().map_err(|_| FileError::new(ProblemCode::NachaRead, "upload", "the upload was interrupted"))?;
         match buffered {
             [b'\r', b'\n', ..] => self.input.consume(2),
             [b'\n', ..] | [b'\r'] => self.input.consume(1),
@@ -156,7 +162,7 @@ impl<R: Read> NachaLines<R> {
         }
     }
 
-    fn error(&self, code: &'static str, message: impl Into<String>) -> FileError {
+    fn error(&self, code: ProblemCode, message: impl Into<String>) -> FileError {
         FileError::new(code, self.records.position(), message)
     }
 
@@ -173,7 +179,7 @@ impl<R: Read> NachaLines<R> {
                 if record.iter().all(|&b| b == b'9') {
                     continue; // Block padding.
                 }
-                return Err(self.error("NACHA_RECORD_TYPE", "only padding records of all 9s may follow the file control record"));
+                return Err(self.error(ProblemCode::NachaRecordType, "only padding records of all 9s may follow the file control record"));
             }
             match record[0] {
                 b'1' => self.file_header(&record)?,
@@ -182,14 +188,14 @@ impl<R: Read> NachaLines<R> {
                 b'7' => self.addenda(&record)?,
                 b'8' => self.batch_control(&record)?,
                 b'9' => self.file_control(&record)?,
-                _ => return Err(self.error("NACHA_RECORD_TYPE", "a record's type code is 1, 5, 6, 7, 8 or 9")),
+                _ => return Err(self.error(ProblemCode::NachaRecordType, "a record's type code is 1, 5, 6, 7, 8 or 9")),
             }
         }
     }
 
     fn file_header(&mut self, record: &[u8; RECORD_LENGTH]) -> Result<(), FileError> {
         if self.seen_header || self.records.number != 1 {
-            return Err(self.error("NACHA_RECORD_TYPE", "the file header must be the first record, once"));
+            return Err(self.error(ProblemCode::NachaRecordType, "the file header must be the first record, once"));
         }
         let checks = [
             (field(record, 2, 3) == "01", "priority code 01"),
@@ -198,7 +204,7 @@ impl<R: Read> NachaLines<R> {
             (field(record, 40, 40) == "1", "format code 1"),
         ];
         if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(self.error("NACHA_FILE_HEADER", format!("the file header must carry {what}")));
+            return Err(self.error(ProblemCode::NachaFileHeader, format!("the file header must carry {what}")));
         }
         self.seen_header = true;
         Ok(())
@@ -206,15 +212,15 @@ impl<R: Read> NachaLines<R> {
 
     fn batch_header(&mut self, record: &[u8; RECORD_LENGTH]) -> Result<(), FileError> {
         if !self.seen_header || self.batch.is_some() {
-            return Err(self.error("NACHA_RECORD_TYPE", "a batch header comes after the file header or a batch control"));
+            return Err(self.error(ProblemCode::NachaRecordType, "a batch header comes after the file header or a batch control"));
         }
         if !matches!(field(record, 2, 4).as_str(), "200" | "220") {
-            return Err(self.error("NACHA_BATCH_HEADER", "the service class code is 200 or 220 (credits)"));
+            return Err(self.error(ProblemCode::NachaBatchHeader, "the service class code is 200 or 220 (credits)"));
         }
         let sec = match field(record, 51, 53).as_str() {
             "CCD" => Sec::Ccd,
             "CTX" => Sec::Ctx,
-            other => return Err(self.error("NACHA_BATCH_HEADER", format!("the SEC code is CCD or CTX, not {other}"))),
+            other => return Err(self.error(ProblemCode::NachaBatchHeader, format!("the SEC code is CCD or CTX, not {other}"))),
         };
         self.batch = Some(Batch {
             sec,
@@ -231,14 +237,14 @@ impl<R: Read> NachaLines<R> {
         self.close_entry();
         let entry_record = self.records.number;
         let Some(batch) = self.batch.as_mut() else {
-            return Err(self.error("NACHA_RECORD_TYPE", "an entry detail must be inside a batch"));
+            return Err(self.error(ProblemCode::NachaRecordType, "an entry detail must be inside a batch"));
         };
         let prenote = match field(record, 2, 3).as_str() {
             "22" | "32" => false,
             "23" | "33" => true,
             other => {
                 return Err(FileError::new(
-                    "NACHA_TRANSACTION_CODE",
+                    ProblemCode::NachaTransactionCode,
                     format!("record {entry_record}"),
                     format!("transaction code {other}: a remittance is a credit (22, 32) or a prenote (23, 33)"),
                 ))
@@ -246,7 +252,7 @@ impl<R: Read> NachaLines<R> {
         };
         let (Some(routing), Some(amount_cents)) = (number(record, 4, 11), number(record, 30, 39)) else {
             return Err(FileError::new(
-                "NACHA_ENTRY_DETAIL",
+                ProblemCode::NachaEntryDetail,
                 format!("record {entry_record}"),
                 "the receiving DFI id and the amount are digits",
             ));
@@ -261,21 +267,21 @@ impl<R: Read> NachaLines<R> {
     fn addenda(&mut self, record: &[u8; RECORD_LENGTH]) -> Result<(), FileError> {
         let position = self.records.position();
         let (Some(batch), Some(entry)) = (self.batch.as_mut(), self.entry.as_mut()) else {
-            return Err(FileError::new("NACHA_RECORD_TYPE", position, "an addenda record must follow an entry detail"));
+            return Err(FileError::new(ProblemCode::NachaRecordType, position, "an addenda record must follow an entry detail"));
         };
         if field(record, 2, 3) != "05" {
-            return Err(FileError::new("NACHA_ADDENDA", position, "the addenda type code is 05"));
+            return Err(FileError::new(ProblemCode::NachaAddenda, position, "the addenda type code is 05"));
         }
         if !entry.addenda_expected {
-            return Err(FileError::new("NACHA_ADDENDA", position, "the entry's addenda indicator is 0 but an addenda follows"));
+            return Err(FileError::new(ProblemCode::NachaAddenda, position, "the entry's addenda indicator is 0 but an addenda follows"));
         }
         let sequence = number(record, 84, 87);
         if sequence != Some(entry.addenda.len() as u64 + 1) {
-            return Err(FileError::new("NACHA_ADDENDA", position, "addenda sequence numbers run 0001, 0002, … within an entry"));
+            return Err(FileError::new(ProblemCode::NachaAddenda, position, "addenda sequence numbers run 0001, 0002, … within an entry"));
         }
         let limit = if batch.sec == Sec::Ccd { 1 } else { MAX_ADDENDA };
         if entry.addenda.len() >= limit {
-            return Err(FileError::new("NACHA_ADDENDA", position, "a CCD entry has one addenda record"));
+            return Err(FileError::new(ProblemCode::NachaAddenda, position, "a CCD entry has one addenda record"));
         }
         batch.entry_addenda_count += 1;
         entry.addenda.push(field(record, 4, 83));
@@ -285,7 +291,7 @@ impl<R: Read> NachaLines<R> {
     fn batch_control(&mut self, record: &[u8; RECORD_LENGTH]) -> Result<(), FileError> {
         self.close_entry();
         let Some(batch) = self.batch.take() else {
-            return Err(self.error("NACHA_RECORD_TYPE", "a batch control must close a batch"));
+            return Err(self.error(ProblemCode::NachaRecordType, "a batch control must close a batch"));
         };
         let count = number(record, 5, 10);
         let hash = number(record, 11, 20);
@@ -293,16 +299,16 @@ impl<R: Read> NachaLines<R> {
         let credit = number(record, 33, 44);
         if count != Some(batch.entry_addenda_count) {
             return Err(self.error(
-                "NACHA_CONTROL_TOTALS",
+                ProblemCode::NachaControlTotals,
                 format!("the batch control counts {} entries and addenda; the batch has {}", shown(count), batch.entry_addenda_count),
             ));
         }
         if hash != Some(batch.entry_hash % 10_000_000_000) {
-            return Err(self.error("NACHA_ENTRY_HASH", "the batch control's entry hash does not match the batch's entries"));
+            return Err(self.error(ProblemCode::NachaEntryHash, "the batch control's entry hash does not match the batch's entries"));
         }
         if debit != Some(0) || credit != Some(batch.total_credit) {
             return Err(self.error(
-                "NACHA_CONTROL_TOTALS",
+                ProblemCode::NachaControlTotals,
                 format!("the batch control's totals do not match: credits {} in the entries", Money::from_cents(batch.total_credit as i64)),
             ));
         }
@@ -315,7 +321,7 @@ impl<R: Read> NachaLines<R> {
 
     fn file_control(&mut self, record: &[u8; RECORD_LENGTH]) -> Result<(), FileError> {
         if self.batch.is_some() || !self.seen_header {
-            return Err(self.error("NACHA_RECORD_TYPE", "the file control comes after the last batch control"));
+            return Err(self.error(ProblemCode::NachaRecordType, "the file control comes after the last batch control"));
         }
         let checks = [
             (number(record, 2, 7) == Some(self.file.batches), "batch count"),
@@ -323,10 +329,10 @@ impl<R: Read> NachaLines<R> {
             (number(record, 32, 43) == Some(0) && number(record, 44, 55) == Some(self.file.total_credit), "total amounts"),
         ];
         if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
-            return Err(self.error("NACHA_CONTROL_TOTALS", format!("the file control's {what} does not match the file")));
+            return Err(self.error(ProblemCode::NachaControlTotals, format!("the file control's {what} does not match the file")));
         }
         if number(record, 22, 31) != Some(self.file.entry_hash % 10_000_000_000) {
-            return Err(self.error("NACHA_ENTRY_HASH", "the file control's entry hash does not match the file's entries"));
+            return Err(self.error(ProblemCode::NachaEntryHash, "the file control's entry hash does not match the file's entries"));
         }
         self.seen_control = true;
         self.file_control_blocks = number(record, 8, 13);
@@ -336,18 +342,22 @@ impl<R: Read> NachaLines<R> {
     /// At the end of the file: the file control was read and the blocks add up.
     fn finish(&mut self) -> Result<(), FileError> {
         if !self.seen_control {
-            return Err(FileError::new("NACHA_RECORD_TYPE", "end of file", "the file ends without a file control record"));
+            return Err(FileError::new(ProblemCode::NachaRecordType, "end of file", "the file ends without a file control record"));
         }
         let records = self.records.number;
         if records % BLOCKING_FACTOR != 0 {
             return Err(FileError::new(
-                "NACHA_BLOCKING",
+                ProblemCode::NachaBlocking,
                 "end of file",
                 format!("{records} records: a file is padded with 9s to a multiple of 10"),
             ));
         }
         if self.file_control_blocks != Some(records / BLOCKING_FACTOR) {
-            return Err(FileError::new("NACHA_CONTROL_TOTALS", "end of file", "the file control's block count does not match the file"));
+            return Err(FileError::new(
+                ProblemCode::NachaControlTotals,
+                "end of file",
+                "the file control's block count does not match the file",
+            ));
         }
         self.totals.check(self.declared)
     }

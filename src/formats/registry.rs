@@ -8,6 +8,7 @@ use std::io::Read;
 
 use super::bounded::{is_too_long, Budgeted};
 use super::FileLimits;
+use crate::domain::codes::ProblemCode;
 use crate::domain::registry::{check_rows_agree, RegistryHeader, RegistryProblem, RegistryRow};
 
 /// At most this many problems are listed; past it the file is clearly not a registry.
@@ -34,14 +35,14 @@ pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<Registr
             Ok(true) => {}
             Err(error) if matches!(error.kind(), csv::ErrorKind::Io(io) if is_too_long(io)) => {
                 let limit = limits.max_record_bytes;
-                problems.push(RegistryProblem::new(line, "", "RECORD_TOO_LONG", format!("a row is longer than {limit} bytes")));
+                problems.push(RegistryProblem::new(line, "", ProblemCode::RecordTooLong, format!("a row is longer than {limit} bytes")));
                 break;
             }
             Err(error) => {
                 problems.push(RegistryProblem::new(
                     line,
                     "",
-                    "FILE_NOT_CSV",
+                    ProblemCode::FileNotCsv,
                     format!("the file cannot be read as CSV: {}", csv_error_kind(&error)),
                 ));
                 break;
@@ -49,7 +50,7 @@ pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<Registr
         }
         if record.as_slice().len() > limits.max_record_bytes {
             let limit = limits.max_record_bytes;
-            problems.push(RegistryProblem::new(line, "", "RECORD_TOO_LONG", format!("a row is longer than {limit} bytes")));
+            problems.push(RegistryProblem::new(line, "", ProblemCode::RecordTooLong, format!("a row is longer than {limit} bytes")));
             break;
         }
         // The header is line 1, so a file of `max_lines` rows ends on line `max_lines + 1`.
@@ -58,13 +59,13 @@ pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<Registr
             problems.push(RegistryProblem::new(
                 line,
                 "",
-                "TOO_MANY_LINES",
+                ProblemCode::TooManyLines,
                 format!("the file has more than {limit} rows, the gateway's limit"),
             ));
             break;
         }
         let Ok(fields) = record.iter().map(std::str::from_utf8).collect::<Result<Vec<_>, _>>() else {
-            problems.push(RegistryProblem::new(line, "", "FILE_NOT_UTF8", "the row is not valid UTF-8"));
+            problems.push(RegistryProblem::new(line, "", ProblemCode::FileNotUtf8, "the row is not valid UTF-8"));
             continue;
         };
         match &header {
@@ -86,7 +87,7 @@ pub fn read_registry(input: impl Read, limits: FileLimits) -> Result<Vec<Registr
         }
     }
     if header.is_none() && problems.is_empty() {
-        problems.push(RegistryProblem::new(1, "", "HEADER_MISSING", "the file is empty: a registry starts with a header row"));
+        problems.push(RegistryProblem::new(1, "", ProblemCode::HeaderMissing, "the file is empty: a registry starts with a header row"));
     }
     problems.extend(check_rows_agree(&rows));
     problems.sort_by_key(|p| p.line);

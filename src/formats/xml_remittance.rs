@@ -12,6 +12,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
+use crate::domain::codes::ProblemCode;
 use crate::domain::remittance::{DateStyle, RawLine};
 use crate::domain::Money;
 
@@ -120,7 +121,7 @@ impl<R: Read> XmlLines<R> {
         format!("byte {}", self.reader.buffer_position())
     }
 
-    fn error(&self, code: &'static str, message: impl Into<String>) -> FileError {
+    fn error(&self, code: ProblemCode, message: impl Into<String>) -> FileError {
         FileError::new(code, self.position(), message)
     }
 
@@ -138,20 +139,24 @@ impl<R: Read> XmlLines<R> {
                 Err(quick_xml::Error::Io(io)) if is_too_long(&io) => {
                     let limit = self.max_record_bytes;
                     return Err(self.error(
-                        "RECORD_TOO_LONG",
+                        ProblemCode::RecordTooLong,
                         format!("a tag, text, comment or other piece of the document is longer than {limit} bytes"),
                     ));
                 }
-                Err(error) => return Err(self.error("XML_MALFORMED", format!("the file is not well-formed XML: {}", describe(&error)))),
+                Err(error) => {
+                    return Err(self.error(ProblemCode::XmlMalformed, format!("the file is not well-formed XML: {}", describe(&error))))
+                }
             };
             self.reader.get_mut().get_mut().mark();
             match event {
                 Event::DocType(_) => {
-                    return Err(self.error("XML_DOCTYPE_FORBIDDEN", "a DOCTYPE is not allowed in a remittance (no entities are expanded)"))
+                    return Err(
+                        self.error(ProblemCode::XmlDoctypeForbidden, "a DOCTYPE is not allowed in a remittance (no entities are expanded)")
+                    )
                 }
                 Event::Start(element) => {
                     if namespace != Some(true) {
-                        return Err(self.error("XML_NAMESPACE", format!("elements must be in the namespace {NAMESPACE}")));
+                        return Err(self.error(ProblemCode::XmlNamespace, format!("elements must be in the namespace {NAMESPACE}")));
                     }
                     self.start(&element)?;
                 }
@@ -161,22 +166,23 @@ impl<R: Read> XmlLines<R> {
                     }
                 }
                 Event::Text(text) => {
-                    let text = text.unescape().map_err(|e| self.error("XML_MALFORMED", format!("bad text: {}", describe(&e))))?;
+                    let text = text.unescape().map_err(|e| self.error(ProblemCode::XmlMalformed, format!("bad text: {}", describe(&e))))?;
                     self.add_text(&text)?;
                 }
                 Event::CData(data) => {
-                    let text = std::str::from_utf8(&data).map_err(|_| self.error("XML_MALFORMED", "text is not UTF-8"))?.to_owned();
+                    let text =
+                        std::str::from_utf8(&data).map_err(|_| self.error(ProblemCode::XmlMalformed, "text is not UTF-8"))?.to_owned();
                     self.add_text(&text)?;
                 }
                 Event::Eof => {
                     if !self.root_closed {
-                        return Err(self.error("XML_MALFORMED", "the document ends before </Remittance>"));
+                        return Err(self.error(ProblemCode::XmlMalformed, "the document ends before </Remittance>"));
                     }
                     self.check_totals()?;
                     return Ok(None);
                 }
                 // Empty elements are expanded into Start and End by the reader's configuration.
-                Event::Empty(_) => return Err(self.error("XML_MALFORMED", "unexpected empty element")),
+                Event::Empty(_) => return Err(self.error(ProblemCode::XmlMalformed, "unexpected empty element")),
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             }
         }
@@ -184,7 +190,7 @@ impl<R: Read> XmlLines<R> {
 
     fn start(&mut self, element: &BytesStart<'_>) -> Result<(), FileError> {
         if self.stack.len() > MAX_DEPTH {
-            return Err(self.error("XML_MALFORMED", "elements are nested too deep"));
+            return Err(self.error(ProblemCode::XmlMalformed, "elements are nested too deep"));
         }
         let name = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
         let next = match (self.place(), name.as_str()) {
@@ -209,13 +215,15 @@ impl<R: Read> XmlLines<R> {
             }
             (Place::Header, name) => match HEADER_ELEMENTS.iter().find(|(n, _)| *n == name) {
                 Some((_, leaf)) => Place::Leaf(*leaf),
-                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{}> in <Header>", excerpt(name)))),
+                None => return Err(self.error(ProblemCode::XmlUnknownElement, format!("unknown element <{}> in <Header>", excerpt(name)))),
             },
             (Place::Payment, name) => match PAYMENT_ELEMENTS.iter().find(|(n, _)| *n == name) {
                 Some((_, leaf)) => Place::Leaf(*leaf),
-                None => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unknown element <{}> in <Payment>", excerpt(name)))),
+                None => return Err(self.error(ProblemCode::XmlUnknownElement, format!("unknown element <{}> in <Payment>", excerpt(name)))),
             },
-            (place, name) => return Err(self.error("XML_UNKNOWN_ELEMENT", format!("unexpected element <{}> in {place:?}", excerpt(name)))),
+            (place, name) => {
+                return Err(self.error(ProblemCode::XmlUnknownElement, format!("unexpected element <{}> in {place:?}", excerpt(name))))
+            }
         };
         self.text.clear();
         self.stack.push(next);
@@ -259,7 +267,7 @@ impl<R: Read> XmlLines<R> {
             Place::Header => {
                 if let Some(batch_id) = self.header_batch_id.as_deref().filter(|b| b.trim() != self.batch_id) {
                     return Err(self.error(
-                        "XML_BATCH_ID_MISMATCH",
+                        ProblemCode::XmlBatchIdMismatch,
                         format!("the header's BatchId `{}` is not the submitted batch id `{}`", excerpt(batch_id), self.batch_id),
                     ));
                 }
@@ -278,12 +286,12 @@ impl<R: Read> XmlLines<R> {
             return if text.trim().is_empty() {
                 Ok(())
             } else {
-                Err(self.error("XML_MALFORMED", "text outside an element that takes text"))
+                Err(self.error(ProblemCode::XmlMalformed, "text outside an element that takes text"))
             };
         }
-        check_characters(text).map_err(|message| self.error("XML_MALFORMED", message))?;
+        check_characters(text).map_err(|message| self.error(ProblemCode::XmlMalformed, message))?;
         if self.text.len() + text.len() > MAX_TEXT_BYTES {
-            return Err(self.error("RECORD_TOO_LONG", format!("an element's text is longer than {MAX_TEXT_BYTES} bytes")));
+            return Err(self.error(ProblemCode::RecordTooLong, format!("an element's text is longer than {MAX_TEXT_BYTES} bytes")));
         }
         self.text.push_str(text);
         Ok(())
@@ -291,11 +299,12 @@ impl<R: Read> XmlLines<R> {
 
     fn attribute(&self, element: &BytesStart<'_>, name: &str) -> Result<Option<String>, FileError> {
         for attribute in element.attributes() {
-            let attribute = attribute.map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {e}")))?;
+            let attribute = attribute.map_err(|e| self.error(ProblemCode::XmlMalformed, format!("bad attribute: {e}")))?;
             if attribute.key.local_name().as_ref() == name.as_bytes() {
-                let value =
-                    attribute.unescape_value().map_err(|e| self.error("XML_MALFORMED", format!("bad attribute: {}", describe(&e))))?;
-                check_characters(&value).map_err(|message| self.error("XML_MALFORMED", message))?;
+                let value = attribute
+                    .unescape_value()
+                    .map_err(|e| self.error(ProblemCode::XmlMalformed, format!("bad attribute: {}", describe(&e))))?;
+                check_characters(&value).map_err(|message| self.error(ProblemCode::XmlMalformed, message))?;
                 return Ok(Some(value.into_owned()));
             }
         }
@@ -307,10 +316,11 @@ impl<R: Read> XmlLines<R> {
         let count = self.header_line_count.as_deref().map(str::trim);
         let total = self.header_total.as_deref().map(str::trim);
         let (Some(count), Some(total)) = (count, total) else {
-            return Err(FileError::new("CONTROL_TOTALS_MISSING", end, "the Header must carry LineCount and TotalAmount"));
+            return Err(FileError::new(ProblemCode::ControlTotalsMissing, end, "the Header must carry LineCount and TotalAmount"));
         };
-        let count: u64 = count.parse().map_err(|_| FileError::new("CONTROL_TOTALS_INVALID", end, "LineCount is not a whole number"))?;
-        let total = Money::parse(total).map_err(|e| FileError::new("CONTROL_TOTALS_INVALID", end, format!("TotalAmount: {e}")))?;
+        let count: u64 =
+            count.parse().map_err(|_| FileError::new(ProblemCode::ControlTotalsInvalid, end, "LineCount is not a whole number"))?;
+        let total = Money::parse(total).map_err(|e| FileError::new(ProblemCode::ControlTotalsInvalid, end, format!("TotalAmount: {e}")))?;
         self.totals.check(DeclaredTotals { line_count: Some(count), total: Some(total) })?;
         self.totals.check(self.declared)
     }

@@ -12,6 +12,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::app::{AppError, AuthError};
+use crate::domain::ProblemCode;
 use crate::storage::StoreError;
 
 /// The standard gRPC retry hint (milliseconds), which grpc clients with retry policies obey.
@@ -24,10 +25,16 @@ pub const ERROR_DOMAIN: &str = "gateway.fspc";
 const SHORT_RETRY: Duration = Duration::from_millis(100);
 
 /// A status with its details: `ErrorInfo` always, and what else `details` adds.
-fn status(code: Code, message: impl Into<String>, reason: &str, metadata: &[(&str, &str)], details: impl FnOnce(&mut ErrorDetails)) -> Status {
+fn status(
+    code: Code,
+    message: impl Into<String>,
+    reason: ProblemCode,
+    metadata: &[(&str, &str)],
+    details: impl FnOnce(&mut ErrorDetails),
+) -> Status {
     let mut all = ErrorDetails::new();
     let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    all.set_error_info(reason, ERROR_DOMAIN, metadata);
+    all.set_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
     details(&mut all);
     Status::with_error_details(code, message, all)
 }
@@ -42,68 +49,69 @@ impl From<AppError> for Status {
     fn from(error: AppError) -> Status {
         let none = |_: &mut ErrorDetails| {};
         match error {
-            AppError::Unauthenticated(AuthError::Unavailable) => retry_after(
-                status(Code::Unavailable, "the gateway cannot check keys just now; retry shortly", "KEY_STORE_UNAVAILABLE", &[], |d| {
+            AppError::Unauthenticated(AuthError::Unavailable) => {
+                let message = "the gateway cannot check keys just now; retry shortly";
+                let unavailable = status(Code::Unavailable, message, ProblemCode::KeyStoreUnavailable, &[], |d| {
                     d.set_retry_info(Some(SHORT_RETRY));
-                }),
-                SHORT_RETRY,
-            ),
+                });
+                retry_after(unavailable, SHORT_RETRY)
+            }
             AppError::Unauthenticated(reason) => {
                 tracing::info!(%reason, "unauthenticated call refused");
                 let message = "a valid API key is required: send `authorization: Bearer <key>`";
-                status(Code::Unauthenticated, message, "API_KEY_REQUIRED", &[], none)
+                status(Code::Unauthenticated, message, ProblemCode::ApiKeyRequired, &[], none)
             }
-            AppError::PermissionDenied(message) => status(Code::PermissionDenied, message, "ROLE_NOT_ALLOWED", &[], none),
+            AppError::PermissionDenied(message) => status(Code::PermissionDenied, message, ProblemCode::RoleNotAllowed, &[], none),
             AppError::InvalidArgument { field, ref message } => {
                 let description = message.clone();
-                status(Code::InvalidArgument, error.to_string(), "INVALID_FIELD", &[("field", field)], |d| {
+                status(Code::InvalidArgument, error.to_string(), ProblemCode::InvalidField, &[("field", field)], |d| {
                     d.add_bad_request_violation(field, description);
                 })
             }
             AppError::InvalidFields(ref violations) => {
                 let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
                 let joined = fields.join(",");
-                status(Code::InvalidArgument, error.to_string(), "INVALID_FIELD", &[("field", &joined)], |d| {
+                status(Code::InvalidArgument, error.to_string(), ProblemCode::InvalidField, &[("field", &joined)], |d| {
                     for violation in violations {
                         d.add_bad_request_violation(violation.field.clone(), violation.description.clone());
                     }
                 })
             }
-            AppError::NotFound(message) => status(Code::NotFound, message, "NOT_FOUND", &[], none),
+            AppError::NotFound(message) => status(Code::NotFound, message, ProblemCode::NotFound, &[], none),
             AppError::AlreadyExists { reason, subject, message } => {
                 status(Code::AlreadyExists, message, reason, &[("subject", &subject)], none)
             }
             AppError::FailedPrecondition { reason, subject, message } => {
                 let description = message.clone();
                 status(Code::FailedPrecondition, message, reason, &[("subject", &subject)], |d| {
-                    d.add_precondition_failure_violation(reason, subject.clone(), description);
+                    d.add_precondition_failure_violation(reason.as_str(), subject.clone(), description);
                 })
             }
-            AppError::ResourceExhausted(message) => status(Code::ResourceExhausted, message, "LIMIT_EXCEEDED", &[], none),
+            AppError::ResourceExhausted(message) => status(Code::ResourceExhausted, message, ProblemCode::LimitExceeded, &[], none),
             AppError::RateLimited { what, retry_after: after } => {
                 let message = AppError::RateLimited { what, retry_after: after }.to_string();
                 let millis = after.as_millis().max(1).to_string();
-                let refused = status(Code::ResourceExhausted, message, "RATE_LIMITED", &[("retry_after_ms", &millis)], |d| {
+                let refused = status(Code::ResourceExhausted, message, ProblemCode::RateLimited, &[("retry_after_ms", &millis)], |d| {
                     d.set_retry_info(Some(after));
                 });
                 retry_after(refused, after)
             }
             AppError::Overloaded => {
-                let shed = status(Code::Unavailable, AppError::Overloaded.to_string(), "OVERLOADED", &[], |d| {
+                let shed = status(Code::Unavailable, AppError::Overloaded.to_string(), ProblemCode::Overloaded, &[], |d| {
                     d.set_retry_info(Some(SHORT_RETRY));
                 });
                 retry_after(shed, SHORT_RETRY)
             }
-            AppError::DeadlineExceeded(message) => status(Code::DeadlineExceeded, message, "DEADLINE_EXCEEDED", &[], none),
-            AppError::UploadInterrupted(message) => status(Code::Cancelled, message, "UPLOAD_INTERRUPTED", &[], none),
+            AppError::DeadlineExceeded(message) => status(Code::DeadlineExceeded, message, ProblemCode::DeadlineExceeded, &[], none),
+            AppError::UploadInterrupted(message) => status(Code::Cancelled, message, ProblemCode::UploadInterrupted, &[], none),
             // Another writer won a race: retrying the request is safe and will succeed.
             AppError::Store(StoreError::Conflict(message)) => {
                 tracing::warn!(%message, "concurrent update; the client may retry");
-                status(Code::Aborted, "a concurrent update got there first; retry the request", "CONCURRENT_UPDATE", &[], none)
+                status(Code::Aborted, "a concurrent update got there first; retry the request", ProblemCode::ConcurrentUpdate, &[], none)
             }
             AppError::Store(ref store) if store.is_unavailable() => {
                 tracing::warn!(%store, "the database is unavailable");
-                let busy = status(Code::Unavailable, "the database is busy; retry shortly", "DATABASE_BUSY", &[], |d| {
+                let busy = status(Code::Unavailable, "the database is busy; retry shortly", ProblemCode::DatabaseBusy, &[], |d| {
                     d.set_retry_info(Some(SHORT_RETRY));
                 });
                 retry_after(busy, SHORT_RETRY)
@@ -111,7 +119,7 @@ impl From<AppError> for Status {
             // Internal details stay in the server's log.
             AppError::Store(_) | AppError::Internal(_) => {
                 tracing::error!(%error, "internal error");
-                status(Code::Internal, "internal error; the gateway's log has the details", "INTERNAL", &[], none)
+                status(Code::Internal, "internal error; the gateway's log has the details", ProblemCode::Internal, &[], none)
             }
         }
     }

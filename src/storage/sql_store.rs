@@ -105,6 +105,7 @@ macro_rules! impl_sql_store {
                 entries: &[$crate::storage::RegistryEntry],
                 audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<$crate::storage::RegistryImport> {
+                use $crate::domain::codes::ProblemCode;
                 use $crate::domain::registry::RegistryProblem;
                 use $crate::storage::{ImportCounts, RegistryImport};
 
@@ -122,7 +123,7 @@ macro_rules! impl_sql_store {
                         problems.push(RegistryProblem::new(
                             entry.line,
                             "case_number",
-                            "CASE_OWNER_CONFLICT",
+                            ProblemCode::CaseOwnerConflict,
                             format!("case {} belongs to obligor `{owner}` in the registry", entry.order.case_number),
                         ));
                     }
@@ -143,7 +144,7 @@ macro_rules! impl_sql_store {
                         problems.push(RegistryProblem::new(
                             entry.line,
                             "order_id",
-                            "ORDER_OWNER_CONFLICT",
+                            ProblemCode::OrderOwnerConflict,
                             format!("order `{}` belongs to obligor `{}` in the registry", entry.order.id, stored.0),
                         ));
                     }
