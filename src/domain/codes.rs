@@ -73,7 +73,7 @@ impl CodeKind {
         match self {
             CodeKind::LineProblem => {
                 "The problems of one remittance line: `LineProblem.code` in `RemittanceAcknowledgment.lines` and in \
-                 `ListRemittanceLines`, each with its severity. Money held in suspense keeps the problem that held it as its \
+                 `StreamRemittanceLines`, each with its severity. Money held in suspense keeps the problem that held it as its \
                  `reason` (`ExportSuspense`)."
             }
             CodeKind::FileRefusal => {
