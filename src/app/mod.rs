@@ -25,13 +25,14 @@ use crate::domain::{CaseNumber, Money};
 use crate::formats::registry::read_registry;
 use crate::metrics::Metrics;
 use crate::storage::{AuditEntry, CollectionRecord, CollectionSource, NewCollection, RegistryEntry, RegistryImport, RunSummary, Store};
+use crate::domain::ObligorId;
 
 pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use export::ExportStream;
 pub use pii::PiiKey;
-pub use remittance::{AckStatus, Acknowledgment, LineOutcome, Submission, REMITTANCE_LIST};
+pub use remittance::{AckStatus, Acknowledgment, FileSummary, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
 
 /// The gateway's use cases, shared by every request.
@@ -53,6 +54,33 @@ pub struct RegistryOutcome {
     pub updated: u64,
     pub unchanged: u64,
     pub problems: Vec<RegistryProblem>,
+}
+
+/// A collection as the application reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectionView {
+    pub collection_id: i64,
+    pub obligor_id: ObligorId,
+    pub case_number: Option<CaseNumber>,
+    pub source: CollectionSource,
+    pub amount: Money,
+    pub effective_date: NaiveDate,
+    /// PENDING, DISTRIBUTED or REVERSED.
+    pub status: String,
+}
+
+impl From<CollectionRecord> for CollectionView {
+    fn from(record: CollectionRecord) -> CollectionView {
+        CollectionView {
+            collection_id: record.collection_id,
+            obligor_id: record.obligor_id,
+            case_number: record.case_number,
+            source: record.source,
+            amount: record.amount,
+            effective_date: record.effective_date,
+            status: record.status,
+        }
+    }
 }
 
 impl App {
@@ -128,10 +156,10 @@ impl App {
         case_number: CaseNumber,
         amount: Money,
         effective_date: NaiveDate,
-    ) -> Result<CollectionRecord, AppError> {
+    ) -> Result<CollectionView, AppError> {
         let audit = self.authorize(caller, Action::AddCollection, format!("case:{case_number}")).await?;
         let result = self.add_manual_collection_audited(case_number, amount, effective_date, &audit).await;
-        self.audited_write(audit, result).await
+        self.audited_write(audit, result).await.map(CollectionView::from)
     }
 
     async fn add_manual_collection_audited(

@@ -85,10 +85,39 @@ pub struct PaymentRequest {
     pub idempotency_key: String,
 }
 
+/// A payment as the application reports it (none of its bookkeeping: the request's hash,
+/// its collection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentView {
+    pub payment_id: i64,
+    pub case_number: String,
+    pub amount: Money,
+    /// WEB or PHONE.
+    pub channel: String,
+    pub accepted_on: NaiveDate,
+    pub trace_number: String,
+    /// The bank's return code, once it returned the payment.
+    pub return_code: Option<String>,
+}
+
+impl From<PaymentRecord> for PaymentView {
+    fn from(payment: PaymentRecord) -> PaymentView {
+        PaymentView {
+            payment_id: payment.payment_id,
+            case_number: payment.case_number,
+            amount: payment.amount,
+            channel: payment.channel,
+            accepted_on: payment.accepted_on,
+            trace_number: payment.trace_number,
+            return_code: payment.return_code,
+        }
+    }
+}
+
 /// The answer to a payment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentReceipt {
-    pub payment: PaymentRecord,
+    pub payment: PaymentView,
     /// The obligor's monthly current support, when the payment is below it.
     pub below_monthly_support: Option<Money>,
     /// Whether an income withholding order exists for the obligor (it continues).
@@ -319,7 +348,7 @@ impl App {
                 "Payroll deduction continues: an online payment does not change, end or suspend the income withholding order.".to_owned(),
             );
         }
-        Ok(PaymentReceipt { payment, below_monthly_support: below, payroll_deduction_continues: withholding, notices, replayed })
+        Ok(PaymentReceipt { payment: payment.into(), below_monthly_support: below, payroll_deduction_continues: withholding, notices, replayed })
     }
 
     /// Records an ACH return of a payment and reverses it (`distribution.md`, Reversals).

@@ -60,12 +60,44 @@ impl AckStatus {
     }
 }
 
+/// A problem of a line, as the application reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineProblemView {
+    pub code: String,
+    pub field: String,
+    /// ERROR, WARNING or NOTICE.
+    pub severity: String,
+    pub message: String,
+}
+
+impl From<StoredProblem> for LineProblemView {
+    fn from(problem: StoredProblem) -> LineProblemView {
+        LineProblemView { code: problem.code, field: problem.field, severity: problem.severity, message: problem.message }
+    }
+}
+
+/// A file as its sender sees it in a list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSummary {
+    pub batch_id: String,
+    pub format: String,
+    /// RFC 3339.
+    pub received_at: String,
+    pub counts: LineCounts,
+}
+
+impl From<RemittanceSummary> for FileSummary {
+    fn from(summary: RemittanceSummary) -> FileSummary {
+        FileSummary { batch_id: summary.batch_id, format: summary.format, received_at: summary.received_at, counts: summary.counts }
+    }
+}
+
 /// The outcome of one line, with its problems.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineOutcome {
     pub line: u64,
     pub status: String,
-    pub problems: Vec<StoredProblem>,
+    pub problems: Vec<LineProblemView>,
 }
 
 /// The answer to a submission.
@@ -277,7 +309,7 @@ impl App {
                         outcomes.push(LineOutcome {
                             line: checked.line,
                             status: line.record.status.clone(),
-                            problems: line.record.problems.clone(),
+                            problems: line.record.problems.iter().cloned().map(LineProblemView::from).collect(),
                         });
                     } else {
                         truncated = true;
@@ -337,7 +369,11 @@ impl App {
                     ack.lines_truncated = true;
                     return Ok(ack);
                 }
-                ack.lines.push(LineOutcome { line: line.line, status: line.status, problems: line.problems });
+                ack.lines.push(LineOutcome {
+                    line: line.line,
+                    status: line.status,
+                    problems: line.problems.into_iter().map(LineProblemView::from).collect(),
+                });
             }
         }
         Ok(ack)
@@ -367,7 +403,7 @@ impl App {
         &self,
         caller: &Caller,
         batch_id: &str,
-    ) -> Result<ReceiverStream<Result<StoredLine, AppError>>, AppError> {
+    ) -> Result<ReceiverStream<Result<LineOutcome, AppError>>, AppError> {
         let audit = self.authorize(caller, Action::StreamRemittanceLines, format!("batch:{batch_id}")).await?;
         let found = self.own_remittance(caller, batch_id).await;
         let summary = self.audited_read(audit, found).await?;
@@ -383,7 +419,9 @@ impl App {
                 let Some(last) = page.last() else { return };
                 after = last.line;
                 for line in page {
-                    if lines.send(Ok(line)).await.is_err() {
+                    let outcome =
+                        LineOutcome { line: line.line, status: line.status, problems: line.problems.into_iter().map(LineProblemView::from).collect() };
+                    if lines.send(Ok(outcome)).await.is_err() {
                         return; // The client went away.
                     }
                 }
@@ -393,7 +431,7 @@ impl App {
     }
 
     /// The caller's submissions, newest first, a page at a time.
-    pub async fn list_remittances(&self, caller: &Caller, page: PageRequest) -> Result<Page<RemittanceSummary>, AppError> {
+    pub async fn list_remittances(&self, caller: &Caller, page: PageRequest) -> Result<Page<FileSummary>, AppError> {
         let audit = self.authorize(caller, Action::ListRemittances, "remittances").await?;
         let result = async {
             let before = match &page.after {
@@ -401,7 +439,8 @@ impl App {
                 None => None,
             };
             let fetched = self.store.remittances_of(&caller.principal.name, before, page.size + 1).await?;
-            Ok(paging::page(REMITTANCE_LIST, page.size, fetched, |file| file.remittance_id.to_string()))
+            let page = paging::page(REMITTANCE_LIST, page.size, fetched, |file| file.remittance_id.to_string());
+            Ok(Page { items: page.items.into_iter().map(FileSummary::from).collect(), next_page_token: page.next_page_token })
         }
         .await;
         self.audited_read(audit, result).await

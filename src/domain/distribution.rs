@@ -326,3 +326,34 @@ fn check_conservation(pending: &[PendingCollection], plan: &ObligorPlan) -> Resu
         Err(ConservationError { obligor_id: plan.obligor_id.to_string(), collected, pooled, allocated })
     }
 }
+
+/// What a distribution run wrote, in totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub obligors: u64,
+    pub collections: u64,
+    pub pools: u64,
+    pub allocations: u64,
+    pub total: Money,
+    pub current: Money,
+    pub arrears: Money,
+    pub unapplied: Money,
+}
+
+impl RunSummary {
+    /// This run's figures with a further chunk's added (the run id stays).
+    pub fn plus(&self, chunk: &RunSummary) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id,
+            obligors: self.obligors + chunk.obligors,
+            collections: self.collections + chunk.collections,
+            pools: self.pools + chunk.pools,
+            allocations: self.allocations + chunk.allocations,
+            total: self.total + chunk.total,
+            current: self.current + chunk.current,
+            arrears: self.arrears + chunk.arrears,
+            unapplied: self.unapplied + chunk.unapplied,
+        }
+    }
+}

@@ -22,3 +22,21 @@ pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
 pub use money::{Money, MoneyError};
 pub use month::YearMonth;
 pub use text::excerpt;
+
+/// Where a collection's money came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CollectionSource {
+    Payroll,
+    Online,
+    Manual,
+}
+
+impl CollectionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionSource::Payroll => "PAYROLL",
+            CollectionSource::Online => "ONLINE",
+            CollectionSource::Manual => "MANUAL",
+        }
+    }
+}

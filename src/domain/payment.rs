@@ -307,6 +307,18 @@ pub fn account_state(
     }
 }
 
+/// What recording a return did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    /// The payment was distributed: its share of its pool was reversed by these entries,
+    /// written by reversal run `run_id`.
+    Reversed { run_id: i64, entries: Vec<super::Allocation> },
+    /// The payment was not distributed yet: it never will be.
+    CancelledBeforeDistribution,
+    /// The payment was already returned (with this code): nothing more was done.
+    AlreadyReturned(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -434,3 +434,14 @@ fn parse_pay_date(raw: &RawLine) -> Option<NaiveDate> {
         DateStyle::Yymmdd | DateStyle::Ccyymmdd => None,
     }
 }
+
+/// How many lines of a file came out each way, and the money they carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineCounts {
+    pub line_count: u64,
+    pub total: Money,
+    pub applied: u64,
+    pub applied_by_ssn: u64,
+    pub suspense: u64,
+    pub rejected: u64,
+}

@@ -4,14 +4,15 @@
 use chrono::NaiveDate;
 
 use super::proto;
-use crate::app::{AckStatus, Acknowledgment, AppError, RegistryOutcome, Submission, UploadEnd};
+use crate::app::{AckStatus, Acknowledgment, AppError, FileSummary, LineOutcome, LineProblemView, RegistryOutcome, Submission, UploadEnd};
 use crate::domain::access::Role;
 use crate::domain::Bucket;
 use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
 use crate::formats::{DeclaredTotals, RemittanceFormat};
-use crate::storage::remittance::{RemittanceSummary, StoredLine, StoredProblem};
-use crate::storage::{CollectionRecord, CollectionSource, RunSummary};
+use crate::app::CollectionView;
+use crate::domain::distribution::RunSummary;
+use crate::domain::CollectionSource;
 
 /// The API's enums from the stored names (`APPLIED`, `CURRENT`, …): one place, so a name the
 /// proto does not know shows as UNSPECIFIED instead of failing an answer.
@@ -133,8 +134,8 @@ impl From<RegistryOutcome> for proto::ImportRegistryResponse {
     }
 }
 
-impl From<CollectionRecord> for proto::Collection {
-    fn from(record: CollectionRecord) -> Self {
+impl From<CollectionView> for proto::Collection {
+    fn from(record: CollectionView) -> Self {
         proto::Collection {
             collection_id: record.collection_id,
             obligor_id: record.obligor_id.to_string(),
@@ -192,18 +193,18 @@ pub fn submission(header: proto::RemittanceHeader) -> Result<Submission, AppErro
     Ok(Submission { format, batch_id: header.batch_id, declared: DeclaredTotals { line_count: header.declared_line_count, total } })
 }
 
-fn problems(problems: Vec<StoredProblem>) -> Vec<proto::LineProblem> {
+fn problems(problems: Vec<LineProblemView>) -> Vec<proto::LineProblem> {
     problems
         .into_iter()
         .map(|p| proto::LineProblem { code: p.code, field: p.field, severity: severity(&p.severity) as i32, message: p.message })
         .collect()
 }
 
-pub fn remittance_line(line: StoredLine) -> proto::RemittanceLine {
+pub fn remittance_line(line: LineOutcome) -> proto::RemittanceLine {
     proto::RemittanceLine { line: line.line, status: line_status(&line.status) as i32, problems: problems(line.problems) }
 }
 
-pub fn remittance_summary(summary: RemittanceSummary) -> proto::RemittanceSummary {
+pub fn remittance_summary(summary: FileSummary) -> proto::RemittanceSummary {
     let counts = summary.counts;
     proto::RemittanceSummary {
         batch_id: summary.batch_id,

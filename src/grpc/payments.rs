@@ -13,7 +13,7 @@ use crate::app::{App, AppError};
 use crate::domain::access::Action;
 use crate::domain::payment::{AccountNumber, AccountState, AccountType, Email, ReturnCode, RoutingNumber, Telephone};
 use crate::domain::{CaseNumber, Ssn};
-use crate::storage::payment::ReturnOutcome;
+use crate::domain::payment::ReturnOutcome;
 
 pub struct Payments(pub App);
 

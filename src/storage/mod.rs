@@ -20,6 +20,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
+pub use crate::domain::distribution::RunSummary;
+pub use crate::domain::CollectionSource;
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan};
 use crate::domain::registry::{RegistryProblem, RegistryRow};
 use crate::domain::{Bucket, CaseNumber, Fein, Money, ObligorId, Order, OrderId, OrderLedger, YearMonth};
@@ -115,23 +117,6 @@ pub enum RegistryImport {
     Refused(Vec<RegistryProblem>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CollectionSource {
-    Payroll,
-    Online,
-    Manual,
-}
-
-impl CollectionSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CollectionSource::Payroll => "PAYROLL",
-            CollectionSource::Online => "ONLINE",
-            CollectionSource::Manual => "MANUAL",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct NewCollection {
     pub obligor_id: ObligorId,
@@ -151,37 +136,6 @@ pub struct CollectionRecord {
     pub amount: Money,
     pub effective_date: NaiveDate,
     pub status: String,
-}
-
-/// What a distribution run wrote, in totals.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunSummary {
-    pub run_id: i64,
-    pub obligors: u64,
-    pub collections: u64,
-    pub pools: u64,
-    pub allocations: u64,
-    pub total: Money,
-    pub current: Money,
-    pub arrears: Money,
-    pub unapplied: Money,
-}
-
-impl RunSummary {
-    /// This run's figures with a further chunk's added (the run id stays).
-    pub fn plus(&self, chunk: &RunSummary) -> RunSummary {
-        RunSummary {
-            run_id: self.run_id,
-            obligors: self.obligors + chunk.obligors,
-            collections: self.collections + chunk.collections,
-            pools: self.pools + chunk.pools,
-            allocations: self.allocations + chunk.allocations,
-            total: self.total + chunk.total,
-            current: self.current + chunk.current,
-            arrears: self.arrears + chunk.arrears,
-            unapplied: self.unapplied + chunk.unapplied,
-        }
-    }
 }
 
 /// Money waiting on the back office.

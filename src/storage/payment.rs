@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
+pub use crate::domain::payment::ReturnOutcome;
+
 use super::{AuditEntry, StoreResult};
 use crate::domain::distribution::{Allocation, Order, PoolRow};
 use crate::domain::{CaseNumber, Money, ObligorId};
@@ -84,18 +86,6 @@ pub struct PaymentRecord {
     pub collection_id: i64,
     pub trace_number: String,
     pub return_code: Option<String>,
-}
-
-/// What recording a return did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReturnOutcome {
-    /// The payment was distributed: its share of its pool was reversed by these entries,
-    /// written by reversal run `run_id`.
-    Reversed { run_id: i64, entries: Vec<Allocation> },
-    /// The payment was not distributed yet: it never will be.
-    CancelledBeforeDistribution,
-    /// The payment was already returned (with this code): nothing more was done.
-    AlreadyReturned(String),
 }
 
 /// Divides a reversal among the rows of its pool: `domain::distribution::reversal_entries`.

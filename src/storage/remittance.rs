@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{AuditEntry, StoreResult};
+pub use crate::domain::remittance::LineCounts;
 use crate::domain::{Money, ObligorId};
 
 /// The file as received, before its lines.
@@ -36,17 +37,6 @@ pub struct RemittanceSummary {
     pub received_at: String,
     pub received_on: NaiveDate,
     pub counts: LineCounts,
-}
-
-/// How many lines of a file came out each way, and the money they carried.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LineCounts {
-    pub line_count: u64,
-    pub total: Money,
-    pub applied: u64,
-    pub applied_by_ssn: u64,
-    pub suspense: u64,
-    pub rejected: u64,
 }
 
 /// A problem of a line, as stored and read back.
