@@ -15,6 +15,7 @@ pub mod payment;
 pub mod registry;
 pub mod remittance;
 pub mod text;
+pub mod withholding;
 
 pub use codes::{CodeKind, ProblemCode, Severity};
 pub use distribution::{Allocation, Bucket, Order, OrderLedger};
