@@ -33,19 +33,7 @@ fn payments(channel: &Authed) -> PaymentServiceClient<Authed> {
 }
 
 fn registration() -> proto::RegisterPayerRequest {
-    proto::RegisterPayerRequest {
-        name: "John Smith".into(),
-        address: "1 Main St, Jefferson City, MO 65101".into(),
-        ssn: "123-45-6789".into(),
-        telephone: "(573) 555-0100".into(),
-        case_number: "12345678".into(),
-        email: "john.smith@example.com".into(),
-        bank_account: Some(proto::BankAccountInput {
-            routing_number: "091000019".into(),
-            account_number: "000123456789".into(),
-            account_type: proto::AccountType::Checking as i32,
-        }),
-    }
+    common::registration_with_account("000123456789")
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use common::Short;
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{cli, Server, GATEWAY};
+use common::process::{cli, server_with_registry, Server, GATEWAY};
 use common::{TestDb, SPEC_REGISTRY};
 use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient};
 use tonic::transport::Channel;
@@ -301,11 +301,7 @@ fn serve_help_documents_every_setting_and_its_environment_variable() {
 #[test]
 fn a_file_with_many_warnings_is_acknowledged_by_code_and_line_by_line_only_when_asked() {
     let db = TestDb::new_blocking();
-    let server = Server::start(&db.url);
-    let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("registry.csv");
-    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
-    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    let (server, dir) = server_with_registry(&db);
     // 600 lines identified by SSN (a warning each) and 3 late ones (a second warning).
     let mut csv = String::from("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n");
     // The server runs on the real clock: yesterday is on time, two months ago is late.

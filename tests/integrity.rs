@@ -305,30 +305,14 @@ fn payments(channel: &Authed) -> PaymentServiceClient<Authed> {
     PaymentServiceClient::new(channel.clone())
 }
 
-fn registration(account_number: &str) -> proto::RegisterPayerRequest {
-    proto::RegisterPayerRequest {
-        name: "John Smith".into(),
-        address: "1 Main St, Jefferson City, MO 65101".into(),
-        ssn: "123-45-6789".into(),
-        telephone: "(573) 555-0100".into(),
-        case_number: "12345678".into(),
-        email: "john.smith@example.com".into(),
-        bank_account: Some(proto::BankAccountInput {
-            routing_number: "091000019".into(),
-            account_number: account_number.into(),
-            account_type: proto::AccountType::Checking as i32,
-        }),
-    }
-}
-
 #[tokio::test]
 async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_second_return_names_the_first() {
     let app = with_registry(Backend::Sqlite).await;
-    let status = payments(&app.payment_site).register_payer(registration("04111111111111111")).await.unwrap_err();
+    let status = payments(&app.payment_site).register_payer(common::registration_with_account("04111111111111111")).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("card"), "{}", status.message());
 
-    let payer = payments(&app.payment_site).register_payer(registration("000123456789")).await.unwrap().into_inner().payer.unwrap();
+    let payer = payments(&app.payment_site).register_payer(common::registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap();
     payments(&app.channel).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id: payer.payer_id }).await.unwrap();
     let payment = proto::SubmitPaymentRequest {
         payer_id: payer.payer_id,

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{cli, Keys, Server, GATEWAY};
+use common::process::{cli, server_with_registry, Keys, Server, GATEWAY};
 use common::{TestDb, SPEC_REGISTRY};
 use gateway::grpc::client::{registry_upload, remittance_upload, with_key};
 use gateway::grpc::proto;
@@ -172,16 +172,6 @@ async fn sigterm_closes_idle_connections_at_once_and_bounds_calls_in_flight() {
 use futures::StreamExt;
 
 // 7. The command line.
-
-/// A server with the spec's registry.
-fn server_with_registry(db: &TestDb) -> (Server, tempfile::TempDir) {
-    let server = Server::start(&db.url);
-    let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("registry.csv");
-    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
-    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
-    (server, dir)
-}
 
 /// Runs a client command, reads one line of its output and closes the pipe.
 fn first_line_then_close(server: &Server, token: &str, args: &[&str]) -> (String, std::process::ExitStatus, String) {

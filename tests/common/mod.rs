@@ -303,3 +303,21 @@ pub async fn distribute(channel: &Authed) -> proto::RunDistributionResponse {
     let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel.clone());
     client.run_distribution(proto::RunDistributionRequest {}).await.expect("distribution runs").into_inner()
 }
+
+/// The spec registry's OB-1 registering as a payer of case 12345678 with a checking account
+/// of number `account_number`.
+pub fn registration_with_account(account_number: &str) -> proto::RegisterPayerRequest {
+    proto::RegisterPayerRequest {
+        name: "John Smith".into(),
+        address: "1 Main St, Jefferson City, MO 65101".into(),
+        ssn: "123-45-6789".into(),
+        telephone: "(573) 555-0100".into(),
+        case_number: "12345678".into(),
+        email: "john.smith@example.com".into(),
+        bank_account: Some(proto::BankAccountInput {
+            routing_number: "091000019".into(),
+            account_number: account_number.into(),
+            account_type: proto::AccountType::Checking as i32,
+        }),
+    }
+}

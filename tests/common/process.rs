@@ -110,3 +110,13 @@ pub fn cli(server: &Server, token: &str, args: &[&str]) -> (i32, String, String)
     (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 
+/// A server whose registry holds the spec's example (imported with `gateway registry import`),
+/// and the folder the file was written to, for the test's other files.
+pub fn server_with_registry(db: &super::TestDb) -> (Server, tempfile::TempDir) {
+    let server = Server::start(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, super::SPEC_REGISTRY).unwrap();
+    assert_eq!(cli(&server, &server.keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    (server, dir)
+}
