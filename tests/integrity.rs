@@ -336,3 +336,24 @@ async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_
     assert!(!second.account_unusable, "R01 does not make the account unusable");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_mistyped_ssn_in_another_field_is_never_echoed() {
+    let app = with_registry(Backend::Sqlite).await;
+    let vendor = app.vendor("acme-payroll").await;
+    // The SSN typed into the amount column, and into a registry's month column.
+    let csv = format!("{CSV_HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,987-65-4321\n");
+    let ack = submit_csv(&vendor, "SSN-IN-AMOUNT", csv.as_bytes()).await;
+    assert_eq!((ack.status().short(), ack.rejected), ("ACCEPTED", 1));
+    let answer = format!("{ack:?}");
+    assert!(!answer.contains("987-65-4321") && !answer.contains("987654321"), "{answer}");
+
+    let registry = "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears\n\
+                    OB-9,323-45-6789,Doe,Jo,32345678,Z,987-65-4321,987-65-4321,0\n";
+    let upload = futures::stream::iter(registry_upload(registry.as_bytes(), 1 << 16));
+    let refused = RegistryServiceClient::new(app.channel.clone()).import_registry(upload).await.unwrap().into_inner();
+    assert!(!refused.applied);
+    let answer = format!("{refused:?}");
+    assert!(!answer.contains("987-65-4321") && !answer.contains("987654321"), "{answer}");
+    app.stop().await;
+}

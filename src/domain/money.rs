@@ -21,11 +21,14 @@ pub struct Money(i64);
 pub enum MoneyError {
     #[error("the amount is empty")]
     Empty,
-    #[error("`{0}` is not a decimal amount such as 184.62")]
+    // The messages never repeat the value: an amount field sometimes holds a mistyped SSN or
+    // account number, and messages reach acknowledgments, logs and exports. The value is kept
+    // (cut short) for the code that wants it.
+    #[error("the amount is not a decimal amount such as 184.62")]
     Malformed(String),
-    #[error("`{0}` has more than 2 decimal places")]
+    #[error("the amount has more than 2 decimal places")]
     TooManyDecimals(String),
-    #[error("`{0}` is too large")]
+    #[error("the amount is too large")]
     OutOfRange(String),
 }
 

@@ -11,7 +11,7 @@ pub struct YearMonth {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a month written YYYY-MM")]
+#[error("the month is not written YYYY-MM")]
 pub struct MonthError(pub String);
 
 impl YearMonth {

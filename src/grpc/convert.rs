@@ -106,7 +106,7 @@ pub fn amount(field: &'static str, text: &str) -> Result<Money, AppError> {
 }
 
 pub fn date(field: &'static str, text: &str) -> Result<NaiveDate, AppError> {
-    parse_iso_date(text.trim()).ok_or_else(|| AppError::invalid(field, format!("`{text}` is not a date written YYYY-MM-DD")))
+    parse_iso_date(text.trim()).ok_or_else(|| AppError::invalid(field, format!("`{}` is not a date written YYYY-MM-DD", crate::domain::excerpt(text))))
 }
 
 pub fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, AppError> {
