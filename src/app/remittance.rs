@@ -100,6 +100,12 @@ pub struct LineOutcome {
     pub problems: Vec<LineProblemView>,
 }
 
+impl From<StoredLine> for LineOutcome {
+    fn from(line: StoredLine) -> LineOutcome {
+        LineOutcome { line: line.line, status: line.status, problems: line.problems.into_iter().map(LineProblemView::from).collect() }
+    }
+}
+
 /// The answer to a submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acknowledgment {
@@ -369,11 +375,7 @@ impl App {
                     ack.lines_truncated = true;
                     return Ok(ack);
                 }
-                ack.lines.push(LineOutcome {
-                    line: line.line,
-                    status: line.status,
-                    problems: line.problems.into_iter().map(LineProblemView::from).collect(),
-                });
+                ack.lines.push(line.into());
             }
         }
         Ok(ack)
@@ -419,9 +421,7 @@ impl App {
                 let Some(last) = page.last() else { return };
                 after = last.line;
                 for line in page {
-                    let outcome =
-                        LineOutcome { line: line.line, status: line.status, problems: line.problems.into_iter().map(LineProblemView::from).collect() };
-                    if lines.send(Ok(outcome)).await.is_err() {
+                    if lines.send(Ok(line.into())).await.is_err() {
                         return; // The client went away.
                     }
                 }
