@@ -21,6 +21,7 @@ use proto::export_service_client::ExportServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
+use proto::withholding_service_client::WithholdingServiceClient;
 use tonic::{Code, Status};
 
 const EMPLOYER_FEIN: &str = "43-1234567";
@@ -110,7 +111,30 @@ async fn world() -> World {
 
 /// Whether the RPC's object belongs to a tenant: only then is there a foreign object to try.
 fn tenant_scoped(action: Action) -> bool {
-    matches!(action, Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances | Action::SubmitRemittance)
+    matches!(
+        action,
+        Action::GetRemittance
+            | Action::StreamRemittanceLines
+            | Action::ListRemittances
+            | Action::SubmitRemittance
+            | Action::CalculateWithholding
+            | Action::CalculatePayrollWithholding
+    )
+}
+
+/// A pay period of OB-1 (case 12345678, whose order the employer of the test holds); the
+/// foreign one names OB-2's case with OB-1's SSN.
+fn pay_period(foreign: bool) -> proto::EmployeePayPeriod {
+    proto::EmployeePayPeriod {
+        frequency: proto::PayFrequency::Biweekly as i32,
+        pay_date: "2026-11-20".into(),
+        disposable_earnings: "900.00".into(),
+        supports_other_family: Some(false),
+        medical_premium: String::new(),
+        employee_ssn: "123-45-6789".into(),
+        case_numbers: vec![if foreign { "22345678" } else { "12345678" }.into()],
+        external_orders: Vec::new(),
+    }
 }
 
 /// What an allowed call answers. AddBankAccount always refuses a second account: that is
@@ -226,6 +250,27 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let key_id = token.split('_').nth(1).unwrap().to_owned();
             admin.revoke_api_key(proto::RevokeApiKeyRequest { key_id }).await.map(drop)
         }
+        Action::CalculateWithholding => {
+            let request = proto::CalculateWithholdingRequest { pay_period: Some(pay_period(foreign)) };
+            let answer = WithholdingServiceClient::new(channel.clone()).calculate_withholding(request).await?.into_inner();
+            assert_eq!(answer.withholding.unwrap().total_withheld, "138.46", "{role}: 300.00 a month, biweekly");
+            Ok(())
+        }
+        Action::CalculatePayrollWithholding => {
+            use proto::calculate_payroll_withholding_response::Result as Answer;
+            let request = proto::CalculatePayrollWithholdingRequest { employee_reference: "E1".into(), pay_period: Some(pay_period(foreign)) };
+            let calls = WithholdingServiceClient::new(channel.clone()).calculate_payroll_withholding(futures::stream::iter([request])).await;
+            let answers = drain(calls).await?;
+            // Another person's case is that employee's NOT_FOUND, not the run's.
+            match &answers[..] {
+                [proto::CalculatePayrollWithholdingResponse { result: Some(Answer::Failure(failure)), .. }] if foreign => {
+                    assert_eq!(failure.reason(), proto::WithholdingFailureReason::NotFound, "{role}");
+                }
+                [proto::CalculatePayrollWithholdingResponse { result: Some(Answer::Withholding(_)), .. }] if !foreign => {}
+                other => panic!("{role} foreign={foreign}: {other:?}"),
+            }
+            Ok(())
+        }
         Action::Reflection => {
             use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};
             let request = tonic_reflection::pb::v1::ServerReflectionRequest {
@@ -256,7 +301,9 @@ async fn only_the_allowed_cells_of_every_rpc_role_and_object_succeed() {
                 let expected = match (action.allows(role), foreign && tenant_scoped(action)) {
                     (false, _) => Code::PermissionDenied,
                     // Another tenant's object is answered as if it did not exist.
-                    (true, true) if matches!(action, Action::GetRemittance | Action::StreamRemittanceLines) => Code::NotFound,
+                    (true, true) if matches!(action, Action::GetRemittance | Action::StreamRemittanceLines | Action::CalculateWithholding) => {
+                        Code::NotFound
+                    }
                     (true, _) => allowed_answer(action),
                 };
                 if code_of(&result) != expected {

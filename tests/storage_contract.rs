@@ -43,6 +43,7 @@ on_both_backends!(
     api_keys_are_kept_as_hashes_and_revoked_once,
     a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest,
     intake_waits_at_most_one_chunk_behind_a_distribution_run,
+    the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_ledger,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -251,6 +252,34 @@ async fn balances_are_derived_from_the_allocations(backend: Backend) {
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].ledger.order().id.as_str(), "C");
     assert_eq!(next[0].obligor_id.as_str(), "OB-2");
+}
+
+async fn the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_ledger(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    // The arrears payment is an optional column: absent, 0; given, stored and compared on
+    // re-import like every other term.
+    let with_payment = SPEC_REGISTRY
+        .replacen("employer_fein\n", "employer_fein,arrears_payment_monthly\n", 1)
+        .replace("43-1234567\n", "43-1234567,25.50\n")
+        .replace("300.00,\n", "300.00,,\n")
+        .replace("0.00,\n", "0.00,,\n");
+    let counts = store.import_registry(&entries(&with_payment), &audit()).await.unwrap();
+    assert_eq!(counts, RegistryImport::Applied(ImportCounts { added: 0, updated: 1, unchanged: 2 }));
+    collect(&*store, "12345678", "100.01", "2026-11-13").await;
+    store.distribute("t", &plan_obligors, &audit()).await.unwrap();
+
+    let cases = [CaseNumber::parse("12345679").unwrap(), CaseNumber::parse("12345678").unwrap(), CaseNumber::parse("99999999").unwrap()];
+    let orders = store.orders_of_cases(&cases).await.unwrap();
+    let ids: Vec<&str> = orders.iter().map(|o| o.ledger.order().id.as_str()).collect();
+    assert_eq!(ids, ["A", "B"], "by case number, then order id; an unknown case has none");
+    let (a, b) = (&orders[0], &orders[1]);
+    assert_eq!(a.ssn_hmac, hmac_of("123-45-6789"));
+    assert_eq!(a.employer_fein.as_ref().map(|f| f.as_str()), Some("431234567"));
+    assert_eq!((a.arrears_payment_monthly, b.arrears_payment_monthly), (money("25.50"), Money::ZERO));
+    assert_eq!(b.employer_fein, None);
+    let november = gateway::domain::YearMonth::parse("2026-11").unwrap();
+    assert_eq!(a.ledger.current_due(november), money("239.99"), "the ledger holds what was distributed");
+    assert!(store.orders_of_cases(&[]).await.unwrap().is_empty());
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

@@ -2,8 +2,8 @@
 //! table, and the rule's promises as properties over random pay periods.
 
 use chrono::NaiveDate;
-use gateway::domain::withholding::{withhold, OrderTerms, PayFrequency, PayPeriod, Premium, WithholdingError};
-use gateway::domain::Money;
+use gateway::domain::withholding::{registry_terms, withhold, OrderTerms, PayFrequency, PayPeriod, Premium, WithholdingError};
+use gateway::domain::{Bucket, CaseNumber, Money, Order, OrderId, OrderLedger, YearMonth};
 use proptest::prelude::*;
 
 fn m(text: &str) -> Money {
@@ -127,6 +127,97 @@ fn bad_pay_periods_are_refused() {
     p.orders = vec![order("A", "400.00", "0", false)];
     p.disposable_earnings = Money::from_cents(-1);
     assert_eq!(withhold(&p), Err(WithholdingError::NegativeEarnings));
+    p.disposable_earnings = m("100000000.00");
+    assert_eq!(withhold(&p), Err(WithholdingError::TooLarge));
+    p.disposable_earnings = m("600.00");
+    p.orders = vec![order("A", "100000000.00", "0", false)];
+    assert_eq!(withhold(&p), Err(WithholdingError::TooLarge));
+}
+
+// ---- Registry orders: the terms derived from the ledger ----
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+fn month(text: &str) -> YearMonth {
+    YearMonth::parse(text).unwrap()
+}
+
+/// An order of 400.00 a month from `start`, with `opening` arrears and an optional end.
+fn ledger(start: &str, opening: &str, end: Option<&str>) -> OrderLedger {
+    OrderLedger::new(Order {
+        id: OrderId::parse("ORD-1").unwrap(),
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        monthly_amount: m("400.00"),
+        start_month: month(start),
+        opening_arrears: m(opening),
+        end_date: end.map(date),
+    })
+}
+
+#[test]
+fn an_order_unpaid_for_months_has_old_arrears_and_its_arrears_payment() {
+    // Due Jan–Nov unpaid: 4,400.00 of arrears, of which Oct and Nov (first days within 84
+    // days of Dec 4) are recent; the rest is old.
+    let terms = registry_terms(&ledger("2026-01", "0", None), m("200.00"), date("2026-12-04"));
+    assert_eq!(terms, order("ORD-1", "400.00", "200.00", true));
+}
+
+#[test]
+fn arrears_of_the_last_twelve_weeks_only_are_not_old() {
+    let mut paid_up = ledger("2026-01", "0", None);
+    for m_ in ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09"] {
+        paid_up.record(Bucket::Current, Some(month(m_)), m("400.00"));
+    }
+    paid_up.record(Bucket::Current, Some(month("2026-10")), m("150.00"));
+    // Arrears 650.00: 250.00 of October and 400.00 of November, both recent.
+    let terms = registry_terms(&paid_up, m("100.00"), date("2026-12-04"));
+    assert_eq!(terms, order("ORD-1", "400.00", "100.00", false));
+    // A month later October's first day is more than 84 days back: its 250.00 is old.
+    let later = registry_terms(&paid_up, m("100.00"), date("2027-01-08"));
+    assert!(later.old_arrears);
+}
+
+#[test]
+fn arrears_paid_oldest_first_leave_only_recent_months_owed() {
+    let mut order = ledger("2026-01", "0", None);
+    // 3,600.00 paid toward arrears: Jan–Sep are paid, Oct and Nov (recent) are owed.
+    order.record(Bucket::Arrears, None, m("3600.00"));
+    assert!(!registry_terms(&order, m("50.00"), date("2026-12-04")).old_arrears);
+    // One cent less and a cent of September is still owed: old.
+    let mut short = ledger("2026-01", "0", None);
+    short.record(Bucket::Arrears, None, m("3599.99"));
+    assert!(registry_terms(&short, m("50.00"), date("2026-12-04")).old_arrears);
+}
+
+#[test]
+fn opening_arrears_are_old() {
+    let terms = registry_terms(&ledger("2026-11", "0.01", None), m("25.00"), date("2026-12-04"));
+    assert_eq!(terms, order("ORD-1", "400.00", "25.00", true));
+}
+
+#[test]
+fn the_arrears_payment_is_capped_at_the_arrears() {
+    let mut order = ledger("2026-11", "0", None);
+    order.record(Bucket::Current, Some(month("2026-11")), m("360.00"));
+    let terms = registry_terms(&order, m("200.00"), date("2026-12-04"));
+    assert_eq!(terms, order_terms("400.00", "40.00", false));
+    let none_owed = registry_terms(&ledger("2026-12", "0", None), m("200.00"), date("2026-12-04"));
+    assert_eq!(none_owed, order_terms("400.00", "0.00", false));
+}
+
+#[test]
+fn no_current_support_after_the_end_month_or_before_the_start() {
+    // Ended in October: October is owed in full, November and December are not.
+    let ended = registry_terms(&ledger("2026-09", "0", Some("2026-10-15")), m("100.00"), date("2026-12-04"));
+    assert_eq!(ended, order_terms("0.00", "100.00", true));
+    let not_started = registry_terms(&ledger("2027-01", "0", None), m("100.00"), date("2026-12-04"));
+    assert_eq!(not_started, order_terms("0.00", "0.00", false));
+}
+
+fn order_terms(current: &str, arrears: &str, old: bool) -> OrderTerms {
+    order("ORD-1", current, arrears, old)
 }
 
 fn frequency() -> impl Strategy<Value = PayFrequency> {

@@ -13,6 +13,7 @@ pub mod pii;
 pub mod paging;
 mod remittance;
 mod upload;
+pub mod withholding;
 
 use std::sync::Arc;
 
@@ -29,11 +30,12 @@ use crate::domain::ObligorId;
 
 pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::AppError;
+pub use error::{AppError, FieldViolation};
 pub use export::ExportStream;
 pub use pii::PiiKey;
 pub use remittance::{AckStatus, Acknowledgment, FileSummary, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
+pub use withholding::{OrderAnswer, PayrollRun, WithholdingAnswer, WithholdingRequest};
 
 /// The gateway's use cases, shared by every request.
 #[derive(Clone)]

@@ -80,6 +80,8 @@ pub enum Action {
     CreateApiKey,
     ListApiKeys,
     RevokeApiKey,
+    CalculateWithholding,
+    CalculatePayrollWithholding,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -87,7 +89,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 26] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -111,13 +113,20 @@ impl Action {
         Action::CreateApiKey,
         Action::ListApiKeys,
         Action::RevokeApiKey,
+        Action::CalculateWithholding,
+        Action::CalculatePayrollWithholding,
         Action::Reflection,
     ];
 
     /// The roles allowed to take this action: the policy, in one table.
     pub fn allowed_roles(self) -> &'static [Role] {
         match self {
-            Action::SubmitRemittance | Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances => &[Vendor, Employer],
+            Action::SubmitRemittance
+            | Action::GetRemittance
+            | Action::StreamRemittanceLines
+            | Action::ListRemittances
+            | Action::CalculateWithholding
+            | Action::CalculatePayrollWithholding => &[Vendor, Employer],
             Action::RegisterPayer | Action::AddBankAccount | Action::ReplaceBankAccount | Action::SubmitPayment => &[PaymentSite],
             // The back office reads a payer while working a return or a prenote.
             Action::GetPayer => &[PaymentSite, BackOffice],
@@ -170,6 +179,8 @@ impl Action {
             Action::CreateApiKey => "CreateApiKey",
             Action::ListApiKeys => "ListApiKeys",
             Action::RevokeApiKey => "RevokeApiKey",
+            Action::CalculateWithholding => "CalculateWithholding",
+            Action::CalculatePayrollWithholding => "CalculatePayrollWithholding",
             Action::Reflection => "Reflection",
         }
     }
@@ -218,7 +229,18 @@ mod tests {
     fn each_role_has_exactly_its_actions() {
         let allowed = |role: Role| -> Vec<Action> { Action::ALL.into_iter().filter(|a| a.allows(role)).collect() };
         use Action::*;
-        assert_eq!(allowed(Vendor), vec![SubmitRemittance, GetRemittance, StreamRemittanceLines, ListRemittances, Reflection]);
+        assert_eq!(
+            allowed(Vendor),
+            vec![
+                SubmitRemittance,
+                GetRemittance,
+                StreamRemittanceLines,
+                ListRemittances,
+                CalculateWithholding,
+                CalculatePayrollWithholding,
+                Reflection
+            ]
+        );
         assert_eq!(allowed(Employer), allowed(Vendor));
         assert_eq!(allowed(PaymentSite), vec![RegisterPayer, GetPayer, AddBankAccount, ReplaceBankAccount, SubmitPayment, Reflection]);
         assert_eq!(

@@ -14,7 +14,7 @@ use super::money::Money;
 use super::month::{parse_iso_date, YearMonth};
 
 /// The registry's columns, in the spec's order.
-pub const COLUMNS: [&str; 14] = [
+pub const COLUMNS: [&str; 15] = [
     "obligor_id",
     "obligor_ssn",
     "obligor_last_name",
@@ -26,13 +26,15 @@ pub const COLUMNS: [&str; 14] = [
     "opening_arrears",
     "end_date",
     "employer_fein",
+    "arrears_payment_monthly",
     "child_birth_date",
     "continuing_education",
     "impaired",
 ];
 
 /// Columns a file may leave out.
-const OPTIONAL_COLUMNS: [&str; 5] = ["end_date", "employer_fein", "child_birth_date", "continuing_education", "impaired"];
+const OPTIONAL_COLUMNS: [&str; 6] =
+    ["end_date", "employer_fein", "arrears_payment_monthly", "child_birth_date", "continuing_education", "impaired"];
 
 /// A stable problem code, with the line (header = line 1) and column it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub struct RegistryRow {
     pub first_name: String,
     pub order: Order,
     pub employer_fein: Option<Fein>,
+    /// The withholding order's payment toward arrears per month; 0 when the file has none.
+    pub arrears_payment_monthly: Money,
     pub child_birth_date: Option<NaiveDate>,
     pub continuing_education: Option<bool>,
     pub impaired: Option<bool>,
@@ -140,6 +144,7 @@ impl RegistryHeader {
         let opening_arrears = row.required("opening_arrears", ProblemCode::AmountInvalid, Money::parse);
         let end_date = row.optional("end_date", ProblemCode::DateInvalid, parse_date);
         let employer_fein = row.optional("employer_fein", ProblemCode::FeinInvalid, Fein::parse);
+        let arrears_payment = row.optional("arrears_payment_monthly", ProblemCode::AmountInvalid, Money::parse);
         let child_birth_date = row.optional("child_birth_date", ProblemCode::DateInvalid, parse_date);
         let continuing_education = row.optional("continuing_education", ProblemCode::FlagInvalid, parse_flag);
         let impaired = row.optional("impaired", ProblemCode::FlagInvalid, parse_flag);
@@ -164,6 +169,7 @@ impl RegistryHeader {
                 first_name,
                 order: Order { id, case_number, monthly_amount, start_month, opening_arrears, end_date: end_date.flatten() },
                 employer_fein: employer_fein.flatten(),
+                arrears_payment_monthly: arrears_payment.flatten().unwrap_or_default(),
                 child_birth_date: child_birth_date.flatten(),
                 continuing_education: continuing_education.flatten(),
                 impaired: impaired.flatten(),

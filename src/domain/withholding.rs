@@ -7,7 +7,9 @@ use chrono::NaiveDate;
 
 use super::apportion::apportion;
 use super::calendar::add_business_days;
+use super::distribution::OrderLedger;
 use super::money::Money;
+use super::month::YearMonth;
 
 /// How often the employee is paid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +82,42 @@ pub enum WithholdingError {
     OrderCount,
     #[error("order {0} appears twice")]
     DuplicateOrder(String),
+    /// Earnings, a premium or an order's amount above [`MAX_AMOUNT`]: no pay period is that
+    /// large, and the sums must stay exact.
+    #[error("amounts are at most {MAX_AMOUNT}")]
+    TooLarge,
+}
+
+/// The largest amount the rule takes: the largest amount of a remittance line.
+pub const MAX_AMOUNT: Money = Money::MAX_LINE_AMOUNT;
+
+/// How far back arrears count as recent: 12 weeks (15 U.S.C. 1673(b)(2)).
+pub const RECENT_ARREARS_DAYS: i64 = 84;
+
+/// A registry order's terms for a pay date, from its ledger (`withholding.md`, "Inputs"):
+/// current support is its monthly amount while the pay date's month is due (0 after its end
+/// month); the arrears payment is `arrears_payment_monthly` capped at the arrears as of the
+/// pay date; arrears more than 12 weeks old exist when those arrears exceed the unpaid
+/// current support of the earlier months whose first day is in the 84 days before the pay
+/// date (arrears are paid oldest first, so the recent months are the last to be paid).
+pub fn registry_terms(ledger: &OrderLedger, arrears_payment_monthly: Money, pay_date: NaiveDate) -> OrderTerms {
+    let order = ledger.order();
+    let month = YearMonth::of(pay_date);
+    let current_monthly = if order.is_due(month) { order.monthly_amount } else { Money::ZERO };
+    let arrears = ledger.arrears(month);
+    let recent_from = pay_date - chrono::Duration::days(RECENT_ARREARS_DAYS);
+    let mut recent_unpaid = Money::ZERO;
+    let mut earlier = month.previous();
+    while earlier.first_day() >= recent_from {
+        recent_unpaid += ledger.current_due(earlier);
+        earlier = earlier.previous();
+    }
+    OrderTerms {
+        order_id: order.id.to_string(),
+        current_monthly,
+        arrears_monthly: arrears_payment_monthly.min(arrears),
+        old_arrears: arrears > recent_unpaid,
+    }
 }
 
 /// The limits that applied (15 U.S.C. 1673(b)(2)).
@@ -273,6 +311,13 @@ fn check(period: &PayPeriod) -> Result<(), WithholdingError> {
     }
     if period.medical_premium.is_negative() {
         return Err(WithholdingError::NegativePremium);
+    }
+    let too_large = |amount: Money| amount > MAX_AMOUNT;
+    if too_large(period.disposable_earnings)
+        || too_large(period.medical_premium)
+        || period.orders.iter().any(|o| too_large(o.current_monthly) || too_large(o.arrears_monthly))
+    {
+        return Err(WithholdingError::TooLarge);
     }
     if period.orders.is_empty() || period.orders.len() > MAX_ORDERS {
         return Err(WithholdingError::OrderCount);

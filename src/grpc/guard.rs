@@ -41,8 +41,14 @@ use crate::domain::access::Action;
 /// The metadata key of the request id.
 pub const REQUEST_ID_METADATA: &str = "x-request-id";
 
-/// The RPCs whose request is a file streamed in: they get the upload deadline.
-const UPLOAD_RPCS: [&str; 3] = ["RemittanceService/SubmitRemittance", "RegistryService/ImportRegistry", "PaymentService/ImportReturns"];
+/// The RPCs whose request is streamed in (a file, or a whole payroll run): they get the
+/// upload deadline.
+const UPLOAD_RPCS: [&str; 4] = [
+    "RemittanceService/SubmitRemittance",
+    "RegistryService/ImportRegistry",
+    "PaymentService/ImportReturns",
+    "WithholdingService/CalculatePayrollWithholding",
+];
 
 /// Rate limits of one sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 24] = [
+const RPCS: [(&str, Action); 26] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -211,6 +217,8 @@ const RPCS: [(&str, Action); 24] = [
     ("AdminService/CreateApiKey", Action::CreateApiKey),
     ("AdminService/ListApiKeys", Action::ListApiKeys),
     ("AdminService/RevokeApiKey", Action::RevokeApiKey),
+    ("WithholdingService/CalculateWithholding", Action::CalculateWithholding),
+    ("WithholdingService/CalculatePayrollWithholding", Action::CalculatePayrollWithholding),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

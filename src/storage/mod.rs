@@ -77,6 +77,7 @@ pub struct RegistryEntry {
     pub first_name: String,
     pub order: Order,
     pub employer_fein: Option<Fein>,
+    pub arrears_payment_monthly: Money,
     pub child_birth_date: Option<NaiveDate>,
     pub continuing_education: Option<bool>,
     pub impaired: Option<bool>,
@@ -94,6 +95,7 @@ impl RegistryEntry {
             first_name: row.first_name,
             order: row.order,
             employer_fein: row.employer_fein,
+            arrears_payment_monthly: row.arrears_payment_monthly,
             child_birth_date: row.child_birth_date,
             continuing_education: row.continuing_education,
             impaired: row.impaired,
@@ -166,6 +168,16 @@ pub struct StoredOrder {
     pub ledger: OrderLedger,
 }
 
+/// A registry order as the withholding calculator needs it: whose it is, which employer holds
+/// its withholding order, its arrears payment, and its ledger.
+#[derive(Clone, Debug)]
+pub struct WithholdingOrder {
+    pub ssn_hmac: String,
+    pub employer_fein: Option<Fein>,
+    pub arrears_payment_monthly: Money,
+    pub ledger: OrderLedger,
+}
+
 /// Plans a batch of obligors inside a distribution run's transaction: a pure function of the
 /// balances and pending collections the store loaded.
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
@@ -204,6 +216,10 @@ pub trait Store: remittance::RemittanceStore + payment::PaymentStore + access::A
     /// Orders by id, after `after` (from the first when `None`), at most `limit`, each
     /// with its ledger of allocations.
     async fn orders_after(&self, after: Option<&OrderId>, limit: u32) -> StoreResult<Vec<StoredOrder>>;
+
+    /// Every order of these cases (at most a few dozen), by case number then order id, each
+    /// with its obligor's SSN hash, its employer and its ledger.
+    async fn orders_of_cases(&self, cases: &[CaseNumber]) -> StoreResult<Vec<WithholdingOrder>>;
 }
 
 /// Opens the database a URL names, creating a SQLite file if it is missing, and brings its

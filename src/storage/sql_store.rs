@@ -135,7 +135,8 @@ macro_rules! impl_sql_store {
                     .await?;
                     let order: Option<$crate::storage::sql_store::StoredOrderRow> = sqlx::query_as(
                         "SELECT obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, end_date, \
-                         employer_fein, child_birth_date, continuing_education, impaired FROM orders WHERE order_id = $1",
+                         employer_fein, child_birth_date, continuing_education, impaired, arrears_payment_monthly_cents \
+                         FROM orders WHERE order_id = $1",
                     )
                     .bind(entry.order.id.as_str())
                     .fetch_optional(&mut *tx)
@@ -174,6 +175,7 @@ macro_rules! impl_sql_store {
                         entry.child_birth_date.map(|d| d.to_string()),
                         entry.continuing_education,
                         entry.impaired,
+                        entry.arrears_payment_monthly.cents(),
                     );
                     match (&stored_order, &stored_obligor) {
                         (None, _) => counts.added += 1,
@@ -199,13 +201,15 @@ macro_rules! impl_sql_store {
                         .await?;
                     sqlx::query(
                         "INSERT INTO orders (order_id, obligor_id, case_number, monthly_amount_cents, start_month, \
-                         opening_arrears_cents, end_date, employer_fein, child_birth_date, continuing_education, impaired) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                         opening_arrears_cents, end_date, employer_fein, child_birth_date, continuing_education, impaired, \
+                         arrears_payment_monthly_cents) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                          ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
                          monthly_amount_cents = excluded.monthly_amount_cents, start_month = excluded.start_month, \
                          opening_arrears_cents = excluded.opening_arrears_cents, end_date = excluded.end_date, \
                          employer_fein = excluded.employer_fein, child_birth_date = excluded.child_birth_date, \
-                         continuing_education = excluded.continuing_education, impaired = excluded.impaired",
+                         continuing_education = excluded.continuing_education, impaired = excluded.impaired, \
+                         arrears_payment_monthly_cents = excluded.arrears_payment_monthly_cents",
                     )
                     .bind(entry.order.id.as_str())
                     .bind(order.0)
@@ -218,6 +222,7 @@ macro_rules! impl_sql_store {
                     .bind(order.7)
                     .bind(order.8)
                     .bind(order.9)
+                    .bind(order.10)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -572,12 +577,73 @@ macro_rules! impl_sql_store {
                 }
                 Ok(stored)
             }
+
+            async fn orders_of_cases(
+                &self,
+                cases: &[$crate::domain::CaseNumber],
+            ) -> $crate::storage::StoreResult<Vec<$crate::storage::WithholdingOrder>> {
+                use $crate::domain::distribution::OrderLedger;
+                use $crate::domain::{Fein, Money};
+                use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
+                use $crate::storage::{StoreError, WithholdingOrder};
+
+                if cases.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders = |count: usize| (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS}, employer_fein, arrears_payment_monthly_cents, \
+                     (SELECT ssn_hmac FROM obligors b WHERE b.obligor_id = orders.obligor_id) \
+                     FROM orders WHERE case_number IN ({}) ORDER BY case_number, order_id",
+                    placeholders(cases.len())
+                );
+                let mut query = sqlx::query_as::<_, sql::WithholdingOrderRow>(&sql);
+                for case in cases {
+                    query = query.bind(case.as_str());
+                }
+                let rows = query.fetch_all(self.reader()).await?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!(
+                    "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
+                     WHERE order_id IN ({}) GROUP BY order_id, bucket, month",
+                    placeholders(rows.len())
+                );
+                let mut query = sqlx::query_as::<_, (String, String, Option<String>, i64)>(&sql);
+                for row in &rows {
+                    query = query.bind(&row.0);
+                }
+                let paid = query.fetch_all(self.reader()).await?;
+                let mut orders = Vec::with_capacity(rows.len());
+                let mut index = std::collections::HashMap::with_capacity(rows.len());
+                for (id, case, monthly, start, arrears, end, _obligor, fein, arrears_payment, ssn_hmac) in rows {
+                    let order = sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?;
+                    index.insert(id, orders.len());
+                    orders.push(WithholdingOrder {
+                        ssn_hmac,
+                        employer_fein: fein.as_deref().map(Fein::parse).transpose().map_err(sql::corrupt("employer FEIN"))?,
+                        arrears_payment_monthly: Money::from_cents(arrears_payment),
+                        ledger: OrderLedger::new(order),
+                    });
+                }
+                for (order, bucket, month, cents) in paid {
+                    let position = *index.get(&order).ok_or_else(|| StoreError::Corrupt(format!("allocation to unknown order {order}")))?;
+                    orders[position].ledger.record(sql::bucket(&bucket)?, sql::month(month)?, Money::from_cents(cents));
+                }
+                Ok(orders)
+            }
         }
     };
 }
 
-/// The order columns compared on re-import: obligor, case, terms and child details.
+/// The order columns compared on re-import: obligor, case, terms, child details and the
+/// arrears payment.
 pub(super) type StoredOrderRow =
-    (String, String, i64, String, i64, Option<String>, Option<String>, Option<String>, Option<bool>, Option<bool>);
+    (String, String, i64, String, i64, Option<String>, Option<String>, Option<String>, Option<bool>, Option<bool>, i64);
+
+/// [`ORDER_COLUMNS`], then the employer, the arrears payment and the obligor's SSN hash.
+pub(super) type WithholdingOrderRow =
+    (String, String, i64, String, i64, Option<String>, String, Option<String>, i64, String);
 
 pub(super) use impl_sql_store;

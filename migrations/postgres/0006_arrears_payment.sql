@@ -1,0 +1,6 @@
+-- The withholding order's payment toward arrears per month (case-registry.md,
+-- withholding.md): what an employer withholds for arrears each month, capped at the arrears.
+-- Optional in the registry file; 0 when absent, so existing orders keep withholding nothing
+-- for arrears until the registry says otherwise.
+ALTER TABLE orders ADD COLUMN arrears_payment_monthly_cents BIGINT NOT NULL DEFAULT 0
+    CHECK (arrears_payment_monthly_cents >= 0);
