@@ -18,6 +18,7 @@ use gateway::grpc::proto;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
+use proto::withholding_service_client::WithholdingServiceClient;
 
 /// The obligor's SSN (in the registry and on payroll lines), an employee the registry does
 /// not know (suspense), the payer's, and two bank accounts.
@@ -91,6 +92,33 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
         registry.import_registry(futures::stream::iter(gateway::grpc::client::registry_upload(registry_csv().as_bytes(), 1 << 16))).await;
     assert!(imported.as_ref().unwrap().get_ref().applied);
     answers.push(format!("{imported:?}"));
+
+    // The withholding calculator: the employee's own case, a stranger's SSN on it (NOT_FOUND),
+    // an SSN typed into the earnings field, and a payroll run of the same.
+    let pay_period = |ssn: &str, earnings: &str| proto::EmployeePayPeriod {
+        frequency: proto::PayFrequency::Weekly as i32,
+        pay_date: "2026-11-20".into(),
+        disposable_earnings: earnings.into(),
+        employee_ssn: ssn.into(),
+        case_numbers: vec!["12345678".into()],
+        ..Default::default()
+    };
+    let mut calculator = WithholdingServiceClient::new(vendor.clone());
+    for (ssn, earnings) in [(OBLIGOR_SSN, "600.00"), (STRANGER_SSN, "600.00"), (OBLIGOR_SSN, STRANGER_SSN)] {
+        let answer = calculator.calculate_withholding(proto::CalculateWithholdingRequest { pay_period: Some(pay_period(ssn, earnings)) }).await;
+        answers.push(format!("{answer:?}"));
+    }
+    let run = [(OBLIGOR_SSN, "600.00"), (STRANGER_SSN, "600.00"), (OBLIGOR_SSN, STRANGER_SSN)].map(|(ssn, earnings)| {
+        proto::CalculatePayrollWithholdingRequest { employee_reference: "E-1".into(), pay_period: Some(pay_period(ssn, earnings)) }
+    });
+    let mut run = calculator.calculate_payroll_withholding(futures::stream::iter(run)).await.unwrap().into_inner();
+    let mut computed = 0;
+    while let Some(answer) = run.next().await {
+        let answer = answer.unwrap();
+        computed += usize::from(matches!(answer.result, Some(proto::calculate_payroll_withholding_response::Result::Withholding(_))));
+        answers.push(format!("{answer:?}"));
+    }
+    assert_eq!(computed, 1, "only the employee's own SSN gets an answer");
 
     // Payroll money: identified, matched by SSN, unknown (suspense), an SSN typed into the
     // case number field, and a malformed SSN.

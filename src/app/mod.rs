@@ -31,7 +31,7 @@ use crate::domain::ObligorId;
 pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, FieldViolation};
-pub use export::ExportStream;
+pub use export::{spreadsheet_safe, ExportStream};
 pub use pii::PiiKey;
 pub use remittance::{AckStatus, Acknowledgment, FileSummary, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};

@@ -10,7 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use super::output;
-use super::{CollectionCommand, Command, ConnectArgs, ExportKind, RegistryCommand};
+use super::{CollectionCommand, Command, ConnectArgs, ExportKind, RegistryCommand, WithholdingCommand};
 use crate::grpc::proto;
 
 /// Bytes per upload message: well under gRPC's default 4 MiB message limit.
@@ -30,6 +30,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Payer(command) => super::payments::payer(channel, json, command).await,
         Command::Pay(args) => super::payments::pay(channel, json, args).await,
         Command::Returns(command) => super::payments::returns(channel, json, command).await,
+        Command::Withholding(WithholdingCommand::Calc(args)) => super::withholding::calc(channel, json, *args).await,
         Command::Serve(_) | Command::Completions { .. } => unreachable!("not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             use proto::import_registry_request::Part;

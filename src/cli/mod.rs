@@ -7,6 +7,7 @@ mod output;
 mod payments;
 pub mod remit;
 mod serve;
+mod withholding;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,11 +99,22 @@ pub enum Command {
     Distribute,
     /// Export allocations, balances, the suspense queue or the audit trail as CSV.
     Export(ExportArgs),
+    /// How much an employer withholds this pay period, per order, within the federal limits
+    /// (vendor and employer keys).
+    #[command(subcommand)]
+    Withholding(WithholdingCommand),
     /// Print a shell completion script: `gateway completions bash > /etc/bash_completion.d/gateway`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WithholdingCommand {
+    /// One employee's withholding for a pay date, as a table; or, with --file, a whole
+    /// payroll CSV (results as CSV, or remittance lines with --as-remittance).
+    Calc(Box<withholding::CalcArgs>),
 }
 
 #[derive(Debug, Subcommand)]
