@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Authed, Backend, TestApp, TestClock};
+use gateway::app::withholding::NOT_FOUND_MESSAGE;
 use gateway::domain::access::Role;
 use gateway::grpc::proto;
 use proto::registry_service_client::RegistryServiceClient;
@@ -254,15 +255,15 @@ async fn an_unknown_case_another_persons_case_and_another_employers_order_are_th
         ("another employer's order", calculate(&other_employer, e1.clone()).await, "10000011"),
         ("an unknown case", calculate(&vendor, unknown).await, "19999999"),
     ];
-    for (what, result, case) in refusals {
+    for (what, result, _case) in refusals {
         let status = result.expect_err(what);
         assert_eq!(status.code(), Code::NotFound, "{what}");
-        assert_eq!(status.message(), format!("no case {case} for this employee"), "{what}");
+        assert_eq!(status.message(), NOT_FOUND_MESSAGE, "{what}: the same words, naming no case");
     }
-    // One case of the two not the employee's refuses the whole calculation: it would change
-    // the other's share.
+    // One case of the two not the employee's refuses the whole calculation (it would change
+    // the other's share), and the answer does not say which.
     let mixed = proto::EmployeePayPeriod { case_numbers: vec!["10000061".into(), "10000011".into()], ..period(&EXAMPLES[6]) };
-    assert_eq!(calculate(&vendor, mixed).await.unwrap_err().message(), "no case 10000011 for this employee");
+    assert_eq!(calculate(&vendor, mixed).await.unwrap_err().message(), NOT_FOUND_MESSAGE);
 
     // Payment-site and back-office keys may not ask at all.
     let status = calculate(&app.channel, e1.clone()).await.unwrap_err();
@@ -374,12 +375,56 @@ async fn a_payroll_run_answers_every_employee_in_order_and_one_problem_stops_no_
     assert_eq!(bad.field_violations[0].field, "pay_period.disposable_earnings");
     let stranger = failure(8);
     assert_eq!(stranger.reason(), proto::WithholdingFailureReason::NotFound);
-    assert_eq!(stranger.message, "no case 10000011 for this employee");
+    assert_eq!(stranger.message, NOT_FOUND_MESSAGE);
     assert_eq!(failure(9).field_violations[0].field, "employee_reference");
     assert!(matches!(received[10].result, Some(Answer::Withholding(_))), "the run goes on after problems");
 
-    // The run is one call in the audit trail.
+    // The run is in the audit trail once, and its employee not found once more.
     let audit = common::export(&app.channel, common::Export::Audit).await;
-    assert_eq!(audit.lines().filter(|l| l.contains("CalculatePayrollWithholding")).count(), 1, "{audit}");
+    let rows: Vec<&str> = audit.lines().filter(|l| l.contains("CalculatePayrollWithholding")).collect();
+    assert_eq!(rows.len(), 2, "{audit}");
+    assert!(rows[1].contains("payroll:EMP-STRANGER:cases:10000011") && rows[1].ends_with("NOT_FOUND"), "{audit}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn trying_case_numbers_against_an_ssn_soon_spends_the_senders_budget() {
+    let app = setup().await;
+    let vendor = app.vendor("case-hunter").await;
+    // 300 guesses of case numbers with E2's SSN, in one payroll run: one of them is E2's.
+    let guesses = (0..300).map(|i| proto::CalculatePayrollWithholdingRequest {
+        employee_reference: format!("G{i}"),
+        pay_period: Some(proto::EmployeePayPeriod {
+            employee_ssn: "101-00-0002".into(),
+            case_numbers: vec![format!("1{i:07}")],
+            ..period(&EXAMPLES[0])
+        }),
+    });
+    let mut answers = calculator(&vendor).calculate_payroll_withholding(futures::stream::iter(guesses)).await.unwrap().into_inner();
+    let (mut not_found, mut found) = (0, Vec::new());
+    let ended = loop {
+        match answers.message().await {
+            Ok(Some(answer)) => match answer.result {
+                Some(proto::calculate_payroll_withholding_response::Result::Failure(_)) => not_found += 1,
+                _ => found.push(answer.employee_reference),
+            },
+            Ok(None) => panic!("the run went on past the budget"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(not_found, 200, "the budget's burst");
+    assert_eq!(found, ["G21"], "case 10000021 is E2's");
+    assert_eq!(ended.code(), Code::ResourceExhausted, "{ended:?}");
+    // The same sender's single calls are refused too; another sender is not affected.
+    let status = calculate(&vendor, period(&EXAMPLES[1])).await;
+    assert!(status.is_ok(), "a found case spends nothing: {status:?}");
+    let guess = proto::EmployeePayPeriod { employee_ssn: "101-00-0002".into(), ..period(&EXAMPLES[0]) };
+    assert_eq!(calculate(&vendor, guess.clone()).await.unwrap_err().code(), Code::ResourceExhausted);
+    let honest = app.vendor("acme-payroll").await;
+    assert_eq!(calculate(&honest, guess).await.unwrap_err().code(), Code::NotFound);
+    // Every guess is in the audit trail.
+    let audit = common::export(&app.channel, common::Export::Audit).await;
+    let audited = audit.lines().filter(|l| l.contains("case-hunter") && l.contains("CalculatePayrollWithholding")).count();
+    assert!(audited >= 201, "{audited} rows");
     app.stop().await;
 }

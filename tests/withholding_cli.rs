@@ -47,7 +47,7 @@ fn one_employee_is_answered_as_a_table_and_a_wrong_ssn_is_not_found() {
           "--employee-ssn", "223-45-6789", "--case-number", "12345678"],
     );
     assert_eq!(code, 1, "{out}");
-    assert!(err.contains("no case 12345678 for this employee"), "{err}");
+    assert!(err.contains("not every case named is this employee's"), "{err}");
     assert!(!err.contains("223-45-6789"), "{err}");
 
     // A back-office key may not ask.
@@ -64,19 +64,21 @@ fn one_employee_is_answered_as_a_table_and_a_wrong_ssn_is_not_found() {
 fn payroll_file(dir: &std::path::Path) -> std::path::PathBuf {
     let pay_date = yesterday();
     let path = dir.join("payroll.csv");
-    std::fs::write(
-        &path,
-        format!(
-            "employee_id,employee_ssn,employee_last_name,employee_first_name,employer_fein,case_numbers,pay_frequency,pay_date,disposable_earnings,supports_other_family,medical_premium\n\
-             E001,{SSN},Smith,John,43-1234567,12345678;12345679,biweekly,{pay_date},800.00,N,\n\
-             E002,223-45-6789,Doe,Jane,43-1234567,22345678,weekly,{pay_date},100.00,,\n\
-             E003,223-45-6789,Doe,Jane,43-1234567,22345678,fortnightly,{pay_date},100.00,,\n\
-             E004,223-45-6789,Doe,Jane,43-1234567,12345678,weekly,{pay_date},100.00,,\n\
-             E005,223-45-6789,Doe,Jane,43-1234567,22345678,weekly,{pay_date},-5,,\n\
-             =E006,{SSN},Smith,John,43-1234567,12345678,monthly,{pay_date},2000.00,Y,\n"
-        ),
+    let mut bytes = format!(
+        "employee_id,employee_ssn,employee_last_name,employee_first_name,employer_fein,case_numbers,pay_frequency,pay_date,disposable_earnings,supports_other_family,medical_premium,other_orders\n\
+         E001,{SSN},Smith,John,43-1234567,12345678;12345679,biweekly,{pay_date},800.00,N,,\n\
+         E002,223-45-6789,Doe,Jane,43-1234567,22345678,weekly,{pay_date},100.00,,,KS-2:20.00\n\
+         E003,223-45-6789,Doe,Jane,43-1234567,22345678,fortnightly,{pay_date},100.00,,,\n\
+         E004,223-45-6789,Doe,Jane,43-1234567,12345678,weekly,{pay_date},100.00,,,\n\
+         E005,223-45-6789,Doe,Jane,43-1234567,22345678,weekly,{pay_date},-5,,,\n\
+         =E006,{SSN},Smith,John,43-1234567,12345678,monthly,{pay_date},2000.00,Y,,\n"
     )
-    .unwrap();
+    .into_bytes();
+    // A Latin-1 name: that row's problem, not the file's.
+    bytes.extend(format!("E007,223-45-6789,Pe*a,Ana,43-1234567,22345678,weekly,{pay_date},100.00,,,\n").into_bytes());
+    let at = bytes.iter().rposition(|b| *b == b'*').unwrap();
+    bytes[at] = 0xF1;
+    std::fs::write(&path, bytes).unwrap();
     path
 }
 
@@ -91,28 +93,31 @@ fn a_payroll_file_is_computed_row_by_row_and_a_bad_row_stops_no_other() {
         &server.keys.vendor,
         &["withholding", "calc", "--file", payroll.to_str().unwrap(), "--out", result.to_str().unwrap()],
     );
-    assert_eq!(code, 1, "some rows have problems: {out}{err}");
-    assert!(err.contains("3 employee(s) computed") && err.contains("3 with a problem"), "{err}");
+    assert_eq!(code, 4, "some rows have problems: {out}{err}");
+    assert!(err.contains("3 employee(s) computed") && err.contains("4 with a problem"), "{err}");
     let text = std::fs::read_to_string(&result).unwrap();
-    let rows: Vec<Vec<String>> =
-        text.lines().map(|l| csv::ReaderBuilder::new().has_headers(false).from_reader(l.as_bytes()).records().next().unwrap().unwrap().iter().map(str::to_owned).collect()).collect();
-    assert_eq!(rows[0][0], "employee_id");
-    assert_eq!(rows[0].len(), 15);
+    let rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert!(text.starts_with("employee_id,case_number,order_id,"), "{text}");
+    assert!(rows.iter().all(|r| r.len() == 15));
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids, ["E001", "E001", "E002", "E002", "E003", "E004", "E005", "'=E006", "E007"], "file order, a row per order");
     // E001: two orders; the employee's total on its first row only.
-    assert_eq!(&rows[1][..3], ["E001", "12345678", "A"]);
-    assert_eq!((rows[1][4].as_str(), rows[1][12].as_str()), ("138.46", "230.77"));
-    assert_eq!((&rows[2][..3], rows[2][4].as_str(), rows[2][12].as_str()), (&["E001".to_owned(), "12345679".into(), "B".into()][..], "92.31", ""));
-    // E002: 150.00 a month is 34.62 a week, within 50 % of 100.00.
-    assert_eq!((rows[3][0].as_str(), rows[3][4].as_str()), ("E002", "34.62"));
-    // E003, E004, E005: their problems, in file order.
-    assert_eq!(rows[4][0], "E003");
+    assert_eq!(&rows[0][..3], ["E001", "12345678", "A"]);
+    assert_eq!((rows[0][4].as_str(), rows[0][12].as_str()), ("138.46", "230.77"));
+    assert_eq!((&rows[1][1..3], rows[1][4].as_str(), rows[1][12].as_str()), (&["12345679".to_owned(), "B".into()][..], "92.31", ""));
+    // E002: 150.00 a month is 34.62 a week, and its other state's order 4.62: within 50 % of 100.00.
+    assert_eq!((rows[2][4].as_str(), rows[2][12].as_str()), ("34.62", "39.24"));
+    assert_eq!((rows[3][1].as_str(), rows[3][2].as_str(), rows[3][4].as_str()), ("", "KS-2", "4.62"));
+    // E003 to E005 and E007: their problems, in file order.
     assert!(rows[4][14].contains("pay_frequency is weekly, biweekly"), "{:?}", rows[4]);
-    assert_eq!(rows[5][0], "E004");
-    assert!(rows[5][14].contains("no case 12345678 for this employee"), "{:?}", rows[5]);
-    assert_eq!(rows[6][0], "E005");
+    assert!(rows[5][14].contains("not every case named is this employee's"), "{:?}", rows[5]);
     assert!(rows[6][14].contains("cannot be negative"), "{:?}", rows[6]);
-    // E006's id would run as a formula in a spreadsheet: neutralised.
-    assert_eq!((rows[7][0].as_str(), rows[7][4].as_str()), ("'=E006", "300.00"));
+    assert!(rows[8][14].contains("line 8: the row is not UTF-8"), "{:?}", rows[8]);
+    // E006's id would run as a formula in a spreadsheet: neutralised in the results.
+    assert_eq!(rows[7][4], "300.00");
     assert!(!text.contains(SSN) && !text.contains("223-45-6789"), "no SSN in the results");
 }
 
@@ -127,13 +132,15 @@ fn a_payroll_written_as_remittance_lines_is_accepted_by_the_gateway() {
         &server.keys.vendor,
         &["withholding", "calc", "--file", payroll.to_str().unwrap(), "--as-remittance", "--out", remittance.to_str().unwrap()],
     );
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 4, "{err}");
     assert!(err.contains("line 4 (employee E003)"), "problems go to standard error: {err}");
     let text = std::fs::read_to_string(&remittance).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "employer_fein,case_number,employee_ssn,employee_last_name,employee_first_name,employee_id,pay_date,amount");
     assert_eq!(lines.len(), 1 + 4, "E001's two orders, E002's and E006's: {text}");
     assert!(lines[1].ends_with(",138.46") && lines[1].starts_with("43-1234567,12345678,123-45-6789,Smith,John,E001,"), "{text}");
+    assert!(lines[4].contains(",=E006,"), "the remittance file is written as given: {text}");
+    assert!(!text.contains("KS-2"), "another state's order is not remitted to this one");
 
     let (code, out, err) = cli(
         &server,

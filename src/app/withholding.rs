@@ -3,10 +3,16 @@
 //! any orders given with their own amounts, through the pure rule of `domain::withholding`.
 //!
 //! A case that is unknown, whose obligor's SSN is not the employee's, or whose withholding
-//! order another employer holds is answered the same NOT_FOUND, with the same message: the
-//! calculator must not be a way to learn which cases or SSNs exist.
+//! order another employer holds is answered the same NOT_FOUND, with the same message that
+//! names no case: the calculator must not be a way to learn which cases or SSNs exist. Each
+//! sender has a budget of such answers (a payroll with a typo needs a few, a search for a
+//! person's case millions), and each is in the audit trail.
+
+use std::num::NonZeroU32;
 
 use chrono::{Duration, NaiveDate};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
 
 use super::{App, AppError, Caller};
@@ -57,26 +63,64 @@ pub struct WithholdingAnswer {
     pub trace: Vec<String>,
 }
 
-/// A payroll run in progress: authorized and audited once, then one employee at a time.
+/// The answer to a request naming a case that is not the employee's: the same whatever the
+/// reason, and naming no case (which one failed would tell which ones are the person's).
+pub const NOT_FOUND_MESSAGE: &str = "not every case named is this employee's: check the case numbers and the SSN";
+
+/// Each sender's budget of NOT_FOUND answers: a burst for a payroll's typos, then a slow
+/// trickle, so that trying case numbers against an SSN (10⁸ of them) is hopeless.
+pub struct LookupBudget {
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl LookupBudget {
+    /// 200 at once, then one every 6 seconds (600 an hour).
+    pub fn standard() -> LookupBudget {
+        let quota = Quota::with_period(std::time::Duration::from_secs(6)).expect("a non-zero period");
+        LookupBudget { limiter: RateLimiter::keyed(quota.allow_burst(NonZeroU32::new(200).expect("non-zero"))) }
+    }
+
+    /// Spends one NOT_FOUND of `sender`'s; past the budget, the sender must wait.
+    fn spend(&self, sender: &str) -> Result<(), AppError> {
+        self.limiter.check_key(&sender.to_owned()).map_err(|not_until| AppError::RateLimited {
+            what: "too many cases not found for this sender",
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })
+    }
+}
+
+/// A payroll run in progress: authorized once; each employee's NOT_FOUND is audited and
+/// spends the sender's budget.
 #[derive(Clone)]
 pub struct PayrollRun {
     app: App,
-    employer_feins: Option<Vec<Fein>>,
+    caller: Caller,
 }
 
 impl PayrollRun {
-    /// One employee's withholding; its problems are its own.
-    pub async fn employee(&self, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
-        self.app.compute_withholding(self.employer_feins.as_deref(), request).await
+    /// One employee's withholding (`reference` is the caller's name for the employee); its
+    /// problems are its own, except a spent budget, which ends the run.
+    pub async fn employee(&self, reference: &str, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
+        let cases = request.case_numbers.clone();
+        let result = self.app.compute_withholding(&self.caller, request).await;
+        if matches!(result, Err(AppError::NotFound(_) | AppError::RateLimited { .. })) {
+            let object = format!("payroll:{reference}:{}", case_list(&cases));
+            let audit = self.app.authorize(&self.caller, Action::CalculatePayrollWithholding, object).await?;
+            return self.app.audited_read(audit, result).await;
+        }
+        result
     }
+}
+
+fn case_list(cases: &[CaseNumber]) -> String {
+    format!("cases:{}", cases.iter().map(CaseNumber::as_str).collect::<Vec<_>>().join(","))
 }
 
 impl App {
     /// One employee's withholding for one pay date.
     pub async fn calculate_withholding(&self, caller: &Caller, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
-        let cases: Vec<&str> = request.case_numbers.iter().map(CaseNumber::as_str).collect();
-        let audit = self.authorize(caller, Action::CalculateWithholding, format!("cases:{}", cases.join(","))).await?;
-        let result = self.compute_withholding(caller.principal.employer_feins(), request).await;
+        let audit = self.authorize(caller, Action::CalculateWithholding, case_list(&request.case_numbers)).await?;
+        let result = self.compute_withholding(caller, request).await;
         self.audited_read(audit, result).await
     }
 
@@ -84,19 +128,20 @@ impl App {
     pub async fn start_payroll(&self, caller: &Caller) -> Result<PayrollRun, AppError> {
         let audit = self.authorize(caller, Action::CalculatePayrollWithholding, "payroll").await?;
         self.audited_read(audit, Ok(())).await?;
-        Ok(PayrollRun { app: self.clone(), employer_feins: caller.principal.employer_feins().map(<[Fein]>::to_vec) })
+        Ok(PayrollRun { app: self.clone(), caller: caller.clone() })
     }
 
-    async fn compute_withholding(&self, employer_feins: Option<&[Fein]>, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
+    async fn compute_withholding(&self, caller: &Caller, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
         self.check_pay_date(request.pay_date)?;
-        let stored = self.store.orders_of_cases(&request.case_numbers).await?;
+        let employer_feins = caller.principal.employer_feins();
+        let stored = self.store.orders_of_cases(&request.case_numbers, request.pay_date).await?;
         let ssn_hmac = self.pii.ssn_hmac(&request.employee_ssn);
         let mut orders: Vec<(Option<CaseNumber>, OrderTerms)> = Vec::new();
-        let mut not_found = Vec::new();
+        let mut all_found = true;
         for case in &request.case_numbers {
             let of_case: Vec<&WithholdingOrder> = stored.iter().filter(|o| &o.ledger.order().case_number == case).collect();
             if of_case.is_empty() || !of_case.iter().all(|o| visible(o, &ssn_hmac, employer_feins)) {
-                not_found.push(case.as_str());
+                all_found = false;
                 continue;
             }
             for order in of_case {
@@ -104,9 +149,9 @@ impl App {
                 orders.push((Some(case.clone()), terms));
             }
         }
-        if !not_found.is_empty() {
-            // The same words whatever the reason, and nothing about the SSN.
-            return Err(AppError::NotFound(format!("no case {} for this employee", not_found.join(", "))));
+        if !all_found {
+            self.lookups.spend(&caller.principal.name)?;
+            return Err(AppError::NotFound(NOT_FOUND_MESSAGE.to_owned()));
         }
         orders.extend(request.external_orders.into_iter().map(|terms| (None, terms)));
         let period = PayPeriod {

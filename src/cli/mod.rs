@@ -29,7 +29,8 @@ pub use serve::ServeArgs;
                   GATEWAY_SERVER and GATEWAY_TOKEN.\n\n\
                   Exit codes: 0 done; 1 error (server unreachable, refused request, a value the server \
                   finds wrong); 2 the command line itself is wrong (an unknown option, a missing argument); \
-                  3 a file was refused and nothing of it was applied (the problems are printed). \
+                  3 a file was refused and nothing of it was applied (the problems are printed); \
+                  4 a payroll run computed some employees but not all (each problem is reported). \
                   Output piped into a reader that stops early (`| head`) ends quietly."
 )]
 pub struct Cli {

@@ -22,7 +22,13 @@ use crate::grpc::proto::{self, calculate_payroll_withholding_response::Result as
 pub struct CalcArgs {
     /// A payroll CSV, one employee per row (columns in docs/withholding.md), instead of the
     /// one-employee options below.
-    #[arg(long, conflicts_with_all = ["frequency", "pay_date", "disposable_earnings", "employee_ssn", "case_numbers", "other_orders"])]
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "frequency", "pay_date", "disposable_earnings", "employee_ssn", "case_numbers", "other_orders",
+            "medical_premium", "other_family", "no_other_family",
+        ]
+    )]
     pub file: Option<PathBuf>,
     /// With --file: write the results to this CSV (default: standard output).
     #[arg(long, requires = "file")]
@@ -91,10 +97,10 @@ fn other_order(text: &str) -> anyhow::Result<proto::ExternalOrder> {
     let old = match parts.get(3) {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("old") => true,
-        Some(_) => anyhow::bail!("--other-order {text}: the fourth part is `old` or nothing"),
+        Some(_) => anyhow::bail!("an other order's fourth part is `old` or nothing"),
     };
     if parts.len() < 2 || parts.len() > 4 {
-        anyhow::bail!("--other-order is REFERENCE:CURRENT_MONTHLY[:ARREARS_MONTHLY[:old]]");
+        anyhow::bail!("an other order is REFERENCE:CURRENT_MONTHLY[:ARREARS_MONTHLY[:old]]");
     }
     Ok(proto::ExternalOrder {
         order_reference: parts[0].to_owned(),
@@ -186,8 +192,12 @@ pub fn table(heading: &str, w: &proto::Withholding) -> String {
 
 // ---- A payroll file ----
 
+/// The exit code of a payroll run in which some employees could not be computed (the others
+/// were): distinct from 1, a run that failed as a whole.
+pub const SOME_EMPLOYEES_FAILED: u8 = 4;
+
 /// The payroll file's columns: (name, required).
-const PAYROLL_COLUMNS: [(&str, bool); 11] = [
+const PAYROLL_COLUMNS: [(&str, bool); 12] = [
     ("employee_id", true),
     ("employee_ssn", true),
     ("employee_last_name", false),
@@ -199,6 +209,7 @@ const PAYROLL_COLUMNS: [(&str, bool); 11] = [
     ("disposable_earnings", true),
     ("supports_other_family", false),
     ("medical_premium", false),
+    ("other_orders", false),
 ];
 
 /// The results file's columns.
@@ -247,8 +258,9 @@ fn payroll_header(header: &csv::StringRecord) -> anyhow::Result<HashMap<&'static
     for (index, name) in header.iter().enumerate() {
         let name = name.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
         let Some((column, _)) = PAYROLL_COLUMNS.iter().find(|(c, _)| *c == name) else {
+            // The name is not repeated: a file without a header row has an SSN here.
             let known: Vec<&str> = PAYROLL_COLUMNS.iter().map(|(c, _)| *c).collect();
-            anyhow::bail!("unknown column `{}` in the payroll file; the columns are: {}", crate::domain::excerpt(&name), known.join(", "));
+            anyhow::bail!("column {} of the payroll file's header is not one of: {}", index + 1, known.join(", "));
         };
         if positions.insert(*column, index).is_some() {
             anyhow::bail!("column `{column}` appears twice in the payroll file");
@@ -298,6 +310,10 @@ fn payroll_row(
     }
     let case_numbers =
         field("case_numbers").split([';', ' ', '|']).map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let external_orders = match field("other_orders").split(';').map(str::trim).filter(|o| !o.is_empty()).map(other_order).collect() {
+        Ok(orders) => orders,
+        Err(error) => return (employee, Err(format!("other_orders: {error}"))),
+    };
     let request = proto::CalculatePayrollWithholdingRequest {
         employee_reference: employee.id.clone(),
         pay_period: Some(proto::EmployeePayPeriod {
@@ -308,7 +324,7 @@ fn payroll_row(
             medical_premium: field("medical_premium"),
             employee_ssn: employee.ssn.clone(),
             case_numbers,
-            external_orders: Vec::new(),
+            external_orders,
         }),
     };
     (employee, Ok(request))
@@ -317,14 +333,28 @@ fn payroll_row(
 /// Reads the payroll file on a blocking thread, a row at a time.
 fn read_payroll(path: PathBuf, as_remittance: bool, rows: mpsc::Sender<(Employee, Result<proto::CalculatePayrollWithholdingRequest, String>)>) -> anyhow::Result<()> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let columns = payroll_header(reader.headers().context("the payroll file has no header row")?)?;
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).with_context(|| format!("{} is not a readable CSV file", path.display()))? {
-        let line = record.position().map_or(0, |p| p.line());
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
-        if rows.blocking_send(payroll_row(line, &record, &columns, as_remittance)).is_err() {
+    let columns = payroll_header(reader.headers().context("the payroll file's header row is not readable UTF-8 CSV")?)?;
+    // Rows are read as bytes: one that is not UTF-8 (a Latin-1 name) is that row's problem.
+    let mut bytes = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut bytes).with_context(|| format!("{} is not a readable CSV file", path.display()))? {
+        let line = bytes.position().map_or(0, |p| p.line());
+        let row = match csv::StringRecord::from_byte_record(bytes.clone()) {
+            Ok(record) if record.iter().all(|f| f.trim().is_empty()) => continue,
+            Ok(record) => payroll_row(line, &record, &columns, as_remittance),
+            Err(_) => {
+                let employee = Employee {
+                    line,
+                    id: String::from_utf8_lossy(columns.get("employee_id").and_then(|&i| bytes.get(i)).unwrap_or_default()).into_owned(),
+                    ssn: String::new(),
+                    last_name: String::new(),
+                    first_name: String::new(),
+                    employer_fein: String::new(),
+                    pay_date: String::new(),
+                };
+                (employee, Err("the row is not UTF-8 text: save the file as UTF-8".to_owned()))
+            }
+        };
+        if rows.blocking_send(row).is_err() {
             break; // The call ended; its error is reported there.
         }
     }
@@ -423,7 +453,7 @@ async fn payroll(channel: GatewayChannel, file: &Path, out: Option<&Path>, as_re
         totals.problems,
         if totals.problems > 0 && !as_remittance { " (see the problem column)" } else { "" }
     );
-    Ok(if totals.problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if totals.problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(SOME_EMPLOYEES_FAILED) })
 }
 
 fn write_row(writer: &mut csv::Writer<impl Write>, row: &[String]) -> anyhow::Result<()> {
@@ -462,12 +492,12 @@ fn write_results(writer: &mut csv::Writer<impl Write>, employee: &Employee, w: &
 }
 
 /// One remittance line per registry order with money withheld (the premium goes to the
-/// health plan, not to the agency).
+/// health plan, not to the agency). Written as given: this file is read by the gateway, not a
+/// spreadsheet, so nothing is escaped.
 fn write_remittance_lines(writer: &mut csv::Writer<impl Write>, employee: &Employee, w: &proto::Withholding) -> anyhow::Result<()> {
     for o in w.orders.iter().filter(|o| !o.case_number.is_empty() && cents(&o.withheld) > 0) {
-        write_row(
-            writer,
-            &[
+        writer.write_record(
+            [
                 employee.employer_fein.clone(),
                 o.case_number.clone(),
                 employee.ssn.clone(),

@@ -55,7 +55,7 @@ impl proto::withholding_service_server::WithholdingService for Withholdings {
                     let message = message?;
                     let reference = message.employee_reference;
                     let result = match (employee_reference(&reference), pay_period(message.pay_period)) {
-                        (Ok(()), Ok(period)) => run.employee(period).await,
+                        (Ok(()), Ok(period)) => run.employee(&reference, period).await,
                         (reference, period) => Err(every_field([reference.err(), period.err()])),
                     };
                     let result = match result {
@@ -79,6 +79,7 @@ fn failure(error: AppError) -> Result<proto::WithholdingFailure, Status> {
         AppError::InvalidArgument { field, message } => (Reason::InvalidArgument, vec![FieldViolation { field: field.to_owned(), description: message }]),
         AppError::InvalidFields(violations) => (Reason::InvalidArgument, violations),
         AppError::NotFound(_) => (Reason::NotFound, Vec::new()),
+        AppError::Store(error) if error.is_unavailable() => (Reason::Unavailable, Vec::new()),
         other => return Err(other.into()),
     };
     Ok(proto::WithholdingFailure {

@@ -581,6 +581,7 @@ macro_rules! impl_sql_store {
             async fn orders_of_cases(
                 &self,
                 cases: &[$crate::domain::CaseNumber],
+                as_of: chrono::NaiveDate,
             ) -> $crate::storage::StoreResult<Vec<$crate::storage::WithholdingOrder>> {
                 use $crate::domain::distribution::OrderLedger;
                 use $crate::domain::{Fein, Money};
@@ -607,10 +608,10 @@ macro_rules! impl_sql_store {
                 }
                 let sql = format!(
                     "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
-                     WHERE order_id IN ({}) GROUP BY order_id, bucket, month",
-                    placeholders(rows.len())
+                     WHERE effective_date <= $1 AND order_id IN ({}) GROUP BY order_id, bucket, month",
+                    (2..rows.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
                 );
-                let mut query = sqlx::query_as::<_, (String, String, Option<String>, i64)>(&sql);
+                let mut query = sqlx::query_as::<_, (String, String, Option<String>, i64)>(&sql).bind(as_of.to_string());
                 for row in &rows {
                     query = query.bind(&row.0);
                 }
