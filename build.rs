@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/fspc/gateway/v1/gateway.proto", "proto/fspc/gateway/v1/withholding.proto"];
+    let protos = [
+        "proto/fspc/gateway/v1/gateway.proto",
+        "proto/fspc/gateway/v1/withholding.proto",
+        "proto/fspc/gateway/v1/suspense.proto",
+    ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -21,6 +21,7 @@ use proto::export_service_client::ExportServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
+use proto::suspense_service_client::SuspenseServiceClient;
 use proto::withholding_service_client::WithholdingServiceClient;
 use tonic::{Code, Status};
 
@@ -99,7 +100,12 @@ async fn world() -> World {
         own_batch.insert(role, batch.to_owned());
     }
     let other = app.vendor("other-payroll").await;
-    RemittanceServiceClient::new(other).submit_remittance(submission("OTHER-1", remittance_csv("43-7654321", 1))).await.unwrap();
+    RemittanceServiceClient::new(other.clone()).submit_remittance(submission("OTHER-1", remittance_csv("43-7654321", 1))).await.unwrap();
+    // Lines nobody can identify: the suspense items the back office works in the matrix (two
+    // resolved, two returned, and one each for the calls without a key, which are refused).
+    let unknown = (1..=6).map(|i| format!("43-7654321,,234-56-78{i:02},Nobody,2026-11-13,{i}.00\n")).collect::<String>();
+    let csv = format!("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n{unknown}").into_bytes();
+    RemittanceServiceClient::new(other).submit_remittance(submission("OTHER-2", csv)).await.unwrap();
 
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
     let payer_id = payments.register_payer(registration()).await.unwrap().into_inner().payer.unwrap().payer_id;
@@ -107,6 +113,13 @@ async fn world() -> World {
     let request = payment(payer_id, "20.00", proto::PaymentChannel::Web, "setup");
     let payment_id = payments.submit_payment(request).await.unwrap().into_inner().receipt.unwrap().payment_id;
     World { app, channels, payer_id, payment_id, own_batch, foreign_batch: "OTHER-1".to_owned() }
+}
+
+/// The oldest OPEN suspense item, read from the store (so that any role can be tried on it).
+async fn first_open_item(world: &World) -> i64 {
+    let filter = gateway::storage::suspense::SuspenseFilter { state: "OPEN".into(), ..Default::default() };
+    let open = world.app.app.store().suspense_items(&filter, None, 1).await.unwrap();
+    open.first().expect("an OPEN suspense item is left for the matrix").suspense_id
 }
 
 /// Whether the RPC's object belongs to a tenant: only then is there a foreign object to try.
@@ -270,6 +283,23 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
                 other => panic!("{role} foreign={foreign}: {other:?}"),
             }
             Ok(())
+        }
+        Action::ListSuspenseItems => {
+            SuspenseServiceClient::new(channel.clone()).list_suspense_items(proto::ListSuspenseItemsRequest::default()).await.map(drop)
+        }
+        Action::GetSuspenseItem => {
+            SuspenseServiceClient::new(channel.clone()).get_suspense_item(proto::GetSuspenseItemRequest { suspense_id: 1 }).await.map(drop)
+        }
+        Action::ResolveSuspenseItem => {
+            use proto::resolve_suspense_item_request::Target;
+            let suspense_id = first_open_item(world).await;
+            let request = proto::ResolveSuspenseItemRequest { suspense_id, target: Some(Target::CaseNumber("12345678".into())) };
+            SuspenseServiceClient::new(channel.clone()).resolve_suspense_item(request).await.map(drop)
+        }
+        Action::ReturnSuspenseItem => {
+            let suspense_id = first_open_item(world).await;
+            let request = proto::ReturnSuspenseItemRequest { suspense_id, reason: "not our employee".into(), reference: format!("CHK-{cell}") };
+            SuspenseServiceClient::new(channel.clone()).return_suspense_item(request).await.map(drop)
         }
         Action::Reflection => {
             use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};

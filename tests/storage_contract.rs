@@ -269,7 +269,7 @@ async fn the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_
     store.distribute("t", &plan_obligors, &audit()).await.unwrap();
 
     let cases = [CaseNumber::parse("12345679").unwrap(), CaseNumber::parse("12345678").unwrap(), CaseNumber::parse("99999999").unwrap()];
-    let orders = store.orders_of_cases(&cases).await.unwrap();
+    let orders = store.orders_of_cases(&cases, date("2026-11-30")).await.unwrap();
     let ids: Vec<&str> = orders.iter().map(|o| o.ledger.order().id.as_str()).collect();
     assert_eq!(ids, ["A", "B"], "by case number, then order id; an unknown case has none");
     let (a, b) = (&orders[0], &orders[1]);
@@ -279,7 +279,10 @@ async fn the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_
     assert_eq!(b.employer_fein, None);
     let november = gateway::domain::YearMonth::parse("2026-11").unwrap();
     assert_eq!(a.ledger.current_due(november), money("239.99"), "the ledger holds what was distributed");
-    assert!(store.orders_of_cases(&[]).await.unwrap().is_empty());
+    // As of a day before the collection's effective date, its allocations are not there yet.
+    let earlier = store.orders_of_cases(&cases[1..2], date("2026-11-12")).await.unwrap();
+    assert_eq!(earlier[0].ledger.current_due(november), money("300.00"));
+    assert!(store.orders_of_cases(&[], date("2026-11-30")).await.unwrap().is_empty());
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

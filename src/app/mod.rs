@@ -13,6 +13,7 @@ pub mod pii;
 pub mod paging;
 mod remittance;
 mod upload;
+pub mod suspense;
 pub mod withholding;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     limits: UploadLimits,
     metrics: Arc<Metrics>,
+    /// How many "not found" answers the withholding calculator gives each sender.
+    lookups: Arc<withholding::LookupBudget>,
 }
 
 /// The answer to a registry import.
@@ -87,7 +90,14 @@ impl From<CollectionRecord> for CollectionView {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, pii: PiiKey, clock: Arc<dyn Clock>, limits: UploadLimits) -> App {
-        App { store, pii: Arc::new(pii), clock, limits, metrics: Arc::new(Metrics::default()) }
+        App {
+            store,
+            pii: Arc::new(pii),
+            clock,
+            limits,
+            metrics: Arc::new(Metrics::default()),
+            lookups: Arc::new(withholding::LookupBudget::standard()),
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

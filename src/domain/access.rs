@@ -82,6 +82,10 @@ pub enum Action {
     RevokeApiKey,
     CalculateWithholding,
     CalculatePayrollWithholding,
+    ListSuspenseItems,
+    GetSuspenseItem,
+    ResolveSuspenseItem,
+    ReturnSuspenseItem,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -89,7 +93,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 30] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -115,6 +119,10 @@ impl Action {
         Action::RevokeApiKey,
         Action::CalculateWithholding,
         Action::CalculatePayrollWithholding,
+        Action::ListSuspenseItems,
+        Action::GetSuspenseItem,
+        Action::ResolveSuspenseItem,
+        Action::ReturnSuspenseItem,
         Action::Reflection,
     ];
 
@@ -139,7 +147,11 @@ impl Action {
             | Action::ImportReturns
             | Action::ExportAllocations
             | Action::ExportBalances
-            | Action::ExportSuspense => &[BackOffice],
+            | Action::ExportSuspense
+            | Action::ListSuspenseItems
+            | Action::GetSuspenseItem
+            | Action::ResolveSuspenseItem
+            | Action::ReturnSuspenseItem => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -181,6 +193,10 @@ impl Action {
             Action::RevokeApiKey => "RevokeApiKey",
             Action::CalculateWithholding => "CalculateWithholding",
             Action::CalculatePayrollWithholding => "CalculatePayrollWithholding",
+            Action::ListSuspenseItems => "ListSuspenseItems",
+            Action::GetSuspenseItem => "GetSuspenseItem",
+            Action::ResolveSuspenseItem => "ResolveSuspenseItem",
+            Action::ReturnSuspenseItem => "ReturnSuspenseItem",
             Action::Reflection => "Reflection",
         }
     }
@@ -258,6 +274,10 @@ mod tests {
                 ExportBalances,
                 ExportSuspense,
                 ExportAudit,
+                ListSuspenseItems,
+                GetSuspenseItem,
+                ResolveSuspenseItem,
+                ReturnSuspenseItem,
                 Reflection
             ]
         );

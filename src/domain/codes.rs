@@ -319,6 +319,8 @@ problem_codes! {
     DeadlineExceeded = "DEADLINE_EXCEEDED", ApiError;
     /// The client's upload stream failed or was cancelled.
     UploadInterrupted = "UPLOAD_INTERRUPTED", ApiError;
+    /// The suspense item was already resolved or returned: nothing was changed.
+    SuspenseItemNotOpen = "SUSPENSE_ITEM_NOT_OPEN", ApiError;
     /// A concurrent update got there first: retrying the request is safe.
     ConcurrentUpdate = "CONCURRENT_UPDATE", ApiError;
     /// The database is busy or unavailable: retry shortly.

@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 26] = [
+const RPCS: [(&str, Action); 30] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -219,6 +219,10 @@ const RPCS: [(&str, Action); 26] = [
     ("AdminService/RevokeApiKey", Action::RevokeApiKey),
     ("WithholdingService/CalculateWithholding", Action::CalculateWithholding),
     ("WithholdingService/CalculatePayrollWithholding", Action::CalculatePayrollWithholding),
+    ("SuspenseService/ListSuspenseItems", Action::ListSuspenseItems),
+    ("SuspenseService/GetSuspenseItem", Action::GetSuspenseItem),
+    ("SuspenseService/ResolveSuspenseItem", Action::ResolveSuspenseItem),
+    ("SuspenseService/ReturnSuspenseItem", Action::ReturnSuspenseItem),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

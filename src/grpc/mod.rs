@@ -11,6 +11,7 @@ pub mod incoming;
 mod payments;
 mod services;
 mod status;
+mod suspense;
 mod withholding;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ use proto::export_service_server::ExportServiceServer;
 use proto::payment_service_server::PaymentServiceServer;
 use proto::registry_service_server::RegistryServiceServer;
 use proto::remittance_service_server::RemittanceServiceServer;
+use proto::suspense_service_server::SuspenseServiceServer;
 use proto::withholding_service_server::WithholdingServiceServer;
 
 /// The gRPC server with every service, ready to serve.
@@ -79,6 +81,7 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
     health_reporter.set_serving::<PaymentServiceServer<payments::Payments>>().await;
     health_reporter.set_serving::<AdminServiceServer<admin::Admin>>().await;
     health_reporter.set_serving::<WithholdingServiceServer<withholding::Withholdings>>().await;
+    health_reporter.set_serving::<SuspenseServiceServer<suspense::Suspense>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -110,5 +113,6 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
         .add_service(limited!(PaymentServiceServer, payments::Payments(app.clone()), max))
         .add_service(limited!(AdminServiceServer, admin::Admin(app.clone()), max))
         .add_service(limited!(WithholdingServiceServer, withholding::Withholdings(app.clone()), max))
+        .add_service(limited!(SuspenseServiceServer, suspense::Suspense(app.clone()), max))
         .add_service(limited!(ExportServiceServer, services::Exports(app), max)))
 }

@@ -13,7 +13,9 @@ mod sql_access;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
+mod sql_suspense;
 mod sqlite;
+pub mod suspense;
 
 use std::sync::Arc;
 
@@ -183,7 +185,9 @@ pub struct WithholdingOrder {
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
-pub trait Store: remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + Send + Sync + 'static {
+pub trait Store:
+    remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -218,8 +222,9 @@ pub trait Store: remittance::RemittanceStore + payment::PaymentStore + access::A
     async fn orders_after(&self, after: Option<&OrderId>, limit: u32) -> StoreResult<Vec<StoredOrder>>;
 
     /// Every order of these cases (at most a few dozen), by case number then order id, each
-    /// with its obligor's SSN hash, its employer and its ledger.
-    async fn orders_of_cases(&self, cases: &[CaseNumber]) -> StoreResult<Vec<WithholdingOrder>>;
+    /// with its obligor's SSN hash, its employer and its ledger as of `as_of` (the allocations
+    /// effective on or before it).
+    async fn orders_of_cases(&self, cases: &[CaseNumber], as_of: NaiveDate) -> StoreResult<Vec<WithholdingOrder>>;
 }
 
 /// Opens the database a URL names, creating a SQLite file if it is missing, and brings its

@@ -10,6 +10,7 @@ use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
+use super::sql_suspense::impl_sql_suspense;
 use super::StoreResult;
 
 /// The advisory lock key that serialises distribution runs across replicas ("FSPC-DST").
@@ -65,3 +66,4 @@ impl_sql_store!(PostgresStore, Postgres, "postgres");
 impl_sql_remittances!(PostgresStore, PostgresRemittanceWriter, Postgres);
 impl_sql_payments!(PostgresStore, Postgres);
 impl_sql_access!(PostgresStore, Postgres);
+impl_sql_suspense!(PostgresStore, Postgres);

@@ -14,6 +14,7 @@ use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
+use super::sql_suspense::impl_sql_suspense;
 use super::StoreResult;
 
 pub struct SqliteStore {
@@ -72,3 +73,4 @@ impl_sql_store!(SqliteStore, Sqlite, "sqlite");
 impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
 impl_sql_payments!(SqliteStore, Sqlite);
 impl_sql_access!(SqliteStore, Sqlite);
+impl_sql_suspense!(SqliteStore, Sqlite);
