@@ -44,6 +44,7 @@ on_both_backends!(
     a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest,
     intake_waits_at_most_one_chunk_behind_a_distribution_run,
     the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_ledger,
+    a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -283,6 +284,87 @@ async fn the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_
     let earlier = store.orders_of_cases(&cases[1..2], date("2026-11-12")).await.unwrap();
     assert_eq!(earlier[0].ledger.current_due(november), money("300.00"));
     assert!(store.orders_of_cases(&[], date("2026-11-30")).await.unwrap().is_empty());
+}
+
+async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, StoredLine, SuspenseHold};
+    use gateway::storage::suspense::{SuspenseFilter, Worked, Worker};
+
+    let (_db, store) = seeded(backend).await;
+    let remittance = NewRemittance {
+        sender: "acme".into(),
+        batch_id: "S-1".into(),
+        format: "CSV",
+        content_sha256: "sha-S-1".into(),
+        received_at: "2026-11-20T10:00:00Z".into(),
+        received_on: date("2026-11-20"),
+    };
+    let held = |line: u64, cents: i64| LineToWrite {
+        record: StoredLine {
+            line,
+            status: "SUSPENSE".into(),
+            employer_fein: Some("431234567".into()),
+            case_number: None,
+            ssn_last4: Some("0001".into()),
+            amount: Some(Money::from_cents(cents)),
+            pay_date: Some(date("2026-11-13")),
+            obligor_id: None,
+            prenote: false,
+            problems: Vec::new(),
+        },
+        effects: LineEffects {
+            collect: None,
+            suspense: Some(SuspenseHold { reason: "CASE_AND_SSN_UNKNOWN".into(), ssn_hmac: None }),
+            termination_notice: false,
+        },
+    };
+    let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
+    writer.write_lines(&[held(1, 150_00), held(2, 20_00)]).await.unwrap();
+    writer.finish(LineCounts { line_count: 2, suspense: 2, total: Money::from_cents(170_00), ..Default::default() }).await.unwrap();
+
+    let open = SuspenseFilter { state: "OPEN".into(), ..Default::default() };
+    let items = store.suspense_items(&open, None, 10).await.unwrap();
+    assert_eq!(items.iter().map(|i| (i.line, i.amount.cents(), i.sender.as_str())).collect::<Vec<_>>(), [(1, 150_00, "acme"), (2, 20_00, "acme")]);
+    let small = SuspenseFilter { max_amount: Some(Money::from_cents(100_00)), ..open.clone() };
+    assert_eq!(store.suspense_items(&small, None, 10).await.unwrap().len(), 1);
+    let (first, second) = (items[0].suspense_id, items[1].suspense_id);
+
+    // Eight clerks resolve the first item at once: one collection, seven refusals.
+    let obligor = ObligorId::parse("OB-1").unwrap();
+    let case = CaseNumber::parse("12345678").unwrap();
+    let clerks = (0..8).map(|i| {
+        let (store, obligor, case) = (store.clone(), obligor.clone(), case.clone());
+        tokio::spawn(async move {
+            let worker = Worker { name: format!("clerk-{i}"), at: "2026-12-18T09:00:00Z".into() };
+            store.resolve_suspense(first, &obligor, Some(&case), &worker, &audit_of("ResolveSuspenseItem")).await.unwrap()
+        })
+    });
+    let outcomes = futures::future::join_all(clerks).await;
+    let done: Vec<_> = outcomes.iter().filter_map(|o| match o.as_ref().unwrap() { Worked::Done(done) => Some(done.clone()), _ => None }).collect();
+    assert_eq!(done.len(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o.as_ref().unwrap(), Worked::Done(_) | Worked::NotOpen(_))));
+    let (item, collection) = &done[0];
+    assert_eq!((item.state.as_str(), item.collection_id), ("RESOLVED", Some(collection.collection_id)));
+    assert_eq!((collection.amount, collection.effective_date), (Money::from_cents(150_00), date("2026-11-13")));
+    assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "ResolveSuspenseItem").count(), 1, "the audit row commits with the work");
+
+    // The run distributes exactly that one collection.
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().unwrap();
+    assert_eq!((run.collections, run.total), (1, Money::from_cents(150_00)));
+
+    // The second is returned; then neither can be worked again, and an unknown obligor or
+    // item changes nothing.
+    let worker = Worker { name: "clerk".into(), at: "2026-12-18T10:00:00Z".into() };
+    let unknown = ObligorId::parse("OB-404").unwrap();
+    assert_eq!(store.resolve_suspense(second, &unknown, None, &worker, &audit()).await.unwrap(), Worked::UnknownObligor);
+    let returned = store.return_suspense(second, "not our employee", "CHK-1001", &worker, &audit()).await.unwrap();
+    let Worked::Done(returned) = returned else { panic!("{returned:?}") };
+    assert_eq!((returned.return_reason.as_deref(), returned.return_reference.as_deref()), (Some("not our employee"), Some("CHK-1001")));
+    assert!(matches!(store.resolve_suspense(second, &obligor, None, &worker, &audit()).await.unwrap(), Worked::NotOpen(_)));
+    assert!(matches!(store.return_suspense(first, "r", "x", &worker, &audit()).await.unwrap(), Worked::NotOpen(_)));
+    assert_eq!(store.return_suspense(9_999, "r", "x", &worker, &audit()).await.unwrap(), Worked::Missing);
+    assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "a return makes no collection");
+    assert!(store.suspense_items(&open, None, 10).await.unwrap().is_empty());
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

@@ -152,7 +152,7 @@ impl App {
                     Ok((item, CollectionView::from(collection)))
                 }
                 Worked::Missing => Err(missing(suspense_id)),
-                Worked::NotOpen(item) => Err(not_open(item)),
+                Worked::NotOpen(item) => Err(not_open(*item)),
                 Worked::UnknownObligor => Err(AppError::NotFound(format!("obligor {obligor} is not in the registry"))),
             }
         }
@@ -180,7 +180,7 @@ impl App {
                     Ok(item)
                 }
                 Worked::Missing => Err(missing(suspense_id)),
-                Worked::NotOpen(item) => Err(not_open(item)),
+                Worked::NotOpen(item) => Err(not_open(*item)),
                 Worked::UnknownObligor => Err(AppError::Internal("a return names no obligor".into())),
             }
         }

@@ -124,7 +124,7 @@ macro_rules! impl_sql_suspense {
                      AND ($3 IS NULL OR r.sender = $3) AND ($4 IS NULL OR s.employer_fein = $4) \
                      AND ($5 IS NULL OR r.batch_id = $5) AND ($6 IS NULL OR s.reason = $6) \
                      AND ($7 IS NULL OR s.amount_cents >= $7) AND ($8 IS NULL OR s.amount_cents <= $8) \
-                     AND ($9 IS NULL OR s.created_at < $9) \
+                     AND ($9 IS NULL OR r.received_on < $9) \
                      ORDER BY s.suspense_id LIMIT $10"
                 );
                 let rows: Vec<ItemRow> = sqlx::query_as(&sql)
@@ -157,9 +157,9 @@ macro_rules! impl_sql_suspense {
                 let mut tx = self.begin_writing().await?;
                 let Some(item) = suspense_item_in(&mut tx, suspense_id).await? else { return Ok(Worked::Missing) };
                 if item.state != "OPEN" {
-                    return Ok(Worked::NotOpen(item));
+                    return Ok(Worked::NotOpen(Box::new(item)));
                 }
-                let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM obligors WHERE obligor_id = $1")
+                let known: Option<String> = sqlx::query_scalar("SELECT obligor_id FROM obligors WHERE obligor_id = $1")
                     .bind(obligor.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -169,7 +169,7 @@ macro_rules! impl_sql_suspense {
                 let values = [Some(obligor.as_str()), None];
                 if !mark_worked(&mut tx, suspense_id, "RESOLVED", "resolved_obligor_id = $4, return_reason = $5", values, worker).await? {
                     let now = suspense_item_in(&mut tx, suspense_id).await?;
-                    return Ok(now.map_or(Worked::Missing, Worked::NotOpen));
+                    return Ok(now.map_or(Worked::Missing, |item| Worked::NotOpen(Box::new(item))));
                 }
                 let (remittance_id, line): (i64, i64) =
                     sqlx::query_as("SELECT remittance_id, line FROM suspense_items WHERE suspense_id = $1")
@@ -223,12 +223,12 @@ macro_rules! impl_sql_suspense {
                 let mut tx = self.begin_writing().await?;
                 let Some(item) = suspense_item_in(&mut tx, suspense_id).await? else { return Ok(Worked::Missing) };
                 if item.state != "OPEN" {
-                    return Ok(Worked::NotOpen(item));
+                    return Ok(Worked::NotOpen(Box::new(item)));
                 }
                 let values = [Some(reason), Some(reference)];
                 if !mark_worked(&mut tx, suspense_id, "RETURNED", "return_reason = $4, return_reference = $5", values, worker).await? {
                     let now = suspense_item_in(&mut tx, suspense_id).await?;
-                    return Ok(now.map_or(Worked::Missing, Worked::NotOpen));
+                    return Ok(now.map_or(Worked::Missing, |item| Worked::NotOpen(Box::new(item))));
                 }
                 let worked = suspense_item_in(&mut tx, suspense_id).await?.ok_or_else(|| {
                     $crate::storage::StoreError::Corrupt(format!("suspense item {suspense_id} vanished"))

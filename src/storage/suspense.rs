@@ -63,7 +63,7 @@ pub enum Worked<T> {
     /// No such item.
     Missing,
     /// The item was worked already (by someone else, perhaps a moment ago): nothing changed.
-    NotOpen(SuspenseItem),
+    NotOpen(Box<SuspenseItem>),
     /// Resolving to an obligor the registry does not hold: nothing changed.
     UnknownObligor,
 }
