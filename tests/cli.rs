@@ -340,3 +340,56 @@ fn database_commands_do_not_offer_client_options_and_completions_are_printed() {
         assert!(script.contains("gateway") && script.contains("remit"), "{shell}: {script}");
     }
 }
+
+#[test]
+fn the_back_office_works_the_suspense_queue_from_the_command_line() {
+    let db = TestDb::new_blocking();
+    let (server, dir) = server_with_registry(&db);
+    let file = dir.path().join("unknown.csv");
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
+    std::fs::write(
+        &file,
+        format!(
+            "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+             43-1234567,,234-56-7801,Nobody,{yesterday},150.00\n\
+             43-1234567,,234-56-7802,Nobody,{yesterday},20.00\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&server, &server.keys.vendor, &["remit", "submit", "--format", "csv", "--batch-id", "S-1", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let office = &server.keys.back_office;
+
+    let (code, out, err) = cli(&server, office, &["suspense", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("acme-payroll") && out.contains("***-**-7801") && out.contains("150.00") && out.contains("20.00"), "{out}");
+    assert!(!out.contains("234-56-7801"), "{out}");
+    let (_, json, _) = cli(&server, office, &["--json", "suspense", "list", "--min-amount", "100"]);
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let items = listed["suspense_items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{json}");
+    let first = items[0]["suspense_id"].as_str().unwrap().to_owned(); // 64-bit integers are strings in proto JSON
+    let (code, out, err) = cli(&server, office, &["suspense", "resolve", &first, "--case-number", "12345678"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("resolved to obligor OB-1") && out.contains(&format!("150.00 for obligor OB-1, effective {yesterday}")), "{out}");
+    let (code, _, err) = cli(&server, office, &["suspense", "resolve", &first, "--obligor", "OB-2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("FailedPrecondition") && err.contains("already RESOLVED"), "{err}");
+
+    let (_, json, _) = cli(&server, office, &["--json", "suspense", "list"]);
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let second = listed["suspense_items"][0]["suspense_id"].as_str().unwrap().to_owned();
+    let (code, out, err) = cli(&server, office, &["suspense", "return", &second, "--reason", "not our employee", "--reference", "CHK-1001"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(RETURNED)") && out.contains("reference CHK-1001"), "{out}");
+    let (_, out, _) = cli(&server, office, &["suspense", "list"]);
+    assert!(out.contains("No suspense items match."), "{out}");
+    let (_, out, _) = cli(&server, office, &["suspense", "list", "--state", "returned"]);
+    assert!(out.contains("returned (CHK-1001: not our employee)"), "{out}");
+    let (_, out, _) = cli(&server, office, &["suspense", "show", &first]);
+    assert!(out.contains("RESOLVED by back-office"), "{out}");
+    // The vendor may not.
+    let (code, _, err) = cli(&server, &server.keys.vendor, &["suspense", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("PermissionDenied"), "{err}");
+}

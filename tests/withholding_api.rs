@@ -203,8 +203,9 @@ async fn every_worked_example_from_registry_orders() {
 async fn every_worked_example_from_orders_given_in_the_request() {
     let app = setup().await;
     let vendor = app.vendor("acme-payroll").await;
-    // (example, per order: reference, current monthly, arrears payment, old arrears)
-    let given: [(&Example, &[(&str, &str, &str, bool)]); 7] = [
+    // Per order: reference, current monthly, arrears payment, old arrears.
+    type Given = &'static [(&'static str, &'static str, &'static str, bool)];
+    let given: [(&Example, Given); 7] = [
         (&EXAMPLES[0], &[("E1-A", "400.00", "", false)]),
         (&EXAMPLES[1], &[("E2-A", "1200.00", "200.00", false)]),
         (&EXAMPLES[2], &[("E2B-A", "1200.00", "200.00", true)]),

@@ -7,6 +7,7 @@ mod output;
 mod payments;
 pub mod remit;
 mod serve;
+mod suspense;
 mod withholding;
 
 use std::path::PathBuf;
@@ -100,6 +101,10 @@ pub enum Command {
     Distribute,
     /// Export allocations, balances, the suspense queue or the audit trail as CSV.
     Export(ExportArgs),
+    /// The suspense queue: money nobody could identify, resolved to an obligor or returned
+    /// to its sender (the back office).
+    #[command(subcommand)]
+    Suspense(suspense::SuspenseCommand),
     /// How much an employer withholds this pay period, per order, within the federal limits
     /// (vendor and employer keys).
     #[command(subcommand)]
