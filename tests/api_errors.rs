@@ -134,7 +134,7 @@ async fn refusals_carry_stable_reasons() {
     assert_eq!((status.code(), reason.as_str()), (Code::AlreadyExists, "BATCH_ID_REUSED"));
     assert_eq!(metadata.get("subject").map(String::as_str), Some("batch:B-1"));
     // Something that does not exist.
-    let status = client.get_remittance(proto::GetRemittanceRequest { batch_id: "NOPE".into() }).await.unwrap_err();
+    let status = client.get_remittance(proto::GetRemittanceRequest { batch_id: "NOPE".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!((status.code(), error_info(&status).0.as_str()), (Code::NotFound, "NOT_FOUND"));
     app.stop().await;
 }

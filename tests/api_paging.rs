@@ -33,7 +33,7 @@ async fn two_hundred_fifty_files_come_in_pages_of_a_hundred_newest_first_then_no
     let mut pages = 0;
     let mut token = String::new();
     loop {
-        let request = proto::ListRemittancesRequest { page_size: 100, page_token: token.clone() };
+        let request = proto::ListRemittancesRequest { page_size: 100, page_token: token.clone(), ..Default::default() };
         let page = client.list_remittances(request).await.unwrap().into_inner();
         pages += 1;
         assert!(page.remittances.len() <= 100);
@@ -48,12 +48,12 @@ async fn two_hundred_fifty_files_come_in_pages_of_a_hundred_newest_first_then_no
     assert_eq!(listed, expected, "every file once, newest first");
 
     // A token is opaque and belongs to its list; a negative size is refused.
-    let status = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, page_token: "bogus".into() }).await.unwrap_err();
+    let status = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, page_token: "bogus".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let status = client.list_remittances(proto::ListRemittancesRequest { page_size: -1, page_token: String::new() }).await.unwrap_err();
+    let status = client.list_remittances(proto::ListRemittancesRequest { page_size: -1, ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     // The page size is capped.
-    let big = client.list_remittances(proto::ListRemittancesRequest { page_size: 100_000, page_token: String::new() }).await.unwrap();
+    let big = client.list_remittances(proto::ListRemittancesRequest { page_size: 100_000, ..Default::default() }).await.unwrap();
     assert_eq!(big.into_inner().remittances.len(), 250);
     app.stop().await;
 }

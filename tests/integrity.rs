@@ -46,7 +46,7 @@ fn refusal_code(ack: &proto::RemittanceAcknowledgment) -> &str {
 }
 
 async fn shown(channel: &Authed, batch_id: &str) -> Result<proto::RemittanceAcknowledgment, tonic::Status> {
-    let request = proto::GetRemittanceRequest { batch_id: batch_id.into() };
+    let request = proto::GetRemittanceRequest { batch_id: batch_id.into(), ..Default::default() };
     RemittanceServiceClient::new(channel.clone()).get_remittance(request).await.map(|r| r.into_inner().acknowledgment.unwrap())
 }
 

@@ -147,11 +147,11 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
     answers.push(format!("{:?}", submit(&vendor, proto::RemittanceFormat::Xml, "PII-2", xml).await));
     let mut remittances = RemittanceServiceClient::new(vendor.clone());
     let mut lines =
-        remittances.stream_remittance_lines(proto::StreamRemittanceLinesRequest { batch_id: "PII-1".into() }).await.unwrap().into_inner();
+        remittances.stream_remittance_lines(proto::StreamRemittanceLinesRequest { batch_id: "PII-1".into(), ..Default::default() }).await.unwrap().into_inner();
     while let Some(line) = lines.next().await {
         answers.push(format!("{line:?}"));
     }
-    answers.push(format!("{:?}", remittances.get_remittance(proto::GetRemittanceRequest { batch_id: "PII-1".into() }).await));
+    answers.push(format!("{:?}", remittances.get_remittance(proto::GetRemittanceRequest { batch_id: "PII-1".into(), ..Default::default() }).await));
 
     // A payer: refused once (the message names the field, not the number), then registered.
     let registration = proto::RegisterPayerRequest {

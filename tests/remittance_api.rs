@@ -73,7 +73,7 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
     );
 
     // Every line, in order, from the stored outcomes.
-    let request = proto::StreamRemittanceLinesRequest { batch_id: "ACME-1".into() };
+    let request = proto::StreamRemittanceLinesRequest { batch_id: "ACME-1".into(), ..Default::default() };
     let mut lines = as_vendor(&app, "acme-payroll").await.stream_remittance_lines(request).await.unwrap().into_inner();
     let mut all = Vec::new();
     while let Some(answer) = lines.next().await {
@@ -127,10 +127,10 @@ async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
     let theirs = submit(&app, "other-vendor", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!((theirs.status().short(), theirs.replayed), ("ACCEPTED", false));
     let mut nobody = as_vendor(&app, "nobody").await;
-    let hidden = nobody.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap_err();
+    let hidden = nobody.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
     let mut client = as_vendor(&app, "acme-payroll").await;
-    let shown = client.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into() }).await.unwrap();
+    let shown = client.get_remittance(proto::GetRemittanceRequest { batch_id: "ACME-1".into(), ..Default::default() }).await.unwrap();
     assert_eq!(proto::RemittanceAcknowledgment { replayed: false, ..shown.into_inner().acknowledgment.unwrap() }, first);
     let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.remittances.len(), 1);
@@ -329,7 +329,7 @@ async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let mut remittances = as_vendor(&app, "acme-payroll").await;
-    let missing = remittances.get_remittance(proto::GetRemittanceRequest { batch_id: "CUT-1".into() }).await;
+    let missing = remittances.get_remittance(proto::GetRemittanceRequest { batch_id: "CUT-1".into(), ..Default::default() }).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
     assert_eq!(distribute(&app.channel).await.collections, 0);
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
@@ -348,5 +348,76 @@ async fn a_file_over_the_size_limit_is_resource_exhausted_and_records_nothing() 
     let mut client = as_vendor(&app, "acme-payroll").await;
     let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await.unwrap();
     assert!(listed.into_inner().remittances.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_back_office_reads_every_senders_files_with_filters_and_senders_only_their_own() {
+    let app = setup().await;
+    let acme = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+                43-1234567,12345678,123-45-6789,Smith,2026-11-13,100.00\n\
+                43-1234567,,234-56-7801,Nobody,2026-11-13,20.00\n\
+                43-1234567,12345678,123-45-6789,Smith,2026-11-13,abc\n";
+    let zenith = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+                  12-3456789,22345678,223-45-6789,Doe,2026-11-13,50.00\n";
+    submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "B-1", acme.as_bytes()).await.unwrap();
+    submit(&app, "zenith-payroll", proto::RemittanceFormat::Csv, "B-1", zenith.as_bytes()).await.unwrap();
+    let mut office = RemittanceServiceClient::new(app.channel.clone());
+    let list = |request: proto::ListRemittancesRequest| {
+        let mut client = office.clone();
+        async move {
+            let page = client.list_remittances(request).await.unwrap().into_inner();
+            page.remittances.into_iter().map(|r| format!("{}/{}", r.sender, r.batch_id)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(Default::default()).await, ["zenith-payroll/B-1", "acme-payroll/B-1"], "every sender's, newest first");
+    assert_eq!(list(proto::ListRemittancesRequest { sender: "acme-payroll".into(), ..Default::default() }).await, ["acme-payroll/B-1"]);
+    assert_eq!(list(proto::ListRemittancesRequest { employer_fein: "123456789".into(), ..Default::default() }).await, ["zenith-payroll/B-1"]);
+    let today = common::test_today().to_string();
+    assert_eq!(list(proto::ListRemittancesRequest { received_from: today.clone(), received_to: today, ..Default::default() }).await.len(), 2);
+    assert!(list(proto::ListRemittancesRequest { received_to: "2026-01-01".into(), ..Default::default() }).await.is_empty());
+    let wrong = office
+        .list_remittances(proto::ListRemittancesRequest { employer_fein: "12".into(), received_from: "someday".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+
+    // A file is named by its sender and batch id: the same batch id is two files.
+    let missing_sender = office.get_remittance(proto::GetRemittanceRequest { batch_id: "B-1".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(missing_sender.code(), Code::InvalidArgument);
+    let zenith_file = office
+        .get_remittance(proto::GetRemittanceRequest { batch_id: "B-1".into(), sender: "zenith-payroll".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .acknowledgment
+        .unwrap();
+    assert_eq!((zenith_file.line_count, zenith_file.total_amount.as_str()), (1, "50.00"));
+
+    // Lines filtered by outcome and by problem code.
+    let lines = |request: proto::StreamRemittanceLinesRequest| {
+        let mut client = office.clone();
+        async move {
+            let mut stream = client.stream_remittance_lines(request).await.unwrap().into_inner();
+            let mut numbers = Vec::new();
+            while let Some(line) = stream.next().await {
+                numbers.push(line.unwrap().line.unwrap().line);
+            }
+            numbers
+        }
+    };
+    let acme_lines = proto::StreamRemittanceLinesRequest { batch_id: "B-1".into(), sender: "acme-payroll".into(), ..Default::default() };
+    assert_eq!(lines(acme_lines.clone()).await, [1, 2, 3]);
+    let suspense = proto::StreamRemittanceLinesRequest { statuses: vec![proto::LineStatus::Suspense as i32, proto::LineStatus::Rejected as i32], ..acme_lines.clone() };
+    assert_eq!(lines(suspense).await, [2, 3]);
+    let amount = proto::StreamRemittanceLinesRequest { problem_code: "AMOUNT_INVALID".into(), ..acme_lines };
+    assert_eq!(lines(amount).await, [3]);
+
+    // A sender sees only its own: naming another sender finds nothing, and its list is its own.
+    let mut acme_client = as_vendor(&app, "acme-payroll").await;
+    let other = acme_client.get_remittance(proto::GetRemittanceRequest { batch_id: "B-1".into(), sender: "zenith-payroll".into() }).await;
+    assert_eq!(other.unwrap_err().code(), Code::NotFound);
+    let own = acme_client.list_remittances(proto::ListRemittancesRequest { sender: "zenith-payroll".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(own.into_inner().remittances.iter().map(|r| r.sender.as_str()).collect::<Vec<_>>(), ["acme-payroll"]);
     app.stop().await;
 }

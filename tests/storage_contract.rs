@@ -591,7 +591,14 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), Some(summary.clone()));
     assert_eq!(store.remittance_by_batch("other", "B-1").await.unwrap(), None);
     assert_eq!(store.remittance_by_content("acme", "sha-B-1").await.unwrap().map(|r| r.batch_id), Some("B-1".into()));
-    assert_eq!(store.remittances_of("acme", None, 10).await.unwrap(), [summary.clone()]);
+    let of_acme = gateway::storage::remittance::FileFilter { sender: Some("acme".into()), ..Default::default() };
+    assert_eq!(store.remittances(&of_acme, None, 10).await.unwrap(), [summary.clone()]);
+    let of_employer = gateway::storage::remittance::FileFilter { employer_fein: Some("431234567".into()), ..Default::default() };
+    assert_eq!(store.remittances(&of_employer, None, 10).await.unwrap(), [summary.clone()]);
+    let of_other = gateway::storage::remittance::FileFilter { employer_fein: Some("999999999".into()), ..of_acme.clone() };
+    assert!(store.remittances(&of_other, None, 10).await.unwrap().is_empty());
+    let later = gateway::storage::remittance::FileFilter { received_from: Some(date("2026-11-21")), ..Default::default() };
+    assert!(store.remittances(&later, None, 10).await.unwrap().is_empty());
     let stored = store.remittance_lines_after(summary.remittance_id, 1, 10).await.unwrap();
     assert_eq!(stored, [line(2, "SUSPENSE", None), line(3, "APPLIED_BY_SSN", Some("OB-1"))]);
     let suspense = store.suspense_after(0, 10).await.unwrap();

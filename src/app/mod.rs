@@ -34,7 +34,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, FieldViolation};
 pub use export::{spreadsheet_safe, ExportStream};
 pub use pii::PiiKey;
-pub use remittance::{AckStatus, Acknowledgment, FileSummary, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
+pub use remittance::{AckStatus, Acknowledgment, FileQuery, FileSummary, LineFilter, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
 pub use withholding::{OrderAnswer, PayrollRun, WithholdingAnswer, WithholdingRequest};
 

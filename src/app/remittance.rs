@@ -21,7 +21,8 @@ use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, 
 use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
-    DirectoryPage, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter, StoredLine,
+    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
+    StoredLine,
     StoredProblem, SuspenseHold,
 };
 use crate::storage::{AuditEntry, StoreError};
@@ -79,6 +80,7 @@ impl From<StoredProblem> for LineProblemView {
 /// A file as its sender sees it in a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSummary {
+    pub sender: String,
     pub batch_id: String,
     pub format: String,
     /// RFC 3339.
@@ -88,7 +90,13 @@ pub struct FileSummary {
 
 impl From<RemittanceSummary> for FileSummary {
     fn from(summary: RemittanceSummary) -> FileSummary {
-        FileSummary { batch_id: summary.batch_id, format: summary.format, received_at: summary.received_at, counts: summary.counts }
+        FileSummary {
+            sender: summary.sender,
+            batch_id: summary.batch_id,
+            format: summary.format,
+            received_at: summary.received_at,
+            counts: summary.counts,
+        }
     }
 }
 
@@ -381,33 +389,47 @@ impl App {
         Ok(ack)
     }
 
-    /// The caller's stored acknowledgment; `NotFound` for another sender's batch, as for
-    /// one that does not exist.
-    pub async fn get_remittance(&self, caller: &Caller, batch_id: &str) -> Result<Acknowledgment, AppError> {
-        let audit = self.authorize(caller, Action::GetRemittance, format!("batch:{batch_id}")).await?;
+    /// A file's stored acknowledgment: a vendor's or employer's own (`NotFound` for another
+    /// sender's batch, as for one that does not exist), or any sender's for the back office.
+    pub async fn get_remittance(&self, caller: &Caller, sender: &str, batch_id: &str) -> Result<Acknowledgment, AppError> {
+        let audit = self.authorize(caller, Action::GetRemittance, file_object(sender, batch_id)).await?;
         let result = async {
-            let summary = self.own_remittance(caller, batch_id).await?;
+            let summary = self.file_of(caller, sender, batch_id).await?;
             self.acknowledgment_of(summary).await
         }
         .await;
         self.audited_read(audit, result).await
     }
 
-    async fn own_remittance(&self, caller: &Caller, batch_id: &str) -> Result<RemittanceSummary, AppError> {
-        self.store
-            .remittance_by_batch(&caller.principal.name, batch_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no remittance with batch id {batch_id}")))
+    /// The file a caller may read: a remitter's own, whatever sender it names; the named
+    /// sender's for the back office.
+    async fn file_of(&self, caller: &Caller, sender: &str, batch_id: &str) -> Result<RemittanceSummary, AppError> {
+        let not_found = || AppError::NotFound(format!("no remittance with batch id {batch_id}"));
+        let sender = sender.trim();
+        let owner = if caller.principal.role.is_remitter() {
+            if !sender.is_empty() && sender != caller.principal.name {
+                return Err(not_found());
+            }
+            caller.principal.name.as_str()
+        } else if sender.is_empty() {
+            return Err(AppError::invalid("sender", "name the file's sender (a key's name): batch ids are unique per sender"));
+        } else {
+            sender
+        };
+        self.store.remittance_by_batch(owner, batch_id).await?.ok_or_else(not_found)
     }
 
-    /// Every line's outcome of the caller's file, in file order, read page by page.
+    /// Every line's outcome of a file, in file order, read page by page; only the lines that
+    /// `filter` keeps.
     pub async fn remittance_lines(
         &self,
         caller: &Caller,
+        sender: &str,
         batch_id: &str,
+        filter: LineFilter,
     ) -> Result<ReceiverStream<Result<LineOutcome, AppError>>, AppError> {
-        let audit = self.authorize(caller, Action::StreamRemittanceLines, format!("batch:{batch_id}")).await?;
-        let found = self.own_remittance(caller, batch_id).await;
+        let audit = self.authorize(caller, Action::StreamRemittanceLines, file_object(sender, batch_id)).await?;
+        let found = self.file_of(caller, sender, batch_id).await;
         let summary = self.audited_read(audit, found).await?;
         let (lines, receiver) = mpsc::channel(256);
         let store = self.store.clone();
@@ -420,7 +442,7 @@ impl App {
                 };
                 let Some(last) = page.last() else { return };
                 after = last.line;
-                for line in page {
+                for line in page.into_iter().filter(|line| filter.keeps(line)) {
                     if lines.send(Ok(line.into())).await.is_err() {
                         return; // The client went away.
                     }
@@ -430,20 +452,60 @@ impl App {
         Ok(ReceiverStream::new(receiver))
     }
 
-    /// The caller's submissions, newest first, a page at a time.
-    pub async fn list_remittances(&self, caller: &Caller, page: PageRequest) -> Result<Page<FileSummary>, AppError> {
+    /// Files, newest first, a page at a time: a remitter's own, or every sender's for the
+    /// back office, with filters.
+    pub async fn list_remittances(&self, caller: &Caller, query: FileQuery, page: PageRequest) -> Result<Page<FileSummary>, AppError> {
         let audit = self.authorize(caller, Action::ListRemittances, "remittances").await?;
         let result = async {
             let before = match &page.after {
                 Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
                 None => None,
             };
-            let fetched = self.store.remittances_of(&caller.principal.name, before, page.size + 1).await?;
+            let sender = if caller.principal.role.is_remitter() { Some(caller.principal.name.clone()) } else { query.sender };
+            let filter = FileFilter {
+                sender,
+                employer_fein: query.employer_fein.map(|f| f.as_str().to_owned()),
+                received_from: query.received_from,
+                received_to: query.received_to,
+            };
+            let fetched = self.store.remittances(&filter, before, page.size + 1).await?;
             let page = paging::page(REMITTANCE_LIST, page.size, fetched, |file| file.remittance_id.to_string());
             Ok(Page { items: page.items.into_iter().map(FileSummary::from).collect(), next_page_token: page.next_page_token })
         }
         .await;
         self.audited_read(audit, result).await
+    }
+}
+
+/// The audit trail's name of a file.
+fn file_object(sender: &str, batch_id: &str) -> String {
+    match sender.trim() {
+        "" => format!("batch:{batch_id}"),
+        sender => format!("batch:{sender}/{batch_id}"),
+    }
+}
+
+/// Which files a list shows (the back office's filters; a remitter's list is its own).
+#[derive(Clone, Debug, Default)]
+pub struct FileQuery {
+    pub sender: Option<String>,
+    pub employer_fein: Option<Fein>,
+    pub received_from: Option<chrono::NaiveDate>,
+    pub received_to: Option<chrono::NaiveDate>,
+}
+
+/// Which lines of a file to stream: all when empty.
+#[derive(Clone, Debug, Default)]
+pub struct LineFilter {
+    /// APPLIED, APPLIED_BY_SSN, SUSPENSE or REJECTED.
+    pub statuses: Vec<String>,
+    pub problem_code: Option<String>,
+}
+
+impl LineFilter {
+    fn keeps(&self, line: &StoredLine) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&line.status))
+            && self.problem_code.as_ref().is_none_or(|code| line.problems.iter().any(|p| &p.code == code))
     }
 }
 

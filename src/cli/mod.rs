@@ -176,12 +176,28 @@ pub enum RemitCommand {
     /// Show the acknowledgment of a file sent earlier.
     Show {
         batch_id: String,
+        /// The back office: the file's sender (a key's name); senders read their own files.
+        #[arg(long)]
+        sender: Option<String>,
         /// List every line that has a problem (by default they are grouped by code).
         #[arg(long)]
         verbose: bool,
     },
-    /// List your files, newest first, a page at a time.
+    /// List files, newest first, a page at a time: your own, or with a back-office key
+    /// every sender's.
     List {
+        /// The back office: only this sender's files.
+        #[arg(long)]
+        sender: Option<String>,
+        /// Only files with a line of this employer.
+        #[arg(long)]
+        employer_fein: Option<String>,
+        /// Only files received on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        received_from: Option<String>,
+        /// Only files received on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        received_to: Option<String>,
         /// Files per page (at most 1000).
         #[arg(long, alias = "limit", default_value_t = 20)]
         page_size: i32,

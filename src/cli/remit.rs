@@ -32,27 +32,36 @@ pub async fn run(channel: GatewayChannel, json: bool, command: RemitCommand) -> 
             let opened = tokio::fs::File::open(&file).await.with_context(|| format!("cannot open {}", file.display()))?;
             let size = opened.metadata().await.map(|m| m.len()).unwrap_or(0);
             let ack = submit_file(&mut client, header, opened, size).await?;
-            print_acknowledgment(&mut client, json, verbose, ack).await
+            print_acknowledgment(&mut client, json, verbose, String::new(), ack).await
         }
-        RemitCommand::Show { batch_id, verbose } => {
-            let request = proto::GetRemittanceRequest { batch_id };
+        RemitCommand::Show { batch_id, sender, verbose } => {
+            let sender = sender.unwrap_or_default();
+            let request = proto::GetRemittanceRequest { batch_id, sender: sender.clone() };
             let response = client.get_remittance(request).await.map_err(status_error)?.into_inner();
             let ack = response.acknowledgment.ok_or_else(|| anyhow::anyhow!("the server answered without an acknowledgment"))?;
-            print_acknowledgment(&mut client, json, verbose, ack).await
+            print_acknowledgment(&mut client, json, verbose, sender, ack).await
         }
-        RemitCommand::List { page_size, page_token } => {
-            let request = proto::ListRemittancesRequest { page_size, page_token };
+        RemitCommand::List { sender, employer_fein, received_from, received_to, page_size, page_token } => {
+            let request = proto::ListRemittancesRequest {
+                page_size,
+                page_token,
+                sender: sender.unwrap_or_default(),
+                employer_fein: employer_fein.unwrap_or_default(),
+                received_from: received_from.unwrap_or_default(),
+                received_to: received_to.unwrap_or_default(),
+            };
             let response = client.list_remittances(request).await.map_err(status_error)?.into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&to_json(&response)?)?);
             } else {
                 println!(
-                    "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
-                    "batch id", "format", "received", "lines", "total", "applied", "by SSN", "suspense", "rejected"
+                    "{:<16} {:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
+                    "sender", "batch id", "format", "received", "lines", "total", "applied", "by SSN", "suspense", "rejected"
                 );
                 for r in &response.remittances {
                     println!(
-                        "{:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
+                        "{:<16} {:<24} {:<6} {:<25} {:>7} {:>14} {:>8} {:>7} {:>9} {:>8}",
+                        r.sender,
                         r.batch_id,
                         named!(proto::RemittanceFormat, "REMITTANCE_FORMAT_", r.format),
                         super::output::instant(r.receive_time),
@@ -98,6 +107,7 @@ async fn print_acknowledgment(
     client: &mut RemittanceServiceClient<GatewayChannel>,
     json: bool,
     verbose: bool,
+    sender: String,
     ack: proto::RemittanceAcknowledgment,
 ) -> anyhow::Result<ExitCode> {
     let status = named!(proto::AcknowledgmentStatus, "ACKNOWLEDGMENT_STATUS_", ack.status);
@@ -106,7 +116,7 @@ async fn print_acknowledgment(
         // The acknowledgment with every line of an accepted file, from the stored outcomes.
         let mut lines = Vec::new();
         if status == "ACCEPTED" {
-            let request = proto::StreamRemittanceLinesRequest { batch_id: ack.batch_id.clone() };
+            let request = proto::StreamRemittanceLinesRequest { batch_id: ack.batch_id.clone(), sender, ..Default::default() };
             let mut stream = client.stream_remittance_lines(request).await.map_err(status_error)?.into_inner();
             while let Some(answer) = stream.next().await {
                 if let Some(line) = answer.map_err(status_error)?.line {

@@ -129,12 +129,9 @@ impl Action {
     /// The roles allowed to take this action: the policy, in one table.
     pub fn allowed_roles(self) -> &'static [Role] {
         match self {
-            Action::SubmitRemittance
-            | Action::GetRemittance
-            | Action::StreamRemittanceLines
-            | Action::ListRemittances
-            | Action::CalculateWithholding
-            | Action::CalculatePayrollWithholding => &[Vendor, Employer],
+            Action::SubmitRemittance | Action::CalculateWithholding | Action::CalculatePayrollWithholding => &[Vendor, Employer],
+            // Senders read their own files; the back office reads every sender's.
+            Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances => &[Vendor, Employer, BackOffice],
             Action::RegisterPayer | Action::AddBankAccount | Action::ReplaceBankAccount | Action::SubmitPayment => &[PaymentSite],
             // The back office reads a payer while working a return or a prenote.
             Action::GetPayer => &[PaymentSite, BackOffice],
@@ -265,6 +262,9 @@ mod tests {
                 ImportRegistry,
                 AddCollection,
                 RunDistribution,
+                GetRemittance,
+                StreamRemittanceLines,
+                ListRemittances,
                 GetPayer,
                 ConfirmBankAccount,
                 ReturnPrenote,

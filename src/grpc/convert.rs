@@ -204,9 +204,47 @@ pub fn remittance_line(line: LineOutcome) -> proto::RemittanceLine {
     proto::RemittanceLine { line: line.line, status: line_status(&line.status) as i32, problems: problems(line.problems) }
 }
 
+/// The filters of a file list; every wrong one is reported.
+pub fn file_query(request: &proto::ListRemittancesRequest) -> Result<crate::app::FileQuery, AppError> {
+    let fein = match request.employer_fein.trim() {
+        "" => Ok(None),
+        text => crate::domain::Fein::parse(text).map(Some).map_err(|e| AppError::invalid("employer_fein", e.to_string())),
+    };
+    let from = optional_date("received_from", &request.received_from);
+    let to = optional_date("received_to", &request.received_to);
+    match (fein, from, to) {
+        (Ok(employer_fein), Ok(received_from), Ok(received_to)) => Ok(crate::app::FileQuery {
+            sender: Some(request.sender.trim().to_owned()).filter(|s| !s.is_empty()),
+            employer_fein,
+            received_from,
+            received_to,
+        }),
+        (fein, from, to) => Err(AppError::collect_fields([fein.err(), from.err(), to.err()].into_iter().flatten())
+            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+    }
+}
+
+/// Which lines of a file to stream.
+pub fn line_filter(request: &proto::StreamRemittanceLinesRequest) -> Result<crate::app::LineFilter, AppError> {
+    let mut statuses = Vec::new();
+    for value in &request.statuses {
+        let name = match proto::LineStatus::try_from(*value) {
+            Ok(proto::LineStatus::Applied) => "APPLIED",
+            Ok(proto::LineStatus::AppliedBySsn) => "APPLIED_BY_SSN",
+            Ok(proto::LineStatus::Suspense) => "SUSPENSE",
+            Ok(proto::LineStatus::Rejected) => "REJECTED",
+            _ => return Err(AppError::invalid("statuses", "each status is one of LineStatus's values but UNSPECIFIED")),
+        };
+        statuses.push(name.to_owned());
+    }
+    let problem_code = Some(request.problem_code.trim().to_owned()).filter(|c| !c.is_empty());
+    Ok(crate::app::LineFilter { statuses, problem_code })
+}
+
 pub fn remittance_summary(summary: FileSummary) -> proto::RemittanceSummary {
     let counts = summary.counts;
     proto::RemittanceSummary {
+        sender: summary.sender,
         batch_id: summary.batch_id,
         format: remittance_format(&summary.format) as i32,
         receive_time: timestamp(&summary.received_at),

@@ -62,7 +62,8 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         request: Request<proto::GetRemittanceRequest>,
     ) -> Result<Response<proto::GetRemittanceResponse>, Status> {
         let caller = caller_of(&request)?;
-        let acknowledgment = self.0.get_remittance(&caller, &request.into_inner().batch_id).await?;
+        let request = request.into_inner();
+        let acknowledgment = self.0.get_remittance(&caller, &request.sender, &request.batch_id).await?;
         Ok(Response::new(proto::GetRemittanceResponse { acknowledgment: Some(acknowledgment.into()) }))
     }
 
@@ -73,7 +74,9 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
         request: Request<proto::StreamRemittanceLinesRequest>,
     ) -> Result<Response<Self::StreamRemittanceLinesStream>, Status> {
         let caller = caller_of(&request)?;
-        let lines = self.0.remittance_lines(&caller, &request.into_inner().batch_id).await?;
+        let request = request.into_inner();
+        let filter = understood(&self.0, &caller, Action::StreamRemittanceLines, convert::line_filter(&request)).await?;
+        let lines = self.0.remittance_lines(&caller, &request.sender, &request.batch_id, filter).await?;
         let answers = lines.map(|line| {
             line.map(|line| proto::StreamRemittanceLinesResponse { line: Some(convert::remittance_line(line)) }).map_err(Status::from)
         });
@@ -86,9 +89,10 @@ impl proto::remittance_service_server::RemittanceService for Remittances {
     ) -> Result<Response<proto::ListRemittancesResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let page = PageRequest::parse(REMITTANCE_LIST, request.page_size, &request.page_token);
-        let page = understood(&self.0, &caller, Action::ListRemittances, page).await?;
-        let page = self.0.list_remittances(&caller, page).await?;
+        let converted = PageRequest::parse(REMITTANCE_LIST, request.page_size, &request.page_token)
+            .and_then(|page| convert::file_query(&request).map(|query| (query, page)));
+        let (query, page) = understood(&self.0, &caller, Action::ListRemittances, converted).await?;
+        let page = self.0.list_remittances(&caller, query, page).await?;
         Ok(Response::new(proto::ListRemittancesResponse {
             remittances: page.items.into_iter().map(convert::remittance_summary).collect(),
             next_page_token: page.next_page_token,

@@ -102,6 +102,16 @@ pub struct DirectoryPage {
     pub obligors_by_ssn: HashMap<String, Vec<ObligorId>>,
 }
 
+/// Which files a list shows; every filter given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileFilter {
+    pub sender: Option<String>,
+    /// Files with a line of this employer (9 digits).
+    pub employer_fein: Option<String>,
+    pub received_from: Option<NaiveDate>,
+    pub received_to: Option<NaiveDate>,
+}
+
 /// One suspense item, for the suspense export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SuspenseRecord {
@@ -130,9 +140,9 @@ pub trait RemittanceWriter: Send {
 pub trait RemittanceStore: Send + Sync {
     async fn remittance_by_batch(&self, sender: &str, batch_id: &str) -> StoreResult<Option<RemittanceSummary>>;
     async fn remittance_by_content(&self, sender: &str, content_sha256: &str) -> StoreResult<Option<RemittanceSummary>>;
-    /// The sender's files, newest first.
-    /// The sender's files, newest first, those received before file `before` (an id) when given.
-    async fn remittances_of(&self, sender: &str, before: Option<i64>, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
+    /// Files matching `filter`, newest first, those received before file `before` (an id)
+    /// when given.
+    async fn remittances(&self, filter: &FileFilter, before: Option<i64>, limit: u32) -> StoreResult<Vec<RemittanceSummary>>;
     /// Starts writing a file; `audit` is written when it commits. `Conflict` when the
     /// sender's batch id was taken meanwhile.
     async fn begin_remittance(&self, remittance: NewRemittance, audit: AuditEntry) -> StoreResult<Box<dyn RemittanceWriter>>;

@@ -98,19 +98,26 @@ macro_rules! impl_sql_remittances {
                 row.map(summary).transpose()
             }
 
-            async fn remittances_of(
+            async fn remittances(
                 &self,
-                sender: &str,
+                filter: &$crate::storage::remittance::FileFilter,
                 before: Option<i64>,
                 limit: u32,
             ) -> $crate::storage::StoreResult<Vec<$crate::storage::remittance::RemittanceSummary>> {
                 use $crate::storage::sql_remittance::{summary, SummaryRow, SUMMARY_COLUMNS};
+                // Every filter is a bound parameter; an absent one is NULL and holds for all.
                 let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM remittances WHERE sender = $1 AND remittance_id < $2 \
-                     ORDER BY remittance_id DESC LIMIT $3"
+                    "SELECT {SUMMARY_COLUMNS} FROM remittances WHERE remittance_id < $1 \
+                     AND ($2 IS NULL OR sender = $2) AND ($3 IS NULL OR received_on >= $3) AND ($4 IS NULL OR received_on <= $4) \
+                     AND ($5 IS NULL OR EXISTS (SELECT 1 FROM remittance_lines l \
+                                                WHERE l.remittance_id = remittances.remittance_id AND l.employer_fein = $5)) \
+                     ORDER BY remittance_id DESC LIMIT $6"
                 ))
-                .bind(sender)
                 .bind(before.unwrap_or(i64::MAX))
+                .bind(filter.sender.as_deref())
+                .bind(filter.received_from.map(|d| d.to_string()))
+                .bind(filter.received_to.map(|d| d.to_string()))
+                .bind(filter.employer_fein.as_deref())
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;
