@@ -22,6 +22,7 @@ use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
 use proto::suspense_service_client::SuspenseServiceClient;
+use proto::termination_service_client::TerminationServiceClient;
 use proto::withholding_service_client::WithholdingServiceClient;
 use tonic::{Code, Status};
 
@@ -103,8 +104,9 @@ async fn world() -> World {
     RemittanceServiceClient::new(other.clone()).submit_remittance(submission("OTHER-1", remittance_csv("43-7654321", 1))).await.unwrap();
     // Lines nobody can identify: the suspense items the back office works in the matrix (two
     // resolved, two returned, and one each for the calls without a key, which are refused).
-    let unknown = (1..=6).map(|i| format!("43-7654321,,234-56-78{i:02},Nobody,2026-11-13,{i}.00\n")).collect::<String>();
-    let csv = format!("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n{unknown}").into_bytes();
+    // The employees also left: each line is a termination notice too.
+    let unknown = (1..=6).map(|i| format!("43-7654321,,234-56-78{i:02},Nobody,2026-11-13,{i}.00,Y\n")).collect::<String>();
+    let csv = format!("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount,employment_terminated\n{unknown}").into_bytes();
     RemittanceServiceClient::new(other).submit_remittance(submission("OTHER-2", csv)).await.unwrap();
 
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
@@ -308,6 +310,17 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let suspense_id = first_open_item(world).await;
             let request = proto::ReturnSuspenseItemRequest { suspense_id, reason: "not our employee".into(), reference: format!("CHK-{cell}") };
             SuspenseServiceClient::new(channel.clone()).return_suspense_item(request).await.map(drop)
+        }
+        Action::ListTerminationNotices => {
+            let request = proto::ListTerminationNoticesRequest::default();
+            TerminationServiceClient::new(channel.clone()).list_termination_notices(request).await.map(drop)
+        }
+        Action::MarkTerminationNoticeHandled => {
+            let filter = gateway::storage::terminations::NoticeFilter { handled: Some(false), ..Default::default() };
+            let open = world.app.app.store().termination_notices(&filter, None, 1).await.unwrap();
+            let notice_id = open.first().expect("a notice is left for the matrix").notice_id;
+            let request = proto::MarkTerminationNoticeHandledRequest { notice_id };
+            TerminationServiceClient::new(channel.clone()).mark_termination_notice_handled(request).await.map(drop)
         }
         Action::Reflection => {
             use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};

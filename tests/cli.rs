@@ -388,6 +388,31 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     assert!(out.contains("returned (CHK-1001: not our employee)"), "{out}");
     let (_, out, _) = cli(&server, office, &["suspense", "show", &first]);
     assert!(out.contains("RESOLVED by back-office"), "{out}");
+
+    // Termination notices: listed, handled once.
+    let left = dir.path().join("left.csv");
+    std::fs::write(
+        &left,
+        format!("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount,employment_terminated
+43-1234567,12345678,123-45-6789,Smith,{yesterday},0,Y
+"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&server, &server.keys.vendor, &["remit", "submit", "--format", "csv", "--batch-id", "T-1", left.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = cli(&server, office, &["terminations", "list", "--employer-fein", "43-1234567"]);
+    assert!(out.contains("OB-1") && out.contains("acme-payroll/T-1 line 1"), "{out}");
+    let notice = out.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (code, out, err) = cli(&server, office, &["terminations", "handled", &notice]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("handled by back-office"), "{out}");
+    let (code, _, err) = cli(&server, office, &["terminations", "handled", &notice]);
+    assert_eq!(code, 1);
+    assert!(err.contains("NOTICE_ALREADY_HANDLED") || err.contains("already") || err.contains("handled by"), "{err}");
+    let (_, out, _) = cli(&server, office, &["terminations", "list"]);
+    assert!(out.contains("No termination notices match."), "{out}");
+    let (_, out, _) = cli(&server, office, &["terminations", "list", "--all"]);
+    assert!(out.contains("handled by back-office"), "{out}");
     // The vendor may not.
     let (code, _, err) = cli(&server, &server.keys.vendor, &["suspense", "list"]);
     assert_eq!(code, 1);

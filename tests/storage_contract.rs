@@ -45,6 +45,7 @@ on_both_backends!(
     intake_waits_at_most_one_chunk_behind_a_distribution_run,
     the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_ledger,
     a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment,
+    termination_notices_are_filtered_and_handled_once,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -365,6 +366,58 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
     assert_eq!(store.return_suspense(9_999, "r", "x", &worker, &audit()).await.unwrap(), Worked::Missing);
     assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "a return makes no collection");
     assert!(store.suspense_items(&open, None, 10).await.unwrap().is_empty());
+}
+
+async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, StoredLine};
+    use gateway::storage::suspense::Worker;
+    use gateway::storage::terminations::{Handled, NoticeFilter};
+
+    let (_db, store) = seeded(backend).await;
+    let remittance = NewRemittance {
+        sender: "acme".into(),
+        batch_id: "T-1".into(),
+        format: "CSV",
+        content_sha256: "sha-T-1".into(),
+        received_at: "2026-11-20T10:00:00Z".into(),
+        received_on: date("2026-11-20"),
+    };
+    let left = |line: u64, fein: &str, obligor: &str| LineToWrite {
+        record: StoredLine {
+            line,
+            status: "APPLIED".into(),
+            employer_fein: Some(fein.into()),
+            case_number: None,
+            ssn_last4: Some("6789".into()),
+            amount: None,
+            pay_date: Some(date("2026-11-13")),
+            obligor_id: Some(ObligorId::parse(obligor).unwrap()),
+            prenote: false,
+            problems: Vec::new(),
+        },
+        effects: LineEffects { collect: None, suspense: None, termination_notice: true },
+    };
+    let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
+    writer.write_lines(&[left(1, "431234567", "OB-1"), left(2, "123456789", "OB-2")]).await.unwrap();
+    writer.finish(LineCounts { line_count: 2, applied: 2, ..Default::default() }).await.unwrap();
+
+    let all = NoticeFilter::default();
+    assert_eq!(store.termination_notices(&all, None, 10).await.unwrap().len(), 2);
+    let of_employer = NoticeFilter { employer_fein: Some("123456789".into()), ..Default::default() };
+    let found = store.termination_notices(&of_employer, None, 10).await.unwrap();
+    assert_eq!(found.iter().map(|n| n.obligor_id.as_ref().unwrap().as_str()).collect::<Vec<_>>(), ["OB-2"]);
+    let worker = Worker { name: "clerk".into(), at: "2026-11-21T09:00:00Z".into() };
+    let Handled::Done(done) = store.mark_notice_handled(found[0].notice_id, &worker, &audit_of("MarkTerminationNoticeHandled")).await.unwrap() else {
+        panic!("the first mark is done")
+    };
+    assert_eq!(done.handled_by.as_deref(), Some("clerk"));
+    assert!(matches!(store.mark_notice_handled(found[0].notice_id, &worker, &audit()).await.unwrap(), Handled::Already(_)));
+    assert_eq!(store.mark_notice_handled(999, &worker, &audit()).await.unwrap(), Handled::Missing);
+    let open = NoticeFilter { handled: Some(false), ..Default::default() };
+    assert_eq!(store.termination_notices(&open, None, 10).await.unwrap().len(), 1);
+    let handled = NoticeFilter { handled: Some(true), obligor_id: Some("OB-2".into()), ..Default::default() };
+    assert_eq!(store.termination_notices(&handled, None, 10).await.unwrap().len(), 1);
+    assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "MarkTerminationNoticeHandled").count(), 1);
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

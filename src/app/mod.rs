@@ -14,6 +14,7 @@ pub mod paging;
 mod remittance;
 mod upload;
 pub mod suspense;
+pub mod terminations;
 pub mod withholding;
 
 use std::sync::Arc;

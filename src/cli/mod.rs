@@ -8,6 +8,7 @@ mod payments;
 pub mod remit;
 mod serve;
 mod suspense;
+mod terminations;
 mod withholding;
 
 use std::path::PathBuf;
@@ -105,6 +106,9 @@ pub enum Command {
     /// to its sender (the back office).
     #[command(subcommand)]
     Suspense(suspense::SuspenseCommand),
+    /// Employers' notices that an employee left (the back office).
+    #[command(subcommand)]
+    Terminations(terminations::TerminationsCommand),
     /// How much an employer withholds this pay period, per order, within the federal limits
     /// (vendor and employer keys).
     #[command(subcommand)]

@@ -86,6 +86,8 @@ pub enum Action {
     GetSuspenseItem,
     ResolveSuspenseItem,
     ReturnSuspenseItem,
+    ListTerminationNotices,
+    MarkTerminationNoticeHandled,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -93,7 +95,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 32] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -123,6 +125,8 @@ impl Action {
         Action::GetSuspenseItem,
         Action::ResolveSuspenseItem,
         Action::ReturnSuspenseItem,
+        Action::ListTerminationNotices,
+        Action::MarkTerminationNoticeHandled,
         Action::Reflection,
     ];
 
@@ -148,7 +152,9 @@ impl Action {
             | Action::ListSuspenseItems
             | Action::GetSuspenseItem
             | Action::ResolveSuspenseItem
-            | Action::ReturnSuspenseItem => &[BackOffice],
+            | Action::ReturnSuspenseItem
+            | Action::ListTerminationNotices
+            | Action::MarkTerminationNoticeHandled => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -194,6 +200,8 @@ impl Action {
             Action::GetSuspenseItem => "GetSuspenseItem",
             Action::ResolveSuspenseItem => "ResolveSuspenseItem",
             Action::ReturnSuspenseItem => "ReturnSuspenseItem",
+            Action::ListTerminationNotices => "ListTerminationNotices",
+            Action::MarkTerminationNoticeHandled => "MarkTerminationNoticeHandled",
             Action::Reflection => "Reflection",
         }
     }
@@ -278,6 +286,8 @@ mod tests {
                 GetSuspenseItem,
                 ResolveSuspenseItem,
                 ReturnSuspenseItem,
+                ListTerminationNotices,
+                MarkTerminationNoticeHandled,
                 Reflection
             ]
         );

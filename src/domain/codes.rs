@@ -321,6 +321,8 @@ problem_codes! {
     UploadInterrupted = "UPLOAD_INTERRUPTED", ApiError;
     /// The suspense item was already resolved or returned: nothing was changed.
     SuspenseItemNotOpen = "SUSPENSE_ITEM_NOT_OPEN", ApiError;
+    /// The termination notice was already marked handled: nothing was changed.
+    NoticeAlreadyHandled = "NOTICE_ALREADY_HANDLED", ApiError;
     /// A concurrent update got there first: retrying the request is safe.
     ConcurrentUpdate = "CONCURRENT_UPDATE", ApiError;
     /// The database is busy or unavailable: retry shortly.

@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 30] = [
+const RPCS: [(&str, Action); 32] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -223,6 +223,8 @@ const RPCS: [(&str, Action); 30] = [
     ("SuspenseService/GetSuspenseItem", Action::GetSuspenseItem),
     ("SuspenseService/ResolveSuspenseItem", Action::ResolveSuspenseItem),
     ("SuspenseService/ReturnSuspenseItem", Action::ReturnSuspenseItem),
+    ("TerminationService/ListTerminationNotices", Action::ListTerminationNotices),
+    ("TerminationService/MarkTerminationNoticeHandled", Action::MarkTerminationNoticeHandled),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

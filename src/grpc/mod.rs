@@ -12,6 +12,7 @@ mod payments;
 mod services;
 mod status;
 mod suspense;
+mod terminations;
 mod withholding;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ use proto::payment_service_server::PaymentServiceServer;
 use proto::registry_service_server::RegistryServiceServer;
 use proto::remittance_service_server::RemittanceServiceServer;
 use proto::suspense_service_server::SuspenseServiceServer;
+use proto::termination_service_server::TerminationServiceServer;
 use proto::withholding_service_server::WithholdingServiceServer;
 
 /// The gRPC server with every service, ready to serve.
@@ -82,6 +84,7 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
     health_reporter.set_serving::<AdminServiceServer<admin::Admin>>().await;
     health_reporter.set_serving::<WithholdingServiceServer<withholding::Withholdings>>().await;
     health_reporter.set_serving::<SuspenseServiceServer<suspense::Suspense>>().await;
+    health_reporter.set_serving::<TerminationServiceServer<terminations::Terminations>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -114,5 +117,6 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
         .add_service(limited!(AdminServiceServer, admin::Admin(app.clone()), max))
         .add_service(limited!(WithholdingServiceServer, withholding::Withholdings(app.clone()), max))
         .add_service(limited!(SuspenseServiceServer, suspense::Suspense(app.clone()), max))
+        .add_service(limited!(TerminationServiceServer, terminations::Terminations(app.clone()), max))
         .add_service(limited!(ExportServiceServer, services::Exports(app), max)))
 }

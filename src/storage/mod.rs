@@ -14,8 +14,10 @@ mod sql_payment;
 mod sql_remittance;
 mod sql_store;
 mod sql_suspense;
+mod sql_terminations;
 mod sqlite;
 pub mod suspense;
+pub mod terminations;
 
 use std::sync::Arc;
 
@@ -186,7 +188,11 @@ pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, Conserv
 
 #[async_trait]
 pub trait Store:
-    remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore + Send + Sync + 'static
+    remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore
+        + terminations::TerminationStore
+        + Send
+        + Sync
+        + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -11,6 +11,7 @@ use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
 use super::sql_suspense::impl_sql_suspense;
+use super::sql_terminations::impl_sql_terminations;
 use super::StoreResult;
 
 /// The advisory lock key that serialises distribution runs across replicas ("FSPC-DST").
@@ -67,3 +68,4 @@ impl_sql_remittances!(PostgresStore, PostgresRemittanceWriter, Postgres);
 impl_sql_payments!(PostgresStore, Postgres);
 impl_sql_access!(PostgresStore, Postgres);
 impl_sql_suspense!(PostgresStore, Postgres);
+impl_sql_terminations!(PostgresStore, Postgres);

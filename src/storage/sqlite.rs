@@ -15,6 +15,7 @@ use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
 use super::sql_suspense::impl_sql_suspense;
+use super::sql_terminations::impl_sql_terminations;
 use super::StoreResult;
 
 pub struct SqliteStore {
@@ -74,3 +75,4 @@ impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
 impl_sql_payments!(SqliteStore, Sqlite);
 impl_sql_access!(SqliteStore, Sqlite);
 impl_sql_suspense!(SqliteStore, Sqlite);
+impl_sql_terminations!(SqliteStore, Sqlite);
