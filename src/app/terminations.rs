@@ -53,7 +53,7 @@ impl App {
         let audit = self.authorize(caller, Action::MarkTerminationNoticeHandled, format!("termination-notice:{notice_id}")).await?;
         let worker = Worker { name: caller.principal.name.clone(), at: self.clock.now_rfc3339() };
         let result = match self.store.mark_notice_handled(notice_id, &worker, &audit).await {
-            Ok(Handled::Done(notice)) => Ok(notice),
+            Ok(Handled::Done(notice)) => Ok(*notice),
             Ok(Handled::Missing) => Err(AppError::NotFound(format!("termination notice {notice_id} does not exist"))),
             Ok(Handled::Already(notice)) => Err(AppError::precondition(
                 ProblemCode::NoticeAlreadyHandled,

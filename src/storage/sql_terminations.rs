@@ -100,7 +100,7 @@ macro_rules! impl_sql_terminations {
                 }
                 $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
-                Ok(Handled::Done(found))
+                Ok(Handled::Done(Box::new(found)))
             }
         }
     };

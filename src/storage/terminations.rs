@@ -38,7 +38,7 @@ pub struct NoticeFilter {
 /// What marking a notice handled came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
-    Done(TerminationNotice),
+    Done(Box<TerminationNotice>),
     Missing,
     /// Handled already: nothing changed.
     Already(Box<TerminationNotice>),
