@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/fspc/gateway/v1/withholding.proto",
         "proto/fspc/gateway/v1/suspense.proto",
         "proto/fspc/gateway/v1/terminations.proto",
+        "proto/fspc/gateway/v1/orders.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -23,6 +23,7 @@ use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
 use proto::suspense_service_client::SuspenseServiceClient;
 use proto::termination_service_client::TerminationServiceClient;
+use proto::order_service_client::OrderServiceClient;
 use proto::withholding_service_client::WithholdingServiceClient;
 use tonic::{Code, Status};
 
@@ -321,6 +322,18 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let notice_id = open.first().expect("a notice is left for the matrix").notice_id;
             let request = proto::MarkTerminationNoticeHandledRequest { notice_id };
             TerminationServiceClient::new(channel.clone()).mark_termination_notice_handled(request).await.map(drop)
+        }
+        Action::RequestOrderReview => {
+            let request = proto::RequestOrderReviewRequest {
+                order_id: "A".into(),
+                request_date: "2026-11-20".into(),
+                channel: proto::ReviewChannel::Mail as i32,
+                reason: format!("a change of circumstance ({cell})"),
+            };
+            OrderServiceClient::new(channel.clone()).request_order_review(request).await.map(drop)
+        }
+        Action::ListOrderReviews => {
+            OrderServiceClient::new(channel.clone()).list_order_reviews(proto::ListOrderReviewsRequest::default()).await.map(drop)
         }
         Action::Reflection => {
             use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};

@@ -413,6 +413,16 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     assert!(out.contains("No termination notices match."), "{out}");
     let (_, out, _) = cli(&server, office, &["terminations", "list", "--all"]);
     assert!(out.contains("handled by back-office"), "{out}");
+
+    // A review request: refused without a reason (naming the day), recorded with one.
+    let (code, _, err) = cli(&server, office, &["review", "request", "A", "--date", &yesterday, "--channel", "mail"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("REVIEW_NEEDS_REASON") || err.contains("needs a stated reason"), "{err}");
+    let (code, out, err) = cli(&server, office, &["review", "request", "A", "--date", &yesterday, "--channel", "fax", "--reason", "new job"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Review request recorded") && out.contains("FAX") && out.contains("new job"), "{out}");
+    let (_, out, _) = cli(&server, office, &["review", "list", "--order", "A"]);
+    assert!(out.contains("12345678") && out.contains("new job"), "{out}");
     // The vendor may not.
     let (code, _, err) = cli(&server, &server.keys.vendor, &["suspense", "list"]);
     assert_eq!(code, 1);

@@ -46,6 +46,7 @@ on_both_backends!(
     the_orders_of_cases_come_with_their_owner_employer_arrears_payment_and_ledger,
     a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment,
     termination_notices_are_filtered_and_handled_once,
+    review_requests_are_decided_from_the_last_one_and_recorded_with_their_audit_row,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -418,6 +419,36 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
     let handled = NoticeFilter { handled: Some(true), obligor_id: Some("OB-2".into()), ..Default::default() };
     assert_eq!(store.termination_notices(&handled, None, 10).await.unwrap().len(), 1);
     assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "MarkTerminationNoticeHandled").count(), 1);
+}
+
+async fn review_requests_are_decided_from_the_last_one_and_recorded_with_their_audit_row(backend: Backend) {
+    use gateway::domain::review::decide;
+    use gateway::storage::reviews::{NewReview, ReviewOutcome};
+
+    let (_db, store) = seeded(backend).await;
+    let new = |order: &str, on: &str, reason: &str| NewReview {
+        order_id: OrderId::parse(order).unwrap(),
+        requested_on: date(on),
+        channel: "FAX",
+        reason: reason.into(),
+        recorded_by: "clerk".into(),
+        recorded_at: "2026-11-20T10:00:00Z".into(),
+    };
+    let rule_for = |on: &'static str, reason: &'static str| move |start: NaiveDate, last: Option<NaiveDate>| decide(start, last, date(on), reason);
+    let review = new("A", "2026-11-20", "moved");
+    let recorded = store.record_review(&review, &rule_for("2026-11-20", "moved"), &audit_of("RequestOrderReview")).await.unwrap();
+    let ReviewOutcome::Recorded(first) = recorded else { panic!("{recorded:?}") };
+    assert_eq!((first.case_number.as_str(), first.channel.as_str()), ("12345678", "FAX"));
+    // The rule sees the order's start (2026-11-01) and that review as the last one.
+    let late = new("A", "2029-11-19", "");
+    let refused = store.record_review(&late, &rule_for("2029-11-19", ""), &audit()).await.unwrap();
+    assert_eq!(refused, ReviewOutcome::Refused { free_from: date("2029-11-20") });
+    let unknown = new("NOPE", "2029-11-19", "x");
+    assert_eq!(store.record_review(&unknown, &rule_for("2029-11-19", "x"), &audit()).await.unwrap(), ReviewOutcome::UnknownOrder);
+    let listed = store.review_requests(Some(&OrderId::parse("A").unwrap()), None, 10).await.unwrap();
+    assert_eq!(listed, [first]);
+    assert!(store.review_requests(Some(&OrderId::parse("B").unwrap()), None, 10).await.unwrap().is_empty());
+    assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "RequestOrderReview").count(), 1);
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

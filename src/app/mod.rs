@@ -13,6 +13,7 @@ pub mod pii;
 pub mod paging;
 mod remittance;
 mod upload;
+pub mod reviews;
 pub mod suspense;
 pub mod terminations;
 pub mod withholding;

@@ -33,6 +33,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Withholding(WithholdingCommand::Calc(args)) => super::withholding::calc(channel, json, *args).await,
         Command::Suspense(command) => super::suspense::run(channel, json, command).await,
         Command::Terminations(command) => super::terminations::run(channel, json, command).await,
+        Command::Review(command) => super::reviews::run(channel, json, command).await,
         Command::Serve(_) | Command::Completions { .. } => unreachable!("not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             use proto::import_registry_request::Part;

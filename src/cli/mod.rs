@@ -6,6 +6,7 @@ pub mod client;
 mod output;
 mod payments;
 pub mod remit;
+mod reviews;
 mod serve;
 mod suspense;
 mod terminations;
@@ -109,6 +110,9 @@ pub enum Command {
     /// Employers' notices that an employee left (the back office).
     #[command(subcommand)]
     Terminations(terminations::TerminationsCommand),
+    /// Parents' requests to review an order (the back office).
+    #[command(subcommand)]
+    Review(reviews::ReviewCommand),
     /// How much an employer withholds this pay period, per order, within the federal limits
     /// (vendor and employer keys).
     #[command(subcommand)]

@@ -88,6 +88,8 @@ pub enum Action {
     ReturnSuspenseItem,
     ListTerminationNotices,
     MarkTerminationNoticeHandled,
+    RequestOrderReview,
+    ListOrderReviews,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -95,7 +97,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 34] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -127,6 +129,8 @@ impl Action {
         Action::ReturnSuspenseItem,
         Action::ListTerminationNotices,
         Action::MarkTerminationNoticeHandled,
+        Action::RequestOrderReview,
+        Action::ListOrderReviews,
         Action::Reflection,
     ];
 
@@ -154,7 +158,9 @@ impl Action {
             | Action::ResolveSuspenseItem
             | Action::ReturnSuspenseItem
             | Action::ListTerminationNotices
-            | Action::MarkTerminationNoticeHandled => &[BackOffice],
+            | Action::MarkTerminationNoticeHandled
+            | Action::RequestOrderReview
+            | Action::ListOrderReviews => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -202,6 +208,8 @@ impl Action {
             Action::ReturnSuspenseItem => "ReturnSuspenseItem",
             Action::ListTerminationNotices => "ListTerminationNotices",
             Action::MarkTerminationNoticeHandled => "MarkTerminationNoticeHandled",
+            Action::RequestOrderReview => "RequestOrderReview",
+            Action::ListOrderReviews => "ListOrderReviews",
             Action::Reflection => "Reflection",
         }
     }
@@ -288,6 +296,8 @@ mod tests {
                 ReturnSuspenseItem,
                 ListTerminationNotices,
                 MarkTerminationNoticeHandled,
+                RequestOrderReview,
+                ListOrderReviews,
                 Reflection
             ]
         );

@@ -323,6 +323,8 @@ problem_codes! {
     SuspenseItemNotOpen = "SUSPENSE_ITEM_NOT_OPEN", ApiError;
     /// The termination notice was already marked handled: nothing was changed.
     NoticeAlreadyHandled = "NOTICE_ALREADY_HANDLED", ApiError;
+    /// A review requested within 3 years of the last one (or of the order's start) needs a stated reason.
+    ReviewNeedsReason = "REVIEW_NEEDS_REASON", ApiError;
     /// A concurrent update got there first: retrying the request is safe.
     ConcurrentUpdate = "CONCURRENT_UPDATE", ApiError;
     /// The database is busy or unavailable: retry shortly.

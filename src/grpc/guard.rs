@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 32] = [
+const RPCS: [(&str, Action); 34] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -225,6 +225,8 @@ const RPCS: [(&str, Action); 32] = [
     ("SuspenseService/ReturnSuspenseItem", Action::ReturnSuspenseItem),
     ("TerminationService/ListTerminationNotices", Action::ListTerminationNotices),
     ("TerminationService/MarkTerminationNoticeHandled", Action::MarkTerminationNoticeHandled),
+    ("OrderService/RequestOrderReview", Action::RequestOrderReview),
+    ("OrderService/ListOrderReviews", Action::ListOrderReviews),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod incoming;
 mod payments;
 mod services;
+mod orders;
 mod status;
 mod suspense;
 mod terminations;
@@ -42,6 +43,7 @@ use proto::export_service_server::ExportServiceServer;
 use proto::payment_service_server::PaymentServiceServer;
 use proto::registry_service_server::RegistryServiceServer;
 use proto::remittance_service_server::RemittanceServiceServer;
+use proto::order_service_server::OrderServiceServer;
 use proto::suspense_service_server::SuspenseServiceServer;
 use proto::termination_service_server::TerminationServiceServer;
 use proto::withholding_service_server::WithholdingServiceServer;
@@ -85,6 +87,7 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
     health_reporter.set_serving::<WithholdingServiceServer<withholding::Withholdings>>().await;
     health_reporter.set_serving::<SuspenseServiceServer<suspense::Suspense>>().await;
     health_reporter.set_serving::<TerminationServiceServer<terminations::Terminations>>().await;
+    health_reporter.set_serving::<OrderServiceServer<orders::Orders>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -118,5 +121,6 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
         .add_service(limited!(WithholdingServiceServer, withholding::Withholdings(app.clone()), max))
         .add_service(limited!(SuspenseServiceServer, suspense::Suspense(app.clone()), max))
         .add_service(limited!(TerminationServiceServer, terminations::Terminations(app.clone()), max))
+        .add_service(limited!(OrderServiceServer, orders::Orders(app.clone()), max))
         .add_service(limited!(ExportServiceServer, services::Exports(app), max)))
 }

@@ -13,9 +13,11 @@ mod sql_access;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
+mod sql_reviews;
 mod sql_suspense;
 mod sql_terminations;
 mod sqlite;
+pub mod reviews;
 pub mod suspense;
 pub mod terminations;
 
@@ -190,6 +192,7 @@ pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, Conserv
 pub trait Store:
     remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore
         + terminations::TerminationStore
+        + reviews::ReviewStore
         + Send
         + Sync
         + 'static

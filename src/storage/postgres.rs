@@ -10,6 +10,7 @@ use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
+use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
 use super::StoreResult;
@@ -22,6 +23,9 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Rows read to decide a write are locked until the transaction ends.
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+
     /// Connects to the database a `postgres://` URL names and applies the migrations. A
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
@@ -69,3 +73,4 @@ impl_sql_payments!(PostgresStore, Postgres);
 impl_sql_access!(PostgresStore, Postgres);
 impl_sql_suspense!(PostgresStore, Postgres);
 impl_sql_terminations!(PostgresStore, Postgres);
+impl_sql_reviews!(PostgresStore, Postgres);

@@ -14,6 +14,7 @@ use super::sql_access::impl_sql_access;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
+use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
 use super::StoreResult;
@@ -24,6 +25,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// SQLite has one writer: nothing to lock.
+    const FOR_UPDATE: &'static str = "";
+
     /// Opens (creating if missing) the database file a `sqlite://FILE` URL names and applies
     /// the migrations.
     pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
@@ -76,3 +80,4 @@ impl_sql_payments!(SqliteStore, Sqlite);
 impl_sql_access!(SqliteStore, Sqlite);
 impl_sql_suspense!(SqliteStore, Sqlite);
 impl_sql_terminations!(SqliteStore, Sqlite);
+impl_sql_reviews!(SqliteStore, Sqlite);

@@ -1,0 +1,82 @@
+//! The order service: converts, calls one `App` method, converts back.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::proto;
+use super::services::{caller_of, understood};
+use crate::app::paging::PageRequest;
+use crate::app::reviews::{ReviewChannel, ReviewRequest, REVIEW_LIST};
+use crate::app::{App, AppError};
+use crate::domain::access::Action;
+use crate::domain::OrderId;
+use crate::storage::reviews::ReviewRecord;
+
+pub struct Orders(pub App);
+
+fn review(record: ReviewRecord) -> proto::OrderReview {
+    let channel = match record.channel.as_str() {
+        "MAIL" => proto::ReviewChannel::Mail,
+        "FAX" => proto::ReviewChannel::Fax,
+        _ => proto::ReviewChannel::Unspecified,
+    };
+    proto::OrderReview {
+        review_id: record.review_id,
+        order_id: record.order_id.to_string(),
+        case_number: record.case_number.to_string(),
+        request_date: record.requested_on.to_string(),
+        channel: channel.into(),
+        reason: record.reason,
+        recorded_by: record.recorded_by,
+        record_time: convert::timestamp(&record.recorded_at),
+    }
+}
+
+fn order_id(field: &'static str, text: &str) -> Result<OrderId, AppError> {
+    OrderId::parse(text.trim()).map_err(|e| AppError::invalid(field, e.to_string()))
+}
+
+fn review_request(request: proto::RequestOrderReviewRequest) -> Result<ReviewRequest, AppError> {
+    let order = order_id("order_id", &request.order_id);
+    let date = convert::date("request_date", &request.request_date);
+    let channel = match proto::ReviewChannel::try_from(request.channel) {
+        Ok(proto::ReviewChannel::Mail) => Ok(ReviewChannel::Mail),
+        Ok(proto::ReviewChannel::Fax) => Ok(ReviewChannel::Fax),
+        _ => Err(AppError::invalid("channel", "the channel is REVIEW_CHANNEL_MAIL or REVIEW_CHANNEL_FAX")),
+    };
+    match (order, date, channel) {
+        (Ok(order_id), Ok(requested_on), Ok(channel)) => Ok(ReviewRequest { order_id, requested_on, channel, reason: request.reason }),
+        (order, date, channel) => Err(AppError::collect_fields([order.err(), date.err(), channel.err()].into_iter().flatten())
+            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+    }
+}
+
+#[tonic::async_trait]
+impl proto::order_service_server::OrderService for Orders {
+    async fn request_order_review(
+        &self,
+        request: Request<proto::RequestOrderReviewRequest>,
+    ) -> Result<Response<proto::RequestOrderReviewResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let converted = review_request(request.into_inner());
+        let request = understood(&self.0, &caller, Action::RequestOrderReview, converted).await?;
+        let recorded = self.0.request_review(&caller, request).await?;
+        Ok(Response::new(proto::RequestOrderReviewResponse { review: Some(review(recorded)) }))
+    }
+
+    async fn list_order_reviews(
+        &self,
+        request: Request<proto::ListOrderReviewsRequest>,
+    ) -> Result<Response<proto::ListOrderReviewsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let order = match request.order_id.trim() {
+            "" => Ok(None),
+            text => order_id("order_id", text).map(Some),
+        };
+        let converted = PageRequest::parse(REVIEW_LIST, request.page_size, &request.page_token).and_then(|page| order.map(|o| (o, page)));
+        let (order, page) = understood(&self.0, &caller, Action::ListOrderReviews, converted).await?;
+        let page = self.0.list_reviews(&caller, order, page).await?;
+        Ok(Response::new(proto::ListOrderReviewsResponse { reviews: page.items.into_iter().map(review).collect(), next_page_token: page.next_page_token }))
+    }
+}
