@@ -264,6 +264,10 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         }
         Action::ExportSuspense => drain(exports.export_suspense(proto::ExportSuspenseRequest {}).await).await.map(drop),
         Action::ExportAudit => drain(exports.export_audit(proto::ExportAuditRequest {}).await).await.map(drop),
+        Action::ExportReport => {
+            let request = proto::ExportReportRequest { kind: proto::ReportKind::Totals as i32, ..Default::default() };
+            drain(exports.export_report(request).await).await.map(drop)
+        }
         Action::CreateApiKey => {
             let request = proto::CreateApiKeyRequest { role: proto::Role::Vendor as i32, name: format!("made-in-cell-{cell}"), ..Default::default() };
             admin.create_api_key(request).await.map(drop)

@@ -423,6 +423,15 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     assert!(out.contains("Review request recorded") && out.contains("FAX") && out.contains("new job"), "{out}");
     let (_, out, _) = cli(&server, office, &["review", "list", "--order", "A"]);
     assert!(out.contains("12345678") && out.contains("new job"), "{out}");
+
+    // Reports, as CSV: the resolved 150.00 is still undistributed; nothing is left in suspense.
+    let (code, out, err) = cli(&server, office, &["report", "totals"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "figure,amount\nundistributed,150.00\nsuspense,0.00\nunapplied,0.00\n");
+    let report = dir.path().join("ages.csv");
+    let (code, _, err) = cli(&server, office, &["report", "suspense-age", "--out", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("age_days,items,amount\n0-7,0,0.00\n"));
     // The vendor may not.
     let (code, _, err) = cli(&server, &server.keys.vendor, &["suspense", "list"]);
     assert_eq!(code, 1);

@@ -47,6 +47,7 @@ on_both_backends!(
     a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment,
     termination_notices_are_filtered_and_handled_once,
     review_requests_are_decided_from_the_last_one_and_recorded_with_their_audit_row,
+    reports_aggregate_collections_late_lines_and_open_suspense,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -449,6 +450,57 @@ async fn review_requests_are_decided_from_the_last_one_and_recorded_with_their_a
     assert_eq!(listed, [first]);
     assert!(store.review_requests(Some(&OrderId::parse("B").unwrap()), None, 10).await.unwrap().is_empty());
     assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "RequestOrderReview").count(), 1);
+}
+
+async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, StoredLine, StoredProblem, SuspenseHold};
+
+    let (_db, store) = seeded(backend).await;
+    collect(&*store, "12345678", "10.00", "2026-11-13").await;
+    collect(&*store, "12345679", "5.50", "2026-11-13").await;
+    let remittance = NewRemittance {
+        sender: "acme".into(),
+        batch_id: "L-1".into(),
+        format: "CSV",
+        content_sha256: "sha-L-1".into(),
+        received_at: "2026-11-20T10:00:00Z".into(),
+        received_on: date("2026-11-20"),
+    };
+    let late = StoredProblem { code: "LATE_REMITTANCE".into(), field: "pay_date".into(), severity: "WARNING".into(), message: "late".into() };
+    let line = |number: u64, status: &str, problems: Vec<StoredProblem>| StoredLine {
+        line: number,
+        status: status.into(),
+        employer_fein: Some("431234567".into()),
+        case_number: None,
+        ssn_last4: Some("0001".into()),
+        amount: Some(Money::from_cents(30_00)),
+        pay_date: Some(date("2026-10-01")),
+        obligor_id: None,
+        prenote: false,
+        problems,
+    };
+    let none = LineEffects { collect: None, suspense: None, termination_notice: false };
+    let lines = [
+        LineToWrite { record: line(1, "SUSPENSE", vec![late.clone()]), effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none.clone() } },
+        LineToWrite { record: line(2, "REJECTED", vec![late.clone()]), effects: none.clone() },
+        LineToWrite { record: line(3, "SUSPENSE", Vec::new()), effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none } },
+    ];
+    let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
+    writer.write_lines(&lines).await.unwrap();
+    writer.finish(LineCounts { line_count: 3, suspense: 2, rejected: 1, total: Money::from_cents(60_00), ..Default::default() }).await.unwrap();
+
+    let days = store.collections_by_day(None, None).await.unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!((days[0].day.as_str(), days[0].source.as_str(), days[0].employer_fein.as_str()), ("2026-11-20", "MANUAL", ""));
+    assert_eq!((days[0].collections, days[0].amount), (2, money("15.50")));
+    assert!(store.collections_by_day(Some(date("2026-11-21")), None).await.unwrap().is_empty());
+    let late_lines = store.late_lines(None, None).await.unwrap();
+    assert_eq!(late_lines.len(), 1, "the rejected late line does not count");
+    assert_eq!((late_lines[0].pay_date, late_lines[0].received_on, late_lines[0].amount), (date("2026-10-01"), date("2026-11-20"), money("30.00")));
+    let open = store.open_suspense_by_day().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].received_on, open[0].items, open[0].amount), (date("2026-11-20"), 2, money("60.00")));
+    assert_eq!(store.pending_total().await.unwrap(), money("15.50"));
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

@@ -214,3 +214,67 @@ mod tests {
         assert_eq!(spreadsheet_safe("ORD-1"), "ORD-1");
     }
 }
+
+/// Which report the back office asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Collections per day received, by source and employer.
+    Collections,
+    /// Late remittances by employer: lines, amount, average days late.
+    Late,
+    /// Open suspense by age bucket.
+    SuspenseAge,
+    /// Money waiting: undistributed, in suspense, unapplied credit.
+    Totals,
+}
+
+pub const COLLECTIONS_REPORT_COLUMNS: [&str; 5] = ["day", "source", "employer_fein", "collections", "amount"];
+pub const LATE_REPORT_COLUMNS: [&str; 4] = ["employer_fein", "late_lines", "amount", "average_days_late"];
+pub const SUSPENSE_AGE_COLUMNS: [&str; 3] = ["age_days", "items", "amount"];
+pub const TOTALS_COLUMNS: [&str; 2] = ["figure", "amount"];
+
+/// A report as CSV, header first. Reports are aggregates (a row per day, employer or bucket),
+/// so each is computed whole and sent in one chunk.
+pub fn report(store: Arc<dyn Store>, kind: ReportKind, today: NaiveDate, from: Option<NaiveDate>, to: Option<NaiveDate>) -> ExportStream {
+    use crate::domain::reports::{late_by_employer, suspense_by_age};
+    spawn_export(move |sender| async move {
+        let owned = |text: String| Cow::Owned(text);
+        let csv = match kind {
+            ReportKind::Collections => {
+                let rows = store.collections_by_day(from, to).await?;
+                let header = [COLLECTIONS_REPORT_COLUMNS.map(Cow::Borrowed)];
+                let body = rows.into_iter().map(|r| {
+                    [owned(r.day), owned(r.source), owned(r.employer_fein), owned(r.collections.to_string()), owned(r.amount.to_string())]
+                });
+                csv_chunk(header.into_iter().chain(body))?
+            }
+            ReportKind::Late => {
+                let lines = store.late_lines(from, to).await?;
+                let employers = late_by_employer(lines.into_iter().map(|l| (l.employer_fein, l.pay_date, l.received_on, l.amount)));
+                let header = [LATE_REPORT_COLUMNS.map(Cow::Borrowed)];
+                let body = employers.into_iter().map(|e| {
+                    let average = e.average_days_late();
+                    [owned(e.employer_fein), owned(e.lines.to_string()), owned(e.amount.to_string()), owned(average)]
+                });
+                csv_chunk(header.into_iter().chain(body))?
+            }
+            ReportKind::SuspenseAge => {
+                let days = store.open_suspense_by_day().await?;
+                let buckets = suspense_by_age(today, days.into_iter().map(|d| (d.received_on, d.items, d.amount)));
+                let header = [SUSPENSE_AGE_COLUMNS.map(Cow::Borrowed)];
+                let body = buckets.into_iter().map(|(name, items, amount)| [Cow::Borrowed(name), owned(items.to_string()), owned(amount.to_string())]);
+                csv_chunk(header.into_iter().chain(body))?
+            }
+            ReportKind::Totals => {
+                let open = store.open_totals().await?;
+                let pending = store.pending_total().await?;
+                let header = [TOTALS_COLUMNS.map(Cow::Borrowed)];
+                let body = [("undistributed", pending), ("suspense", open.suspense), ("unapplied", open.unapplied)]
+                    .map(|(figure, amount)| [Cow::Borrowed(figure), owned(amount.to_string())]);
+                csv_chunk(header.into_iter().chain(body))?
+            }
+        };
+        send(&sender, csv).await;
+        Ok(())
+    })
+}

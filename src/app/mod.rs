@@ -34,7 +34,7 @@ use crate::domain::ObligorId;
 pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{AppError, FieldViolation};
-pub use export::{spreadsheet_safe, ExportStream};
+pub use export::{spreadsheet_safe, ExportStream, ReportKind};
 pub use pii::PiiKey;
 pub use remittance::{AckStatus, Acknowledgment, FileQuery, FileSummary, LineFilter, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};
 pub use upload::{UploadCheck, UploadEnd, UploadLimits, UploadPart, UploadStream};
@@ -250,6 +250,20 @@ impl App {
         let audit = self.authorize(caller, Action::ExportSuspense, "export:suspense").await?;
         self.audited_read(audit, Ok(())).await?;
         Ok(export::suspense(self.store.clone()))
+    }
+
+    /// A back-office report as CSV (`from`/`to` bound the days of the collections and late
+    /// reports).
+    pub async fn export_report(
+        &self,
+        caller: &Caller,
+        kind: ReportKind,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<ExportStream, AppError> {
+        let audit = self.authorize(caller, Action::ExportReport, format!("report:{kind:?}")).await?;
+        self.audited_read(audit, Ok(())).await?;
+        Ok(export::report(self.store.clone(), kind, self.today(), from, to))
     }
 
     /// The balance export as of a date (today when `None`), as CSV chunks.

@@ -10,7 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use super::output;
-use super::{CollectionCommand, Command, ConnectArgs, ExportKind, RegistryCommand, WithholdingCommand};
+use super::{CollectionCommand, Command, ConnectArgs, ExportKind, RegistryCommand, ReportName, WithholdingCommand};
 use crate::grpc::proto;
 
 /// Bytes per upload message: well under gRPC's default 4 MiB message limit.
@@ -34,6 +34,26 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Suspense(command) => super::suspense::run(channel, json, command).await,
         Command::Terminations(command) => super::terminations::run(channel, json, command).await,
         Command::Review(command) => super::reviews::run(channel, json, command).await,
+        Command::Report(args) => {
+            let kind = match args.what {
+                ReportName::Collections => proto::ReportKind::Collections,
+                ReportName::Late => proto::ReportKind::Late,
+                ReportName::SuspenseAge => proto::ReportKind::SuspenseAge,
+                ReportName::Totals => proto::ReportKind::Totals,
+            };
+            let request = proto::ExportReportRequest { kind: kind as i32, from_date: args.from, to_date: args.to };
+            let mut client = proto::export_service_client::ExportServiceClient::new(channel);
+            let stream = client.export_report(request).await.map_err(status_error)?;
+            let pieces: Pieces = Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)));
+            match args.out.as_ref().filter(|path| path.as_os_str() != "-") {
+                Some(path) => {
+                    let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
+                    write_export(pieces, file).await?;
+                }
+                None => write_export(pieces, tokio::io::stdout()).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(_) | Command::Completions { .. } => unreachable!("not a client command"),
         Command::Registry(RegistryCommand::Import { file }) => {
             use proto::import_registry_request::Part;

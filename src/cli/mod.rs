@@ -103,6 +103,9 @@ pub enum Command {
     Distribute,
     /// Export allocations, balances, the suspense queue or the audit trail as CSV.
     Export(ExportArgs),
+    /// A back-office report as CSV: collections per day, late remittances by employer, open
+    /// suspense by age, or the money waiting.
+    Report(ReportArgs),
     /// The suspense queue: money nobody could identify, resolved to an obligor or returned
     /// to its sender (the back office).
     #[command(subcommand)]
@@ -319,6 +322,34 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output (`-` is standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub what: ReportName,
+    /// Collections and late reports: from this day received (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Collections and late reports: to this day received (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Write to this file instead of standard output (`-` is standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportName {
+    /// Collections per day received, by source and employer.
+    Collections,
+    /// Late remittances by employer: lines, amount, average days late.
+    Late,
+    /// Open suspense by age (0-7, 8-30, 31-90, 91+ days).
+    SuspenseAge,
+    /// Undistributed, suspense and unapplied totals.
+    Totals,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -90,6 +90,7 @@ pub enum Action {
     MarkTerminationNoticeHandled,
     RequestOrderReview,
     ListOrderReviews,
+    ExportReport,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -97,7 +98,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -131,6 +132,7 @@ impl Action {
         Action::MarkTerminationNoticeHandled,
         Action::RequestOrderReview,
         Action::ListOrderReviews,
+        Action::ExportReport,
         Action::Reflection,
     ];
 
@@ -160,7 +162,8 @@ impl Action {
             | Action::ListTerminationNotices
             | Action::MarkTerminationNoticeHandled
             | Action::RequestOrderReview
-            | Action::ListOrderReviews => &[BackOffice],
+            | Action::ListOrderReviews
+            | Action::ExportReport => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -210,6 +213,7 @@ impl Action {
             Action::MarkTerminationNoticeHandled => "MarkTerminationNoticeHandled",
             Action::RequestOrderReview => "RequestOrderReview",
             Action::ListOrderReviews => "ListOrderReviews",
+            Action::ExportReport => "ExportReport",
             Action::Reflection => "Reflection",
         }
     }
@@ -298,6 +302,7 @@ mod tests {
                 MarkTerminationNoticeHandled,
                 RequestOrderReview,
                 ListOrderReviews,
+                ExportReport,
                 Reflection
             ]
         );

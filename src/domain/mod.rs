@@ -14,6 +14,7 @@ pub mod month;
 pub mod payment;
 pub mod registry;
 pub mod remittance;
+pub mod reports;
 pub mod review;
 pub mod text;
 pub mod withholding;

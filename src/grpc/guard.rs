@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 34] = [
+const RPCS: [(&str, Action); 35] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -227,6 +227,7 @@ const RPCS: [(&str, Action); 34] = [
     ("TerminationService/MarkTerminationNoticeHandled", Action::MarkTerminationNoticeHandled),
     ("OrderService/RequestOrderReview", Action::RequestOrderReview),
     ("OrderService/ListOrderReviews", Action::ListOrderReviews),
+    ("ExportService/ExportReport", Action::ExportReport),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert;
 use super::proto;
 use crate::app::paging::PageRequest;
-use crate::app::{App, AppError, AuthError, Caller, ExportStream, UploadPart, REMITTANCE_LIST};
+use crate::app::{App, AppError, AuthError, Caller, ExportStream, ReportKind, UploadPart, REMITTANCE_LIST};
 use crate::domain::access::Action;
 
 pub struct Registry(pub App);
@@ -198,6 +198,7 @@ impl proto::export_service_server::ExportService for Exports {
     type ExportBalancesStream = Export<proto::ExportBalancesResponse>;
     type ExportSuspenseStream = Export<proto::ExportSuspenseResponse>;
     type ExportAuditStream = Export<proto::ExportAuditResponse>;
+    type ExportReportStream = Export<proto::ExportReportResponse>;
 
     async fn export_suspense(&self, request: Request<proto::ExportSuspenseRequest>) -> Result<Response<Self::ExportSuspenseStream>, Status> {
         let export = self.0.export_suspense(&caller_of(&request)?).await?;
@@ -223,5 +224,29 @@ impl proto::export_service_server::ExportService for Exports {
     async fn export_audit(&self, request: Request<proto::ExportAuditRequest>) -> Result<Response<Self::ExportAuditStream>, Status> {
         let export = self.0.export_audit(&caller_of(&request)?).await?;
         Ok(export_response(export, |data| proto::ExportAuditResponse { data }))
+    }
+
+    async fn export_report(&self, request: Request<proto::ExportReportRequest>) -> Result<Response<Self::ExportReportStream>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let converted = (|| {
+            let kind = match proto::ReportKind::try_from(request.kind) {
+                Ok(proto::ReportKind::Collections) => Ok(ReportKind::Collections),
+                Ok(proto::ReportKind::Late) => Ok(ReportKind::Late),
+                Ok(proto::ReportKind::SuspenseAge) => Ok(ReportKind::SuspenseAge),
+                Ok(proto::ReportKind::Totals) => Ok(ReportKind::Totals),
+                _ => Err(AppError::invalid("kind", "the kind is one of ReportKind's values but UNSPECIFIED")),
+            };
+            let from = convert::optional_date("from_date", request.from_date.as_deref().unwrap_or_default());
+            let to = convert::optional_date("to_date", request.to_date.as_deref().unwrap_or_default());
+            match (kind, from, to) {
+                (Ok(kind), Ok(from), Ok(to)) => Ok((kind, from, to)),
+                (kind, from, to) => Err(AppError::collect_fields([kind.err(), from.err(), to.err()].into_iter().flatten())
+                    .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+            }
+        })();
+        let (kind, from, to) = understood(&self.0, &caller, Action::ExportReport, converted).await?;
+        let export = self.0.export_report(&caller, kind, from, to).await?;
+        Ok(export_response(export, |data| proto::ExportReportResponse { data }))
     }
 }

@@ -13,10 +13,12 @@ mod sql_access;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
+mod sql_reports;
 mod sql_reviews;
 mod sql_suspense;
 mod sql_terminations;
 mod sqlite;
+pub mod reports;
 pub mod reviews;
 pub mod suspense;
 pub mod terminations;
@@ -193,6 +195,7 @@ pub trait Store:
     remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore
         + terminations::TerminationStore
         + reviews::ReviewStore
+        + reports::ReportStore
         + Send
         + Sync
         + 'static
