@@ -336,6 +336,9 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             };
             OrderServiceClient::new(channel.clone()).request_order_review(request).await.map(drop)
         }
+        Action::ListProjectedEnds => {
+            OrderServiceClient::new(channel.clone()).list_projected_ends(proto::ListProjectedEndsRequest::default()).await.map(drop)
+        }
         Action::ListOrderReviews => {
             OrderServiceClient::new(channel.clone()).list_order_reviews(proto::ListOrderReviewsRequest::default()).await.map(drop)
         }

@@ -424,6 +424,11 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     let (_, out, _) = cli(&server, office, &["review", "list", "--order", "A"]);
     assert!(out.contains("12345678") && out.contains("new job"), "{out}");
 
+    // The spec registry records no birth dates: no projected end has passed.
+    let (code, out, err) = cli(&server, office, &["order", "projected-ends"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("No order's projected end has passed"), "{out}");
+
     // Reports, as CSV: the resolved 150.00 is still undistributed; nothing is left in suspense.
     let (code, out, err) = cli(&server, office, &["report", "totals"]);
     assert_eq!(code, 0, "{err}");

@@ -63,3 +63,43 @@ async fn a_review_is_refused_without_a_reason_within_three_years_then_accepted_w
     assert_eq!(audit.lines().filter(|l| l.contains("RequestOrderReview") && l.ends_with("FAILED_PRECONDITION")).count(), 2, "{audit}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn orders_whose_projected_end_has_passed_are_listed_until_they_end() {
+    let clock = TestClock::new("2026-12-03");
+    let app = TestApp::spawn_with_clock(Backend::Sqlite, clock.clone()).await;
+    // P1 turned 18 today; P2 turned 18 but continues education (21 in 2029); P3 is impaired;
+    // P4 turned 18 last year but the order has ended; P5 turned 18 in 2025; P6 is 17.
+    let registry = "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears,end_date,child_birth_date,continuing_education,impaired\n\
+                    OB-1,123-45-6789,Smith,John,12345671,P1,100.00,2020-01,0,,2008-12-03,,\n\
+                    OB-1,123-45-6789,Smith,John,12345672,P2,100.00,2020-01,0,,2008-06-01,Y,N\n\
+                    OB-1,123-45-6789,Smith,John,12345673,P3,100.00,2020-01,0,,2000-01-01,N,Y\n\
+                    OB-1,123-45-6789,Smith,John,12345674,P4,100.00,2020-01,0,2025-06-30,2007-06-01,,\n\
+                    OB-2,223-45-6789,Doe,Jane,22345675,P5,100.00,2020-01,0,,2007-05-05,N,\n\
+                    OB-2,223-45-6789,Doe,Jane,22345676,P6,100.00,2020-01,0,,2008-12-04,,\n";
+    let chunks = gateway::grpc::client::registry_upload(registry.as_bytes(), 1 << 16);
+    let imported = RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner();
+    assert!(imported.applied, "{:?}", imported.problems);
+    let mut orders = OrderServiceClient::new(app.channel.clone());
+    let listed = orders.list_projected_ends(proto::ListProjectedEndsRequest::default()).await.unwrap().into_inner();
+    let due: Vec<(&str, &str, proto::EndBasis)> =
+        listed.projected_ends.iter().map(|e| (e.order_id.as_str(), e.projected_end_date.as_str(), e.basis())).collect();
+    assert_eq!(due, [("P1", "2026-12-03", proto::EndBasis::Age18), ("P5", "2025-05-05", proto::EndBasis::Age18)]);
+    // A page at a time.
+    let first = orders.list_projected_ends(proto::ListProjectedEndsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(first.projected_ends[0].order_id, "P1");
+    let second = orders
+        .list_projected_ends(proto::ListProjectedEndsRequest { page_size: 1, page_token: first.next_page_token })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((second.projected_ends[0].order_id.as_str(), second.next_page_token.as_str()), ("P5", ""));
+    // Tomorrow P6 joins; in 2029 P2 does.
+    clock.set("2026-12-04");
+    let listed = orders.list_projected_ends(proto::ListProjectedEndsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.projected_ends.len(), 3);
+    clock.set("2029-06-01");
+    let listed = orders.list_projected_ends(proto::ListProjectedEndsRequest::default()).await.unwrap().into_inner();
+    assert!(listed.projected_ends.iter().any(|e| e.order_id == "P2" && e.basis() == proto::EndBasis::Age21));
+    app.stop().await;
+}

@@ -48,6 +48,7 @@ on_both_backends!(
     termination_notices_are_filtered_and_handled_once,
     review_requests_are_decided_from_the_last_one_and_recorded_with_their_audit_row,
     reports_aggregate_collections_late_lines_and_open_suspense,
+    orders_of_grown_children_without_an_end_are_found_by_birth_date,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -501,6 +502,21 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
     assert_eq!(open.len(), 1);
     assert_eq!((open[0].received_on, open[0].items, open[0].amount), (date("2026-11-20"), 2, money("60.00")));
     assert_eq!(store.pending_total().await.unwrap(), money("15.50"));
+}
+
+async fn orders_of_grown_children_without_an_end_are_found_by_birth_date(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let registry = "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears,end_date,child_birth_date,continuing_education,impaired\n\
+                    OB-1,123-45-6789,Smith,John,12345671,P1,100.00,2020-01,0,,2008-12-03,Y,\n\
+                    OB-1,123-45-6789,Smith,John,12345672,P2,100.00,2020-01,0,2025-01-31,2007-01-01,,\n\
+                    OB-1,123-45-6789,Smith,John,12345673,P3,100.00,2020-01,0,,2008-12-04,,\n\
+                    OB-1,123-45-6789,Smith,John,12345674,P4,100.00,2020-01,0,,,,\n";
+    assert!(matches!(store.import_registry(&entries(registry), &audit()).await.unwrap(), RegistryImport::Applied(_)));
+    let found = store.orders_without_end_born_by(date("2008-12-03"), None, 10).await.unwrap();
+    assert_eq!(found.len(), 1, "ended, younger and unknown-birth orders are not");
+    assert_eq!((found[0].order_id.as_str(), found[0].child_birth_date, found[0].continuing_education), ("P1", date("2008-12-03"), Some(true)));
+    assert!(store.orders_without_end_born_by(date("2008-12-03"), Some(&OrderId::parse("P1").unwrap()), 10).await.unwrap().is_empty());
 }
 
 /// 1,100 obligors (more than two chunks of 500), each with an order of 100.00 a month and

@@ -99,3 +99,51 @@ impl App {
         self.audited_read(audit, result).await
     }
 }
+
+/// The name of the list of projected ends, in its page tokens.
+pub const PROJECTED_END_LIST: &str = "projected-ends";
+
+/// An order whose projected end has passed without an end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectedEnd {
+    pub order: crate::storage::ChildOrder,
+    pub projected_end: NaiveDate,
+    pub basis: crate::domain::lifecycle::EndBasis,
+}
+
+impl App {
+    /// Orders whose projected end (18th birthday, 21st with continuing education, none when
+    /// impaired) is on or before today, and that have no end: for the back office to act on.
+    pub async fn list_projected_ends(&self, caller: &Caller, page: PageRequest) -> Result<Page<ProjectedEnd>, AppError> {
+        use crate::domain::lifecycle::{born_on_or_before_for_age_18, projected_end};
+        let audit = self.authorize(caller, Action::ListProjectedEnds, "projected-ends").await?;
+        let result = async {
+            let mut after = match &page.after {
+                Some(cursor) => Some(OrderId::parse(cursor).map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
+                None => None,
+            };
+            let today = self.today();
+            let born_by = born_on_or_before_for_age_18(today);
+            let mut due = Vec::new();
+            // Orders of children old enough are read in batches; those still within their 21
+            // years (continuing education) or impaired are skipped.
+            loop {
+                let batch = self.store.orders_without_end_born_by(born_by, after.as_ref(), 500).await?;
+                let Some(last) = batch.last() else { break };
+                after = Some(last.order_id.clone());
+                for order in batch {
+                    let projected = projected_end(order.child_birth_date, order.continuing_education == Some(true), order.impaired == Some(true));
+                    if let Some((day, basis)) = projected.filter(|(day, _)| *day <= today) {
+                        due.push(ProjectedEnd { order, projected_end: day, basis });
+                    }
+                }
+                if due.len() > page.size as usize {
+                    break;
+                }
+            }
+            Ok(paging::page(PROJECTED_END_LIST, page.size, due, |end| end.order.order_id.to_string()))
+        }
+        .await;
+        self.audited_read(audit, result).await
+    }
+}

@@ -116,6 +116,9 @@ pub enum Command {
     /// Parents' requests to review an order (the back office).
     #[command(subcommand)]
     Review(reviews::ReviewCommand),
+    /// Support orders: those whose projected end has passed (the back office).
+    #[command(subcommand)]
+    Order(reviews::OrderCommand),
     /// How much an employer withholds this pay period, per order, within the federal limits
     /// (vendor and employer keys).
     #[command(subcommand)]

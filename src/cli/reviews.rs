@@ -87,3 +87,47 @@ pub async fn run(channel: GatewayChannel, json: bool, command: ReviewCommand) ->
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// Orders whose projected end (18th birthday; 21st with continuing education; none when
+    /// impaired) has passed and that have no end yet.
+    ProjectedEnds {
+        #[arg(long, default_value_t = 50)]
+        page_size: i32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+}
+
+pub async fn order(channel: GatewayChannel, json: bool, command: OrderCommand) -> anyhow::Result<ExitCode> {
+    let mut client = OrderServiceClient::new(channel);
+    match command {
+        OrderCommand::ProjectedEnds { page_size, page_token } => {
+            let response = client
+                .list_projected_ends(proto::ListProjectedEndsRequest { page_size, page_token })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let mut text = String::new();
+            if response.projected_ends.is_empty() {
+                text.push_str("No order's projected end has passed without an end.\n");
+            } else {
+                let _ = writeln!(text, "{:<12} {:<9} {:<12} {:<10}  {:<10}  basis", "order", "case", "obligor", "born", "ends");
+            }
+            for end in &response.projected_ends {
+                let basis = named!(proto::EndBasis, "END_BASIS_", end.basis);
+                let _ = writeln!(
+                    text,
+                    "{:<12} {:<9} {:<12} {:<10}  {:<10}  {basis}",
+                    end.order_id, end.case_number, end.obligor_id, end.child_birth_date, end.projected_end_date
+                );
+            }
+            if !response.next_page_token.is_empty() {
+                let _ = writeln!(text, "More: --page-token {}", response.next_page_token);
+            }
+            print(json, &response, text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

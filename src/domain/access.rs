@@ -91,6 +91,7 @@ pub enum Action {
     RequestOrderReview,
     ListOrderReviews,
     ExportReport,
+    ListProjectedEnds,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -98,7 +99,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 36] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -133,6 +134,7 @@ impl Action {
         Action::RequestOrderReview,
         Action::ListOrderReviews,
         Action::ExportReport,
+        Action::ListProjectedEnds,
         Action::Reflection,
     ];
 
@@ -163,7 +165,8 @@ impl Action {
             | Action::MarkTerminationNoticeHandled
             | Action::RequestOrderReview
             | Action::ListOrderReviews
-            | Action::ExportReport => &[BackOffice],
+            | Action::ExportReport
+            | Action::ListProjectedEnds => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -214,6 +217,7 @@ impl Action {
             Action::RequestOrderReview => "RequestOrderReview",
             Action::ListOrderReviews => "ListOrderReviews",
             Action::ExportReport => "ExportReport",
+            Action::ListProjectedEnds => "ListProjectedEnds",
             Action::Reflection => "Reflection",
         }
     }
@@ -303,6 +307,7 @@ mod tests {
                 RequestOrderReview,
                 ListOrderReviews,
                 ExportReport,
+                ListProjectedEnds,
                 Reflection
             ]
         );

@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod codes;
 pub mod distribution;
 pub mod ids;
+pub mod lifecycle;
 pub mod money;
 pub mod month;
 pub mod payment;

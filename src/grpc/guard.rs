@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 35] = [
+const RPCS: [(&str, Action); 36] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -228,6 +228,7 @@ const RPCS: [(&str, Action); 35] = [
     ("OrderService/RequestOrderReview", Action::RequestOrderReview),
     ("OrderService/ListOrderReviews", Action::ListOrderReviews),
     ("ExportService/ExportReport", Action::ExportReport),
+    ("OrderService/ListProjectedEnds", Action::ListProjectedEnds),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

@@ -6,7 +6,8 @@ use super::convert;
 use super::proto;
 use super::services::{caller_of, understood};
 use crate::app::paging::PageRequest;
-use crate::app::reviews::{ReviewChannel, ReviewRequest, REVIEW_LIST};
+use crate::app::reviews::{ProjectedEnd, ReviewChannel, ReviewRequest, PROJECTED_END_LIST, REVIEW_LIST};
+use crate::domain::lifecycle::EndBasis;
 use crate::app::{App, AppError};
 use crate::domain::access::Action;
 use crate::domain::OrderId;
@@ -51,8 +52,38 @@ fn review_request(request: proto::RequestOrderReviewRequest) -> Result<ReviewReq
     }
 }
 
+fn projected(end: ProjectedEnd) -> proto::ProjectedEnd {
+    proto::ProjectedEnd {
+        order_id: end.order.order_id.to_string(),
+        case_number: end.order.case_number.to_string(),
+        obligor_id: end.order.obligor_id.to_string(),
+        child_birth_date: end.order.child_birth_date.to_string(),
+        projected_end_date: end.projected_end.to_string(),
+        basis: match end.basis {
+            EndBasis::Age18 => proto::EndBasis::Age18,
+            EndBasis::Age21 => proto::EndBasis::Age21,
+        }
+        .into(),
+    }
+}
+
 #[tonic::async_trait]
 impl proto::order_service_server::OrderService for Orders {
+    async fn list_projected_ends(
+        &self,
+        request: Request<proto::ListProjectedEndsRequest>,
+    ) -> Result<Response<proto::ListProjectedEndsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let page = PageRequest::parse(PROJECTED_END_LIST, request.page_size, &request.page_token);
+        let page = understood(&self.0, &caller, Action::ListProjectedEnds, page).await?;
+        let page = self.0.list_projected_ends(&caller, page).await?;
+        Ok(Response::new(proto::ListProjectedEndsResponse {
+            projected_ends: page.items.into_iter().map(projected).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
     async fn request_order_review(
         &self,
         request: Request<proto::RequestOrderReviewRequest>,

@@ -186,6 +186,17 @@ pub struct WithholdingOrder {
     pub ledger: OrderLedger,
 }
 
+/// An order with what its projected end is computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildOrder {
+    pub order_id: OrderId,
+    pub case_number: CaseNumber,
+    pub obligor_id: ObligorId,
+    pub child_birth_date: NaiveDate,
+    pub continuing_education: Option<bool>,
+    pub impaired: Option<bool>,
+}
+
 /// Plans a batch of obligors inside a distribution run's transaction: a pure function of the
 /// balances and pending collections the store loaded.
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
@@ -237,6 +248,10 @@ pub trait Store:
     /// with its obligor's SSN hash, its employer and its ledger as of `as_of` (the allocations
     /// effective on or before it).
     async fn orders_of_cases(&self, cases: &[CaseNumber], as_of: NaiveDate) -> StoreResult<Vec<WithholdingOrder>>;
+
+    /// Orders without an end date whose child was born on or before `born_by`, by order id,
+    /// after `after`, at most `limit`: those whose projected end may have passed.
+    async fn orders_without_end_born_by(&self, born_by: NaiveDate, after: Option<&OrderId>, limit: u32) -> StoreResult<Vec<ChildOrder>>;
 }
 
 /// Opens the database a URL names, creating a SQLite file if it is missing, and brings its

@@ -634,6 +634,37 @@ macro_rules! impl_sql_store {
                 }
                 Ok(orders)
             }
+
+            async fn orders_without_end_born_by(
+                &self,
+                born_by: chrono::NaiveDate,
+                after: Option<&$crate::domain::OrderId>,
+                limit: u32,
+            ) -> $crate::storage::StoreResult<Vec<$crate::storage::ChildOrder>> {
+                use $crate::storage::sql_store::{self as sql};
+                let rows: Vec<(String, String, String, String, Option<bool>, Option<bool>)> = sqlx::query_as(
+                    "SELECT order_id, case_number, obligor_id, child_birth_date, continuing_education, impaired FROM orders \
+                     WHERE end_date IS NULL AND child_birth_date IS NOT NULL AND child_birth_date <= $1 AND order_id > $2 \
+                     ORDER BY order_id LIMIT $3",
+                )
+                .bind(born_by.to_string())
+                .bind(after.map(|o| o.as_str()).unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter()
+                    .map(|(order, case, obligor, birth, continuing_education, impaired)| {
+                        Ok($crate::storage::ChildOrder {
+                            order_id: sql::order_id(&order)?,
+                            case_number: sql::case_number(&case)?,
+                            obligor_id: sql::obligor_id(&obligor)?,
+                            child_birth_date: sql::date(&birth)?,
+                            continuing_education,
+                            impaired,
+                        })
+                    })
+                    .collect()
+            }
         }
     };
 }
