@@ -46,13 +46,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
             let mut client = proto::export_service_client::ExportServiceClient::new(channel);
             let stream = client.export_report(request).await.map_err(status_error)?;
             let pieces: Pieces = Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)));
-            match args.out.as_ref().filter(|path| path.as_os_str() != "-") {
-                Some(path) => {
-                    let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
-                    write_export(pieces, file).await?;
-                }
-                None => write_export(pieces, tokio::io::stdout()).await?,
-            }
+            write_export_to(pieces, args.out.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(_) | Command::Completions { .. } => unreachable!("not a client command"),
@@ -103,15 +97,20 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
                     Box::pin(stream.into_inner().map(|piece| piece.map(|p| p.data)))
                 }
             };
-            match args.out.as_ref().filter(|path| path.as_os_str() != "-") {
-                Some(path) => {
-                    let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
-                    write_export(pieces, file).await?;
-                }
-                None => write_export(pieces, tokio::io::stdout()).await?,
-            }
+            write_export_to(pieces, args.out.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes an export to `out`, or to standard output when it is absent or `-`.
+async fn write_export_to(pieces: Pieces, out: Option<&Path>) -> anyhow::Result<()> {
+    match out.filter(|path| path.as_os_str() != "-") {
+        Some(path) => {
+            let file = tokio::fs::File::create(path).await.with_context(|| format!("cannot create {}", path.display()))?;
+            write_export(pieces, file).await
+        }
+        None => write_export(pieces, tokio::io::stdout()).await,
     }
 }
 
