@@ -52,6 +52,8 @@ async fn a_review_is_refused_without_a_reason_within_three_years_then_accepted_w
     fields.sort();
     assert_eq!(fields, ["channel", "request_date"]);
     assert_eq!(orders.request_order_review(request("NOPE", "2029-11-20", "x")).await.unwrap_err().code(), Code::NotFound);
+    let long = orders.request_order_review(request("A", "2029-11-20", &"x".repeat(501))).await.unwrap_err();
+    assert_eq!(long.code(), Code::InvalidArgument, "a reason too long is refused, not cut");
     assert_eq!(orders.request_order_review(request("B", "2029-11-21", "x")).await.unwrap_err().code(), Code::InvalidArgument);
 
     let listed = orders.list_order_reviews(proto::ListOrderReviewsRequest { order_id: "A".into(), ..Default::default() }).await.unwrap().into_inner();

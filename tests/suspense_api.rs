@@ -149,6 +149,10 @@ async fn an_item_resolved_weeks_later_pays_the_month_of_its_pay_date_and_is_work
     let client = || suspense(&app.channel);
     let status = client().return_suspense_item(proto::ReturnSuspenseItemRequest { suspense_id: tiny, ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let long = proto::ReturnSuspenseItemRequest { suspense_id: big, reason: "x".repeat(201), reference: "r".repeat(65) };
+    let status = client().return_suspense_item(long).await.unwrap_err();
+    let fields: Vec<String> = status.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["reason", "reference"], "a reason or reference too long is refused, not cut");
     let status = client().resolve_suspense_item(proto::ResolveSuspenseItemRequest { suspense_id: big, target: None }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     let unknown_case = proto::ResolveSuspenseItemRequest { suspense_id: 999, target: Some(Target::CaseNumber("99999999".into())) };
