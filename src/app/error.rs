@@ -90,6 +90,12 @@ impl AppError {
         }
     }
 
+    /// The one error that reports every wrong field of a request: `errors` are the results of
+    /// converting each field, `None` for one that was right (at least one is wrong).
+    pub fn every_field(errors: impl IntoIterator<Item = Option<AppError>>) -> AppError {
+        AppError::collect_fields(errors.into_iter().flatten()).unwrap_or_else(|| AppError::Internal("no field error to report".into()))
+    }
+
     /// The outcome the audit trail records for a call that ended in this error.
     pub fn outcome(&self) -> &'static str {
         match self {

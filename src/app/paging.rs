@@ -31,10 +31,21 @@ impl PageRequest {
         };
         let after = match page_token {
             "" => None,
-            token => Some(cursor_of(list, token).ok_or_else(|| AppError::invalid("page_token", "not a page token of this list"))?),
+            token => Some(cursor_of(list, token).ok_or_else(not_a_token)?),
         };
         Ok(PageRequest { size, after })
     }
+}
+
+impl PageRequest {
+    /// The cursor of a list that pages by a numeric id; `None` on the first page.
+    pub fn id_cursor(&self) -> Result<Option<i64>, AppError> {
+        self.after.as_deref().map(|cursor| cursor.parse::<i64>().map_err(|_| not_a_token())).transpose()
+    }
+}
+
+fn not_a_token() -> AppError {
+    AppError::invalid("page_token", "not a page token of this list")
 }
 
 /// A page of items and the token of the next page (empty on the last page).

@@ -457,10 +457,7 @@ impl App {
     pub async fn list_remittances(&self, caller: &Caller, query: FileQuery, page: PageRequest) -> Result<Page<FileSummary>, AppError> {
         let audit = self.authorize(caller, Action::ListRemittances, "remittances").await?;
         let result = async {
-            let before = match &page.after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
-                None => None,
-            };
+            let before = page.id_cursor()?;
             let sender = if caller.principal.role.is_remitter() { Some(caller.principal.name.clone()) } else { query.sender };
             let filter = FileFilter {
                 sender,

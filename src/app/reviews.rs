@@ -88,10 +88,7 @@ impl App {
     pub async fn list_reviews(&self, caller: &Caller, order_id: Option<OrderId>, page: PageRequest) -> Result<Page<ReviewRecord>, AppError> {
         let audit = self.authorize(caller, Action::ListOrderReviews, "reviews").await?;
         let result = async {
-            let after = match &page.after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
-                None => None,
-            };
+            let after = page.id_cursor()?;
             let fetched = self.store.review_requests(order_id.as_ref(), after, page.size + 1).await?;
             Ok(paging::page(REVIEW_LIST, page.size, fetched, |review| review.review_id.to_string()))
         }

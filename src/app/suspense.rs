@@ -99,10 +99,7 @@ impl App {
     pub async fn list_suspense(&self, caller: &Caller, query: SuspenseQuery, page: PageRequest) -> Result<Page<SuspenseItem>, AppError> {
         let audit = self.authorize(caller, Action::ListSuspenseItems, "suspense").await?;
         let result = async {
-            let after = match &page.after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
-                None => None,
-            };
+            let after = page.id_cursor()?;
             let filter = SuspenseFilter {
                 state: query.state.as_str().to_owned(),
                 sender: query.sender,
@@ -169,8 +166,7 @@ impl App {
             let (reason, reference) = match (reason, reference) {
                 (Ok(reason), Ok(reference)) => (reason, reference),
                 (reason, reference) => {
-                    return Err(AppError::collect_fields([reason.err(), reference.err()].into_iter().flatten())
-                        .unwrap_or_else(|| AppError::Internal("no field error to report".into())))
+                    return Err(AppError::every_field([reason.err(), reference.err()]))
                 }
             };
             let worker = Worker { name: caller.principal.name.clone(), at: self.clock.now_rfc3339() };

@@ -32,10 +32,7 @@ impl App {
     ) -> Result<Page<TerminationNotice>, AppError> {
         let audit = self.authorize(caller, Action::ListTerminationNotices, "termination-notices").await?;
         let result = async {
-            let after = match &page.after {
-                Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| AppError::invalid("page_token", "not a page token of this list"))?),
-                None => None,
-            };
+            let after = page.id_cursor()?;
             let filter = NoticeFilter {
                 handled: query.handled,
                 employer_fein: query.employer_fein.map(|f| f.as_str().to_owned()),

@@ -204,12 +204,17 @@ pub fn remittance_line(line: LineOutcome) -> proto::RemittanceLine {
     proto::RemittanceLine { line: line.line, status: line_status(&line.status) as i32, problems: problems(line.problems) }
 }
 
+/// A list's employer filter: `None` when empty.
+pub fn optional_fein(field: &'static str, text: &str) -> Result<Option<crate::domain::Fein>, AppError> {
+    match text.trim() {
+        "" => Ok(None),
+        text => crate::domain::Fein::parse(text).map(Some).map_err(|e| AppError::invalid(field, e.to_string())),
+    }
+}
+
 /// The filters of a file list; every wrong one is reported.
 pub fn file_query(request: &proto::ListRemittancesRequest) -> Result<crate::app::FileQuery, AppError> {
-    let fein = match request.employer_fein.trim() {
-        "" => Ok(None),
-        text => crate::domain::Fein::parse(text).map(Some).map_err(|e| AppError::invalid("employer_fein", e.to_string())),
-    };
+    let fein = optional_fein("employer_fein", &request.employer_fein);
     let from = optional_date("received_from", &request.received_from);
     let to = optional_date("received_to", &request.received_to);
     match (fein, from, to) {
@@ -219,8 +224,7 @@ pub fn file_query(request: &proto::ListRemittancesRequest) -> Result<crate::app:
             received_from,
             received_to,
         }),
-        (fein, from, to) => Err(AppError::collect_fields([fein.err(), from.err(), to.err()].into_iter().flatten())
-            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+        (fein, from, to) => Err(AppError::every_field([fein.err(), from.err(), to.err()])),
     }
 }
 

@@ -47,8 +47,7 @@ fn review_request(request: proto::RequestOrderReviewRequest) -> Result<ReviewReq
     };
     match (order, date, channel) {
         (Ok(order_id), Ok(requested_on), Ok(channel)) => Ok(ReviewRequest { order_id, requested_on, channel, reason: request.reason }),
-        (order, date, channel) => Err(AppError::collect_fields([order.err(), date.err(), channel.err()].into_iter().flatten())
-            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+        (order, date, channel) => Err(AppError::every_field([order.err(), date.err(), channel.err()])),
     }
 }
 

@@ -32,14 +32,10 @@ fn bank_account(account: Option<proto::BankAccountInput>) -> Result<BankAccountD
     };
     match (routing_number, account_number, account_type) {
         (Ok(routing_number), Ok(account_number), Ok(account_type)) => Ok(BankAccountDetails { routing_number, account_number, account_type }),
-        (routing, number, kind) => Err(every_field([routing.err(), number.err(), kind.err()])),
+        (routing, number, kind) => Err(AppError::every_field([routing.err(), number.err(), kind.err()])),
     }
 }
 
-/// The one error that reports every field's problem.
-fn every_field(errors: impl IntoIterator<Item = Option<AppError>>) -> AppError {
-    AppError::collect_fields(errors.into_iter().flatten()).unwrap_or_else(|| AppError::Internal("no field error to report".into()))
-}
 
 fn return_code(text: &str) -> Result<ReturnCode, AppError> {
     ReturnCode::parse(text).map_err(invalid("return_code"))
@@ -160,7 +156,7 @@ fn payer_details(request: proto::RegisterPayerRequest) -> Result<PayerDetails, A
         (Ok(()), Ok(()), Ok(ssn), Ok(telephone), Ok(email), Ok(case_number), Ok(account)) => {
             Ok(PayerDetails { name: request.name, address: request.address, ssn, telephone, email, case_number, account })
         }
-        (name, address, ssn, telephone, email, case_number, account) => Err(every_field([
+        (name, address, ssn, telephone, email, case_number, account) => Err(AppError::every_field([
             name.err(),
             address.err(),
             ssn.err(),

@@ -241,8 +241,7 @@ impl proto::export_service_server::ExportService for Exports {
             let to = convert::optional_date("to_date", request.to_date.as_deref().unwrap_or_default());
             match (kind, from, to) {
                 (Ok(kind), Ok(from), Ok(to)) => Ok((kind, from, to)),
-                (kind, from, to) => Err(AppError::collect_fields([kind.err(), from.err(), to.err()].into_iter().flatten())
-                    .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+                (kind, from, to) => Err(AppError::every_field([kind.err(), from.err(), to.err()])),
             }
         })();
         let (kind, from, to) = understood(&self.0, &caller, Action::ExportReport, converted).await?;

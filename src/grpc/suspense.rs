@@ -9,7 +9,7 @@ use crate::app::paging::PageRequest;
 use crate::app::suspense::{ResolveTarget, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
 use crate::app::{App, AppError};
 use crate::domain::access::Action;
-use crate::domain::{Fein, ObligorId};
+use crate::domain::ObligorId;
 use crate::storage::suspense::SuspenseItem;
 
 pub struct Suspense(pub App);
@@ -57,10 +57,7 @@ fn query(request: &proto::ListSuspenseItemsRequest) -> Result<SuspenseQuery, App
         Ok(proto::SuspenseState::Returned) => Ok(SuspenseState::Returned),
         Err(_) => Err(AppError::invalid("state", "the state is one of SuspenseState's values")),
     };
-    let employer_fein = match optional_text(request.employer_fein.clone()) {
-        Some(text) => Fein::parse(&text).map(Some).map_err(|e| AppError::invalid("employer_fein", e.to_string())),
-        None => Ok(None),
-    };
+    let employer_fein = convert::optional_fein("employer_fein", &request.employer_fein);
     let min_amount = request.min_amount.as_deref().map(|a| convert::amount("min_amount", a)).transpose();
     let max_amount = request.max_amount.as_deref().map(|a| convert::amount("max_amount", a)).transpose();
     match (state, employer_fein, min_amount, max_amount) {
@@ -74,8 +71,7 @@ fn query(request: &proto::ListSuspenseItemsRequest) -> Result<SuspenseQuery, App
             max_amount,
             min_age_days: request.min_age_days,
         }),
-        (state, fein, min, max) => Err(AppError::collect_fields([state.err(), fein.err(), min.err(), max.err()].into_iter().flatten())
-            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+        (state, fein, min, max) => Err(AppError::every_field([state.err(), fein.err(), min.err(), max.err()])),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::app::paging::PageRequest;
 use crate::app::terminations::{NoticeQuery, NOTICE_LIST};
 use crate::app::{App, AppError};
 use crate::domain::access::Action;
-use crate::domain::{Fein, ObligorId};
+use crate::domain::ObligorId;
 use crate::storage::terminations::TerminationNotice;
 
 pub struct Terminations(pub App);
@@ -32,18 +32,14 @@ fn notice(notice: TerminationNotice) -> proto::TerminationNotice {
 }
 
 fn query(request: &proto::ListTerminationNoticesRequest) -> Result<NoticeQuery, AppError> {
-    let fein = match request.employer_fein.trim() {
-        "" => Ok(None),
-        text => Fein::parse(text).map(Some).map_err(|e| AppError::invalid("employer_fein", e.to_string())),
-    };
+    let fein = convert::optional_fein("employer_fein", &request.employer_fein);
     let obligor = match request.obligor_id.trim() {
         "" => Ok(None),
         text => ObligorId::parse(text).map(Some).map_err(|e| AppError::invalid("obligor_id", e.to_string())),
     };
     match (fein, obligor) {
         (Ok(employer_fein), Ok(obligor_id)) => Ok(NoticeQuery { handled: request.handled, employer_fein, obligor_id }),
-        (fein, obligor) => Err(AppError::collect_fields([fein.err(), obligor.err()].into_iter().flatten())
-            .unwrap_or_else(|| AppError::Internal("no field error to report".into()))),
+        (fein, obligor) => Err(AppError::every_field([fein.err(), obligor.err()])),
     }
 }
 

@@ -56,7 +56,7 @@ impl proto::withholding_service_server::WithholdingService for Withholdings {
                     let reference = message.employee_reference;
                     let result = match (employee_reference(&reference), pay_period(message.pay_period)) {
                         (Ok(()), Ok(period)) => run.employee(&reference, period).await,
-                        (reference, period) => Err(every_field([reference.err(), period.err()])),
+                        (reference, period) => Err(AppError::every_field([reference.err(), period.err()])),
                     };
                     let result = match result {
                         Ok(answer) => proto::calculate_payroll_withholding_response::Result::Withholding(withholding(answer)),
@@ -92,9 +92,6 @@ fn failure(error: AppError) -> Result<proto::WithholdingFailure, Status> {
     })
 }
 
-fn every_field(errors: impl IntoIterator<Item = Option<AppError>>) -> AppError {
-    AppError::collect_fields(errors.into_iter().flatten()).unwrap_or_else(|| AppError::Internal("no field error to report".into()))
-}
 
 fn employee_reference(reference: &str) -> Result<(), AppError> {
     let printable = reference.chars().all(|c| !c.is_control());
