@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/fspc/gateway/v1/suspense.proto",
         "proto/fspc/gateway/v1/terminations.proto",
         "proto/fspc/gateway/v1/orders.proto",
+        "proto/fspc/gateway/v1/credit.proto",
+        "proto/fspc/gateway/v1/explain.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -16,6 +16,8 @@ use gateway::grpc::proto;
 use gateway::grpc::REQUEST_ID_METADATA;
 use proto::admin_service_client::AdminServiceClient;
 use proto::collection_service_client::CollectionServiceClient;
+use proto::credit_service_client::CreditServiceClient;
+use proto::explain_service_client::ExplainServiceClient;
 use proto::distribution_service_client::DistributionServiceClient;
 use proto::export_service_client::ExportServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
@@ -115,6 +117,11 @@ async fn world() -> World {
     PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
     let request = payment(payer_id, "20.00", proto::PaymentChannel::Web, "setup");
     let payment_id = payments.submit_payment(request).await.unwrap().into_inner().receipt.unwrap().payment_id;
+    // Money for OB-2 before its order starts: all unapplied credit, which the matrix refunds
+    // and applies by hand (to November, due in full).
+    let money = proto::AddCollectionRequest { case_number: "22345678".into(), amount: "1000.00".into(), effective_date: "2026-10-15".into() };
+    CollectionServiceClient::new(app.channel.clone()).add_collection(money).await.unwrap();
+    DistributionServiceClient::new(app.channel.clone()).run_distribution(proto::RunDistributionRequest {}).await.unwrap();
     World { app, channels, payer_id, payment_id, own_batch, foreign_batch: "OTHER-1".to_owned() }
 }
 
@@ -341,6 +348,37 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
         }
         Action::ListOrderReviews => {
             OrderServiceClient::new(channel.clone()).list_order_reviews(proto::ListOrderReviewsRequest::default()).await.map(drop)
+        }
+        Action::RecordOrderEnd => {
+            let request = proto::RecordOrderEndRequest {
+                order_id: if foreign { "C" } else { "A" }.into(),
+                reason: proto::EndReason::ChildMarried as i32,
+                end_date: "2026-12-15".into(),
+            };
+            OrderServiceClient::new(channel.clone()).record_order_end(request).await.map(drop)
+        }
+        Action::WithdrawOrderEnd => {
+            let request = proto::WithdrawOrderEndRequest { order_id: if foreign { "C" } else { "A" }.into() };
+            OrderServiceClient::new(channel.clone()).withdraw_order_end(request).await.map(drop)
+        }
+        Action::ExplainCollection => {
+            ExplainServiceClient::new(channel.clone()).explain_collection(proto::ExplainCollectionRequest { collection_id: 1 }).await.map(drop)
+        }
+        Action::ExplainOrder => {
+            let request = proto::ExplainOrderRequest { order_id: "A".into(), ..Default::default() };
+            ExplainServiceClient::new(channel.clone()).explain_order(request).await.map(drop)
+        }
+        Action::ListUnappliedCredit => {
+            CreditServiceClient::new(channel.clone()).list_unapplied_credit(proto::ListUnappliedCreditRequest::default()).await.map(drop)
+        }
+        Action::RefundCredit => {
+            let request = proto::RefundCreditRequest { obligor_id: "OB-2".into(), amount: "1.00".into(), reference: format!("CHK-{cell}") };
+            CreditServiceClient::new(channel.clone()).refund_credit(request).await.map(drop)
+        }
+        Action::ApplyCredit => {
+            let request =
+                proto::ApplyCreditRequest { obligor_id: "OB-2".into(), order_id: "C".into(), amount: "1.00".into(), month: "2026-11".into() };
+            CreditServiceClient::new(channel.clone()).apply_credit(request).await.map(drop)
         }
         Action::Reflection => {
             use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest};

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use gateway::domain::distribution::{
-    apply_pool, distribute_obligor, reversal_entries, Allocation, Bucket, Order, OrderLedger, PendingCollection, PoolRow,
+    apply_pool, distribute_obligor, reversal_entries, Allocation, Bucket, RuleStep, Order, OrderLedger, PendingCollection, PoolRow,
 };
 use gateway::domain::{CaseNumber, Money, OrderId, YearMonth};
 use proptest::prelude::*;
@@ -82,7 +82,7 @@ fn collections_of_one_date_are_one_pool_applied_in_date_order() {
         PendingCollection { id: 1, amount: Money::from_cents(400_00), effective_date: date("2026-11-13") },
         PendingCollection { id: 2, amount: Money::from_cents(200_00), effective_date: date("2026-11-13") },
     ];
-    let pools = distribute_obligor(&mut ledgers, &pending);
+    let pools = distribute_obligor(&mut ledgers, &pending, &[]);
     assert_eq!(pools.len(), 2);
     assert_eq!(pools[0].collection_ids, [1, 2]);
     assert_eq!(table_row(&pools[0].distribution.allocations), [300_00, 200_00, 25_00, 75_00, 0]);
@@ -139,7 +139,7 @@ fn an_obligor_without_orders_gets_unapplied_credit() {
     let distribution = apply_pool(&mut [], date("2026-11-13"), Money::from_cents(50_00));
     assert_eq!(
         distribution.allocations,
-        [Allocation { order_id: None, bucket: Bucket::Unapplied, month: None, amount: Money::from_cents(50_00) }]
+        [Allocation { order_id: None, bucket: Bucket::Unapplied, month: None, amount: Money::from_cents(50_00), step: Some(RuleStep::Unapplied) }]
     );
 }
 
@@ -264,7 +264,7 @@ proptest! {
     fn distributing_nothing_changes_nothing(mut ledgers in arbitrary_orders(), day in 0i64..700) {
         let at = YearMonth::of(date("2025-01-01") + chrono::Days::new(day as u64));
         let before = balances(&ledgers, at);
-        prop_assert!(distribute_obligor(&mut ledgers, &[]).is_empty());
+        prop_assert!(distribute_obligor(&mut ledgers, &[], &[]).is_empty());
         prop_assert_eq!(balances(&ledgers, at), before);
     }
 
@@ -280,7 +280,7 @@ proptest! {
             .enumerate()
             .map(|(i, &cents)| PendingCollection { id: i as i64, amount: Money::from_cents(cents), effective_date })
             .collect();
-        let pool = distribute_obligor(&mut ledgers, &pending).remove(0);
+        let pool = distribute_obligor(&mut ledgers, &pending, &[]).remove(0);
         let mut rows: Vec<PoolRow> = pool
             .distribution
             .allocations

@@ -92,6 +92,13 @@ pub enum Action {
     ListOrderReviews,
     ExportReport,
     ListProjectedEnds,
+    RecordOrderEnd,
+    WithdrawOrderEnd,
+    ExplainCollection,
+    ExplainOrder,
+    ListUnappliedCredit,
+    RefundCredit,
+    ApplyCredit,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -99,7 +106,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 43] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -135,6 +142,13 @@ impl Action {
         Action::ListOrderReviews,
         Action::ExportReport,
         Action::ListProjectedEnds,
+        Action::RecordOrderEnd,
+        Action::WithdrawOrderEnd,
+        Action::ExplainCollection,
+        Action::ExplainOrder,
+        Action::ListUnappliedCredit,
+        Action::RefundCredit,
+        Action::ApplyCredit,
         Action::Reflection,
     ];
 
@@ -166,7 +180,14 @@ impl Action {
             | Action::RequestOrderReview
             | Action::ListOrderReviews
             | Action::ExportReport
-            | Action::ListProjectedEnds => &[BackOffice],
+            | Action::ListProjectedEnds
+            | Action::RecordOrderEnd
+            | Action::WithdrawOrderEnd
+            | Action::ExplainCollection
+            | Action::ExplainOrder
+            | Action::ListUnappliedCredit
+            | Action::RefundCredit
+            | Action::ApplyCredit => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
@@ -218,6 +239,13 @@ impl Action {
             Action::ListOrderReviews => "ListOrderReviews",
             Action::ExportReport => "ExportReport",
             Action::ListProjectedEnds => "ListProjectedEnds",
+            Action::RecordOrderEnd => "RecordOrderEnd",
+            Action::WithdrawOrderEnd => "WithdrawOrderEnd",
+            Action::ExplainCollection => "ExplainCollection",
+            Action::ExplainOrder => "ExplainOrder",
+            Action::ListUnappliedCredit => "ListUnappliedCredit",
+            Action::RefundCredit => "RefundCredit",
+            Action::ApplyCredit => "ApplyCredit",
             Action::Reflection => "Reflection",
         }
     }
@@ -308,6 +336,13 @@ mod tests {
                 ListOrderReviews,
                 ExportReport,
                 ListProjectedEnds,
+                RecordOrderEnd,
+                WithdrawOrderEnd,
+                ExplainCollection,
+                ExplainOrder,
+                ListUnappliedCredit,
+                RefundCredit,
+                ApplyCredit,
                 Reflection
             ]
         );

@@ -325,6 +325,14 @@ problem_codes! {
     NoticeAlreadyHandled = "NOTICE_ALREADY_HANDLED", ApiError;
     /// A review requested within 3 years of the last one (or of the order's start) needs a stated reason.
     ReviewNeedsReason = "REVIEW_NEEDS_REASON", ApiError;
+    /// The order already has an end in force (the back office's, or the registry's on or before the date): withdraw it first.
+    OrderAlreadyEnded = "ORDER_ALREADY_ENDED", ApiError;
+    /// The order has no end of the back office in force to withdraw.
+    NoEndToWithdraw = "NO_END_TO_WITHDRAW", ApiError;
+    /// More unapplied credit than the obligor has left.
+    CreditNotAvailable = "CREDIT_NOT_AVAILABLE", ApiError;
+    /// More than the order has due where the credit would go.
+    CreditBeyondDue = "CREDIT_BEYOND_DUE", ApiError;
     /// A concurrent update got there first: retrying the request is safe.
     ConcurrentUpdate = "CONCURRENT_UPDATE", ApiError;
     /// The database is busy or unavailable: retry shortly.

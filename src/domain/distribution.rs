@@ -47,42 +47,104 @@ impl Order {
     }
 }
 
-/// Where a part of a pool went. Ordered as the reversal tie-break ranks them.
+/// Where a part of a pool went (or now is). Ordered as the reversal tie-break ranks them.
+///
+/// Every entry about a pool's money is a row of that pool, so a pool's rows always add up to
+/// its amount less what reversals took back: a correction or a refund moves money between
+/// the pool's rows, it never takes money out of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Bucket {
+    /// An order's current support for one month.
     Current,
+    /// An order's past-due support.
     Arrears,
+    /// The obligor's unapplied credit.
     Unapplied,
+    /// Freed by an end recorded after the money (`order-lifecycle.md`): the correction pool,
+    /// waiting for the next distribution run.
+    Correction,
+    /// Unapplied credit refunded to the obligor.
+    Refunded,
 }
 
 impl Bucket {
+    pub const ALL: [Bucket; 5] = [Bucket::Current, Bucket::Arrears, Bucket::Unapplied, Bucket::Correction, Bucket::Refunded];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Bucket::Current => "CURRENT",
             Bucket::Arrears => "ARREARS",
             Bucket::Unapplied => "UNAPPLIED",
+            Bucket::Correction => "CORRECTION",
+            Bucket::Refunded => "REFUNDED",
         }
     }
 
     pub fn parse(text: &str) -> Option<Bucket> {
-        match text {
-            "CURRENT" => Some(Bucket::Current),
-            "ARREARS" => Some(Bucket::Arrears),
-            "UNAPPLIED" => Some(Bucket::Unapplied),
-            _ => None,
+        Bucket::ALL.into_iter().find(|bucket| bucket.as_str() == text)
+    }
+
+    /// Current support and arrears are an order's; the rest is the obligor's.
+    pub fn is_order_money(self) -> bool {
+        matches!(self, Bucket::Current | Bucket::Arrears)
+    }
+}
+
+/// The step of the distribution rule that wrote an allocation, kept with it so that an
+/// explanation never has to replay the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleStep {
+    /// Every order's current support for the month was paid in full.
+    CurrentInFull,
+    /// The pool could not pay every order's current support: divided in proportion.
+    CurrentProrated,
+    ArrearsInFull,
+    ArrearsProrated,
+    /// What was left after current support and arrears.
+    Unapplied,
+}
+
+impl RuleStep {
+    pub const ALL: [RuleStep; 5] =
+        [RuleStep::CurrentInFull, RuleStep::CurrentProrated, RuleStep::ArrearsInFull, RuleStep::ArrearsProrated, RuleStep::Unapplied];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleStep::CurrentInFull => "CURRENT_IN_FULL",
+            RuleStep::CurrentProrated => "CURRENT_PRORATED",
+            RuleStep::ArrearsInFull => "ARREARS_IN_FULL",
+            RuleStep::ArrearsProrated => "ARREARS_PRORATED",
+            RuleStep::Unapplied => "UNAPPLIED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RuleStep> {
+        RuleStep::ALL.into_iter().find(|step| step.as_str() == text)
+    }
+
+    fn of(bucket: Bucket, prorated: bool) -> RuleStep {
+        match (bucket, prorated) {
+            (Bucket::Current, false) => RuleStep::CurrentInFull,
+            (Bucket::Current, true) => RuleStep::CurrentProrated,
+            (Bucket::Arrears, false) => RuleStep::ArrearsInFull,
+            (Bucket::Arrears, true) => RuleStep::ArrearsProrated,
+            _ => RuleStep::Unapplied,
         }
     }
 }
 
-/// One entry written by distribution (or, negative, by a reversal).
+/// One entry about a pool's money: written by distribution, or (its negative) by a reversal,
+/// or by a correction or a back-office action moving money between the pool's rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Allocation {
-    /// `None` for unapplied credit, which belongs to the obligor, not to an order.
+    /// `None` for the obligor's money (unapplied, correction, refunded), not an order's.
     pub order_id: Option<OrderId>,
     pub bucket: Bucket,
-    /// The month of current support; `None` for arrears and unapplied.
+    /// The month of current support; `None` for every other bucket.
     pub month: Option<YearMonth>,
     pub amount: Money,
+    /// The rule's step, for entries the distribution rule wrote; `None` for the others.
+    pub step: Option<RuleStep>,
 }
 
 /// An order with everything allocated to it so far: the source of its balances.
@@ -178,7 +240,13 @@ pub fn apply_pool(ledgers: &mut [OrderLedger], effective_date: NaiveDate, amount
     left -= pay_in_proportion(ledgers, &arrears, left, Bucket::Arrears, None, &mut allocations);
 
     if left.is_positive() {
-        allocations.push(Allocation { order_id: None, bucket: Bucket::Unapplied, month: None, amount: left });
+        allocations.push(Allocation {
+            order_id: None,
+            bucket: Bucket::Unapplied,
+            month: None,
+            amount: left,
+            step: Some(RuleStep::Unapplied),
+        });
     }
 
     for allocation in &allocations {
@@ -204,10 +272,12 @@ fn pay_in_proportion(
     allocations: &mut Vec<Allocation>,
 ) -> Money {
     let owed: Money = balances.iter().sum();
-    let shares = if available >= owed { balances.to_vec() } else { apportion(available, balances) };
+    let prorated = available < owed;
+    let shares = if prorated { apportion(available, balances) } else { balances.to_vec() };
+    let step = Some(RuleStep::of(bucket, prorated));
     for (ledger, share) in ledgers.iter().zip(&shares) {
         if share.is_positive() {
-            allocations.push(Allocation { order_id: Some(ledger.order.id.clone()), bucket, month, amount: *share });
+            allocations.push(Allocation { order_id: Some(ledger.order.id.clone()), bucket, month, amount: *share, step });
         }
     }
     shares.iter().sum()
@@ -221,27 +291,114 @@ pub struct PendingCollection {
     pub effective_date: NaiveDate,
 }
 
-/// A pool as a run plans to write it: the collections merged into it and what it paid.
+/// A correction pool waiting for distribution (`order-lifecycle.md`): the money an end freed
+/// from one original pool, held in that pool's CORRECTION row, with that pool's date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCorrection {
+    pub pool_id: i64,
+    pub amount: Money,
+    pub effective_date: NaiveDate,
+}
+
+/// Where one source's share of a merged pool is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PoolTarget {
+    /// A new pool of the run, holding the collections merged into it.
+    New,
+    /// The original pool a correction freed the money from: its CORRECTION row is emptied
+    /// into these rows, so the pool's rows keep adding up to its amount.
+    Corrected(i64),
+}
+
+/// One source's share of a merged pool's allocations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolPart {
+    pub target: PoolTarget,
+    pub amount: Money,
+    pub allocations: Vec<Allocation>,
+}
+
+/// A pool as a run plans to write it: the money merged into it (collections, and correction
+/// pools of the same date), what the rule paid from it, and that divided among its sources.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedPool {
     pub collection_ids: Vec<i64>,
     pub distribution: PoolDistribution,
+    /// The collections' part (if any) and each correction pool's, adding up row by row to
+    /// `distribution.allocations`.
+    pub parts: Vec<PoolPart>,
 }
 
-/// Distributes an obligor's pending collections: merged into one pool per effective date
-/// (whatever their source), applied in ascending effective date.
-pub fn distribute_obligor(ledgers: &mut [OrderLedger], pending: &[PendingCollection]) -> Vec<PlannedPool> {
-    let mut by_date: BTreeMap<NaiveDate, (Money, Vec<i64>)> = BTreeMap::new();
+impl PlannedPool {
+    /// The part the new pool holds: the collections' money.
+    pub fn new_part(&self) -> Option<&PoolPart> {
+        self.parts.iter().find(|part| part.target == PoolTarget::New)
+    }
+}
+
+/// Distributes an obligor's pending money: collections and correction pools merged into one
+/// pool per effective date (whatever their source), applied in ascending effective date.
+pub fn distribute_obligor(
+    ledgers: &mut [OrderLedger],
+    pending: &[PendingCollection],
+    corrections: &[PendingCorrection],
+) -> Vec<PlannedPool> {
+    #[derive(Default)]
+    struct Merged {
+        collected: Money,
+        collection_ids: Vec<i64>,
+        corrections: Vec<(i64, Money)>,
+    }
+    let mut by_date: BTreeMap<NaiveDate, Merged> = BTreeMap::new();
     for collection in pending {
         assert!(collection.amount.is_positive(), "collection {} has no money", collection.id);
-        let (amount, ids) = by_date.entry(collection.effective_date).or_default();
-        *amount += collection.amount;
-        ids.push(collection.id);
+        let merged = by_date.entry(collection.effective_date).or_default();
+        merged.collected += collection.amount;
+        merged.collection_ids.push(collection.id);
+    }
+    for correction in corrections {
+        assert!(correction.amount.is_positive(), "correction pool of pool {} has no money", correction.pool_id);
+        by_date.entry(correction.effective_date).or_default().corrections.push((correction.pool_id, correction.amount));
     }
     by_date
         .into_iter()
-        .map(|(date, (amount, collection_ids))| PlannedPool { collection_ids, distribution: apply_pool(ledgers, date, amount) })
+        .map(|(date, mut merged)| {
+            let corrected: Money = merged.corrections.iter().map(|(_, amount)| *amount).sum();
+            let distribution = apply_pool(ledgers, date, merged.collected + corrected);
+            merged.corrections.sort();
+            let mut sources: Vec<(PoolTarget, Money)> =
+                merged.corrections.iter().map(|&(pool_id, amount)| (PoolTarget::Corrected(pool_id), amount)).collect();
+            if merged.collected.is_positive() {
+                sources.push((PoolTarget::New, merged.collected));
+            }
+            let parts = split_among_sources(&distribution.allocations, &sources);
+            PlannedPool { collection_ids: merged.collection_ids, distribution, parts }
+        })
         .collect()
+}
+
+/// Divides a merged pool's allocations among the money it was made of: each source in turn
+/// takes its amount from every row in proportion to what the row has left, the last source
+/// takes the rest. Every row and every source adds up exactly.
+fn split_among_sources(allocations: &[Allocation], sources: &[(PoolTarget, Money)]) -> Vec<PoolPart> {
+    let mut left: Vec<Money> = allocations.iter().map(|a| a.amount).collect();
+    let mut parts = Vec::with_capacity(sources.len());
+    for (index, &(target, amount)) in sources.iter().enumerate() {
+        let shares = if index + 1 == sources.len() { left.clone() } else { apportion(amount, &left) };
+        let part_allocations: Vec<Allocation> = allocations
+            .iter()
+            .zip(&shares)
+            .filter(|(_, share)| share.is_positive())
+            .map(|(allocation, share)| Allocation { amount: *share, ..allocation.clone() })
+            .collect();
+        for (row_left, share) in left.iter_mut().zip(&shares) {
+            *row_left -= *share;
+        }
+        assert_eq!(part_allocations.iter().map(|a| a.amount).sum::<Money>(), amount, "a source's part adds up to its amount");
+        parts.push(PoolPart { target, amount, allocations: part_allocations });
+    }
+    assert!(left.iter().all(|l| l.is_zero()), "every row of a merged pool is divided among its sources");
+    parts
 }
 
 /// What is left of one row of a pool: an allocation (or the unapplied credit) less the
@@ -268,19 +425,20 @@ pub fn reversal_entries(rows: &[PoolRow], amount: Money) -> Vec<Allocation> {
         .iter()
         .zip(shares)
         .filter(|(_, share)| share.is_positive())
-        .map(|(row, share)| Allocation { order_id: row.order_id.clone(), bucket: row.bucket, month: row.month, amount: -share })
+        .map(|(row, share)| Allocation { order_id: row.order_id.clone(), bucket: row.bucket, month: row.month, amount: -share, step: None })
         .collect();
     assert_eq!(entries.iter().map(|e| e.amount).sum::<Money>(), -amount, "a reversal takes back exactly its amount");
     entries
 }
 
-/// One obligor's share of a distribution run: its orders as they stand, and its pending
-/// collections.
+/// One obligor's share of a distribution run: its orders as they stand, its pending
+/// collections and its correction pools.
 #[derive(Clone, Debug)]
 pub struct ObligorInput {
     pub obligor_id: super::ids::ObligorId,
     pub ledgers: Vec<OrderLedger>,
     pub pending: Vec<PendingCollection>,
+    pub corrections: Vec<PendingCorrection>,
 }
 
 /// What a run writes for one obligor.
@@ -302,25 +460,36 @@ pub struct ConservationError {
 }
 
 /// Plans a batch of obligors and checks, before anything is written, that for each obligor
-/// Σ collections = Σ pools = Σ allocations (unapplied credit included).
+/// Σ collections and correction pools = Σ pools = Σ allocations (unapplied credit included),
+/// and that each source's part is exactly its own money.
 pub fn plan_obligors(inputs: Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> {
     inputs
         .into_iter()
         .map(|mut input| {
-            let pools = distribute_obligor(&mut input.ledgers, &input.pending);
+            let pools = distribute_obligor(&mut input.ledgers, &input.pending, &input.corrections);
             let plan = ObligorPlan { obligor_id: input.obligor_id, pools };
-            check_conservation(&input.pending, &plan)?;
+            check_conservation(&input.pending, &input.corrections, &plan)?;
             Ok(plan)
         })
         .collect()
 }
 
-fn check_conservation(pending: &[PendingCollection], plan: &ObligorPlan) -> Result<(), ConservationError> {
-    let collected: Money = pending.iter().map(|c| c.amount).sum();
+fn check_conservation(
+    pending: &[PendingCollection],
+    corrections: &[PendingCorrection],
+    plan: &ObligorPlan,
+) -> Result<(), ConservationError> {
+    let collected: Money = pending.iter().map(|c| c.amount).sum::<Money>() + corrections.iter().map(|c| c.amount).sum::<Money>();
     let pooled: Money = plan.pools.iter().map(|p| p.distribution.amount).sum();
     let allocated: Money = plan.pools.iter().flat_map(|p| &p.distribution.allocations).map(|a| a.amount).sum();
     let pooled_ids: usize = plan.pools.iter().map(|p| p.collection_ids.len()).sum();
-    if collected == pooled && pooled == allocated && pooled_ids == pending.len() {
+    let new_money: Money = pending.iter().map(|c| c.amount).sum();
+    let new_parts: Money = plan.pools.iter().filter_map(|p| p.new_part()).map(|part| part.amount).sum();
+    let parts_whole = plan.pools.iter().all(|pool| {
+        pool.parts.iter().map(|part| part.amount).sum::<Money>() == pool.distribution.amount
+            && pool.parts.iter().all(|part| part.allocations.iter().map(|a| a.amount).sum::<Money>() == part.amount)
+    });
+    if collected == pooled && pooled == allocated && pooled_ids == pending.len() && new_money == new_parts && parts_whole {
         Ok(())
     } else {
         Err(ConservationError { obligor_id: plan.obligor_id.to_string(), collected, pooled, allocated })
@@ -339,6 +508,9 @@ pub struct RunSummary {
     pub current: Money,
     pub arrears: Money,
     pub unapplied: Money,
+    /// Correction pools applied again (not in `total`, which is the collections' money):
+    /// `total + corrections = current + arrears + unapplied`.
+    pub corrections: Money,
 }
 
 impl RunSummary {
@@ -354,6 +526,7 @@ impl RunSummary {
             current: self.current + chunk.current,
             arrears: self.arrears + chunk.arrears,
             unapplied: self.unapplied + chunk.unapplied,
+            corrections: self.corrections + chunk.corrections,
         }
     }
 }

@@ -1,8 +1,18 @@
 //! When an order is projected to end (`order-lifecycle.md`): the child's 18th birthday, or
 //! the 21st when the child continues education past high school; never when the child is
 //! impaired. A projection is not an end: it tells the back office which orders to look at.
+//!
+//! Ends themselves: the reasons, which end counts, when one may be recorded, and the
+//! corrections an end recorded after the money makes.
+
+use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
+
+use super::distribution::{Allocation, Bucket, Order};
+use super::ids::OrderId;
+use super::money::Money;
+use super::month::YearMonth;
 
 /// Why an order is projected to end when it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +37,132 @@ pub fn projected_end(birth: NaiveDate, continuing_education: bool, impaired: boo
 /// the day before it may have an order due to end (the store's first filter).
 pub fn born_on_or_before_for_age_18(today: NaiveDate) -> NaiveDate {
     today.checked_sub_months(Months::new(12 * 18)).expect("a date 18 years back is representable")
+}
+
+
+/// Why an order ended (`order-lifecycle.md`, "End of a support order"), or that the case
+/// registry's import set its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    ChildMarried,
+    ChildDied,
+    Military,
+    SelfSupporting,
+    Age18,
+    Age21,
+    /// Not recorded by the back office: a registry import set or moved `end_date` earlier.
+    RegistryImport,
+}
+
+impl EndReason {
+    /// The six reasons the back office records; the registry's is not one of them.
+    pub const RECORDED: [EndReason; 6] = [
+        EndReason::ChildMarried,
+        EndReason::ChildDied,
+        EndReason::Military,
+        EndReason::SelfSupporting,
+        EndReason::Age18,
+        EndReason::Age21,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ChildMarried => "CHILD_MARRIED",
+            EndReason::ChildDied => "CHILD_DIED",
+            EndReason::Military => "MILITARY",
+            EndReason::SelfSupporting => "SELF_SUPPORTING",
+            EndReason::Age18 => "AGE_18",
+            EndReason::Age21 => "AGE_21",
+            EndReason::RegistryImport => "REGISTRY_IMPORT",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EndReason> {
+        EndReason::RECORDED.into_iter().chain([EndReason::RegistryImport]).find(|reason| reason.as_str() == text)
+    }
+}
+
+/// The end that counts: the earlier of the registry's `end_date` and the back office's
+/// (not withdrawn) end event.
+pub fn effective_end(registry_end: Option<NaiveDate>, event_end: Option<NaiveDate>) -> Option<NaiveDate> {
+    match (registry_end, event_end) {
+        (Some(registry), Some(event)) => Some(registry.min(event)),
+        (registry, event) => registry.or(event),
+    }
+}
+
+/// Why an end event cannot be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndRefusal {
+    /// The date is before the order's first month.
+    BeforeStart(YearMonth),
+    /// An end event is recorded and not withdrawn: withdraw it first.
+    AlreadyEnded(NaiveDate),
+    /// The registry ends the order on or before that date already.
+    EndedByRegistry(NaiveDate),
+}
+
+/// Whether an end event dated `date` may be recorded against `order`.
+pub fn may_end(order: &Order, registry_end: Option<NaiveDate>, active_event: Option<NaiveDate>, date: NaiveDate) -> Result<(), EndRefusal> {
+    if YearMonth::of(date) < order.start_month {
+        return Err(EndRefusal::BeforeStart(order.start_month));
+    }
+    if let Some(ended) = active_event {
+        return Err(EndRefusal::AlreadyEnded(ended));
+    }
+    match registry_end {
+        Some(ended) if ended <= date => Err(EndRefusal::EndedByRegistry(ended)),
+        _ => Ok(()),
+    }
+}
+
+/// Current support an order still holds from one pool for one month (reversals and earlier
+/// corrections netted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldCurrent {
+    pub pool_id: i64,
+    pub month: YearMonth,
+    pub remaining: Money,
+}
+
+/// What an end recorded after the money writes in one original pool: the negatives of the
+/// order's current support for months after the end month, and the freed total in the
+/// pool's CORRECTION row (its correction pool), so the pool's rows still add up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolCorrection {
+    pub pool_id: i64,
+    pub freed: Money,
+    pub entries: Vec<Allocation>,
+}
+
+/// The corrections an end dated `end_date` makes to `order`'s current support
+/// (`order-lifecycle.md`, "An end recorded after the money"). Arrears are never moved.
+pub fn end_corrections(order: &OrderId, end_date: NaiveDate, held: &[HeldCurrent]) -> Vec<PoolCorrection> {
+    let end_month = YearMonth::of(end_date);
+    let mut by_pool: BTreeMap<i64, Vec<&HeldCurrent>> = BTreeMap::new();
+    for row in held.iter().filter(|row| row.month > end_month && row.remaining.is_positive()) {
+        by_pool.entry(row.pool_id).or_default().push(row);
+    }
+    by_pool
+        .into_iter()
+        .map(|(pool_id, mut rows)| {
+            rows.sort_by_key(|row| row.month);
+            let freed: Money = rows.iter().map(|row| row.remaining).sum();
+            let mut entries: Vec<Allocation> = rows
+                .iter()
+                .map(|row| Allocation {
+                    order_id: Some(order.clone()),
+                    bucket: Bucket::Current,
+                    month: Some(row.month),
+                    amount: -row.remaining,
+                    step: None,
+                })
+                .collect();
+            entries.push(Allocation { order_id: None, bucket: Bucket::Correction, month: None, amount: freed, step: None });
+            assert!(entries.iter().map(|e| e.amount).sum::<Money>().is_zero(), "a correction moves money within its pool");
+            PoolCorrection { pool_id, freed, entries }
+        })
+        .collect()
 }
 
 #[cfg(test)]

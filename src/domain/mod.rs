@@ -7,7 +7,9 @@ pub mod access;
 pub mod apportion;
 pub mod calendar;
 pub mod codes;
+pub mod credit;
 pub mod distribution;
+pub mod explain;
 pub mod ids;
 pub mod lifecycle;
 pub mod money;
@@ -21,7 +23,7 @@ pub mod text;
 pub mod withholding;
 
 pub use codes::{CodeKind, ProblemCode, Severity};
-pub use distribution::{Allocation, Bucket, Order, OrderLedger};
+pub use distribution::{Allocation, Bucket, Order, OrderLedger, RuleStep};
 pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
 pub use money::{Money, MoneyError};
 pub use month::YearMonth;
@@ -42,5 +44,9 @@ impl CollectionSource {
             CollectionSource::Online => "ONLINE",
             CollectionSource::Manual => "MANUAL",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<CollectionSource> {
+        [CollectionSource::Payroll, CollectionSource::Online, CollectionSource::Manual].into_iter().find(|s| s.as_str() == text)
     }
 }

@@ -67,6 +67,14 @@ impl YearMonth {
             YearMonth { year: self.year, month: self.month - 1 }
         }
     }
+
+    pub fn next(self) -> YearMonth {
+        if self.month == 12 {
+            YearMonth { year: self.year + 1, month: 1 }
+        } else {
+            YearMonth { year: self.year, month: self.month + 1 }
+        }
+    }
 }
 
 impl fmt::Display for YearMonth {

@@ -66,6 +66,8 @@ pub fn bucket(bucket: Bucket) -> proto::Bucket {
         Bucket::Current => proto::Bucket::Current,
         Bucket::Arrears => proto::Bucket::Arrears,
         Bucket::Unapplied => proto::Bucket::Unapplied,
+        Bucket::Correction => proto::Bucket::Correction,
+        Bucket::Refunded => proto::Bucket::Refunded,
     }
 }
 
@@ -156,7 +158,8 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
                 total: zero.clone(),
                 current: zero.clone(),
                 arrears: zero.clone(),
-                unapplied: zero,
+                unapplied: zero.clone(),
+                corrections: zero,
                 ..Default::default()
             };
         };
@@ -170,6 +173,7 @@ impl From<Option<RunSummary>> for proto::RunDistributionResponse {
             current: run.current.to_string(),
             arrears: run.arrears.to_string(),
             unapplied: run.unapplied.to_string(),
+            corrections: run.corrections.to_string(),
         }
     }
 }

@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 36] = [
+const RPCS: [(&str, Action); 43] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -229,6 +229,13 @@ const RPCS: [(&str, Action); 36] = [
     ("OrderService/ListOrderReviews", Action::ListOrderReviews),
     ("ExportService/ExportReport", Action::ExportReport),
     ("OrderService/ListProjectedEnds", Action::ListProjectedEnds),
+    ("OrderService/RecordOrderEnd", Action::RecordOrderEnd),
+    ("OrderService/WithdrawOrderEnd", Action::WithdrawOrderEnd),
+    ("ExplainService/ExplainCollection", Action::ExplainCollection),
+    ("ExplainService/ExplainOrder", Action::ExplainOrder),
+    ("CreditService/ListUnappliedCredit", Action::ListUnappliedCredit),
+    ("CreditService/RefundCredit", Action::RefundCredit),
+    ("CreditService/ApplyCredit", Action::ApplyCredit),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

@@ -6,6 +6,8 @@
 mod admin;
 pub mod client;
 mod convert;
+mod credit;
+mod explain;
 pub mod guard;
 pub mod incoming;
 mod payments;
@@ -38,6 +40,8 @@ pub mod proto {
 
 use proto::admin_service_server::AdminServiceServer;
 use proto::collection_service_server::CollectionServiceServer;
+use proto::credit_service_server::CreditServiceServer;
+use proto::explain_service_server::ExplainServiceServer;
 use proto::distribution_service_server::DistributionServiceServer;
 use proto::export_service_server::ExportServiceServer;
 use proto::payment_service_server::PaymentServiceServer;
@@ -88,6 +92,8 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
     health_reporter.set_serving::<SuspenseServiceServer<suspense::Suspense>>().await;
     health_reporter.set_serving::<TerminationServiceServer<terminations::Terminations>>().await;
     health_reporter.set_serving::<OrderServiceServer<orders::Orders>>().await;
+    health_reporter.set_serving::<CreditServiceServer<credit::Credit>>().await;
+    health_reporter.set_serving::<ExplainServiceServer<explain::Explain>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -122,5 +128,7 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
         .add_service(limited!(SuspenseServiceServer, suspense::Suspense(app.clone()), max))
         .add_service(limited!(TerminationServiceServer, terminations::Terminations(app.clone()), max))
         .add_service(limited!(OrderServiceServer, orders::Orders(app.clone()), max))
+        .add_service(limited!(CreditServiceServer, credit::Credit(app.clone()), max))
+        .add_service(limited!(ExplainServiceServer, explain::Explain(app.clone()), max))
         .add_service(limited!(ExportServiceServer, services::Exports(app), max)))
 }

@@ -11,6 +11,8 @@ use crate::domain::lifecycle::EndBasis;
 use crate::app::{App, AppError};
 use crate::domain::access::Action;
 use crate::domain::OrderId;
+use crate::domain::lifecycle::EndReason;
+use crate::storage::ends::EndRecord;
 use crate::storage::reviews::ReviewRecord;
 
 pub struct Orders(pub App);
@@ -33,7 +35,39 @@ fn review(record: ReviewRecord) -> proto::OrderReview {
     }
 }
 
-fn order_id(field: &'static str, text: &str) -> Result<OrderId, AppError> {
+pub(super) fn end_reason(reason: EndReason) -> proto::EndReason {
+    match reason {
+        EndReason::ChildMarried => proto::EndReason::ChildMarried,
+        EndReason::ChildDied => proto::EndReason::ChildDied,
+        EndReason::Military => proto::EndReason::Military,
+        EndReason::SelfSupporting => proto::EndReason::SelfSupporting,
+        EndReason::Age18 => proto::EndReason::Age18,
+        EndReason::Age21 => proto::EndReason::Age21,
+        EndReason::RegistryImport => proto::EndReason::RegistryImport,
+    }
+}
+
+fn recorded_reason(value: i32) -> Result<EndReason, AppError> {
+    let reason = proto::EndReason::try_from(value).ok().and_then(|reason| EndReason::RECORDED.into_iter().find(|r| end_reason(*r) == reason));
+    reason.ok_or_else(|| AppError::invalid("reason", "one of the six reasons: END_REASON_CHILD_MARRIED … END_REASON_AGE_21"))
+}
+
+pub(super) fn order_end(end: EndRecord) -> proto::OrderEnd {
+    proto::OrderEnd {
+        end_id: end.end_id,
+        order_id: end.order_id.to_string(),
+        reason: end_reason(end.reason).into(),
+        end_date: end.end_date.to_string(),
+        recorded_by: end.recorded_by,
+        record_time: convert::timestamp(&end.recorded_at),
+        withdrawn_by: end.withdrawn_by.unwrap_or_default(),
+        withdraw_time: end.withdrawn_at.as_deref().and_then(convert::timestamp),
+        corrected: end.corrected.to_string(),
+        corrected_pools: end.corrected_pools,
+    }
+}
+
+pub(super) fn order_id(field: &'static str, text: &str) -> Result<OrderId, AppError> {
     OrderId::parse(text.trim()).map_err(|e| AppError::invalid(field, e.to_string()))
 }
 
@@ -108,5 +142,31 @@ impl proto::order_service_server::OrderService for Orders {
         let (order, page) = understood(&self.0, &caller, Action::ListOrderReviews, converted).await?;
         let page = self.0.list_reviews(&caller, order, page).await?;
         Ok(Response::new(proto::ListOrderReviewsResponse { reviews: page.items.into_iter().map(review).collect(), next_page_token: page.next_page_token }))
+    }
+
+    async fn record_order_end(
+        &self,
+        request: Request<proto::RecordOrderEndRequest>,
+    ) -> Result<Response<proto::RecordOrderEndResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let converted = match (order_id("order_id", &request.order_id), recorded_reason(request.reason), convert::date("end_date", &request.end_date)) {
+            (Ok(order), Ok(reason), Ok(date)) => Ok((order, reason, date)),
+            (order, reason, date) => Err(AppError::every_field([order.err(), reason.err(), date.err()])),
+        };
+        let (order, reason, date) = understood(&self.0, &caller, Action::RecordOrderEnd, converted).await?;
+        let end = self.0.record_order_end(&caller, order, reason, date).await?;
+        Ok(Response::new(proto::RecordOrderEndResponse { end: Some(order_end(end)) }))
+    }
+
+    async fn withdraw_order_end(
+        &self,
+        request: Request<proto::WithdrawOrderEndRequest>,
+    ) -> Result<Response<proto::WithdrawOrderEndResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let converted = order_id("order_id", &request.into_inner().order_id);
+        let order = understood(&self.0, &caller, Action::WithdrawOrderEnd, converted).await?;
+        let end = self.0.withdraw_order_end(&caller, order).await?;
+        Ok(Response::new(proto::WithdrawOrderEndResponse { end: Some(order_end(end)) }))
     }
 }

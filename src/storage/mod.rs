@@ -6,10 +6,16 @@
 //! decoded into domain values here, so nothing above this layer sees SQL types.
 
 pub mod access;
+pub mod credit;
+pub mod ends;
+pub mod explain;
 pub mod payment;
 mod postgres;
 pub mod remittance;
 mod sql_access;
+mod sql_credit;
+mod sql_ends;
+mod sql_explain;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
@@ -206,6 +212,9 @@ pub trait Store:
     remittance::RemittanceStore + payment::PaymentStore + access::AccessStore + suspense::SuspenseStore
         + terminations::TerminationStore
         + reviews::ReviewStore
+        + ends::EndStore
+        + credit::CreditStore
+        + explain::ExplainStore
         + reports::ReportStore
         + Send
         + Sync

@@ -7,6 +7,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::sql_access::impl_sql_access;
+use super::sql_explain::impl_sql_explain;
+use super::sql_credit::impl_sql_credit;
+use super::sql_ends::impl_sql_ends;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
@@ -75,4 +78,7 @@ impl_sql_access!(PostgresStore, Postgres);
 impl_sql_suspense!(PostgresStore, Postgres);
 impl_sql_terminations!(PostgresStore, Postgres);
 impl_sql_reviews!(PostgresStore, Postgres);
+impl_sql_ends!(PostgresStore, Postgres);
+impl_sql_credit!(PostgresStore, Postgres);
+impl_sql_explain!(PostgresStore, Postgres);
 impl_sql_reports!(PostgresStore, Postgres);

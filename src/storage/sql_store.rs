@@ -78,6 +78,28 @@ pub(super) fn order_from_columns(
     })
 }
 
+/// Claims a new pool's collections, only while still pending: a collection another writer
+/// claimed first aborts the run (`StoreError::Conflict`, returned from the enclosing function).
+macro_rules! claim_collections {
+    ($tx:expr, $pool_id:expr, $collection_ids:expr) => {
+        for ids in $collection_ids.chunks($crate::storage::sql_store::CLAIM_CHUNK) {
+            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+            let statement = format!(
+                "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE status = 'PENDING' AND collection_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut claim = sqlx::query(&statement).bind($pool_id);
+            for id in ids {
+                claim = claim.bind(id);
+            }
+            let claimed = claim.execute($tx).await?;
+            if claimed.rows_affected() != ids.len() as u64 {
+                return Err($crate::storage::StoreError::Conflict(format!("a collection of pool {} is no longer pending", $pool_id)));
+            }
+        }
+    };
+}
+
 /// Expands the [`Store`](super::Store) implementation for one backend.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty, $backend:literal) => {
@@ -134,7 +156,7 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     let order: Option<$crate::storage::sql_store::StoredOrderRow> = sqlx::query_as(
-                        "SELECT obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, end_date, \
+                        "SELECT obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, registry_end_date, \
                          employer_fein, child_birth_date, continuing_education, impaired, arrears_payment_monthly_cents \
                          FROM orders WHERE order_id = $1",
                     )
@@ -156,6 +178,18 @@ macro_rules! impl_sql_store {
                     return Ok(RegistryImport::Refused(problems));
                 }
 
+                // The back office's ends in force: the end that counts is the earlier of theirs
+                // and the registry's, whatever the registry says.
+                let events: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT order_id, end_date FROM order_ends WHERE withdrawn_at IS NULL AND reason <> 'REGISTRY_IMPORT'",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut events_by_order = std::collections::HashMap::with_capacity(events.len());
+                for (order, end_date) in events {
+                    events_by_order.insert(order, $crate::storage::sql_store::date(&end_date)?);
+                }
+                let mut distribution_locked = false;
                 let mut counts = ImportCounts::default();
                 for (entry, (stored_obligor, stored_order)) in entries.iter().zip(previous) {
                     let obligor = (
@@ -182,6 +216,19 @@ macro_rules! impl_sql_store {
                         (Some(o), Some(b)) if *o == order && *b == obligor => counts.unchanged += 1,
                         _ => counts.updated += 1,
                     }
+                    let registry_end_moved = stored_order.as_ref().map_or(entry.order.end_date.is_some(), |o| o.5 != order.5);
+                    let event_end = events_by_order.get(entry.order.id.as_str()).copied();
+                    let effective_end = $crate::domain::lifecycle::effective_end(entry.order.end_date, event_end);
+                    let previous_end = match &stored_order {
+                        Some(_) if registry_end_moved => {
+                            let end: Option<String> = sqlx::query_scalar("SELECT end_date FROM orders WHERE order_id = $1")
+                                .bind(entry.order.id.as_str())
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            $crate::storage::sql_store::optional_date(end)?
+                        }
+                        _ => effective_end,
+                    };
                     sqlx::query(
                         "INSERT INTO obligors (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT (obligor_id) DO UPDATE SET ssn_hmac = excluded.ssn_hmac, ssn_last4 = excluded.ssn_last4, \
@@ -201,12 +248,13 @@ macro_rules! impl_sql_store {
                         .await?;
                     sqlx::query(
                         "INSERT INTO orders (order_id, obligor_id, case_number, monthly_amount_cents, start_month, \
-                         opening_arrears_cents, end_date, employer_fein, child_birth_date, continuing_education, impaired, \
-                         arrears_payment_monthly_cents) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         opening_arrears_cents, registry_end_date, employer_fein, child_birth_date, continuing_education, impaired, \
+                         arrears_payment_monthly_cents, end_date) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                          ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
                          monthly_amount_cents = excluded.monthly_amount_cents, start_month = excluded.start_month, \
-                         opening_arrears_cents = excluded.opening_arrears_cents, end_date = excluded.end_date, \
+                         opening_arrears_cents = excluded.opening_arrears_cents, registry_end_date = excluded.registry_end_date, \
+                         end_date = excluded.end_date, \
                          employer_fein = excluded.employer_fein, child_birth_date = excluded.child_birth_date, \
                          continuing_education = excluded.continuing_education, impaired = excluded.impaired, \
                          arrears_payment_monthly_cents = excluded.arrears_payment_monthly_cents",
@@ -223,8 +271,49 @@ macro_rules! impl_sql_store {
                     .bind(order.8)
                     .bind(order.9)
                     .bind(order.10)
+                    .bind(effective_end.map(|d| d.to_string()))
                     .execute(&mut *tx)
                     .await?;
+                    if registry_end_moved {
+                        // The registry's earlier end is superseded; its new one (if any) is recorded.
+                        sqlx::query(
+                            "UPDATE order_ends SET withdrawn_by = $1, withdrawn_at = $2 \
+                             WHERE order_id = $3 AND reason = 'REGISTRY_IMPORT' AND withdrawn_at IS NULL",
+                        )
+                        .bind(&audit.actor)
+                        .bind(&audit.at)
+                        .bind(entry.order.id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        if let Some(registry_end) = entry.order.end_date {
+                            let end_id: i64 = sqlx::query_scalar(
+                                "INSERT INTO order_ends (order_id, reason, end_date, recorded_by, recorded_at) \
+                                 VALUES ($1, 'REGISTRY_IMPORT', $2, $3, $4) RETURNING end_id",
+                            )
+                            .bind(entry.order.id.as_str())
+                            .bind(registry_end.to_string())
+                            .bind(&audit.actor)
+                            .bind(&audit.at)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            // An end moved earlier after the money: corrected like an end event.
+                            let moved_earlier = previous_end.is_none_or(|previous| registry_end < previous);
+                            if stored_order.is_some() && effective_end == Some(registry_end) && moved_earlier {
+                                if !distribution_locked {
+                                    Self::lock_distribution(&mut tx).await?;
+                                    distribution_locked = true;
+                                }
+                                $crate::storage::sql_ends::write_end_corrections!(
+                                    tx,
+                                    &entry.order.id,
+                                    entry.obligor_id.as_str(),
+                                    registry_end,
+                                    end_id,
+                                    &audit.at
+                                );
+                            }
+                        }
+                    }
                 }
                 $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
@@ -280,7 +369,7 @@ macro_rules! impl_sql_store {
                 audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Option<$crate::storage::RunSummary>> {
                 use std::collections::BTreeMap;
-                use $crate::domain::distribution::{ObligorInput, OrderLedger, PendingCollection};
+                use $crate::domain::distribution::{ObligorInput, OrderLedger, PendingCollection, PendingCorrection, PoolTarget};
                 use $crate::domain::{Bucket, Money};
                 use $crate::storage::sql_store::{self as sql, OBLIGORS_PER_BATCH, ORDER_COLUMNS};
                 use $crate::storage::{RunSummary, StoreError};
@@ -293,8 +382,11 @@ macro_rules! impl_sql_store {
                 loop {
                     let mut tx = self.begin_writing().await?;
                     Self::lock_distribution(&mut tx).await?;
+                    // Obligors with pending collections or a correction pool (a CORRECTION row;
+                    // one emptied since is planned with nothing and written with nothing).
                     let batch: Vec<String> = sqlx::query_scalar(
-                        "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
+                        "SELECT obligor_id FROM (SELECT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
+                         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1) pending \
                          ORDER BY obligor_id LIMIT $2",
                     )
                     .bind(&after)
@@ -318,7 +410,8 @@ macro_rules! impl_sql_store {
                     let mut summary = RunSummary { run_id, ..RunSummary::default() };
                     let mut collected = Money::ZERO;
                     const PENDING_IN_RANGE: &str =
-                        "SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2";
+                        "SELECT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2 \
+                         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id BETWEEN $1 AND $2";
 
                     let mut inputs: BTreeMap<String, ObligorInput> = BTreeMap::new();
                     let pending: Vec<(i64, String, i64, String)> = sqlx::query_as(
@@ -338,10 +431,30 @@ macro_rules! impl_sql_store {
                             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                             std::collections::btree_map::Entry::Vacant(entry) => {
                                 let obligor_id = sql::obligor_id(entry.key())?;
-                                entry.insert(ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new() })
+                                entry.insert(ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new(), corrections: Vec::new() })
                             }
                         };
                         input.pending.push(PendingCollection { id, amount, effective_date: sql::date(&effective_date)? });
+                    }
+                    let corrections: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                        "SELECT a.pool_id, a.obligor_id, p.effective_date, CAST(SUM(a.amount_cents) AS BIGINT) FROM allocations a \
+                         JOIN pools p ON p.pool_id = a.pool_id WHERE a.bucket = 'CORRECTION' AND a.obligor_id BETWEEN $1 AND $2 \
+                         GROUP BY a.pool_id, a.obligor_id, p.effective_date HAVING SUM(a.amount_cents) > 0 ORDER BY a.pool_id",
+                    )
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (pool_id, obligor, effective_date, cents) in corrections {
+                        let input = match inputs.entry(obligor) {
+                            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(entry) => {
+                                let obligor_id = sql::obligor_id(entry.key())?;
+                                entry.insert(ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new(), corrections: Vec::new() })
+                            }
+                        };
+                        let amount = Money::from_cents(cents);
+                        input.corrections.push(PendingCorrection { pool_id, amount, effective_date: sql::date(&effective_date)? });
                     }
                     let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
                         "SELECT {ORDER_COLUMNS} FROM orders WHERE obligor_id IN ({PENDING_IN_RANGE})"
@@ -373,60 +486,70 @@ macro_rules! impl_sql_store {
                         }
                     }
 
-                    let plans = planner(inputs.into_values().filter(|i| !i.pending.is_empty()).collect())?;
+                    let plans = planner(inputs.into_values().filter(|i| !i.pending.is_empty() || !i.corrections.is_empty()).collect())?;
                     summary.obligors += plans.len() as u64;
                     // (pool id, obligor, effective date, allocation), written many rows at a time.
-                    let mut rows = Vec::new();
+                    let mut rows: Vec<(i64, &str, String, std::borrow::Cow<'_, $crate::domain::Allocation>)> = Vec::new();
                     let mut first_pool_id: Option<i64> = None;
+                    // Rows written before this chunk's: those after it are this chunk's.
+                    let watermark: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(allocation_id), 0) AS BIGINT) FROM allocations")
+                        .fetch_one(&mut *tx)
+                        .await?;
                     for plan in &plans {
                         for pool in &plan.pools {
-                            let distribution = &pool.distribution;
-                            let effective_date = distribution.effective_date.to_string();
-                            let pool_id: i64 = sqlx::query_scalar(
-                                "INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES ($1, $2, $3, $4) RETURNING pool_id",
-                            )
-                            .bind(run_id)
-                            .bind(plan.obligor_id.as_str())
-                            .bind(&effective_date)
-                            .bind(distribution.amount.cents())
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            first_pool_id.get_or_insert(pool_id);
-                            // Claim the pool's collections, only while still pending: a collection
-                            // another writer claimed first aborts the run.
-                            for ids in pool.collection_ids.chunks(sql::CLAIM_CHUNK) {
-                                let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-                                let statement = format!(
-                                    "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE status = 'PENDING' AND collection_id IN ({})",
-                                    placeholders.join(", ")
-                                );
-                                let mut claim = sqlx::query(&statement).bind(pool_id);
-                                for id in ids {
-                                    claim = claim.bind(id);
-                                }
-                                let claimed = claim.execute(&mut *tx).await?;
-                                if claimed.rows_affected() != ids.len() as u64 {
-                                    return Err(StoreError::Conflict(format!("a collection of pool {pool_id} is no longer pending")));
-                                }
-                            }
-                            for allocation in &distribution.allocations {
+                            for allocation in &pool.distribution.allocations {
                                 match allocation.bucket {
                                     Bucket::Current => summary.current += allocation.amount,
                                     Bucket::Arrears => summary.arrears += allocation.amount,
                                     Bucket::Unapplied => summary.unapplied += allocation.amount,
+                                    other => return Err(StoreError::Corrupt(format!("the rule wrote a {} row", other.as_str()))),
                                 }
-                                rows.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), allocation));
                             }
-                            summary.pools += 1;
-                            summary.collections += pool.collection_ids.len() as u64;
-                            summary.allocations += distribution.allocations.len() as u64;
-                            summary.total += distribution.amount;
+                            for part in &pool.parts {
+                                let effective_date = pool.distribution.effective_date.to_string();
+                                let pool_id = match part.target {
+                                    PoolTarget::New => {
+                                        let pool_id: i64 = sqlx::query_scalar(
+                                            "INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES ($1, $2, $3, $4) RETURNING pool_id",
+                                        )
+                                        .bind(run_id)
+                                        .bind(plan.obligor_id.as_str())
+                                        .bind(&effective_date)
+                                        .bind(part.amount.cents())
+                                        .fetch_one(&mut *tx)
+                                        .await?;
+                                        first_pool_id.get_or_insert(pool_id);
+                                        sql::claim_collections!(&mut *tx, pool_id, &pool.collection_ids);
+                                        summary.pools += 1;
+                                        summary.collections += pool.collection_ids.len() as u64;
+                                        summary.total += part.amount;
+                                        pool_id
+                                    }
+                                    // The correction pool is emptied into its original pool's rows.
+                                    PoolTarget::Corrected(pool_id) => {
+                                        let emptied = $crate::domain::Allocation {
+                                            order_id: None,
+                                            bucket: Bucket::Correction,
+                                            month: None,
+                                            amount: -part.amount,
+                                            step: None,
+                                        };
+                                        rows.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), std::borrow::Cow::Owned(emptied)));
+                                        summary.corrections += part.amount;
+                                        pool_id
+                                    }
+                                };
+                                for allocation in &part.allocations {
+                                    rows.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), std::borrow::Cow::Borrowed(allocation)));
+                                }
+                            }
                         }
                     }
+                    summary.allocations += rows.len() as u64;
                     // In the order planned, so the allocation export lists them as written.
                     for chunk in rows.chunks(sql::ROWS_PER_INSERT) {
                         let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents) ",
+                            "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, step) ",
                         );
                         insert.push_values(chunk, |mut row, (pool_id, obligor, effective_date, allocation)| {
                             row.push_bind(run_id)
@@ -436,27 +559,33 @@ macro_rules! impl_sql_store {
                                 .push_bind(allocation.bucket.as_str())
                                 .push_bind(allocation.month.map(|m| m.to_string()))
                                 .push_bind(effective_date.clone())
-                                .push_bind(allocation.amount.cents());
+                                .push_bind(allocation.amount.cents())
+                                .push_bind(allocation.step.map(|step| step.as_str()));
                         });
                         insert.build().execute(&mut *tx).await?;
                     }
 
                     // Conservation, checked on the chunk's rows as written before it commits:
-                    // Σ allocations (unapplied included) = Σ pools = Σ collections claimed.
-                    let (pooled, allocated, claimed): (i64, i64, i64) = sqlx::query_as(
+                    // Σ allocations (unapplied included) = Σ pools = Σ collections claimed, and
+                    // the rows written into corrected pools move money within them (net zero).
+                    let (pooled, allocated, claimed, moved): (i64, i64, i64, i64) = sqlx::query_as(
                         "SELECT \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE run_id = $1 AND pool_id >= $2), \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE run_id = $1 AND pool_id >= $2), \
                            (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id \
-                            WHERE p.run_id = $1 AND p.pool_id >= $2)",
+                            WHERE p.run_id = $1 AND p.pool_id >= $2), \
+                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations \
+                            WHERE run_id = $1 AND allocation_id > $3 AND pool_id < $2)",
                     )
                     .bind(run_id)
                     .bind(first_pool_id.unwrap_or(i64::MAX))
+                    .bind(watermark)
                     .fetch_one(&mut *tx)
                     .await?;
                     let written = [pooled, allocated, claimed, collected.cents(), summary.total.cents()];
                     if written.iter().any(|&cents| cents != summary.total.cents())
-                        || summary.current + summary.arrears + summary.unapplied != summary.total
+                        || moved != 0
+                        || summary.current + summary.arrears + summary.unapplied != summary.total + summary.corrections
                     {
                         tx.rollback().await?;
                         return Err(StoreError::Conservation($crate::domain::distribution::ConservationError {
@@ -678,4 +807,5 @@ pub(super) type StoredOrderRow =
 pub(super) type WithholdingOrderRow =
     (String, String, i64, String, i64, Option<String>, String, Option<String>, i64, String);
 
+pub(super) use claim_collections;
 pub(super) use impl_sql_store;

@@ -11,6 +11,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::sql_access::impl_sql_access;
+use super::sql_explain::impl_sql_explain;
+use super::sql_credit::impl_sql_credit;
+use super::sql_ends::impl_sql_ends;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
@@ -82,4 +85,7 @@ impl_sql_access!(SqliteStore, Sqlite);
 impl_sql_suspense!(SqliteStore, Sqlite);
 impl_sql_terminations!(SqliteStore, Sqlite);
 impl_sql_reviews!(SqliteStore, Sqlite);
+impl_sql_ends!(SqliteStore, Sqlite);
+impl_sql_credit!(SqliteStore, Sqlite);
+impl_sql_explain!(SqliteStore, Sqlite);
 impl_sql_reports!(SqliteStore, Sqlite);
