@@ -386,7 +386,8 @@ macro_rules! impl_sql_store {
                     // one emptied since is planned with nothing and written with nothing).
                     let batch: Vec<String> = sqlx::query_scalar(
                         "SELECT obligor_id FROM (SELECT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
-                         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1) pending \
+                         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
+                         GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0) pending \
                          ORDER BY obligor_id LIMIT $2",
                     )
                     .bind(&after)
