@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::{cli, server_with_registry, Server, GATEWAY};
+use chrono::Datelike;
 use common::{TestDb, SPEC_REGISTRY};
 use gateway::grpc::proto::{self, remittance_service_client::RemittanceServiceClient};
 use tonic::transport::Channel;
@@ -441,4 +442,48 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     let (code, _, err) = cli(&server, &server.keys.vendor, &["suspense", "list"]);
     assert_eq!(code, 1);
     assert!(err.contains("PermissionDenied"), "{err}");
+
+    // Money for OB-2 before its order starts is credit; with the resolved 150.00, distributed.
+    let (code, json, err) =
+        cli(&server, office, &["--json", "collection", "add", "--case-number", "22345678", "--amount", "500.00", "--effective-date", "2026-10-15"]);
+    assert_eq!(code, 0, "{err}");
+    let added: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let credit_collection = added["collection"]["collection_id"].as_str().unwrap().to_owned();
+    let (_, out, _) = cli(&server, office, &["distribute"]);
+    assert!(out.contains("total 650.00 = current 150.00 + arrears 0.00 + unapplied 500.00"), "{out}");
+    let (code, out, err) = cli(&server, office, &["explain", "collection", &credit_collection]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("UNAPPLIED") && out.contains("500.00") && out.contains("hold 500.00 now"), "{out}");
+
+    // Credit: listed, applied by hand to November, refunded; never more than is left.
+    let (_, out, _) = cli(&server, office, &["credit", "list"]);
+    assert!(out.contains("OB-2") && out.contains("Doe, Jane") && out.contains("500.00"), "{out}");
+    let (code, out, err) = cli(&server, office, &["credit", "apply", "OB-2", "--order", "C", "--amount", "150.00", "--month", "2026-11"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("applied 150.00 to order C's current support of 2026-11") && out.contains("Credit left: 350.00"), "{out}");
+    let (code, _, err) = cli(&server, office, &["credit", "refund", "OB-2", "--amount", "400.00", "--reference", "CHK-9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("CREDIT_NOT_AVAILABLE") || err.contains("350.00 of unapplied credit left"), "{err}");
+    let (code, out, err) = cli(&server, office, &["credit", "refund", "OB-2", "--amount", "350.00", "--reference", "CHK-9"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("refunded 350.00 (reference CHK-9)") && out.contains("Credit left: 0.00"), "{out}");
+
+    // An end in the month before the 150.00's: its share for A (90.00 of 300/500) is moved,
+    // and the next run applies it again; the end is withdrawn; A's statement shows both.
+    let money_month = chrono::NaiveDate::parse_from_str(&yesterday, "%Y-%m-%d").unwrap().with_day(1).unwrap();
+    let end_date = (money_month - chrono::Days::new(1)).to_string();
+    let (code, out, err) = cli(&server, office, &["order", "end", "A", "--reason", "age-18", "--date", &end_date]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("AGE_18") && out.contains("90.00 of current support for later months moved from 1 pool(s)"), "{out}");
+    let (_, out, _) = cli(&server, office, &["distribute"]);
+    assert!(out.contains("+ corrections 90.00"), "{out}");
+    let (code, out, err) = cli(&server, office, &["order", "withdraw-end", "A"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Withdrawn") && out.contains("withdrawn by back-office"), "{out}");
+    let (code, out, err) = cli(&server, office, &["explain", "order", "A"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("end recorded") && out.contains("end withdrawn") && out.contains("closing:"), "{out}");
+    let (_, json, _) = cli(&server, office, &["--json", "explain", "order", "A"]);
+    let statement: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(statement["lines"].as_array().unwrap().iter().any(|l| l["kind"] == "STATEMENT_LINE_KIND_END_RECORDED"), "{json}");
 }

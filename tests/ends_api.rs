@@ -267,7 +267,7 @@ async fn a_registry_import_that_moves_the_end_earlier_is_corrected_like_an_end()
     assert_eq!((run.corrections.as_str(), run.unapplied.as_str()), ("300.00", "300.00"));
 
     let statement = ExplainServiceClient::new(app.channel.clone())
-        .explain_order(proto::ExplainOrderRequest { order_id: "C".into(), to_date: "2027-12-31".into(), ..Default::default() })
+        .explain_order(proto::ExplainOrderRequest { order_id: "C".into(), to_date: "2026-11-30".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -279,13 +279,13 @@ async fn a_registry_import_that_moves_the_end_earlier_is_corrected_like_an_end()
     // The registry drops the end: the months are due again, the money stays where it went.
     import(&app, &registry("")).await;
     let statement = ExplainServiceClient::new(app.channel.clone())
-        .explain_order(proto::ExplainOrderRequest { order_id: "C".into(), to_date: "2027-12-31".into(), ..Default::default() })
+        .explain_order(proto::ExplainOrderRequest { order_id: "C".into(), to_date: "2026-11-30".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    // Owed through December 2027: 16 months of 150.00, less September's payment; the 300.00
+    // Owed through November: three months of 150.00, less September's payment; the 300.00
     // the correction moved stays OB-2's credit.
-    assert_eq!((statement.end_date.as_str(), statement.closing.as_str()), ("", "2250.00"));
+    assert_eq!((statement.end_date.as_str(), statement.closing.as_str()), ("", "300.00"));
     assert!(statement.lines.iter().any(|l| l.kind() == proto::StatementLineKind::EndWithdrawn));
     assert_eq!(ledger(&app).await.held("", "UNAPPLIED", ""), 300_00);
     app.stop().await;

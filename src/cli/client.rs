@@ -34,7 +34,9 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
         Command::Suspense(command) => super::suspense::run(channel, json, command).await,
         Command::Terminations(command) => super::terminations::run(channel, json, command).await,
         Command::Review(command) => super::reviews::run(channel, json, command).await,
-        Command::Order(command) => super::reviews::order(channel, json, command).await,
+        Command::Order(command) => super::orders::run(channel, json, command).await,
+        Command::Credit(command) => super::credit::run(channel, json, command).await,
+        Command::Explain(command) => super::explain::run(channel, json, command).await,
         Command::Report(args) => {
             let kind = match args.what {
                 ReportName::Collections => proto::ReportKind::Collections,

@@ -3,6 +3,9 @@
 
 mod admin;
 pub mod client;
+mod credit;
+mod explain;
+mod orders;
 mod output;
 mod payments;
 pub mod remit;
@@ -116,9 +119,16 @@ pub enum Command {
     /// Parents' requests to review an order (the back office).
     #[command(subcommand)]
     Review(reviews::ReviewCommand),
-    /// Support orders: those whose projected end has passed (the back office).
+    /// Support orders: record or withdraw an end; those whose projected end has passed (the
+    /// back office).
     #[command(subcommand)]
-    Order(reviews::OrderCommand),
+    Order(orders::OrderCommand),
+    /// Unapplied credit: list it, refund it, or apply it by hand to an order (the back office).
+    #[command(subcommand)]
+    Credit(credit::CreditCommand),
+    /// Explain every cent: where a collection went, or an order's statement (the back office).
+    #[command(subcommand)]
+    Explain(explain::ExplainCommand),
     /// How much an employer withholds this pay period, per order, within the federal limits
     /// (vendor and employer keys).
     #[command(subcommand)]

@@ -86,17 +86,15 @@ pub fn distribution(response: &proto::RunDistributionResponse) -> String {
     let Some(run_id) = &response.run_id else {
         return "Nothing to distribute: no collection is pending.\n".to_owned();
     };
-    format!(
-        "Distribution run {}: {} collection(s) of {} obligor(s) in {} pool(s), {} allocation(s).\n  \
-         total {} = current {} + arrears {} + unapplied {}\n",
-        run_id,
-        response.collections,
-        response.obligors,
-        response.pools,
-        response.allocations,
-        response.total,
-        response.current,
-        response.arrears,
-        response.unapplied
-    )
+    let mut text = format!(
+        "Distribution run {}: {} collection(s) of {} obligor(s) in {} pool(s), {} allocation(s).\n",
+        run_id, response.collections, response.obligors, response.pools, response.allocations,
+    );
+    let zero = response.corrections.is_empty() || response.corrections == "0.00";
+    let moved = if zero { String::new() } else { format!(" + corrections {}", response.corrections) };
+    text.push_str(&format!(
+        "  total {}{moved} = current {} + arrears {} + unapplied {}\n",
+        response.total, response.current, response.arrears, response.unapplied
+    ));
+    text
 }

@@ -105,6 +105,12 @@ impl gateway::app::Clock for TestClock {
     fn today(&self) -> NaiveDate {
         *self.0.lock().unwrap()
     }
+
+    /// The test's day at the real time of day: what is recorded agrees with "today".
+    fn now_rfc3339(&self) -> String {
+        let time = chrono::Utc::now().time().format("%H:%M:%S%.3f");
+        format!("{}T{time}Z", self.today())
+    }
 }
 
 /// A running server on a free port, its database, and channels to it: `channel` presents
