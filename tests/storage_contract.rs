@@ -49,6 +49,9 @@ on_both_backends!(
     review_requests_are_decided_from_the_last_one_and_recorded_with_their_audit_row,
     reports_aggregate_collections_late_lines_and_open_suspense,
     orders_of_grown_children_without_an_end_are_found_by_birth_date,
+    an_end_after_the_money_is_corrected_once_and_withdrawn,
+    a_registry_end_moved_earlier_is_corrected_and_a_later_one_is_not,
+    unapplied_credit_moves_within_its_pools_and_never_below_zero,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -328,7 +331,10 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
 
     let open = SuspenseFilter { state: "OPEN".into(), ..Default::default() };
     let items = store.suspense_items(&open, None, 10).await.unwrap();
-    assert_eq!(items.iter().map(|i| (i.line, i.amount.cents(), i.sender.as_str())).collect::<Vec<_>>(), [(1, 150_00, "acme"), (2, 20_00, "acme")]);
+    assert_eq!(
+        items.iter().map(|i| (i.line, i.amount.cents(), i.sender.as_str())).collect::<Vec<_>>(),
+        [(1, 150_00, "acme"), (2, 20_00, "acme")]
+    );
     let small = SuspenseFilter { max_amount: Some(Money::from_cents(100_00)), ..open.clone() };
     assert_eq!(store.suspense_items(&small, None, 10).await.unwrap().len(), 1);
     let (first, second) = (items[0].suspense_id, items[1].suspense_id);
@@ -344,13 +350,23 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
         })
     });
     let outcomes = futures::future::join_all(clerks).await;
-    let done: Vec<_> = outcomes.iter().filter_map(|o| match o.as_ref().unwrap() { Worked::Done(done) => Some(done.clone()), _ => None }).collect();
+    let done: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o.as_ref().unwrap() {
+            Worked::Done(done) => Some(done.clone()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(done.len(), 1, "{outcomes:?}");
     assert!(outcomes.iter().all(|o| matches!(o.as_ref().unwrap(), Worked::Done(_) | Worked::NotOpen(_))));
     let (item, collection) = &done[0];
     assert_eq!((item.state.as_str(), item.collection_id), ("RESOLVED", Some(collection.collection_id)));
     assert_eq!((collection.amount, collection.effective_date), (Money::from_cents(150_00), date("2026-11-13")));
-    assert_eq!(audited_actions(&*store).await.iter().filter(|a| *a == "ResolveSuspenseItem").count(), 1, "the audit row commits with the work");
+    assert_eq!(
+        audited_actions(&*store).await.iter().filter(|a| *a == "ResolveSuspenseItem").count(),
+        1,
+        "the audit row commits with the work"
+    );
 
     // The run distributes exactly that one collection.
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().unwrap();
@@ -410,7 +426,9 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
     let found = store.termination_notices(&of_employer, None, 10).await.unwrap();
     assert_eq!(found.iter().map(|n| n.obligor_id.as_ref().unwrap().as_str()).collect::<Vec<_>>(), ["OB-2"]);
     let worker = Worker { name: "clerk".into(), at: "2026-11-21T09:00:00Z".into() };
-    let Handled::Done(done) = store.mark_notice_handled(found[0].notice_id, &worker, &audit_of("MarkTerminationNoticeHandled")).await.unwrap() else {
+    let Handled::Done(done) =
+        store.mark_notice_handled(found[0].notice_id, &worker, &audit_of("MarkTerminationNoticeHandled")).await.unwrap()
+    else {
         panic!("the first mark is done")
     };
     assert_eq!(done.handled_by.as_deref(), Some("clerk"));
@@ -436,7 +454,8 @@ async fn review_requests_are_decided_from_the_last_one_and_recorded_with_their_a
         recorded_by: "clerk".into(),
         recorded_at: "2026-11-20T10:00:00Z".into(),
     };
-    let rule_for = |on: &'static str, reason: &'static str| move |start: NaiveDate, last: Option<NaiveDate>| decide(start, last, date(on), reason);
+    let rule_for =
+        |on: &'static str, reason: &'static str| move |start: NaiveDate, last: Option<NaiveDate>| decide(start, last, date(on), reason);
     let review = new("A", "2026-11-20", "moved");
     let recorded = store.record_review(&review, &rule_for("2026-11-20", "moved"), &audit_of("RequestOrderReview")).await.unwrap();
     let ReviewOutcome::Recorded(first) = recorded else { panic!("{recorded:?}") };
@@ -467,7 +486,8 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
         received_at: "2026-11-20T10:00:00Z".into(),
         received_on: date("2026-11-20"),
     };
-    let late = StoredProblem { code: "LATE_REMITTANCE".into(), field: "pay_date".into(), severity: "WARNING".into(), message: "late".into() };
+    let late =
+        StoredProblem { code: "LATE_REMITTANCE".into(), field: "pay_date".into(), severity: "WARNING".into(), message: "late".into() };
     let line = |number: u64, status: &str, problems: Vec<StoredProblem>| StoredLine {
         line: number,
         status: status.into(),
@@ -482,13 +502,22 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
     };
     let none = LineEffects { collect: None, suspense: None, termination_notice: false };
     let lines = [
-        LineToWrite { record: line(1, "SUSPENSE", vec![late.clone()]), effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none.clone() } },
+        LineToWrite {
+            record: line(1, "SUSPENSE", vec![late.clone()]),
+            effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none.clone() },
+        },
         LineToWrite { record: line(2, "REJECTED", vec![late.clone()]), effects: none.clone() },
-        LineToWrite { record: line(3, "SUSPENSE", Vec::new()), effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none } },
+        LineToWrite {
+            record: line(3, "SUSPENSE", Vec::new()),
+            effects: LineEffects { suspense: Some(SuspenseHold { reason: "X".into(), ssn_hmac: None }), ..none },
+        },
     ];
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
     writer.write_lines(&lines).await.unwrap();
-    writer.finish(LineCounts { line_count: 3, suspense: 2, rejected: 1, total: Money::from_cents(60_00), ..Default::default() }).await.unwrap();
+    writer
+        .finish(LineCounts { line_count: 3, suspense: 2, rejected: 1, total: Money::from_cents(60_00), ..Default::default() })
+        .await
+        .unwrap();
 
     let days = store.collections_by_day(None, None).await.unwrap();
     assert_eq!(days.len(), 1);
@@ -497,7 +526,10 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
     assert!(store.collections_by_day(Some(date("2026-11-21")), None).await.unwrap().is_empty());
     let late_lines = store.late_lines(None, None).await.unwrap();
     assert_eq!(late_lines.len(), 1, "the rejected late line does not count");
-    assert_eq!((late_lines[0].pay_date, late_lines[0].received_on, late_lines[0].amount), (date("2026-10-01"), date("2026-11-20"), money("30.00")));
+    assert_eq!(
+        (late_lines[0].pay_date, late_lines[0].received_on, late_lines[0].amount),
+        (date("2026-10-01"), date("2026-11-20"), money("30.00"))
+    );
     let open = store.open_suspense_by_day().await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!((open[0].received_on, open[0].items, open[0].amount), (date("2026-11-20"), 2, money("60.00")));
@@ -515,7 +547,10 @@ async fn orders_of_grown_children_without_an_end_are_found_by_birth_date(backend
     assert!(matches!(store.import_registry(&entries(registry), &audit()).await.unwrap(), RegistryImport::Applied(_)));
     let found = store.orders_without_end_born_by(date("2008-12-03"), None, 10).await.unwrap();
     assert_eq!(found.len(), 1, "ended, younger and unknown-birth orders are not");
-    assert_eq!((found[0].order_id.as_str(), found[0].child_birth_date, found[0].continuing_education), ("P1", date("2008-12-03"), Some(true)));
+    assert_eq!(
+        (found[0].order_id.as_str(), found[0].child_birth_date, found[0].continuing_education),
+        ("P1", date("2008-12-03"), Some(true))
+    );
     assert!(store.orders_without_end_born_by(date("2008-12-03"), Some(&OrderId::parse("P1").unwrap()), 10).await.unwrap().is_empty());
 }
 
@@ -902,4 +937,161 @@ async fn intake_waits_at_most_one_chunk_behind_a_distribution_run(backend: Backe
     assert!(intake_at <= 2, "the intake committed after at most one more chunk, not after the run: {events:?}");
     // The collection that came in during the run waits for the next one.
     assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run").collections, 1);
+}
+
+fn sum_of(allocations: &[(String, Bucket, Option<String>, Money)], order: &str, bucket: Bucket, month: Option<&str>) -> Money {
+    allocations.iter().filter(|a| a.0 == order && a.1 == bucket && a.2.as_deref() == month).map(|a| a.3).sum()
+}
+
+async fn an_end_after_the_money_is_corrected_once_and_withdrawn(backend: Backend) {
+    use gateway::domain::lifecycle::{EndReason, EndRefusal};
+    use gateway::storage::ends::{EndOutcome, NewEnd, WithdrawOutcome};
+    let (_db, store) = seeded(backend).await;
+    // November and December each pay A's 300.00 and B's 200.00 in full.
+    collect(&*store, "12345678", "500.00", "2026-11-15").await;
+    collect(&*store, "12345678", "500.00", "2026-12-15").await;
+    store.distribute("2026-12-20T12:00:00Z", &plan_obligors, &audit()).await.unwrap().expect("a run");
+
+    let end = |date: &str| NewEnd {
+        order_id: OrderId::parse("A").unwrap(),
+        reason: EndReason::ChildMarried,
+        end_date: self::date(date),
+        recorded_by: "clerk".into(),
+        recorded_at: "2026-12-21T09:00:00Z".into(),
+    };
+    let EndOutcome::Recorded(recorded) = store.record_end(&end("2026-11-20"), &audit_of("RecordOrderEnd")).await.unwrap() else {
+        panic!("the end is recorded")
+    };
+    assert_eq!((recorded.corrected, recorded.corrected_pools, recorded.reason), (money("300.00"), 1, EndReason::ChildMarried));
+    let allocations = all_allocations(&*store).await;
+    assert_eq!(sum_of(&allocations, "A", Bucket::Current, Some("2026-12")), Money::ZERO);
+    assert_eq!(sum_of(&allocations, "", Bucket::Correction, None), money("300.00"));
+    assert_eq!(
+        store.record_end(&end("2026-11-10"), &audit()).await.unwrap(),
+        EndOutcome::Refused(EndRefusal::AlreadyEnded(date("2026-11-20"))),
+        "one end in force at a time"
+    );
+
+    // The next run applies the correction pool in December: B's current is paid, so arrears
+    // as of December (A 100.00, B 300.00) share the 300.00 in proportion.
+    let run = store.distribute("2026-12-22T12:00:00Z", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    assert_eq!(
+        (run.total, run.corrections, run.arrears, run.collections, run.pools),
+        (Money::ZERO, money("300.00"), money("300.00"), 0, 0)
+    );
+    let allocations = all_allocations(&*store).await;
+    assert_eq!(
+        (sum_of(&allocations, "A", Bucket::Arrears, None), sum_of(&allocations, "B", Bucket::Arrears, None)),
+        (money("75.00"), money("225.00"))
+    );
+    assert_eq!(sum_of(&allocations, "", Bucket::Correction, None), Money::ZERO);
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None, "nothing is pending");
+
+    let WithdrawOutcome::Withdrawn(withdrawn) =
+        store.withdraw_end(&OrderId::parse("A").unwrap(), "clerk", "2026-12-23T09:00:00Z", &audit_of("WithdrawOrderEnd")).await.unwrap()
+    else {
+        panic!("the end is withdrawn")
+    };
+    assert_eq!((withdrawn.end_id, withdrawn.withdrawn_by.as_deref()), (recorded.end_id, Some("clerk")));
+    let stored = store.orders_after(None, 10).await.unwrap();
+    assert_eq!(stored[0].ledger.order().end_date, None, "the later months are due again");
+    assert_eq!(
+        store.withdraw_end(&OrderId::parse("A").unwrap(), "clerk", "t", &audit()).await.unwrap(),
+        WithdrawOutcome::NothingToWithdraw
+    );
+    let ends = store.ends_of_order(&OrderId::parse("A").unwrap()).await.unwrap();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].withdrawn_at.as_deref(), Some("2026-12-23T09:00:00Z"));
+    let actions = audited_actions(&*store).await;
+    assert!(actions.contains(&"RecordOrderEnd".to_owned()) && actions.contains(&"WithdrawOrderEnd".to_owned()), "{actions:?}");
+
+    // The explanation of A's order sees the correction, linked to the end.
+    let facts = store.order_facts(&OrderId::parse("A").unwrap()).await.unwrap().unwrap();
+    assert!(facts.entries.iter().any(|e| e.end_id == Some(recorded.end_id) && e.amount == money("-300.00")));
+    assert_eq!(facts.ends.len(), 1);
+}
+
+async fn a_registry_end_moved_earlier_is_corrected_and_a_later_one_is_not(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    for date in ["2026-11-15", "2026-12-15", "2027-01-15"] {
+        collect(&*store, "22345678", "150.00", date).await;
+    }
+    store.distribute("2027-01-20T12:00:00Z", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    // The spec registry with an end_date column, set for C only.
+    let with_end = |end: &str| {
+        let mut lines: Vec<String> = SPEC_REGISTRY.lines().map(|line| format!("{line},")).collect();
+        lines[0] = lines[0].replace("employer_fein,", "employer_fein,end_date");
+        let c = lines.iter_mut().find(|line| line.contains(",C,")).unwrap();
+        c.push_str(end);
+        lines.join("\n") + "\n"
+    };
+    let registry = with_end("2026-12-31");
+    assert!(matches!(store.import_registry(&entries(&registry), &audit()).await.unwrap(), RegistryImport::Applied(_)));
+    let allocations = all_allocations(&*store).await;
+    assert_eq!(sum_of(&allocations, "C", Bucket::Current, Some("2027-01")), Money::ZERO);
+    assert_eq!(sum_of(&allocations, "", Bucket::Correction, None), money("150.00"));
+    // A later registry end moves nothing: the months it makes due again keep what moved.
+    let later = with_end("2027-01-31");
+    assert!(matches!(store.import_registry(&entries(&later), &audit()).await.unwrap(), RegistryImport::Applied(_)));
+    assert_eq!(sum_of(&all_allocations(&*store).await, "", Bucket::Correction, None), money("150.00"));
+    let ends = store.ends_of_order(&OrderId::parse("C").unwrap()).await.unwrap();
+    assert_eq!(
+        ends.iter().map(|e| (e.end_date.to_string(), e.withdrawn_at.is_some())).collect::<Vec<_>>(),
+        [("2026-12-31".to_owned(), true), ("2027-01-31".to_owned(), false)]
+    );
+    assert_eq!(ends[0].corrected, money("150.00"));
+}
+
+async fn unapplied_credit_moves_within_its_pools_and_never_below_zero(backend: Backend) {
+    use gateway::domain::credit::{CreditRefusal, CreditUse};
+    use gateway::domain::YearMonth;
+    use gateway::storage::credit::{CreditMove, CreditOutcome};
+    let (_db, store) = seeded(backend).await;
+    // OB-2's money before its order starts is all credit.
+    let collection = collect(&*store, "22345678", "1000.00", "2026-10-15").await;
+    store.distribute("2026-11-20T12:00:00Z", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    let balances = store.unapplied_credit(None, None, 10).await.unwrap();
+    assert_eq!(balances.iter().map(|b| (b.obligor_id.to_string(), b.credit)).collect::<Vec<_>>(), [("OB-2".to_owned(), money("1000.00"))]);
+
+    let request = |amount: &str, target: CreditUse| CreditMove {
+        obligor_id: ObligorId::parse("OB-2").unwrap(),
+        amount: money(amount),
+        order_id: (target != CreditUse::Refund).then(|| OrderId::parse("C").unwrap()),
+        reference: (target == CreditUse::Refund).then(|| "CHK-1".to_owned()),
+        target,
+        this_month: YearMonth::parse("2026-11").unwrap(),
+        recorded_by: "clerk".into(),
+        recorded_at: "2026-11-20T12:00:00Z".into(),
+    };
+    let CreditOutcome::Done(refund) = store.move_credit(&request("400.00", CreditUse::Refund), &audit_of("RefundCredit")).await.unwrap()
+    else {
+        panic!("refunded")
+    };
+    assert_eq!((refund.kind.as_str(), refund.credit_left), ("REFUND", money("600.00")));
+    let november = CreditUse::Current(YearMonth::parse("2026-11").unwrap());
+    assert_eq!(
+        store.move_credit(&request("150.01", november.clone()), &audit()).await.unwrap(),
+        CreditOutcome::Refused(CreditRefusal::MoreThanDue { due: money("150.00") })
+    );
+    let CreditOutcome::Done(applied) = store.move_credit(&request("150.00", november), &audit_of("ApplyCredit")).await.unwrap() else {
+        panic!("applied")
+    };
+    assert_eq!(applied.credit_left, money("450.00"));
+    assert_eq!(
+        store.move_credit(&request("450.01", CreditUse::Refund), &audit()).await.unwrap(),
+        CreditOutcome::Refused(CreditRefusal::MoreThanLeft { left: money("450.00") })
+    );
+    let stranger = CreditMove { obligor_id: ObligorId::parse("OB-9").unwrap(), ..request("1.00", CreditUse::Refund) };
+    assert_eq!(store.move_credit(&stranger, &audit()).await.unwrap(), CreditOutcome::UnknownObligor);
+    let not_theirs = CreditMove { order_id: Some(OrderId::parse("A").unwrap()), ..request("1.00", CreditUse::Arrears) };
+    assert_eq!(store.move_credit(&not_theirs, &audit()).await.unwrap(), CreditOutcome::UnknownOrder);
+
+    // The pool keeps all its money: the moves are rows within it.
+    let facts = store.collection_facts(collection).await.unwrap().unwrap();
+    let pool = facts.pool.unwrap();
+    assert_eq!(pool.entries.iter().map(|e| e.amount).sum::<Money>(), money("1000.00"));
+    assert_eq!(pool.entries.iter().filter(|e| e.bucket == Bucket::Refunded).map(|e| e.amount).sum::<Money>(), money("400.00"));
+    assert_eq!(store.unapplied_credit(Some(&ObligorId::parse("OB-2").unwrap()), None, 10).await.unwrap()[0].credit, money("450.00"));
+    let actions = audited_actions(&*store).await;
+    assert!(actions.contains(&"RefundCredit".to_owned()) && actions.contains(&"ApplyCredit".to_owned()), "{actions:?}");
 }
