@@ -114,6 +114,8 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     assert_eq!((after.held("A", "CURRENT", "2026-10"), after.held("A", "CURRENT", "2026-11")), (0, 0), "later months hold nothing");
     assert_eq!(after.held("A", "CURRENT", "2026-09"), 300_00, "the end month is owed in full");
     assert_eq!(after.held("", "CORRECTION", ""), 480_00, "the correction pools wait for the next run");
+    let totals = common::report(&app.channel, proto::ReportKind::Totals, None, None).await;
+    assert!(totals.contains("undistributed,480.00"), "correction pools are undistributed money: {totals}");
     assert_eq!(after.by_pool, before.by_pool, "a correction moves money within its pools");
 
     // The next run applies the correction pools with the balances as they then stand: B's

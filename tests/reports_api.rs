@@ -4,7 +4,6 @@
 mod common;
 
 use common::{Backend, TestApp, SPEC_REGISTRY};
-use futures::StreamExt;
 use gateway::grpc::proto;
 use proto::collection_service_client::CollectionServiceClient;
 use proto::export_service_client::ExportServiceClient;
@@ -13,13 +12,7 @@ use proto::remittance_service_client::RemittanceServiceClient;
 use tonic::Code;
 
 async fn report(app: &TestApp, kind: proto::ReportKind, from: Option<&str>, to: Option<&str>) -> Vec<String> {
-    let request = proto::ExportReportRequest { kind: kind as i32, from_date: from.map(str::to_owned), to_date: to.map(str::to_owned) };
-    let mut stream = ExportServiceClient::new(app.channel.clone()).export_report(request).await.unwrap().into_inner();
-    let mut csv = Vec::new();
-    while let Some(piece) = stream.next().await {
-        csv.extend(piece.unwrap().data);
-    }
-    String::from_utf8(csv).unwrap().lines().map(str::to_owned).collect()
+    common::report(&app.channel, kind, from, to).await.lines().map(str::to_owned).collect()
 }
 
 #[tokio::test]

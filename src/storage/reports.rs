@@ -49,6 +49,6 @@ pub trait ReportStore: Send + Sync {
     /// Open suspense items grouped by the day their file was received.
     async fn open_suspense_by_day(&self) -> StoreResult<Vec<SuspenseDay>>;
 
-    /// Money received and not yet distributed (PENDING collections).
+    /// Money received and not yet distributed: PENDING collections and correction pools.
     async fn pending_total(&self) -> StoreResult<Money>;
 }

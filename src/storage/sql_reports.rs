@@ -83,11 +83,14 @@ macro_rules! impl_sql_reports {
             }
 
             async fn pending_total(&self) -> $crate::storage::StoreResult<$crate::domain::Money> {
-                let (cents,): (Option<i64>,) =
-                    sqlx::query_as("SELECT CAST(SUM(amount_cents) AS BIGINT) FROM collections WHERE status = 'PENDING'")
-                        .fetch_one(self.reader())
-                        .await?;
-                Ok($crate::domain::Money::from_cents(cents.unwrap_or(0)))
+                // Pending collections and the correction pools waiting for the next run.
+                let (cents,): (i64,) = sqlx::query_as(
+                    "SELECT CAST((SELECT COALESCE(SUM(amount_cents), 0) FROM collections WHERE status = 'PENDING') \
+                     + (SELECT COALESCE(SUM(amount_cents), 0) FROM allocations WHERE bucket = 'CORRECTION') AS BIGINT)",
+                )
+                .fetch_one(self.reader())
+                .await?;
+                Ok($crate::domain::Money::from_cents(cents))
             }
         }
     };

@@ -304,6 +304,14 @@ short_names!(
     proto::Role => "ROLE_",
 );
 
+/// A back-office report's CSV through gRPC, over an optional date range.
+pub async fn report(channel: &Authed, kind: proto::ReportKind, from: Option<&str>, to: Option<&str>) -> String {
+    let request = proto::ExportReportRequest { kind: kind as i32, from_date: from.map(str::to_owned), to_date: to.map(str::to_owned) };
+    let stream = proto::export_service_client::ExportServiceClient::new(channel.clone()).export_report(request).await.unwrap().into_inner();
+    let csv: Vec<u8> = stream.map(|piece| piece.expect("the report completes").data).concat().await;
+    String::from_utf8(csv).expect("reports are UTF-8")
+}
+
 /// Runs distribution through gRPC.
 pub async fn distribute(channel: &Authed) -> proto::RunDistributionResponse {
     let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel.clone());
