@@ -15,6 +15,7 @@ use proto::explain_service_client::ExplainServiceClient;
 use proto::order_service_client::OrderServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
 use proto::registry_service_client::RegistryServiceClient;
+use proto::remittance_service_client::RemittanceServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -84,10 +85,19 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     let app = TestApp::spawn_with_clock(backend, clock.clone()).await;
     import(&app, &registry("")).await;
 
-    // September pays both orders in full; October and November (an online payment) prorate
-    // current support 240.00 to A and 160.00 to B.
-    let september = collect(&app, "12345678", "500.00", "2026-09-15").await;
-    let october = collect(&app, "12345679", "400.00", "2026-10-15").await;
+    // Payroll: September pays both orders in full; October, like November's online payment,
+    // prorates current support 240.00 to A and 160.00 to B. (The file is late: accepted.)
+    let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+                   43-1234567,12345678,123-45-6789,Smith,2026-09-15,500.00\n\
+                   43-1234567,12345679,123-45-6789,Smith,2026-10-15,400.00\n";
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "PAY-1".into(), ..Default::default() };
+    let upload = gateway::grpc::client::remittance_upload(header, payroll.as_bytes(), 1 << 16);
+    let vendor = app.vendor("acme-payroll").await;
+    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap().into_inner();
+    let ack = ack.acknowledgment.unwrap();
+    assert_eq!((ack.total_amount.as_str(), ack.applied), ("900.00", 2));
+    // Collections are numbered as recorded: the file's lines in order, then the payment's.
+    let (september, october) = (1, 2);
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
     let payer_id = payments.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
     PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
@@ -131,7 +141,6 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     assert_eq!((applied.held("B", "CURRENT", "2026-10"), applied.held("B", "CURRENT", "2026-11")), (200_00, 200_00));
     assert_eq!((applied.held("A", "ARREARS", ""), applied.held("B", "ARREARS", "")), (50_00, 100_00));
     assert_eq!(applied.by_pool, before.by_pool, "every pool still adds up to its amount");
-    assert_eq!(october, september + 1);
     assert!(distribute(&app.channel).await.run_id.is_none(), "nothing is left pending");
 
     // The October collection's explanation: its rows with the rule's step, the balances
@@ -170,8 +179,7 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     assert_eq!(returned.entries.iter().map(|e| cents(&e.amount)).sum::<i64>(), -400_00);
     let reversed = ledger(&app).await;
     assert_eq!(reversed.held("B", "CURRENT", "2026-11"), 0);
-    // Collections are numbered as added: September, October, then the payment's.
-    let payment_collection = september + 2;
+    let payment_collection = 3;
     let explained = explain.explain_collection(proto::ExplainCollectionRequest { collection_id: payment_collection }).await.unwrap().into_inner();
     assert_eq!((explained.reversed.as_str(), explained.pool.unwrap().holds.as_str()), ("400.00", "0.00"));
 

@@ -132,6 +132,10 @@ macro_rules! impl_sql_store {
                 use $crate::storage::{ImportCounts, RegistryImport};
 
                 let mut tx = self.writer().begin().await?;
+                // A row that moves an end earlier corrects money already distributed: the
+                // import waits for a running distribution chunk, and takes the lock before any
+                // row lock, in the order every other writer of pools takes them.
+                Self::lock_distribution(&mut tx).await?;
                 // First read everything as it stood before this file, so that every row is
                 // compared with the stored registry, not with an earlier row of the file.
                 let mut problems = Vec::new();
@@ -189,7 +193,6 @@ macro_rules! impl_sql_store {
                 for (order, end_date) in events {
                     events_by_order.insert(order, $crate::storage::sql_store::date(&end_date)?);
                 }
-                let mut distribution_locked = false;
                 let mut counts = ImportCounts::default();
                 for (entry, (stored_obligor, stored_order)) in entries.iter().zip(previous) {
                     let obligor = (
@@ -299,10 +302,6 @@ macro_rules! impl_sql_store {
                             // An end moved earlier after the money: corrected like an end event.
                             let moved_earlier = previous_end.is_none_or(|previous| registry_end < previous);
                             if stored_order.is_some() && effective_end == Some(registry_end) && moved_earlier {
-                                if !distribution_locked {
-                                    Self::lock_distribution(&mut tx).await?;
-                                    distribution_locked = true;
-                                }
                                 $crate::storage::sql_ends::write_end_corrections!(
                                     tx,
                                     &entry.order.id,
