@@ -97,7 +97,7 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     let ack = ack.acknowledgment.unwrap();
     assert_eq!((ack.total_amount.as_str(), ack.applied), ("900.00", 2));
     // Collections are numbered as recorded: the file's lines in order, then the payment's.
-    let (september, october) = (1, 2);
+    let october = 2;
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
     let payer_id = payments.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
     PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();

@@ -99,6 +99,9 @@ pub struct PoolExplanation {
     pub pool_holds: Money,
 }
 
+/// An order with every entry of its own: `(allocation id, bucket, month, amount)`.
+pub type OrderRows = (Order, Vec<(i64, Bucket, Option<YearMonth>, Money)>);
+
 /// Explains a pool: `entries` are all of its rows in the order written; `orders` the ledgers
 /// of the orders it touched with every entry of theirs (`(allocation_id, bucket, month,
 /// amount)`), from which the balances before and after its distribution are derived.
@@ -107,7 +110,7 @@ pub fn explain_pool(
     pool_amount: Money,
     collection_amount: Money,
     entries: Vec<Entry>,
-    orders: &[(Order, Vec<(i64, Bucket, Option<YearMonth>, Money)>)],
+    orders: &[OrderRows],
 ) -> PoolExplanation {
     let (own, later): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.run_id == pool_run_id && e.kind == EntryKind::Distribution);
@@ -217,7 +220,7 @@ pub fn statement(order: &Order, entries: &[Entry], ends: &[EndFact], from: Naive
             items.push((*on, 3, end.end_id, StatementItem::EndWithdrawn(end.clone()), Money::ZERO));
         }
     }
-    items.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    items.sort_by_key(|item| (item.0, item.1, item.2));
 
     let mut opening = order.opening_arrears;
     let mut lines = Vec::new();

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 
 use super::{CollectionRecord, StoreResult};
-use crate::domain::explain::{EndFact, Entry};
-use crate::domain::{Bucket, Money, ObligorId, Order, YearMonth};
+use crate::domain::explain::{EndFact, Entry, OrderRows};
+use crate::domain::{Money, ObligorId, Order};
 
 /// A pool as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct PoolFacts {
     pub entries: Vec<Entry>,
     /// The orders it touched, each with every entry of theirs `(allocation id, bucket, month,
     /// amount)`.
-    pub orders: Vec<(Order, Vec<(i64, Bucket, Option<YearMonth>, Money)>)>,
+    pub orders: Vec<OrderRows>,
 }
 
 /// A collection and, once distributed, its pool.
