@@ -29,7 +29,8 @@ CREATE TABLE credit_actions (
     month        TEXT,
     recorded_by  TEXT NOT NULL,
     recorded_at  TEXT NOT NULL,
-    CHECK ((kind = 'REFUND') = (reference IS NOT NULL AND order_id IS NULL))
+    CHECK ((kind = 'REFUND') = (reference IS NOT NULL AND order_id IS NULL)),
+    CHECK ((kind = 'APPLY') = (order_id IS NOT NULL))
 );
 CREATE INDEX credit_actions_by_obligor ON credit_actions (obligor_id, credit_id);
 

@@ -37,36 +37,46 @@ CREATE TABLE credit_actions (
     month        TEXT,
     recorded_by  TEXT NOT NULL,
     recorded_at  TEXT NOT NULL,
-    CHECK ((kind = 'REFUND') = (reference IS NOT NULL AND order_id IS NULL))
+    CHECK ((kind = 'REFUND') = (reference IS NOT NULL AND order_id IS NULL)),
+    CHECK ((kind = 'APPLY') = (order_id IS NOT NULL))
 );
 CREATE INDEX credit_actions_by_obligor ON credit_actions (obligor_id, credit_id);
 
 -- SQLite cannot change a CHECK constraint in place: distribution_runs (a new kind for
 -- corrections and credit actions) and allocations (new buckets, and what wrote each row)
--- are rebuilt, rows and ids kept. Foreign keys are checked at commit, when every row is back.
+-- are rebuilt, rows and ids kept.
+--
+-- distribution_runs is a parent (of pools and allocations): it is copied aside, dropped and
+-- made again under its own name, foreign keys checked at commit when every run is back. The
+-- run_id indexes make each check an index lookup, not a scan of pools or allocations.
 PRAGMA defer_foreign_keys = ON;
+CREATE INDEX pools_by_run ON pools (run_id);
+CREATE INDEX allocations_by_run ON allocations (run_id);
 
 CREATE TEMP TABLE runs_before AS SELECT * FROM distribution_runs;
-CREATE TEMP TABLE allocations_before AS SELECT * FROM allocations;
-DROP TABLE allocations;
 DROP TABLE distribution_runs;
-
 CREATE TABLE distribution_runs (
     run_id          INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at      TEXT NOT NULL,
     collections     INTEGER NOT NULL,
     pools           INTEGER NOT NULL,
     total_cents     INTEGER NOT NULL,
+    -- Unapplied credit the run wrote (a distribution run: from collections and correction pools).
     unapplied_cents INTEGER NOT NULL,
     kind            TEXT NOT NULL DEFAULT 'DISTRIBUTION' CHECK (kind IN ('DISTRIBUTION', 'REVERSAL', 'CORRECTION', 'CREDIT'))
 );
 INSERT INTO distribution_runs (run_id, started_at, collections, pools, total_cents, unapplied_cents, kind)
     SELECT run_id, started_at, collections, pools, total_cents, unapplied_cents, kind FROM runs_before;
+DROP TABLE runs_before;
 
+-- allocations is no table's parent: it is copied into its successor in the main database
+-- (not a temporary table, which the writer keeps in memory), dropped, and the successor
+-- renamed.
+--
 -- Every entry about a pool's money, in the order written. Immutable. A pool's rows add up to
 -- its amount less what reversals took back: corrections and credit actions move money
 -- between a pool's rows (CURRENT to CORRECTION, UNAPPLIED to REFUNDED or to an order).
-CREATE TABLE allocations (
+CREATE TABLE allocations_next (
     allocation_id  INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id         INTEGER NOT NULL REFERENCES distribution_runs (run_id),
     pool_id        INTEGER NOT NULL REFERENCES pools (pool_id),
@@ -86,11 +96,11 @@ CREATE TABLE allocations (
     CHECK ((bucket IN ('CURRENT', 'ARREARS')) = (order_id IS NOT NULL)),
     CHECK ((bucket = 'CURRENT') = (month IS NOT NULL))
 );
-INSERT INTO allocations (allocation_id, run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, reversal_of)
+INSERT INTO allocations_next (allocation_id, run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, reversal_of)
     SELECT allocation_id, run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, reversal_of
-    FROM allocations_before;
-DROP TABLE allocations_before;
-DROP TABLE runs_before;
+    FROM allocations ORDER BY allocation_id;
+DROP TABLE allocations;
+ALTER TABLE allocations_next RENAME TO allocations;
 
 CREATE INDEX allocations_by_order ON allocations (order_id);
 CREATE INDEX allocations_by_pool ON allocations (pool_id);

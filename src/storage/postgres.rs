@@ -30,6 +30,9 @@ impl PostgresStore {
     /// Rows read to decide a write are locked until the transaction ends.
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 
+    /// A read transaction sees one state of the database (one snapshot for all its statements).
+    const SNAPSHOT: &'static str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
     /// Connects to the database a `postgres://` URL names and applies the migrations. A
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {

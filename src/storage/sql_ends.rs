@@ -167,6 +167,9 @@ macro_rules! impl_sql_ends {
                 use $crate::storage::sql_ends::{end, EndRow, END_SELECT};
 
                 let mut tx = self.begin_writing().await?;
+                // Like every writer of ends: a registry import computing the order's end from
+                // the ends in force must not interleave with a withdrawal.
+                Self::lock_distribution(&mut tx).await?;
                 let registry_end: Option<Option<String>> =
                     sqlx::query_scalar(&format!("SELECT registry_end_date FROM orders WHERE order_id = $1{}", <$store>::FOR_UPDATE))
                         .bind(order_id.as_str())

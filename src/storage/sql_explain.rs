@@ -115,8 +115,11 @@ macro_rules! impl_sql_explain {
                     Ok((collection, pool_id, received_at))
                 }
 
-                // One snapshot: PostgreSQL reads in one transaction; SQLite's reader sees one WAL state per transaction.
+                // One snapshot for every statement, so the figures agree with each other.
                 let mut tx = self.reader().begin().await?;
+                if !<$store>::SNAPSHOT.is_empty() {
+                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
+                }
                 let row: Option<CollectionRow> = sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE collection_id = $1"))
                     .bind(collection_id)
                     .fetch_optional(&mut *tx)
@@ -196,6 +199,9 @@ macro_rules! impl_sql_explain {
                 use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
 
                 let mut tx = self.reader().begin().await?;
+                if !<$store>::SNAPSHOT.is_empty() {
+                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
+                }
                 let row: Option<(String, String, i64, String, i64, Option<String>, String)> =
                     sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"))
                         .bind(order_id.as_str())

@@ -304,7 +304,7 @@ macro_rules! impl_sql_payments {
                 use $crate::storage::sql_store as sql;
                 use $crate::storage::StoreError;
 
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_writing().await?;
                 // A return and a distribution run must not interleave on the same collection.
                 Self::lock_distribution(&mut tx).await?;
                 let payment: Option<(Option<String>, i64, i64)> =
@@ -360,7 +360,7 @@ macro_rules! impl_sql_payments {
                         )
                         .bind(returned_at)
                         .bind(reversed.cents())
-                        .bind(entries.iter().filter(|e| e.order_id.is_none()).map(|e| e.amount.cents()).sum::<i64>())
+                        .bind(entries.iter().filter(|e| e.bucket == $crate::domain::Bucket::Unapplied).map(|e| e.amount.cents()).sum::<i64>())
                         .fetch_one(&mut *tx)
                         .await?;
                         for entry in &entries {

@@ -131,7 +131,7 @@ macro_rules! impl_sql_store {
                 use $crate::domain::registry::RegistryProblem;
                 use $crate::storage::{ImportCounts, RegistryImport};
 
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_writing().await?;
                 // A row that moves an end earlier corrects money already distributed: the
                 // import waits for a running distribution chunk, and takes the lock before any
                 // row lock, in the order every other writer of pools takes them.

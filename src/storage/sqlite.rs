@@ -32,6 +32,9 @@ impl SqliteStore {
     /// SQLite has one writer: nothing to lock.
     const FOR_UPDATE: &'static str = "";
 
+    /// A read transaction sees one state of the database: SQLite's does already (WAL).
+    const SNAPSHOT: &'static str = "";
+
     /// Opens (creating if missing) the database file a `sqlite://FILE` URL names and applies
     /// the migrations.
     pub async fn connect(url: &str) -> StoreResult<SqliteStore> {

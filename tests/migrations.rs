@@ -1,0 +1,109 @@
+//! Upgrading a database that holds money: the SQLite migration that rebuilds
+//! `distribution_runs` and `allocations` (0010) keeps every row, id, link and guard, and the
+//! gateway carries on from where it was.
+
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use gateway::domain::distribution::plan_obligors;
+use gateway::domain::{CollectionSource, Money, ObligorId};
+use gateway::storage::{AuditEntry, NewCollection, SqliteStore, Store};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+/// Money as an earlier version wrote it: two runs (a distribution and a reversal), a pool of
+/// two collections and its allocations, one of them reversed.
+const BEFORE_0010: &str = "
+    INSERT INTO obligors VALUES ('OB-1', 'hmac', '6789', 'Smith', 'John');
+    INSERT INTO cases VALUES ('12345678', 'OB-1');
+    INSERT INTO orders (order_id, case_number, obligor_id, monthly_amount_cents, start_month, opening_arrears_cents, end_date)
+        VALUES ('A', '12345678', 'OB-1', 30000, '2026-09', 5000, '2026-12-31');
+    INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) VALUES ('2026-10-01T00:00:00Z', 2, 1, 40000, 5000);
+    INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES (1, 'OB-1', '2026-09-15', 40000);
+    INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, pool_id, received_at)
+        VALUES ('OB-1', '12345678', 'MANUAL', 30000, '2026-09-15', 'DISTRIBUTED', 1, 't'),
+               ('OB-1', '12345678', 'ONLINE', 10000, '2026-09-15', 'REVERSED', 1, 't');
+    INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents)
+        VALUES (1, 1, 'OB-1', 'A', 'CURRENT', '2026-09', '2026-09-15', 30000),
+               (1, 1, 'OB-1', 'A', 'ARREARS', NULL, '2026-09-15', 5000),
+               (1, 1, 'OB-1', NULL, 'UNAPPLIED', NULL, '2026-09-15', 5000);
+    INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents, kind) VALUES ('2026-10-02T00:00:00Z', 1, 0, -10000, -1250, 'REVERSAL');
+    INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, reversal_of)
+        VALUES (2, 1, 'OB-1', 'A', 'CURRENT', '2026-09', '2026-09-15', -7500, 2),
+               (2, 1, 'OB-1', 'A', 'ARREARS', NULL, '2026-09-15', -1250, 2),
+               (2, 1, 'OB-1', NULL, 'UNAPPLIED', NULL, '2026-09-15', -1250, 2);
+";
+
+type AllocationRow = (i64, i64, i64, Option<String>, String, Option<String>, i64, Option<i64>);
+
+async fn allocation_rows(pool: &sqlx::SqlitePool) -> Vec<AllocationRow> {
+    sqlx::query_as(
+        "SELECT allocation_id, run_id, pool_id, order_id, bucket, month, amount_cents, reversal_of FROM allocations ORDER BY allocation_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The migrations as an earlier version shipped them: 0001 to 0009.
+    let earlier = dir.path().join("migrations");
+    std::fs::create_dir(&earlier).unwrap();
+    for entry in std::fs::read_dir("migrations/sqlite").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0010" {
+            std::fs::copy(&path, earlier.join(&name)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true).foreign_keys(true);
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.as_path()).await.unwrap().run(&pool).await.unwrap();
+    sqlx::raw_sql(BEFORE_0010).execute(&pool).await.unwrap();
+    let before = allocation_rows(&pool).await;
+    pool.close().await;
+
+    // The gateway of today opens it and applies what is new.
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(SqliteConnectOptions::from_str(&url).unwrap()).await.unwrap();
+    assert_eq!(allocation_rows(&pool).await, before, "every allocation, id and link kept");
+    let runs: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT run_id, kind, unapplied_cents FROM distribution_runs ORDER BY run_id").fetch_all(&pool).await.unwrap();
+    assert_eq!(runs, [(1, "DISTRIBUTION".to_owned(), 5000), (2, "REVERSAL".to_owned(), -1250)]);
+    let (registry_end,): (Option<String>,) = sqlx::query_as("SELECT registry_end_date FROM orders").fetch_one(&pool).await.unwrap();
+    assert_eq!(registry_end.as_deref(), Some("2026-12-31"), "the registry's end is kept as such");
+    let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&pool).await.unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let altered = sqlx::query("UPDATE allocations SET amount_cents = 1 WHERE allocation_id = 1").execute(&pool).await.unwrap_err();
+    assert!(altered.to_string().contains("immutable"), "{altered}");
+    assert!(sqlx::query("DELETE FROM allocations").execute(&pool).await.is_err(), "allocations still cannot be deleted");
+    pool.close().await;
+
+    // And carries on: the next run and its rows are numbered after the old ones.
+    let audit = AuditEntry {
+        at: "2026-10-03T00:00:00Z".into(),
+        request_id: "r".into(),
+        actor: "tester".into(),
+        key_id: None,
+        role: "back-office".into(),
+        action: "test".into(),
+        object: String::new(),
+        outcome: "OK".into(),
+    };
+    let collection = NewCollection {
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        case_number: None,
+        source: CollectionSource::Manual,
+        amount: Money::from_cents(100_00),
+        effective_date: NaiveDate::from_ymd_opt(2026, 10, 15).unwrap(),
+        received_at: "2026-10-15T00:00:00Z".into(),
+    };
+    store.add_collection(collection, &audit).await.unwrap();
+    let run = store.distribute("2026-10-16T00:00:00Z", &plan_obligors, &audit).await.unwrap().expect("a run");
+    assert_eq!(run.run_id, 3);
+    let written = store.allocations_after(6, 10).await.unwrap();
+    assert!(!written.is_empty() && written.iter().all(|a| a.allocation_id > 6 && a.run_id == 3));
+    assert_eq!(written.iter().map(|a| a.amount).sum::<Money>(), Money::from_cents(100_00));
+}
