@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/fspc/gateway/v1/orders.proto",
         "proto/fspc/gateway/v1/credit.proto",
         "proto/fspc/gateway/v1/explain.proto",
+        "proto/fspc/gateway/v1/ledger.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -100,6 +100,15 @@ async fn main() -> anyhow::Result<()> {
     println!("\n   Every cent accounted for: 600.00 + 100.01 = 700.01 allocated.");
     println!("   Ana Lopez paid 100.01 of 150.00 due: 49.99 of this month's current support is still owed.");
 
+    // 5. The ledger re-checked from the stored rows alone (`gateway verify`).
+    let verified = proto::ledger_service_client::LedgerServiceClient::new(channel.clone())
+        .verify_ledger(proto::VerifyLedgerRequest {})
+        .await?
+        .into_inner();
+    let checked: Vec<String> = verified.checks.iter().map(|c| format!("{} ({})", c.name, c.checked)).collect();
+    anyhow::ensure!(verified.ok, "the ledger has breaches: {:?}", verified.checks);
+    println!("\n5. Ledger verified: {}.", checked.join(", "));
+
     let _ = stop.send(());
     server.await??;
     Ok(())

@@ -18,6 +18,7 @@ use proto::admin_service_client::AdminServiceClient;
 use proto::collection_service_client::CollectionServiceClient;
 use proto::credit_service_client::CreditServiceClient;
 use proto::explain_service_client::ExplainServiceClient;
+use proto::ledger_service_client::LedgerServiceClient;
 use proto::distribution_service_client::DistributionServiceClient;
 use proto::export_service_client::ExportServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
@@ -375,6 +376,7 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let request = proto::RefundCreditRequest { obligor_id: "OB-2".into(), amount: "1.00".into(), reference: format!("CHK-{cell}") };
             CreditServiceClient::new(channel.clone()).refund_credit(request).await.map(drop)
         }
+        Action::VerifyLedger => LedgerServiceClient::new(channel.clone()).verify_ledger(proto::VerifyLedgerRequest {}).await.map(drop),
         Action::ApplyCredit => {
             let request =
                 proto::ApplyCreditRequest { obligor_id: "OB-2".into(), order_id: "C".into(), amount: "1.00".into(), month: "2026-11".into() };

@@ -53,6 +53,7 @@ async fn every_worked_example_of_the_spec_comes_out_of_the_allocation_export() {
             })
             .collect();
         assert_eq!(rows, expected, "pool {pool}");
+        common::assert_ledger_whole(&app.channel).await;
         app.stop().await;
     }
 }
@@ -76,6 +77,7 @@ async fn two_pools_in_one_month_give_the_same_as_one() {
     // Seen from December, C's unpaid November is arrears.
     let december = export(&app.channel, Export::Balances { as_of: "2026-12-01" }).await;
     assert!(december.contains("C,22345678,OB-2,150.00,150.00,150.00,ACTIVE"), "{december}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -105,6 +107,7 @@ async fn a_refused_registry_lists_every_problem_and_changes_nothing() {
     assert_eq!((good.applied, good.rows, good.added), (true, 3, 3));
     let again = import(&app.channel, SPEC_REGISTRY).await.unwrap();
     assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 3));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -130,6 +133,7 @@ async fn bad_collections_are_refused_with_the_field_named() {
     assert_eq!(run.collections, 1);
     let nothing = distribute(&app.channel).await;
     assert_eq!((nothing.run_id.as_deref(), nothing.collections), (None, 0));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -139,6 +143,7 @@ async fn an_upload_over_the_limit_is_resource_exhausted() {
     let status = import(&app.channel, SPEC_REGISTRY).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("100 bytes"), "{}", status.message());
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -208,6 +213,7 @@ async fn health_and_reflection_v1_and_v1alpha_serve_any_client() {
         };
         assert!(!files.file_descriptor_proto.is_empty());
     }
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -220,5 +226,6 @@ async fn the_server_works_on_postgres_too() {
     assert_eq!((run.current.as_str(), run.arrears.as_str(), run.unapplied.as_str()), ("500.00", "400.00", "100.00"));
     let csv = export(&app.channel, Export::Allocations).await;
     assert_eq!(csv.lines().count(), 6);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

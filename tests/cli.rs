@@ -157,6 +157,10 @@ fn a_server_killed_mid_file_keeps_nothing_of_it_and_takes_the_resend() {
     let (_, out, _) = cli(&server, &server.keys.back_office, &["distribute"]);
     assert!(out.contains(&format!("{lines} collection(s)")), "{out}");
     assert!(out.contains("total 300000.00"), "{out}");
+    // The ledger, re-checked from the stored rows: every line's collection, pool and cent.
+    let (code, out, err) = cli(&server, &server.keys.back_office, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("one_collection_per_line") && out.contains("300000 checked") && out.contains("The ledger is whole."), "{out}");
 }
 
 #[test]
@@ -486,4 +490,13 @@ fn the_back_office_works_the_suspense_queue_from_the_command_line() {
     let (_, json, _) = cli(&server, office, &["--json", "explain", "order", "A"]);
     let statement: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(statement["lines"].as_array().unwrap().iter().any(|l| l["kind"] == "STATEMENT_LINE_KIND_END_RECORDED"), "{json}");
+
+    // The ledger is whole, over gRPC and on the database with no server; a vendor may not ask.
+    let (code, out, err) = cli(&server, office, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pools_conserved") && out.contains("The ledger is whole."), "{out}");
+    let (code, out, err) = admin(&db.url, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("allocations_unchanged"), "{out}");
+    assert_eq!(cli(&server, &server.keys.vendor, &["verify"]).0, 1);
 }

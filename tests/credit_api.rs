@@ -94,6 +94,7 @@ async fn credit_is_applied_and_refunded_never_below_zero(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!((statement.accrued.as_str(), statement.allocated.as_str(), statement.closing.as_str()), ("150.00", "150.00", "0.00"));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 

@@ -196,6 +196,7 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     assert_eq!((statement.opening.as_str(), statement.accrued.as_str(), statement.end_date.as_str()), ("50.00", "300.00", "2026-09-20"));
     assert_eq!(cents(&statement.opening) + cents(&statement.accrued) - cents(&statement.allocated), cents(&statement.closing));
     assert_eq!(statement.closing, "0.00", "A's September and its arrears are paid");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -251,6 +252,7 @@ async fn an_order_ended_mid_month_accrues_that_month_and_none_later_until_the_en
     let audit = common::export(&app.channel, common::Export::Audit).await;
     assert_eq!(audit.lines().filter(|l| l.contains(",RecordOrderEnd,")).count(), 5, "{audit}");
     assert_eq!(audit.lines().filter(|l| l.contains(",WithdrawOrderEnd,")).count(), 2, "{audit}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -298,5 +300,6 @@ async fn a_registry_import_that_moves_the_end_earlier_is_corrected_like_an_end()
     assert_eq!((statement.end_date.as_str(), statement.closing.as_str()), ("", "300.00"));
     assert!(statement.lines.iter().any(|l| l.kind() == proto::StatementLineKind::EndWithdrawn));
     assert_eq!(ledger(&app).await.held("", "UNAPPLIED", ""), 300_00);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

@@ -80,6 +80,7 @@ async fn same_bytes_at_once_under_many_batch_ids_are_accepted_once(backend: Back
     }
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.total.as_str()), (1, "6.66"), "6.66 recorded once");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -137,6 +138,7 @@ async fn a_file_that_fails_to_read_mid_way_is_cancelled_and_the_server_keeps_not
     assert_eq!((ack.status().short(), ack.line_count, ack.applied), ("ACCEPTED", 3_000, 3_000));
     let expected: u64 = (1..3_000).map(|line| 100 * (1 + line % 50)).sum::<u64>() + 29_99;
     assert_eq!(ack.total_amount, format!("{}.{:02}", expected / 100, expected % 100));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -178,6 +180,7 @@ async fn an_upload_without_its_end_or_with_another_end_is_refused_and_changes_no
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let first_case = gateway::domain::CaseNumber::parse("30000000").unwrap();
     assert_eq!(app.app.store().case_owner(&first_case).await.unwrap(), None, "no row of the cut registry was applied");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -219,6 +222,7 @@ async fn amounts_too_large_to_be_money_still_count_against_the_control_totals() 
     assert!(ack.file_problem.unwrap().message.contains("line 1's amount cannot be read"));
 
     assert_eq!(distribute(&app.channel).await.collections, 0, "nothing of the refused files was recorded");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -255,6 +259,7 @@ async fn a_ded_amount_with_a_decimal_point_is_rejected_and_the_total_is_what_was
     let problems: Vec<&str> = ack.lines.iter().flat_map(|l| l.problems.iter().map(|p| p.code.as_str())).collect();
     assert!(problems.contains(&"DED_MALFORMED"), "{problems:?}");
     assert_eq!(ack.total_amount, "184.62", "the rejected line's amount is not in the total");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -298,6 +303,7 @@ async fn files_that_are_not_what_they_claim_are_refused_and_say_why() {
     let ack = submit(&vendor, proto::RemittanceFormat::Nacha, "ACH-BYTE", &ach).await.unwrap();
     assert_eq!(refusal_code(&ack), "NACHA_RECORD_CHARACTER");
     assert!(ack.file_problem.unwrap().message.starts_with("byte 41 of record 3 is 0xE9"));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -334,6 +340,7 @@ async fn card_numbers_behind_zeros_and_undefined_return_codes_are_refused_and_a_
     let second = payments(&app.channel).record_return(record("R03")).await.unwrap().into_inner();
     assert_eq!((second.outcome().short(), second.return_code.as_str()), ("ALREADY_RETURNED", "R01"), "the return on record");
     assert!(!second.account_unusable, "R01 does not make the account unusable");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -355,5 +362,6 @@ async fn a_mistyped_ssn_in_another_field_is_never_echoed() {
     assert!(!refused.applied);
     let answer = format!("{refused:?}");
     assert!(!answer.contains("987-65-4321") && !answer.contains("987654321"), "{answer}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

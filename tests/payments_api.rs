@@ -123,6 +123,7 @@ async fn registration_refuses_what_is_wrong_with_a_clear_message() {
     let second = proto::AddBankAccountRequest { payer_id: payer.payer_id, bank_account: registration().bank_account };
     assert_eq!(client.add_bank_account(second).await.unwrap_err().code(), Code::FailedPrecondition);
     assert_eq!(client.get_payer(proto::GetPayerRequest { payer_id: 999 }).await.unwrap_err().code(), Code::NotFound);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -171,6 +172,7 @@ async fn a_new_account_pays_only_after_five_business_days_across_a_weekend_and_a
         .unwrap();
     assert_eq!((returned.state().short(), returned.return_code.as_deref()), ("UNUSABLE", Some("R03")));
     assert_eq!(pay(&app.payment_site, payer.payer_id, "12345678", "50.00", "k3").await.unwrap_err().code(), Code::FailedPrecondition);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -207,6 +209,7 @@ async fn payments_are_refused_without_a_known_case_and_retries_take_no_money_twi
     // other obligor's money, and the answer does not speak of payroll deduction.
     let other = pay(&app.payment_site, payer.payer_id, "22345678", "150.00", "other").await.unwrap();
     assert!(!other.payroll_deduction_continues && other.below_monthly_support.is_none());
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -241,6 +244,7 @@ async fn an_online_payment_never_stops_payroll_deduction() {
     assert_eq!((again.unchanged, again.updated), (3, 0));
     let balances = export(&app.channel, Export::Balances { as_of: "2026-11-30" }).await;
     assert!(balances.contains("A,12345678,OB-1,300.00,0.00,0.00,ACTIVE"), "{balances}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -289,6 +293,7 @@ async fn a_returned_payment_pooled_with_payroll_reverses_only_its_own_share() {
     assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
     // R01 leaves the account usable.
     assert!(pay(&app.payment_site, payer.payer_id, "12345678", "10.00", "p2").await.is_ok());
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -342,5 +347,6 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
     let again = client.import_returns(futures::stream::iter(chunks)).await.unwrap().into_inner();
     assert_eq!(again.returns[0].outcome().short(), "ALREADY_RETURNED");
     assert_eq!(export(&app.channel, Export::Allocations).await, allocations);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

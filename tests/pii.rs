@@ -205,6 +205,7 @@ async fn no_ssn_or_account_number_is_found_in_logs_answers_exports_or_the_databa
         }
     }
     assert!(database.len() > 10_000, "the database files were read");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();

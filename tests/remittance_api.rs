@@ -105,6 +105,7 @@ async fn a_csv_file_is_acknowledged_line_by_line_and_distributed() {
             "12345679,B,ARREARS,,2026-11-13,75.00",
         ]
     );
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -139,6 +140,7 @@ async fn a_resend_changes_nothing_and_a_batch_id_cannot_be_reused() {
     let run = distribute(&app.channel).await;
     assert_eq!((run.collections, run.total.as_str()), (4, "1200.00"));
     assert_eq!(distribute(&app.channel).await.collections, 0);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -165,6 +167,7 @@ async fn a_refused_file_records_nothing_and_can_be_sent_again_corrected() {
 
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "ACME-1", CSV.as_bytes()).await.unwrap();
     assert_eq!(ack.status().short(), "ACCEPTED");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -222,6 +225,7 @@ async fn xml_and_nacha_files_are_acknowledged_and_distributed() {
     assert_eq!((run.collections, run.pools, run.total.as_str()), (4, 2, "750.00"));
     let allocations = export(&app.channel, Export::Allocations).await;
     assert!(allocations.contains(",OB-2,22345678,C,CURRENT,2026-11,2026-11-13,150.00"), "{allocations}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -235,6 +239,7 @@ async fn the_first_message_must_be_the_header() {
     assert_eq!(status.code(), Code::InvalidArgument);
     let status = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "", CSV.as_bytes()).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -301,6 +306,7 @@ async fn a_large_file_streams_through_with_the_servers_memory_bounded() {
     );
     // Holding the file (or its lines) would grow the peak by at least the file's size.
     assert!(growth < file_bytes as u64 / 2, "peak memory grew by {growth} bytes for a {file_bytes}-byte file");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -334,6 +340,7 @@ async fn a_client_that_dies_mid_upload_leaves_nothing_and_can_resend() {
     assert_eq!(distribute(&app.channel).await.collections, 0);
     let ack = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "CUT-1", CSV.as_bytes()).await.unwrap();
     assert_eq!((ack.status().short(), ack.line_count), ("ACCEPTED", 6));
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -348,6 +355,7 @@ async fn a_file_over_the_size_limit_is_resource_exhausted_and_records_nothing() 
     let mut client = as_vendor(&app, "acme-payroll").await;
     let listed = client.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await.unwrap();
     assert!(listed.into_inner().remittances.is_empty());
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -419,5 +427,6 @@ async fn the_back_office_reads_every_senders_files_with_filters_and_senders_only
     assert_eq!(other.unwrap_err().code(), Code::NotFound);
     let own = acme_client.list_remittances(proto::ListRemittancesRequest { sender: "zenith-payroll".into(), ..Default::default() }).await.unwrap();
     assert_eq!(own.into_inner().remittances.iter().map(|r| r.sender.as_str()).collect::<Vec<_>>(), ["acme-payroll"]);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

@@ -59,5 +59,6 @@ async fn reports_add_up_the_days_employers_ages_and_totals() {
     let vendor = app.vendor("acme-payroll").await;
     let request = proto::ExportReportRequest { kind: proto::ReportKind::Totals as i32, ..Default::default() };
     assert_eq!(ExportServiceClient::new(vendor).export_report(request).await.unwrap_err().code(), Code::PermissionDenied);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

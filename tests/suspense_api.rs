@@ -83,6 +83,7 @@ async fn the_queue_is_listed_with_filters_and_pages() {
     assert_eq!(fields, ["employer_fein", "min_amount"]);
     let vendor = app.vendor("acme-payroll").await;
     assert_eq!(suspense(&vendor).list_suspense_items(proto::ListSuspenseItemsRequest::default()).await.unwrap_err().code(), Code::PermissionDenied);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -165,5 +166,6 @@ async fn an_item_resolved_weeks_later_pays_the_month_of_its_pay_date_and_is_work
     assert_eq!(resolves.iter().filter(|l| l.ends_with(",OK")).count(), 2, "{audit}");
     assert!(resolves.iter().filter(|l| l.ends_with("FAILED_PRECONDITION")).count() >= 16, "{audit}");
     assert!(audit.contains(&format!("ReturnSuspenseItem,suspense:{tiny},OK")), "{audit}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

@@ -74,5 +74,6 @@ async fn notices_are_listed_by_employer_and_obligor_and_handled_once() {
     // A vendor may not.
     let status = TerminationServiceClient::new(vendor).list_termination_notices(proto::ListTerminationNoticesRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

@@ -196,6 +196,7 @@ async fn every_worked_example_from_registry_orders() {
     let e2 = calculate(&vendor, period(&EXAMPLES[1])).await.unwrap();
     assert!(!e2.orders[0].old_arrears, "November's support is less than 12 weeks old");
     assert_eq!(e2.limits.unwrap().cap_high, "400.00");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -231,6 +232,7 @@ async fn every_worked_example_from_orders_given_in_the_request() {
         assert_eq!(answer.total_withheld, example.total, "{}", example.name);
         assert!(answer.orders.iter().all(|o| o.case_number.is_empty()));
     }
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -277,6 +279,7 @@ async fn an_unknown_case_another_persons_case_and_another_employers_order_are_th
     assert!(audit.lines().filter(|l| l.contains("CalculateWithholding") && l.contains("NOT_FOUND")).count() >= 4, "{audit}");
     assert!(audit.lines().any(|l| l.contains("CalculateWithholding") && l.contains("cases:10000011") && l.contains(",OK")), "{audit}");
     assert!(!audit.contains("101-00-0001") && !audit.contains("101000001"), "no SSN in the audit trail");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -333,6 +336,7 @@ async fn every_wrong_field_is_reported_at_once_and_never_echoed() {
     far.pay_date = "2031-12-05".into();
     let status = calculate(&vendor, far).await.unwrap_err();
     assert_eq!(violations(&status), ["pay_period.pay_date"]);
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -385,6 +389,7 @@ async fn a_payroll_run_answers_every_employee_in_order_and_one_problem_stops_no_
     let rows: Vec<&str> = audit.lines().filter(|l| l.contains("CalculatePayrollWithholding")).collect();
     assert_eq!(rows.len(), 2, "{audit}");
     assert!(rows[1].contains("payroll:EMP-STRANGER:cases:10000011") && rows[1].ends_with("NOT_FOUND"), "{audit}");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
 
@@ -427,5 +432,6 @@ async fn trying_case_numbers_against_an_ssn_soon_spends_the_senders_budget() {
     let audit = common::export(&app.channel, common::Export::Audit).await;
     let audited = audit.lines().filter(|l| l.contains("case-hunter") && l.contains("CalculatePayrollWithholding")).count();
     assert!(audited >= 201, "{audited} rows");
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

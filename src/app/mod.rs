@@ -17,6 +17,7 @@ pub mod credit;
 pub mod ends;
 pub mod explain;
 pub mod reviews;
+mod verify;
 pub mod suspense;
 pub mod terminations;
 pub mod withholding;

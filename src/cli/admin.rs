@@ -24,6 +24,12 @@ pub enum AdminCommand {
     /// API keys: one per system or person that calls the gateway.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Re-check the ledger on the database, no server needed (after a crash, say): the same
+    /// checks as `gateway verify`. Exit status 5 on a breach.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// The database the admin commands work on.
@@ -37,6 +43,17 @@ pub struct DatabaseArgs {
     /// directory never makes a second, empty database.
     #[arg(long)]
     pub create: bool,
+}
+
+async fn verify(database: &str, json: bool) -> anyhow::Result<ExitCode> {
+    if let Some(path) = crate::storage::sqlite_file(database).filter(|path| !path.exists()) {
+        anyhow::bail!("the database {} does not exist: name the gateway's database with --database (or GATEWAY_DATABASE_URL)", path.display());
+    }
+    let app = open_admin_app(database).await?;
+    let report = app.verify_ledger(&Caller::local_operator()).await?;
+    let response = crate::grpc::ledger::verify_response(report);
+    super::output::print(json, &response, super::verify::report_text(&response))?;
+    Ok(super::verify::exit_code(&response))
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +89,10 @@ pub enum KeyCommand {
 }
 
 pub async fn run(command: AdminCommand, json: bool) -> anyhow::Result<ExitCode> {
-    let AdminCommand::Key(command) = command;
+    let command = match command {
+        AdminCommand::Key(command) => command,
+        AdminCommand::Verify { database } => return verify(&database.database, json).await,
+    };
     let (database, create) = match &command {
         KeyCommand::Create { database, .. } | KeyCommand::List { database } | KeyCommand::Revoke { database, .. } => {
             (database.database.clone(), database.create)

@@ -72,6 +72,7 @@ pub async fn run(connection: &ConnectArgs, json: bool, command: Command) -> anyh
             output::print(json, &response, output::collection(&response))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify => super::verify::run(channel, json).await,
         Command::Distribute => {
             let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel);
             let response = client.run_distribution(proto::RunDistributionRequest {}).await.map_err(status_error)?.into_inner();

@@ -13,6 +13,7 @@ mod reviews;
 mod serve;
 mod suspense;
 mod terminations;
+mod verify;
 mod withholding;
 
 use std::path::PathBuf;
@@ -101,6 +102,10 @@ pub enum Command {
     /// ACH returns of online payments (the back office).
     #[command(subcommand)]
     Returns(ReturnsCommand),
+    /// Re-check the ledger from the stored rows: every collection, pool, run, file and
+    /// payment adds up, no month's current support is above its amount, and rows sealed by the
+    /// last verification are unchanged. Exit status 5 on a breach.
+    Verify,
     /// Distribute every pending collection: current support first, then arrears, then
     /// unapplied credit.
     Distribute,

@@ -99,6 +99,7 @@ pub enum Action {
     ListUnappliedCredit,
     RefundCredit,
     ApplyCredit,
+    VerifyLedger,
     /// Describing the API (gRPC server reflection): any authenticated caller.
     Reflection,
 }
@@ -106,7 +107,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 43] = [
+    pub const ALL: [Action; 44] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -149,6 +150,7 @@ impl Action {
         Action::ListUnappliedCredit,
         Action::RefundCredit,
         Action::ApplyCredit,
+        Action::VerifyLedger,
         Action::Reflection,
     ];
 
@@ -190,6 +192,8 @@ impl Action {
             | Action::ApplyCredit => &[BackOffice],
             // Reviewing the audit trail is the security administrator's and the back office's.
             Action::ExportAudit => &[BackOffice, Admin],
+            // So does checking the ledger's integrity (also on the database, by `gateway admin verify`).
+            Action::VerifyLedger => &[BackOffice, Admin],
             Action::CreateApiKey | Action::ListApiKeys | Action::RevokeApiKey => &[Admin],
             Action::Reflection => &Role::ALL,
         }
@@ -246,6 +250,7 @@ impl Action {
             Action::ListUnappliedCredit => "ListUnappliedCredit",
             Action::RefundCredit => "RefundCredit",
             Action::ApplyCredit => "ApplyCredit",
+            Action::VerifyLedger => "VerifyLedger",
             Action::Reflection => "Reflection",
         }
     }
@@ -343,10 +348,11 @@ mod tests {
                 ListUnappliedCredit,
                 RefundCredit,
                 ApplyCredit,
+                VerifyLedger,
                 Reflection
             ]
         );
-        assert_eq!(allowed(Admin), vec![ExportAudit, CreateApiKey, ListApiKeys, RevokeApiKey, Reflection]);
+        assert_eq!(allowed(Admin), vec![ExportAudit, CreateApiKey, ListApiKeys, RevokeApiKey, VerifyLedger, Reflection]);
     }
 
     #[test]

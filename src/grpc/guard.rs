@@ -193,7 +193,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 43] = [
+const RPCS: [(&str, Action); 44] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -236,6 +236,7 @@ const RPCS: [(&str, Action); 43] = [
     ("CreditService/ListUnappliedCredit", Action::ListUnappliedCredit),
     ("CreditService/RefundCredit", Action::RefundCredit),
     ("CreditService/ApplyCredit", Action::ApplyCredit),
+    ("LedgerService/VerifyLedger", Action::VerifyLedger),
     ("ServerReflection/ServerReflectionInfo", Action::Reflection),
 ];
 

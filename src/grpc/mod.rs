@@ -8,6 +8,7 @@ pub mod client;
 mod convert;
 mod credit;
 mod explain;
+pub mod ledger;
 pub mod guard;
 pub mod incoming;
 mod payments;
@@ -42,6 +43,7 @@ use proto::admin_service_server::AdminServiceServer;
 use proto::collection_service_server::CollectionServiceServer;
 use proto::credit_service_server::CreditServiceServer;
 use proto::explain_service_server::ExplainServiceServer;
+use proto::ledger_service_server::LedgerServiceServer;
 use proto::distribution_service_server::DistributionServiceServer;
 use proto::export_service_server::ExportServiceServer;
 use proto::payment_service_server::PaymentServiceServer;
@@ -94,6 +96,7 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
     health_reporter.set_serving::<OrderServiceServer<orders::Orders>>().await;
     health_reporter.set_serving::<CreditServiceServer<credit::Credit>>().await;
     health_reporter.set_serving::<ExplainServiceServer<explain::Explain>>().await;
+    health_reporter.set_serving::<LedgerServiceServer<ledger::Ledger>>().await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -130,5 +133,6 @@ pub async fn router(app: App, guard: GuardLayer, settings: TransportSettings) ->
         .add_service(limited!(OrderServiceServer, orders::Orders(app.clone()), max))
         .add_service(limited!(CreditServiceServer, credit::Credit(app.clone()), max))
         .add_service(limited!(ExplainServiceServer, explain::Explain(app.clone()), max))
+        .add_service(limited!(LedgerServiceServer, ledger::Ledger(app.clone()), max))
         .add_service(limited!(ExportServiceServer, services::Exports(app), max)))
 }

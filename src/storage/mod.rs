@@ -23,11 +23,13 @@ mod sql_reports;
 mod sql_reviews;
 mod sql_suspense;
 mod sql_terminations;
+mod sql_verify;
 mod sqlite;
 pub mod reports;
 pub mod reviews;
 pub mod suspense;
 pub mod terminations;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -215,6 +217,7 @@ pub trait Store:
         + ends::EndStore
         + credit::CreditStore
         + explain::ExplainStore
+        + verify::VerifyStore
         + reports::ReportStore
         + Send
         + Sync

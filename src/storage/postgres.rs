@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::sql_access::impl_sql_access;
+use super::sql_verify::impl_sql_verify;
 use super::sql_explain::impl_sql_explain;
 use super::sql_credit::impl_sql_credit;
 use super::sql_ends::impl_sql_ends;
@@ -84,4 +85,5 @@ impl_sql_reviews!(PostgresStore, Postgres);
 impl_sql_ends!(PostgresStore, Postgres);
 impl_sql_credit!(PostgresStore, Postgres);
 impl_sql_explain!(PostgresStore, Postgres);
+impl_sql_verify!(PostgresStore, Postgres);
 impl_sql_reports!(PostgresStore, Postgres);

@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::sql_access::impl_sql_access;
+use super::sql_verify::impl_sql_verify;
 use super::sql_explain::impl_sql_explain;
 use super::sql_credit::impl_sql_credit;
 use super::sql_ends::impl_sql_ends;
@@ -91,4 +92,5 @@ impl_sql_reviews!(SqliteStore, Sqlite);
 impl_sql_ends!(SqliteStore, Sqlite);
 impl_sql_credit!(SqliteStore, Sqlite);
 impl_sql_explain!(SqliteStore, Sqlite);
+impl_sql_verify!(SqliteStore, Sqlite);
 impl_sql_reports!(SqliteStore, Sqlite);

@@ -312,6 +312,15 @@ pub async fn report(channel: &Authed, kind: proto::ReportKind, from: Option<&str
     String::from_utf8(csv).expect("reports are UTF-8")
 }
 
+/// Ends an end-to-end test: `VerifyLedger` finds every collection, pool, run, file and
+/// payment whole.
+pub async fn assert_ledger_whole(channel: &Authed) {
+    let mut client = proto::ledger_service_client::LedgerServiceClient::new(channel.clone());
+    let report = client.verify_ledger(proto::VerifyLedgerRequest {}).await.expect("the ledger is verified").into_inner();
+    let breaches: Vec<String> = report.checks.iter().flat_map(|c| c.breaches.iter().map(move |b| format!("{}: {b}", c.name))).collect();
+    assert!(report.ok, "the ledger has breaches: {breaches:?}");
+}
+
 /// Runs distribution through gRPC.
 pub async fn distribute(channel: &Authed) -> proto::RunDistributionResponse {
     let mut client = proto::distribution_service_client::DistributionServiceClient::new(channel.clone());

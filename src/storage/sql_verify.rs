@@ -1,0 +1,250 @@
+//! The verification SQL both backends run, written once (see `sql_store.rs` for why a macro).
+//! Every check is one query that returns the ids breaking it, so a ledger of millions of rows
+//! is checked by the database, not loaded into memory.
+
+use sha2::{Digest, Sha256};
+
+/// A conservation check: its name, what it verifies, the rows it covers, and the query
+/// listing what breaks it (one text column naming the ids).
+pub(super) struct SqlCheck {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub count: &'static str,
+    pub breaches: &'static str,
+}
+
+pub(super) const CHECKS: [SqlCheck; 8] = [
+    SqlCheck {
+        name: "collections_conserved",
+        what: "every collection is pending, distributed in a pool, or reversed by entries taking back exactly its amount",
+        count: "SELECT COUNT(*) FROM collections",
+        breaches: "SELECT 'collection ' || CAST(c.collection_id AS TEXT) || ' ' || c.status FROM collections c \
+                   LEFT JOIN (SELECT reversal_of, SUM(amount_cents) AS taken FROM allocations WHERE reversal_of IS NOT NULL GROUP BY reversal_of) r \
+                   ON r.reversal_of = c.collection_id \
+                   WHERE NOT ((c.status = 'PENDING' AND c.pool_id IS NULL AND r.taken IS NULL) \
+                   OR (c.status = 'DISTRIBUTED' AND c.pool_id IS NOT NULL AND r.taken IS NULL) \
+                   OR (c.status = 'REVERSED' AND c.pool_id IS NULL AND r.taken IS NULL) \
+                   OR (c.status = 'REVERSED' AND c.pool_id IS NOT NULL AND r.taken = -c.amount_cents)) \
+                   ORDER BY c.collection_id",
+    },
+    SqlCheck {
+        name: "pools_conserved",
+        what: "every pool's collections add up to it, and its rows to it less what reversals took back",
+        count: "SELECT COUNT(*) FROM pools",
+        breaches: "SELECT 'pool ' || CAST(p.pool_id AS TEXT) FROM pools p \
+                   LEFT JOIN (SELECT pool_id, SUM(amount_cents) AS held FROM allocations GROUP BY pool_id) a ON a.pool_id = p.pool_id \
+                   LEFT JOIN (SELECT pool_id, SUM(amount_cents) AS claimed, \
+                              SUM(CASE WHEN status = 'REVERSED' THEN amount_cents ELSE 0 END) AS reversed \
+                              FROM collections WHERE pool_id IS NOT NULL GROUP BY pool_id) c ON c.pool_id = p.pool_id \
+                   WHERE COALESCE(c.claimed, 0) <> p.amount_cents OR COALESCE(a.held, 0) <> p.amount_cents - COALESCE(c.reversed, 0) \
+                   ORDER BY p.pool_id",
+    },
+    SqlCheck {
+        name: "rows_never_overdrawn",
+        what: "no row of a pool (an order's month, its arrears, the obligor's credit) holds less than nothing",
+        count: "SELECT COUNT(*) FROM allocations",
+        breaches: "SELECT 'pool ' || CAST(pool_id AS TEXT) || ' ' || bucket || ' ' || COALESCE(order_id, '') || ' ' || COALESCE(month, '') \
+                   FROM allocations GROUP BY pool_id, order_id, bucket, month HAVING SUM(amount_cents) < 0 ORDER BY pool_id",
+    },
+    SqlCheck {
+        name: "current_within_monthly_amount",
+        what: "no order's current support for a month is above its monthly amount (or below zero)",
+        count: "SELECT COUNT(*) FROM orders",
+        breaches: "SELECT 'order ' || a.order_id || ' ' || a.month FROM allocations a JOIN orders o ON o.order_id = a.order_id \
+                   WHERE a.bucket = 'CURRENT' GROUP BY a.order_id, a.month, o.monthly_amount_cents \
+                   HAVING SUM(a.amount_cents) > o.monthly_amount_cents OR SUM(a.amount_cents) < 0 ORDER BY a.order_id, a.month",
+    },
+    SqlCheck {
+        name: "runs_add_up",
+        what: "every distribution run's pools add up to its recorded total",
+        count: "SELECT COUNT(*) FROM distribution_runs",
+        breaches: "SELECT 'run ' || CAST(r.run_id AS TEXT) FROM distribution_runs r \
+                   LEFT JOIN (SELECT run_id, SUM(amount_cents) AS pooled FROM pools GROUP BY run_id) p ON p.run_id = r.run_id \
+                   WHERE r.kind = 'DISTRIBUTION' AND COALESCE(p.pooled, 0) <> r.total_cents ORDER BY r.run_id",
+    },
+    SqlCheck {
+        name: "files_add_up",
+        what: "every accepted file's lines add up to its recorded line count, outcomes and total",
+        count: "SELECT COUNT(*) FROM remittances",
+        breaches: "SELECT 'file ' || r.sender || '/' || r.batch_id FROM remittances r \
+                   LEFT JOIN (SELECT remittance_id, COUNT(*) AS lines, \
+                              SUM(CASE WHEN status <> 'REJECTED' THEN COALESCE(amount_cents, 0) ELSE 0 END) AS total, \
+                              SUM(CASE WHEN status = 'APPLIED' THEN 1 ELSE 0 END) AS applied, \
+                              SUM(CASE WHEN status = 'APPLIED_BY_SSN' THEN 1 ELSE 0 END) AS applied_by_ssn, \
+                              SUM(CASE WHEN status = 'SUSPENSE' THEN 1 ELSE 0 END) AS suspense, \
+                              SUM(CASE WHEN status = 'REJECTED' THEN 1 ELSE 0 END) AS rejected \
+                              FROM remittance_lines GROUP BY remittance_id) l ON l.remittance_id = r.remittance_id \
+                   WHERE COALESCE(l.lines, 0) <> r.line_count OR COALESCE(l.total, 0) <> r.total_cents \
+                   OR COALESCE(l.applied, 0) <> r.applied OR COALESCE(l.applied_by_ssn, 0) <> r.applied_by_ssn \
+                   OR COALESCE(l.suspense, 0) <> r.suspense OR COALESCE(l.rejected, 0) <> r.rejected \
+                   ORDER BY r.remittance_id",
+    },
+    SqlCheck {
+        name: "one_collection_per_line",
+        what: "every applied line with money (and every resolved suspense line) has exactly one collection of its amount; no other line has one",
+        count: "SELECT COUNT(*) FROM remittance_lines",
+        breaches: "SELECT 'file ' || CAST(l.remittance_id AS TEXT) || ' line ' || CAST(l.line AS TEXT) FROM remittance_lines l \
+                   LEFT JOIN (SELECT remittance_id, remittance_line, COUNT(*) AS n, SUM(amount_cents) AS amount FROM collections \
+                              WHERE remittance_id IS NOT NULL GROUP BY remittance_id, remittance_line) c \
+                   ON c.remittance_id = l.remittance_id AND c.remittance_line = l.line \
+                   LEFT JOIN suspense_items s ON s.remittance_id = l.remittance_id AND s.line = l.line \
+                   WHERE COALESCE(c.n, 0) <> CASE \
+                       WHEN l.status IN ('APPLIED', 'APPLIED_BY_SSN') AND COALESCE(l.amount_cents, 0) > 0 THEN 1 \
+                       WHEN l.status = 'SUSPENSE' AND s.state = 'RESOLVED' THEN 1 ELSE 0 END \
+                   OR (c.n IS NOT NULL AND c.amount <> l.amount_cents) \
+                   ORDER BY l.remittance_id, l.line",
+    },
+    SqlCheck {
+        name: "payments_match_collections",
+        what: "every payment has its collection of its amount, reversed exactly when the payment was returned",
+        count: "SELECT COUNT(*) FROM payments",
+        breaches: "SELECT 'payment ' || CAST(p.payment_id AS TEXT) FROM payments p \
+                   LEFT JOIN collections c ON c.collection_id = p.collection_id \
+                   WHERE c.collection_id IS NULL OR c.amount_cents <> p.amount_cents \
+                   OR (p.return_code IS NULL AND c.status = 'REVERSED') OR (p.return_code IS NOT NULL AND c.status <> 'REVERSED') \
+                   ORDER BY p.payment_id",
+    },
+];
+
+/// The tables whose rows are never changed: each verification seals them, and the next one
+/// checks the sealed rows are still exactly as sealed.
+pub(super) const SEALED: [(&str, &str, &str); 2] = [
+    (
+        "allocations",
+        "allocation_id",
+        "SELECT allocation_id, CAST(allocation_id AS TEXT) || '|' || CAST(run_id AS TEXT) || '|' || CAST(pool_id AS TEXT) || '|' || obligor_id \
+         || '|' || COALESCE(order_id, '') || '|' || bucket || '|' || COALESCE(month, '') || '|' || effective_date || '|' \
+         || CAST(amount_cents AS TEXT) || '|' || COALESCE(CAST(reversal_of AS TEXT), '') || '|' || COALESCE(step, '') || '|' \
+         || COALESCE(CAST(end_id AS TEXT), '') || '|' || COALESCE(CAST(credit_id AS TEXT), '') \
+         FROM allocations WHERE allocation_id > $1 ORDER BY allocation_id LIMIT $2",
+    ),
+    (
+        "audit_log",
+        "audit_id",
+        "SELECT audit_id, CAST(audit_id AS TEXT) || '|' || at || '|' || request_id || '|' || actor || '|' || COALESCE(key_id, '') || '|' \
+         || role || '|' || action || '|' || object || '|' || outcome FROM audit_log WHERE audit_id > $1 ORDER BY audit_id LIMIT $2",
+    ),
+];
+
+/// A running digest of rows in id order: each row's text, then a newline.
+pub(super) struct RowDigest {
+    hasher: Sha256,
+    pub rows: u64,
+}
+
+impl RowDigest {
+    pub fn new() -> RowDigest {
+        RowDigest { hasher: Sha256::new(), rows: 0 }
+    }
+
+    pub fn add(&mut self, row: &str) {
+        self.hasher.update(row.as_bytes());
+        self.hasher.update(b"\n");
+        self.rows += 1;
+    }
+
+    /// The digest so far, the running state left as it is.
+    pub fn hex(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+/// Expands the [`VerifyStore`](super::verify::VerifyStore) implementation for one backend.
+macro_rules! impl_sql_verify {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::storage::verify::VerifyStore for $store {
+            async fn verify_ledger(&self, sealed_at: &str) -> $crate::storage::StoreResult<$crate::storage::verify::VerifyReport> {
+                use $crate::storage::sql_verify::{RowDigest, CHECKS, SEALED};
+                use $crate::storage::verify::{Check, VerifyReport, BREACHES_LISTED};
+
+                // The checks read one state of the database, while intake goes on.
+                let mut tx = self.reader().begin().await?;
+                if !<$store>::SNAPSHOT.is_empty() {
+                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
+                }
+                let mut checks = Vec::with_capacity(CHECKS.len() + SEALED.len());
+                for check in &CHECKS {
+                    let (checked,): (i64,) = sqlx::query_as(check.count).fetch_one(&mut *tx).await?;
+                    let breaches: Vec<String> = sqlx::query_scalar(check.breaches).fetch_all(&mut *tx).await?;
+                    checks.push(Check {
+                        name: check.name,
+                        what: check.what,
+                        checked: checked as u64,
+                        breach_count: breaches.len() as u64,
+                        breaches: breaches.into_iter().take(BREACHES_LISTED).collect(),
+                    });
+                }
+                let mut seals = Vec::with_capacity(SEALED.len());
+                for (table, _, select) in SEALED {
+                    let sealed: Option<(i64, i64, String)> =
+                        sqlx::query_as("SELECT through_id, row_count, digest FROM verify_seals WHERE table_name = $1")
+                            .bind(table)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let mut digest = RowDigest::new();
+                    let mut after = 0i64;
+                    let mut breaches = Vec::new();
+                    let mut seal_checked = sealed.is_none();
+                    loop {
+                        let rows: Vec<(i64, String)> =
+                            sqlx::query_as(select).bind(after).bind(10_000i64).fetch_all(&mut *tx).await?;
+                        for (id, text) in &rows {
+                            if let Some((through, count, expected)) = &sealed {
+                                if !seal_checked && id > through {
+                                    if digest.rows != *count as u64 || digest.hex() != *expected {
+                                        breaches.push(format!("{table} rows 1 to {through} changed or removed since they were sealed"));
+                                    }
+                                    seal_checked = true;
+                                }
+                            }
+                            digest.add(text);
+                        }
+                        let Some((last, _)) = rows.last() else { break };
+                        after = *last;
+                    }
+                    if let Some((through, count, expected)) = &sealed {
+                        if !seal_checked && (digest.rows != *count as u64 || digest.hex() != *expected) {
+                            breaches.push(format!("{table} rows 1 to {through} changed or removed since they were sealed"));
+                        }
+                    }
+                    checks.push(Check {
+                        name: if table == "allocations" { "allocations_unchanged" } else { "audit_unchanged" },
+                        what: if table == "allocations" {
+                            "the allocation rows sealed by the last verification are exactly as sealed"
+                        } else {
+                            "the audit rows sealed by the last verification are exactly as sealed"
+                        },
+                        checked: digest.rows,
+                        breach_count: breaches.len() as u64,
+                        breaches,
+                    });
+                    seals.push((table, after, digest.rows, digest.hex()));
+                }
+                tx.commit().await?;
+                let report = VerifyReport { checks };
+                // A clean ledger is sealed as it now is; a breached one keeps its old seal, so
+                // the breach stays visible until it is repaired.
+                if report.is_clean() {
+                    for (table, through, count, digest) in seals {
+                        sqlx::query(
+                            "INSERT INTO verify_seals (table_name, through_id, row_count, digest, sealed_at) VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (table_name) DO UPDATE SET through_id = excluded.through_id, row_count = excluded.row_count, \
+                             digest = excluded.digest, sealed_at = excluded.sealed_at",
+                        )
+                        .bind(table)
+                        .bind(through)
+                        .bind(count as i64)
+                        .bind(digest)
+                        .bind(sealed_at)
+                        .execute(self.writer())
+                        .await?;
+                    }
+                }
+                Ok(report)
+            }
+        }
+    };
+}
+
+pub(super) use impl_sql_verify;

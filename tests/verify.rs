@@ -1,0 +1,126 @@
+//! `VerifyLedger` / `gateway verify`: a ledger that went through every kind of money movement
+//! verifies clean on both databases, and a row changed behind the gateway's back (its
+//! immutability trigger disabled) is found and named.
+
+mod common;
+
+use common::{distribute, registration_with_account, Backend, TestApp, TestClock, SPEC_REGISTRY};
+use gateway::grpc::proto;
+use proto::ledger_service_client::LedgerServiceClient;
+use proto::payment_service_client::PaymentServiceClient;
+use proto::registry_service_client::RegistryServiceClient;
+use proto::remittance_service_client::RemittanceServiceClient;
+use proto::suspense_service_client::SuspenseServiceClient;
+
+async fn verify(app: &TestApp) -> proto::VerifyLedgerResponse {
+    LedgerServiceClient::new(app.channel.clone()).verify_ledger(proto::VerifyLedgerRequest {}).await.unwrap().into_inner()
+}
+
+fn breaches(response: &proto::VerifyLedgerResponse) -> Vec<String> {
+    response.checks.iter().flat_map(|c| c.breaches.iter().map(move |b| format!("{}: {b}", c.name))).collect()
+}
+
+/// A ledger with payroll (applied, suspense resolved, rejected), a payment returned after its
+/// distribution, an end after the money and its correction, and credit refunded.
+async fn busy_ledger(backend: Backend) -> TestApp {
+    let app = TestApp::spawn_with_clock(backend, TestClock::new("2026-12-20")).await;
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
+    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+    let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+                   43-1234567,12345678,123-45-6789,Smith,2026-11-13,700.00\n\
+                   43-1234567,,234-56-7890,Nobody,2026-11-13,90.00\n\
+                   43-1234567,22345678,223-45-6789,Doe,2026-11-13,-5.00\n\
+                   43-1234567,22345678,223-45-6789,Doe,2026-11-13,400.00\n\
+                   43-1234567,22345678,223-45-6789,Doe,2026-12-13,150.00\n";
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "V-1".into(), ..Default::default() };
+    let upload = gateway::grpc::client::remittance_upload(header, payroll.as_bytes(), 1 << 16);
+    let vendor = app.vendor("acme-payroll").await;
+    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap().into_inner().acknowledgment.unwrap();
+    assert_eq!((ack.applied, ack.suspense, ack.rejected), (3, 1, 1), "{ack:?}");
+    let mut suspense = SuspenseServiceClient::new(app.channel.clone());
+    let items = suspense.list_suspense_items(proto::ListSuspenseItemsRequest::default()).await.unwrap().into_inner().suspense_items;
+    use proto::resolve_suspense_item_request::Target;
+    let request = proto::ResolveSuspenseItemRequest { suspense_id: items[0].suspense_id, target: Some(Target::CaseNumber("12345679".into())) };
+    suspense.resolve_suspense_item(request).await.unwrap();
+
+    let mut payments = PaymentServiceClient::new(app.payment_site.clone());
+    let payer_id = payments.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
+    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
+    let payment = proto::SubmitPaymentRequest {
+        payer_id,
+        case_number: "12345678".into(),
+        amount: "250.00".into(),
+        channel: proto::PaymentChannel::Web as i32,
+        idempotency_key: "k".into(),
+    };
+    let receipt = payments.submit_payment(payment).await.unwrap().into_inner().receipt.unwrap();
+    distribute(&app.channel).await;
+    PaymentServiceClient::new(app.channel.clone())
+        .record_return(proto::RecordReturnRequest { payment_id: receipt.payment_id, return_code: "R01".into() })
+        .await
+        .unwrap();
+    // C (150.00 a month from November) is paid for December too; it ends in November.
+    let end = proto::RecordOrderEndRequest { order_id: "C".into(), reason: proto::EndReason::Military as i32, end_date: "2026-11-30".into() };
+    let ended = proto::order_service_client::OrderServiceClient::new(app.channel.clone()).record_order_end(end).await.unwrap().into_inner();
+    assert_eq!(ended.end.unwrap().corrected, "150.00");
+    distribute(&app.channel).await;
+    let refund = proto::RefundCreditRequest { obligor_id: "OB-2".into(), amount: "10.00".into(), reference: "CHK-1".into() };
+    proto::credit_service_client::CreditServiceClient::new(app.channel.clone()).refund_credit(refund).await.unwrap();
+    app
+}
+
+async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backend) {
+    let app = busy_ledger(backend).await;
+    let first = verify(&app).await;
+    assert!(first.ok, "{:?}", breaches(&first));
+    let pools = first.checks.iter().find(|c| c.name == "pools_conserved").unwrap();
+    assert!(pools.checked >= 3, "{pools:?}");
+    assert_eq!(first.checks.len(), 10);
+    // Verified again, the sealed rows are checked against their seal.
+    let second = verify(&app).await;
+    assert!(second.ok, "{:?}", breaches(&second));
+
+    // Someone changes an allocation behind the gateway's back.
+    let tamper = match backend {
+        Backend::Sqlite => vec![
+            "DROP TRIGGER allocations_no_update",
+            "UPDATE allocations SET amount_cents = amount_cents + 1 WHERE allocation_id = 1",
+        ],
+        Backend::Postgres => vec![
+            "ALTER TABLE allocations DISABLE TRIGGER allocations_no_update_or_delete",
+            "UPDATE allocations SET amount_cents = amount_cents + 1 WHERE allocation_id = 1",
+        ],
+    };
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            for statement in tamper {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            for statement in tamper {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+    }
+    let found = verify(&app).await;
+    assert!(!found.ok);
+    let named = breaches(&found);
+    assert!(named.iter().any(|b| b.starts_with("allocations_unchanged: allocations rows 1 to")), "{named:?}");
+    assert!(named.iter().any(|b| b.starts_with("pools_conserved: pool 1")), "{named:?}");
+    // The breach stays visible: a breached ledger is not sealed again.
+    assert!(!verify(&app).await.ok);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found_on_sqlite() {
+    a_busy_ledger_verifies_clean_and_a_changed_row_is_found(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found_on_postgres() {
+    a_busy_ledger_verifies_clean_and_a_changed_row_is_found(Backend::Postgres).await;
+}
