@@ -9,6 +9,7 @@
 pub mod ach_returns;
 pub mod bounded;
 pub mod csv_remittance;
+pub mod fuzz;
 pub mod nacha;
 pub mod registry;
 pub mod xml_remittance;
