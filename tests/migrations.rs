@@ -106,4 +106,8 @@ async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
     let written = store.allocations_after(6, 10).await.unwrap();
     assert!(!written.is_empty() && written.iter().all(|a| a.allocation_id > 6 && a.run_id == 3));
     assert_eq!(written.iter().map(|a| a.amount).sum::<Money>(), Money::from_cents(100_00));
+    // The upgraded ledger verifies whole.
+    use gateway::storage::verify::VerifyStore;
+    let report = store.verify_ledger("2026-10-16T00:00:00.000Z").await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.checks);
 }

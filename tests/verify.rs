@@ -22,8 +22,9 @@ fn breaches(response: &proto::VerifyLedgerResponse) -> Vec<String> {
 
 /// A ledger with payroll (applied, suspense resolved, rejected), a payment returned after its
 /// distribution, an end after the money and its correction, and credit refunded.
-async fn busy_ledger(backend: Backend) -> TestApp {
-    let app = TestApp::spawn_with_clock(backend, TestClock::new("2026-12-20")).await;
+async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
+    let clock = TestClock::new("2026-12-20");
+    let app = TestApp::spawn_with_clock(backend, clock.clone()).await;
     let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
     let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
@@ -66,11 +67,28 @@ async fn busy_ledger(backend: Backend) -> TestApp {
     distribute(&app.channel).await;
     let refund = proto::RefundCreditRequest { obligor_id: "OB-2".into(), amount: "10.00".into(), reference: "CHK-1".into() };
     proto::credit_service_client::CreditServiceClient::new(app.channel.clone()).refund_credit(refund).await.unwrap();
-    app
+    (app, clock)
+}
+
+async fn tamper(app: &TestApp, backend: Backend, statements: &[&str]) {
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+    }
 }
 
 async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backend) {
-    let app = busy_ledger(backend).await;
+    let (app, clock) = busy_ledger(backend).await;
     let first = verify(&app).await;
     assert!(first.ok, "{:?}", breaches(&first));
     let pools = first.checks.iter().find(|c| c.name == "pools_conserved").unwrap();
@@ -80,38 +98,33 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
     let second = verify(&app).await;
     assert!(second.ok, "{:?}", breaches(&second));
 
-    // Someone changes an allocation behind the gateway's back.
-    let tamper = match backend {
-        Backend::Sqlite => vec![
-            "DROP TRIGGER allocations_no_update",
-            "UPDATE allocations SET amount_cents = amount_cents + 1 WHERE allocation_id = 1",
-        ],
-        Backend::Postgres => vec![
-            "ALTER TABLE allocations DISABLE TRIGGER allocations_no_update_or_delete",
-            "UPDATE allocations SET amount_cents = amount_cents + 1 WHERE allocation_id = 1",
-        ],
+    // Someone changes an allocation behind the gateway's back, in a way no sum shows: only
+    // the seal finds it.
+    let disable = match backend {
+        Backend::Sqlite => "DROP TRIGGER allocations_no_update",
+        Backend::Postgres => "ALTER TABLE allocations DISABLE TRIGGER allocations_no_update_or_delete",
     };
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            for statement in tamper {
-                sqlx::query(statement).execute(&pool).await.unwrap();
-            }
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            for statement in tamper {
-                sqlx::query(statement).execute(&pool).await.unwrap();
-            }
-        }
-    }
+    tamper(&app, backend, &[disable, "UPDATE allocations SET effective_date = '2026-01-01' WHERE allocation_id = 1"]).await;
     let found = verify(&app).await;
     assert!(!found.ok);
     let named = breaches(&found);
-    assert!(named.iter().any(|b| b.starts_with("allocations_unchanged: allocations rows 1 to")), "{named:?}");
-    assert!(named.iter().any(|b| b.starts_with("pools_conserved: pool 1")), "{named:?}");
-    // The breach stays visible: a breached ledger is not sealed again.
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(named[0].starts_with("allocations_unchanged: allocations rows 1 to"), "{named:?}");
+    // The breach stays visible: a changed table is not sealed again.
     assert!(!verify(&app).await.ok);
+
+    // Audit rows are sealed once older than any call can last: the next day, all of today's.
+    clock.set("2026-12-21");
+    assert_eq!(breaches(&verify(&app).await).len(), 1, "still only the allocation");
+    let audit = found.checks.iter().find(|c| c.name == "audit_unchanged").unwrap();
+    assert!(audit.breach_count == 0);
+    let disable = match backend {
+        Backend::Sqlite => "DROP TRIGGER audit_log_no_delete",
+        Backend::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER USER",
+    };
+    tamper(&app, backend, &[disable, "DELETE FROM audit_log WHERE audit_id = 2"]).await;
+    let named = breaches(&verify(&app).await);
+    assert!(named.iter().any(|b| b.starts_with("audit_unchanged: audit_log rows 1 to")), "{named:?}");
     app.stop().await;
 }
 
@@ -123,4 +136,26 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found_on_sqlite() {
 #[tokio::test]
 async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found_on_postgres() {
     a_busy_ledger_verifies_clean_and_a_changed_row_is_found(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn months_paid_before_the_monthly_amount_was_lowered_stay_whole() {
+    let app = TestApp::spawn_with_clock(Backend::Sqlite, TestClock::new("2026-11-20")).await;
+    let import = |registry: String| {
+        let channel = app.channel.clone();
+        async move {
+            let chunks = gateway::grpc::client::registry_upload(registry.as_bytes(), 1 << 16);
+            assert!(RegistryServiceClient::new(channel).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+        }
+    };
+    import(SPEC_REGISTRY.to_owned()).await;
+    let money = proto::AddCollectionRequest { case_number: "12345678".into(), amount: "500.00".into(), effective_date: "2026-11-13".into() };
+    proto::collection_service_client::CollectionServiceClient::new(app.channel.clone()).add_collection(money).await.unwrap();
+    distribute(&app.channel).await;
+    // The court lowers A from 300.00 to 250.00: November stays paid 300.00.
+    import(SPEC_REGISTRY.replace("A,300.00", "A,250.00")).await;
+    let report = verify(&app).await;
+    assert!(report.ok, "{:?}", breaches(&report));
+    common::assert_ledger_whole(&app.channel).await;
+    app.stop().await;
 }

@@ -8,3 +8,9 @@ CREATE TABLE verify_seals (
     digest     TEXT NOT NULL,
     sealed_at  TEXT NOT NULL
 );
+
+-- The highest monthly amount an order ever had: a registry re-import may lower it after
+-- months were paid at the old amount, which stay paid; verification checks each month's
+-- current support against this.
+ALTER TABLE orders ADD COLUMN max_monthly_amount_cents BIGINT NOT NULL DEFAULT 0;
+UPDATE orders SET max_monthly_amount_cents = monthly_amount_cents;

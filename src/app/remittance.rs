@@ -219,6 +219,13 @@ impl App {
             return Ok(Some(ack));
         }
         if let Some(first) = self.store.remittance_by_content(sender, content_sha256).await? {
+            // The same batch committed between the two reads (a resend racing its first
+            // send): it is a resend, answered with the first acknowledgment.
+            if first.batch_id == submission.batch_id {
+                let mut ack = self.acknowledgment_of(first).await?;
+                ack.replayed = true;
+                return Ok(Some(ack));
+            }
             return Ok(Some(Acknowledgment {
                 batch_id: submission.batch_id.clone(),
                 status: AckStatus::Duplicate,

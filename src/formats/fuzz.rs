@@ -1,7 +1,8 @@
 //! Fuzzing harnesses: each drives one parser over arbitrary bytes to its end, the way the
 //! gateway reads an upload, and checks what any answer must satisfy. The proptest suite
-//! (`tests/parser_fuzz.rs`, 10,000 cases each in CI) and `cargo fuzz` targets call the same
-//! functions, so a crash found by one is a test case of the other.
+//! (`tests/parser_fuzz.rs`, 10,000 cases each in CI) calls them; a `cargo fuzz` target would
+//! call the same functions (not set up yet), so a crash found by one is a test case of the
+//! other.
 //!
 //! A harness panics only on a defect: a parser that panics, or an answer that breaks the
 //! invariants below. Refusing the bytes is a good answer.
@@ -11,8 +12,8 @@ use super::{remittance_lines, DeclaredTotals, FileLimits, RemittanceFormat};
 /// Small limits, so that fuzzing explores refusals too (a record or a file too large).
 const LIMITS: FileLimits = FileLimits { max_lines: 500, max_record_bytes: 4 * 1024 };
 
-/// A remittance file of `format`: lines come numbered from 1 without gaps, each line's
-/// problems name their field, and no more lines than the limit.
+/// A remittance file of `format`: line numbers increase, each line's problems name their
+/// field, and no more lines than the limit.
 pub fn remittance(format: RemittanceFormat, bytes: &[u8]) {
     let declared = DeclaredTotals::default();
     let Ok(lines) = remittance_lines(format, std::io::Cursor::new(bytes.to_vec()), declared, "B-1", LIMITS) else { return };
@@ -38,10 +39,18 @@ pub fn ach_returns(bytes: &[u8]) {
     }
 }
 
-/// A case registry file: refused rows are named by a line of the file.
+/// A case registry file: a refusal lists its problems, each named by a line of the file.
 pub fn registry(bytes: &[u8]) {
     match super::registry::read_registry(bytes, LIMITS) {
         Ok(rows) => assert!(rows.len() as u64 <= LIMITS.max_lines),
-        Err(problems) => assert!(!problems.is_empty(), "a refusal says why"),
+        Err(problems) => {
+            assert!(!problems.is_empty(), "a refusal says why");
+            // Records end at LF, CR LF or a lone CR, as the CSV reader reads them.
+            let lone_cr = bytes.windows(2).filter(|pair| pair[0] == b'\r' && pair[1] != b'\n').count() + usize::from(bytes.last() == Some(&b'\r'));
+            let lines = (bytes.iter().filter(|&&b| b == b'\n').count() + lone_cr) as u64 + 1;
+            for problem in &problems {
+                assert!(problem.line <= lines, "problem at line {} of a {lines}-line file", problem.line);
+            }
+        }
     }
 }

@@ -252,10 +252,12 @@ macro_rules! impl_sql_store {
                     sqlx::query(
                         "INSERT INTO orders (order_id, obligor_id, case_number, monthly_amount_cents, start_month, \
                          opening_arrears_cents, registry_end_date, employer_fein, child_birth_date, continuing_education, impaired, \
-                         arrears_payment_monthly_cents, end_date) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                         arrears_payment_monthly_cents, end_date, max_monthly_amount_cents) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $4) \
                          ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
                          monthly_amount_cents = excluded.monthly_amount_cents, start_month = excluded.start_month, \
+                         max_monthly_amount_cents = CASE WHEN excluded.monthly_amount_cents > orders.max_monthly_amount_cents \
+                         THEN excluded.monthly_amount_cents ELSE orders.max_monthly_amount_cents END, \
                          opening_arrears_cents = excluded.opening_arrears_cents, registry_end_date = excluded.registry_end_date, \
                          end_date = excluded.end_date, \
                          employer_fein = excluded.employer_fein, child_birth_date = excluded.child_birth_date, \

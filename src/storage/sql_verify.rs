@@ -48,11 +48,11 @@ pub(super) const CHECKS: [SqlCheck; 8] = [
     },
     SqlCheck {
         name: "current_within_monthly_amount",
-        what: "no order's current support for a month is above its monthly amount (or below zero)",
+        what: "no order's current support for a month is above the highest monthly amount it had (or below zero)",
         count: "SELECT COUNT(*) FROM orders",
         breaches: "SELECT 'order ' || a.order_id || ' ' || a.month FROM allocations a JOIN orders o ON o.order_id = a.order_id \
-                   WHERE a.bucket = 'CURRENT' GROUP BY a.order_id, a.month, o.monthly_amount_cents \
-                   HAVING SUM(a.amount_cents) > o.monthly_amount_cents OR SUM(a.amount_cents) < 0 ORDER BY a.order_id, a.month",
+                   WHERE a.bucket = 'CURRENT' GROUP BY a.order_id, a.month, o.max_monthly_amount_cents \
+                   HAVING SUM(a.amount_cents) > o.max_monthly_amount_cents OR SUM(a.amount_cents) < 0 ORDER BY a.order_id, a.month",
     },
     SqlCheck {
         name: "runs_add_up",
@@ -106,25 +106,56 @@ pub(super) const CHECKS: [SqlCheck; 8] = [
     },
 ];
 
-/// The tables whose rows are never changed: each verification seals them, and the next one
-/// checks the sealed rows are still exactly as sealed.
-pub(super) const SEALED: [(&str, &str, &str); 2] = [
-    (
-        "allocations",
-        "allocation_id",
-        "SELECT allocation_id, CAST(allocation_id AS TEXT) || '|' || CAST(run_id AS TEXT) || '|' || CAST(pool_id AS TEXT) || '|' || obligor_id \
-         || '|' || COALESCE(order_id, '') || '|' || bucket || '|' || COALESCE(month, '') || '|' || effective_date || '|' \
-         || CAST(amount_cents AS TEXT) || '|' || COALESCE(CAST(reversal_of AS TEXT), '') || '|' || COALESCE(step, '') || '|' \
-         || COALESCE(CAST(end_id AS TEXT), '') || '|' || COALESCE(CAST(credit_id AS TEXT), '') \
-         FROM allocations WHERE allocation_id > $1 ORDER BY allocation_id LIMIT $2",
-    ),
-    (
-        "audit_log",
-        "audit_id",
-        "SELECT audit_id, CAST(audit_id AS TEXT) || '|' || at || '|' || request_id || '|' || actor || '|' || COALESCE(key_id, '') || '|' \
-         || role || '|' || action || '|' || object || '|' || outcome FROM audit_log WHERE audit_id > $1 ORDER BY audit_id LIMIT $2",
-    ),
+/// A table whose rows are never changed: each clean verification seals it, and the next
+/// one checks the sealed rows are still exactly as sealed.
+pub(super) struct Sealed {
+    pub table: &'static str,
+    pub check: &'static str,
+    pub what: &'static str,
+    /// The last id that may be sealed, given the cutoff instant `$1`: rows at or below it
+    /// are all committed. Allocations are written under the distribution lock, so their
+    /// ids become visible in order; audit rows are not, so only those older than the cutoff
+    /// (longer ago than any call may last) are sealed.
+    pub stable_through: &'static str,
+    /// The rows' text in id order, after `$1`, at most `$2`, through `$3`.
+    pub rows: &'static str,
+}
+
+pub(super) const SEALED: [Sealed; 2] = [
+    Sealed {
+        table: "allocations",
+        check: "allocations_unchanged",
+        what: "the allocation rows sealed by the last verification are exactly as sealed",
+        stable_through: "SELECT CAST(COALESCE(MAX(allocation_id), 0) AS BIGINT) FROM allocations WHERE $1 <> ''",
+        rows: "SELECT allocation_id, CAST(allocation_id AS TEXT) || '|' || CAST(run_id AS TEXT) || '|' || CAST(pool_id AS TEXT) || '|' || obligor_id \
+               || '|' || COALESCE(order_id, '') || '|' || bucket || '|' || COALESCE(month, '') || '|' || effective_date || '|' \
+               || CAST(amount_cents AS TEXT) || '|' || COALESCE(CAST(reversal_of AS TEXT), '') || '|' || COALESCE(step, '') || '|' \
+               || COALESCE(CAST(end_id AS TEXT), '') || '|' || COALESCE(CAST(credit_id AS TEXT), '') \
+               FROM allocations WHERE allocation_id > $1 AND allocation_id <= $3 ORDER BY allocation_id LIMIT $2",
+    },
+    Sealed {
+        table: "audit_log",
+        check: "audit_unchanged",
+        what: "the audit rows sealed by the last verification are exactly as sealed",
+        stable_through: "SELECT CAST(COALESCE(MAX(audit_id), 0) AS BIGINT) FROM audit_log WHERE at < $1",
+        rows: "SELECT audit_id, CAST(audit_id AS TEXT) || '|' || at || '|' || request_id || '|' || actor || '|' || COALESCE(key_id, '') || '|' \
+               || role || '|' || action || '|' || object || '|' || outcome FROM audit_log \
+               WHERE audit_id > $1 AND audit_id <= $3 ORDER BY audit_id LIMIT $2",
+    },
 ];
+
+/// How long ago an audit row must have been written to be sealed: longer than any call
+/// lasts (the guard's deadline is 120 s), so no row below it can still commit.
+pub(super) const AUDIT_SEAL_DELAY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The cutoff instant for sealing audit rows, in the format the audit trail records.
+pub(super) fn audit_cutoff(sealed_at: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(sealed_at) {
+        Ok(at) => (at.to_utc() - AUDIT_SEAL_DELAY).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        // An unreadable instant seals no audit row.
+        Err(_) => String::new(),
+    }
+}
 
 /// A running digest of rows in id order: each row's text, then a newline.
 pub(super) struct RowDigest {
@@ -166,80 +197,96 @@ macro_rules! impl_sql_verify {
                 let mut checks = Vec::with_capacity(CHECKS.len() + SEALED.len());
                 for check in &CHECKS {
                     let (checked,): (i64,) = sqlx::query_as(check.count).fetch_one(&mut *tx).await?;
-                    let breaches: Vec<String> = sqlx::query_scalar(check.breaches).fetch_all(&mut *tx).await?;
-                    checks.push(Check {
-                        name: check.name,
-                        what: check.what,
-                        checked: checked as u64,
-                        breach_count: breaches.len() as u64,
-                        breaches: breaches.into_iter().take(BREACHES_LISTED).collect(),
-                    });
+                    // Streamed: a ledger broken everywhere is counted, not held in memory.
+                    let (mut breach_count, mut breaches) = (0u64, Vec::new());
+                    {
+                        use futures::TryStreamExt;
+                        let mut rows = sqlx::query_scalar::<_, String>(check.breaches).fetch(&mut *tx);
+                        while let Some(breach) = rows.try_next().await? {
+                            breach_count += 1;
+                            if breaches.len() < BREACHES_LISTED {
+                                breaches.push(breach);
+                            }
+                        }
+                    }
+                    checks.push(Check { name: check.name, what: check.what, checked: checked as u64, breach_count, breaches });
                 }
                 let mut seals = Vec::with_capacity(SEALED.len());
-                for (table, _, select) in SEALED {
+                let cutoff = $crate::storage::sql_verify::audit_cutoff(sealed_at);
+                for sealed_table in &SEALED {
+                    let table = sealed_table.table;
                     let sealed: Option<(i64, i64, String)> =
                         sqlx::query_as("SELECT through_id, row_count, digest FROM verify_seals WHERE table_name = $1")
                             .bind(table)
                             .fetch_optional(&mut *tx)
                             .await?;
+                    let (stable,): (i64,) = sqlx::query_as(sealed_table.stable_through).bind(&cutoff).fetch_one(&mut *tx).await?;
+                    // Rows already sealed are read whatever the cutoff now says.
+                    let through = stable.max(sealed.as_ref().map_or(0, |s| s.0));
                     let mut digest = RowDigest::new();
                     let mut after = 0i64;
                     let mut breaches = Vec::new();
+                    // The digest at the last row that may be sealed.
+                    let mut sealable: Option<(i64, u64, String)> = None;
                     let mut seal_checked = sealed.is_none();
                     loop {
                         let rows: Vec<(i64, String)> =
-                            sqlx::query_as(select).bind(after).bind(10_000i64).fetch_all(&mut *tx).await?;
+                            sqlx::query_as(sealed_table.rows).bind(after).bind(10_000i64).bind(through).fetch_all(&mut *tx).await?;
                         for (id, text) in &rows {
-                            if let Some((through, count, expected)) = &sealed {
-                                if !seal_checked && id > through {
+                            if let Some((sealed_through, count, expected)) = &sealed {
+                                if !seal_checked && id > sealed_through {
                                     if digest.rows != *count as u64 || digest.hex() != *expected {
-                                        breaches.push(format!("{table} rows 1 to {through} changed or removed since they were sealed"));
+                                        breaches.push(format!("{table} rows 1 to {sealed_through} changed or removed since they were sealed"));
                                     }
                                     seal_checked = true;
                                 }
                             }
+                            if *id > stable && sealable.is_none() {
+                                sealable = Some((after, digest.rows, digest.hex()));
+                            }
                             digest.add(text);
+                            after = *id;
                         }
-                        let Some((last, _)) = rows.last() else { break };
-                        after = *last;
+                        if rows.is_empty() {
+                            break;
+                        }
                     }
-                    if let Some((through, count, expected)) = &sealed {
+                    if let Some((sealed_through, count, expected)) = &sealed {
                         if !seal_checked && (digest.rows != *count as u64 || digest.hex() != *expected) {
-                            breaches.push(format!("{table} rows 1 to {through} changed or removed since they were sealed"));
+                            breaches.push(format!("{table} rows 1 to {sealed_through} changed or removed since they were sealed"));
                         }
                     }
+                    let sealable = sealable.unwrap_or_else(|| (after, digest.rows, digest.hex()));
+                    let unchanged = breaches.is_empty();
                     checks.push(Check {
-                        name: if table == "allocations" { "allocations_unchanged" } else { "audit_unchanged" },
-                        what: if table == "allocations" {
-                            "the allocation rows sealed by the last verification are exactly as sealed"
-                        } else {
-                            "the audit rows sealed by the last verification are exactly as sealed"
-                        },
+                        name: sealed_table.check,
+                        what: sealed_table.what,
                         checked: digest.rows,
                         breach_count: breaches.len() as u64,
                         breaches,
                     });
-                    seals.push((table, after, digest.rows, digest.hex()));
+                    // A table whose sealed rows are unchanged is sealed as it now stands, whatever
+                    // the other checks found; a changed one keeps its seal, so the change stays
+                    // visible until repaired.
+                    if unchanged {
+                        seals.push((table, sealable.0, sealable.1, sealable.2));
+                    }
                 }
                 tx.commit().await?;
                 let report = VerifyReport { checks };
-                // A clean ledger is sealed as it now is; a breached one keeps its old seal, so
-                // the breach stays visible until it is repaired.
-                if report.is_clean() {
-                    for (table, through, count, digest) in seals {
-                        sqlx::query(
-                            "INSERT INTO verify_seals (table_name, through_id, row_count, digest, sealed_at) VALUES ($1, $2, $3, $4, $5) \
-                             ON CONFLICT (table_name) DO UPDATE SET through_id = excluded.through_id, row_count = excluded.row_count, \
-                             digest = excluded.digest, sealed_at = excluded.sealed_at",
-                        )
-                        .bind(table)
-                        .bind(through)
-                        .bind(count as i64)
-                        .bind(digest)
-                        .bind(sealed_at)
-                        .execute(self.writer())
-                        .await?;
-                    }
+                for (table, through, count, digest) in seals {
+                    sqlx::query(
+                        "INSERT INTO verify_seals (table_name, through_id, row_count, digest, sealed_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (table_name) DO UPDATE SET through_id = excluded.through_id, row_count = excluded.row_count, \
+                         digest = excluded.digest, sealed_at = excluded.sealed_at",
+                    )
+                    .bind(table)
+                    .bind(through)
+                    .bind(count as i64)
+                    .bind(digest)
+                    .bind(sealed_at)
+                    .execute(self.writer())
+                    .await?;
                 }
                 Ok(report)
             }
