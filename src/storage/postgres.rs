@@ -31,8 +31,6 @@ impl PostgresStore {
     /// Rows read to decide a write are locked until the transaction ends.
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 
-    /// A read transaction sees one state of the database (one snapshot for all its statements).
-    const SNAPSHOT: &'static str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
     /// Connects to the database a `postgres://` URL names and applies the migrations. A
     /// `search_path` given in the URL's `options` parameter selects the schema.
@@ -58,6 +56,13 @@ impl PostgresStore {
         let statement = if bounded { "SET LOCAL lock_timeout = '2s'" } else { "SET LOCAL lock_timeout = DEFAULT" };
         sqlx::query(statement).execute(&mut **tx).await?;
         Ok(())
+    }
+
+    /// A read transaction that sees one state of the database for all its statements.
+    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.reader().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        Ok(tx)
     }
 
     /// A write transaction (PostgreSQL takes row locks as it writes).

@@ -69,7 +69,7 @@ macro_rules! impl_sql_credit {
                 let ledger = match &request.order_id {
                     None => None,
                     Some(order_id) => {
-                        let order: Option<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
+                        let order: Option<$crate::storage::sql_store::OrderRow> = sqlx::query_as(&format!(
                             "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1 AND obligor_id = $2"
                         ))
                         .bind(order_id.as_str())

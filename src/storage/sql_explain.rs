@@ -116,10 +116,7 @@ macro_rules! impl_sql_explain {
                 }
 
                 // One snapshot for every statement, so the figures agree with each other.
-                let mut tx = self.reader().begin().await?;
-                if !<$store>::SNAPSHOT.is_empty() {
-                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_snapshot().await?;
                 let row: Option<CollectionRow> = sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE collection_id = $1"))
                     .bind(collection_id)
                     .fetch_optional(&mut *tx)
@@ -157,7 +154,7 @@ macro_rules! impl_sql_explain {
                         order_ids.dedup();
                         let mut orders = Vec::with_capacity(order_ids.len());
                         for order_id in order_ids {
-                            let (id, case, monthly, start, arrears, end, _obligor): (String, String, i64, String, i64, Option<String>, String) =
+                            let (id, case, monthly, start, arrears, end, _obligor): $crate::storage::sql_store::OrderRow =
                                 sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"))
                                     .bind(&order_id)
                                     .fetch_one(&mut *tx)
@@ -198,11 +195,8 @@ macro_rules! impl_sql_explain {
                 use $crate::storage::sql_explain::{end_fact, entry, EndFactRow, EntryRow, ENTRY_SELECT};
                 use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
 
-                let mut tx = self.reader().begin().await?;
-                if !<$store>::SNAPSHOT.is_empty() {
-                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
-                }
-                let row: Option<(String, String, i64, String, i64, Option<String>, String)> =
+                let mut tx = self.begin_snapshot().await?;
+                let row: Option<$crate::storage::sql_store::OrderRow> =
                     sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"))
                         .bind(order_id.as_str())
                         .fetch_optional(&mut *tx)

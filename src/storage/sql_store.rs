@@ -59,6 +59,9 @@ pub(super) fn case_number(text: &str) -> Result<CaseNumber, StoreError> {
 pub(super) const ORDER_COLUMNS: &str =
     "order_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, end_date, obligor_id";
 
+/// A row selected with [`ORDER_COLUMNS`].
+pub(super) type OrderRow = (String, String, i64, String, i64, Option<String>, String);
+
 /// Decodes an order from a row selected with [`ORDER_COLUMNS`].
 pub(super) fn order_from_columns(
     id: &str,
@@ -458,7 +461,7 @@ macro_rules! impl_sql_store {
                         let amount = Money::from_cents(cents);
                         input.corrections.push(PendingCorrection { pool_id, amount, effective_date: sql::date(&effective_date)? });
                     }
-                    let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
+                    let orders: Vec<$crate::storage::sql_store::OrderRow> = sqlx::query_as(&format!(
                         "SELECT {ORDER_COLUMNS} FROM orders WHERE obligor_id IN ({PENDING_IN_RANGE})"
                     ))
                     .bind(first)
@@ -679,7 +682,7 @@ macro_rules! impl_sql_store {
                 use $crate::storage::{StoreError, StoredOrder};
 
                 let after = after.map(|id| id.as_str()).unwrap_or("");
-                let orders: Vec<(String, String, i64, String, i64, Option<String>, String)> = sqlx::query_as(&format!(
+                let orders: Vec<$crate::storage::sql_store::OrderRow> = sqlx::query_as(&format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id > $1 ORDER BY order_id LIMIT $2"
                 ))
                 .bind(after)

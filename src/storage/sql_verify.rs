@@ -190,10 +190,7 @@ macro_rules! impl_sql_verify {
                 use $crate::storage::verify::{Check, VerifyReport, BREACHES_LISTED};
 
                 // The checks read one state of the database, while intake goes on.
-                let mut tx = self.reader().begin().await?;
-                if !<$store>::SNAPSHOT.is_empty() {
-                    sqlx::query(<$store>::SNAPSHOT).execute(&mut *tx).await?;
-                }
+                let mut tx = self.begin_snapshot().await?;
                 let mut checks = Vec::with_capacity(CHECKS.len() + SEALED.len());
                 for check in &CHECKS {
                     let (checked,): (i64,) = sqlx::query_as(check.count).fetch_one(&mut *tx).await?;

@@ -33,8 +33,6 @@ impl SqliteStore {
     /// SQLite has one writer: nothing to lock.
     const FOR_UPDATE: &'static str = "";
 
-    /// A read transaction sees one state of the database: SQLite's does already (WAL).
-    const SNAPSHOT: &'static str = "";
 
     /// Opens (creating if missing) the database file a `sqlite://FILE` URL names and applies
     /// the migrations.
@@ -66,6 +64,12 @@ impl SqliteStore {
     /// SQLite has one writer: a second upload waits for the writer, not for a row lock.
     async fn bound_claim_wait(_tx: &mut Transaction<'_, Sqlite>, _bounded: bool) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// A read transaction that sees one state of the database for all its statements: a
+    /// deferred transaction in WAL mode keeps the snapshot of its first read.
+    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.reader().begin().await?)
     }
 
     /// A write transaction that holds SQLite's write lock from its start: one that reads
