@@ -7,6 +7,8 @@
 pub mod app;
 /// The command-line client (and `serve`).
 pub mod cli;
+/// Named points where a reliability harness can have the server kill itself.
+pub mod crash_points;
 /// The pure core: money, ids, months, the distribution rule, registry rows.
 pub mod domain;
 /// Bytes to records: the file formats the gateway reads.

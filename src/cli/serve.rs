@@ -190,6 +190,7 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (config, log_format) = server_config(args)?;
     init_tracing(log_format, "info");
+    crate::crash_points::arm_from_environment().map_err(anyhow::Error::msg)?;
     tracing::info!(?config, "starting");
     let application = Application::build(config).await?;
     application.run_until(shutdown_signal()).await?;

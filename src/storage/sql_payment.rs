@@ -267,7 +267,9 @@ macro_rules! impl_sql_payments {
                     Err(error) => return Err(error.into()),
                 };
                 $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
+                $crate::crash_points::reached("payment.before_commit");
                 tx.commit().await?;
+                $crate::crash_points::reached("payment.after_commit");
                 payment(row)
             }
 
@@ -397,7 +399,9 @@ macro_rules! impl_sql_payments {
                 if let Some(audit) = audit {
                     $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 }
+                $crate::crash_points::reached("return.before_commit");
                 tx.commit().await?;
+                $crate::crash_points::reached("return.after_commit");
                 Ok(outcome)
             }
         }

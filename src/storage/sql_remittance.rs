@@ -397,7 +397,9 @@ macro_rules! impl_sql_remittances {
                 .execute(&mut *tx)
                 .await?;
                 $crate::storage::sql_access::insert_audit!(&mut *tx, &audit)?;
+                $crate::crash_points::reached("remittance.before_commit");
                 tx.commit().await?;
+                $crate::crash_points::reached("remittance.after_commit");
                 Ok($crate::storage::remittance::RemittanceSummary {
                     remittance_id,
                     sender: remittance.sender,

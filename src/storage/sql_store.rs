@@ -611,7 +611,9 @@ macro_rules! impl_sql_store {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
+                    $crate::crash_points::reached("distribution.before_commit");
                     tx.commit().await?;
+                    $crate::crash_points::reached("distribution.after_commit");
                     run = Some(match run.take() {
                         Some(so_far) => so_far.plus(&summary),
                         None => summary,

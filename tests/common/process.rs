@@ -56,9 +56,15 @@ impl Server {
 
     /// A server with `extra` settings on its command line.
     pub fn start_with_args(database_url: &str, keys: Keys, extra: &[&str]) -> Server {
+        Server::start_with_env(database_url, keys, extra, &[])
+    }
+
+    /// A server with `extra` settings on its command line and `env` in its environment.
+    pub fn start_with_env(database_url: &str, keys: Keys, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(GATEWAY)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database_url, "--log-format", "json"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("GATEWAY_PII_KEY", "ab".repeat(32))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
