@@ -536,3 +536,50 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
     assert!(sqlx::query("DELETE FROM audit_log").execute(&mut connection).await.is_err());
     world.app.stop().await;
 }
+
+/// Two replicas on one database, each with its key cache (a short TTL for the test): a key
+/// revoked on one is refused there at once and on the other once its cached copy is older
+/// than the TTL; a made-up key id is never cached.
+async fn a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl(backend: Backend) {
+    use gateway::app::{Caller, Credentials, FixedClock, UploadLimits};
+    let db = common::TestDb::new(backend).await;
+    let ttl = std::time::Duration::from_millis(400);
+    let replica = || async {
+        let clock = std::sync::Arc::new(FixedClock(common::test_today()));
+        let app = gateway::startup::open_app(&db.url, Some(common::TEST_PII_KEY), clock, UploadLimits::STANDARD).await.unwrap();
+        app.with_key_cache_ttl(ttl)
+    };
+    let (first, second) = (replica().await, replica().await);
+    let token = make_key(&first, Role::Vendor, "acme-payroll", &[]).await;
+    let presented = Credentials { token: Some(&token), client_cert_sha256: None };
+    assert!(first.authenticate(presented).await.is_ok() && second.authenticate(presented).await.is_ok());
+
+    let key_id = token.split('_').nth(1).unwrap();
+    first.revoke_key(&Caller::local_operator(), key_id).await.unwrap();
+    let revoked = std::time::Instant::now();
+    assert!(first.authenticate(presented).await.is_err(), "refused at once where it was revoked");
+    // The other replica read the key a moment ago: it trusts that copy for the TTL (the
+    // documented bound), and reads the key again after.
+    assert!(second.authenticate(presented).await.is_ok(), "the other replica answers from its cache, without a read");
+    while second.authenticate(presented).await.is_ok() {
+        assert!(revoked.elapsed() < ttl, "the other replica accepted the revoked key past the TTL");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(second.authenticate(presented).await.is_err(), "refused for good");
+
+    // A made-up key id is read (and refused) every time: nothing about it is kept.
+    let made_up = format!("gwk_{}_{}", "0".repeat(16), "0".repeat(64));
+    for _ in 0..3 {
+        assert!(first.authenticate(Credentials { token: Some(&made_up), client_cert_sha256: None }).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl_on_sqlite() {
+    a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl_on_postgres() {
+    a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl(Backend::Postgres).await;
+}

@@ -226,6 +226,68 @@ async fn one_sender_cannot_hold_every_slot() {
     app.stop().await;
 }
 
+/// A registry of `orders` orders, one obligor each: a balances export of about 60 bytes
+/// an order.
+fn large_registry(orders: u32) -> Vec<u8> {
+    let mut csv = String::from(
+        "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears,employer_fein\n",
+    );
+    for n in 0..orders {
+        let ssn = format!("{:03}-{:02}-{:04}", 100 + n / 9_999 % 500, 45, n % 9_999 + 1);
+        csv.push_str(&format!("OB-{n},{ssn},Smith,John,{},ORD-{n},100.00,2026-11,25.00,\n", 30_000_000 + n));
+    }
+    csv.into_bytes()
+}
+
+#[tokio::test]
+async fn an_export_whose_client_stops_reading_is_cut_off_and_frees_its_slot() {
+    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+        config.guard.idle_stream_timeout = Duration::from_secs(1);
+        config.guard.max_concurrent_calls_per_sender = 1;
+    })
+    .await;
+    let chunks = gateway::grpc::client::registry_upload(&large_registry(40_000), 1 << 16);
+    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+
+    // A client with a small HTTP/2 window that takes the first piece of a 2.4 MB export and
+    // then stops reading: the server's buffers fill and the export waits for it.
+    let token = common::make_key(&app.app, gateway::domain::access::Role::BackOffice, "slow-reader", &[]).await;
+    let endpoint = tonic::transport::Channel::from_shared(format!("http://{}", app.address)).unwrap();
+    let small_window = endpoint.initial_stream_window_size(65_535).initial_connection_window_size(65_535).connect().await.unwrap();
+    let reader = common::authed(&small_window, &token);
+    let request = proto::ExportBalancesRequest { as_of: Some("2026-11-30".into()) };
+    let mut export = proto::export_service_client::ExportServiceClient::new(reader.clone()).export_balances(request).await.unwrap().into_inner();
+    assert!(export.message().await.unwrap().unwrap().data.starts_with(b"order_id,"));
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The stalled export holds the sender's one slot...
+    let other_channel = common::authed(&app.raw, &token);
+    let mut client = RemittanceServiceClient::new(other_channel.clone());
+    let refused = client.list_remittances(proto::ListRemittancesRequest { page_size: 0, ..Default::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // ...until it has gone unread for the idle timeout: then it is cut off and the slot is
+    // free, though the client still holds the stream open.
+    assert!(served_soon(&other_channel).await, "the slot is given back once the export is cut off");
+    assert!(started.elapsed() >= Duration::from_secs(1), "not before the idle timeout");
+
+    // Reading on, the client gets what was already sent, then DEADLINE_EXCEEDED: never a
+    // silently truncated export.
+    let mut received = 0usize;
+    let ended = loop {
+        match export.next().await {
+            Some(Ok(piece)) => received += piece.data.len(),
+            Some(Err(status)) => break status,
+            None => panic!("the export ended as if whole after {received} bytes"),
+        }
+    };
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+    assert!(ended.message().contains("not read for"), "{}", ended.message());
+    assert!(received < 2_000_000, "the export stopped where the client stopped: {received} bytes");
+    drop(export);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn one_sender_flooded_is_refused_while_another_is_served() {
     let app = spawn(|config| {

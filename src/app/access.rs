@@ -13,6 +13,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::key_cache::KeyLookup;
 use super::{App, AppError, ExportStream};
 use crate::domain::access::{check_key_name, Action, Principal, Role};
 use crate::domain::{Fein, ProblemCode};
@@ -164,31 +165,41 @@ impl App {
             (Some(token), _) => {
                 let (key_id, secret) = split_token(token.trim()).ok_or(AuthError::Malformed)?;
                 let presented = sha256_hex(secret.as_bytes());
-                let key = self.store.key(key_id).await.map_err(|error| {
-                    tracing::error!(%error, "reading an API key failed");
-                    AuthError::Unavailable
-                })?;
-                let key = key.ok_or(AuthError::UnknownKey)?;
+                let key = self.key_for(KeyLookup::Id(key_id.to_owned())).await?.ok_or(AuthError::UnknownKey)?;
                 if !bool::from(presented.as_bytes().ct_eq(key.secret_sha256.as_bytes())) {
                     return Err(AuthError::WrongSecret);
                 }
                 key
             }
-            (None, Some(fingerprint)) => self
-                .store
-                .key_by_client_cert(fingerprint)
-                .await
-                .map_err(|error| {
-                    tracing::error!(%error, "reading an API key failed");
-                    AuthError::Unavailable
-                })?
-                .ok_or(AuthError::UnknownCertificate)?,
+            (None, Some(fingerprint)) => {
+                self.key_for(KeyLookup::ClientCert(fingerprint.to_owned())).await?.ok_or(AuthError::UnknownCertificate)?
+            }
             (None, None) => return Err(AuthError::Missing),
         };
         if key.revoked_at.is_some() {
             return Err(AuthError::Revoked);
         }
         Ok(principal(&key))
+    }
+
+    /// The key `lookup` names: from the cache when read less than its TTL ago, else from the
+    /// store (and then kept).
+    async fn key_for(&self, lookup: KeyLookup) -> Result<Option<ApiKeyRecord>, AuthError> {
+        if let Some(key) = self.keys.get(&lookup) {
+            return Ok(Some(key));
+        }
+        let read = match &lookup {
+            KeyLookup::Id(key_id) => self.store.key(key_id).await,
+            KeyLookup::ClientCert(fingerprint) => self.store.key_by_client_cert(fingerprint).await,
+        };
+        let key = read.map_err(|error| {
+            tracing::error!(%error, "reading an API key failed");
+            AuthError::Unavailable
+        })?;
+        if let Some(key) = &key {
+            self.keys.put(lookup, key.clone());
+        }
+        Ok(key)
     }
 
     /// Records a call refused before anyone was identified.
@@ -372,6 +383,7 @@ impl App {
         if !self.store.revoke_key(key_id, &self.clock.now_rfc3339(), audit).await? {
             return Err(AppError::NotFound(format!("no active key {key_id}")));
         }
+        self.keys.forget(key_id);
         tracing::info!(%key_id, "API key revoked");
         let revoked = self.store.key(key_id).await.map_err(AppError::from);
         Ok(revoked.and_then(|key| key.map(KeyView::from).ok_or_else(|| AppError::Internal(format!("revoked key {key_id} vanished")))))

@@ -8,6 +8,7 @@ pub mod access;
 mod clock;
 mod error;
 mod export;
+pub mod key_cache;
 pub mod payments;
 pub mod pii;
 pub mod paging;
@@ -54,6 +55,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// How many "not found" answers the withholding calculator gives each sender.
     lookups: Arc<withholding::LookupBudget>,
+    /// Keys recently read, so a call costs no database read to authenticate.
+    keys: Arc<key_cache::KeyCache>,
 }
 
 /// The answer to a registry import.
@@ -103,7 +106,15 @@ impl App {
             limits,
             metrics: Arc::new(Metrics::default()),
             lookups: Arc::new(withholding::LookupBudget::standard()),
+            keys: Arc::new(key_cache::KeyCache::new(key_cache::KEY_CACHE_TTL)),
         }
+    }
+
+    /// This application with keys trusted for `ttl` after they are read (zero: read on
+    /// every call). See [`key_cache`].
+    pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> App {
+        self.keys = Arc::new(key_cache::KeyCache::new(ttl));
+        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -10,7 +10,9 @@
 //!    extensions;
 //! 4. rate limits keyed by the authenticated sender (never the peer address): calls per
 //!    second with a burst, and request bytes per second;
-//! 5. deadlines: one for the whole call, and an idle timeout on the request stream;
+//! 5. deadlines: one for the whole call, an idle timeout on the request stream, and the same
+//!    idle timeout on a streamed answer: a client that stops taking an export's pieces is cut
+//!    off, its place in the budget freed and the export's producer stopped;
 //! 6. metrics: calls and latencies by RPC and status code, recorded when the answer ends.
 //!
 //! Authorization is not here: it is the use case's, so that it is audited with the action.
@@ -50,6 +52,18 @@ const UPLOAD_RPCS: [&str; 4] = [
     "WithholdingService/CalculatePayrollWithholding",
 ];
 
+/// The RPCs whose answer is streamed out: a client that stops reading one is cut off after
+/// the idle stream timeout (see [`Watched`]).
+const STREAMED_RPCS: [&str; 7] = [
+    "ExportService/ExportAllocations",
+    "ExportService/ExportBalances",
+    "ExportService/ExportSuspense",
+    "ExportService/ExportAudit",
+    "ExportService/ExportReport",
+    "RemittanceService/StreamRemittanceLines",
+    "WithholdingService/CalculatePayrollWithholding",
+];
+
 /// Rate limits of one sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateSettings {
@@ -71,7 +85,8 @@ pub struct GuardSettings {
     pub call_deadline: Duration,
     /// The longest an upload (a file streamed in) may take.
     pub upload_deadline: Duration,
-    /// The longest the server waits for the next piece of a request stream.
+    /// The longest the server waits for the next piece of a request stream, and the longest
+    /// a streamed answer waits for its client to take the next piece.
     pub idle_stream_timeout: Duration,
 }
 
@@ -425,6 +440,7 @@ where
             }
         };
         let metrics = self.state.app.metrics().clone();
+        let idle = self.state.settings.idle_stream_timeout;
         Box::pin(
             async move {
                 let (response, admission) = answer.await;
@@ -434,7 +450,10 @@ where
                 }
                 // A trailers-only answer (an error before any message) has its status here.
                 let code = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
-                let observed = ObservedBody { inner: body, rpc, started, metrics, code, ended: false, _admission: admission };
+                let watched = Arc::new(Watched::new(body, admission));
+                let watchdog = (STREAMED_RPCS.contains(&rpc) && code.is_none())
+                    .then(|| tokio::spawn(Watched::cut_when_unread(Arc::downgrade(&watched), idle).in_current_span()).abort_handle());
+                let observed = ObservedBody { watched, watchdog, rpc, started, metrics, code, ended: false };
                 Ok(Response::from_parts(parts, Body::new(observed)))
             }
             .instrument(span),
@@ -521,61 +540,144 @@ impl HttpBody for GuardedBody {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that records the call's metrics when the answer ends (or is dropped),
-    /// and holds the call's place in the concurrency budget until then.
-    struct ObservedBody {
-        #[pin]
-        inner: Body,
-        rpc: &'static str,
-        started: Instant,
-        metrics: Arc<crate::metrics::Metrics>,
-        code: Option<i32>,
-        ended: bool,
-        _admission: Option<Admission>,
+/// A call's answer and its place in the budget, which a watchdog can take away from a
+/// streamed answer whose client has stopped reading it.
+///
+/// A stalled client is invisible from inside the body: once the HTTP/2 flow-control window
+/// is full, hyper stops polling the body at all, so no timer in `poll_frame` would ever
+/// fire. The watchdog is outside it: when no piece has been taken for the idle timeout, it
+/// drops the service's body (which stops the export's producer, and with it any database
+/// work) and the admission (which frees the sender's slot), and the answer ends with
+/// DEADLINE_EXCEEDED if the client ever reads again.
+struct Watched {
+    held: Mutex<Option<(Body, Option<Admission>)>>,
+    /// When the last piece was taken, in milliseconds since `since`.
+    last_taken_ms: std::sync::atomic::AtomicU64,
+    since: Instant,
+}
+
+impl Watched {
+    fn new(body: Body, admission: Option<Admission>) -> Watched {
+        Watched { held: Mutex::new(Some((body, admission))), last_taken_ms: 0.into(), since: Instant::now() }
     }
 
-    impl PinnedDrop for ObservedBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // No status seen: the client went away before the answer ended.
-            let code = match (*this.code, *this.ended) {
-                (Some(code), _) => tonic::Code::from_i32(code),
-                (None, true) => tonic::Code::Ok,
-                (None, false) => tonic::Code::Cancelled,
+    fn taken(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last_taken_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn unread_for(&self) -> Duration {
+        let last = self.last_taken_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.since.elapsed().saturating_sub(Duration::from_millis(last))
+    }
+
+    /// Sleeps until the answer has gone unread for `idle`, then cuts it off; ends when the
+    /// answer is dropped.
+    async fn cut_when_unread(watched: std::sync::Weak<Watched>, idle: Duration) {
+        loop {
+            let unread = match watched.upgrade() {
+                Some(watched) => watched.unread_for(),
+                None => return,
             };
-            this.metrics.observe_rpc(this.rpc, &format!("{code:?}"), this.started.elapsed());
+            if unread >= idle {
+                let Some(watched) = watched.upgrade() else { return };
+                let held = watched.held.lock().expect("never poisoned").take();
+                tracing::warn!(idle_ms = idle.as_millis() as u64, "the client stopped reading a streamed answer: cut off, its slot freed");
+                drop(held); // Outside the lock: dropping the body ends the producer.
+                return;
+            }
+            tokio::time::sleep(idle - unread).await;
         }
     }
+}
+
+/// A response body that records the call's metrics when the answer ends (or is dropped),
+/// and holds the call's place in the concurrency budget until then (or until a watchdog cuts
+/// a streamed answer its client stopped reading).
+struct ObservedBody {
+    watched: Arc<Watched>,
+    watchdog: Option<tokio::task::AbortHandle>,
+    rpc: &'static str,
+    started: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
+    code: Option<i32>,
+    ended: bool,
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.abort();
+        }
+        // No status seen: the client went away before the answer ended.
+        let code = match (self.code, self.ended) {
+            (Some(code), _) => tonic::Code::from_i32(code),
+            (None, true) => tonic::Code::Ok,
+            (None, false) => tonic::Code::Cancelled,
+        };
+        self.metrics.observe_rpc(self.rpc, &format!("{code:?}"), self.started.elapsed());
+    }
+}
+
+/// The trailers that end an answer cut off by its watchdog.
+fn cut_off_trailers(idle: Duration) -> http::HeaderMap {
+    let status = Status::deadline_exceeded(format!(
+        "the answer was not read for {} s: the gateway stopped sending it; ask again",
+        idle.as_secs().max(1)
+    ));
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from(status.code() as i32));
+    if let Ok(message) = HeaderValue::from_str(status.message()) {
+        trailers.insert("grpc-message", message);
+    }
+    trailers
 }
 
 impl HttpBody for ObservedBody {
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let polled = {
+            let mut held = this.watched.held.lock().expect("never poisoned");
+            match held.as_mut() {
+                Some((body, _)) => Pin::new(body).poll_frame(cx),
+                None if this.code.is_none() => {
+                    // Cut off by the watchdog: end with DEADLINE_EXCEEDED, once.
+                    this.code = Some(tonic::Code::DeadlineExceeded as i32);
+                    return Poll::Ready(Some(Ok(Frame::trailers(cut_off_trailers(this.watched.unread_for())))));
+                }
+                None => Poll::Ready(None),
+            }
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                this.watched.taken();
                 if let Some(trailers) = frame.trailers_ref() {
                     if let Some(code) = trailers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
-                        *this.code = Some(code);
+                        this.code = Some(code);
                     }
                 }
             }
-            Poll::Ready(None) => *this.ended = true,
+            Poll::Ready(None) => this.ended = true,
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self.watched.held.lock().expect("never poisoned").as_ref() {
+            Some((body, _)) => body.is_end_stream(),
+            None => self.code.is_some(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.watched.held.lock().expect("never poisoned").as_ref() {
+            Some((body, _)) => body.size_hint(),
+            None => SizeHint::default(),
+        }
     }
 }
 
