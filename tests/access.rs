@@ -539,11 +539,11 @@ async fn every_call_writes_one_audit_row_denied_ones_included_and_no_row_can_be_
 
 /// Two replicas on one database, each with its key cache (a short TTL for the test): a key
 /// revoked on one is refused there at once and on the other once its cached copy is older
-/// than the TTL; a made-up key id is never cached.
+/// than the TTL.
 async fn a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl(backend: Backend) {
     use gateway::app::{Caller, Credentials, FixedClock, UploadLimits};
     let db = common::TestDb::new(backend).await;
-    let ttl = std::time::Duration::from_millis(400);
+    let ttl = std::time::Duration::from_secs(2);
     let replica = || async {
         let clock = std::sync::Arc::new(FixedClock(common::test_today()));
         let app = gateway::startup::open_app(&db.url, Some(common::TEST_PII_KEY), clock, UploadLimits::STANDARD).await.unwrap();
@@ -566,12 +566,6 @@ async fn a_key_revoked_on_one_replica_is_refused_by_every_replica_within_the_ttl
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(second.authenticate(presented).await.is_err(), "refused for good");
-
-    // A made-up key id is read (and refused) every time: nothing about it is kept.
-    let made_up = format!("gwk_{}_{}", "0".repeat(16), "0".repeat(64));
-    for _ in 0..3 {
-        assert!(first.authenticate(Credentials { token: Some(&made_up), client_cert_sha256: None }).await.is_err());
-    }
 }
 
 #[tokio::test]

@@ -188,6 +188,7 @@ impl App {
         if let Some(key) = self.keys.get(&lookup) {
             return Ok(Some(key));
         }
+        let started = self.keys.read_starting();
         let read = match &lookup {
             KeyLookup::Id(key_id) => self.store.key(key_id).await,
             KeyLookup::ClientCert(fingerprint) => self.store.key_by_client_cert(fingerprint).await,
@@ -197,7 +198,7 @@ impl App {
             AuthError::Unavailable
         })?;
         if let Some(key) = &key {
-            self.keys.put(lookup, key.clone());
+            self.keys.put(lookup, key.clone(), started);
         }
         Ok(key)
     }

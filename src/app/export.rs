@@ -160,7 +160,13 @@ where
 {
     let (sender, receiver) = mpsc::channel(2);
     tokio::spawn(async move {
-        if let Err(error) = produce(sender.clone()).await {
+        // A client gone (or an answer cut off) stops the producer at once, even inside a
+        // page's query or a report's aggregate: its future is dropped.
+        let result = tokio::select! {
+            result = produce(sender.clone()) => result,
+            () = sender.closed() => Ok(()),
+        };
+        if let Err(error) = result {
             tracing::error!(%error, "export failed");
             let _ = sender.send(Err(error)).await;
         }

@@ -87,8 +87,9 @@ settings! {
     call_deadline_seconds: u64 = "GATEWAY_CALL_DEADLINE_SECONDS";
     /// The longest an upload (a file streamed in) may take, in seconds [default: 3600].
     upload_deadline_seconds: u64 = "GATEWAY_UPLOAD_DEADLINE_SECONDS";
-    /// How long the server waits for the next piece of a request stream, in seconds
-    /// [default: 60].
+    /// How long the server waits for the next piece of a request stream, and how long a
+    /// piece of a streamed answer (an export) may wait for the client to take it, in
+    /// seconds; at least 1 [default: 60].
     idle_stream_timeout_seconds: u64 = "GATEWAY_IDLE_STREAM_TIMEOUT_SECONDS";
     /// Connections open at once; past it new connections are closed at once [default: 1024].
     max_connections: usize = "GATEWAY_MAX_CONNECTIONS";
@@ -171,7 +172,7 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
         max_concurrent_calls_per_sender: args.max_concurrent_calls_per_sender.unwrap_or(standard.max_concurrent_calls_per_sender).max(1),
         call_deadline: seconds(args.call_deadline_seconds, standard.call_deadline),
         upload_deadline: seconds(args.upload_deadline_seconds, standard.upload_deadline),
-        idle_stream_timeout: seconds(args.idle_stream_timeout_seconds, standard.idle_stream_timeout),
+        idle_stream_timeout: seconds(args.idle_stream_timeout_seconds, standard.idle_stream_timeout).max(Duration::from_secs(1)),
     };
     let connections = crate::grpc::ConnectionSettings::STANDARD;
     config.connections = crate::grpc::ConnectionSettings {

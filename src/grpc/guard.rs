@@ -22,8 +22,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -450,10 +451,8 @@ where
                 }
                 // A trailers-only answer (an error before any message) has its status here.
                 let code = parts.headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
-                let watched = Arc::new(Watched::new(body, admission));
-                let watchdog = (STREAMED_RPCS.contains(&rpc) && code.is_none())
-                    .then(|| tokio::spawn(Watched::cut_when_unread(Arc::downgrade(&watched), idle).in_current_span()).abort_handle());
-                let observed = ObservedBody { watched, watchdog, rpc, started, metrics, code, ended: false };
+                let watch = (STREAMED_RPCS.contains(&rpc) && code.is_none()).then_some(idle);
+                let observed = ObservedBody::new(body, admission, watch, rpc, started, metrics, code);
                 Ok(Response::from_parts(parts, Body::new(observed)))
             }
             .instrument(span),
@@ -545,48 +544,98 @@ impl HttpBody for GuardedBody {
 ///
 /// A stalled client is invisible from inside the body: once the HTTP/2 flow-control window
 /// is full, hyper stops polling the body at all, so no timer in `poll_frame` would ever
-/// fire. The watchdog is outside it: when no piece has been taken for the idle timeout, it
-/// drops the service's body (which stops the export's producer, and with it any database
-/// work) and the admission (which frees the sender's slot), and the answer ends with
-/// DEADLINE_EXCEEDED if the client ever reads again.
+/// fire. The watchdog is outside it. It tells "the client is not taking what is ready" from
+/// "the service has nothing ready yet" (a report still being computed, a payroll run waiting
+/// for the client's next employee): the clock runs only while a piece is ready, from the
+/// moment the body returned one (hyper polls again at once if the client has room) or the
+/// moment the service woke the body with the next one. When a piece has been ready and not
+/// taken for the idle timeout, the watchdog drops the service's body (which stops the
+/// export's producer) and the admission (which frees the sender's slot), and the answer
+/// ends with DEADLINE_EXCEEDED if the client ever reads again.
 struct Watched {
     held: Mutex<Option<(Body, Option<Admission>)>>,
-    /// When the last piece was taken, in milliseconds since `since`.
-    last_taken_ms: std::sync::atomic::AtomicU64,
+    /// Since when a piece has been ready and not taken, in milliseconds since `since`;
+    /// [`WAITING_ON_SERVICE`] while the service has nothing ready.
+    ready_since_ms: AtomicU64,
     since: Instant,
+    /// Set by the watchdog when it cut the answer off.
+    cut: AtomicBool,
+    /// The waker of the task polling the body (hyper's), woken through [`ServiceReady`].
+    waker: Mutex<Option<Waker>>,
 }
+
+/// `ready_since_ms` while the service has nothing ready: no clock runs.
+const WAITING_ON_SERVICE: u64 = u64::MAX;
 
 impl Watched {
     fn new(body: Body, admission: Option<Admission>) -> Watched {
-        Watched { held: Mutex::new(Some((body, admission))), last_taken_ms: 0.into(), since: Instant::now() }
+        Watched {
+            held: Mutex::new(Some((body, admission))),
+            ready_since_ms: AtomicU64::new(0),
+            since: Instant::now(),
+            cut: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        }
     }
 
-    fn taken(&self) {
-        let now = self.since.elapsed().as_millis() as u64;
-        self.last_taken_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
     }
 
+    /// A piece is ready for the client from now.
+    fn piece_ready(&self) {
+        self.ready_since_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long a ready piece has waited for the client; zero while the service has none.
     fn unread_for(&self) -> Duration {
-        let last = self.last_taken_ms.load(std::sync::atomic::Ordering::Relaxed);
-        self.since.elapsed().saturating_sub(Duration::from_millis(last))
+        match self.ready_since_ms.load(Ordering::Relaxed) {
+            WAITING_ON_SERVICE => Duration::ZERO,
+            ready => Duration::from_millis(self.now_ms().saturating_sub(ready)),
+        }
     }
 
-    /// Sleeps until the answer has gone unread for `idle`, then cuts it off; ends when the
-    /// answer is dropped.
+    /// Sleeps until a piece has waited `idle` for the client, then cuts the answer off;
+    /// ends when the answer is dropped.
     async fn cut_when_unread(watched: std::sync::Weak<Watched>, idle: Duration) {
         loop {
-            let unread = match watched.upgrade() {
-                Some(watched) => watched.unread_for(),
-                None => return,
-            };
+            let Some(strong) = watched.upgrade() else { return };
+            let unread = strong.unread_for();
             if unread >= idle {
-                let Some(watched) = watched.upgrade() else { return };
-                let held = watched.held.lock().expect("never poisoned").take();
-                tracing::warn!(idle_ms = idle.as_millis() as u64, "the client stopped reading a streamed answer: cut off, its slot freed");
-                drop(held); // Outside the lock: dropping the body ends the producer.
-                return;
+                let mut held = strong.held.lock().expect("never poisoned");
+                // Checked again under the lock: the client may have just taken a piece.
+                if strong.unread_for() >= idle {
+                    let taken = held.take();
+                    strong.cut.store(true, Ordering::SeqCst);
+                    drop(held);
+                    tracing::warn!(idle_ms = idle.as_millis() as u64, "the client stopped reading a streamed answer: cut off, its slot freed");
+                    drop(taken); // Outside the lock: dropping the body ends the producer.
+                    return;
+                }
+                continue;
             }
-            tokio::time::sleep(idle - unread).await;
+            drop(strong);
+            // While the service has nothing ready, look again after a whole idle period.
+            tokio::time::sleep(if unread.is_zero() { idle } else { idle - unread }).await;
+        }
+    }
+}
+
+/// The waker the service's body is polled with: when the service has the next piece ready,
+/// the clock starts, then hyper's task is woken as it would have been.
+struct ServiceReady(std::sync::Weak<Watched>);
+
+impl std::task::Wake for ServiceReady {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(watched) = self.0.upgrade() {
+            let _ = watched.ready_since_ms.compare_exchange(WAITING_ON_SERVICE, watched.now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+            if let Some(waker) = watched.waker.lock().expect("never poisoned").as_ref() {
+                waker.wake_by_ref();
+            }
         }
     }
 }
@@ -596,7 +645,9 @@ impl Watched {
 /// a streamed answer its client stopped reading).
 struct ObservedBody {
     watched: Arc<Watched>,
-    watchdog: Option<tokio::task::AbortHandle>,
+    /// For a streamed answer: the watchdog, and the waker that tells it the service is ready.
+    watchdog: Option<(tokio::task::AbortHandle, Waker)>,
+    idle: Duration,
     rpc: &'static str,
     started: Instant,
     metrics: Arc<crate::metrics::Metrics>,
@@ -604,13 +655,34 @@ struct ObservedBody {
     ended: bool,
 }
 
+impl ObservedBody {
+    /// `watch`: the idle timeout of a streamed answer, which gets a watchdog.
+    fn new(
+        body: Body,
+        admission: Option<Admission>,
+        watch: Option<Duration>,
+        rpc: &'static str,
+        started: Instant,
+        metrics: Arc<crate::metrics::Metrics>,
+        code: Option<i32>,
+    ) -> ObservedBody {
+        let watched = Arc::new(Watched::new(body, admission));
+        let watchdog = watch.map(|idle| {
+            let task = tokio::spawn(Watched::cut_when_unread(Arc::downgrade(&watched), idle).in_current_span());
+            (task.abort_handle(), Waker::from(Arc::new(ServiceReady(Arc::downgrade(&watched)))))
+        });
+        ObservedBody { watched, watchdog, idle: watch.unwrap_or_default(), rpc, started, metrics, code, ended: false }
+    }
+}
+
 impl Drop for ObservedBody {
     fn drop(&mut self) {
-        if let Some(watchdog) = &self.watchdog {
+        if let Some((watchdog, _)) = &self.watchdog {
             watchdog.abort();
         }
         // No status seen: the client went away before the answer ended.
         let code = match (self.code, self.ended) {
+            _ if self.watched.cut.load(Ordering::SeqCst) => tonic::Code::DeadlineExceeded,
             (Some(code), _) => tonic::Code::from_i32(code),
             (None, true) => tonic::Code::Ok,
             (None, false) => tonic::Code::Cancelled,
@@ -641,19 +713,33 @@ impl HttpBody for ObservedBody {
         let this = &mut *self;
         let polled = {
             let mut held = this.watched.held.lock().expect("never poisoned");
-            match held.as_mut() {
-                Some((body, _)) => Pin::new(body).poll_frame(cx),
-                None if this.code.is_none() => {
+            match (held.as_mut(), &this.watchdog) {
+                (Some((body, _)), None) => Pin::new(body).poll_frame(cx),
+                (Some((body, _)), Some((_, service_ready))) => {
+                    // Polled: the clock stops until the service has the next piece.
+                    this.watched.ready_since_ms.store(WAITING_ON_SERVICE, Ordering::Relaxed);
+                    {
+                        let mut waker = this.watched.waker.lock().expect("never poisoned");
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                    }
+                    let polled = Pin::new(body).poll_frame(&mut Context::from_waker(service_ready));
+                    if polled.is_ready() {
+                        this.watched.piece_ready();
+                    }
+                    polled
+                }
+                (None, _) if this.code.is_none() => {
                     // Cut off by the watchdog: end with DEADLINE_EXCEEDED, once.
                     this.code = Some(tonic::Code::DeadlineExceeded as i32);
-                    return Poll::Ready(Some(Ok(Frame::trailers(cut_off_trailers(this.watched.unread_for())))));
+                    return Poll::Ready(Some(Ok(Frame::trailers(cut_off_trailers(this.idle)))));
                 }
-                None => Poll::Ready(None),
+                (None, _) => Poll::Ready(None),
             }
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                this.watched.taken();
                 if let Some(trailers) = frame.trailers_ref() {
                     if let Some(code) = trailers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
                         this.code = Some(code);
@@ -730,5 +816,57 @@ mod tests {
         drop(first);
         assert!(SenderSlot::take(&slots, "acme", 2).is_some(), "a slot given back is free again");
         assert!(slots.lock().unwrap().get("other").is_none(), "an idle sender leaves no state");
+    }
+
+    /// A streamed answer whose pieces come from `pieces` (a piece per message sent).
+    fn streamed_answer(pieces: tokio::sync::mpsc::Receiver<&'static str>, idle: Duration, metrics: Arc<crate::metrics::Metrics>) -> ObservedBody {
+        let frames = tokio_stream::wrappers::ReceiverStream::new(pieces).map(|piece| Ok::<_, Status>(Frame::data(Bytes::from(piece))));
+        let body = Body::new(http_body_util::StreamBody::new(frames));
+        ObservedBody::new(body, None, Some(idle), "ExportService/ExportReport", Instant::now(), metrics, None)
+    }
+
+    async fn next_frame(body: &mut ObservedBody) -> Option<Frame<Bytes>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await.map(|frame| frame.unwrap())
+    }
+
+    use futures::StreamExt as _;
+
+    #[tokio::test]
+    async fn a_service_slow_to_produce_is_never_cut_off_while_its_client_waits() {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (send, pieces) = tokio::sync::mpsc::channel(1);
+        let mut body = streamed_answer(pieces, Duration::from_millis(200), metrics.clone());
+        let producer = tokio::spawn(async move {
+            for piece in ["report,", "computed slowly"] {
+                tokio::time::sleep(Duration::from_millis(600)).await; // three idle periods
+                send.send(piece).await.unwrap();
+            }
+        });
+        // The client polls all along (as hyper does when it has room): nothing is cut.
+        assert_eq!(next_frame(&mut body).await.unwrap().into_data().unwrap(), "report,");
+        assert_eq!(next_frame(&mut body).await.unwrap().into_data().unwrap(), "computed slowly");
+        producer.await.unwrap();
+        assert!(next_frame(&mut body).await.is_none(), "the answer ends whole");
+        drop(body);
+        assert!(metrics.encode().contains("code=\"Ok\""), "{}", metrics.encode());
+    }
+
+    #[tokio::test]
+    async fn a_piece_left_unread_for_the_idle_timeout_cuts_the_answer_off() {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (send, pieces) = tokio::sync::mpsc::channel(4);
+        let mut body = streamed_answer(pieces, Duration::from_millis(200), metrics.clone());
+        send.send("header,").await.unwrap();
+        assert_eq!(next_frame(&mut body).await.unwrap().into_data().unwrap(), "header,");
+        // The next piece becomes ready, and the client does not take it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send.send("rows").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(send.is_closed(), "the service's body was dropped: its producer sees the client gone");
+        let trailers = next_frame(&mut body).await.unwrap().into_trailers().unwrap();
+        assert_eq!(trailers["grpc-status"], "4", "DEADLINE_EXCEEDED");
+        assert!(next_frame(&mut body).await.is_none());
+        drop(body);
+        assert!(metrics.encode().contains("code=\"DeadlineExceeded\""), "{}", metrics.encode());
     }
 }
