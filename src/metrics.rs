@@ -24,6 +24,11 @@ struct RpcLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LineLabels {
     status: &'static str,
 }
@@ -44,6 +49,7 @@ pub struct Metrics {
     distribution_seconds: Histogram,
     suspense_dollars: Gauge<f64, AtomicU64>,
     unapplied_dollars: Gauge<f64, AtomicU64>,
+    conflict_retries: Family<OperationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,7 +67,13 @@ impl Default for Metrics {
         registry.register("suspense_open_dollars", "Money held in suspense, open items", suspense_dollars.clone());
         let unapplied_dollars = Gauge::<f64, AtomicU64>::default();
         registry.register("unapplied_dollars", "Money allocated as unapplied credit, reversals netted", unapplied_dollars.clone());
-        Metrics { registry, rpc_requests, rpc_seconds, lines_ingested, distribution_seconds, suspense_dollars, unapplied_dollars }
+        let conflict_retries = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "store_conflict_retries",
+            "Transactions run again after a serialization failure or a deadlock, by operation",
+            conflict_retries.clone(),
+        );
+        Metrics { registry, rpc_requests, rpc_seconds, lines_ingested, distribution_seconds, suspense_dollars, unapplied_dollars, conflict_retries }
     }
 }
 
@@ -83,6 +95,11 @@ impl Metrics {
         ] {
             self.lines_ingested.get_or_create(&LineLabels { status }).inc_by(count);
         }
+    }
+
+    /// A transaction of `operation` run again after a serialization failure or a deadlock.
+    pub fn observe_conflict_retry(&self, operation: &'static str) {
+        self.conflict_retries.get_or_create(&OperationLabels { operation }).inc();
     }
 
     pub fn observe_distribution(&self, elapsed: Duration) {

@@ -1095,3 +1095,29 @@ async fn unapplied_credit_moves_within_its_pools_and_never_below_zero(backend: B
     let actions = audited_actions(&*store).await;
     assert!(actions.contains(&"RefundCredit".to_owned()) && actions.contains(&"ApplyCredit".to_owned()), "{actions:?}");
 }
+
+/// A real PostgreSQL deadlock between two transactions is the kind of error the server runs
+/// again (`app::retry`): the database undid one of them whole.
+#[tokio::test]
+async fn a_postgres_deadlock_is_recognised_as_a_transient_conflict() {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Postgres).await;
+    let mut setup = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("CREATE TABLE crossing (id INT PRIMARY KEY, n INT NOT NULL)").execute(&mut setup).await.unwrap();
+    sqlx::query("INSERT INTO crossing VALUES (1, 0), (2, 0)").execute(&mut setup).await.unwrap();
+
+    let (mut first, mut second) = (sqlx::PgConnection::connect(&db.url).await.unwrap(), sqlx::PgConnection::connect(&db.url).await.unwrap());
+    let mut one = first.begin().await.unwrap();
+    let mut two = second.begin().await.unwrap();
+    sqlx::query("UPDATE crossing SET n = n + 1 WHERE id = 1").execute(&mut *one).await.unwrap();
+    sqlx::query("UPDATE crossing SET n = n + 1 WHERE id = 2").execute(&mut *two).await.unwrap();
+    // Each now wants the other's row: PostgreSQL undoes one of them (after deadlock_timeout).
+    let (a, b) = tokio::join!(
+        sqlx::query("UPDATE crossing SET n = n + 1 WHERE id = 2").execute(&mut *one),
+        sqlx::query("UPDATE crossing SET n = n + 1 WHERE id = 1").execute(&mut *two)
+    );
+    let errors: Vec<StoreError> = [a, b].into_iter().filter_map(Result::err).map(StoreError::from).collect();
+    assert_eq!(errors.len(), 1, "one of the two is undone: {errors:?}");
+    assert!(errors[0].is_transient_conflict(), "{:?}", errors[0]);
+    assert!(!StoreError::Conflict("a replica got there first".into()).is_transient_conflict());
+}

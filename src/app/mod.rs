@@ -13,6 +13,7 @@ pub mod payments;
 pub mod pii;
 pub mod paging;
 mod remittance;
+pub mod retry;
 mod upload;
 pub mod credit;
 pub mod ends;
@@ -236,6 +237,9 @@ impl App {
 
     async fn distribute_audited(&self, audit: &AuditEntry) -> Result<Option<RunSummary>, AppError> {
         let started = std::time::Instant::now();
+        // Not retried here on a conflict: the run commits chunk by chunk, so a retry would
+        // answer with the later chunks only. The client is answered ABORTED with a retry
+        // hint, and its next run distributes what is still pending.
         let summary = self.store.distribute(&self.clock.now_rfc3339(), &plan_obligors, audit).await?;
         self.metrics.observe_distribution(started.elapsed());
         match &summary {

@@ -305,7 +305,7 @@ impl App {
             idempotency_key: request.idempotency_key.clone(),
             request_sha256: fingerprint.clone(),
         };
-        let payment = match self.store.create_payment(new, audit).await {
+        let payment = match super::retry::retrying_conflicts(&self.metrics, "payment", || self.store.create_payment(new.clone(), audit)).await {
             Ok(payment) => payment,
             Err(StoreError::Conflict(_)) => {
                 let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
@@ -362,17 +362,11 @@ impl App {
     async fn return_payment(&self, payment_id: i64, code: ReturnCode, audit: Option<&AuditEntry>) -> Result<ReturnResult, AppError> {
         self.store.payment(payment_id).await?.ok_or_else(|| AppError::NotFound(format!("no payment {payment_id}")))?;
         let unusable = code.makes_account_unusable();
-        let outcome = self
-            .store
-            .return_payment(
-                payment_id,
-                &code.to_string(),
-                &self.clock.now_rfc3339(),
-                unusable,
-                &|rows, amount| reversal_entries(rows, amount),
-                audit,
-            )
-            .await?;
+        let (code_text, returned_at) = (code.to_string(), self.clock.now_rfc3339());
+        let outcome = super::retry::retrying_conflicts(&self.metrics, "return", || {
+            self.store.return_payment(payment_id, &code_text, &returned_at, unusable, &|rows, amount| reversal_entries(rows, amount), audit)
+        })
+        .await?;
         if let ReturnOutcome::AlreadyReturned(recorded) = &outcome {
             // The answer states the return on record, not the code of this second attempt.
             // (A code recorded before the list of NACHA codes was enforced stays as it was.)

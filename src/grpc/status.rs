@@ -109,6 +109,14 @@ impl From<AppError> for Status {
                 tracing::warn!(%message, "concurrent update; the client may retry");
                 status(Code::Aborted, "a concurrent update got there first; retry the request", ProblemCode::ConcurrentUpdate, &[], none)
             }
+            // Still conflicting after the server's own retries: the client's retry is safe.
+            AppError::Store(ref store) if store.is_transient_conflict() => {
+                tracing::warn!(%store, "transaction undone by a concurrent one after retries; the client may retry");
+                let aborted = status(Code::Aborted, "a concurrent update got in the way; retry the request", ProblemCode::ConcurrentUpdate, &[], |d| {
+                    d.set_retry_info(Some(SHORT_RETRY));
+                });
+                retry_after(aborted, SHORT_RETRY)
+            }
             AppError::Store(ref store) if store.is_unavailable() => {
                 tracing::warn!(%store, "the database is unavailable");
                 let busy = status(Code::Unavailable, "the database is busy; retry shortly", ProblemCode::DatabaseBusy, &[], |d| {

@@ -78,6 +78,16 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// The database undid the whole transaction because of another one: PostgreSQL's
+    /// serialization failure (40001) or deadlock (40P01). Nothing of it was written; run
+    /// again, it will most likely succeed.
+    pub fn is_transient_conflict(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(error)) => matches!(error.code().as_deref(), Some("40001" | "40P01")),
+            _ => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
