@@ -1,4 +1,6 @@
-//! The kill-anywhere harness (#13, item 2), on both databases.
+//! The kill-anywhere harness (#13, item 2), on both databases, and replicas on PostgreSQL
+//! (#13, item 4): three servers on one database, killed in turn, clients spreading their
+//! calls (and their retries) across them.
 //!
 //! A real `gateway serve` process takes files of every format, online payments with
 //! idempotency keys, returns of those payments and distribution runs from several clients
@@ -13,6 +15,7 @@
 //!
 //! Seeded and printing its seed: `KILL_ANYWHERE_SEED=… KILL_ANYWHERE_KILLS=200 cargo test
 //! --test kill_anywhere -- --nocapture` replays a run, or runs a longer one.
+//! `KILL_ANYWHERE_CLIENTS` sets the number of clients per server.
 
 mod common;
 
@@ -82,9 +85,9 @@ struct Seen {
     answered_by_replay: u64,
 }
 
-/// The server of the moment: restarted on a new port after each kill.
+/// The servers of the moment: each restarted on a new port after it is killed.
 struct Shared {
-    url: Mutex<String>,
+    urls: Mutex<Vec<String>>,
     seen: Mutex<Seen>,
     stop: AtomicBool,
     keys: Keys,
@@ -142,9 +145,12 @@ async fn connect(url: &str, token: &str) -> Result<GatewayChannel, tonic::Status
     Ok(with_key(channel, token).unwrap())
 }
 
-/// One attempt at `work` on the server of the moment.
-async fn attempt(shared: &Shared, work: &Work) -> Result<Answer, tonic::Status> {
-    let url = shared.url.lock().unwrap().clone();
+/// One attempt at `work` on server `replica` (of those there are) as it is at the moment.
+async fn attempt(shared: &Shared, work: &Work, replica: usize) -> Result<Answer, tonic::Status> {
+    let url = {
+        let urls = shared.urls.lock().unwrap();
+        urls[replica % urls.len()].clone()
+    };
     match work {
         Work::File { batch_id, format, bytes, .. } => {
             let channel = connect(&url, &shared.keys.vendor).await?;
@@ -180,17 +186,25 @@ async fn attempt(shared: &Shared, work: &Work) -> Result<Answer, tonic::Status> 
 
 /// What a killed server, a restarting one or a busy one answers: the call may or may not
 /// have been applied, and a retry with the same id is the way to learn which.
+/// (A panic would also answer UNKNOWN: the harness fails on any panic in a server's log.)
 fn worth_retrying(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted | Code::ResourceExhausted | Code::DeadlineExceeded)
+    use tonic_types::StatusExt;
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted | Code::DeadlineExceeded => true,
+        // Rate limits say when to retry; a limit the request itself is over does not.
+        Code::ResourceExhausted => status.get_details_retry_info().is_some(),
+        _ => false,
+    }
 }
 
-/// Calls until acknowledged; returns the answer and how many attempts it took.
-async fn until_acknowledged(shared: &Shared, work: &Work) -> (Answer, u64) {
+/// Calls until acknowledged, each attempt on the next replica; returns the answer and how
+/// many attempts it took.
+async fn until_acknowledged(shared: &Shared, work: &Work, first_replica: usize) -> (Answer, u64) {
     let started = Instant::now();
     for attempts in 1.. {
-        match attempt(shared, work).await {
+        match attempt(shared, work, first_replica + attempts as usize - 1).await {
             Ok(answer) => return (answer, attempts),
-            Err(status) if worth_retrying(&status) && started.elapsed() < Duration::from_secs(300) => {
+            Err(status) if worth_retrying(&status) && started.elapsed() < Duration::from_secs(120) => {
                 tokio::time::sleep(Duration::from_millis(10 + 10 * attempts.min(20))).await;
             }
             Err(status) => panic!("seed {}: {work:?} was refused: {status:?}", shared.seed),
@@ -218,7 +232,7 @@ async fn client(shared: Arc<Shared>, number: u64) {
             }
             _ => Work::Distribute,
         };
-        let (answer, attempts) = until_acknowledged(&shared, &work).await;
+        let (answer, attempts) = until_acknowledged(&shared, &work, rng.below(1 << 16) as usize).await;
         let mut seen = shared.seen.lock().unwrap();
         seen.retried_calls += attempts - 1;
         match (&work, answer) {
@@ -262,30 +276,32 @@ fn from_environment(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
 }
 
-fn kill_anywhere(backend: Backend) {
+fn kill_anywhere(backend: Backend, replicas: usize) {
     let seed = from_environment("KILL_ANYWHERE_SEED").unwrap_or_else(|| {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).unwrap();
         u64::from_le_bytes(bytes)
     });
     let kills = from_environment("KILL_ANYWHERE_KILLS").unwrap_or(20);
-    let clients = from_environment("KILL_ANYWHERE_CLIENTS").unwrap_or(4);
-    println!("kill-anywhere on {backend:?}: seed {seed}, {kills} kills, {clients} clients");
+    let clients = from_environment("KILL_ANYWHERE_CLIENTS").unwrap_or(4) * replicas as u64;
+    println!("kill-anywhere on {backend:?}, {replicas} server(s): seed {seed}, {kills} kills, {clients} clients");
     let started = Instant::now();
     let mut rng = Rng(seed);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let db = runtime.block_on(TestDb::new(backend));
     let keys = Keys::make(&db.url);
-    let mut server = Server::start_with(&db.url, keys.clone());
+    let mut servers: Vec<Server> = (0..replicas).map(|_| Server::start_with(&db.url, keys.clone())).collect();
+    // The notable log lines of every server started, to fail on any panic.
+    let mut logs: Vec<_> = servers.iter().map(|s| s.notable.clone()).collect();
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry.csv");
     std::fs::write(&registry, SPEC_REGISTRY).unwrap();
-    assert_eq!(cli(&server, &keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
-    let payers = runtime.block_on(register_payers(&server.url, &keys));
+    assert_eq!(cli(&servers[0], &keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    let payers = runtime.block_on(register_payers(&servers[0].url, &keys));
 
     let shared = Arc::new(Shared {
-        url: Mutex::new(server.url.clone()),
+        urls: Mutex::new(servers.iter().map(|s| s.url.clone()).collect()),
         seen: Mutex::new(Seen::default()),
         stop: AtomicBool::new(false),
         keys: keys.clone(),
@@ -294,18 +310,29 @@ fn kill_anywhere(backend: Backend) {
     });
     let tasks: Vec<_> = (0..clients).map(|number| runtime.spawn(client(shared.clone(), number))).collect();
 
-    // The killer: a random moment, or a named point inside a transaction the server reaches
-    // itself (armed on about half the restarts, at its 1st to 3rd time there).
+    // The killer: one server at a time, at a random moment, or at a named point inside a
+    // transaction it reaches itself (armed on about half the restarts, at its 1st to 3rd
+    // time there). The others keep serving meanwhile.
     let mut at_points: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut at_random, mut armed_but_not_reached) = (0u64, 0u64);
-    let mut armed: Option<&str> = None;
+    let mut armed: Option<(usize, &str)> = None;
     for _ in 0..kills {
+        let victim = armed.map_or_else(|| rng.below(replicas as u64) as usize, |(replica, _)| replica);
+        let server = &mut servers[victim];
         let deadline = Instant::now() + Duration::from_millis(if armed.is_some() { 5_000 } else { 20 + rng.below(400) });
         while Instant::now() < deadline && server.child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(2));
         }
         match (server.child.try_wait().unwrap(), armed) {
-            (Some(_), Some(point)) => *at_points.entry(point).or_default() += 1,
+            (Some(status), Some((_, point))) => {
+                use std::os::unix::process::ExitStatusExt;
+                // Killed by itself at that point, not dead of anything else.
+                std::thread::sleep(Duration::from_millis(50)); // the log's last lines
+                let reached = format!("crash point {point} reached");
+                assert_eq!(status.signal(), Some(9), "seed {seed}: SIGKILL at {point}, not {status:?}");
+                assert!(server.notable.lock().unwrap().iter().any(|l| l.contains(&reached)), "seed {seed}: {reached}");
+                *at_points.entry(point).or_default() += 1;
+            }
             (Some(status), None) => panic!("seed {seed}: the server died by itself: {status:?}"),
             (None, point) => {
                 server.kill();
@@ -313,18 +340,20 @@ fn kill_anywhere(backend: Backend) {
                 armed_but_not_reached += u64::from(point.is_some());
             }
         }
-        armed = (rng.below(2) == 0).then(|| gateway::crash_points::POINTS[rng.below(gateway::crash_points::POINTS.len() as u64) as usize]);
-        let crash_at = armed.map(|point| format!("{point}:{}", 1 + rng.below(3)));
+        armed = (rng.below(2) == 0).then(|| (victim, gateway::crash_points::POINTS[rng.below(gateway::crash_points::POINTS.len() as u64) as usize]));
+        let crash_at = armed.map(|(_, point)| format!("{point}:{}", 1 + rng.below(3)));
         let env: Vec<(&str, &str)> = crash_at.iter().map(|value| (gateway::crash_points::VARIABLE, value.as_str())).collect();
-        server = Server::start_with_env(&db.url, keys.clone(), &[], &env);
-        *shared.url.lock().unwrap() = server.url.clone();
+        *server = Server::start_with_env(&db.url, keys.clone(), &[], &env);
+        logs.push(server.notable.clone());
+        shared.urls.lock().unwrap()[victim] = server.url.clone();
     }
-    // A last server no one kills: every client finishes what it started.
-    if server.child.try_wait().unwrap().is_none() {
-        server.kill();
+    // Servers no one kills: every client finishes what it started.
+    if let Some((replica, _)) = armed {
+        servers[replica].kill();
+        servers[replica] = Server::start_with(&db.url, keys.clone());
+        logs.push(servers[replica].notable.clone());
+        shared.urls.lock().unwrap()[replica] = servers[replica].url.clone();
     }
-    server = Server::start_with(&db.url, keys.clone());
-    *shared.url.lock().unwrap() = server.url.clone();
     shared.stop.store(true, Ordering::SeqCst);
     for task in tasks {
         runtime.block_on(task).expect("a client finished");
@@ -333,16 +362,16 @@ fn kill_anywhere(backend: Backend) {
     let seen = std::mem::take(&mut *shared.seen.lock().unwrap());
     runtime.block_on(every_resend_gets_the_first_acknowledgment(&shared, &seen));
     runtime.block_on(the_database_holds_what_was_acknowledged_once(&db.url, &seen));
-    let (code, out, err) = cli(&server, &keys.back_office, &["distribute"]);
+    let (code, out, err) = cli(&servers[0], &keys.back_office, &["distribute"]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = cli(&server, &keys.back_office, &["verify"]);
+    let (code, out, err) = cli(&servers[replicas - 1], &keys.back_office, &["verify"]);
     assert_eq!(code, 0, "seed {seed}: {out}{err}");
     assert!(out.contains("The ledger is whole."), "{out}");
 
     let named: u64 = at_points.values().sum();
     println!(
-        "kill-anywhere on {backend:?}, seed {seed}: {} kills ({at_random} at a random moment, of which {armed_but_not_reached} \
-         armed but not reached; {named} at named points: {at_points:?}) in {:.1} s",
+        "kill-anywhere on {backend:?}, {replicas} server(s), seed {seed}: {} kills ({at_random} at a random moment, of which \
+         {armed_but_not_reached} armed but not reached; {named} at named points: {at_points:?}) in {:.1} s",
         at_random + named,
         started.elapsed().as_secs_f64()
     );
@@ -358,6 +387,9 @@ fn kill_anywhere(backend: Backend) {
         seen.answered_by_replay
     );
     assert!(at_random + named == kills);
+    assert!(kills < 10 || named > 0, "seed {seed}: some kills were at named points");
+    let panics: Vec<String> = logs.iter().flat_map(|log| log.lock().unwrap().clone()).filter(|l| l.contains("panicked")).collect();
+    assert!(panics.is_empty(), "seed {seed}: a server panicked: {panics:?}");
     assert!(!seen.files.is_empty() && !seen.payments.is_empty(), "seed {seed}: the clients did work");
 }
 
@@ -379,12 +411,12 @@ async fn register_payers(url: &str, keys: &Keys) -> Vec<(i64, &'static str)> {
 
 async fn every_resend_gets_the_first_acknowledgment(shared: &Shared, seen: &Seen) {
     for (batch_id, (work, first)) in &seen.files {
-        let Answer::File(again) = until_acknowledged(shared, work).await.0 else { unreachable!() };
+        let Answer::File(again) = until_acknowledged(shared, work, batch_id.len()).await.0 else { unreachable!() };
         assert!(again.replayed, "{batch_id}");
         assert_eq!(proto::RemittanceAcknowledgment { replayed: first.replayed, ..again }, *first, "seed {}: {batch_id}", shared.seed);
     }
     for (key, (work, first)) in &seen.payments {
-        let Answer::Payment(again) = until_acknowledged(shared, work).await.0 else { unreachable!() };
+        let Answer::Payment(again) = until_acknowledged(shared, work, key.len()).await.0 else { unreachable!() };
         // Its status may have changed since (a return), never what was taken.
         assert_eq!((again.payment_id, &again.amount, &again.effective_date), (first.payment_id, &first.amount, &first.effective_date), "{key}");
     }
@@ -402,16 +434,22 @@ async fn the_database_holds_what_was_acknowledged_once(url: &str, seen: &Seen) {
     assert_eq!(payments, (seen.payments.len() as i64, paid), "each acknowledged payment once, and no other");
     let online = count_and_sum(url, "SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM collections WHERE source = 'ONLINE'").await;
     assert_eq!(online, payments, "one collection per payment");
-    let returned = count_and_sum(url, "SELECT COUNT(*), CAST(COUNT(*) AS BIGINT) FROM payments WHERE return_code IS NOT NULL").await;
-    assert_eq!(returned.0, seen.returns.len() as i64, "each acknowledged return once, and no other");
+    let returned = count_and_sum(url, "SELECT COUNT(*), CAST(COALESCE(SUM(payment_id), 0) AS BIGINT) FROM payments WHERE return_code IS NOT NULL").await;
+    let ids: i64 = seen.returns.values().map(|r| r.payment_id).sum();
+    assert_eq!(returned, (seen.returns.len() as i64, ids), "the acknowledged returns' payments returned, and no other");
 }
 
 #[test]
 fn a_server_killed_anywhere_loses_nothing_acknowledged_and_applies_nothing_twice_on_sqlite() {
-    kill_anywhere(Backend::Sqlite);
+    kill_anywhere(Backend::Sqlite, 1);
 }
 
 #[test]
 fn a_server_killed_anywhere_loses_nothing_acknowledged_and_applies_nothing_twice_on_postgres() {
-    kill_anywhere(Backend::Postgres);
+    kill_anywhere(Backend::Postgres, 1);
+}
+
+#[test]
+fn three_replicas_on_one_postgres_killed_in_turn_distribute_nothing_twice_and_lose_nothing() {
+    kill_anywhere(Backend::Postgres, 3);
 }

@@ -12,6 +12,8 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub keys: Keys,
+    /// The lines of its standard error that tell of a panic or a crash point reached.
+    pub notable: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// One API key per role the tests play.
@@ -64,6 +66,7 @@ impl Server {
         let mut child = Command::new(GATEWAY)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database_url, "--log-format", "json"])
             .args(extra)
+            .env_remove("GATEWAY_CRASH_AT")
             .envs(env.iter().copied())
             .env("GATEWAY_PII_KEY", "ab".repeat(32))
             .env("RUST_LOG", "info")
@@ -77,9 +80,21 @@ impl Server {
             let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if entry["fields"]["message"] == "gateway listening" {
                 let address = entry["fields"]["address"].as_str().unwrap().to_owned();
-                // Keep draining the log so the server never blocks on a full pipe.
-                std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-                return Server { child, url: format!("http://{address}"), keys };
+                // Keep draining the log so the server never blocks on a full pipe, keeping
+                // the lines a test must see.
+                let notable = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let kept = notable.clone();
+                std::thread::spawn(move || {
+                    let mut line = Vec::new();
+                    while matches!(log.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                        let text = String::from_utf8_lossy(&line);
+                        if text.contains("panicked") || text.contains("crash point") {
+                            kept.lock().unwrap().push(text.trim_end().to_owned());
+                        }
+                        line.clear();
+                    }
+                });
+                return Server { child, url: format!("http://{address}"), keys, notable };
             }
             line.clear();
         }
