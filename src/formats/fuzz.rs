@@ -1,8 +1,7 @@
 //! Fuzzing harnesses: each drives one parser over arbitrary bytes to its end, the way the
 //! gateway reads an upload, and checks what any answer must satisfy. The proptest suite
-//! (`tests/parser_fuzz.rs`, 10,000 cases each in CI) calls them; a `cargo fuzz` target would
-//! call the same functions (not set up yet), so a crash found by one is a test case of the
-//! other.
+//! (`tests/parser_fuzz.rs`, 10,000 cases each in CI) calls them, and so do the `cargo fuzz`
+//! targets in `fuzz/`, so a crash found by one is a test case of the other.
 //!
 //! A harness panics only on a defect: a parser that panics, or an answer that breaks the
 //! invariants below. Refusing the bytes is a good answer.
