@@ -453,3 +453,165 @@ fn a_server_killed_anywhere_loses_nothing_acknowledged_and_applies_nothing_twice
 fn three_replicas_on_one_postgres_killed_in_turn_distribute_nothing_twice_and_lose_nothing() {
     kill_anywhere(Backend::Postgres, 3);
 }
+
+/// A PostgreSQL cluster of its own, run as the `postgres` user, stopped when dropped.
+struct Cluster {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+fn postgres_program(name: &str) -> std::path::PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL's server programs in /usr/lib/postgresql");
+    let version = versions.map(|v| v.unwrap().path()).max().expect("a PostgreSQL version");
+    version.join("bin").join(name)
+}
+
+/// Runs a PostgreSQL program as the `postgres` user (PostgreSQL refuses to run as root).
+fn as_postgres(program: &str, args: &[&str]) {
+    let program = postgres_program(program);
+    let root = std::process::Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let mut command = if root {
+        let mut command = std::process::Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(&program);
+        command
+    } else {
+        std::process::Command::new(&program)
+    };
+    let output = command.args(args).output().unwrap();
+    assert!(output.status.success(), "{} {args:?}: {}", program.display(), String::from_utf8_lossy(&output.stderr));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Cluster {
+    fn start(&self) {
+        let log = self.dir.with_extension("log");
+        as_postgres("pg_ctl", &["-D", self.dir.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "start"]);
+    }
+
+    fn append_settings(&self, settings: &str) {
+        use std::io::Write;
+        let mut conf = std::fs::OpenOptions::new().append(true).open(self.dir.join("postgresql.conf")).unwrap();
+        writeln!(conf, "{settings}").unwrap();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(postgres_program("pg_ctl"))
+            .args(["-D", self.dir.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// A primary and a synchronous standby streaming from it, in `base`.
+fn primary_and_standby(base: &std::path::Path) -> (Cluster, Cluster) {
+    let primary = Cluster { dir: base.join("primary"), port: free_port() };
+    as_postgres("initdb", &["-D", primary.dir.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync"]);
+    // synchronous_standby_names: a commit is acknowledged only once the standby has it, so
+    // the standby holds every acknowledged file and payment when it is promoted.
+    primary.append_settings(&format!(
+        "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 4\n\
+         synchronous_standby_names = '*'\nsynchronous_commit = on",
+        primary.port,
+        base.display()
+    ));
+    primary.start();
+    let standby = Cluster { dir: base.join("standby"), port: free_port() };
+    let port = primary.port.to_string();
+    as_postgres("pg_basebackup", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", standby.dir.to_str().unwrap(), "-R", "-X", "stream"]);
+    // Promoted, the standby is a primary without a standby of its own: it must not wait for one.
+    standby.append_settings(&format!("port = {}\nsynchronous_standby_names = ''", standby.port));
+    standby.start();
+    (primary, standby)
+}
+
+/// Database failover (#13, item 5): the gateway's URL lists a primary and its synchronous
+/// standby; while four clients send files, payments, returns and runs, the primary is
+/// stopped (immediate: as a crash) and the standby promoted. The gateway moves to the new
+/// primary by itself, the clients' retries succeed, and the new primary holds every
+/// acknowledged file and payment exactly once; verify is clean.
+#[test]
+fn a_failover_to_the_synchronous_standby_loses_nothing_acknowledged() {
+    let base = tempfile::tempdir().unwrap();
+    let owner = std::process::Command::new("chown").args(["postgres:postgres", base.path().to_str().unwrap()]).status().unwrap();
+    assert!(owner.success());
+    let (primary, standby) = primary_and_standby(base.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write", primary.port, standby.port);
+    runtime.block_on(async {
+        // Synchronous from the start: the primary lists the standby as its sync standby.
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&format!("postgres://postgres@127.0.0.1:{}/postgres", primary.port)).await.unwrap();
+        for _ in 0..100 {
+            let state: Option<String> = sqlx::query_scalar("SELECT sync_state FROM pg_stat_replication").fetch_optional(&mut connection).await.unwrap();
+            if state.as_deref() == Some("sync") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the standby never became synchronous");
+    });
+
+    let seed = 5;
+    let keys = Keys::make(&url);
+    let server = Server::start_with(&url, keys.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.csv");
+    std::fs::write(&registry, SPEC_REGISTRY).unwrap();
+    assert_eq!(cli(&server, &keys.back_office, &["registry", "import", registry.to_str().unwrap()]).0, 0);
+    let payers = runtime.block_on(register_payers(&server.url, &keys));
+    let shared = Arc::new(Shared {
+        urls: Mutex::new(vec![server.url.clone()]),
+        seen: Mutex::new(Seen::default()),
+        stop: AtomicBool::new(false),
+        keys: keys.clone(),
+        seed,
+        payers,
+    });
+    let tasks: Vec<_> = (0..4).map(|number| runtime.spawn(client(shared.clone(), number))).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let count = |seen: &Seen| seen.files.len() + seen.payments.len();
+    let before = count(&shared.seen.lock().unwrap());
+
+    // The primary crashes; a moment later the standby is promoted.
+    as_postgres("pg_ctl", &["-D", primary.dir.to_str().unwrap(), "-m", "immediate", "stop"]);
+    let failed_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    as_postgres("pg_ctl", &["-D", standby.dir.to_str().unwrap(), "-w", "promote"]);
+    // Traffic goes on until something new is acknowledged, and some more.
+    while count(&shared.seen.lock().unwrap()) == before {
+        assert!(failed_at.elapsed() < Duration::from_secs(60), "nothing acknowledged after the failover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let resumed = failed_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    shared.stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        runtime.block_on(task).expect("a client finished");
+    }
+
+    let seen = std::mem::take(&mut *shared.seen.lock().unwrap());
+    runtime.block_on(every_resend_gets_the_first_acknowledgment(&shared, &seen));
+    let new_primary = format!("postgres://postgres@127.0.0.1:{}/postgres", standby.port);
+    runtime.block_on(the_database_holds_what_was_acknowledged_once(&new_primary, &seen));
+    let (code, out, err) = cli(&server, &keys.back_office, &["distribute"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&server, &keys.back_office, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("The ledger is whole."), "{out}");
+    let panics: Vec<String> = server.notable.lock().unwrap().iter().filter(|l| l.contains("panicked")).cloned().collect();
+    assert!(panics.is_empty(), "{panics:?}");
+    println!(
+        "failover: {before} files and payments acknowledged before the primary stopped, {} in all; the first acknowledgment \
+         after it {:.1} s later (the standby promoted after 0.5 s); {} calls retried; every acknowledged file and payment on \
+         the new primary, once; verify clean",
+        count(&seen),
+        resumed.as_secs_f64(),
+        seen.retried_calls
+    );
+    drop((primary, standby));
+}

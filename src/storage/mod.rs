@@ -71,6 +71,13 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            // PostgreSQL going away (a failover): a connection exception (08…), the server
+            // shutting down or starting (57P01–57P03), or a write sent to a standby (25006).
+            StoreError::Database(sqlx::Error::Database(error))
+                if error.code().is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "25006")) =>
+            {
+                true
+            }
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes.
             StoreError::Database(sqlx::Error::Database(error)) => {
                 error.code().and_then(|code| code.parse::<u32>().ok()).is_some_and(|code| matches!(code & 0xff, 5 | 6))

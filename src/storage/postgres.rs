@@ -1,7 +1,13 @@
 //! PostgreSQL: production, and the way to run several gateway replicas on one database.
+//!
+//! A URL may list several hosts, as libpq's do (`postgres://u@primary:5432,standby:5432/db`):
+//! the gateway works on the one that accepts writes, and when that one fails (a failover:
+//! the primary stopped, a standby promoted), it finds the new primary and moves there
+//! (see [`failover`]). Calls in flight at that moment fail as UNAVAILABLE, and clients retry.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
@@ -25,6 +31,8 @@ const DISTRIBUTION_LOCK_KEY: i64 = 0x4653_5043_2d44_5354;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The task that follows the primary, when the URL lists several hosts.
+    _failover: Option<failover::Watcher>,
 }
 
 impl PostgresStore {
@@ -35,10 +43,27 @@ impl PostgresStore {
     /// Connects to the database a `postgres://` URL names and applies the migrations. A
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?;
+        let hosts = failover::hosts(url)?;
+        let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10));
+        if hosts.len() == 1 {
+            let pool = pool_options.connect_with(hosts.into_iter().next().expect("one host")).await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            return Ok(PostgresStore { pool, _failover: None });
+        }
+        let (primary, options) = failover::find_primary(&hosts, None).await?;
+        // Connections opened before the last move to a new primary are dropped, not reused.
+        let moved_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let moved = moved_at.clone();
+        let pool = pool_options
+            .before_acquire(move |_, meta| {
+                let stale = moved.lock().expect("never poisoned").is_some_and(|at| meta.age > at.elapsed());
+                Box::pin(async move { Ok(!stale) })
+            })
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
+        Ok(PostgresStore { pool, _failover: Some(watcher) })
     }
 
     fn writer(&self) -> &PgPool {
@@ -92,3 +117,122 @@ impl_sql_credit!(PostgresStore, Postgres);
 impl_sql_explain!(PostgresStore, Postgres);
 impl_sql_verify!(PostgresStore, Postgres);
 impl_sql_reports!(PostgresStore, Postgres);
+
+/// Following the primary among the hosts a URL lists.
+pub mod failover {
+    use super::*;
+    use crate::storage::StoreError;
+    use sqlx::Connection;
+
+    /// How often the watcher checks that the host it works on still takes writes.
+    pub const CHECK_EVERY: Duration = Duration::from_millis(500);
+    /// How long one host may take to answer the check.
+    const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// The connection options of each host a URL lists (libpq's `host1:port1,host2:port2`),
+    /// in order. `target_session_attrs` is accepted and implied: the gateway always works on
+    /// the host that takes writes.
+    pub fn hosts(url: &str) -> Result<Vec<PgConnectOptions>, StoreError> {
+        let unsupported = || StoreError::UnsupportedUrl(url.to_owned());
+        let (scheme, rest) = url.split_once("://").ok_or_else(unsupported)?;
+        let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let (user, hosts) = match authority.rsplit_once('@') {
+            Some((user, hosts)) => (format!("{user}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let path = strip_parameter(path, "target_session_attrs");
+        hosts
+            .split(',')
+            .map(|host| Ok(PgConnectOptions::from_str(&format!("{scheme}://{user}{host}{path}"))?))
+            .collect()
+    }
+
+    fn strip_parameter(path: &str, name: &str) -> String {
+        let Some((before, query)) = path.split_once('?') else { return path.to_owned() };
+        let kept: Vec<&str> = query.split('&').filter(|pair| pair.split('=').next() != Some(name)).collect();
+        if kept.is_empty() {
+            before.to_owned()
+        } else {
+            format!("{before}?{}", kept.join("&"))
+        }
+    }
+
+    /// Whether the host takes writes (answers, and is not in recovery).
+    async fn takes_writes(options: &PgConnectOptions) -> bool {
+        let check = async {
+            let mut connection = sqlx::PgConnection::connect_with(options).await.ok()?;
+            let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut connection).await.ok()?;
+            let _ = connection.close().await;
+            Some(!in_recovery)
+        };
+        matches!(tokio::time::timeout(CHECK_TIMEOUT, check).await, Ok(Some(true)))
+    }
+
+    /// The first host, from `after`'s next on, that takes writes.
+    pub async fn find_primary(hosts: &[PgConnectOptions], after: Option<usize>) -> Result<(usize, PgConnectOptions), StoreError> {
+        let start = after.map_or(0, |index| index + 1);
+        for offset in 0..hosts.len() {
+            let index = (start + offset) % hosts.len();
+            if takes_writes(&hosts[index]).await {
+                return Ok((index, hosts[index].clone()));
+            }
+        }
+        Err(StoreError::Database(sqlx::Error::Configuration("no host of the database URL takes writes".into())))
+    }
+
+    /// The task that checks the primary every [`CHECK_EVERY`] and moves the pool to the new
+    /// one when it stops taking writes; stopped when dropped.
+    pub struct Watcher(tokio::task::AbortHandle);
+
+    impl Drop for Watcher {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    impl Watcher {
+        pub fn start(pool: PgPool, hosts: Vec<PgConnectOptions>, primary: usize, moved_at: Arc<Mutex<Option<Instant>>>) -> Watcher {
+            let task = tokio::spawn(async move {
+                let mut primary = primary;
+                loop {
+                    tokio::time::sleep(CHECK_EVERY).await;
+                    if takes_writes(&hosts[primary]).await {
+                        continue;
+                    }
+                    tracing::warn!(host = hosts[primary].get_host(), "the database's primary does not take writes: looking for the new one");
+                    match find_primary(&hosts, Some(primary)).await {
+                        Ok((index, options)) => {
+                            pool.set_connect_options(options);
+                            *moved_at.lock().expect("never poisoned") = Some(Instant::now());
+                            tracing::warn!(host = hosts[index].get_host(), port = hosts[index].get_port(), "moved to the new primary");
+                            primary = index;
+                        }
+                        Err(error) => tracing::warn!(%error, "no primary yet; looking again"),
+                    }
+                }
+            });
+            Watcher(task.abort_handle())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_url_lists_its_hosts_with_the_same_user_database_and_parameters() {
+            let hosts = hosts("postgres://gw:secret@db1:5433,db2/agency?target_session_attrs=read-write&application_name=gateway").unwrap();
+            let shown: Vec<(String, u16, Option<String>, String)> = hosts
+                .iter()
+                .map(|h| (h.get_host().to_owned(), h.get_port(), h.get_database().map(str::to_owned), h.get_username().to_owned()))
+                .collect();
+            assert_eq!(
+                shown,
+                [("db1".into(), 5433, Some("agency".into()), "gw".into()), ("db2".into(), 5432, Some("agency".into()), "gw".into())]
+            );
+            assert_eq!(hosts[1].get_application_name(), Some("gateway"));
+            assert_eq!(super::hosts("postgres://postgres@127.0.0.1:5432/test").unwrap().len(), 1);
+            assert_eq!(strip_parameter("/db?target_session_attrs=read-write", "target_session_attrs"), "/db");
+        }
+    }
+}
