@@ -93,6 +93,50 @@ async fn hostile_records_are_stopped_at_their_limit_with_the_servers_memory_boun
     assert!(growth < 40 * MIB as u64, "holding one of the files would grow the peak by 64 MiB; it grew by {growth} bytes");
 }
 
+/// A gibibyte of garbage, streamed (never held whole by the client either): the server spools
+/// it to disk while hashing it, refuses it, and its memory stays bounded.
+#[tokio::test]
+async fn a_gibibyte_of_garbage_is_refused_with_the_servers_memory_bounded() {
+    use sha2::{Digest, Sha256};
+    let db = TestDb::new_blocking();
+    let server = Server::start(&db.url);
+    let ordinary = format!("{CSV_HEADER}43-1234567,12345678,123-45-6789,Smith,2026-11-13,5.00\n");
+    assert_eq!(submit(&server, proto::RemittanceFormat::Csv, "WARM", ordinary.as_bytes()).await.status().short(), "ACCEPTED");
+    let baseline = server.peak_resident_bytes();
+
+    // 1 MiB of bytes of every value (line breaks and quotes included), 1,024 times.
+    let piece: Vec<u8> = (0..MIB).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let pieces = 1024usize;
+    let mut hasher = Sha256::new();
+    for _ in 0..pieces {
+        hasher.update(&piece);
+    }
+    let end = proto::UploadEnd { byte_count: (pieces * MIB) as u64, sha256: hex::encode(hasher.finalize()) };
+    use proto::submit_remittance_request::Part;
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "GARBAGE".into(), ..Default::default() };
+    let messages = futures::stream::iter(
+        std::iter::once(Part::Header(header))
+            .chain(std::iter::repeat_with(move || Part::Chunk(piece.clone())).take(pieces))
+            .chain(std::iter::once(Part::End(end)))
+            .map(|part| proto::SubmitRemittanceRequest { part: Some(part) }),
+    );
+    let started = Instant::now();
+    let mut client = RemittanceServiceClient::new(channel(&server, &server.keys.vendor).await);
+    let ack = client.submit_remittance(messages).await.expect("an acknowledgment").into_inner().acknowledgment.unwrap();
+    let (code, message) = refusal(&ack);
+    assert!(message.len() < 200, "{code}: the answer quotes nothing long");
+    let growth = server.peak_resident_bytes().saturating_sub(baseline);
+    println!(
+        "1 GiB of garbage refused ({code}) in {:.1} s; server peak memory grew by {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        growth as f64 / MIB as f64
+    );
+    assert!(growth < 40 * MIB as u64, "the server's peak grew by {growth} bytes");
+    let (status, listed, _) = cli(&server, &server.keys.vendor, &["remit", "list"]);
+    assert_eq!(status, 0);
+    assert!(!listed.contains("GARBAGE"), "nothing of it is kept: {listed}");
+}
+
 // 4. Connections that never speak hold resources forever; SIGTERM waits for idle sockets.
 
 async fn health(server: &Server) -> Result<(), String> {
