@@ -80,11 +80,19 @@ fn make_key(binary: &std::path::Path, database: &str, role: &str, name: &str) ->
     Ok(created["token"].as_str().context("a token")?.to_owned())
 }
 
-/// The server process, its address, and the lines of its log that tell of a panic.
+/// The server process, its address, and the lines of its log that tell of a panic. Killed
+/// when dropped, however the run ends.
 struct Server {
     child: Child,
     address: String,
     panics: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start_server(binary: &std::path::Path, database: &str) -> anyhow::Result<Server> {
@@ -227,6 +235,7 @@ async fn one_call(clients: &Clients, observed: &Mutex<Observed>, choice: u64, se
             // One file in a hundred is a large one.
             let lines = if choice == 95 && rng.below(2) == 0 { 2_000 } else { 1 + rng.below(50) };
             let (format, bytes) = a_file(&mut rng, serial, lines);
+            let started = Instant::now(); // the call, not the making of the file
             let batch_id = format!("S-{serial}");
             let header = proto::RemittanceHeader { format: format as i32, batch_id: batch_id.clone(), ..Default::default() };
             let messages = remittance_upload(header, &bytes, 1 << 16);
@@ -328,7 +337,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|(role, name)| make_key(&binary, &database, role, name));
     let [office, vendor, site] = tokens;
     let (office, vendor, site) = (office?, vendor?, site?);
-    let mut server = start_server(&binary, &database)?;
+    let server = start_server(&binary, &database)?;
     let channel = Channel::from_shared(format!("http://{}", server.address))?.connect().await?;
     let key = |token: &str| with_key(channel.clone(), token).context("a printable key");
     let (office, vendor, site) = (key(&office)?, key(&vendor)?, key(&site)?);
@@ -443,7 +452,7 @@ async fn main() -> anyhow::Result<()> {
         seen.returned
     );
     let panics = server.panics.lock().unwrap().clone();
-    let _ = server.child.kill();
+    drop(server);
 
     let mut failures = Vec::new();
     if errors > 0 {

@@ -1,7 +1,7 @@
 //! SQLite under contention (#13, item 6, in part): 25 vendors submitting files and 25
 //! payment-site sessions paying, all at once on the embedded database, each call answered
 //! on its first try: no "database is locked", no busy answer, nothing shed. The writes
-//! queue in-process for SQLite's one writer instead of failing; reads go on beside them.
+//! queue in-process for SQLite's one writer instead of failing.
 
 mod common;
 

@@ -78,8 +78,9 @@ impl StoreError {
             {
                 true
             }
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes.
-            StoreError::Database(sqlx::Error::Database(error)) => {
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), and their extended codes; only SQLite's
+            // (a PostgreSQL SQLSTATE such as 42501 is numeric too, and permanent).
+            StoreError::Database(sqlx::Error::Database(error)) if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
                 error.code().and_then(|code| code.parse::<u32>().ok()).is_some_and(|code| matches!(code & 0xff, 5 | 6))
             }
             _ => false,

@@ -55,6 +55,7 @@ impl PostgresStore {
         let moved_at: Arc<Mutex<Option<Instant>>> = Arc::default();
         let moved = moved_at.clone();
         let pool = pool_options
+            .after_connect(|connection, _| Box::pin(failover::refuse_standby(connection)))
             .before_acquire(move |_, meta| {
                 let stale = moved.lock().expect("never poisoned").is_some_and(|at| meta.age > at.elapsed());
                 Box::pin(async move { Ok(!stale) })
@@ -141,10 +142,18 @@ pub mod failover {
             None => (String::new(), authority),
         };
         let path = strip_parameter(path, "target_session_attrs");
-        hosts
-            .split(',')
-            .map(|host| Ok(PgConnectOptions::from_str(&format!("{scheme}://{user}{host}{path}"))?))
-            .collect()
+        let listed: Vec<&str> = hosts.split(',').collect();
+        if listed.len() > 1 {
+            // An empty entry would silently be localhost, and a host or port parameter
+            // would silently override every listed host: either would defeat failover.
+            let overriding = path.split_once('?').is_some_and(|(_, query)| {
+                query.split('&').any(|pair| matches!(pair.split('=').next(), Some("host" | "hostaddr" | "port")))
+            });
+            if listed.iter().any(|host| host.is_empty()) || overriding {
+                return Err(unsupported());
+            }
+        }
+        listed.into_iter().map(|host| Ok(PgConnectOptions::from_str(&format!("{scheme}://{user}{host}{path}"))?)).collect()
     }
 
     fn strip_parameter(path: &str, name: &str) -> String {
@@ -157,28 +166,54 @@ pub mod failover {
         }
     }
 
-    /// Whether the host takes writes (answers, and is not in recovery).
-    async fn takes_writes(options: &PgConnectOptions) -> bool {
+    /// Whether the host takes writes (answers, and is not in recovery); why not, if not.
+    async fn takes_writes(options: &PgConnectOptions) -> Result<(), String> {
         let check = async {
-            let mut connection = sqlx::PgConnection::connect_with(options).await.ok()?;
-            let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut connection).await.ok()?;
+            let mut connection = sqlx::PgConnection::connect_with(options).await.map_err(|e| e.to_string())?;
+            let in_recovery: bool =
+                sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut connection).await.map_err(|e| e.to_string())?;
             let _ = connection.close().await;
-            Some(!in_recovery)
+            if in_recovery {
+                Err("a standby (in recovery)".to_owned())
+            } else {
+                Ok(())
+            }
         };
-        matches!(tokio::time::timeout(CHECK_TIMEOUT, check).await, Ok(Some(true)))
+        tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIMEOUT:?}")))
     }
 
-    /// The first host, from `after`'s next on, that takes writes.
+    /// The first host, from `after`'s next on, that takes writes; else what each said.
     pub async fn find_primary(hosts: &[PgConnectOptions], after: Option<usize>) -> Result<(usize, PgConnectOptions), StoreError> {
         let start = after.map_or(0, |index| index + 1);
+        let mut why = Vec::new();
         for offset in 0..hosts.len() {
             let index = (start + offset) % hosts.len();
-            if takes_writes(&hosts[index]).await {
-                return Ok((index, hosts[index].clone()));
+            match takes_writes(&hosts[index]).await {
+                Ok(()) => return Ok((index, hosts[index].clone())),
+                Err(reason) => why.push(format!("{}:{}: {reason}", hosts[index].get_host(), hosts[index].get_port())),
             }
         }
-        Err(StoreError::Database(sqlx::Error::Configuration("no host of the database URL takes writes".into())))
+        Err(StoreError::Database(sqlx::Error::Configuration(format!("no host of the database URL takes writes ({})", why.join("; ")).into())))
     }
+
+    /// Refuses a new pool connection to a host in recovery (libpq's
+    /// `target_session_attrs=read-write`, per connection): during the moments before the
+    /// watcher notices a demotion, or a connection begun just before a move, nothing lands
+    /// on a standby.
+    pub async fn refuse_standby(connection: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut *connection).await?;
+        if in_recovery {
+            // As a refused connection: the call answers UNAVAILABLE, and its retry will
+            // find the primary.
+            let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connected to a standby, not the primary");
+            return Err(sqlx::Error::Io(refused));
+        }
+        Ok(())
+    }
+
+    /// Checks in a row that must fail before the watcher looks for another primary: one slow
+    /// answer from a busy primary is not a failover.
+    const FAILED_CHECKS_BEFORE_SEARCH: u32 = 3;
 
     /// The task that checks the primary every [`CHECK_EVERY`] and moves the pool to the new
     /// one when it stops taking writes; stopped when dropped.
@@ -194,14 +229,26 @@ pub mod failover {
         pub fn start(pool: PgPool, hosts: Vec<PgConnectOptions>, primary: usize, moved_at: Arc<Mutex<Option<Instant>>>) -> Watcher {
             let task = tokio::spawn(async move {
                 let mut primary = primary;
+                let mut failed = 0;
                 loop {
                     tokio::time::sleep(CHECK_EVERY).await;
-                    if takes_writes(&hosts[primary]).await {
-                        continue;
+                    match takes_writes(&hosts[primary]).await {
+                        Ok(()) => {
+                            failed = 0;
+                            continue;
+                        }
+                        Err(reason) => {
+                            failed += 1;
+                            tracing::warn!(host = hosts[primary].get_host(), %reason, failed, "the database's primary did not answer as one");
+                            if failed < FAILED_CHECKS_BEFORE_SEARCH {
+                                continue;
+                            }
+                        }
                     }
-                    tracing::warn!(host = hosts[primary].get_host(), "the database's primary does not take writes: looking for the new one");
                     match find_primary(&hosts, Some(primary)).await {
+                        Ok((index, _)) if index == primary => failed = 0, // it was only slow
                         Ok((index, options)) => {
+                            failed = 0;
                             pool.set_connect_options(options);
                             *moved_at.lock().expect("never poisoned") = Some(Instant::now());
                             tracing::warn!(host = hosts[index].get_host(), port = hosts[index].get_port(), "moved to the new primary");
@@ -233,6 +280,10 @@ pub mod failover {
             assert_eq!(hosts[1].get_application_name(), Some("gateway"));
             assert_eq!(super::hosts("postgres://postgres@127.0.0.1:5432/test").unwrap().len(), 1);
             assert_eq!(strip_parameter("/db?target_session_attrs=read-write", "target_session_attrs"), "/db");
+            // What would silently defeat failover is refused.
+            assert!(super::hosts("postgres://u@db1,,db2/agency").is_err());
+            assert!(super::hosts("postgres://u@db1,db2/agency?port=5433").is_err());
+            assert!(super::hosts("postgres://u@db1,db2/agency?host=db3").is_err());
         }
     }
 }

@@ -12,7 +12,8 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub keys: Keys,
-    /// The lines of its standard error that tell of a panic or a crash point reached.
+    /// The lines of its standard error that tell of a panic, a crash point reached, or a move
+    /// to a new database primary.
     pub notable: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -88,7 +89,7 @@ impl Server {
                     let mut line = Vec::new();
                     while matches!(log.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                         let text = String::from_utf8_lossy(&line);
-                        if text.contains("panicked") || text.contains("crash point") {
+                        if text.contains("panicked") || text.contains("crash point") || text.contains("moved to the new primary") {
                             kept.lock().unwrap().push(text.trim_end().to_owned());
                         }
                         line.clear();
