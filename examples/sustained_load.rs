@@ -183,19 +183,7 @@ fn a_file(rng: &mut Rng, serial: u64, lines: u64) -> (proto::RemittanceFormat, V
     let bytes = match format {
         proto::RemittanceFormat::Csv => gateway::formats::csv_remittance::write_csv(&raw),
         proto::RemittanceFormat::Xml => gateway::formats::xml_remittance::write_xml(&format!("S-{serial}"), &raw),
-        _ => {
-            use gateway::formats::nacha::writer::{ded_segment, write_file, EntryToWrite};
-            let entries: Vec<EntryToWrite> = raw
-                .iter()
-                .map(|l| EntryToWrite {
-                    routing: 91_000_019,
-                    amount_cents: Money::parse(l.amount.as_deref().unwrap()).unwrap().cents() as u64,
-                    prenote: false,
-                    segments: vec![ded_segment(l)],
-                })
-                .collect();
-            write_file("CCD", "ACME", "431234567", &entries)
-        }
+        _ => gateway::formats::nacha::writer::write_lines("ACME", "431234567", &raw),
     };
     (format, bytes)
 }

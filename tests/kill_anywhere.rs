@@ -122,19 +122,7 @@ fn a_file(rng: &mut Rng, batch_id: &str, index: u64) -> Work {
     let bytes = match format {
         proto::RemittanceFormat::Csv => gateway::formats::csv_remittance::write_csv(&lines),
         proto::RemittanceFormat::Xml => gateway::formats::xml_remittance::write_xml(batch_id, &lines),
-        _ => {
-            use gateway::formats::nacha::writer::{ded_segment, write_file, EntryToWrite};
-            let entries: Vec<EntryToWrite> = lines
-                .iter()
-                .map(|l| EntryToWrite {
-                    routing: 91_000_019,
-                    amount_cents: Money::parse(l.amount.as_deref().unwrap()).unwrap().cents() as u64,
-                    prenote: false,
-                    segments: vec![ded_segment(l)],
-                })
-                .collect();
-            write_file("CCD", "ACME", "431234567", &entries)
-        }
+        _ => gateway::formats::nacha::writer::write_lines("ACME", "431234567", &lines),
     };
     Work::File { batch_id: batch_id.to_owned(), format, bytes: Arc::new(bytes), lines: count, cents }
 }

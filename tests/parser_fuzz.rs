@@ -6,11 +6,10 @@
 mod common;
 
 use gateway::domain::remittance::RawLine;
-use gateway::domain::Money;
 use gateway::formats::ach_returns::write_returns;
 use gateway::formats::csv_remittance::write_csv;
 use gateway::formats::fuzz;
-use gateway::formats::nacha::writer::{ded_segment, write_file, EntryToWrite};
+use gateway::formats::nacha::writer::{ded_segment, write_lines};
 use gateway::formats::xml_remittance::write_xml;
 use gateway::formats::RemittanceFormat;
 use proptest::prelude::*;
@@ -40,16 +39,7 @@ fn lines() -> Vec<RawLine> {
 
 fn nacha_file() -> Vec<u8> {
     let lines: Vec<RawLine> = lines().into_iter().map(|l| RawLine { pay_date: Some("261113".to_owned()), ..l }).collect();
-    let entries: Vec<EntryToWrite> = lines
-        .iter()
-        .map(|l| EntryToWrite {
-            routing: 91_000_019,
-            amount_cents: Money::parse(l.amount.as_deref().unwrap()).unwrap().cents() as u64,
-            prenote: false,
-            segments: vec![ded_segment(l)],
-        })
-        .collect();
-    write_file("CCD", "ACME", "431234567", &entries)
+    write_lines("ACME", "431234567", &lines)
 }
 
 /// A valid file of every kind the gateway reads.

@@ -513,6 +513,21 @@ pub mod writer {
         format!("{}\\", parts.join("*").trim_end_matches('*'))
     }
 
+    /// A CCD+ file with one entry per line, each of the line's amount with the line's DED
+    /// segment: the NACHA twin of `write_csv` and `write_xml`, for tests and tools.
+    pub fn write_lines(company_name: &str, fein: &str, lines: &[RawLine]) -> Vec<u8> {
+        let entries: Vec<EntryToWrite> = lines
+            .iter()
+            .map(|line| EntryToWrite {
+                routing: 91_000_019,
+                amount_cents: line.amount.as_deref().and_then(|a| Money::parse(a).ok()).map_or(0, |m| m.cents().max(0) as u64),
+                prenote: false,
+                segments: vec![ded_segment(line)],
+            })
+            .collect();
+        write_file("CCD", company_name, fein, &entries)
+    }
+
     fn pad(text: &str, width: usize) -> String {
         format!("{text:<width$}").chars().take(width).collect()
     }
