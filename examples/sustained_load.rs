@@ -15,9 +15,9 @@
 //! or if memory kept growing (the last third's peak above the first third's by half plus
 //! 32 MiB). CI runs it for 60 seconds.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use gateway::domain::remittance::RawLine;
 use gateway::domain::Money;
 use gateway::grpc::client::{registry_upload, remittance_upload, with_key, GatewayChannel};
 use gateway::grpc::proto;
+use support::{gateway_binary, make_key, percentile, ssn, Rng, Server};
 use tonic::transport::Channel;
 
 const OBLIGORS: u64 = 2_000;
@@ -53,88 +54,6 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-/// The `gateway` binary of the same build as this example, built first if missing.
-fn gateway_binary() -> anyhow::Result<std::path::PathBuf> {
-    let example = std::env::current_exe()?;
-    let profile_dir = example.parent().and_then(|p| p.parent()).context("the example runs from target/<profile>/examples")?;
-    let binary = profile_dir.join("gateway");
-    if !binary.exists() {
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.args(["build", "--bin", "gateway"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        anyhow::ensure!(build.status()?.success(), "cargo build --bin gateway failed");
-    }
-    Ok(binary)
-}
-
-const PII_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-fn make_key(binary: &std::path::Path, database: &str, role: &str, name: &str) -> anyhow::Result<String> {
-    let output = Command::new(binary)
-        .args(["--json", "admin", "key", "create", "--create", "--database", database, "--role", role, "--name", name])
-        .output()?;
-    anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let created: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    Ok(created["token"].as_str().context("a token")?.to_owned())
-}
-
-/// The server process, its address, and the lines of its log that tell of a panic. Killed
-/// when dropped, however the run ends.
-struct Server {
-    child: Child,
-    address: String,
-    panics: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(binary: &std::path::Path, database: &str) -> anyhow::Result<Server> {
-    let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--log-format", "json"])
-        .env("GATEWAY_PII_KEY", PII_KEY)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut log = BufReader::new(child.stderr.take().context("stderr")?);
-    let mut line = String::new();
-    while log.read_line(&mut line)? > 0 {
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["fields"]["message"] == "gateway listening" {
-            let address = entry["fields"]["address"].as_str().context("an address")?.to_owned();
-            let panics = Arc::new(Mutex::new(Vec::new()));
-            let kept = panics.clone();
-            std::thread::spawn(move || {
-                for line in log.lines().map_while(Result::ok) {
-                    if line.contains("panicked") {
-                        kept.lock().unwrap().push(line);
-                    }
-                }
-            });
-            return Ok(Server { child, address, panics });
-        }
-        line.clear();
-    }
-    bail!("the server stopped before listening")
-}
-
-fn resident_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    kb / 1024.0
-}
-
-fn ssn(n: u64) -> String {
-    format!("{:03}-{:02}-{:04}", 100 + n / 9_999 % 500, 45, n % 9_999 + 1)
-}
-
 fn registry() -> String {
     let mut csv = String::from(
         "obligor_id,obligor_ssn,obligor_last_name,obligor_first_name,case_number,order_id,monthly_amount,start_month,opening_arrears,employer_fein\n",
@@ -143,19 +62,6 @@ fn registry() -> String {
         csv.push_str(&format!("OB-{n},{},Smith,John,{},ORD-{n},250.00,2026-01,1000.00,\n", ssn(n), 30_000_000 + n));
     }
     csv
-}
-
-/// splitmix64, for the traffic's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
 }
 
 /// A remittance file of `lines` lines in one of the three formats; `serial` makes its
@@ -311,10 +217,6 @@ async fn one_call(clients: &Clients, observed: &Mutex<Observed>, choice: u64, se
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = settings()?;
@@ -325,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|(role, name)| make_key(&binary, &database, role, name));
     let [office, vendor, site] = tokens;
     let (office, vendor, site) = (office?, vendor?, site?);
-    let server = start_server(&binary, &database)?;
+    let server = Server::start(&binary, &database)?;
     let channel = Channel::from_shared(format!("http://{}", server.address))?.connect().await?;
     let key = |token: &str| with_key(channel.clone(), token).context("a printable key");
     let (office, vendor, site) = (key(&office)?, key(&vendor)?, key(&site)?);
@@ -360,8 +262,7 @@ async fn main() -> anyhow::Result<()> {
     let observed = Arc::new(Mutex::new(Observed::default()));
 
     println!("sustained load: {} calls/s offered for {} s against {}", settings.rate, settings.seconds, database.split('?').next().unwrap_or(""));
-    let pid = server.child.id();
-    let mut memory: Vec<(u64, f64)> = vec![(0, resident_mib(pid))];
+    let mut memory: Vec<(u64, f64)> = vec![(0, server.resident_mib())];
     let started = Instant::now();
     let duration = Duration::from_secs(settings.seconds);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / settings.rate as f64));
@@ -385,14 +286,14 @@ async fn main() -> anyhow::Result<()> {
             }));
         }
         if started.elapsed().as_secs() >= next_sample {
-            memory.push((next_sample, resident_mib(pid)));
+            memory.push((next_sample, server.resident_mib()));
             next_sample += 5;
         }
     }
     for call in calls {
         call.await?;
     }
-    memory.push((started.elapsed().as_secs(), resident_mib(pid)));
+    memory.push((started.elapsed().as_secs(), server.resident_mib()));
 
     // Everything distributed, then the ledger re-checked from its rows.
     proto::distribution_service_client::DistributionServiceClient::new(clients.office.clone())

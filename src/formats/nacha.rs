@@ -532,7 +532,12 @@ pub mod writer {
         format!("{text:<width$}").chars().take(width).collect()
     }
 
-    /// A complete file: header, one batch, entries with their addenda, controls, padding.
+    /// Entries per batch the writer puts in one batch: a batch control counts entries and
+    /// addenda in 6 digits, so a large file is written as several batches.
+    const ENTRIES_PER_BATCH: usize = 100_000;
+
+    /// A complete file: header, batches of at most [`ENTRIES_PER_BATCH`] entries with their
+    /// addenda, controls, padding.
     pub fn write_file(sec: &str, company_name: &str, fein: &str, entries: &[EntryToWrite]) -> Vec<u8> {
         let mut records = vec![format!(
             "101 091000019 {}2611221200A094101{}{}{}",
@@ -541,53 +546,66 @@ pub mod writer {
             pad(company_name, 23),
             pad("", 8)
         )];
-        records.push(format!(
-            "5220{}{}{}{}{}{}{}1091000010000001",
-            pad(company_name, 16),
-            pad("", 20),
-            pad(&format!("1{fein}"), 10),
-            pad(sec, 3),
-            pad("CHILD SUP", 10),
-            pad("", 6),
-            "261122   "
-        ));
-        let (mut count, mut hash, mut credit) = (0u64, 0u64, 0u64);
-        for (index, entry) in entries.iter().enumerate() {
-            let code = if entry.prenote { "23" } else { "22" };
-            let addenda: Vec<String> = if sec == "CTX" {
-                let joined = entry.segments.concat();
-                joined.as_bytes().chunks(80).map(|c| String::from_utf8_lossy(c).into_owned()).collect()
-            } else {
-                entry.segments.clone()
-            };
-            let trace = format!("09100001{:07}", index + 1);
+        let (mut file_count, mut file_hash, mut file_credit, mut batches) = (0u64, 0u64, 0u64, 0u64);
+        // An empty file still has its one (empty) batch.
+        let batch_entries: Vec<&[EntryToWrite]> =
+            if entries.is_empty() { vec![entries] } else { entries.chunks(ENTRIES_PER_BATCH).collect() };
+        for (batch_index, batch) in batch_entries.into_iter().enumerate() {
+            batches += 1;
+            let batch_number = batch_index + 1;
             records.push(format!(
-                "6{code}{:08}1{}{:010}{}{}{}{}",
-                entry.routing,
-                pad("123456789", 17),
-                entry.amount_cents,
-                pad("", 15),
-                pad(&format!("{:04}", addenda.len()), 4),
-                pad("SDU", 18),
-                format!("  {}{trace}", if addenda.is_empty() { 0 } else { 1 })
+                "5220{}{}{}{}{}{}{}109100001{batch_number:07}",
+                pad(company_name, 16),
+                pad("", 20),
+                pad(&format!("1{fein}"), 10),
+                pad(sec, 3),
+                pad("CHILD SUP", 10),
+                pad("", 6),
+                "261122   "
             ));
-            count += 1 + addenda.len() as u64;
-            hash += entry.routing;
-            credit += entry.amount_cents;
-            for (sequence, text) in addenda.iter().enumerate() {
-                records.push(format!("705{}{:04}{}", pad(text, 80), sequence + 1, &trace[8..]));
+            let (mut count, mut hash, mut credit) = (0u64, 0u64, 0u64);
+            for (offset, entry) in batch.iter().enumerate() {
+                let index = batch_index * ENTRIES_PER_BATCH + offset;
+                let code = if entry.prenote { "23" } else { "22" };
+                let addenda: Vec<String> = if sec == "CTX" {
+                    let joined = entry.segments.concat();
+                    joined.as_bytes().chunks(80).map(|c| String::from_utf8_lossy(c).into_owned()).collect()
+                } else {
+                    entry.segments.clone()
+                };
+                let trace = format!("09100001{:07}", index + 1);
+                records.push(format!(
+                    "6{code}{:08}1{}{:010}{}{}{}{}",
+                    entry.routing,
+                    pad("123456789", 17),
+                    entry.amount_cents,
+                    pad("", 15),
+                    pad(&format!("{:04}", addenda.len()), 4),
+                    pad("SDU", 18),
+                    format!("  {}{trace}", if addenda.is_empty() { 0 } else { 1 })
+                ));
+                count += 1 + addenda.len() as u64;
+                hash += entry.routing;
+                credit += entry.amount_cents;
+                for (sequence, text) in addenda.iter().enumerate() {
+                    records.push(format!("705{}{:04}{}", pad(text, 80), sequence + 1, &trace[8..]));
+                }
             }
+            records.push(format!(
+                "8220{count:06}{:010}{:012}{credit:012}{}{}{}09100001{batch_number:07}",
+                hash % 10_000_000_000,
+                0,
+                pad(&format!("1{fein}"), 10),
+                pad("", 19),
+                pad("", 6)
+            ));
+            file_count += count;
+            file_hash += hash;
+            file_credit += credit;
         }
-        let hash = hash % 10_000_000_000;
-        records.push(format!(
-            "8220{count:06}{hash:010}{:012}{credit:012}{}{}{}091000010000001",
-            0,
-            pad(&format!("1{fein}"), 10),
-            pad("", 19),
-            pad("", 6)
-        ));
+        let (count, hash, credit) = (file_count, file_hash % 10_000_000_000, file_credit);
         let blocks = (records.len() as u64 + 1).div_ceil(BLOCKING_FACTOR);
-        records.push(format!("9{:06}{blocks:06}{count:08}{hash:010}{:012}{credit:012}{}", 1, 0, pad("", 39)));
+        records.push(format!("9{batches:06}{blocks:06}{count:08}{hash:010}{:012}{credit:012}{}", 0, pad("", 39)));
         while records.len() as u64 % BLOCKING_FACTOR != 0 {
             records.push("9".repeat(RECORD_LENGTH));
         }

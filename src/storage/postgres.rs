@@ -104,6 +104,16 @@ impl PostgresStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DISTRIBUTION_LOCK_KEY).execute(&mut **tx).await?;
         Ok(())
     }
+
+    /// `count` new pool ids from the pools' sequence, so a chunk's pools are written many
+    /// rows a statement (ids other writers take meanwhile never collide).
+    async fn reserve_pool_ids(tx: &mut Transaction<'_, Postgres>, count: usize) -> StoreResult<Vec<i64>> {
+        let count = i64::try_from(count).expect("a chunk's pools fit in i64");
+        Ok(sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('pools', 'pool_id')) FROM generate_series(1, $1)")
+            .bind(count)
+            .fetch_all(&mut **tx)
+            .await?)
+    }
 }
 
 impl_sql_store!(PostgresStore, Postgres, "postgres");

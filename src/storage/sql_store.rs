@@ -17,7 +17,8 @@ use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMo
 /// whatever the number of pending collections.
 pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 
-/// Collections claimed per UPDATE … IN (…): far below both databases' parameter limits.
+/// Collections claimed per UPDATE … FROM (VALUES …) (2 parameters each): far below both
+/// databases' parameter limits.
 pub(super) const CLAIM_CHUNK: usize = 500;
 
 /// Rows per multi-row INSERT (8 parameters a row).
@@ -79,28 +80,6 @@ pub(super) fn order_from_columns(
         opening_arrears: Money::from_cents(arrears_cents),
         end_date: optional_date(end)?,
     })
-}
-
-/// Claims a new pool's collections, only while still pending: a collection another writer
-/// claimed first aborts the run (`StoreError::Conflict`, returned from the enclosing function).
-macro_rules! claim_collections {
-    ($tx:expr, $pool_id:expr, $collection_ids:expr) => {
-        for ids in $collection_ids.chunks($crate::storage::sql_store::CLAIM_CHUNK) {
-            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-            let statement = format!(
-                "UPDATE collections SET status = 'DISTRIBUTED', pool_id = $1 WHERE status = 'PENDING' AND collection_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut claim = sqlx::query(&statement).bind($pool_id);
-            for id in ids {
-                claim = claim.bind(id);
-            }
-            let claimed = claim.execute($tx).await?;
-            if claimed.rows_affected() != ids.len() as u64 {
-                return Err($crate::storage::StoreError::Conflict(format!("a collection of pool {} is no longer pending", $pool_id)));
-            }
-        }
-    };
 }
 
 /// Expands the [`Store`](super::Store) implementation for one backend.
@@ -495,7 +474,17 @@ macro_rules! impl_sql_store {
                     summary.obligors += plans.len() as u64;
                     // (pool id, obligor, effective date, allocation), written many rows at a time.
                     let mut rows: Vec<(i64, &str, String, std::borrow::Cow<'_, $crate::domain::Allocation>)> = Vec::new();
-                    let mut first_pool_id: Option<i64> = None;
+                    // The chunk's new pools (id, obligor, effective date, amount) and the
+                    // collections each takes (collection id, pool id), written many at a time.
+                    let mut new_pools: Vec<(i64, &str, String, i64)> = Vec::new();
+                    let mut claims: Vec<(i64, i64)> = Vec::new();
+                    let new_pool_count = plans
+                        .iter()
+                        .flat_map(|plan| &plan.pools)
+                        .flat_map(|pool| &pool.parts)
+                        .filter(|part| matches!(part.target, PoolTarget::New))
+                        .count();
+                    let mut pool_ids = Self::reserve_pool_ids(&mut tx, new_pool_count).await?.into_iter();
                     // Rows written before this chunk's: those after it are this chunk's.
                     let watermark: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(allocation_id), 0) AS BIGINT) FROM allocations")
                         .fetch_one(&mut *tx)
@@ -514,17 +503,9 @@ macro_rules! impl_sql_store {
                                 let effective_date = pool.distribution.effective_date.to_string();
                                 let pool_id = match part.target {
                                     PoolTarget::New => {
-                                        let pool_id: i64 = sqlx::query_scalar(
-                                            "INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES ($1, $2, $3, $4) RETURNING pool_id",
-                                        )
-                                        .bind(run_id)
-                                        .bind(plan.obligor_id.as_str())
-                                        .bind(&effective_date)
-                                        .bind(part.amount.cents())
-                                        .fetch_one(&mut *tx)
-                                        .await?;
-                                        first_pool_id.get_or_insert(pool_id);
-                                        sql::claim_collections!(&mut *tx, pool_id, &pool.collection_ids);
+                                        let pool_id = pool_ids.next().ok_or_else(|| StoreError::Corrupt("fewer pool ids than new pools".into()))?;
+                                        new_pools.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), part.amount.cents()));
+                                        claims.extend(pool.collection_ids.iter().map(|&collection_id| (collection_id, pool_id)));
                                         summary.pools += 1;
                                         summary.collections += pool.collection_ids.len() as u64;
                                         summary.total += part.amount;
@@ -548,6 +529,31 @@ macro_rules! impl_sql_store {
                                     rows.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), std::borrow::Cow::Borrowed(allocation)));
                                 }
                             }
+                        }
+                    }
+                    let first_pool_id = new_pools.first().map(|(pool_id, ..)| *pool_id);
+                    for chunk in new_pools.chunks(sql::ROWS_PER_INSERT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new("INSERT INTO pools (pool_id, run_id, obligor_id, effective_date, amount_cents) ");
+                        insert.push_values(chunk, |mut row, (pool_id, obligor, effective_date, cents)| {
+                            row.push_bind(*pool_id).push_bind(run_id).push_bind(obligor.to_string()).push_bind(effective_date.clone()).push_bind(*cents);
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    // Each collection is taken only while still pending: one another run took
+                    // meanwhile makes the count fall short, and the chunk is rolled back.
+                    for chunk in claims.chunks(sql::CLAIM_CHUNK) {
+                        let mut claim = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE collections SET status = 'DISTRIBUTED', pool_id = claimed.column2 FROM (",
+                        );
+                        claim.push_values(chunk, |mut row, (collection_id, pool_id)| {
+                            row.push_bind(*collection_id).push_bind(*pool_id);
+                        });
+                        claim.push(") AS claimed WHERE collections.collection_id = claimed.column1 AND collections.status = 'PENDING'");
+                        let claimed = claim.build().execute(&mut *tx).await?;
+                        if claimed.rows_affected() != chunk.len() as u64 {
+                            return Err(StoreError::Conflict(format!(
+                                "a collection of run {run_id}'s chunk (obligors {first} to {last}) is no longer pending"
+                            )));
                         }
                     }
                     summary.allocations += rows.len() as u64;
@@ -814,5 +820,4 @@ pub(super) type StoredOrderRow =
 pub(super) type WithholdingOrderRow =
     (String, String, i64, String, i64, Option<String>, String, Option<String>, i64, String);
 
-pub(super) use claim_collections;
 pub(super) use impl_sql_store;
