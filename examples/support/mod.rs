@@ -102,6 +102,17 @@ impl Server {
         status_mib(self.child.id(), "VmHWM:")
     }
 
+    /// CPU seconds the server has used so far, user and system, all its threads.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
     /// Starts the peak over from the current resident memory (Linux's clear_refs; ignored
     /// where it is not allowed, and the peak is then the process's whole life's).
     pub fn reset_peak(&self) {

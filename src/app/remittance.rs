@@ -21,9 +21,8 @@ use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, 
 use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
-    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
-    StoredLine,
-    StoredProblem, SuspenseHold,
+    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceStore, RemittanceSummary,
+    RemittanceWriter, StoredLine, StoredProblem, SuspenseHold,
 };
 use crate::storage::{AuditEntry, StoreError};
 
@@ -131,6 +130,56 @@ pub struct Acknowledgment {
     /// True when this is the first acknowledgment again (a resend of the same file).
     pub replayed: bool,
     pub received_at: String,
+}
+
+/// What the lines of a file checked so far add up to.
+#[derive(Default)]
+struct CheckedFile {
+    counts: LineCounts,
+    line_count: u64,
+    /// The money the file gave: every line not rejected (a rejected line records nothing).
+    recorded: Money,
+    outcomes: Vec<LineOutcome>,
+    truncated: bool,
+}
+
+impl CheckedFile {
+    /// Validates and matches a batch of lines, counting them; what to write for each.
+    fn check(
+        &mut self,
+        raw_lines: &[RawLine],
+        received_on: chrono::NaiveDate,
+        directory: &BatchDirectory,
+        employer_feins: Option<&[Fein]>,
+    ) -> Vec<LineToWrite> {
+        let mut to_write = Vec::with_capacity(raw_lines.len());
+        for raw in raw_lines {
+            self.line_count += 1;
+            let checked = check_line(raw, received_on, directory);
+            let checked = match employer_feins {
+                Some(feins) => restrict_to_employers(checked, feins),
+                None => checked,
+            };
+            count(&mut self.counts, checked.status);
+            let line = line_to_write(raw, &checked, directory);
+            if checked.status != LineStatus::Rejected {
+                self.recorded += line.record.amount.unwrap_or(Money::ZERO);
+            }
+            if !line.record.problems.is_empty() {
+                if self.outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
+                    self.outcomes.push(LineOutcome {
+                        line: checked.line,
+                        status: line.record.status.clone(),
+                        problems: line.record.problems.iter().cloned().map(LineProblemView::from).collect(),
+                    });
+                } else {
+                    self.truncated = true;
+                }
+            }
+            to_write.push(line);
+        }
+        to_write
+    }
 }
 
 /// Who is sending a file: the sender namespace, and the FEINs an employer is limited to.
@@ -263,7 +312,8 @@ impl App {
         Ok((file, content_sha256))
     }
 
-    /// Parses on a blocking thread, and validates, matches and writes batches of lines here.
+    /// Parses on a blocking thread, looks up, validates and matches batches of lines here,
+    /// and writes them beside, each stage a batch or two behind the one before.
     async fn ingest(
         &self,
         employer_feins: Option<Vec<Fein>>,
@@ -296,51 +346,62 @@ impl App {
             }
         });
 
-        let mut counts = LineCounts::default();
-        let mut line_count: u64 = 0;
-        // The money the file gave: every line not rejected (a rejected line records nothing).
-        let mut recorded = Money::ZERO;
-        let mut outcomes = Vec::new();
-        let mut truncated = false;
-        while let Some(batch) = batches.recv().await {
-            let raw_lines = match batch {
-                Ok(lines) => lines,
-                Err(file_problem) => {
-                    drop(writer); // Rolls back: nothing of a refused file is kept.
-                    let _ = parser.await;
-                    return Ok(self.refused(&submission, file_problem, received_at));
-                }
-            };
-            let directory = BatchDirectory::load(&mut *writer, &raw_lines, &self.pii).await?;
-            let mut to_write = Vec::with_capacity(raw_lines.len());
-            for raw in &raw_lines {
-                line_count += 1;
-                let checked = check_line(raw, received_on, &directory);
-                let checked = match &employer_feins {
-                    Some(feins) => restrict_to_employers(checked, feins),
-                    None => checked,
-                };
-                count(&mut counts, checked.status);
-                let line = line_to_write(raw, &checked, &directory);
-                if checked.status != LineStatus::Rejected {
-                    recorded += line.record.amount.unwrap_or(Money::ZERO);
-                }
-                if !line.record.problems.is_empty() {
-                    if outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
-                        outcomes.push(LineOutcome {
-                            line: checked.line,
-                            status: line.record.status.clone(),
-                            problems: line.record.problems.iter().cloned().map(LineProblemView::from).collect(),
-                        });
-                    } else {
-                        truncated = true;
+        // Four stages, each a batch or two behind the one before, so that no stage waits for
+        // another to finish a batch: the parser (its own thread), the registry lookup of a
+        // batch's cases and SSNs (the store's read connections), checking, and the writer
+        // (the file's transaction). Lookups and writes run on the store's threads while this
+        // task checks; all three are polled by this one task: on two cores, more tasks only
+        // took turns with the store's threads (measured in docs/performance.md). A stage that
+        // stops closes its channel and every stage after it stops; a file is finished only
+        // when every stage ended well.
+        let (to_checker, mut looked_up) = mpsc::channel::<Result<(Vec<RawLine>, BatchDirectory), FileError>>(2);
+        let looking_up = async move {
+            while let Some(batch) = batches.recv().await {
+                let next = match batch {
+                    Ok(lines) => {
+                        let directory = BatchDirectory::load(&*self.store, &lines, self.pii.clone()).await?;
+                        Ok((lines, directory))
                     }
+                    Err(file_problem) => Err(file_problem),
+                };
+                let refused = next.is_err();
+                if to_checker.send(next).await.is_err() || refused {
+                    break;
                 }
-                to_write.push(line);
             }
-            writer.write_lines(&to_write).await?;
-        }
-        parser.await.map_err(|e| AppError::Internal(format!("the parser stopped: {e}")))?;
+            Ok::<_, AppError>(())
+        };
+        let (to_writer, mut to_write) = mpsc::channel::<Vec<LineToWrite>>(2);
+        let writing = async move {
+            while let Some(lines) = to_write.recv().await {
+                writer.write_lines(&lines).await?;
+            }
+            Ok::<_, AppError>(writer)
+        };
+        let checking = async move {
+            let mut checked = CheckedFile::default();
+            while let Some(batch) = looked_up.recv().await {
+                let (raw_lines, directory) = match batch {
+                    Ok(batch) => batch,
+                    Err(file_problem) => return Ok(Err(file_problem)),
+                };
+                let lines = checked.check(&raw_lines, received_on, &directory, employer_feins.as_deref());
+                if to_writer.send(lines).await.is_err() {
+                    break; // The writer failed: its error is the answer.
+                }
+            }
+            Ok(Ok(checked))
+        };
+        let ((), checked, writer) = tokio::try_join!(looking_up, checking, writing)?;
+        let _ = parser.await;
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(file_problem) => {
+                drop(writer); // Rolls back: nothing of a refused file is kept.
+                return Ok(self.refused(&submission, file_problem, received_at));
+            }
+        };
+        let CheckedFile { mut counts, line_count, recorded, outcomes, truncated } = checked;
         counts.line_count = line_count;
         counts.total = recorded;
         let summary = writer.finish(counts).await?;
@@ -552,17 +613,21 @@ fn count(counts: &mut LineCounts, status: LineStatus) {
 
 /// What the registry says of the cases and SSNs a batch of lines quotes, with each SSN's
 /// HMAC computed once for the batch.
-struct BatchDirectory<'a> {
+struct BatchDirectory {
     page: DirectoryPage,
     /// obligor → the HMAC of its SSN, for the case-and-SSN check.
     obligor_ssn: HashMap<ObligorId, String>,
     /// SSN digits → HMAC, so no line hashes its SSN twice. Lives for one batch, in memory.
     hmacs: HashMap<String, String>,
-    pii: &'a super::PiiKey,
+    pii: std::sync::Arc<super::PiiKey>,
 }
 
-impl<'a> BatchDirectory<'a> {
-    async fn load(writer: &mut dyn RemittanceWriter, lines: &[RawLine], pii: &'a super::PiiKey) -> Result<BatchDirectory<'a>, AppError> {
+impl BatchDirectory {
+    async fn load(
+        store: &(impl RemittanceStore + ?Sized),
+        lines: &[RawLine],
+        pii: std::sync::Arc<super::PiiKey>,
+    ) -> Result<BatchDirectory, AppError> {
         let mut cases: Vec<String> = lines
             .iter()
             .filter_map(|l| l.case_number.as_deref().and_then(|c| CaseNumber::parse(c.trim()).ok()))
@@ -576,7 +641,7 @@ impl<'a> BatchDirectory<'a> {
         }
         let mut wanted: Vec<String> = hmacs.values().cloned().collect();
         wanted.sort_unstable();
-        let page = writer.lookup(&cases, &wanted).await?;
+        let page = store.directory(&cases, &wanted).await?;
         let obligor_ssn = page.cases.values().map(|(obligor, hmac)| (obligor.clone(), hmac.clone())).collect();
         Ok(BatchDirectory { page, obligor_ssn, hmacs, pii })
     }
@@ -586,7 +651,7 @@ impl<'a> BatchDirectory<'a> {
     }
 }
 
-impl ObligorDirectory for BatchDirectory<'_> {
+impl ObligorDirectory for BatchDirectory {
     fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
         self.page.cases.get(case.as_str()).map(|(obligor, _)| obligor.clone())
     }
@@ -601,7 +666,7 @@ impl ObligorDirectory for BatchDirectory<'_> {
 }
 
 /// What to store for a checked line, and what it does.
-fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirectory<'_>) -> LineToWrite {
+fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirectory) -> LineToWrite {
     let valid = checked.valid.as_ref();
     let suspense_reason = checked
         .problems

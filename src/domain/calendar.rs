@@ -50,7 +50,18 @@ pub fn federal_holidays(year: i32) -> Vec<NaiveDate> {
 }
 
 pub fn is_federal_holiday(date: NaiveDate) -> bool {
-    federal_holidays(date.year()).contains(&date)
+    // Every line of a file asks about the same few days: the last year's list is kept per
+    // thread rather than worked out again for each day asked (a cache of a pure function).
+    thread_local! {
+        static LAST_YEAR: std::cell::RefCell<Option<(i32, Vec<NaiveDate>)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST_YEAR.with_borrow_mut(|last| {
+        let year = date.year();
+        if last.as_ref().is_none_or(|(cached, _)| *cached != year) {
+            *last = Some((year, federal_holidays(year)));
+        }
+        last.as_ref().is_some_and(|(_, holidays)| holidays.contains(&date))
+    })
 }
 
 pub fn is_business_day(date: NaiveDate) -> bool {

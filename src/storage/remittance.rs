@@ -129,8 +129,6 @@ pub struct SuspenseRecord {
 /// Writes one file inside one transaction. Dropping it without `finish` rolls back.
 #[async_trait]
 pub trait RemittanceWriter: Send {
-    /// Looks up, inside the file's transaction, the cases and SSN HMACs a batch of lines quote.
-    async fn lookup(&mut self, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage>;
     async fn write_lines(&mut self, lines: &[LineToWrite]) -> StoreResult<()>;
     /// Records the counts and commits the file.
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;
@@ -147,5 +145,11 @@ pub trait RemittanceStore: Send + Sync {
     /// sender's batch id was taken meanwhile.
     async fn begin_remittance(&self, remittance: NewRemittance, audit: AuditEntry) -> StoreResult<Box<dyn RemittanceWriter>>;
     async fn remittance_lines_after(&self, remittance_id: i64, after_line: u64, limit: u32) -> StoreResult<Vec<StoredLine>>;
+    /// The cases and SSN HMACs a batch of lines quotes, as the registry holds them. Read
+    /// beside the file's transaction, not in it, so that a file's lines are matched while
+    /// the lines before them are being written: the registry a file is matched against
+    /// cannot change under it (on SQLite the file holds the one write lock; on PostgreSQL
+    /// the file's own statements read committed rows too, as these do).
+    async fn directory(&self, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage>;
     async fn suspense_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<SuspenseRecord>>;
 }

@@ -202,6 +202,41 @@ macro_rules! impl_sql_remittances {
                     .collect()
             }
 
+            async fn directory(
+                &self,
+                case_numbers: &[String],
+                ssn_hmacs: &[String],
+            ) -> $crate::storage::StoreResult<$crate::storage::remittance::DirectoryPage> {
+                use $crate::storage::sql_remittance::{placeholders, LOOKUP_CHUNK};
+                use $crate::storage::sql_store as sql;
+                let mut page = $crate::storage::remittance::DirectoryPage::default();
+                for chunk in case_numbers.chunks(LOOKUP_CHUNK) {
+                    let query = format!(
+                        "SELECT c.case_number, c.obligor_id, o.ssn_hmac FROM cases c JOIN obligors o ON o.obligor_id = c.obligor_id \
+                         WHERE c.case_number IN ({})",
+                        placeholders(chunk.len())
+                    );
+                    let mut select = sqlx::query_as::<_, (String, String, String)>(&query);
+                    for case in chunk {
+                        select = select.bind(case);
+                    }
+                    for (case, obligor, ssn_hmac) in select.fetch_all(self.reader()).await? {
+                        page.cases.insert(case, (sql::obligor_id(&obligor)?, ssn_hmac));
+                    }
+                }
+                for chunk in ssn_hmacs.chunks(LOOKUP_CHUNK) {
+                    let query = format!("SELECT ssn_hmac, obligor_id FROM obligors WHERE ssn_hmac IN ({})", placeholders(chunk.len()));
+                    let mut select = sqlx::query_as::<_, (String, String)>(&query);
+                    for hmac in chunk {
+                        select = select.bind(hmac);
+                    }
+                    for (hmac, obligor) in select.fetch_all(self.reader()).await? {
+                        page.obligors_by_ssn.entry(hmac).or_default().push(sql::obligor_id(&obligor)?);
+                    }
+                }
+                Ok(page)
+            }
+
             async fn suspense_after(
                 &self,
                 after_id: i64,
@@ -237,41 +272,6 @@ macro_rules! impl_sql_remittances {
 
         #[async_trait::async_trait]
         impl $crate::storage::remittance::RemittanceWriter for $writer {
-            async fn lookup(
-                &mut self,
-                case_numbers: &[String],
-                ssn_hmacs: &[String],
-            ) -> $crate::storage::StoreResult<$crate::storage::remittance::DirectoryPage> {
-                use $crate::storage::sql_remittance::{placeholders, LOOKUP_CHUNK};
-                use $crate::storage::sql_store as sql;
-                let mut page = $crate::storage::remittance::DirectoryPage::default();
-                for chunk in case_numbers.chunks(LOOKUP_CHUNK) {
-                    let query = format!(
-                        "SELECT c.case_number, c.obligor_id, o.ssn_hmac FROM cases c JOIN obligors o ON o.obligor_id = c.obligor_id \
-                         WHERE c.case_number IN ({})",
-                        placeholders(chunk.len())
-                    );
-                    let mut select = sqlx::query_as::<_, (String, String, String)>(&query);
-                    for case in chunk {
-                        select = select.bind(case);
-                    }
-                    for (case, obligor, ssn_hmac) in select.fetch_all(&mut *self.tx).await? {
-                        page.cases.insert(case, (sql::obligor_id(&obligor)?, ssn_hmac));
-                    }
-                }
-                for chunk in ssn_hmacs.chunks(LOOKUP_CHUNK) {
-                    let query = format!("SELECT ssn_hmac, obligor_id FROM obligors WHERE ssn_hmac IN ({})", placeholders(chunk.len()));
-                    let mut select = sqlx::query_as::<_, (String, String)>(&query);
-                    for hmac in chunk {
-                        select = select.bind(hmac);
-                    }
-                    for (hmac, obligor) in select.fetch_all(&mut *self.tx).await? {
-                        page.obligors_by_ssn.entry(hmac).or_default().push(sql::obligor_id(&obligor)?);
-                    }
-                }
-                Ok(page)
-            }
-
             async fn write_lines(&mut self, lines: &[$crate::storage::remittance::LineToWrite]) -> $crate::storage::StoreResult<()> {
                 use $crate::storage::sql_remittance::ROWS_PER_INSERT;
                 use $crate::storage::StoreError;
