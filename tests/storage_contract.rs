@@ -39,6 +39,7 @@ on_both_backends!(
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
     a_remittance_file_is_written_whole_or_not_at_all,
+    many_files_open_at_once_each_read_the_registry_and_commit,
     audit_rows_commit_with_their_action_and_never_change,
     api_keys_are_kept_as_hashes_and_revoked_once,
     a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest,
@@ -706,6 +707,40 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
         orders.iter().map(|(o, fein)| (o.id.to_string(), fein.clone())).collect::<Vec<_>>(),
         [("A".into(), Some("431234567".into())), ("B".into(), None)]
     );
+}
+
+/// Sixteen files open at once, each reading the registry while its transaction is open (as
+/// ingestion does for every batch), all commit. On PostgreSQL an open file holds one of the
+/// pool's 16 connections and its lookup borrows another: unbounded, 16 open files starved
+/// their own lookups until the pool's acquire timeout.
+async fn many_files_open_at_once_each_read_the_registry_and_commit(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, NewRemittance};
+
+    let (_db, store) = seeded(backend).await;
+    let started = std::time::Instant::now();
+    let files = (0..16).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let remittance = NewRemittance {
+                sender: "acme".into(),
+                batch_id: format!("OPEN-{n}"),
+                format: "CSV",
+                content_sha256: format!("sha-open-{n}"),
+                received_at: "t".into(),
+                received_on: date("2026-11-20"),
+            };
+            let writer = store.begin_remittance(remittance, audit()).await.unwrap();
+            // Every file is open before any reads: the reads must not need a connection
+            // another open file holds.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let page = store.directory(&["12345678".into()], &[]).await.unwrap();
+            assert_eq!(page.cases.get("12345678").map(|(o, _)| o.as_str()), Some("OB-1"));
+            writer.finish(LineCounts::default()).await.unwrap().remittance_id
+        })
+    });
+    let ids: Vec<i64> = futures::future::join_all(files).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), 16, "sixteen files committed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "no file waited for the pool's timeout: {:?}", started.elapsed());
 }
 
 async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {

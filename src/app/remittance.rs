@@ -393,7 +393,9 @@ impl App {
             Ok(Ok(checked))
         };
         let ((), checked, writer) = tokio::try_join!(looking_up, checking, writing)?;
-        let _ = parser.await;
+        // A parser that died mid-file closed its channel like one that reached the end: only
+        // its clean end lets the file be finished (a panic would otherwise commit a part).
+        parser.await.map_err(|e| AppError::Internal(format!("the parser stopped: {e}")))?;
         let checked = match checked {
             Ok(checked) => checked,
             Err(file_problem) => {

@@ -29,8 +29,18 @@ use super::StoreResult;
 /// The advisory lock key that serialises distribution runs across replicas ("FSPC-DST").
 const DISTRIBUTION_LOCK_KEY: i64 = 0x4653_5043_2d44_5354;
 
+/// Connections of the pool.
+const POOL_CONNECTIONS: u32 = 16;
+
+/// Files whose transactions may be open at once. Each holds a connection for as long as it
+/// takes and borrows another for each batch's registry lookup, so at most half the pool is
+/// held by files: the lookups, and every other call, always find a connection. A further
+/// upload waits for a slot, as it waited for a connection before.
+const FILE_SLOTS: usize = POOL_CONNECTIONS as usize / 2;
+
 pub struct PostgresStore {
     pool: PgPool,
+    file_slots: Arc<tokio::sync::Semaphore>,
     /// The task that follows the primary, when the URL lists several hosts.
     _failover: Option<failover::Watcher>,
 }
@@ -44,11 +54,11 @@ impl PostgresStore {
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         let hosts = failover::hosts(url)?;
-        let pool_options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10));
+        let pool_options = PgPoolOptions::new().max_connections(POOL_CONNECTIONS).acquire_timeout(Duration::from_secs(10));
         if hosts.len() == 1 {
             let pool = pool_options.connect_with(hosts.into_iter().next().expect("one host")).await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            return Ok(PostgresStore { pool, _failover: None });
+            return Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: None });
         }
         let (primary, options) = failover::find_primary(&hosts, None).await?;
         // Connections opened before the last move to a new primary are dropped, not reused.
@@ -64,7 +74,7 @@ impl PostgresStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
-        Ok(PostgresStore { pool, _failover: Some(watcher) })
+        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: Some(watcher) })
     }
 
     fn writer(&self) -> &PgPool {
@@ -73,6 +83,12 @@ impl PostgresStore {
 
     fn reader(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A slot for one file's transaction, held until the file commits or is dropped.
+    async fn file_slot(&self) -> StoreResult<Option<tokio::sync::OwnedSemaphorePermit>> {
+        let slot = self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed");
+        Ok(Some(slot))
     }
 
     /// Bounds (or stops bounding) how long the transaction waits for a row lock: a file's
@@ -109,10 +125,13 @@ impl PostgresStore {
     /// rows a statement (ids other writers take meanwhile never collide).
     async fn reserve_pool_ids(tx: &mut Transaction<'_, Postgres>, count: usize) -> StoreResult<Vec<i64>> {
         let count = i64::try_from(count).expect("a chunk's pools fit in i64");
-        Ok(sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('pools', 'pool_id')) FROM generate_series(1, $1)")
+        let mut ids: Vec<i64> = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('pools', 'pool_id')) FROM generate_series(1, $1)")
             .bind(count)
             .fetch_all(&mut **tx)
-            .await?)
+            .await?;
+        // Ascending: the chunk's conservation check takes its pools as those from the first.
+        ids.sort_unstable();
+        Ok(ids)
     }
 }
 

@@ -64,6 +64,8 @@ macro_rules! impl_sql_remittances {
             remittance: $crate::storage::remittance::NewRemittance,
             /// The submission's audit row, written when the file commits.
             audit: $crate::storage::AuditEntry,
+            /// The backend's slot for an open file, if it bounds them (released on drop).
+            _slot: Option<tokio::sync::OwnedSemaphorePermit>,
         }
 
         #[async_trait::async_trait]
@@ -129,6 +131,7 @@ macro_rules! impl_sql_remittances {
                 remittance: $crate::storage::remittance::NewRemittance,
                 audit: $crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Box<dyn $crate::storage::remittance::RemittanceWriter>> {
+                let slot = self.file_slot().await?;
                 let mut tx = self.writer().begin().await?;
                 // Another upload may hold the same batch id or content in its transaction for
                 // as long as its file takes: wait for it only briefly, then answer "retry".
@@ -164,7 +167,7 @@ macro_rules! impl_sql_remittances {
                     Err(error) => return Err(error.into()),
                 };
                 <$store>::bound_claim_wait(&mut tx, false).await?;
-                Ok(Box::new($writer { tx, remittance_id, remittance, audit }))
+                Ok(Box::new($writer { tx, remittance_id, remittance, audit, _slot: slot }))
             }
 
             async fn remittance_lines_after(
@@ -381,7 +384,7 @@ macro_rules! impl_sql_remittances {
                 self: Box<Self>,
                 counts: $crate::storage::remittance::LineCounts,
             ) -> $crate::storage::StoreResult<$crate::storage::remittance::RemittanceSummary> {
-                let $writer { mut tx, remittance_id, remittance, audit } = *self;
+                let $writer { mut tx, remittance_id, remittance, audit, _slot } = *self;
                 let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
                 sqlx::query(
                     "UPDATE remittances SET line_count = $1, total_cents = $2, applied = $3, applied_by_ssn = $4, suspense = $5, \

@@ -61,6 +61,12 @@ impl SqliteStore {
         &self.reader
     }
 
+    /// Files need no slot: the one writer connection already queues them, and lookups use
+    /// the separate read pool.
+    async fn file_slot(&self) -> StoreResult<Option<tokio::sync::OwnedSemaphorePermit>> {
+        Ok(None)
+    }
+
     /// SQLite has one writer: a second upload waits for the writer, not for a row lock.
     async fn bound_claim_wait(_tx: &mut Transaction<'_, Sqlite>, _bounded: bool) -> StoreResult<()> {
         Ok(())
