@@ -8,11 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{distribute, registration_with_account, Backend, Short, TestApp, SPEC_REGISTRY};
-use gateway::grpc::client::{registry_upload, remittance_upload};
+use common::{distribute, Backend, Short, TestApp};
+use gateway::grpc::client::remittance_upload;
 use gateway::grpc::proto;
 use proto::payment_service_client::PaymentServiceClient;
-use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
 
 const ROUNDS: usize = 4;
@@ -32,11 +31,8 @@ async fn fifty_concurrent_submitters_and_payers_on_postgres_are_each_answered_fi
 
 async fn fifty_concurrent_clients(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let chunks = registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
-    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
-    let mut site = PaymentServiceClient::new(app.payment_site.clone());
-    let payer_id = site.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
-    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
+    app.import_spec_registry().await;
+    let payer_id = app.confirmed_payer().await;
 
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{distribute, registration_with_account, Backend, TestApp, TestClock};
+use common::{distribute, Backend, TestApp, TestClock};
 use gateway::grpc::proto;
 use proto::collection_service_client::CollectionServiceClient;
 use proto::explain_service_client::ExplainServiceClient;
@@ -98,9 +98,8 @@ async fn a_back_dated_end_moves_exactly_the_later_current_support(backend: Backe
     assert_eq!((ack.total_amount.as_str(), ack.applied), ("900.00", 2));
     // Collections are numbered as recorded: the file's lines in order, then the payment's.
     let october = 2;
+    let payer_id = app.confirmed_payer().await;
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
-    let payer_id = payments.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
-    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
     let payment = proto::SubmitPaymentRequest {
         payer_id,
         case_number: "12345678".into(),

@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{distribute, registration_with_account, Authed, Backend, Short, TestApp, SPEC_REGISTRY};
-use gateway::grpc::client::{registry_upload, remittance_upload};
+use common::{distribute, Authed, Backend, Short, TestApp};
+use gateway::grpc::client::remittance_upload;
 use gateway::grpc::proto;
 use proto::payment_service_client::PaymentServiceClient;
-use proto::registry_service_client::RegistryServiceClient;
 use proto::remittance_service_client::RemittanceServiceClient;
 use tonic::Code;
 
@@ -55,8 +54,7 @@ async fn send(vendor: &Authed, file: &[u8], retried: &AtomicU64) -> proto::Remit
 
 async fn one_file_sent_a_hundred_times_at_once_is_one_file(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let chunks = registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
-    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+    app.import_spec_registry().await;
     let vendor = app.vendor("busy-payroll").await;
     let mut file = String::from("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n");
     for cents in 1..=200u32 {
@@ -108,11 +106,8 @@ async fn one_file_sent_a_hundred_times_at_once_is_one_file_on_postgres() {
 
 async fn one_payment_key_from_fifty_calls_at_once_is_one_payment(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let chunks = registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
-    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
-    let mut site = PaymentServiceClient::new(app.payment_site.clone());
-    let payer_id = site.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
-    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
+    app.import_spec_registry().await;
+    let payer_id = app.confirmed_payer().await;
     let request = proto::SubmitPaymentRequest {
         payer_id,
         case_number: "12345678".into(),

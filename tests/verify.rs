@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{distribute, registration_with_account, Backend, TestApp, TestClock, SPEC_REGISTRY};
+use common::{distribute, Backend, TestApp, TestClock, SPEC_REGISTRY};
 use gateway::grpc::proto;
 use proto::ledger_service_client::LedgerServiceClient;
 use proto::payment_service_client::PaymentServiceClient;
@@ -25,8 +25,7 @@ fn breaches(response: &proto::VerifyLedgerResponse) -> Vec<String> {
 async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
     let clock = TestClock::new("2026-12-20");
     let app = TestApp::spawn_with_clock(backend, clock.clone()).await;
-    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
-    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+    app.import_spec_registry().await;
     let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
                    43-1234567,12345678,123-45-6789,Smith,2026-11-13,700.00\n\
                    43-1234567,,234-56-7890,Nobody,2026-11-13,90.00\n\
@@ -44,9 +43,8 @@ async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
     let request = proto::ResolveSuspenseItemRequest { suspense_id: items[0].suspense_id, target: Some(Target::CaseNumber("12345679".into())) };
     suspense.resolve_suspense_item(request).await.unwrap();
 
+    let payer_id = app.confirmed_payer().await;
     let mut payments = PaymentServiceClient::new(app.payment_site.clone());
-    let payer_id = payments.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
-    PaymentServiceClient::new(app.channel.clone()).confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
     let payment = proto::SubmitPaymentRequest {
         payer_id,
         case_number: "12345678".into(),

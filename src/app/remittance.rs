@@ -135,10 +135,9 @@ pub struct Acknowledgment {
 /// What the lines of a file checked so far add up to.
 #[derive(Default)]
 struct CheckedFile {
+    /// Its total is the money the file gave: every line not rejected (a rejected line
+    /// records nothing).
     counts: LineCounts,
-    line_count: u64,
-    /// The money the file gave: every line not rejected (a rejected line records nothing).
-    recorded: Money,
     outcomes: Vec<LineOutcome>,
     truncated: bool,
 }
@@ -154,7 +153,7 @@ impl CheckedFile {
     ) -> Vec<LineToWrite> {
         let mut to_write = Vec::with_capacity(raw_lines.len());
         for raw in raw_lines {
-            self.line_count += 1;
+            self.counts.line_count += 1;
             let checked = check_line(raw, received_on, directory);
             let checked = match employer_feins {
                 Some(feins) => restrict_to_employers(checked, feins),
@@ -163,7 +162,7 @@ impl CheckedFile {
             count(&mut self.counts, checked.status);
             let line = line_to_write(raw, &checked, directory);
             if checked.status != LineStatus::Rejected {
-                self.recorded += line.record.amount.unwrap_or(Money::ZERO);
+                self.counts.total += line.record.amount.unwrap_or(Money::ZERO);
             }
             if !line.record.problems.is_empty() {
                 if self.outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
@@ -403,9 +402,7 @@ impl App {
                 return Ok(self.refused(&submission, file_problem, received_at));
             }
         };
-        let CheckedFile { mut counts, line_count, recorded, outcomes, truncated } = checked;
-        counts.line_count = line_count;
-        counts.total = recorded;
+        let CheckedFile { counts, outcomes, truncated } = checked;
         let summary = writer.finish(counts).await?;
         self.metrics.observe_lines(&counts);
         tracing::info!(

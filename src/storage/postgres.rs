@@ -55,26 +55,28 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         let hosts = failover::hosts(url)?;
         let pool_options = PgPoolOptions::new().max_connections(POOL_CONNECTIONS).acquire_timeout(Duration::from_secs(10));
-        if hosts.len() == 1 {
+        let (pool, failover) = if hosts.len() == 1 {
             let pool = pool_options.connect_with(hosts.into_iter().next().expect("one host")).await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            return Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: None });
-        }
-        let (primary, options) = failover::find_primary(&hosts, None).await?;
-        // Connections opened before the last move to a new primary are dropped, not reused.
-        let moved_at: Arc<Mutex<Option<Instant>>> = Arc::default();
-        let moved = moved_at.clone();
-        let pool = pool_options
-            .after_connect(|connection, _| Box::pin(failover::refuse_standby(connection)))
-            .before_acquire(move |_, meta| {
-                let stale = moved.lock().expect("never poisoned").is_some_and(|at| meta.age > at.elapsed());
-                Box::pin(async move { Ok(!stale) })
-            })
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
-        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: Some(watcher) })
+            (pool, None)
+        } else {
+            let (primary, options) = failover::find_primary(&hosts, None).await?;
+            // Connections opened before the last move to a new primary are dropped, not reused.
+            let moved_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+            let moved = moved_at.clone();
+            let pool = pool_options
+                .after_connect(|connection, _| Box::pin(failover::refuse_standby(connection)))
+                .before_acquire(move |_, meta| {
+                    let stale = moved.lock().expect("never poisoned").is_some_and(|at| meta.age > at.elapsed());
+                    Box::pin(async move { Ok(!stale) })
+                })
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
+            (pool, Some(watcher))
+        };
+        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: failover })
     }
 
     fn writer(&self) -> &PgPool {
@@ -86,9 +88,8 @@ impl PostgresStore {
     }
 
     /// A slot for one file's transaction, held until the file commits or is dropped.
-    async fn file_slot(&self) -> StoreResult<Option<tokio::sync::OwnedSemaphorePermit>> {
-        let slot = self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed");
-        Ok(Some(slot))
+    async fn file_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Some(self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed"))
     }
 
     /// Bounds (or stops bounding) how long the transaction waits for a row lock: a file's

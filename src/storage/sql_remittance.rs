@@ -131,7 +131,7 @@ macro_rules! impl_sql_remittances {
                 remittance: $crate::storage::remittance::NewRemittance,
                 audit: $crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Box<dyn $crate::storage::remittance::RemittanceWriter>> {
-                let slot = self.file_slot().await?;
+                let slot = self.file_slot().await;
                 let mut tx = self.writer().begin().await?;
                 // Another upload may hold the same batch id or content in its transaction for
                 // as long as its file takes: wait for it only briefly, then answer "retry".

@@ -63,8 +63,8 @@ impl SqliteStore {
 
     /// Files need no slot: the one writer connection already queues them, and lookups use
     /// the separate read pool.
-    async fn file_slot(&self) -> StoreResult<Option<tokio::sync::OwnedSemaphorePermit>> {
-        Ok(None)
+    async fn file_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        None
     }
 
     /// SQLite has one writer: a second upload waits for the writer, not for a row lock.

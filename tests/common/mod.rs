@@ -206,6 +206,23 @@ impl TestApp {
         self.as_key(Role::Vendor, name, &[]).await
     }
 
+    /// Imports the spec's registry (`SPEC_REGISTRY`) as the back office.
+    pub async fn import_spec_registry(&self) {
+        let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
+        let mut registry = proto::registry_service_client::RegistryServiceClient::new(self.channel.clone());
+        assert!(registry.import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+    }
+
+    /// The spec registry's OB-1 registered by the payment site as a payer of case 12345678
+    /// (account 000123456789), its account confirmed by the back office; the payer's id.
+    pub async fn confirmed_payer(&self) -> i64 {
+        let mut site = proto::payment_service_client::PaymentServiceClient::new(self.payment_site.clone());
+        let payer_id = site.register_payer(registration_with_account("000123456789")).await.unwrap().into_inner().payer.unwrap().payer_id;
+        let mut office = proto::payment_service_client::PaymentServiceClient::new(self.channel.clone());
+        office.confirm_bank_account(proto::ConfirmBankAccountRequest { payer_id }).await.unwrap();
+        payer_id
+    }
+
     /// Stops the server and waits until it has finished.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
