@@ -74,6 +74,10 @@ async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
     assert_eq!(runs, [(1, "DISTRIBUTION".to_owned(), 5000), (2, "REVERSAL".to_owned(), -1250)]);
     let (registry_end,): (Option<String>,) = sqlx::query_as("SELECT registry_end_date FROM orders").fetch_one(&pool).await.unwrap();
     assert_eq!(registry_end.as_deref(), Some("2026-12-31"), "the registry's end is kept as such");
+    // What each order was paid (0013), summed from the rows already there, reversals included.
+    let balances: Vec<(String, String, String, i64)> =
+        sqlx::query_as("SELECT order_id, bucket, month, paid_cents FROM order_balances ORDER BY bucket").fetch_all(&pool).await.unwrap();
+    assert_eq!(balances, [("A".into(), "ARREARS".into(), String::new(), 3750), ("A".into(), "CURRENT".into(), "2026-09".into(), 22500)]);
     let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&pool).await.unwrap();
     assert!(broken.is_empty(), "{broken:?}");
     let altered = sqlx::query("UPDATE allocations SET amount_cents = 1 WHERE allocation_id = 1").execute(&pool).await.unwrap_err();

@@ -91,7 +91,7 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
     assert!(first.ok, "{:?}", breaches(&first));
     let pools = first.checks.iter().find(|c| c.name == "pools_conserved").unwrap();
     assert!(pools.checked >= 3, "{pools:?}");
-    assert_eq!(first.checks.len(), 10);
+    assert_eq!(first.checks.len(), 11);
     // Verified again, the sealed rows are checked against their seal.
     let second = verify(&app).await;
     assert!(second.ok, "{:?}", breaches(&second));
@@ -124,6 +124,44 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
     let named = breaches(&verify(&app).await);
     assert!(named.iter().any(|b| b.starts_with("audit_unchanged: audit_log rows 1 to")), "{named:?}");
     app.stop().await;
+}
+
+/// Distribution plans from `order_balances`, kept by a trigger: a balance that no longer
+/// matches its allocations (or one with none behind it) is named.
+async fn an_order_balance_that_does_not_match_its_allocations_is_found(backend: Backend) {
+    let (app, _clock) = busy_ledger(backend).await;
+    let clean = verify(&app).await;
+    assert!(clean.ok, "{:?}", breaches(&clean));
+    let balances = clean.checks.iter().find(|c| c.name == "order_balances_match").unwrap();
+    assert!(balances.checked >= 3, "{balances:?}");
+
+    tamper(
+        &app,
+        backend,
+        &[
+            "UPDATE order_balances SET paid_cents = paid_cents + 1 WHERE order_id = 'A' AND bucket = 'CURRENT' AND month = '2026-11'",
+            "INSERT INTO order_balances (order_id, bucket, month, paid_cents) VALUES ('A', 'CURRENT', '2020-01', 500)",
+        ],
+    )
+    .await;
+    let found = verify(&app).await;
+    let named = breaches(&found);
+    assert_eq!(
+        named,
+        ["order_balances_match: order A CURRENT 2020-01", "order_balances_match: order A CURRENT 2026-11"],
+        "{named:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_balance_that_does_not_match_its_allocations_is_found_on_sqlite() {
+    an_order_balance_that_does_not_match_its_allocations_is_found(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_order_balance_that_does_not_match_its_allocations_is_found_on_postgres() {
+    an_order_balance_that_does_not_match_its_allocations_is_found(Backend::Postgres).await;
 }
 
 #[tokio::test]

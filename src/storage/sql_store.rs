@@ -40,6 +40,11 @@ pub(super) fn month(text: Option<String>) -> Result<Option<YearMonth>, StoreErro
     text.as_deref().map(|m| YearMonth::parse(m).map_err(corrupt("month"))).transpose()
 }
 
+/// The month of an `order_balances` row: '' (arrears) is none.
+pub(super) fn balance_month(text: String) -> Result<Option<YearMonth>, StoreError> {
+    month(Some(text).filter(|month| !month.is_empty()))
+}
+
 pub(super) fn bucket(text: &str) -> Result<Bucket, StoreError> {
     Bucket::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bucket `{text}`")))
 }
@@ -452,17 +457,19 @@ macro_rules! impl_sql_store {
                         let order = sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?;
                         ledgers.insert(id, (obligor, OrderLedger::new(order)));
                     }
-                    let paid: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(&format!(
-                        "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
-                         WHERE order_id IS NOT NULL AND obligor_id IN ({PENDING_IN_RANGE}) GROUP BY order_id, bucket, month"
+                    // What each order has been paid, kept per month by the allocations'
+                    // trigger: a few rows an order, however long its history.
+                    let paid: Vec<(String, String, String, i64)> = sqlx::query_as(&format!(
+                        "SELECT order_id, bucket, month, paid_cents FROM order_balances \
+                         WHERE order_id IN (SELECT order_id FROM orders WHERE obligor_id IN ({PENDING_IN_RANGE}))"
                     ))
                     .bind(first)
                     .bind(last)
                     .fetch_all(&mut *tx)
                     .await?;
                     for (order, bucket, month, cents) in paid {
-                        let (_, ledger) = ledgers.get_mut(&order).ok_or_else(|| StoreError::Corrupt(format!("allocation to unknown order {order}")))?;
-                        ledger.record(sql::bucket(&bucket)?, sql::month(month)?, Money::from_cents(cents));
+                        let (_, ledger) = ledgers.get_mut(&order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
+                        ledger.record(sql::bucket(&bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
                     }
                     for (obligor, ledger) in ledgers.into_values() {
                         if let Some(input) = inputs.get_mut(&obligor) {
@@ -579,14 +586,18 @@ macro_rules! impl_sql_store {
                     // Conservation, checked on the chunk's rows as written before it commits:
                     // Σ allocations (unapplied included) = Σ pools = Σ collections claimed, and
                     // the rows written into corrected pools move money within them (net zero).
+                    // Each sum reads only this chunk's rows, found by key range (the chunk's
+                    // pools have the highest ids, its allocations come after the watermark):
+                    // a unary `+` keeps a column's index out, so the cost stays the chunk's,
+                    // not the run's so far.
                     let (pooled, allocated, claimed, moved): (i64, i64, i64, i64) = sqlx::query_as(
                         "SELECT \
-                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE run_id = $1 AND pool_id >= $2), \
-                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE run_id = $1 AND pool_id >= $2), \
+                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE pool_id >= $2 AND +run_id = $1), \
+                           (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE pool_id >= $2 AND +run_id = $1), \
                            (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id \
-                            WHERE p.run_id = $1 AND p.pool_id >= $2), \
+                            WHERE p.pool_id >= $2 AND +p.run_id = $1), \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations \
-                            WHERE run_id = $1 AND allocation_id > $3 AND pool_id < $2)",
+                            WHERE allocation_id > $3 AND +run_id = $1 AND +pool_id < $2)",
                     )
                     .bind(run_id)
                     .bind(first_pool_id.unwrap_or(i64::MAX))
@@ -698,9 +709,8 @@ macro_rules! impl_sql_store {
                 .fetch_all(self.reader())
                 .await?;
                 let (Some(first), Some(last)) = (orders.first(), orders.last()) else { return Ok(Vec::new()) };
-                let paid: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-                    "SELECT order_id, bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations \
-                     WHERE order_id BETWEEN $1 AND $2 GROUP BY order_id, bucket, month",
+                let paid: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT order_id, bucket, month, paid_cents FROM order_balances WHERE order_id BETWEEN $1 AND $2",
                 )
                 .bind(&first.0)
                 .bind(&last.0)
@@ -714,8 +724,8 @@ macro_rules! impl_sql_store {
                     stored.push(StoredOrder { obligor_id: sql::obligor_id(&obligor)?, ledger: OrderLedger::new(order) });
                 }
                 for (order, bucket, month, cents) in paid {
-                    let position = *index.get(&order).ok_or_else(|| StoreError::Corrupt(format!("allocation to unknown order {order}")))?;
-                    stored[position].ledger.record(sql::bucket(&bucket)?, sql::month(month)?, $crate::domain::Money::from_cents(cents));
+                    let position = *index.get(&order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
+                    stored[position].ledger.record(sql::bucket(&bucket)?, sql::balance_month(month)?, $crate::domain::Money::from_cents(cents));
                 }
                 Ok(stored)
             }

@@ -13,7 +13,7 @@ pub(super) struct SqlCheck {
     pub breaches: &'static str,
 }
 
-pub(super) const CHECKS: [SqlCheck; 8] = [
+pub(super) const CHECKS: [SqlCheck; 9] = [
     SqlCheck {
         name: "collections_conserved",
         what: "every collection is pending, distributed in a pool, or reversed by entries taking back exactly its amount",
@@ -53,6 +53,21 @@ pub(super) const CHECKS: [SqlCheck; 8] = [
         breaches: "SELECT 'order ' || a.order_id || ' ' || a.month FROM allocations a JOIN orders o ON o.order_id = a.order_id \
                    WHERE a.bucket = 'CURRENT' GROUP BY a.order_id, a.month, o.max_monthly_amount_cents \
                    HAVING SUM(a.amount_cents) > o.max_monthly_amount_cents OR SUM(a.amount_cents) < 0 ORDER BY a.order_id, a.month",
+    },
+    SqlCheck {
+        name: "order_balances_match",
+        what: "what each order is recorded as paid, by bucket and month (what distribution plans from), is the sum of its allocations",
+        count: "SELECT COUNT(*) FROM order_balances",
+        breaches: "SELECT 'order ' || order_id || ' ' || bucket || ' ' || month FROM ( \
+                     SELECT a.order_id, a.bucket, a.month FROM (SELECT order_id, bucket, COALESCE(month, '') AS month, \
+                                                                       SUM(amount_cents) AS paid FROM allocations \
+                                                                WHERE order_id IS NOT NULL GROUP BY order_id, bucket, COALESCE(month, '')) a \
+                     LEFT JOIN order_balances b ON b.order_id = a.order_id AND b.bucket = a.bucket AND b.month = a.month \
+                     WHERE b.paid_cents IS NULL OR b.paid_cents <> a.paid \
+                     UNION \
+                     SELECT b.order_id, b.bucket, b.month FROM order_balances b WHERE b.paid_cents <> 0 AND NOT EXISTS \
+                       (SELECT 1 FROM allocations x WHERE x.order_id = b.order_id AND x.bucket = b.bucket AND COALESCE(x.month, '') = b.month) \
+                   ) broken ORDER BY order_id, bucket, month",
     },
     SqlCheck {
         name: "runs_add_up",
