@@ -93,3 +93,58 @@ async fn fifty_concurrent_clients(backend: Backend) {
     common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
+
+/// A long file holds SQLite's one writer for as long as it takes to write. Reads need none of
+/// it, and their audit rows (durable before each answer leaves) go meanwhile to the audit
+/// journal, a file of its own: the back office's reads are answered while the file is still
+/// being written, and their audit rows reach the log once it is.
+#[tokio::test]
+async fn reads_are_answered_while_a_long_file_holds_the_sqlite_writer() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.import_spec_registry().await;
+    let vendor = app.vendor("acme-payroll").await;
+    let mut file = String::from("employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n");
+    file.push_str("43-1234567,12345678,123-45-6789,Smith,2026-11-13,1.00\n");
+    let small = remittance_upload(proto::RemittanceHeader { batch_id: "SMALL".into(), ..csv_header() }, file.as_bytes(), 1 << 12);
+    RemittanceServiceClient::new(vendor.clone()).submit_remittance(futures::stream::iter(small)).await.unwrap();
+
+    const LONG_FILE_LINES: usize = 100_000;
+    for _ in 1..LONG_FILE_LINES {
+        file.push_str("43-1234567,12345678,123-45-6789,Smith,2026-11-13,1.00\n");
+    }
+    let long = remittance_upload(proto::RemittanceHeader { batch_id: "LONG".into(), ..csv_header() }, file.as_bytes(), 1 << 16);
+    let upload = tokio::spawn(async move { RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(long)).await });
+
+    // Wait until the file's transaction holds the database's write lock (the upload is
+    // spooled first, then written): a writer of the test's own is refused at once.
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&app.db.url).unwrap().busy_timeout(Duration::ZERO);
+    let mut probe = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let waiting = Instant::now();
+    while sqlx::query("BEGIN IMMEDIATE").execute(&mut probe).await.is_ok() {
+        sqlx::query("ROLLBACK").execute(&mut probe).await.unwrap();
+        assert!(waiting.elapsed() < Duration::from_secs(120) && !upload.is_finished(), "the long file never took the writer");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let mut office = RemittanceServiceClient::new(app.channel.clone());
+    for _ in 0..3 {
+        let small = proto::GetRemittanceRequest { batch_id: "SMALL".into(), sender: "acme-payroll".into() };
+        assert_eq!(office.get_remittance(small).await.unwrap().into_inner().acknowledgment.unwrap().applied, 1);
+        let page = office.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await.unwrap();
+        assert!(!page.into_inner().remittances.is_empty());
+    }
+    assert!(!upload.is_finished(), "six reads answered while the long file was still being written");
+
+    let ack = upload.await.unwrap().unwrap().into_inner().acknowledgment.unwrap();
+    assert_eq!((ack.status().short(), ack.applied), ("ACCEPTED", LONG_FILE_LINES as u64));
+    let audit = common::export(&app.channel, common::Export::Audit).await;
+    let reads = audit.lines().filter(|row| row.contains("GetRemittance") || row.contains("ListRemittances")).count();
+    assert_eq!(reads, 6, "every read's audit row reached the log:\n{audit}");
+    common::assert_ledger_whole(&app.channel).await;
+    app.stop().await;
+}
+
+fn csv_header() -> proto::RemittanceHeader {
+    proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, ..Default::default() }
+}

@@ -25,6 +25,7 @@ mod sql_suspense;
 mod sql_terminations;
 mod sql_verify;
 mod sqlite;
+mod sqlite_journal;
 pub mod reports;
 pub mod reviews;
 pub mod suspense;
@@ -284,8 +285,6 @@ pub trait Store:
     async fn orders_without_end_born_by(&self, born_by: NaiveDate, after: Option<&OrderId>, limit: u32) -> StoreResult<Vec<ChildOrder>>;
 }
 
-/// Opens the database a URL names, creating a SQLite file if it is missing, and brings its
-/// schema up to date.
 /// The file a `sqlite:` URL names; `None` for another database or an in-memory one.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     use std::str::FromStr;
@@ -297,6 +296,8 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (path.as_os_str() != ":memory:" && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
 }
 
+/// Opens the database a URL names, creating a SQLite file if it is missing, and brings its
+/// schema up to date.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))

@@ -87,6 +87,18 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// Writes an audit row of its own. PostgreSQL's writers do not wait for each other's
+    /// files (row locks, not a file lock), so no journal is needed.
+    async fn append_audit(&self, entry: &super::AuditEntry) -> StoreResult<()> {
+        super::sql_access::insert_audit!(&self.pool, entry)?;
+        Ok(())
+    }
+
+    /// Every audit row is written straight into `audit_log`: nothing to settle.
+    async fn settle_audit(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// A slot for one file's transaction, held until the file commits or is dropped.
     async fn file_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         Some(self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed"))

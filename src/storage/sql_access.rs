@@ -155,8 +155,7 @@ macro_rules! impl_sql_access {
             }
 
             async fn record_audit(&self, entry: &$crate::storage::access::AuditEntry) -> $crate::storage::StoreResult<()> {
-                $crate::storage::sql_access::insert_audit!(self.writer(), entry)?;
-                Ok(())
+                self.append_audit(entry).await
             }
 
             async fn audit_after(
@@ -165,6 +164,7 @@ macro_rules! impl_sql_access {
                 limit: u32,
             ) -> $crate::storage::StoreResult<Vec<$crate::storage::access::AuditRecord>> {
                 use $crate::storage::sql_access::{AuditRow, AUDIT_COLUMNS};
+                self.settle_audit().await?;
                 let rows: Vec<AuditRow> =
                     sqlx::query_as(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE audit_id > $1 ORDER BY audit_id LIMIT $2"))
                         .bind(after_id)

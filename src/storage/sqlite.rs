@@ -2,7 +2,9 @@
 //!
 //! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
 //! (queued in-process instead of failing with SQLITE_BUSY), and reads through a small pool of
-//! their own that WAL mode lets run beside the writer.
+//! their own that WAL mode lets run beside the writer. A read's audit row, which must be
+//! durable before its answer leaves, goes through the audit journal when the writer is busy
+//! (`sqlite_journal.rs`), so a long file never holds reads up.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,11 +24,15 @@ use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
+use super::sqlite_journal::AuditJournal;
 use super::StoreResult;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
+    pub(super) writer: SqlitePool,
     reader: SqlitePool,
+    /// Where audit rows written on their own wait while the writer is busy; none for an
+    /// in-memory database (nothing beside it to write to).
+    pub(super) journal: Option<AuditJournal>,
 }
 
 impl SqliteStore {
@@ -50,7 +56,36 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(SqliteStore { writer, reader })
+        let journal = match super::sqlite_file(url) {
+            Some(file) => Some(AuditJournal::open(&file, &writer).await?),
+            None => None,
+        };
+        Ok(SqliteStore { writer, reader, journal })
+    }
+
+    /// Writes an audit row of its own: straight into `audit_log` when the writer is free,
+    /// else into the journal, which moves it there once the writer is.
+    async fn append_audit(&self, entry: &super::AuditEntry) -> StoreResult<()> {
+        match (&self.journal, self.writer.try_acquire()) {
+            (Some(journal), None) => journal.append(entry).await,
+            (_, Some(mut writer)) => {
+                super::sql_access::insert_audit!(&mut *writer, entry)?;
+                Ok(())
+            }
+            (None, None) => {
+                super::sql_access::insert_audit!(&self.writer, entry)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves what the journal holds into `audit_log`, so a reader of the log sees every
+    /// call answered before it asked.
+    async fn settle_audit(&self) -> StoreResult<()> {
+        match &self.journal {
+            Some(journal) => journal.settle(&self.writer).await,
+            None => Ok(()),
+        }
     }
 
     fn writer(&self) -> &SqlitePool {
