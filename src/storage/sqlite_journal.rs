@@ -67,8 +67,13 @@ impl AuditJournal {
         )
         .execute(&pool)
         .await?;
-        move_all(&pool, writer).await?;
         let journal = AuditJournal { pool, wake: Arc::new(Notify::new()), stopped: Arc::new(AtomicBool::new(false)) };
+        // What an earlier process left is moved now; if another process holds the writer
+        // longer than the busy timeout, the mover keeps trying instead of failing the start.
+        if let Err(error) = move_all(&journal.pool, writer).await {
+            tracing::warn!(%error, "audit rows an earlier process journaled are not moved yet; trying again");
+            journal.wake.notify_one();
+        }
         tokio::spawn(keep_moving(journal.pool.clone(), writer.clone(), journal.wake.clone(), journal.stopped.clone()));
         Ok(journal)
     }
@@ -111,8 +116,9 @@ impl Drop for AuditJournal {
     }
 }
 
-/// The mover: woken by each row journaled, it moves all there is; it ends when its journal
-/// is dropped (what is left then is moved when the database is next opened).
+/// The mover: woken by each row journaled, it moves all there is, trying again each second
+/// while it fails; it ends when its journal is dropped (what is left then is moved when the
+/// database is next opened).
 async fn keep_moving(journal: SqlitePool, writer: SqlitePool, wake: Arc<Notify>, stopped: Arc<AtomicBool>) {
     loop {
         wake.notified().await;
@@ -120,9 +126,10 @@ async fn keep_moving(journal: SqlitePool, writer: SqlitePool, wake: Arc<Notify>,
             break;
         }
         if let Err(error) = move_all(&journal, &writer).await {
-            // The rows stay journaled: the next row or the next start moves them.
+            // The rows stay journaled, durable, until a move succeeds.
             tracing::error!(%error, "moving journaled audit rows into audit_log failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
+            wake.notify_one();
         }
     }
 }
