@@ -134,7 +134,11 @@ async fn reads_are_answered_while_a_long_file_holds_the_sqlite_writer() {
         let page = office.list_remittances(proto::ListRemittancesRequest { page_size: 10, ..Default::default() }).await.unwrap();
         assert!(!page.into_inner().remittances.is_empty());
     }
+    // Their audit rows wait in the journal, beside the database, for the file to end.
+    let journal = sqlx::SqlitePool::connect(&format!("{}.audit", app.db.url)).await.unwrap();
+    let journaled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_journal").fetch_one(&journal).await.unwrap();
     assert!(!upload.is_finished(), "six reads answered while the long file was still being written");
+    assert!(journaled >= 6, "the reads' audit rows went through the journal: {journaled}");
 
     let ack = upload.await.unwrap().unwrap().into_inner().acknowledgment.unwrap();
     assert_eq!((ack.status().short(), ack.applied), ("ACCEPTED", LONG_FILE_LINES as u64));

@@ -78,14 +78,13 @@ macro_rules! impl_sql_credit {
                         .await?;
                         let Some((id, case, monthly, start, arrears, end, _)) = order else { return Ok(CreditOutcome::UnknownOrder) };
                         let mut ledger = OrderLedger::new(sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?);
-                        let paid: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-                            "SELECT bucket, month, CAST(SUM(amount_cents) AS BIGINT) FROM allocations WHERE order_id = $1 GROUP BY bucket, month",
-                        )
-                        .bind(order_id.as_str())
-                        .fetch_all(&mut *tx)
-                        .await?;
+                        let paid: Vec<(String, String, i64)> =
+                            sqlx::query_as("SELECT bucket, month, paid_cents FROM order_balances WHERE order_id = $1")
+                                .bind(order_id.as_str())
+                                .fetch_all(&mut *tx)
+                                .await?;
                         for (bucket, month, cents) in paid {
-                            ledger.record(sql::bucket(&bucket)?, sql::month(month)?, Money::from_cents(cents));
+                            ledger.record(sql::bucket(&bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
                         }
                         Some(ledger)
                     }

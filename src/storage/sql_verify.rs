@@ -58,7 +58,7 @@ pub(super) const CHECKS: [SqlCheck; 9] = [
         name: "order_balances_match",
         what: "what each order is recorded as paid, by bucket and month (what distribution plans from), is the sum of its allocations",
         count: "SELECT COUNT(*) FROM order_balances",
-        breaches: "SELECT 'order ' || order_id || ' ' || bucket || ' ' || month FROM ( \
+        breaches: "SELECT RTRIM('order ' || order_id || ' ' || bucket || ' ' || month) FROM ( \
                      SELECT a.order_id, a.bucket, a.month FROM (SELECT order_id, bucket, COALESCE(month, '') AS month, \
                                                                        SUM(amount_cents) AS paid FROM allocations \
                                                                 WHERE order_id IS NOT NULL GROUP BY order_id, bucket, COALESCE(month, '')) a \

@@ -30,6 +30,9 @@ use super::StoreResult;
 /// is not delayed by a long backlog.
 const ROWS_PER_MOVE: i64 = 500;
 
+/// How long a reader of the audit log waits for the writer to move the journal first.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
 /// The journal of one SQLite database, and its mover's controls.
 pub(super) struct AuditJournal {
     pool: SqlitePool,
@@ -102,10 +105,19 @@ impl AuditJournal {
         Ok(())
     }
 
-    /// Moves every row journaled so far into `audit_log` (waiting for the writer if it must),
-    /// so a reader of the log sees every call answered before it asked.
+    /// Moves every row journaled so far into `audit_log`, so a reader of the log sees every
+    /// call answered before it asked: waiting for the writer at most `SETTLE_WAIT`, since a
+    /// reader must not be held up by a long write either. Past that, the rows stay journaled
+    /// (durable) and reach the log when the write ends. Cancelling a move is safe: rows
+    /// copied but not yet deleted from the journal are skipped when moved again.
     pub(super) async fn settle(&self, writer: &SqlitePool) -> StoreResult<()> {
-        move_all(&self.pool, writer).await
+        match tokio::time::timeout(SETTLE_WAIT, move_all(&self.pool, writer)).await {
+            Ok(moved) => moved,
+            Err(_) => {
+                tracing::info!("the writer is busy: audit rows journaled meanwhile reach the log when it is free");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -126,8 +138,9 @@ async fn keep_moving(journal: SqlitePool, writer: SqlitePool, wake: Arc<Notify>,
             break;
         }
         if let Err(error) = move_all(&journal, &writer).await {
-            // The rows stay journaled, durable, until a move succeeds.
-            tracing::error!(%error, "moving journaled audit rows into audit_log failed");
+            // The rows stay journaled, durable, until a move succeeds (most often the writer
+            // was only busy past the pool's timeout with a long file).
+            tracing::warn!(%error, "journaled audit rows not moved into audit_log yet; trying again");
             tokio::time::sleep(Duration::from_secs(1)).await;
             wake.notify_one();
         }
