@@ -26,6 +26,7 @@ mod sql_terminations;
 mod sql_verify;
 mod sqlite;
 mod sqlite_journal;
+mod sqlite_payments;
 pub mod reports;
 pub mod reviews;
 pub mod suspense;
@@ -64,6 +65,10 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Conservation(#[from] ConservationError),
+    /// One failure of a commit several calls shared (SQLite's group commit of payments),
+    /// answered to each of them.
+    #[error("{0}")]
+    Shared(Arc<StoreError>),
 }
 
 impl StoreError {
@@ -71,6 +76,7 @@ impl StoreError {
     /// (a pool that timed out, a connection lost, SQLite's lock held past its timeout).
     pub fn is_unavailable(&self) -> bool {
         match self {
+            StoreError::Shared(error) => error.is_unavailable(),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
             // PostgreSQL going away (a failover): a connection exception (08…), the server
             // shutting down or starting (57P01–57P03), or a write sent to a standby (25006).
@@ -93,6 +99,7 @@ impl StoreError {
     /// again, it will most likely succeed.
     pub fn is_transient_conflict(&self) -> bool {
         match self {
+            StoreError::Shared(error) => error.is_transient_conflict(),
             StoreError::Database(sqlx::Error::Database(error)) => matches!(error.code().as_deref(), Some("40001" | "40P01")),
             _ => false,
         }

@@ -94,6 +94,17 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Commits an accepted payment in a transaction of its own: PostgreSQL commits
+    /// concurrent transactions together itself (their WAL flushes are shared).
+    async fn commit_payment(&self, new: super::payment::NewPayment, audit: &super::AuditEntry) -> StoreResult<super::payment::PaymentRecord> {
+        let mut tx = self.pool.begin().await?;
+        let row = insert_payment(&mut tx, &new, audit).await?;
+        crate::crash_points::reached("payment.before_commit");
+        tx.commit().await?;
+        crate::crash_points::reached("payment.after_commit");
+        super::sql_payment::payment(row)
+    }
+
     /// Every audit row is written straight into `audit_log`: nothing to settle.
     async fn settle_audit(&self) -> StoreResult<()> {
         Ok(())

@@ -61,6 +61,56 @@ macro_rules! impl_sql_payments {
             Ok(())
         }
 
+        /// Writes one accepted payment (its collection, its row, its audit row) in `tx`,
+        /// which the backend commits: alone, or with others' in one durable commit.
+        pub(super) async fn insert_payment(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            new: &$crate::storage::payment::NewPayment,
+            audit: &$crate::storage::AuditEntry,
+        ) -> $crate::storage::StoreResult<$crate::storage::sql_payment::PaymentRow> {
+            use $crate::storage::sql_payment::{PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
+            let collection_id: i64 = sqlx::query_scalar(
+                "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
+                 VALUES ($1, $2, 'ONLINE', $3, $4, 'PENDING', $5) RETURNING collection_id",
+            )
+            .bind(new.obligor_id.as_str())
+            .bind(new.case_number.as_str())
+            .bind(new.amount.cents())
+            .bind(new.accepted_on.to_string())
+            .bind(&new.accepted_at)
+            .fetch_one(&mut **tx)
+            .await?;
+            let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
+            let inserted: Result<PaymentRow, sqlx::Error> = sqlx::query_as(&format!(
+                "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
+                 idempotency_key, request_sha256, collection_id, trace_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 RETURNING {PAYMENT_COLUMNS}"
+            ))
+            .bind(new.payer_id)
+            .bind(new.account_id)
+            .bind(new.case_number.as_str())
+            .bind(new.obligor_id.as_str())
+            .bind(new.amount.cents())
+            .bind(new.channel)
+            .bind(new.accepted_on.to_string())
+            .bind(&new.accepted_at)
+            .bind(&new.idempotency_key)
+            .bind(&new.request_sha256)
+            .bind(collection_id)
+            .bind(&trace_number)
+            .fetch_one(&mut **tx)
+            .await;
+            let row = match inserted {
+                Ok(row) => row,
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    return Err($crate::storage::StoreError::Conflict("the idempotency key was used meanwhile".into()))
+                }
+                Err(error) => return Err(error.into()),
+            };
+            $crate::storage::sql_access::insert_audit!(&mut **tx, audit)?;
+            Ok(row)
+        }
+
         #[async_trait::async_trait]
         impl $crate::storage::payment::PaymentStore for $store {
             async fn create_payer(
@@ -216,7 +266,7 @@ macro_rules! impl_sql_payments {
                 let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer_id = $1 AND idempotency_key = $2"))
                     .bind(payer_id)
                     .bind(idempotency_key)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(payment).transpose()
             }
@@ -226,58 +276,14 @@ macro_rules! impl_sql_payments {
                 new: $crate::storage::payment::NewPayment,
                 audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<$crate::storage::payment::PaymentRecord> {
-                use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
-                let mut tx = self.writer().begin().await?;
-                let collection_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
-                     VALUES ($1, $2, 'ONLINE', $3, $4, 'PENDING', $5) RETURNING collection_id",
-                )
-                .bind(new.obligor_id.as_str())
-                .bind(new.case_number.as_str())
-                .bind(new.amount.cents())
-                .bind(new.accepted_on.to_string())
-                .bind(&new.accepted_at)
-                .fetch_one(&mut *tx)
-                .await?;
-                let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
-                let inserted: Result<PaymentRow, sqlx::Error> = sqlx::query_as(&format!(
-                    "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
-                     idempotency_key, request_sha256, collection_id, trace_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                     RETURNING {PAYMENT_COLUMNS}"
-                ))
-                .bind(new.payer_id)
-                .bind(new.account_id)
-                .bind(new.case_number.as_str())
-                .bind(new.obligor_id.as_str())
-                .bind(new.amount.cents())
-                .bind(new.channel)
-                .bind(new.accepted_on.to_string())
-                .bind(&new.accepted_at)
-                .bind(&new.idempotency_key)
-                .bind(&new.request_sha256)
-                .bind(collection_id)
-                .bind(&trace_number)
-                .fetch_one(&mut *tx)
-                .await;
-                let row = match inserted {
-                    Ok(row) => row,
-                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                        return Err($crate::storage::StoreError::Conflict("the idempotency key was used meanwhile".into()))
-                    }
-                    Err(error) => return Err(error.into()),
-                };
-                $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
-                $crate::crash_points::reached("payment.before_commit");
-                tx.commit().await?;
-                $crate::crash_points::reached("payment.after_commit");
-                payment(row)
+                self.commit_payment(new, audit).await
             }
 
             async fn payment(&self, payment_id: i64) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PaymentRecord>> {
                 use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS};
                 let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1"))
                     .bind(payment_id)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(payment).transpose()
             }
@@ -286,7 +292,7 @@ macro_rules! impl_sql_payments {
                 use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS};
                 let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE trace_number = $1"))
                     .bind(trace_number)
-                    .fetch_optional(self.writer())
+                    .fetch_optional(self.reader())
                     .await?;
                 row.map(payment).transpose()
             }

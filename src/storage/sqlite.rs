@@ -25,14 +25,17 @@ use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
 use super::sqlite_journal::AuditJournal;
+use super::sqlite_payments::GroupCommit;
 use super::StoreResult;
 
 pub struct SqliteStore {
     pub(super) writer: SqlitePool,
-    reader: SqlitePool,
+    pub(super) reader: SqlitePool,
     /// Where audit rows written on their own wait while the writer is busy; none for an
     /// in-memory database (nothing beside it to write to).
     pub(super) journal: Option<AuditJournal>,
+    /// Commits online payments in groups (`sqlite_payments.rs`).
+    payments: GroupCommit,
 }
 
 impl SqliteStore {
@@ -60,7 +63,13 @@ impl SqliteStore {
             Some(file) => Some(AuditJournal::open(&file, &writer).await?),
             None => None,
         };
-        Ok(SqliteStore { writer, reader, journal })
+        let payments = GroupCommit::start(writer.clone());
+        Ok(SqliteStore { writer, reader, journal, payments })
+    }
+
+    /// Commits an accepted payment with those waiting beside it, in one durable commit.
+    async fn commit_payment(&self, new: super::payment::NewPayment, audit: &super::AuditEntry) -> StoreResult<super::payment::PaymentRecord> {
+        self.payments.commit(new, audit).await
     }
 
     /// Writes an audit row of its own: straight into `audit_log` when the writer is free,
