@@ -123,16 +123,54 @@ macro_rules! impl_sql_store {
                 // import waits for a running distribution chunk, and takes the lock before any
                 // row lock, in the order every other writer of pools takes them.
                 Self::lock_distribution(&mut tx).await?;
-                // First read everything as it stood before this file, so that every row is
-                // compared with the stored registry, not with an earlier row of the file.
+                // First read everything as it stood before this file (three statements per 500
+                // rows), so that every row is compared with the stored registry, not with an
+                // earlier row of the file.
+                use std::collections::HashMap;
+                use $crate::storage::sql_remittance::{placeholders, LOOKUP_CHUNK};
+                use $crate::storage::sql_store::{StoredOrderRow, ROWS_PER_INSERT};
+                type Obligor = (String, String, String, String);
+                let mut case_owners: HashMap<String, String> = HashMap::new();
+                let mut stored_obligors: HashMap<String, Obligor> = HashMap::new();
+                // Each stored order as compared, and the end in force before this file.
+                let mut stored_orders: HashMap<String, (StoredOrderRow, Option<String>)> = HashMap::new();
+                for chunk in entries.chunks(LOOKUP_CHUNK) {
+                    let marks = placeholders(chunk.len());
+                    let query = format!("SELECT case_number, obligor_id FROM cases WHERE case_number IN ({marks})");
+                    let mut select = sqlx::query_as::<_, (String, String)>(&query);
+                    for entry in chunk {
+                        select = select.bind(entry.order.case_number.as_str());
+                    }
+                    case_owners.extend(select.fetch_all(&mut *tx).await?);
+                    let query = format!("SELECT obligor_id, ssn_hmac, ssn_last4, last_name, first_name FROM obligors WHERE obligor_id IN ({marks})");
+                    let mut select = sqlx::query_as::<_, (String, String, String, String, String)>(&query);
+                    for entry in chunk {
+                        select = select.bind(entry.obligor_id.as_str());
+                    }
+                    for (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) in select.fetch_all(&mut *tx).await? {
+                        stored_obligors.insert(obligor_id, (ssn_hmac, ssn_last4, last_name, first_name));
+                    }
+                    let query = format!(
+                        "SELECT order_id, obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, registry_end_date, \
+                         employer_fein, child_birth_date, continuing_education, impaired, arrears_payment_monthly_cents, end_date \
+                         FROM orders WHERE order_id IN ({marks})"
+                    );
+                    type Row = (String, String, String, i64, String, i64, Option<String>, Option<String>, Option<String>, Option<bool>, Option<bool>, i64, Option<String>);
+                    let mut select = sqlx::query_as::<_, Row>(&query);
+                    for entry in chunk {
+                        select = select.bind(entry.order.id.as_str());
+                    }
+                    for (id, obligor, case, monthly, start, arrears, registry_end, fein, birth, education, impaired, arrears_monthly, end) in
+                        select.fetch_all(&mut *tx).await?
+                    {
+                        let compared = (obligor, case, monthly, start, arrears, registry_end, fein, birth, education, impaired, arrears_monthly);
+                        stored_orders.insert(id, (compared, end));
+                    }
+                }
                 let mut problems = Vec::new();
                 let mut previous = Vec::with_capacity(entries.len());
                 for entry in entries {
-                    let case_owner: Option<String> = sqlx::query_scalar("SELECT obligor_id FROM cases WHERE case_number = $1")
-                        .bind(entry.order.case_number.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(owner) = case_owner.filter(|o| o != entry.obligor_id.as_str()) {
+                    if let Some(owner) = case_owners.get(entry.order.case_number.as_str()).filter(|o| o.as_str() != entry.obligor_id.as_str()) {
                         problems.push(RegistryProblem::new(
                             entry.line,
                             "case_number",
@@ -140,21 +178,8 @@ macro_rules! impl_sql_store {
                             format!("case {} belongs to obligor `{owner}` in the registry", entry.order.case_number),
                         ));
                     }
-                    let obligor: Option<(String, String, String, String)> = sqlx::query_as(
-                        "SELECT ssn_hmac, ssn_last4, last_name, first_name FROM obligors WHERE obligor_id = $1",
-                    )
-                    .bind(entry.obligor_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let order: Option<$crate::storage::sql_store::StoredOrderRow> = sqlx::query_as(
-                        "SELECT obligor_id, case_number, monthly_amount_cents, start_month, opening_arrears_cents, registry_end_date, \
-                         employer_fein, child_birth_date, continuing_education, impaired, arrears_payment_monthly_cents \
-                         FROM orders WHERE order_id = $1",
-                    )
-                    .bind(entry.order.id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(stored) = order.as_ref().filter(|o| o.0 != entry.obligor_id.as_str()) {
+                    let order = stored_orders.remove(entry.order.id.as_str());
+                    if let Some((stored, _)) = order.as_ref().filter(|(o, _)| o.0 != entry.obligor_id.as_str()) {
                         problems.push(RegistryProblem::new(
                             entry.line,
                             "order_id",
@@ -162,7 +187,7 @@ macro_rules! impl_sql_store {
                             format!("order `{}` belongs to obligor `{}` in the registry", entry.order.id, stored.0),
                         ));
                     }
-                    previous.push((obligor, order));
+                    previous.push((stored_obligors.get(entry.obligor_id.as_str()).cloned(), order));
                 }
                 if !problems.is_empty() {
                     tx.rollback().await?;
@@ -181,6 +206,17 @@ macro_rules! impl_sql_store {
                     events_by_order.insert(order, $crate::storage::sql_store::date(&end_date)?);
                 }
                 let mut counts = ImportCounts::default();
+                // The rows to write, many a statement: an obligor once, as its last row in the
+                // file says (as one upsert a row would leave it); a case once, to its first
+                // obligor (later ones did nothing); each order (ids are unique in a file) with
+                // the end in force.
+                let mut obligor_rows: Vec<(&str, Obligor)> = Vec::new();
+                let mut obligor_at: HashMap<&str, usize> = HashMap::new();
+                let mut case_rows: Vec<(&str, &str)> = Vec::new();
+                let mut case_seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+                let mut order_rows: Vec<(&str, StoredOrderRow, Option<String>)> = Vec::with_capacity(entries.len());
+                // The rows whose registry end moved: (row, its end before this file, the end in force).
+                let mut moved_ends = Vec::new();
                 for (entry, (stored_obligor, stored_order)) in entries.iter().zip(previous) {
                     let obligor = (
                         entry.ssn_hmac.clone(),
@@ -188,7 +224,7 @@ macro_rules! impl_sql_store {
                         entry.last_name.clone(),
                         entry.first_name.clone(),
                     );
-                    let order: $crate::storage::sql_store::StoredOrderRow = (
+                    let order: StoredOrderRow = (
                         entry.obligor_id.to_string(),
                         entry.order.case_number.to_string(),
                         entry.order.monthly_amount.cents(),
@@ -203,45 +239,74 @@ macro_rules! impl_sql_store {
                     );
                     match (&stored_order, &stored_obligor) {
                         (None, _) => counts.added += 1,
-                        (Some(o), Some(b)) if *o == order && *b == obligor => counts.unchanged += 1,
+                        (Some((o, _)), Some(b)) if *o == order && *b == obligor => counts.unchanged += 1,
                         _ => counts.updated += 1,
                     }
-                    let registry_end_moved = stored_order.as_ref().map_or(entry.order.end_date.is_some(), |o| o.5 != order.5);
+                    let registry_end_moved = stored_order.as_ref().map_or(entry.order.end_date.is_some(), |(o, _)| o.5 != order.5);
                     let event_end = events_by_order.get(entry.order.id.as_str()).copied();
                     let effective_end = $crate::domain::lifecycle::effective_end(entry.order.end_date, event_end);
-                    let previous_end = match &stored_order {
-                        Some(_) if registry_end_moved => {
-                            let end: Option<String> = sqlx::query_scalar("SELECT end_date FROM orders WHERE order_id = $1")
-                                .bind(entry.order.id.as_str())
-                                .fetch_one(&mut *tx)
-                                .await?;
-                            $crate::storage::sql_store::optional_date(end)?
+                    if registry_end_moved {
+                        let previous_end = match &stored_order {
+                            Some((_, end)) => $crate::storage::sql_store::optional_date(end.clone())?,
+                            None => effective_end,
+                        };
+                        moved_ends.push((entry, previous_end, effective_end, stored_order.is_some()));
+                    }
+                    match obligor_at.get(entry.obligor_id.as_str()) {
+                        Some(&at) => obligor_rows[at].1 = obligor,
+                        None => {
+                            obligor_at.insert(entry.obligor_id.as_str(), obligor_rows.len());
+                            obligor_rows.push((entry.obligor_id.as_str(), obligor));
                         }
-                        _ => effective_end,
-                    };
-                    sqlx::query(
-                        "INSERT INTO obligors (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (obligor_id) DO UPDATE SET ssn_hmac = excluded.ssn_hmac, ssn_last4 = excluded.ssn_last4, \
+                    }
+                    if case_seen.insert(entry.order.case_number.as_str()) {
+                        case_rows.push((entry.order.case_number.as_str(), entry.obligor_id.as_str()));
+                    }
+                    order_rows.push((entry.order.id.as_str(), order, effective_end.map(|d| d.to_string())));
+                }
+                for chunk in obligor_rows.chunks(ROWS_PER_INSERT) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new("INSERT INTO obligors (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) ");
+                    upsert.push_values(chunk, |mut row, (obligor_id, (ssn_hmac, ssn_last4, last_name, first_name))| {
+                        row.push_bind(*obligor_id).push_bind(ssn_hmac).push_bind(ssn_last4).push_bind(last_name).push_bind(first_name);
+                    });
+                    upsert.push(
+                        " ON CONFLICT (obligor_id) DO UPDATE SET ssn_hmac = excluded.ssn_hmac, ssn_last4 = excluded.ssn_last4, \
                          last_name = excluded.last_name, first_name = excluded.first_name",
-                    )
-                    .bind(entry.obligor_id.as_str())
-                    .bind(obligor.0)
-                    .bind(obligor.1)
-                    .bind(obligor.2)
-                    .bind(obligor.3)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("INSERT INTO cases (case_number, obligor_id) VALUES ($1, $2) ON CONFLICT (case_number) DO NOTHING")
-                        .bind(entry.order.case_number.as_str())
-                        .bind(entry.obligor_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
+                    );
+                    upsert.build().execute(&mut *tx).await?;
+                }
+                for chunk in case_rows.chunks(ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new("INSERT INTO cases (case_number, obligor_id) ");
+                    insert.push_values(chunk, |mut row, (case_number, obligor_id)| {
+                        row.push_bind(*case_number).push_bind(*obligor_id);
+                    });
+                    insert.push(" ON CONFLICT (case_number) DO NOTHING");
+                    insert.build().execute(&mut *tx).await?;
+                }
+                for chunk in order_rows.chunks(ROWS_PER_INSERT) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO orders (order_id, obligor_id, case_number, monthly_amount_cents, start_month, \
                          opening_arrears_cents, registry_end_date, employer_fein, child_birth_date, continuing_education, impaired, \
-                         arrears_payment_monthly_cents, end_date, max_monthly_amount_cents) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $4) \
-                         ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
+                         arrears_payment_monthly_cents, end_date, max_monthly_amount_cents) ",
+                    );
+                    upsert.push_values(chunk, |mut row, (order_id, order, end_date)| {
+                        row.push_bind(*order_id)
+                            .push_bind(&order.0)
+                            .push_bind(&order.1)
+                            .push_bind(order.2)
+                            .push_bind(&order.3)
+                            .push_bind(order.4)
+                            .push_bind(&order.5)
+                            .push_bind(&order.6)
+                            .push_bind(&order.7)
+                            .push_bind(order.8)
+                            .push_bind(order.9)
+                            .push_bind(order.10)
+                            .push_bind(end_date)
+                            .push_bind(order.2);
+                    });
+                    upsert.push(
+                        " ON CONFLICT (order_id) DO UPDATE SET case_number = excluded.case_number, \
                          monthly_amount_cents = excluded.monthly_amount_cents, start_month = excluded.start_month, \
                          max_monthly_amount_cents = CASE WHEN excluded.monthly_amount_cents > orders.max_monthly_amount_cents \
                          THEN excluded.monthly_amount_cents ELSE orders.max_monthly_amount_cents END, \
@@ -250,56 +315,44 @@ macro_rules! impl_sql_store {
                          employer_fein = excluded.employer_fein, child_birth_date = excluded.child_birth_date, \
                          continuing_education = excluded.continuing_education, impaired = excluded.impaired, \
                          arrears_payment_monthly_cents = excluded.arrears_payment_monthly_cents",
+                    );
+                    upsert.build().execute(&mut *tx).await?;
+                }
+                // Ends moved by the registry, once every row is written (each concerns its own
+                // order only: ids are unique in a file).
+                for (entry, previous_end, effective_end, was_stored) in moved_ends {
+                    // The registry's earlier end is superseded; its new one (if any) is recorded.
+                    sqlx::query(
+                        "UPDATE order_ends SET withdrawn_by = $1, withdrawn_at = $2 \
+                         WHERE order_id = $3 AND reason = 'REGISTRY_IMPORT' AND withdrawn_at IS NULL",
                     )
+                    .bind(&audit.actor)
+                    .bind(&audit.at)
                     .bind(entry.order.id.as_str())
-                    .bind(order.0)
-                    .bind(order.1)
-                    .bind(order.2)
-                    .bind(order.3)
-                    .bind(order.4)
-                    .bind(order.5)
-                    .bind(order.6)
-                    .bind(order.7)
-                    .bind(order.8)
-                    .bind(order.9)
-                    .bind(order.10)
-                    .bind(effective_end.map(|d| d.to_string()))
                     .execute(&mut *tx)
                     .await?;
-                    if registry_end_moved {
-                        // The registry's earlier end is superseded; its new one (if any) is recorded.
-                        sqlx::query(
-                            "UPDATE order_ends SET withdrawn_by = $1, withdrawn_at = $2 \
-                             WHERE order_id = $3 AND reason = 'REGISTRY_IMPORT' AND withdrawn_at IS NULL",
+                    if let Some(registry_end) = entry.order.end_date {
+                        let end_id: i64 = sqlx::query_scalar(
+                            "INSERT INTO order_ends (order_id, reason, end_date, recorded_by, recorded_at) \
+                             VALUES ($1, 'REGISTRY_IMPORT', $2, $3, $4) RETURNING end_id",
                         )
+                        .bind(entry.order.id.as_str())
+                        .bind(registry_end.to_string())
                         .bind(&audit.actor)
                         .bind(&audit.at)
-                        .bind(entry.order.id.as_str())
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await?;
-                        if let Some(registry_end) = entry.order.end_date {
-                            let end_id: i64 = sqlx::query_scalar(
-                                "INSERT INTO order_ends (order_id, reason, end_date, recorded_by, recorded_at) \
-                                 VALUES ($1, 'REGISTRY_IMPORT', $2, $3, $4) RETURNING end_id",
-                            )
-                            .bind(entry.order.id.as_str())
-                            .bind(registry_end.to_string())
-                            .bind(&audit.actor)
-                            .bind(&audit.at)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                            // An end moved earlier after the money: corrected like an end event.
-                            let moved_earlier = previous_end.is_none_or(|previous| registry_end < previous);
-                            if stored_order.is_some() && effective_end == Some(registry_end) && moved_earlier {
-                                $crate::storage::sql_ends::write_end_corrections!(
-                                    tx,
-                                    &entry.order.id,
-                                    entry.obligor_id.as_str(),
-                                    registry_end,
-                                    end_id,
-                                    &audit.at
-                                );
-                            }
+                        // An end moved earlier after the money: corrected like an end event.
+                        let moved_earlier = previous_end.is_none_or(|previous| registry_end < previous);
+                        if was_stored && effective_end == Some(registry_end) && moved_earlier {
+                            $crate::storage::sql_ends::write_end_corrections!(
+                                tx,
+                                &entry.order.id,
+                                entry.obligor_id.as_str(),
+                                registry_end,
+                                end_id,
+                                &audit.at
+                            );
                         }
                     }
                 }
