@@ -15,6 +15,8 @@ pub mod domain;
 pub mod formats;
 /// The gRPC transport: thin handlers, health, reflection.
 pub mod grpc;
+/// Returning memory a large, rare operation freed to the operating system.
+pub mod memory;
 /// Prometheus metrics.
 pub mod metrics;
 /// The metrics HTTP endpoint.

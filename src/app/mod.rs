@@ -135,6 +135,8 @@ impl App {
     pub async fn import_registry(&self, caller: &Caller, upload: impl UploadStream) -> Result<RegistryOutcome, AppError> {
         let audit = self.authorize(caller, Action::ImportRegistry, "registry").await?;
         let result = self.import_registry_audited(upload, &audit).await;
+        // Every row of the file was held at once, and is now freed.
+        crate::memory::release_freed_memory();
         if matches!(&result, Ok(outcome) if !outcome.applied) {
             self.audit_outcome(audit, "REFUSED").await?;
             return result;

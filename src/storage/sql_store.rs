@@ -130,11 +130,13 @@ macro_rules! impl_sql_store {
                 use $crate::storage::sql_remittance::{placeholders, LOOKUP_CHUNK};
                 use $crate::storage::sql_store::{StoredOrderRow, ROWS_PER_INSERT};
                 type Obligor = (String, String, String, String);
-                let mut case_owners: HashMap<String, String> = HashMap::new();
-                let mut stored_obligors: HashMap<String, Obligor> = HashMap::new();
-                // Each stored order as compared, and the end in force before this file.
-                let mut stored_orders: HashMap<String, (StoredOrderRow, Option<String>)> = HashMap::new();
+                let mut problems = Vec::new();
+                let mut previous = Vec::with_capacity(entries.len());
                 for chunk in entries.chunks(LOOKUP_CHUNK) {
+                    let mut case_owners: HashMap<String, String> = HashMap::with_capacity(chunk.len());
+                    let mut stored_obligors: HashMap<String, Obligor> = HashMap::with_capacity(chunk.len());
+                    // Each stored order as compared, and the end in force before this file.
+                    let mut stored_orders: HashMap<String, (StoredOrderRow, Option<String>)> = HashMap::with_capacity(chunk.len());
                     let marks = placeholders(chunk.len());
                     let query = format!("SELECT case_number, obligor_id FROM cases WHERE case_number IN ({marks})");
                     let mut select = sqlx::query_as::<_, (String, String)>(&query);
@@ -166,28 +168,26 @@ macro_rules! impl_sql_store {
                         let compared = (obligor, case, monthly, start, arrears, registry_end, fein, birth, education, impaired, arrears_monthly);
                         stored_orders.insert(id, (compared, end));
                     }
-                }
-                let mut problems = Vec::new();
-                let mut previous = Vec::with_capacity(entries.len());
-                for entry in entries {
-                    if let Some(owner) = case_owners.get(entry.order.case_number.as_str()).filter(|o| o.as_str() != entry.obligor_id.as_str()) {
-                        problems.push(RegistryProblem::new(
-                            entry.line,
-                            "case_number",
-                            ProblemCode::CaseOwnerConflict,
-                            format!("case {} belongs to obligor `{owner}` in the registry", entry.order.case_number),
-                        ));
+                    for entry in chunk {
+                        if let Some(owner) = case_owners.get(entry.order.case_number.as_str()).filter(|o| o.as_str() != entry.obligor_id.as_str()) {
+                            problems.push(RegistryProblem::new(
+                                entry.line,
+                                "case_number",
+                                ProblemCode::CaseOwnerConflict,
+                                format!("case {} belongs to obligor `{owner}` in the registry", entry.order.case_number),
+                            ));
+                        }
+                        let order = stored_orders.remove(entry.order.id.as_str());
+                        if let Some((stored, _)) = order.as_ref().filter(|(o, _)| o.0 != entry.obligor_id.as_str()) {
+                            problems.push(RegistryProblem::new(
+                                entry.line,
+                                "order_id",
+                                ProblemCode::OrderOwnerConflict,
+                                format!("order `{}` belongs to obligor `{}` in the registry", entry.order.id, stored.0),
+                            ));
+                        }
+                        previous.push((stored_obligors.get(entry.obligor_id.as_str()).cloned(), order));
                     }
-                    let order = stored_orders.remove(entry.order.id.as_str());
-                    if let Some((stored, _)) = order.as_ref().filter(|(o, _)| o.0 != entry.obligor_id.as_str()) {
-                        problems.push(RegistryProblem::new(
-                            entry.line,
-                            "order_id",
-                            ProblemCode::OrderOwnerConflict,
-                            format!("order `{}` belongs to obligor `{}` in the registry", entry.order.id, stored.0),
-                        ));
-                    }
-                    previous.push((stored_obligors.get(entry.obligor_id.as_str()).cloned(), order));
                 }
                 if !problems.is_empty() {
                     tx.rollback().await?;

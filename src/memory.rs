@@ -1,0 +1,14 @@
+//! Returning freed memory to the operating system.
+
+/// Gives back to the operating system what a large, rare operation freed. A registry import
+/// of a whole state holds every row at once (hundreds of MiB for 600,000 orders); glibc's
+/// allocator keeps what it frees for reuse, so without this the server would stay at the
+/// import's peak for the rest of its life (measured: 348 MiB resident after a 600,000-order
+/// import, against about 100 MiB for the 1,000,000-line file that follows).
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
