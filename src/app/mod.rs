@@ -136,7 +136,7 @@ impl App {
         let audit = self.authorize(caller, Action::ImportRegistry, "registry").await?;
         let result = self.import_registry_audited(upload, &audit).await;
         // Every row of the file was held at once, and is now freed.
-        crate::memory::release_freed_memory();
+        crate::memory::release_freed_memory().await;
         if matches!(&result, Ok(outcome) if !outcome.applied) {
             self.audit_outcome(audit, "REFUSED").await?;
             return result;

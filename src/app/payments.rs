@@ -259,6 +259,34 @@ impl App {
         if let Some(first) = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
             return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
         }
+        let new = match self.new_payment(&request, &fingerprint).await {
+            Ok(new) => new,
+            Err(refused) => {
+                // The key was looked up on a read connection, beside the writer: a retry can
+                // miss its first attempt still being committed, and be refused by a check that
+                // attempt passed (its account replaced since, say). If the key's payment is
+                // there now, the retry is answered with it.
+                return match self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
+                    Some(first) => Ok(Ok(self.replay_payment(first, &fingerprint).await?)),
+                    None => Err(refused),
+                };
+            }
+        };
+        let payment = match super::retry::retrying_conflicts(&self.metrics, "payment", || self.store.create_payment(new.clone(), audit)).await {
+            Ok(payment) => payment,
+            Err(StoreError::Conflict(_)) => {
+                let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
+                let first = first.ok_or_else(|| AppError::Internal("idempotency conflict without a payment".into()))?;
+                return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        tracing::info!(payment_id = payment.payment_id, amount = %payment.amount, "online payment accepted");
+        Ok(self.receipt(payment, false).await)
+    }
+
+    /// The payment `request` asks for, once its payer, case, amount and bank account allow it.
+    async fn new_payment(&self, request: &PaymentRequest, fingerprint: &str) -> Result<NewPayment, AppError> {
         let payer =
             self.store.payer(request.payer_id).await?.ok_or_else(|| AppError::NotFound(format!("no payer {}", request.payer_id)))?;
         let Some(case_number) = request.case_number.clone() else {
@@ -293,7 +321,7 @@ impl App {
                 ))
             }
         }
-        let new = NewPayment {
+        Ok(NewPayment {
             payer_id: payer.payer_id,
             account_id: account.account_id,
             case_number,
@@ -303,19 +331,8 @@ impl App {
             accepted_on: today,
             accepted_at: self.clock.now_rfc3339(),
             idempotency_key: request.idempotency_key.clone(),
-            request_sha256: fingerprint.clone(),
-        };
-        let payment = match super::retry::retrying_conflicts(&self.metrics, "payment", || self.store.create_payment(new.clone(), audit)).await {
-            Ok(payment) => payment,
-            Err(StoreError::Conflict(_)) => {
-                let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
-                let first = first.ok_or_else(|| AppError::Internal("idempotency conflict without a payment".into()))?;
-                return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        tracing::info!(payment_id = payment.payment_id, amount = %payment.amount, "online payment accepted");
-        Ok(self.receipt(payment, false).await)
+            request_sha256: fingerprint.to_owned(),
+        })
     }
 
     async fn replay_payment(&self, first: PaymentRecord, fingerprint: &str) -> Result<PaymentReceipt, AppError> {

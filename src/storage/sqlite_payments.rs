@@ -8,10 +8,11 @@
 //! fill a group: a payment arriving while the writer is idle is committed alone at once, and
 //! those arriving during a commit make the next group, so groups grow with the load.
 //!
-//! Each payment stays its own: one refused by the database (its idempotency key used
-//! meanwhile) is rolled back to its savepoint and answered alone, and the others commit. A
-//! failed commit fails every payment of its group, none of which was acknowledged; their
-//! clients' retries (same idempotency keys) find nothing and pay once.
+//! Each payment stays its own: one refused by the database (its idempotency key used meanwhile)
+//! is rolled back to its savepoint and answered alone, and the others commit; one whose caller
+//! went away while it waited is not written. A failed commit fails every payment of its group,
+//! none of which was acknowledged; their clients' retries (same idempotency keys) find nothing
+//! and pay once.
 
 use std::sync::Arc;
 
@@ -84,6 +85,13 @@ async fn commit_group(writer: &SqlitePool, group: &[Pending]) -> StoreResult<Vec
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut outcomes = Vec::with_capacity(group.len());
     for pending in group {
+        // A caller gone while its payment waited (cancelled, or past its deadline) was told
+        // nothing: its payment is not written, as a transaction of its own would have been
+        // rolled back. Its retry, with the same key, pays once.
+        if pending.answer.is_closed() {
+            outcomes.push(Err(StoreError::Shared(Arc::new(StoreError::Database(sqlx::Error::PoolClosed)))));
+            continue;
+        }
         let mut savepoint = (*tx).begin().await?;
         match super::sqlite::insert_payment(&mut savepoint, &pending.new, &pending.audit).await {
             Ok(row) => {
@@ -143,31 +151,37 @@ mod tests {
         }
     }
 
+    /// Queues `new` as `GroupCommit::commit` does; the receiver of its answer.
+    async fn queue(group: &GroupCommit, new: NewPayment) -> oneshot::Receiver<StoreResult<PaymentRecord>> {
+        let (answer, answered) = oneshot::channel();
+        group.queue.send(Pending { new, audit: audit(), answer }).await.unwrap();
+        answered
+    }
+
+    async fn store_with_payer(dir: &tempfile::TempDir) -> super::super::SqliteStore {
+        let store = super::super::SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        sqlx::raw_sql(FIXTURE).execute(&store.writer).await.unwrap();
+        store
+    }
+
     /// Payments queued while the writer is busy are committed together, each in its own
     /// savepoint: one the database refuses (its key already used in the same group) is
     /// answered alone, and the others commit with their collections and audit rows.
     #[tokio::test]
     async fn a_group_commits_together_and_a_refused_payment_leaves_the_others_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = super::super::SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
-        sqlx::raw_sql(FIXTURE).execute(&store.writer).await.unwrap();
-        let group = Arc::new(GroupCommit::start(store.writer.clone()));
+        let store = store_with_payer(&dir).await;
+        let group = GroupCommit::start(store.writer.clone());
 
         let held = store.writer.acquire().await.unwrap(); // A long write: the payments queue up.
-        let mut calls = Vec::new();
+        let mut answers = Vec::new();
         for (key, cents) in [("a", 100), ("b", 200), ("a", 300), ("c", 400)] {
-            let group = group.clone();
-            calls.push(tokio::spawn(async move { group.commit(payment(key, cents), &audit()).await }));
-            tokio::task::yield_now().await;
-        }
-        // All four queued (the committer may have taken the first, and wait for the writer).
-        while group.queue.capacity() > QUEUE - 3 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            answers.push(queue(&group, payment(key, cents)).await);
         }
         drop(held);
         let mut outcomes = Vec::new();
-        for call in calls {
-            outcomes.push(call.await.unwrap());
+        for answer in answers {
+            outcomes.push(answer.await.unwrap());
         }
         let amounts: Vec<Option<i64>> = outcomes.iter().map(|o| o.as_ref().ok().map(|p| p.amount.cents())).collect();
         assert_eq!(amounts, [Some(100), Some(200), None, Some(400)]);
@@ -182,5 +196,23 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(written, (3, 700, 3, 3), "three payments, their collections and audit rows; nothing of the refused one");
+    }
+
+    /// A caller that went away while its payment waited for the writer was told nothing: its
+    /// payment is not written (its retry pays once), and the others of its group are.
+    #[tokio::test]
+    async fn a_payment_whose_caller_went_away_while_it_waited_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_payer(&dir).await;
+        let group = GroupCommit::start(store.writer.clone());
+
+        let held = store.writer.acquire().await.unwrap();
+        let gone = queue(&group, payment("gone", 100)).await;
+        let stays = queue(&group, payment("stays", 200)).await;
+        drop(gone); // The client cancels while the writer is busy.
+        drop(held);
+        assert_eq!(stays.await.unwrap().unwrap().amount, Money::from_cents(200));
+        let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM payments").fetch_all(&store.reader).await.unwrap();
+        assert_eq!(keys, ["stays"]);
     }
 }
