@@ -91,18 +91,37 @@ impl LookupBudget {
 
 /// A payroll run in progress: authorized once; each employee's NOT_FOUND is audited and
 /// spends the sender's budget.
+///
+/// Employees are computed several at a time ([`PayrollRun::compute`]) but answered one by one in
+/// the order they were sent ([`PayrollRun::answer`]), and only answering spends the budget: the
+/// burst is the first 200 NOT_FOUNDs sent, not whichever 200 happened to finish first.
 #[derive(Clone)]
 pub struct PayrollRun {
     app: App,
     caller: Caller,
 }
 
+/// One employee's withholding, computed and not yet answered.
+pub struct ComputedEmployee {
+    reference: String,
+    cases: Vec<CaseNumber>,
+    result: Result<WithholdingAnswer, AppError>,
+}
+
 impl PayrollRun {
-    /// One employee's withholding (`reference` is the caller's name for the employee); its
-    /// problems are its own, except a spent budget, which ends the run.
-    pub async fn employee(&self, reference: &str, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
+    /// Computes one employee's withholding (`reference` is the caller's name for the employee);
+    /// nothing is spent or audited yet.
+    pub async fn compute(&self, reference: &str, request: WithholdingRequest) -> ComputedEmployee {
         let cases = request.case_numbers.clone();
         let result = self.app.compute_withholding(&self.caller, request).await;
+        ComputedEmployee { reference: reference.to_owned(), cases, result }
+    }
+
+    /// Answers a computed employee: its problems are its own, except a spent budget, which ends
+    /// the run. Call in the order the employees were sent.
+    pub async fn answer(&self, computed: ComputedEmployee) -> Result<WithholdingAnswer, AppError> {
+        let ComputedEmployee { reference, cases, result } = computed;
+        let result = self.app.spend_on_not_found(&self.caller, result);
         if matches!(result, Err(AppError::NotFound(_) | AppError::RateLimited { .. })) {
             let object = format!("payroll:{reference}:{}", case_list(&cases));
             let audit = self.app.authorize(&self.caller, Action::CalculatePayrollWithholding, object).await?;
@@ -121,7 +140,16 @@ impl App {
     pub async fn calculate_withholding(&self, caller: &Caller, request: WithholdingRequest) -> Result<WithholdingAnswer, AppError> {
         let audit = self.authorize(caller, Action::CalculateWithholding, case_list(&request.case_numbers)).await?;
         let result = self.compute_withholding(caller, request).await;
+        let result = self.spend_on_not_found(caller, result);
         self.audited_read(audit, result).await
+    }
+
+    /// A NOT_FOUND spends one of the sender's budget; past it, the answer is RESOURCE_EXHAUSTED.
+    fn spend_on_not_found(&self, caller: &Caller, result: Result<WithholdingAnswer, AppError>) -> Result<WithholdingAnswer, AppError> {
+        if matches!(result, Err(AppError::NotFound(_))) {
+            self.lookups.spend(&caller.principal.name)?;
+        }
+        result
     }
 
     /// Starts a payroll run: the call is authorized and audited here, once.
@@ -150,7 +178,6 @@ impl App {
             }
         }
         if !all_found {
-            self.lookups.spend(&caller.principal.name)?;
             return Err(AppError::NotFound(NOT_FOUND_MESSAGE.to_owned()));
         }
         orders.extend(request.external_orders.into_iter().map(|terms| (None, terms)));

@@ -47,6 +47,7 @@ impl proto::withholding_service_server::WithholdingService for Withholdings {
     ) -> Result<Response<Self::CalculatePayrollWithholdingStream>, Status> {
         let caller = caller_of(&request)?;
         let run = self.0.start_payroll(&caller).await?;
+        let answering = run.clone();
         let answers = request
             .into_inner()
             .map(move |message| {
@@ -54,9 +55,21 @@ impl proto::withholding_service_server::WithholdingService for Withholdings {
                 async move {
                     let message = message?;
                     let reference = message.employee_reference;
-                    let result = match (employee_reference(&reference), pay_period(message.pay_period)) {
-                        (Ok(()), Ok(period)) => run.employee(&reference, period).await,
+                    let computed = match (employee_reference(&reference), pay_period(message.pay_period)) {
+                        (Ok(()), Ok(period)) => Ok(run.compute(&reference, period).await),
                         (reference, period) => Err(AppError::every_field([reference.err(), period.err()])),
+                    };
+                    Ok::<_, Status>((reference, computed))
+                }
+            })
+            .buffered(PAYROLL_CONCURRENCY)
+            .then(move |computed| {
+                let run = answering.clone();
+                async move {
+                    let (reference, computed) = computed?;
+                    let result = match computed {
+                        Ok(computed) => run.answer(computed).await,
+                        Err(error) => Err(error),
                     };
                     let result = match result {
                         Ok(answer) => proto::calculate_payroll_withholding_response::Result::Withholding(withholding(answer)),
@@ -65,8 +78,7 @@ impl proto::withholding_service_server::WithholdingService for Withholdings {
                     let employee_reference = crate::domain::excerpt(&reference);
                     Ok(proto::CalculatePayrollWithholdingResponse { employee_reference, result: Some(result) })
                 }
-            })
-            .buffered(PAYROLL_CONCURRENCY);
+            });
         Ok(Response::new(Box::pin(answers)))
     }
 }
