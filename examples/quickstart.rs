@@ -26,9 +26,14 @@ async fn main() -> anyhow::Result<()> {
     let today = SystemClock.today();
     let month = YearMonth::of(today);
 
-    let config = ServerConfig::standard("127.0.0.1:0".parse()?, database_url.clone(), Arc::new(SystemClock));
+    // `--serve` keeps the server and its web console running after the walk-through.
+    let keep_serving = std::env::args().any(|a| a == "--serve");
+    let mut config = ServerConfig::standard("127.0.0.1:0".parse()?, database_url.clone(), Arc::new(SystemClock));
+    let console_port = if keep_serving { 8080 } else { 0 };
+    config.console_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], console_port)));
     let application = Application::build(config).await?;
     let address = application.local_addr();
+    let console = application.console_addr().expect("the console was asked for");
     // A back-office key, made as `gateway admin key create --role back-office` makes one.
     let operator = Caller::local_operator();
     let key = NewKey { role: Role::BackOffice, name: "back-office".into(), feins: Vec::new(), client_cert_sha256: None };
@@ -37,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    println!("Gateway server on {address}, database {database_url}");
+    println!("Gateway server on {address}, web console on http://{console}/, database {database_url}");
     println!("A back-office API key was made, as `gateway admin key create --role back-office` makes one.\n");
     let channel = Channel::from_shared(format!("http://{address}"))?.connect().await?;
     let channel = with_key(channel, &back_office).expect("a key is ASCII");
@@ -109,6 +114,13 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(verified.ok, "the ledger has breaches: {:?}", verified.checks);
     println!("\n5. Ledger verified: {}.", checked.join(", "));
 
+    if keep_serving {
+        println!("\nThe web console is at http://{console}/ — sign in with this back-office key:\n  {back_office}");
+        println!("Ctrl-C stops the server (its database is temporary).");
+        gateway::startup::shutdown_signal().await;
+    } else {
+        println!("\n(`cargo run --example quickstart -- --serve` keeps the server running and opens its web console.)");
+    }
     let _ = stop.send(());
     server.await??;
     Ok(())

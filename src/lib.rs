@@ -1,12 +1,14 @@
 //! The payroll-deduction remittance gateway of a state child support agency.
 //!
-//! Modules in reading order; arrows point one way: `grpc`/`cli` → `app` → `domain`,
+//! Modules in reading order; arrows point one way: `grpc`/`console`/`cli` → `app` → `domain`,
 //! `app` → `storage`.
 
 /// Use cases over the domain and the store.
 pub mod app;
 /// The command-line client (and `serve`).
 pub mod cli;
+/// The web console for the back office and small employers (HTML over HTTP/1.1).
+pub mod console;
 /// Named points where a reliability harness can have the server kill itself.
 pub mod crash_points;
 /// The pure core: money, ids, months, the distribution rule, registry rows.

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub clock: Arc<dyn Clock>,
     /// Where Prometheus scrapes the metrics (plain HTTP); none when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the web console is served; none when `None`.
+    pub console_listen: Option<SocketAddr>,
+    pub console: crate::console::ConsoleSettings,
     pub guard: GuardSettings,
     /// The largest gRPC message a client may send.
     pub max_message_bytes: usize,
@@ -47,6 +50,8 @@ impl ServerConfig {
             upload_limits: UploadLimits::STANDARD,
             clock,
             metrics_listen: None,
+            console_listen: None,
+            console: crate::console::ConsoleSettings::STANDARD,
             guard: GuardSettings::STANDARD,
             max_message_bytes: STANDARD_MAX_MESSAGE_BYTES,
             tls: None,
@@ -86,6 +91,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("pii_key", &self.pii_key.as_ref().map(|_| "redacted"))
             .field("upload_limits", &self.upload_limits)
             .field("metrics_listen", &self.metrics_listen)
+            .field("console_listen", &self.console_listen)
             .field("guard", &self.guard)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("tls", &self.tls)
@@ -136,6 +142,8 @@ pub struct Application {
     app: App,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    console_listener: Option<TcpListener>,
+    console: crate::console::ConsoleSettings,
     guard: GuardLayer,
     transport: TransportSettings,
     connections: ConnectionSettings,
@@ -165,15 +173,25 @@ impl Application {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| StartupError::Bind(address, e))?),
             None => None,
         };
+        let console_listener = match config.console_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| StartupError::Bind(address, e))?),
+            None => None,
+        };
         let tls = config.tls.as_ref().map(|files| files.load(config.connections.handshake_timeout)).transpose()?;
         let guard = GuardLayer::new(app.clone(), config.guard);
         let transport = TransportSettings { max_message_bytes: config.max_message_bytes, tls };
-        Ok(Application { app, listener, metrics_listener, guard, transport, connections: config.connections })
+        let console = config.console;
+        Ok(Application { app, listener, metrics_listener, console_listener, console, guard, transport, connections: config.connections })
     }
 
     /// Where the metrics are served, when they are.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the web console is served, when it is.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -195,6 +213,15 @@ impl Application {
         if let Some(listener) = self.metrics_listener {
             tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "metrics listening");
             background.spawn(crate::metrics_http::serve(listener, self.app.clone()));
+        }
+        if let Some(listener) = self.console_listener {
+            tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "console listening");
+            let (app, settings) = (self.app.clone(), self.console);
+            background.spawn(async move {
+                if let Err(error) = crate::console::serve(listener, app, settings).await {
+                    tracing::error!(%error, "the console stopped");
+                }
+            });
         }
         let guard = self.guard.clone();
         background.spawn(async move {

@@ -6,6 +6,7 @@
 
 pub mod access;
 mod clock;
+pub mod console;
 mod error;
 mod export;
 pub mod key_cache;

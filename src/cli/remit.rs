@@ -173,38 +173,26 @@ async fn print_acknowledgment(
     Ok(code)
 }
 
-/// How many first line numbers a group of problems shows.
-const LINES_SHOWN: usize = 5;
-
 /// The problems of an acknowledgment grouped by code: count, severity and the first lines,
 /// errors first, then warnings, then notices, the most frequent first.
 pub fn grouped_problems(ack: &proto::RemittanceAcknowledgment) -> String {
-    use std::collections::BTreeMap;
+    use crate::domain::problem_groups::{group_problems, ProblemGroup};
     use std::fmt::Write;
-    let mut groups: BTreeMap<&str, (String, u64, Vec<u64>)> = BTreeMap::new();
-    for line in &ack.lines {
-        for problem in &line.problems {
-            let severity = named!(proto::Severity, "SEVERITY_", problem.severity);
-            let group = groups.entry(problem.code.as_str()).or_insert((severity, 0, Vec::new()));
-            group.1 += 1;
-            if group.2.len() < LINES_SHOWN && group.2.last() != Some(&line.line) {
-                group.2.push(line.line);
-            }
-        }
-    }
+    let severities: Vec<Vec<String>> = ack
+        .lines
+        .iter()
+        .map(|line| line.problems.iter().map(|problem| named!(proto::Severity, "SEVERITY_", problem.severity)).collect())
+        .collect();
+    let problems = ack.lines.iter().zip(&severities).flat_map(|(line, severities)| {
+        line.problems.iter().zip(severities).map(|(problem, severity)| (line.line, problem.code.as_str(), severity.as_str()))
+    });
+    let groups = group_problems(problems);
     if groups.is_empty() {
         return String::new();
     }
-    let rank = |severity: &str| match severity {
-        "ERROR" => 0,
-        "WARNING" => 1,
-        _ => 2,
-    };
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by_key(|(code, (severity, count, _))| (rank(severity.as_str()), std::cmp::Reverse(*count), *code));
     let at_least = if ack.lines_truncated { "at least " } else { "" };
     let mut text = String::from("  problems (`--verbose` lists every line):\n");
-    for (code, (severity, count, lines)) in groups {
+    for ProblemGroup { code, severity, count, first_lines: lines } in groups {
         let shown: Vec<String> = lines.iter().map(u64::to_string).collect();
         let more = if count > lines.len() as u64 { ", …" } else { "" };
         let noun = if count == 1 { "line" } else { "lines" };

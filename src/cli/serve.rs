@@ -61,6 +61,8 @@ settings! {
     log_format: LogFormat = "GATEWAY_LOG_FORMAT";
     /// Serve Prometheus metrics at http://ADDRESS/metrics [default: not served].
     metrics_listen: SocketAddr = "GATEWAY_METRICS_LISTEN";
+    /// Serve the web console at http://ADDRESS/ (e.g. 127.0.0.1:8080) [default: not served].
+    console_listen: SocketAddr = "GATEWAY_CONSOLE_LISTEN";
     /// The largest upload, in bytes [default: 2147483648].
     max_upload_bytes: u64 = "GATEWAY_MAX_UPLOAD_BYTES";
     /// The most lines (payments, registry rows) in one file [default: 5000000].
@@ -139,6 +141,7 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
     let mut config = ServerConfig::standard(listen, database, Arc::new(SystemClock));
     config.pii_key = args.pii_key;
     config.metrics_listen = args.metrics_listen;
+    config.console_listen = args.console_listen;
     let standard_file = FileLimits::STANDARD;
     config.upload_limits = UploadLimits {
         max_bytes: args.max_upload_bytes.unwrap_or(UploadLimits::STANDARD.max_bytes),

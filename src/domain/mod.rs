@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod month;
 pub mod payment;
+pub mod problem_groups;
 pub mod registry;
 pub mod remittance;
 pub mod reports;

@@ -38,6 +38,18 @@ pub struct SuspenseDay {
     pub amount: Money,
 }
 
+/// A distribution run as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    pub run_id: i64,
+    /// RFC 3339.
+    pub started_at: String,
+    pub collections: i64,
+    pub pools: i64,
+    pub total: Money,
+    pub unapplied: Money,
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync {
     /// Collections by day received (within `from..=to` when given), source and employer.
@@ -51,4 +63,7 @@ pub trait ReportStore: Send + Sync {
 
     /// Money received and not yet distributed: PENDING collections and correction pools.
     async fn pending_total(&self) -> StoreResult<Money>;
+
+    /// The latest distribution run (reversals, corrections and credit are runs of other kinds).
+    async fn last_distribution_run(&self) -> StoreResult<Option<RunRecord>>;
 }

@@ -92,6 +92,23 @@ macro_rules! impl_sql_reports {
                 .await?;
                 Ok($crate::domain::Money::from_cents(cents))
             }
+
+            async fn last_distribution_run(&self) -> $crate::storage::StoreResult<Option<$crate::storage::reports::RunRecord>> {
+                let row: Option<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT run_id, started_at, collections, pools, total_cents, unapplied_cents FROM distribution_runs \
+                     WHERE kind = 'DISTRIBUTION' ORDER BY run_id DESC LIMIT 1",
+                )
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|(run_id, started_at, collections, pools, total, unapplied)| $crate::storage::reports::RunRecord {
+                    run_id,
+                    started_at,
+                    collections,
+                    pools,
+                    total: $crate::domain::Money::from_cents(total),
+                    unapplied: $crate::domain::Money::from_cents(unapplied),
+                }))
+            }
         }
     };
 }

@@ -123,6 +123,7 @@ pub struct TestApp {
     pub app: App,
     pub db: TestDb,
     pub metrics_address: Option<std::net::SocketAddr>,
+    pub console_address: Option<std::net::SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -161,6 +162,7 @@ impl TestApp {
         let application = Application::build(config).await.expect("the server starts");
         let address = application.local_addr();
         let metrics_address = application.metrics_addr();
+        let console_address = application.console_addr();
         let app = application.app().clone();
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -185,6 +187,7 @@ impl TestApp {
             app,
             db,
             metrics_address,
+            console_address,
             shutdown: Some(shutdown),
             server: Some(server),
         }

@@ -1,0 +1,51 @@
+// The console's only script, and an optional one: every page and form works without it.
+// It adds an upload progress bar, and j/k/Enter to move through a list and open a row.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("upload");
+  const bar = document.getElementById("upload-progress");
+  if (form && bar && window.XMLHttpRequest && window.FormData) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const request = new XMLHttpRequest();
+      request.open("POST", form.action);
+      bar.hidden = false;
+      request.upload.addEventListener("progress", (progress) => {
+        if (progress.lengthComputable) {
+          const percent = Math.round((100 * progress.loaded) / progress.total);
+          bar.value = percent;
+          bar.textContent = percent + "%";
+        }
+      });
+      request.addEventListener("load", () => {
+        // The answer is the page to show: the acknowledgment, or the form with its errors.
+        document.open();
+        document.write(request.responseText);
+        document.close();
+      });
+      request.addEventListener("error", () => form.submit());
+      request.send(new FormData(form));
+    });
+  }
+
+  const list = document.querySelector("table.keyboard-list tbody");
+  if (list) {
+    let index = -1;
+    const rows = () => Array.from(list.querySelectorAll("tr"));
+    const select = (next) => {
+      const all = rows();
+      if (all.length === 0) return;
+      index = Math.max(0, Math.min(all.length - 1, next));
+      all.forEach((row, i) => row.classList.toggle("selected", i === index));
+      const link = all[index].querySelector("a");
+      if (link) link.focus();
+    };
+    document.addEventListener("keydown", (event) => {
+      const typing = event.target.closest && event.target.closest("input, select, textarea");
+      if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "j") select(index + 1);
+      if (event.key === "k") select(index - 1);
+    });
+  }
+});
