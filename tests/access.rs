@@ -362,6 +362,10 @@ async fn call(world: &World, channel: &Authed, role: Role, action: Action, forei
             let request = proto::WithdrawOrderEndRequest { order_id: if foreign { "C" } else { "A" }.into() };
             OrderServiceClient::new(channel.clone()).withdraw_order_end(request).await.map(drop)
         }
+        Action::SearchObligors => {
+            let request = proto::SearchObligorsRequest { case_number: if foreign { "22345678" } else { "12345678" }.into(), ..Default::default() };
+            OrderServiceClient::new(channel.clone()).search_obligors(request).await.map(drop)
+        }
         Action::ExplainCollection => {
             ExplainServiceClient::new(channel.clone()).explain_collection(proto::ExplainCollectionRequest { collection_id: 1 }).await.map(drop)
         }

@@ -19,6 +19,7 @@ mod upload;
 pub mod credit;
 pub mod ends;
 pub mod explain;
+pub mod obligors;
 pub mod reviews;
 mod verify;
 pub mod suspense;

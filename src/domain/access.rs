@@ -94,6 +94,7 @@ pub enum Action {
     ListProjectedEnds,
     RecordOrderEnd,
     WithdrawOrderEnd,
+    SearchObligors,
     ExplainCollection,
     ExplainOrder,
     ListUnappliedCredit,
@@ -107,7 +108,7 @@ pub enum Action {
 use Role::{Admin, BackOffice, Employer, PaymentSite, Vendor};
 
 impl Action {
-    pub const ALL: [Action; 44] = [
+    pub const ALL: [Action; 45] = [
         Action::ImportRegistry,
         Action::AddCollection,
         Action::RunDistribution,
@@ -145,6 +146,7 @@ impl Action {
         Action::ListProjectedEnds,
         Action::RecordOrderEnd,
         Action::WithdrawOrderEnd,
+        Action::SearchObligors,
         Action::ExplainCollection,
         Action::ExplainOrder,
         Action::ListUnappliedCredit,
@@ -185,6 +187,7 @@ impl Action {
             | Action::ListProjectedEnds
             | Action::RecordOrderEnd
             | Action::WithdrawOrderEnd
+            | Action::SearchObligors
             | Action::ExplainCollection
             | Action::ExplainOrder
             | Action::ListUnappliedCredit
@@ -245,6 +248,7 @@ impl Action {
             Action::ListProjectedEnds => "ListProjectedEnds",
             Action::RecordOrderEnd => "RecordOrderEnd",
             Action::WithdrawOrderEnd => "WithdrawOrderEnd",
+            Action::SearchObligors => "SearchObligors",
             Action::ExplainCollection => "ExplainCollection",
             Action::ExplainOrder => "ExplainOrder",
             Action::ListUnappliedCredit => "ListUnappliedCredit",
@@ -343,6 +347,7 @@ mod tests {
                 ListProjectedEnds,
                 RecordOrderEnd,
                 WithdrawOrderEnd,
+                SearchObligors,
                 ExplainCollection,
                 ExplainOrder,
                 ListUnappliedCredit,

@@ -209,7 +209,7 @@ pub struct Guard<S> {
 }
 
 /// Which action each RPC performs: the transport's half of the access table.
-const RPCS: [(&str, Action); 44] = [
+const RPCS: [(&str, Action); 45] = [
     ("RegistryService/ImportRegistry", Action::ImportRegistry),
     ("CollectionService/AddCollection", Action::AddCollection),
     ("DistributionService/RunDistribution", Action::RunDistribution),
@@ -245,6 +245,7 @@ const RPCS: [(&str, Action); 44] = [
     ("OrderService/ListOrderReviews", Action::ListOrderReviews),
     ("ExportService/ExportReport", Action::ExportReport),
     ("OrderService/ListProjectedEnds", Action::ListProjectedEnds),
+    ("OrderService/SearchObligors", Action::SearchObligors),
     ("OrderService/RecordOrderEnd", Action::RecordOrderEnd),
     ("OrderService/WithdrawOrderEnd", Action::WithdrawOrderEnd),
     ("ExplainService/ExplainCollection", Action::ExplainCollection),

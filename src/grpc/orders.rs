@@ -5,7 +5,9 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::proto;
 use super::services::{caller_of, understood};
+use crate::app::obligors::{ObligorQuery, OBLIGOR_LIST};
 use crate::app::paging::PageRequest;
+use crate::storage::obligors::ObligorSummary;
 use crate::app::reviews::{ProjectedEnd, ReviewChannel, ReviewRequest, PROJECTED_END_LIST, REVIEW_LIST};
 use crate::domain::lifecycle::EndBasis;
 use crate::app::{App, AppError};
@@ -100,8 +102,43 @@ fn projected(end: ProjectedEnd) -> proto::ProjectedEnd {
     }
 }
 
+fn obligor(found: ObligorSummary) -> proto::ObligorSummary {
+    proto::ObligorSummary {
+        obligor_id: found.obligor_id.to_string(),
+        last_name: found.last_name,
+        first_name: found.first_name,
+        ssn_last4: found.ssn_last4,
+        orders: found
+            .orders
+            .into_iter()
+            .map(|order| proto::ObligorOrder {
+                order_id: order.id.to_string(),
+                case_number: order.case_number.to_string(),
+                monthly_amount: order.monthly_amount.to_string(),
+                start_month: order.start_month.to_string(),
+                opening_arrears: order.opening_arrears.to_string(),
+                end_date: order.end_date.map(|d| d.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl proto::order_service_server::OrderService for Orders {
+    async fn search_obligors(&self, request: Request<proto::SearchObligorsRequest>) -> Result<Response<proto::SearchObligorsResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let query = ObligorQuery::new(&request.case_number, &request.last_name, &request.ssn_last4);
+        let page = PageRequest::parse(OBLIGOR_LIST, request.page_size, &request.page_token);
+        let converted = match (query, page) {
+            (Ok(query), Ok(page)) => Ok((query, page)),
+            (query, page) => Err(AppError::every_field([query.err(), page.err()])),
+        };
+        let (query, page) = understood(&self.0, &caller, Action::SearchObligors, converted).await?;
+        let page = self.0.search_obligors(&caller, query, page).await?;
+        Ok(Response::new(proto::SearchObligorsResponse { obligors: page.items.into_iter().map(obligor).collect(), next_page_token: page.next_page_token }))
+    }
+
     async fn list_projected_ends(
         &self,
         request: Request<proto::ListProjectedEndsRequest>,

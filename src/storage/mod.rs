@@ -9,6 +9,7 @@ pub mod access;
 pub mod credit;
 pub mod ends;
 pub mod explain;
+pub mod obligors;
 pub mod payment;
 mod postgres;
 pub mod remittance;
@@ -16,6 +17,7 @@ mod sql_access;
 mod sql_credit;
 mod sql_ends;
 mod sql_explain;
+mod sql_obligors;
 mod sql_payment;
 mod sql_remittance;
 mod sql_store;
@@ -243,6 +245,7 @@ pub trait Store:
         + ends::EndStore
         + credit::CreditStore
         + explain::ExplainStore
+        + obligors::ObligorStore
         + verify::VerifyStore
         + reports::ReportStore
         + Send

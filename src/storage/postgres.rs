@@ -20,6 +20,7 @@ use super::sql_ends::impl_sql_ends;
 use super::sql_payment::impl_sql_payments;
 use super::sql_remittance::impl_sql_remittances;
 use super::sql_store::impl_sql_store;
+use super::sql_obligors::impl_sql_obligors;
 use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
@@ -171,6 +172,7 @@ impl_sql_credit!(PostgresStore, Postgres);
 impl_sql_explain!(PostgresStore, Postgres);
 impl_sql_verify!(PostgresStore, Postgres);
 impl_sql_reports!(PostgresStore, Postgres);
+impl_sql_obligors!(PostgresStore, Postgres);
 
 /// Following the primary among the hosts a URL lists.
 pub mod failover {
