@@ -217,11 +217,7 @@ impl Application {
         if let Some(listener) = self.console_listener {
             tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "console listening");
             let (app, settings) = (self.app.clone(), self.console);
-            background.spawn(async move {
-                if let Err(error) = crate::console::serve(listener, app, settings).await {
-                    tracing::error!(%error, "the console stopped");
-                }
-            });
+            background.spawn(crate::console::serve(listener, app, settings));
         }
         let guard = self.guard.clone();
         background.spawn(async move {

@@ -1,7 +1,8 @@
 //! The web console in a real headless Chromium, driven over WebDriver (`chromedriver`): what
 //! a clerk, an employer and a vendor do, the security of sessions and forms, and axe-core's
-//! accessibility check on every page. Each page visited is saved at 1280×800 as
-//! `docs/console/<page>.png`.
+//! accessibility check on every page. Each page checked is saved at 1280×800 as
+//! `target/console-screenshots/<page>.png`; `UPDATE_CONSOLE_SCREENSHOTS=1` saves them as the
+//! documentation's `docs/console/<page>.png` instead.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them).
 
@@ -125,29 +126,44 @@ impl Browser {
         let violations = self.client.execute_async(script, vec![]).await.unwrap();
         assert_eq!(violations, json!([]), "axe-core on the {name} page");
         let png = self.client.screenshot().await.unwrap();
-        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+        let documented = std::env::var_os("UPDATE_CONSOLE_SCREENSHOTS").is_some_and(|v| v == "1");
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(if documented { "docs/console" } else { "target/console-screenshots" });
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join(format!("{name}.png")), png).unwrap();
     }
 
-    async fn close(mut self) {
-        let _ = self.client.close().await;
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+/// chromedriver (and so Chromium) ends with the test, even one that failed.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
 async fn console_app() -> TestApp {
-    // The real clock: the dashboard's days and the files' instants then agree, as in use.
+    // Today's date, fixed for the test: the dashboard's days and the files' instants agree as
+    // in use, and a test running over midnight still sees one day.
+    let today = today();
     let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
         config.console_listen = Some("127.0.0.1:0".parse().unwrap());
-        config.clock = std::sync::Arc::new(gateway::app::SystemClock);
+        config.clock = std::sync::Arc::new(gateway::app::FixedClock(today));
     })
     .await;
     let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
     let mut registry = proto::registry_service_client::RegistryServiceClient::new(app.channel.clone());
     assert!(registry.import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
     app
+}
+
+fn today() -> chrono::NaiveDate {
+    use gateway::app::Clock as _;
+    static TODAY: std::sync::OnceLock<chrono::NaiveDate> = std::sync::OnceLock::new();
+    *TODAY.get_or_init(|| gateway::app::SystemClock.today())
 }
 
 fn console_address(app: &TestApp) -> std::net::SocketAddr {
@@ -194,7 +210,7 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     // case 22345678 (OB-2, order C).
     browser.click("header nav a[href='/suspense']").await;
     let queue = browser.main_text().await;
-    assert!(queue.contains("CASE_NUMBER_UNKNOWN") || queue.contains("SSN"), "{queue}");
+    assert!(queue.contains("OBLIGOR_NOT_IDENTIFIED") && queue.contains("$150.00"), "{queue}");
     assert!(queue.contains("•••-••-6789") && !queue.contains("423-45-6789"), "the SSN is masked: {queue}");
     browser.check_page("suspense").await;
     browser.click("table.keyboard-list tbody tr a").await;
@@ -203,7 +219,7 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     browser.fill("#field-target", "1234").await;
     browser.click("form[action$='/resolve'] button").await;
     let error = browser.client.find(Locator::Css("#field-target-error")).await.unwrap().text().await.unwrap();
-    assert!(!error.is_empty());
+    assert!(error.contains("obligor 1234 is not in the registry"), "{error}");
     assert_eq!(browser.client.find(Locator::Css("#field-target")).await.unwrap().prop("value").await.unwrap().as_deref(), Some("1234"));
     browser.fill("#field-target", "22345678").await;
     browser.click("form[action$='/resolve'] button").await;
@@ -214,8 +230,8 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     browser.click("header nav a[href='/distribution']").await;
     browser.check_page("distribution").await;
     browser.click("main form button").await;
-    let run = browser.main_text().await;
-    assert!(run.contains("Run") && run.contains("done") && run.contains("$550.00"), "both collections distributed: {run}");
+    let run = browser.client.find(Locator::Css("section.ack")).await.unwrap().text().await.unwrap();
+    assert!(run.contains(" done") && run.contains("$550.00"), "both collections distributed: {run}");
     browser.check_page("distribution-run").await;
     browser.go("/suspense?state=RESOLVED").await;
     browser.click("table.keyboard-list tbody tr a").await;
@@ -228,6 +244,32 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     assert!(statement.contains("Support for 2026-11 fell due"), "{statement}");
     assert!(statement.contains("-$150.00"), "the money is on order C's statement: {statement}");
     browser.check_page("order-statement").await;
+
+    // The obligor found by the start of its name, in any case; its order; a review request
+    // and an end recorded on it.
+    browser.click("header nav a[href='/obligors']").await;
+    browser.check_page("obligors-empty").await;
+    browser.fill("#field-last_name", "do").await;
+    browser.click("form[role=search] button").await;
+    let found = browser.main_text().await;
+    assert!(found.contains("OB-2") && found.contains("Doe, Jane") && found.contains("•••-••-6789") && !found.contains("OB-1"), "{found}");
+    browser.check_page("obligors").await;
+    browser.click("main table a[href='/orders/C']").await;
+    let today = today();
+    browser.client.execute(&format!("document.getElementById('field-requested_on').value = '{today}'"), vec![]).await.unwrap();
+    browser.fill("#field-reason", "new job").await;
+    browser.click("form[action$='/reviews'] button").await;
+    let reviewed = browser.main_text().await;
+    assert!(reviewed.contains("Review request") && reviewed.contains("recorded") && reviewed.contains("new job"), "{reviewed}");
+    browser.client.execute(&format!("document.getElementById('field-end_date').value = '{today}'"), vec![]).await.unwrap();
+    browser.click("form[action$='/end'] button").await;
+    let ended = browser.main_text().await;
+    assert!(ended.contains(&format!("End recorded: from {today} on")), "{ended}");
+    assert!(ended.contains(&format!("End recorded (CHILD_MARRIED, on {today})")), "the end is on the statement: {ended}");
+    browser.check_page("order").await;
+    browser.click("header nav a[href='/projected-ends']").await;
+    assert!(browser.main_text().await.contains("No order is past its projected end"));
+    browser.check_page("projected-ends").await;
 
     // The files, one file's lines, and the exports.
     browser.click("header nav a[href='/files']").await;
@@ -244,7 +286,7 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
         .await
         .unwrap();
     let audit = audit.as_str().unwrap();
-    for action in ["ConsoleSignIn", "ResolveSuspenseItem", "RunDistribution", "ExplainOrder"] {
+    for action in ["ConsoleSignIn", "ResolveSuspenseItem", "RunDistribution", "ExplainOrder", "SearchObligors", "RequestOrderReview", "RecordOrderEnd"] {
         assert!(audit.lines().any(|l| l.contains("clerk-jones") && l.contains(action) && l.ends_with(",OK")), "{action} audited: {audit}");
     }
     browser.close().await;
@@ -353,13 +395,30 @@ async fn forms_without_the_csrf_token_are_refused_sign_out_ends_the_session_and_
         .await
         .unwrap();
     assert_eq!(refused, json!(403));
-    let without: Value = browser
-        .client
-        .execute_async("const done = arguments[0]; fetch('/distribution', { method: 'POST', body: new URLSearchParams() }).then(r => done(r.status));", vec![])
-        .await
-        .unwrap();
-    assert_eq!(without, json!(403));
+    // Every form that changes something, with no token or another one: refused.
+    let routes = [
+        "/distribution",
+        "/suspense/1/resolve",
+        "/suspense/1/return",
+        "/orders/A/reviews",
+        "/orders/A/end",
+        "/orders/A/end/withdraw",
+        "/key-in",
+        "/sign-out",
+    ];
+    for route in routes {
+        for body in ["new URLSearchParams()", "new URLSearchParams({ csrf: 'forged', target: '12345678' })"] {
+            let script = format!("const done = arguments[0]; fetch('{route}', {{ method: 'POST', body: {body} }}).then(r => done(r.status));");
+            assert_eq!(browser.client.execute_async(&script, vec![]).await.unwrap(), json!(403), "{route} with {body}");
+        }
+    }
+    let multipart = "const done = arguments[0]; const form = new FormData(); form.append('csrf', 'forged'); form.append('batch_id', 'X');
+        form.append('format', 'csv'); form.append('file', new Blob(['a,b']), 'x.csv');
+        fetch('/upload', { method: 'POST', body: form }).then(r => done(r.status));";
+    assert_eq!(browser.client.execute_async(multipart, vec![]).await.unwrap(), json!(403), "an upload with a forged token");
     assert_eq!(app.app.store().last_distribution_run().await.unwrap(), None, "nothing was run");
+    browser.go("/dashboard").await;
+    assert_eq!(browser.path().await, "/dashboard", "still signed in: the forged sign-out did nothing");
 
     // Sign-out ends the session on the server: the old cookie no longer signs anyone in.
     let cookie = browser.client.get_named_cookie("gw_console").await.unwrap();

@@ -192,7 +192,7 @@ pub fn grouped_problems(ack: &proto::RemittanceAcknowledgment) -> String {
     }
     let at_least = if ack.lines_truncated { "at least " } else { "" };
     let mut text = String::from("  problems (`--verbose` lists every line):\n");
-    for ProblemGroup { code, severity, count, first_lines: lines } in groups {
+    for ProblemGroup { code, severity, count, first_lines: lines, .. } in groups {
         let shown: Vec<String> = lines.iter().map(u64::to_string).collect();
         let more = if count > lines.len() as u64 { ", …" } else { "" };
         let noun = if count == 1 { "line" } else { "lines" };

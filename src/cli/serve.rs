@@ -63,6 +63,9 @@ settings! {
     metrics_listen: SocketAddr = "GATEWAY_METRICS_LISTEN";
     /// Serve the web console at http://ADDRESS/ (e.g. 127.0.0.1:8080) [default: not served].
     console_listen: SocketAddr = "GATEWAY_CONSOLE_LISTEN";
+    /// The console is served behind a TLS-terminating proxy: its cookie is then `Secure`
+    /// (`__Host-` named) and browsers are told to use HTTPS only [default: false].
+    console_behind_tls: bool = "GATEWAY_CONSOLE_BEHIND_TLS";
     /// The largest upload, in bytes [default: 2147483648].
     max_upload_bytes: u64 = "GATEWAY_MAX_UPLOAD_BYTES";
     /// The most lines (payments, registry rows) in one file [default: 5000000].
@@ -142,6 +145,7 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
     config.pii_key = args.pii_key;
     config.metrics_listen = args.metrics_listen;
     config.console_listen = args.console_listen;
+    config.console.behind_tls = args.console_behind_tls.unwrap_or(false);
     let standard_file = FileLimits::STANDARD;
     config.upload_limits = UploadLimits {
         max_bytes: args.max_upload_bytes.unwrap_or(UploadLimits::STANDARD.max_bytes),
@@ -177,6 +181,9 @@ pub fn server_config(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat
         upload_deadline: seconds(args.upload_deadline_seconds, standard.upload_deadline),
         idle_stream_timeout: seconds(args.idle_stream_timeout_seconds, standard.idle_stream_timeout).max(Duration::from_secs(1)),
     };
+    // The console's pages and uploads get the same deadlines as calls and uploads over gRPC.
+    config.console.request_deadline = config.guard.call_deadline;
+    config.console.upload_deadline = config.guard.upload_deadline;
     let connections = crate::grpc::ConnectionSettings::STANDARD;
     config.connections = crate::grpc::ConnectionSettings {
         max_connections: args.max_connections.unwrap_or(connections.max_connections).max(1),

@@ -16,8 +16,8 @@ use super::{Console, Signed};
 use crate::app::paging::PageRequest;
 use crate::app::suspense::{ResolveTarget, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
 use crate::app::{AppError, ReportKind};
-use crate::domain::explain::StatementItem;
-use crate::domain::{CaseNumber, Money, ObligorId, OrderId};
+use crate::domain::access::Action;
+use crate::domain::{CaseNumber, Money, ObligorId};
 
 pub async fn dashboard(State(console): State<Console>, signed: Signed) -> Result<Html<String>, ConsoleError> {
     let board = console.app.dashboard(&signed.caller).await?;
@@ -184,7 +184,7 @@ async fn item_page(console: &Console, signed: &Signed, suspense_id: i64, forms: 
             dt { "Amount" } dd.num { (money(item.amount)) }
             dt { "Pay date" } dd { (item.pay_date) }
             dt { "Reason" } dd { code { (item.reason) } }
-            dt { "File" } dd { a href=(format!("/files/{}/{}", page::url_encode(&item.sender), page::url_encode(&item.batch_id))) { (item.sender) " / " (item.batch_id) } ", line " (item.line) }
+            dt { "File" } dd { a href=(super::files::file_href(&item.sender, &item.batch_id)) { (item.sender) " / " (item.batch_id) } ", line " (item.line) }
             dt { "Employer FEIN" } dd { (item.employer_fein.as_deref().unwrap_or("—")) }
             dt { "Case number as sent" } dd { (item.case_number.as_deref().unwrap_or("—")) }
             dt { "Employee SSN" } dd { @if let Some(last4) = &item.ssn_last4 { "•••-••-" (last4) } @else { "—" } }
@@ -201,7 +201,7 @@ async fn item_page(console: &Console, signed: &Signed, suspense_id: i64, forms: 
                     form method="post" action=(format!("/suspense/{suspense_id}/resolve")) {
                         (csrf(signed))
                         (field("target", "Case number or obligor id", &forms.target, forms.target_error.as_deref(), FieldKind::Text { required: true, hint: Some("8-digit case number, or obligor id") }))
-                        button type="submit" accesskey="r" { "Resolve" }
+                        button type="submit" { "Resolve" }
                     }
                 }
                 section.card aria-labelledby="return" {
@@ -300,8 +300,9 @@ fn distribution_page(signed: &Signed, summary: Option<Markup>) -> Html<String> {
     layout(signed, "Distribution", "/distribution", body)
 }
 
-pub async fn distribution(signed: Signed) -> Html<String> {
-    distribution_page(&signed, None)
+pub async fn distribution(State(console): State<Console>, signed: Signed) -> Result<Html<String>, ConsoleError> {
+    console.app.check_role(&signed.caller, Action::RunDistribution).await?;
+    Ok(distribution_page(&signed, None))
 }
 
 #[derive(Deserialize)]
@@ -356,7 +357,7 @@ pub async fn collection(State(console): State<Console>, signed: Signed, Path(col
                     tbody {
                         @for row in &pool.rows {
                             tr {
-                                td { @if let Some(order) = &row.entry.order_id { a href=(format!("/orders/{}", page::url_encode(order.as_str()))) { (order) } } @else { "—" } }
+                                td { @if let Some(order) = &row.entry.order_id { a href=(super::orders::order_href(order)) { (order) } } @else { "—" } }
                                 td { (row.entry.bucket.as_str()) }
                                 td { (row.entry.month.map(|m| m.to_string()).unwrap_or_default()) }
                                 td { (row.entry.step.map(|s| s.as_str()).unwrap_or("")) }
@@ -372,74 +373,6 @@ pub async fn collection(State(console): State<Console>, signed: Signed, Path(col
     Ok(layout(&signed, &format!("Collection {collection_id}"), "/suspense", body))
 }
 
-#[derive(Deserialize, Default)]
-pub struct StatementQuery {
-    #[serde(default)]
-    from: String,
-    #[serde(default)]
-    to: String,
-}
-
-pub async fn order_statement(
-    State(console): State<Console>,
-    signed: Signed,
-    Path(order_id): Path<String>,
-    Query(query): Query<StatementQuery>,
-) -> Result<Html<String>, ConsoleError> {
-    let order_id = OrderId::parse(&order_id).map_err(|_| ConsoleError::NotFound(format!("no order {order_id}")))?;
-    let date = |name: &'static str, text: &str| match text.trim() {
-        "" => Ok(None),
-        text => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map(Some).map_err(|_| ConsoleError::BadRequest(format!("{name}: a date, YYYY-MM-DD"))),
-    };
-    let explained = console.app.explain_order(&signed.caller, order_id.clone(), date("from", &query.from)?, date("to", &query.to)?).await?;
-    let statement = &explained.statement;
-    let body = html! {
-        dl.counts {
-            dt { "Obligor" } dd { (explained.obligor_id) }
-            dt { "Case" } dd { (explained.order.case_number) }
-            dt { "Monthly support" } dd.num { (money(explained.order.monthly_amount)) }
-            dt { "Owed on " (statement.from) } dd.num { (money(statement.opening)) }
-            dt { "Fell due" } dd.num { (money(statement.accrued)) }
-            dt { "Paid to the order" } dd.num { (money(statement.allocated)) }
-            dt { "Owed on " (statement.to) } dd.num { (money(statement.closing)) }
-        }
-        form.filters method="get" action=(format!("/orders/{}", page::url_encode(order_id.as_str()))) {
-            div.field { label for="field-from" { "From" } input type="date" id="field-from" name="from" value=(query.from); }
-            div.field { label for="field-to" { "To" } input type="date" id="field-to" name="to" value=(query.to); }
-            button type="submit" { "Show" }
-        }
-        @if statement.lines.is_empty() { (empty("Nothing happened on this order in these dates.")) } @else {
-            table {
-                caption { "Statement" }
-                thead { tr { th scope="col" { "Date" } th scope="col" { "What" } th.num scope="col" { "Change" } th.num scope="col" { "Owed after" } } }
-                tbody {
-                    @for line in &statement.lines {
-                        tr {
-                            td { (line.date) }
-                            td { (statement_item(&line.item)) }
-                            td.num { (money(line.change)) }
-                            td.num { (money(line.balance)) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    Ok(layout(&signed, &format!("Order {order_id}"), "/suspense", body))
-}
-
-fn statement_item(item: &StatementItem) -> String {
-    match item {
-        StatementItem::Accrual(month) => format!("Support for {month} fell due"),
-        StatementItem::Entry(entry) => {
-            let month = entry.month.map(|m| format!(" for {m}")).unwrap_or_default();
-            format!("{} {}{month} (run {}, pool {})", entry.kind.as_str(), entry.bucket.as_str(), entry.run_id, entry.pool_id)
-        }
-        StatementItem::EndRecorded(end) => format!("End recorded ({}, on {}) by {}", end.reason.as_str(), end.end_date, end.recorded_by),
-        StatementItem::EndWithdrawn(end) => format!("End withdrawn ({})", end.reason.as_str()),
-    }
-}
-
 /// The exports, by the name the download's address uses.
 const EXPORTS: [(&str, &str); 8] = [
     ("allocations", "Every allocation written by distribution"),
@@ -452,7 +385,8 @@ const EXPORTS: [(&str, &str); 8] = [
     ("report-totals", "Money waiting: undistributed, suspense, unapplied"),
 ];
 
-pub async fn exports(signed: Signed) -> Html<String> {
+pub async fn exports(State(console): State<Console>, signed: Signed) -> Result<Html<String>, ConsoleError> {
+    console.app.check_role(&signed.caller, Action::ExportAllocations).await?;
     let body = html! {
         p { "Each export is a CSV file, read from the database as it downloads. SSNs and bank accounts never appear in full." }
         ul.exports {
@@ -461,7 +395,7 @@ pub async fn exports(signed: Signed) -> Html<String> {
             }
         }
     };
-    layout(&signed, "Exports", "/exports", body)
+    Ok(layout(&signed, "Exports", "/exports", body))
 }
 
 pub async fn download(State(console): State<Console>, signed: Signed, Path(name): Path<String>) -> Result<Response, ConsoleError> {

@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ConsoleError;
-use super::page::{self, csrf, empty, field, layout, money, next_page, FieldKind};
+use super::page::{self, csrf, empty, field, layout, money, next_page, optional_date, FieldKind};
 use super::{Console, Signed};
 use crate::app::paging::PageRequest;
 use crate::app::{AckStatus, Acknowledgment, AppError, FileQuery, LineFilter, Submission, UploadEnd, UploadPart, REMITTANCE_LIST};
+use crate::domain::access::Action;
 use crate::domain::problem_groups::group_problems;
 use crate::formats::{DeclaredTotals, RemittanceFormat};
 
@@ -40,13 +41,6 @@ pub struct FileListQuery {
     to: String,
     #[serde(default)]
     page_token: String,
-}
-
-fn optional_date(name: &'static str, text: &str) -> Result<Option<chrono::NaiveDate>, AppError> {
-    match text.trim() {
-        "" => Ok(None),
-        text => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map(Some).map_err(|_| AppError::invalid(name, "a date, YYYY-MM-DD")),
-    }
 }
 
 pub async fn list(State(console): State<Console>, signed: Signed, Query(query): Query<FileListQuery>) -> Result<Html<String>, ConsoleError> {
@@ -104,7 +98,7 @@ pub async fn list(State(console): State<Console>, signed: Signed, Query(query): 
     Ok(layout(&signed, title, "/files", body))
 }
 
-fn file_href(sender: &str, batch_id: &str) -> String {
+pub(super) fn file_href(sender: &str, batch_id: &str) -> String {
     format!("/files/{}/{}", page::url_encode(sender), page::url_encode(batch_id))
 }
 
@@ -242,12 +236,22 @@ fn acknowledgment(ack: &Acknowledgment) -> Markup {
 struct UploadValues {
     batch_id: String,
     format: String,
-    errors: Vec<(&'static str, String)>,
+    errors: FormErrors,
 }
 
-impl UploadValues {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|(name, _)| *name == field).map(|(_, message)| message.as_str())
+/// The errors of a form's fields, each said beside its field.
+#[derive(Default)]
+struct FormErrors(Vec<(String, String)>);
+
+impl FormErrors {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push((field.to_owned(), message.into()));
+    }
+
+    /// All of `field`'s errors, joined.
+    fn of(&self, field: &str) -> Option<String> {
+        let messages: Vec<&str> = self.0.iter().filter(|(name, _)| name == field).map(|(_, message)| message.as_str()).collect();
+        (!messages.is_empty()).then(|| messages.join("; "))
     }
 }
 
@@ -258,29 +262,30 @@ fn upload_page(signed: &Signed, values: &UploadValues, ack: Option<&Acknowledgme
             "The batch id is your own number for the file: use a new one for each file." }
         form #upload method="post" action="/upload" enctype="multipart/form-data" {
             (csrf(signed))
-            (field("batch_id", "Batch id", &values.batch_id, values.error("batch_id"), FieldKind::Text { required: true, hint: Some("e.g. ACME-2026-12-03") }))
-            div.field.invalid[values.error("format").is_some()] {
+            (field("batch_id", "Batch id", &values.batch_id, values.errors.of("batch_id").as_deref(), FieldKind::Text { required: true, hint: Some("e.g. ACME-2026-12-03") }))
+            div.field.invalid[values.errors.of("format").is_some()] {
                 label for="field-format" { "Format" }
                 select id="field-format" name="format" {
                     option value="csv" selected[values.format != "xml"] { "CSV" }
                     option value="xml" selected[values.format == "xml"] { "XML" }
                 }
             }
-            div.field.invalid[values.error("file").is_some()] {
+            div.field.invalid[values.errors.of("file").is_some()] {
                 label for="field-file" { "File" }
                 input type="file" id="field-file" name="file" required accept=".csv,.xml,text/csv,application/xml,text/xml"
-                    aria-invalid=[values.error("file").map(|_| "true")] aria-describedby=[values.error("file").map(|_| "field-file-error")];
-                @if let Some(error) = values.error("file") { p.field-error id="field-file-error" { (error) } }
+                    aria-invalid=[values.errors.of("file").map(|_| "true")] aria-describedby=[values.errors.of("file").map(|_| "field-file-error")];
+                @if let Some(error) = values.errors.of("file") { p.field-error id="field-file-error" { (error) } }
             }
-            progress #upload-progress max="100" value="0" hidden { "0%" }
+            progress #upload-progress max="100" value="0" hidden aria-label="Upload progress" { "0%" }
             button type="submit" { "Send the file" }
         }
     };
     layout(signed, "Upload a file", "/upload", body)
 }
 
-pub async fn upload_form(signed: Signed) -> Html<String> {
-    upload_page(&signed, &UploadValues::default(), None)
+pub async fn upload_form(State(console): State<Console>, signed: Signed) -> Result<Html<String>, ConsoleError> {
+    console.app.check_role(&signed.caller, Action::SubmitRemittance).await?;
+    Ok(upload_page(&signed, &UploadValues::default(), None))
 }
 
 /// Reads a small text field of the form.
@@ -310,7 +315,7 @@ pub async fn upload(State(console): State<Console>, signed: Signed, mut multipar
                     "csv" => RemittanceFormat::Csv,
                     "xml" => RemittanceFormat::Xml,
                     _ => {
-                        values.errors.push(("format", "choose CSV or XML".to_owned()));
+                        values.errors.push("format", "choose CSV or XML");
                         return Ok((StatusCode::BAD_REQUEST, upload_page(&signed, &values, None)).into_response());
                     }
                 };
@@ -324,7 +329,7 @@ pub async fn upload(State(console): State<Console>, signed: Signed, mut multipar
         }
     }
     signed.check_csrf(if csrf_checked { &signed.csrf } else { "" })?;
-    values.errors.push(("file", "choose the file to send".to_owned()));
+    values.errors.push("file", "choose the file to send");
     Ok((StatusCode::BAD_REQUEST, upload_page(&signed, &values, None)).into_response())
 }
 
@@ -342,6 +347,10 @@ async fn stream_file(mut field: axum::extract::multipart::Field<'_>, parts: mpsc
                 }
             }
             Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let too_large = format!("the file is larger than the console's {} MB: send it through the API", MAX_CONSOLE_UPLOAD_BYTES >> 20);
+                return drop(parts.send(Err(AppError::ResourceExhausted(too_large))).await);
+            }
             Err(error) => return drop(parts.send(Err(AppError::UploadInterrupted(error.to_string()))).await),
         }
     }
@@ -359,7 +368,12 @@ fn respond<V: FieldErrors>(
 ) -> Result<Response, ConsoleError> {
     match result {
         Ok(ack) => {
-            let status = if ack.status == AckStatus::Accepted { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            let status = if ack.status == AckStatus::Accepted {
+                values.accepted();
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
             Ok((status, page(signed, &values, Some(&ack))).into_response())
         }
         Err(AppError::InvalidArgument { field, message }) => {
@@ -368,9 +382,13 @@ fn respond<V: FieldErrors>(
         }
         Err(AppError::InvalidFields(violations)) => {
             for violation in violations {
-                values.push_owned(&violation.field, violation.description);
+                values.push(&violation.field, violation.description);
             }
             Ok((StatusCode::BAD_REQUEST, page(signed, &values, None)).into_response())
+        }
+        Err(AppError::ResourceExhausted(message)) => {
+            values.push("file", message);
+            Ok((StatusCode::PAYLOAD_TOO_LARGE, page(signed, &values, None)).into_response())
         }
         Err(AppError::AlreadyExists { message, .. }) => {
             values.push("batch_id", message);
@@ -382,18 +400,26 @@ fn respond<V: FieldErrors>(
 
 /// A form whose fields can carry errors.
 trait FieldErrors {
-    fn push(&mut self, field: &'static str, message: String);
-    fn push_owned(&mut self, field: &str, message: String) {
-        let known = ["batch_id", "format", "file", "employer_fein"];
-        let field = known.iter().find(|k| **k == field).copied().unwrap_or("file");
-        self.push(field, message);
+    /// The fields the form shows; an error about any other goes with `OTHER`.
+    const FIELDS: &'static [&'static str];
+    const OTHER: &'static str;
+    fn errors(&mut self) -> &mut FormErrors;
+    /// The file was accepted: what was typed for it is not needed again.
+    fn accepted(&mut self);
+    fn push(&mut self, field: &str, message: String) {
+        let field = if Self::FIELDS.contains(&field) { field } else { Self::OTHER };
+        self.errors().push(field, message);
     }
 }
 
 impl FieldErrors for UploadValues {
-    fn push(&mut self, field: &'static str, message: String) {
-        let field = if matches!(field, "batch_id" | "format") { field } else { "file" };
-        self.errors.push((field, message));
+    const FIELDS: &'static [&'static str] = &["batch_id", "format", "file"];
+    const OTHER: &'static str = "file";
+    fn errors(&mut self) -> &mut FormErrors {
+        &mut self.errors
+    }
+    fn accepted(&mut self) {
+        self.batch_id.clear();
     }
 }
 
@@ -419,19 +445,20 @@ struct KeyInValues {
     batch_id: String,
     employer_fein: String,
     lines: Vec<KeyedLine>,
-    errors: Vec<(&'static str, String)>,
-}
-
-impl KeyInValues {
-    fn error(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|(name, _)| *name == field).map(|(_, message)| message.as_str())
-    }
+    errors: FormErrors,
 }
 
 impl FieldErrors for KeyInValues {
-    fn push(&mut self, field: &'static str, message: String) {
-        let field = if matches!(field, "batch_id" | "employer_fein") { field } else { "lines" };
-        self.errors.push((field, message));
+    const FIELDS: &'static [&'static str] = &["batch_id", "employer_fein", "lines"];
+    const OTHER: &'static str = "lines";
+    fn errors(&mut self) -> &mut FormErrors {
+        &mut self.errors
+    }
+    /// The lines sent are in the acknowledgment; the form is not shown with them (and their
+    /// SSNs) again.
+    fn accepted(&mut self) {
+        self.batch_id.clear();
+        self.lines.clear();
     }
 }
 
@@ -443,9 +470,9 @@ fn key_in_page(signed: &Signed, values: &KeyInValues, ack: Option<&Acknowledgmen
             "Each line is checked as in a file; the acknowledgment says what happened to each." }
         form method="post" action="/key-in" {
             (csrf(signed))
-            (field("batch_id", "Batch id", &values.batch_id, values.error("batch_id"), FieldKind::Text { required: true, hint: Some("e.g. ACME-2026-12-03") }))
-            (field("employer_fein", "Employer FEIN", &values.employer_fein, values.error("employer_fein"), FieldKind::Text { required: true, hint: Some("43-1234567") }))
-            @if let Some(error) = values.error("lines") { p.field-error role="alert" { (error) } }
+            (field("batch_id", "Batch id", &values.batch_id, values.errors.of("batch_id").as_deref(), FieldKind::Text { required: true, hint: Some("e.g. ACME-2026-12-03") }))
+            (field("employer_fein", "Employer FEIN", &values.employer_fein, values.errors.of("employer_fein").as_deref(), FieldKind::Text { required: true, hint: Some("43-1234567") }))
+            @if let Some(error) = values.errors.of("lines") { p.field-error role="alert" { (error) } }
             table.key-in {
                 caption { "Payments" }
                 thead { tr {
@@ -471,8 +498,9 @@ fn key_in_page(signed: &Signed, values: &KeyInValues, ack: Option<&Acknowledgmen
     layout(signed, "Key in lines", "/key-in", body)
 }
 
-pub async fn key_in_form(signed: Signed) -> Html<String> {
-    key_in_page(&signed, &KeyInValues::default(), None)
+pub async fn key_in_form(State(console): State<Console>, signed: Signed) -> Result<Html<String>, ConsoleError> {
+    console.app.check_role(&signed.caller, Action::SubmitRemittance).await?;
+    Ok(key_in_page(&signed, &KeyInValues::default(), None))
 }
 
 /// The key-in form as posted: `lines[0].amount=…` pairs, read by hand (the form is flat).
@@ -525,7 +553,7 @@ pub async fn key_in(State(console): State<Console>, signed: Signed, Form(pairs):
     let (presented, mut values) = key_in_values(pairs);
     signed.check_csrf(&presented)?;
     if values.lines.iter().all(KeyedLine::is_blank) {
-        values.errors.push(("lines", "key in at least one payment".to_owned()));
+        values.errors.push("lines", "key in at least one payment");
         return Ok((StatusCode::BAD_REQUEST, key_in_page(&signed, &values, None)).into_response());
     }
     let bytes = key_in_csv(&values).map_err(|e| ConsoleError::Internal(format!("the lines could not be written as CSV: {e}")))?;

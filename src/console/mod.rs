@@ -10,15 +10,17 @@
 mod back_office;
 mod error;
 mod files;
+mod orders;
 mod page;
+mod server;
 pub mod session;
 mod sign_in;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -32,21 +34,66 @@ use crate::domain::access::{Principal, Role};
 use error::ConsoleError;
 use session::{SessionLimits, Sessions};
 
-/// The session cookie's name.
-const COOKIE: &str = "gw_console";
-
 /// The console's settings.
 #[derive(Clone, Copy, Debug)]
 pub struct ConsoleSettings {
     pub sessions: SessionLimits,
     /// Failed sign-ins allowed from one address at once, then one a minute.
     pub sign_in_failures_burst: u32,
-    /// Mark the cookie `Secure` (the console is served behind TLS).
-    pub secure_cookie: bool,
+    /// The console is served behind TLS (the agency's proxy): the cookie is `Secure` and
+    /// `__Host-` prefixed, and browsers are told to use HTTPS only (HSTS).
+    pub behind_tls: bool,
+    /// Connections open at once; past it new ones are closed.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's head.
+    pub header_read_timeout: Duration,
+    /// Requests in flight at once, every user together; past it, 503 at once.
+    pub max_requests_in_flight: usize,
+    /// The longest a page or form may take; an upload's is `upload_deadline`.
+    pub request_deadline: Duration,
+    pub upload_deadline: Duration,
+    /// Requests per second a signed-in key may make, and at once above that.
+    pub requests_per_second_per_key: u32,
+    pub request_burst_per_key: u32,
 }
 
 impl ConsoleSettings {
-    pub const STANDARD: ConsoleSettings = ConsoleSettings { sessions: SessionLimits::STANDARD, sign_in_failures_burst: 10, secure_cookie: false };
+    pub const STANDARD: ConsoleSettings = ConsoleSettings {
+        sessions: SessionLimits::STANDARD,
+        sign_in_failures_burst: 10,
+        behind_tls: false,
+        max_connections: 256,
+        header_read_timeout: Duration::from_secs(10),
+        max_requests_in_flight: 64,
+        request_deadline: Duration::from_secs(120),
+        upload_deadline: Duration::from_secs(3600),
+        requests_per_second_per_key: 20,
+        request_burst_per_key: 60,
+    };
+
+    /// The session cookie's name: `__Host-` behind TLS, so that no other site of the domain
+    /// can set it.
+    fn cookie_name(&self) -> &'static str {
+        if self.behind_tls {
+            "__Host-gw_console"
+        } else {
+            "gw_console"
+        }
+    }
+
+    /// The session cookie, or its removal when `id` is `None`.
+    pub fn cookie(&self, id: Option<&str>) -> String {
+        let secure = if self.behind_tls { "; Secure" } else { "" };
+        match id {
+            Some(id) => format!("{}={id}; Path=/; HttpOnly; SameSite=Strict{secure}", self.cookie_name()),
+            None => format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name()),
+        }
+    }
+}
+
+/// A new request id (96 random bits, as hex), for the audit trail and the log.
+pub fn new_request_id() -> String {
+    session::random_id()[..24].to_owned()
 }
 
 /// The console's shared state.
@@ -55,7 +102,9 @@ pub struct Console {
     app: App,
     sessions: Arc<Sessions>,
     sign_ins: Arc<SignInGuard>,
-    secure_cookie: bool,
+    settings: ConsoleSettings,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    per_key: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
 impl FromRef<Console> for App {
@@ -103,12 +152,16 @@ impl SignInGuard {
 }
 
 /// Serves the console on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) {
+    let per_second = std::num::NonZeroU32::new(settings.requests_per_second_per_key.max(1)).expect("at least one");
+    let burst = std::num::NonZeroU32::new(settings.request_burst_per_key.max(1)).expect("at least one");
     let console = Console {
         app,
         sessions: Arc::new(Sessions::new(settings.sessions)),
         sign_ins: Arc::new(SignInGuard::new(settings.sign_in_failures_burst)),
-        secure_cookie: settings.secure_cookie,
+        settings,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_requests_in_flight)),
+        per_key: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
     };
     let housekeeping = {
         let console = console.clone();
@@ -118,15 +171,19 @@ pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) -
                 every_minute.tick().await;
                 console.sessions.forget_ended(Instant::now());
                 console.sign_ins.forget_idle();
+                console.per_key.retain_recent();
             }
         })
     };
-    let served = axum::serve(listener, router(console).into_make_service_with_connect_info::<SocketAddr>()).await;
+    server::accept(listener, router(console.clone()), &console).await;
     housekeeping.abort();
-    served
 }
 
+/// The largest request body but an upload's: the forms are small.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
 fn router(console: Console) -> Router {
+    let upload_limit = axum::extract::DefaultBodyLimit::max(files::MAX_CONSOLE_UPLOAD_BYTES);
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
@@ -135,7 +192,7 @@ fn router(console: Console) -> Router {
         .route("/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/console.js")) }))
         .route("/files", get(files::list))
         .route("/files/{sender}/{batch_id}", get(files::detail))
-        .route("/upload", get(files::upload_form).post(files::upload))
+        .route("/upload", get(files::upload_form).post(files::upload).layer(upload_limit))
         .route("/key-in", get(files::key_in_form).post(files::key_in))
         .route("/dashboard", get(back_office::dashboard))
         .route("/suspense", get(back_office::suspense_list))
@@ -144,20 +201,29 @@ fn router(console: Console) -> Router {
         .route("/suspense/{id}/return", post(back_office::return_item))
         .route("/distribution", get(back_office::distribution).post(back_office::run_distribution))
         .route("/collections/{id}", get(back_office::collection))
-        .route("/orders/{order_id}", get(back_office::order_statement))
+        .route("/obligors", get(orders::search))
+        .route("/orders/{order_id}", get(orders::order))
+        .route("/orders/{order_id}/reviews", post(orders::request_review))
+        .route("/orders/{order_id}/end", post(orders::record_end))
+        .route("/orders/{order_id}/end/withdraw", post(orders::withdraw_end))
+        .route("/projected-ends", get(orders::projected_ends))
         .route("/exports", get(back_office::exports))
         .route("/exports/{name}", get(back_office::download))
         .fallback(|| async { ConsoleError::NotFound("there is no such page".to_owned()) })
-        .layer(axum::middleware::map_response(security_headers))
-        // A remittance file for the console is small: larger ones go through the gRPC API.
-        .layer(axum::extract::DefaultBodyLimit::max(files::MAX_CONSOLE_UPLOAD_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(server::same_origin_posts))
+        .layer(axum::middleware::from_fn_with_state(console.clone(), server::admit))
+        .layer(axum::middleware::map_response_with_state(console.clone(), security_headers))
         .with_state(console)
 }
 
 /// Every answer: no framing, no sniffing, scripts and styles only from the console itself,
 /// and pages never cached (they show money and names).
-async fn security_headers(mut response: Response) -> Response {
+async fn security_headers(State(console): State<Console>, mut response: Response) -> Response {
     let headers = response.headers_mut();
+    if console.settings.behind_tls {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -209,14 +275,14 @@ impl Signed {
     }
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+fn session_id(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|cookie| cookie.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -225,7 +291,7 @@ impl FromRequestParts<Console> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Signed, Response> {
         let to_sign_in = || Redirect::to("/sign-in").into_response();
-        let Some(session_id) = session_id(&parts.headers) else { return Err(to_sign_in()) };
+        let Some(session_id) = session_id(&parts.headers, console.settings.cookie_name()) else { return Err(to_sign_in()) };
         let Some(session) = console.sessions.touch(&session_id, Instant::now()) else { return Err(to_sign_in()) };
         // The key is checked again on every page, as on every gRPC call: a revoked key's
         // session ends here.
@@ -241,7 +307,13 @@ impl FromRequestParts<Console> for Signed {
                 return Err(to_sign_in());
             }
         };
-        let caller = Caller { principal, request_id: session::random_id()[..24].to_owned() };
+        if let Err(not_until) = console.per_key.check_key(&principal.name) {
+            use governor::clock::{Clock as _, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let message = format!("too many requests from this key: try again in {} seconds", wait.as_secs().max(1));
+            return Err(ConsoleError::TooMany(message).into_response());
+        }
+        let caller = Caller { principal, request_id: new_request_id() };
         Ok(Signed { caller, csrf: session.csrf.clone(), session_id, session })
     }
 }

@@ -16,6 +16,8 @@ pub fn layout(signed: &Signed, title: &str, current: &str, body: Markup) -> Html
             ("/dashboard", "Dashboard"),
             ("/files", "Files"),
             ("/suspense", "Suspense"),
+            ("/obligors", "Obligors"),
+            ("/projected-ends", "Projected ends"),
             ("/distribution", "Distribution"),
             ("/exports", "Exports"),
         ],
@@ -104,6 +106,16 @@ pub fn instant(rfc3339: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(rfc3339) {
         Ok(at) => at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string(),
         Err(_) => rfc3339.to_owned(),
+    }
+}
+
+/// A date typed in a `type=date` field (YYYY-MM-DD), or none when left empty.
+pub fn optional_date(name: &'static str, text: &str) -> Result<Option<chrono::NaiveDate>, super::error::ConsoleError> {
+    match text.trim() {
+        "" => Ok(None),
+        text => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| super::error::ConsoleError::BadRequest(format!("{name}: a date, YYYY-MM-DD"))),
     }
 }
 

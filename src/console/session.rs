@@ -23,12 +23,14 @@ pub struct SessionLimits {
     pub lifetime: Duration,
     /// The most sessions open at once; past it, sign-in waits for one to end.
     pub max_sessions: usize,
+    /// The most sessions one key may have open; a new one ends that key's oldest.
+    pub max_sessions_per_key: usize,
 }
 
 impl SessionLimits {
-    /// 30 minutes idle, 12 hours at most (a working day), 10,000 sessions.
+    /// 30 minutes idle, 12 hours at most (a working day), 10,000 sessions, 20 per key.
     pub const STANDARD: SessionLimits =
-        SessionLimits { idle: Duration::from_secs(30 * 60), lifetime: Duration::from_secs(12 * 3600), max_sessions: 10_000 };
+        SessionLimits { idle: Duration::from_secs(30 * 60), lifetime: Duration::from_secs(12 * 3600), max_sessions: 10_000, max_sessions_per_key: 20 };
 }
 
 /// What a page needs of its session.
@@ -78,6 +80,14 @@ impl Sessions {
     /// Opens a session for `token`; its id goes in the cookie.
     pub fn open(&self, token: String, now: Instant) -> Result<(String, Session), TooManySessions> {
         let mut open = self.open.lock().expect("the session map is never poisoned");
+        // One key cannot take every session: its oldest ends instead.
+        let mut own: Vec<(String, Instant)> = open.iter().filter(|(_, s)| s.token == token).map(|(id, s)| (id.clone(), s.started)).collect();
+        if own.len() >= self.limits.max_sessions_per_key {
+            own.sort_by_key(|(_, started)| *started);
+            for (id, _) in own.iter().take(own.len() + 1 - self.limits.max_sessions_per_key) {
+                open.remove(id);
+            }
+        }
         if open.len() >= self.limits.max_sessions {
             open.retain(|_, session| self.alive(session, now));
             if open.len() >= self.limits.max_sessions {
@@ -122,7 +132,8 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    const LIMITS: SessionLimits = SessionLimits { idle: Duration::from_secs(60), lifetime: Duration::from_secs(600), max_sessions: 2 };
+    const LIMITS: SessionLimits =
+        SessionLimits { idle: Duration::from_secs(60), lifetime: Duration::from_secs(600), max_sessions: 2, max_sessions_per_key: 2 };
 
     #[test]
     fn a_session_ends_when_idle_and_at_its_lifetime_however_used() {
@@ -156,6 +167,20 @@ mod tests {
         sessions.end(&first);
         assert!(sessions.touch(&first, now).is_none());
         assert!(sessions.touch(&second, now).is_some());
+    }
+
+    #[test]
+    fn a_key_opening_a_session_past_its_share_ends_its_own_oldest() {
+        let sessions = Sessions::new(SessionLimits { max_sessions: 10, ..LIMITS });
+        let now = Instant::now();
+        let (first, _) = sessions.open("gwk_a".into(), now).unwrap();
+        let (second, _) = sessions.open("gwk_a".into(), now + Duration::from_secs(1)).unwrap();
+        let (other, _) = sessions.open("gwk_b".into(), now).unwrap();
+        let (third, _) = sessions.open("gwk_a".into(), now + Duration::from_secs(2)).unwrap();
+        let later = now + Duration::from_secs(3);
+        assert!(sessions.touch(&first, later).is_none(), "the key's oldest ended");
+        assert!(sessions.touch(&second, later).is_some() && sessions.touch(&third, later).is_some());
+        assert!(sessions.touch(&other, later).is_some(), "another key's session is not touched");
     }
 
     #[test]

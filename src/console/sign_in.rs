@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::error::ConsoleError;
 use super::page::{field, frame, FieldKind};
-use super::{Console, Signed, COOKIE};
+use super::server::sign_in_key;
+use super::{new_request_id, Console, Signed};
 use crate::app::AppError;
 
 /// The sign-in page; `problem` is said beside the key field.
@@ -45,19 +46,18 @@ pub struct SignInForm {
 
 pub async fn submit(State(console): State<Console>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(form): Form<SignInForm>) -> Response {
     let now = Instant::now();
-    if let Some(wait) = console.sign_ins.blocked(peer.ip(), now) {
+    let address = sign_in_key(peer);
+    if let Some(wait) = console.sign_ins.blocked(address, now) {
         let message = format!("too many failed sign-ins from this address: try again in {} seconds", wait.as_secs().max(1));
         return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())], sign_in_page(Some(&message)))
             .into_response();
     }
-    let request_id = super::session::random_id()[..24].to_owned();
+    let request_id = new_request_id();
     match console.app.console_sign_in(form.key.trim(), &request_id).await {
         Ok(principal) => match console.sessions.open(form.key.trim().to_owned(), now) {
             Ok((id, _)) => {
                 tracing::info!(who = %principal.name, role = %principal.role, "console sign-in");
-                let secure = if console.secure_cookie { "; Secure" } else { "" };
-                let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
-                ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+                ([(header::SET_COOKIE, console.settings.cookie(Some(&id)))], Redirect::to("/")).into_response()
             }
             Err(full) => ConsoleError::Unavailable(full.to_string()).into_response(),
         },
@@ -66,7 +66,7 @@ pub async fn submit(State(console): State<Console>, ConnectInfo(peer): ConnectIn
         }
         Err(AppError::PermissionDenied(message)) => (StatusCode::FORBIDDEN, sign_in_page(Some(&message))).into_response(),
         Err(AppError::Unauthenticated(_)) => {
-            console.sign_ins.failed(peer.ip(), now);
+            console.sign_ins.failed(address, now);
             (StatusCode::UNAUTHORIZED, sign_in_page(Some("that key is not valid: check it and try again"))).into_response()
         }
         Err(other) => ConsoleError::from(other).into_response(),
@@ -82,7 +82,5 @@ pub struct SignOutForm {
 pub async fn sign_out(State(console): State<Console>, signed: Signed, Form(form): Form<SignOutForm>) -> Result<Response, ConsoleError> {
     signed.check_csrf(&form.csrf)?;
     console.sessions.end(&signed.session_id);
-    let secure = if console.secure_cookie { "; Secure" } else { "" };
-    let expired = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
-    Ok(([(header::SET_COOKIE, expired)], Redirect::to("/sign-in")).into_response())
+    Ok(([(header::SET_COOKIE, console.settings.cookie(None))], Redirect::to("/sign-in")).into_response())
 }

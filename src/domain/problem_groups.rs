@@ -13,10 +13,11 @@ pub struct ProblemGroup {
     pub code: String,
     /// ERROR, WARNING or NOTICE.
     pub severity: String,
-    /// How many times the code occurs.
+    /// How many lines have the code (a line with it twice counts once).
     pub count: u64,
     /// Its first lines (at most [`LINES_SHOWN`]), in file order.
     pub first_lines: Vec<u64>,
+    last_line: Option<u64>,
 }
 
 /// Groups `(line, code, severity)` problems, given in file order.
@@ -28,9 +29,15 @@ pub fn group_problems<'a>(problems: impl IntoIterator<Item = (u64, &'a str, &'a 
             severity: severity.to_owned(),
             count: 0,
             first_lines: Vec::new(),
+            last_line: None,
         });
+        // Problems come in file order, so a line repeating a code follows itself.
+        if group.last_line == Some(line) {
+            continue;
+        }
+        group.last_line = Some(line);
         group.count += 1;
-        if group.first_lines.len() < LINES_SHOWN && group.first_lines.last() != Some(&line) {
+        if group.first_lines.len() < LINES_SHOWN {
             group.first_lines.push(line);
         }
     }
@@ -51,7 +58,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_come_first_then_the_most_frequent_with_their_first_lines() {
+    fn errors_come_first_then_the_most_frequent_with_their_first_lines_each_line_once() {
         let problems = [
             (2, "LATE_REMITTANCE", "WARNING"),
             (3, "LATE_REMITTANCE", "WARNING"),
@@ -72,7 +79,7 @@ mod tests {
             [
                 ("BAD_AMOUNT", 1, vec![4]),
                 ("LATE_REMITTANCE", 6, vec![2, 3, 8, 9, 10]),
-                ("UNKNOWN_CASE", 4, vec![5, 6, 7]),
+                ("UNKNOWN_CASE", 3, vec![5, 6, 7]),
             ]
         );
         assert!(group_problems([]).is_empty());

@@ -1,5 +1,6 @@
 // The console's only script, and an optional one: every page and form works without it.
-// It adds an upload progress bar, and j/k/Enter to move through a list and open a row.
+// It adds an upload progress bar, and j/k to move through a list's rows while the list has
+// the focus (so the keys never take over typing or a screen reader's own keys).
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -24,7 +25,19 @@ document.addEventListener("DOMContentLoaded", () => {
         document.write(request.responseText);
         document.close();
       });
-      request.addEventListener("error", () => form.submit());
+      request.addEventListener("error", () => {
+        // Not sent again behind the user's back: they see it failed and send it when ready.
+        bar.hidden = true;
+        let message = document.getElementById("upload-failed");
+        if (!message) {
+          message = document.createElement("p");
+          message.id = "upload-failed";
+          message.className = "error";
+          message.setAttribute("role", "alert");
+          form.prepend(message);
+        }
+        message.textContent = "The file could not be sent (the connection failed). Check the connection and send it again.";
+      });
       request.send(new FormData(form));
     });
   }
@@ -41,9 +54,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const link = all[index].querySelector("a");
       if (link) link.focus();
     };
-    document.addEventListener("keydown", (event) => {
-      const typing = event.target.closest && event.target.closest("input, select, textarea");
-      if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+    list.closest("table").addEventListener("keydown", (event) => {
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
       if (event.key === "j") select(index + 1);
       if (event.key === "k") select(index - 1);
     });
