@@ -36,6 +36,15 @@ fn free_port() -> u16 {
 
 impl Browser {
     async fn open(console: std::net::SocketAddr) -> Browser {
+        Browser::launch(console, true).await
+    }
+
+    /// A browser whose pages run no script: the console must work without one.
+    async fn open_without_javascript(console: std::net::SocketAddr) -> Browser {
+        Browser::launch(console, false).await
+    }
+
+    async fn launch(console: std::net::SocketAddr, javascript: bool) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -50,6 +59,9 @@ impl Browser {
         });
         if let Some(binary) = binary {
             options["binary"] = json!(binary);
+        }
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
         capabilities.insert("goog:chromeOptions".into(), options);
         let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -194,6 +206,9 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     let vendor = common::make_key(&app.app, Role::Vendor, "acme-payroll", &[]).await;
     let ack = submit_csv(&app, &vendor, "ACME-1", VENDOR_FILE).await;
     assert_eq!((ack.applied, ack.suspense), (1, 1));
+    let left = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount,employment_terminated\n\
+                43-1234567,12345679,123-45-6789,Smith,2026-11-13,0,Y\n";
+    submit_csv(&app, &vendor, "ACME-2", left).await;
     let clerk = common::make_key(&app.app, Role::BackOffice, "clerk-jones", &[]).await;
     let browser = Browser::open(console_address(&app)).await;
 
@@ -215,6 +230,11 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     browser.check_page("suspense").await;
     browser.click("table.keyboard-list tbody tr a").await;
     browser.check_page("suspense-item").await;
+    // The clerk looks up the obligors whose SSN ends in the line's last four (OB-1 and OB-2
+    // do), then comes back to the item.
+    browser.click("a[href='/obligors?ssn_last4=6789']").await;
+    assert!(browser.main_text().await.contains("OB-2"));
+    browser.client.back().await.unwrap();
     // A wrong case number is said beside the field, and what was typed stays.
     browser.fill("#field-target", "1234").await;
     browser.click("form[action$='/resolve'] button").await;
@@ -267,6 +287,15 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     assert!(ended.contains(&format!("End recorded: from {today} on")), "{ended}");
     assert!(ended.contains(&format!("End recorded (CHILD_MARRIED, on {today})")), "the end is on the statement: {ended}");
     browser.check_page("order").await;
+    // The termination notice of the second file, marked handled.
+    browser.click("header nav a[href='/notices']").await;
+    let notices = browser.main_text().await;
+    assert!(notices.contains("ACME-2") && notices.contains("12345679"), "{notices}");
+    browser.check_page("notices").await;
+    browser.click("form[action$='/handled'] button").await;
+    assert_eq!(browser.path().await, "/notices", "answered by a redirect: a reload posts nothing");
+    let handled = browser.main_text().await;
+    assert!(handled.contains("ACME-2") && handled.contains("clerk-jones"), "now among the handled, with who handled it: {handled}");
     browser.click("header nav a[href='/projected-ends']").await;
     assert!(browser.main_text().await.contains("No order is past its projected end"));
     browser.check_page("projected-ends").await;
@@ -274,7 +303,14 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
     // The files, one file's lines, and the exports.
     browser.click("header nav a[href='/files']").await;
     browser.check_page("files").await;
-    browser.click("main table a").await;
+    // Newest first; a click on the Batch header sorts the page's rows by it, both ways.
+    let first_batch = || async { browser.client.find(Locator::Css("main table tbody tr td:nth-child(3)")).await.unwrap().text().await.unwrap() };
+    assert_eq!(first_batch().await, "ACME-2");
+    browser.click_in_page("main table thead th:nth-child(3) button").await;
+    assert_eq!(first_batch().await, "ACME-1");
+    browser.click_in_page("main table thead th:nth-child(3) button").await;
+    assert_eq!(first_batch().await, "ACME-2");
+    browser.click("main table a[href='/files/acme-payroll/ACME-1']").await;
     let file = browser.main_text().await;
     assert!(file.contains("Accepted") && file.contains("CASE_NUMBER_UNKNOWN"), "{file}");
     browser.check_page("file").await;
@@ -286,7 +322,7 @@ async fn a_clerk_resolves_a_suspense_item_runs_distribution_and_sees_the_money_i
         .await
         .unwrap();
     let audit = audit.as_str().unwrap();
-    for action in ["ConsoleSignIn", "ResolveSuspenseItem", "RunDistribution", "ExplainOrder", "SearchObligors", "RequestOrderReview", "RecordOrderEnd"] {
+    for action in ["ConsoleSignIn", "ResolveSuspenseItem", "RunDistribution", "ExplainOrder", "SearchObligors", "RequestOrderReview", "RecordOrderEnd", "MarkTerminationNoticeHandled"] {
         assert!(audit.lines().any(|l| l.contains("clerk-jones") && l.contains(action) && l.ends_with(",OK")), "{action} audited: {audit}");
     }
     browser.close().await;
@@ -334,9 +370,19 @@ async fn an_employer_uploads_a_csv_keys_in_lines_and_sees_its_acknowledgments() 
     let kept = browser.client.find(Locator::Css("input[name='lines[0].amount']")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(kept.as_deref(), Some("75.00"), "the form keeps what was typed");
     browser.fill("#field-batch_id", "HR-2026-11-B").await;
+    browser.click_in_page("input[name='lines[0].terminated']").await;
     browser.click("main form button[type=submit]").await;
     let keyed = browser.main_text().await;
     assert!(keyed.contains("Accepted") && keyed.contains("$75.00"), "{keyed}");
+    let emptied = browser.client.find(Locator::Css("input[name='lines[0].employee_ssn']")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(emptied.as_deref(), Some(""), "the SSNs typed are not shown again");
+
+    // The employee it said left is among its termination notices, without the agency's ids.
+    browser.click("header nav a[href='/notices']").await;
+    let notices = browser.main_text().await;
+    assert!(notices.contains("HR-2026-11-B") && notices.contains("12345679") && notices.contains("not yet"), "{notices}");
+    assert!(!notices.contains("Mark handled") && !notices.contains("OB-1"), "{notices}");
+    browser.check_page("employer-notices").await;
 
     browser.click("header nav a[href='/files']").await;
     let history = browser.main_text().await;
@@ -404,6 +450,7 @@ async fn forms_without_the_csrf_token_are_refused_sign_out_ends_the_session_and_
         "/orders/A/end",
         "/orders/A/end/withdraw",
         "/key-in",
+        "/notices/1/handled",
         "/sign-out",
     ];
     for route in routes {
@@ -443,5 +490,63 @@ async fn forms_without_the_csrf_token_are_refused_sign_out_ends_the_session_and_
     browser.click("main button[type=submit]").await;
     assert!(browser.main_text().await.contains("too many failed sign-ins"));
     browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_form_works_with_javascript_off_and_pages_fit_a_narrow_screen() {
+    let _one = ONE_BROWSER.lock().await;
+    let app = console_app().await;
+    let employer = common::make_key(&app.app, Role::Employer, "acme-hr", &["43-1234567"]).await;
+    let clerk = common::make_key(&app.app, Role::BackOffice, "clerk-jones", &[]).await;
+    let vendor = common::make_key(&app.app, Role::Vendor, "acme-payroll", &[]).await;
+    submit_csv(&app, &vendor, "ACME-1", &VENDOR_FILE.replace("400.00", "401.00")).await;
+    let browser = Browser::open_without_javascript(console_address(&app)).await;
+
+    // An upload is a plain form post: the acknowledgment is the answer.
+    browser.sign_in(&employer).await;
+    browser.go("/upload").await;
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("november.csv");
+    std::fs::write(&path, VENDOR_FILE).unwrap();
+    browser.fill("#field-batch_id", "NOJS-1").await;
+    browser.client.find(Locator::Css("#field-file")).await.unwrap().send_keys(path.to_str().unwrap()).await.unwrap();
+    browser.click("#upload button[type=submit]").await;
+    let ack = browser.main_text().await;
+    assert!(ack.contains("Accepted") && ack.contains("$550.00"), "{ack}");
+    browser.click("header form.sign-out button").await;
+
+    // The clerk resolves the item and runs distribution, every step a page of its own.
+    browser.sign_in(&clerk).await;
+    browser.go("/suspense").await;
+    browser.click("table.keyboard-list tbody tr a").await;
+    browser.fill("#field-target", "22345678").await;
+    browser.click("form[action$='/resolve'] button").await;
+    assert!(browser.main_text().await.contains("Resolved: collection"));
+    browser.go("/distribution").await;
+    browser.click("main form button").await;
+    assert!(browser.main_text().await.contains("$951.00"), "both files' lines and the resolved item distributed");
+    // Two files listed, and no sort buttons: the page's script did not run (WebDriver's own
+    // scripts, which the test uses, still do).
+    browser.go("/files").await;
+    assert_eq!(browser.client.find_all(Locator::Css("main table tbody tr")).await.unwrap().len(), 2);
+    assert!(browser.client.find_all(Locator::Css("th button.sort")).await.unwrap().is_empty(), "no script ran");
+
+    browser.close().await;
+
+    // A phone's width: the pages reflow (no horizontal scroll of the page) and stay accessible
+    // (axe-core needs scripts, so this browser runs them).
+    let browser = Browser::open(console_address(&app)).await;
+    browser.sign_in(&clerk).await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    for (path, name) in [("/dashboard", "narrow-dashboard"), ("/suspense?state=RESOLVED", "narrow-suspense"), ("/files", "narrow-files")] {
+        browser.go(path).await;
+        let overflow: Value =
+            browser.client.execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth", vec![]).await.unwrap();
+        assert!(overflow.as_i64().unwrap() <= 0, "{path} scrolls sideways by {overflow} px");
+        browser.check_page(name).await;
+    }
+    browser.close().await;
+    common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }

@@ -327,16 +327,36 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
         },
     };
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(&[held(1, 150_00), held(2, 20_00)]).await.unwrap();
-    writer.finish(LineCounts { line_count: 2, suspense: 2, total: Money::from_cents(170_00), ..Default::default() }).await.unwrap();
+    writer.write_lines(&[held(1, 150_00), held(2, 20_00), held(3, 150_00), held(4, 75_00)]).await.unwrap();
+    writer.finish(LineCounts { line_count: 4, suspense: 4, total: Money::from_cents(395_00), ..Default::default() }).await.unwrap();
+
+    // Each order, read a page of one at a time from its cursor: the whole list, once.
+    use gateway::storage::suspense::{SuspenseCursor, SuspenseOrder};
+    for (order, lines) in [
+        (SuspenseOrder::OldestFirst, [1, 2, 3, 4]),
+        (SuspenseOrder::NewestFirst, [4, 3, 2, 1]),
+        (SuspenseOrder::LargestFirst, [1, 3, 4, 2]),
+        (SuspenseOrder::SmallestFirst, [2, 4, 1, 3]),
+    ] {
+        let filter = SuspenseFilter { state: "OPEN".into(), order, ..Default::default() };
+        let mut after = None;
+        let mut read = Vec::new();
+        // At most one read more than there are items: a cursor that stopped advancing fails.
+        for _ in 0..=lines.len() {
+            let Some(item) = store.suspense_items(&filter, after, 1).await.unwrap().pop() else { break };
+            after = Some(SuspenseCursor { amount_cents: item.amount.cents(), suspense_id: item.suspense_id });
+            read.push(item.line);
+        }
+        assert_eq!(read, lines, "{order:?}");
+    }
 
     let open = SuspenseFilter { state: "OPEN".into(), ..Default::default() };
-    let items = store.suspense_items(&open, None, 10).await.unwrap();
+    let items = store.suspense_items(&open, None, 2).await.unwrap();
     assert_eq!(
         items.iter().map(|i| (i.line, i.amount.cents(), i.sender.as_str())).collect::<Vec<_>>(),
         [(1, 150_00, "acme"), (2, 20_00, "acme")]
     );
-    let small = SuspenseFilter { max_amount: Some(Money::from_cents(100_00)), ..open.clone() };
+    let small = SuspenseFilter { max_amount: Some(Money::from_cents(50_00)), ..open.clone() };
     assert_eq!(store.suspense_items(&small, None, 10).await.unwrap().len(), 1);
     let (first, second) = (items[0].suspense_id, items[1].suspense_id);
 
@@ -385,7 +405,8 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
     assert!(matches!(store.return_suspense(first, "r", "x", &worker, &audit()).await.unwrap(), Worked::NotOpen(_)));
     assert_eq!(store.return_suspense(9_999, "r", "x", &worker, &audit()).await.unwrap(), Worked::Missing);
     assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "a return makes no collection");
-    assert!(store.suspense_items(&open, None, 10).await.unwrap().is_empty());
+    let still_open: Vec<u64> = store.suspense_items(&open, None, 10).await.unwrap().iter().map(|i| i.line).collect();
+    assert_eq!(still_open, [3, 4], "only the two worked items left the queue");
 }
 
 async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
@@ -423,6 +444,10 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
 
     let all = NoticeFilter::default();
     assert_eq!(store.termination_notices(&all, None, 10).await.unwrap().len(), 2);
+    let of_acme = NoticeFilter { sender: Some("acme".into()), ..Default::default() };
+    assert_eq!(store.termination_notices(&of_acme, None, 10).await.unwrap().len(), 2, "the sender's own files");
+    let of_another = NoticeFilter { sender: Some("other".into()), ..Default::default() };
+    assert!(store.termination_notices(&of_another, None, 10).await.unwrap().is_empty(), "not another sender's");
     let of_employer = NoticeFilter { employer_fein: Some("123456789".into()), ..Default::default() };
     let found = store.termination_notices(&of_employer, None, 10).await.unwrap();
     assert_eq!(found.iter().map(|n| n.obligor_id.as_ref().unwrap().as_str()).collect::<Vec<_>>(), ["OB-2"]);

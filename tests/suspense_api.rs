@@ -169,3 +169,44 @@ async fn an_item_resolved_weeks_later_pays_the_month_of_its_pay_date_and_is_work
     common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_queue_pages_in_each_order_and_a_token_keeps_its_order() {
+    let (app, _clock) = setup().await;
+    // With ACME-1's 150.00, 20.00 and 5.00: ACME-2's 20.00 (a tie across pages) and 75.00.
+    let csv = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+               43-1234567,,234-56-7804,Nobody,2026-11-13,20.00\n\
+               43-1234567,,234-56-7805,Nobody,2026-11-13,75.00\n";
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "ACME-2".into(), ..Default::default() };
+    let upload = gateway::grpc::client::remittance_upload(header, csv.as_bytes(), 1 << 16);
+    RemittanceServiceClient::new(app.vendor("acme-payroll").await).submit_remittance(futures::stream::iter(upload)).await.unwrap();
+    let by = |order: proto::SuspenseOrder, page_token: String| proto::ListSuspenseItemsRequest {
+        order: order.into(),
+        page_size: 1,
+        page_token,
+        ..Default::default()
+    };
+    for (order, expected) in [
+        (proto::SuspenseOrder::Unspecified, ["ACME-1/1", "ACME-1/2", "ACME-1/3", "ACME-2/1", "ACME-2/2"]),
+        (proto::SuspenseOrder::NewestFirst, ["ACME-2/2", "ACME-2/1", "ACME-1/3", "ACME-1/2", "ACME-1/1"]),
+        (proto::SuspenseOrder::LargestFirst, ["ACME-1/1", "ACME-2/2", "ACME-1/2", "ACME-2/1", "ACME-1/3"]),
+        (proto::SuspenseOrder::SmallestFirst, ["ACME-1/3", "ACME-1/2", "ACME-2/1", "ACME-2/2", "ACME-1/1"]),
+    ] {
+        let (mut read, mut token) = (Vec::new(), String::new());
+        for _ in 0..=expected.len() {
+            let page = list(&app.channel, by(order, token)).await;
+            read.extend(page.suspense_items.iter().map(|i| format!("{}/{}", i.batch_id, i.line)));
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(read, expected, "{order:?}, one item a page");
+    }
+    // A token of the largest-first list cannot continue the oldest-first one.
+    let largest = list(&app.channel, by(proto::SuspenseOrder::LargestFirst, String::new())).await;
+    let status = suspense(&app.channel).list_suspense_items(by(proto::SuspenseOrder::OldestFirst, largest.next_page_token)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, "page_token");
+    app.stop().await;
+}

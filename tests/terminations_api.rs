@@ -1,5 +1,5 @@
 //! Termination notices through gRPC: an employer's lines saying employees left are listed by
-//! employer and by obligor, and each is marked handled once.
+//! employer and by obligor, and each is marked handled once; a sender reads its own.
 
 mod common;
 
@@ -71,9 +71,43 @@ async fn notices_are_listed_by_employer_and_obligor_and_handled_once() {
         .unwrap()
         .into_inner();
     assert_eq!((rest.termination_notices.len(), rest.next_page_token.as_str()), (1, ""));
-    // A vendor may not.
-    let status = TerminationServiceClient::new(vendor).list_termination_notices(proto::ListTerminationNoticesRequest::default()).await.unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+    // The vendor reads the notices of its own file, without the agency's obligor ids.
+    let own = TerminationServiceClient::new(vendor).list_termination_notices(proto::ListTerminationNoticesRequest::default()).await.unwrap();
+    let own = own.into_inner().termination_notices;
+    assert_eq!(own.len(), 3);
+    assert!(own.iter().all(|n| n.sender == "acme-payroll" && n.obligor_id.is_empty()), "{own:?}");
     common::assert_ledger_whole(&app.channel).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sender_lists_the_notices_of_its_own_files_without_obligor_ids() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let chunks = gateway::grpc::client::registry_upload(SPEC_REGISTRY.as_bytes(), 1 << 16);
+    assert!(RegistryServiceClient::new(app.channel.clone()).import_registry(futures::stream::iter(chunks)).await.unwrap().into_inner().applied);
+    let file = |amount: &str| {
+        format!(
+            "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount,employment_terminated\n\
+             43-1234567,12345678,123-45-6789,Smith,2026-11-13,{amount},Y\n"
+        )
+    };
+    for (sender, amount) in [("acme-payroll", "100.00"), ("other-payroll", "101.00")] {
+        let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "T-1".into(), ..Default::default() };
+        let upload = gateway::grpc::client::remittance_upload(header, file(amount).as_bytes(), 1 << 16);
+        let vendor = app.vendor(sender).await;
+        RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap();
+    }
+    let acme = app.vendor("acme-payroll").await;
+    let own = TerminationServiceClient::new(acme.clone()).list_termination_notices(proto::ListTerminationNoticesRequest::default()).await.unwrap();
+    let own = own.into_inner().termination_notices;
+    assert_eq!(own.len(), 1, "only its own file's notice: {own:?}");
+    assert_eq!((own[0].sender.as_str(), own[0].obligor_id.as_str()), ("acme-payroll", ""), "no obligor id for a sender");
+    let all = TerminationServiceClient::new(app.channel.clone()).list_termination_notices(proto::ListTerminationNoticesRequest::default()).await.unwrap();
+    assert_eq!(all.into_inner().termination_notices.len(), 2, "the back office sees both");
+    let by_obligor = proto::ListTerminationNoticesRequest { obligor_id: "OB-1".into(), ..Default::default() };
+    let status = TerminationServiceClient::new(acme.clone()).list_termination_notices(by_obligor).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let handled = TerminationServiceClient::new(acme).mark_termination_notice_handled(proto::MarkTerminationNoticeHandledRequest { notice_id: 1 }).await;
+    assert_eq!(handled.unwrap_err().code(), Code::PermissionDenied, "working a notice is the back office's");
     app.stop().await;
 }

@@ -10,7 +10,8 @@ use super::{App, AppError, Caller, CollectionView};
 use crate::domain::access::Action;
 use crate::domain::codes::ProblemCode;
 use crate::domain::{CaseNumber, Fein, Money, ObligorId};
-use crate::storage::suspense::{SuspenseFilter, SuspenseItem, Worked, Worker};
+pub use crate::storage::suspense::SuspenseOrder;
+use crate::storage::suspense::{SuspenseCursor, SuspenseFilter, SuspenseItem, Worked, Worker};
 
 /// The name of the suspense list, in its page tokens.
 pub const SUSPENSE_LIST: &str = "suspense";
@@ -53,6 +54,36 @@ pub struct SuspenseQuery {
     pub max_amount: Option<Money>,
     /// Items received at least this many days ago.
     pub min_age_days: Option<u32>,
+    pub order: SuspenseOrder,
+}
+
+/// A page's end as its token carries it: the item's id in the default order (oldest first),
+/// the order's name and the item's amount and id in the others. A token of one order is
+/// refused by another.
+fn cursor_text(order: SuspenseOrder, item: &SuspenseItem) -> String {
+    let (id, cents) = (item.suspense_id, item.amount.cents());
+    match order {
+        SuspenseOrder::OldestFirst => id.to_string(),
+        SuspenseOrder::NewestFirst => format!("newest:{id}"),
+        SuspenseOrder::LargestFirst => format!("largest:{cents}:{id}"),
+        SuspenseOrder::SmallestFirst => format!("smallest:{cents}:{id}"),
+    }
+}
+
+fn cursor_of(order: SuspenseOrder, text: &str) -> Result<SuspenseCursor, AppError> {
+    let number = |text: &str| text.parse::<i64>().ok();
+    let parts: Vec<&str> = text.split(':').collect();
+    let cursor = match (order, parts.as_slice()) {
+        (SuspenseOrder::OldestFirst, [id]) => number(id).map(|id| (0, id)),
+        (SuspenseOrder::NewestFirst, ["newest", id]) => number(id).map(|id| (0, id)),
+        (SuspenseOrder::LargestFirst, ["largest", cents, id]) | (SuspenseOrder::SmallestFirst, ["smallest", cents, id]) => {
+            number(cents).zip(number(id))
+        }
+        _ => None,
+    };
+    let (amount_cents, suspense_id) =
+        cursor.ok_or_else(|| AppError::invalid("page_token", "not a page token of this list in this order"))?;
+    Ok(SuspenseCursor { amount_cents, suspense_id })
 }
 
 /// Whom an item is resolved to.
@@ -95,11 +126,12 @@ fn printable(field: &'static str, text: &str, max: usize) -> Result<String, AppE
 }
 
 impl App {
-    /// Suspense items, oldest first, a page at a time.
+    /// Suspense items in the order asked (oldest first by default), a page at a time.
     pub async fn list_suspense(&self, caller: &Caller, query: SuspenseQuery, page: PageRequest) -> Result<Page<SuspenseItem>, AppError> {
         let audit = self.authorize(caller, Action::ListSuspenseItems, "suspense").await?;
         let result = async {
-            let after = page.id_cursor()?;
+            let after = page.after.as_deref().map(|text| cursor_of(query.order, text)).transpose()?;
+            let order = query.order;
             let filter = SuspenseFilter {
                 state: query.state.as_str().to_owned(),
                 sender: query.sender,
@@ -110,9 +142,10 @@ impl App {
                 max_amount: query.max_amount,
                 // Received on or before today − N days: before the day after it.
                 received_before: query.min_age_days.map(|days| self.today() - Duration::days(i64::from(days)) + Duration::days(1)),
+                order,
             };
             let fetched = self.store.suspense_items(&filter, after, page.size + 1).await?;
-            Ok(paging::page(SUSPENSE_LIST, page.size, fetched, |item| item.suspense_id.to_string()))
+            Ok(paging::page(SUSPENSE_LIST, page.size, fetched, |item| cursor_text(order, item)))
         }
         .await;
         self.audited_read(audit, result).await

@@ -23,7 +23,9 @@ pub struct NoticeQuery {
 }
 
 impl App {
-    /// Termination notices, oldest first, a page at a time.
+    /// Termination notices, oldest first, a page at a time: every sender's for the back office;
+    /// a vendor's or employer's, those of its own files, without the agency's obligor ids or
+    /// the names of its clerks.
     pub async fn list_termination_notices(
         &self,
         caller: &Caller,
@@ -33,13 +35,27 @@ impl App {
         let audit = self.authorize(caller, Action::ListTerminationNotices, "termination-notices").await?;
         let result = async {
             let after = page.id_cursor()?;
+            let remitter = caller.principal.role.is_remitter();
+            if remitter && query.obligor_id.is_some() {
+                return Err(AppError::invalid("obligor_id", "a sender lists its notices by employer, not by obligor"));
+            }
             let filter = NoticeFilter {
                 handled: query.handled,
                 employer_fein: query.employer_fein.map(|f| f.as_str().to_owned()),
                 obligor_id: query.obligor_id.map(|o| o.to_string()),
+                sender: remitter.then(|| caller.principal.name.clone()),
             };
             let fetched = self.store.termination_notices(&filter, after, page.size + 1).await?;
-            Ok(paging::page(NOTICE_LIST, page.size, fetched, |notice| notice.notice_id.to_string()))
+            let mut page = paging::page(NOTICE_LIST, page.size, fetched, |notice| notice.notice_id.to_string());
+            if remitter {
+                // Which obligor a line was identified to, and which clerk worked the notice, are
+                // the agency's business; that it was handled, and when, is the sender's too.
+                page.items.iter_mut().for_each(|notice| {
+                    notice.obligor_id = None;
+                    notice.handled_by = None;
+                });
+            }
+            Ok(page)
         }
         .await;
         self.audited_read(audit, result).await

@@ -60,12 +60,23 @@ pub struct ListArgs {
     /// Only items received at least this many days ago.
     #[arg(long)]
     min_age_days: Option<u32>,
+    /// The order of the items.
+    #[arg(long, value_enum, default_value = "oldest-first")]
+    order: Order,
     /// Items per page (at most 1000).
     #[arg(long, default_value_t = 50)]
     page_size: i32,
     /// The page after the one that printed this token.
     #[arg(long, default_value = "")]
     page_token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Order {
+    OldestFirst,
+    NewestFirst,
+    LargestFirst,
+    SmallestFirst,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +158,13 @@ pub async fn run(channel: GatewayChannel, json: bool, command: SuspenseCommand) 
                 min_amount: args.min_amount,
                 max_amount: args.max_amount,
                 min_age_days: args.min_age_days,
+                order: match args.order {
+                    Order::OldestFirst => proto::SuspenseOrder::OldestFirst,
+                    Order::NewestFirst => proto::SuspenseOrder::NewestFirst,
+                    Order::LargestFirst => proto::SuspenseOrder::LargestFirst,
+                    Order::SmallestFirst => proto::SuspenseOrder::SmallestFirst,
+                }
+                .into(),
             };
             let response = client.list_suspense_items(request).await.map_err(status_error)?.into_inner();
             let mut text = String::new();

@@ -14,7 +14,7 @@ use super::error::ConsoleError;
 use super::page::{self, bar_chart, csrf, empty, field, layout, money, next_page, notice, FieldKind};
 use super::{Console, Signed};
 use crate::app::paging::PageRequest;
-use crate::app::suspense::{ResolveTarget, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
+use crate::app::suspense::{ResolveTarget, SuspenseOrder, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
 use crate::app::{AppError, ReportKind};
 use crate::domain::access::Action;
 use crate::domain::{CaseNumber, Money, ObligorId};
@@ -98,8 +98,18 @@ pub struct SuspenseListQuery {
     #[serde(default)]
     min_age_days: String,
     #[serde(default)]
+    order: String,
+    #[serde(default)]
     page_token: String,
 }
+
+/// The queue's orders, as the form names them.
+const ORDERS: [(&str, SuspenseOrder, &str); 4] = [
+    ("oldest", SuspenseOrder::OldestFirst, "Oldest first"),
+    ("newest", SuspenseOrder::NewestFirst, "Newest first"),
+    ("largest", SuspenseOrder::LargestFirst, "Largest amount first"),
+    ("smallest", SuspenseOrder::SmallestFirst, "Smallest amount first"),
+];
 
 pub async fn suspense_list(State(console): State<Console>, signed: Signed, Query(query): Query<SuspenseListQuery>) -> Result<Html<String>, ConsoleError> {
     let state = match query.state.as_str() {
@@ -112,7 +122,13 @@ pub async fn suspense_list(State(console): State<Console>, signed: Signed, Query
         "" => None,
         days => Some(days.parse::<u32>().map_err(|_| ConsoleError::BadRequest("the age is a whole number of days".to_owned()))?),
     };
+    let order = match ORDERS.iter().find(|(name, ..)| *name == query.order) {
+        Some((_, order, _)) => *order,
+        None if query.order.is_empty() => SuspenseOrder::OldestFirst,
+        None => return Err(ConsoleError::BadRequest("order is oldest, newest, largest or smallest".to_owned())),
+    };
     let filter = SuspenseQuery {
+        order,
         state,
         sender: Some(query.sender.trim().to_owned()).filter(|s| !s.is_empty()),
         reason: Some(query.reason.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()),
@@ -131,26 +147,32 @@ pub async fn suspense_list(State(console): State<Console>, signed: Signed, Query
             (field("sender", "Sender", &query.sender, None, FieldKind::Text { required: false, hint: None }))
             (field("reason", "Reason", &query.reason, None, FieldKind::Text { required: false, hint: Some("e.g. SSN_MISMATCH") }))
             (field("min_age_days", "At least days old", &query.min_age_days, None, FieldKind::Text { required: false, hint: None }))
+            div.field {
+                label for="field-order" { "Order" }
+                select id="field-order" name="order" {
+                    @for (name, value, label) in ORDERS { option value=(name) selected[value == order] { (label) } }
+                }
+            }
             button type="submit" { "Filter" }
         }
         @if items.items.is_empty() {
             (empty(if state == SuspenseState::Open { "The suspense queue is empty: every payment received has been identified." } else { "No item matches these filters." }))
         } @else {
             table.keyboard-list {
-                caption.visually-hidden { "Suspense items, oldest first" }
+                caption.visually-hidden { "Suspense items, " (ORDERS.iter().find(|(_, value, _)| *value == order).map_or("oldest first", |(_, _, label)| label).to_lowercase()) }
                 thead { tr {
-                    th.num scope="col" { "Item" } th scope="col" { "Received" } th scope="col" { "Sender / batch / line" } th scope="col" { "Employer" }
-                    th scope="col" { "Case as sent" } th scope="col" { "SSN" } th scope="col" { "Pay date" } th.num scope="col" { "Amount" } th scope="col" { "Reason" }
+                    th.num scope="col" { "Item" } th.secondary scope="col" { "Received" } th scope="col" { "Sender / batch / line" } th.secondary scope="col" { "Employer" }
+                    th.secondary scope="col" { "Case as sent" } th.secondary scope="col" { "SSN" } th scope="col" { "Pay date" } th.num scope="col" { "Amount" } th scope="col" { "Reason" }
                 } }
                 tbody {
                     @for item in &items.items {
                         tr {
                             td.num { a href=(format!("/suspense/{}", item.suspense_id)) { (item.suspense_id) } }
-                            td { (page::instant(&item.created_at)) }
+                            td.secondary { (page::instant(&item.created_at)) }
                             td { (item.sender) " / " (item.batch_id) " / " (item.line) }
-                            td { (item.employer_fein.as_deref().unwrap_or("")) }
-                            td { (item.case_number.as_deref().unwrap_or("")) }
-                            td { @if let Some(last4) = &item.ssn_last4 { "•••-••-" (last4) } }
+                            td.secondary { (item.employer_fein.as_deref().unwrap_or("")) }
+                            td.secondary { (item.case_number.as_deref().unwrap_or("")) }
+                            td.secondary { @if let Some(last4) = &item.ssn_last4 { "•••-••-" (last4) } }
                             td { (item.pay_date) }
                             td.num { (money(item.amount)) }
                             td { code { (item.reason) } }
@@ -158,7 +180,7 @@ pub async fn suspense_list(State(console): State<Console>, signed: Signed, Query
                     }
                 }
             }
-            (next_page("/suspense", &[("state", query.state.clone()), ("sender", query.sender.clone()), ("reason", query.reason.clone()), ("min_age_days", query.min_age_days.clone())], &items.next_page_token))
+            (next_page("/suspense", &[("state", query.state.clone()), ("sender", query.sender.clone()), ("reason", query.reason.clone()), ("min_age_days", query.min_age_days.clone()), ("order", query.order.clone())], &items.next_page_token))
         }
     };
     Ok(layout(&signed, "Suspense", "/suspense", body))
@@ -198,6 +220,9 @@ async fn item_page(console: &Console, signed: &Signed, suspense_id: i64, forms: 
                 section.card aria-labelledby="resolve" {
                     h2 id="resolve" { "Resolve to an obligor" }
                     p { "The money becomes a payroll collection of the obligor, distributed at the next run." }
+                    @if let Some(last4) = &item.ssn_last4 {
+                        p { a href=(format!("/obligors?ssn_last4={last4}")) { "Find the obligors whose SSN ends in " (last4) } }
+                    }
                     form method="post" action=(format!("/suspense/{suspense_id}/resolve")) {
                         (csrf(signed))
                         (field("target", "Case number or obligor id", &forms.target, forms.target_error.as_deref(), FieldKind::Text { required: true, hint: Some("8-digit case number, or obligor id") }))
@@ -399,6 +424,11 @@ pub async fn exports(State(console): State<Console>, signed: Signed) -> Result<H
 }
 
 pub async fn download(State(console): State<Console>, signed: Signed, Path(name): Path<String>) -> Result<Response, ConsoleError> {
+    // An export streams after its handler has answered: its own permit, held by the body until
+    // the last byte is sent (or the browser goes away), bounds how many run at once.
+    let Ok(permit) = console.exports.clone().try_acquire_owned() else {
+        return Err(ConsoleError::Unavailable("too many exports are being downloaded; try again in a moment".to_owned()));
+    };
     let app = &console.app;
     let caller = &signed.caller;
     let stream = match name.trim_end_matches(".csv") {
@@ -413,7 +443,10 @@ pub async fn download(State(console): State<Console>, signed: Signed, Path(name)
         _ => return Err(ConsoleError::NotFound(format!("there is no export {name}"))),
     };
     let name = name.trim_end_matches(".csv").to_owned();
-    let body = Body::from_stream(stream.map(|chunk| chunk.map_err(|error| std::io::Error::other(error.to_string()))));
+    let body = Body::from_stream(stream.map(move |chunk| {
+        let _held = &permit;
+        chunk.map_err(|error| std::io::Error::other(error.to_string()))
+    }));
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\""))],
         body,

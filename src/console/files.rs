@@ -72,9 +72,9 @@ pub async fn list(State(console): State<Console>, signed: Signed, Query(query): 
                 thead { tr {
                     th scope="col" { "Received" }
                     @if back_office { th scope="col" { "Sender" } }
-                    th scope="col" { "Batch" } th scope="col" { "Format" }
-                    th.num scope="col" { "Lines" } th.num scope="col" { "Total" } th.num scope="col" { "Applied" }
-                    th.num scope="col" { "Suspense" } th.num scope="col" { "Rejected" }
+                    th scope="col" { "Batch" } th.secondary scope="col" { "Format" }
+                    th.num scope="col" { "Lines" } th.num scope="col" { "Total" } th.num.secondary scope="col" { "Applied" }
+                    th.num.secondary scope="col" { "Suspense" } th.num.secondary scope="col" { "Rejected" }
                 } }
                 tbody {
                     @for file in &files.items {
@@ -82,12 +82,12 @@ pub async fn list(State(console): State<Console>, signed: Signed, Query(query): 
                             td { (page::instant(&file.received_at)) }
                             @if back_office { td { (file.sender) } }
                             td { a href=(file_href(&file.sender, &file.batch_id)) { (file.batch_id) } }
-                            td { (file.format) }
+                            td.secondary { (file.format) }
                             td.num { (file.counts.line_count) }
                             td.num { (money(file.counts.total)) }
-                            td.num { (file.counts.applied + file.counts.applied_by_ssn) }
-                            td.num { (file.counts.suspense) }
-                            td.num { (file.counts.rejected) }
+                            td.num.secondary { (file.counts.applied + file.counts.applied_by_ssn) }
+                            td.num.secondary { (file.counts.suspense) }
+                            td.num.secondary { (file.counts.rejected) }
                         }
                     }
                 }

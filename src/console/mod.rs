@@ -10,6 +10,7 @@
 mod back_office;
 mod error;
 mod files;
+mod notices;
 mod orders;
 mod page;
 mod server;
@@ -104,6 +105,8 @@ pub struct Console {
     sign_ins: Arc<SignInGuard>,
     settings: ConsoleSettings,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Exports streaming at once (each holds a permit until its body is sent).
+    exports: Arc<tokio::sync::Semaphore>,
     per_key: Arc<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -161,6 +164,7 @@ pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) {
         sign_ins: Arc::new(SignInGuard::new(settings.sign_in_failures_burst)),
         settings,
         in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_requests_in_flight)),
+        exports: Arc::new(tokio::sync::Semaphore::new(MAX_EXPORTS_AT_ONCE)),
         per_key: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
     };
     let housekeeping = {
@@ -178,6 +182,9 @@ pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) {
     server::accept(listener, router(console.clone()), &console).await;
     housekeeping.abort();
 }
+
+/// Exports downloading at once, every user together.
+const MAX_EXPORTS_AT_ONCE: usize = 8;
 
 /// The largest request body but an upload's: the forms are small.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -207,6 +214,8 @@ fn router(console: Console) -> Router {
         .route("/orders/{order_id}/end", post(orders::record_end))
         .route("/orders/{order_id}/end/withdraw", post(orders::withdraw_end))
         .route("/projected-ends", get(orders::projected_ends))
+        .route("/notices", get(notices::list))
+        .route("/notices/{id}/handled", post(notices::mark_handled))
         .route("/exports", get(back_office::exports))
         .route("/exports/{name}", get(back_office::download))
         .fallback(|| async { ConsoleError::NotFound("there is no such page".to_owned()) })

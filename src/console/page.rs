@@ -18,10 +18,11 @@ pub fn layout(signed: &Signed, title: &str, current: &str, body: Markup) -> Html
             ("/suspense", "Suspense"),
             ("/obligors", "Obligors"),
             ("/projected-ends", "Projected ends"),
+            ("/notices", "Notices"),
             ("/distribution", "Distribution"),
             ("/exports", "Exports"),
         ],
-        _ => &[("/files", "Our files"), ("/upload", "Upload a file"), ("/key-in", "Key in lines")],
+        _ => &[("/files", "Our files"), ("/upload", "Upload a file"), ("/key-in", "Key in lines"), ("/notices", "Termination notices")],
     };
     frame(
         title,

@@ -48,13 +48,22 @@ pub async fn accept(listener: TcpListener, router: Router, console: &Console) {
     }
 }
 
+/// The longest a sign-in may take, its form included.
+const SIGN_IN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Every request: at most so many in flight (more are answered 503 at once), each within its
 /// deadline (an upload's is longer).
 pub async fn admit(State(console): State<Console>, request: Request, next: Next) -> Response {
     let Ok(_in_flight) = console.in_flight.clone().try_acquire_owned() else {
         return ConsoleError::Unavailable("the console is busy; try again in a moment".to_owned()).into_response();
     };
-    let deadline = if request.uri().path() == "/upload" { console.settings.upload_deadline } else { console.settings.request_deadline };
+    // Sign-in reads a form from someone not yet known: it gets a short deadline, so slow
+    // bodies cannot hold the console's permits.
+    let deadline = match request.uri().path() {
+        "/upload" => console.settings.upload_deadline,
+        "/sign-in" => SIGN_IN_DEADLINE,
+        _ => console.settings.request_deadline,
+    };
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ConsoleError::Unavailable(format!("the request took longer than {} seconds and was stopped", deadline.as_secs())).into_response(),

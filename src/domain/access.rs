@@ -160,8 +160,11 @@ impl Action {
     pub fn allowed_roles(self) -> &'static [Role] {
         match self {
             Action::SubmitRemittance | Action::CalculateWithholding | Action::CalculatePayrollWithholding => &[Vendor, Employer],
-            // Senders read their own files; the back office reads every sender's.
-            Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances => &[Vendor, Employer, BackOffice],
+            // Senders read their own files (and the termination notices in them); the back
+            // office reads every sender's.
+            Action::GetRemittance | Action::StreamRemittanceLines | Action::ListRemittances | Action::ListTerminationNotices => {
+                &[Vendor, Employer, BackOffice]
+            }
             Action::RegisterPayer | Action::AddBankAccount | Action::ReplaceBankAccount | Action::SubmitPayment => &[PaymentSite],
             // The back office reads a payer while working a return or a prenote.
             Action::GetPayer => &[PaymentSite, BackOffice],
@@ -179,7 +182,6 @@ impl Action {
             | Action::GetSuspenseItem
             | Action::ResolveSuspenseItem
             | Action::ReturnSuspenseItem
-            | Action::ListTerminationNotices
             | Action::MarkTerminationNoticeHandled
             | Action::RequestOrderReview
             | Action::ListOrderReviews
@@ -312,6 +314,7 @@ mod tests {
                 ListRemittances,
                 CalculateWithholding,
                 CalculatePayrollWithholding,
+                ListTerminationNotices,
                 Reflection
             ]
         );

@@ -6,7 +6,7 @@ use super::convert;
 use super::proto;
 use super::services::{caller_of, understood};
 use crate::app::paging::PageRequest;
-use crate::app::suspense::{ResolveTarget, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
+use crate::app::suspense::{ResolveTarget, SuspenseOrder, SuspenseQuery, SuspenseReturn, SuspenseState, SUSPENSE_LIST};
 use crate::app::{App, AppError};
 use crate::domain::access::Action;
 use crate::domain::ObligorId;
@@ -60,8 +60,15 @@ fn query(request: &proto::ListSuspenseItemsRequest) -> Result<SuspenseQuery, App
     let employer_fein = convert::optional_fein("employer_fein", &request.employer_fein);
     let min_amount = request.min_amount.as_deref().map(|a| convert::amount("min_amount", a)).transpose();
     let max_amount = request.max_amount.as_deref().map(|a| convert::amount("max_amount", a)).transpose();
-    match (state, employer_fein, min_amount, max_amount) {
-        (Ok(state), Ok(employer_fein), Ok(min_amount), Ok(max_amount)) => Ok(SuspenseQuery {
+    let order = match proto::SuspenseOrder::try_from(request.order) {
+        Ok(proto::SuspenseOrder::Unspecified | proto::SuspenseOrder::OldestFirst) => Ok(SuspenseOrder::OldestFirst),
+        Ok(proto::SuspenseOrder::NewestFirst) => Ok(SuspenseOrder::NewestFirst),
+        Ok(proto::SuspenseOrder::LargestFirst) => Ok(SuspenseOrder::LargestFirst),
+        Ok(proto::SuspenseOrder::SmallestFirst) => Ok(SuspenseOrder::SmallestFirst),
+        Err(_) => Err(AppError::invalid("order", "the order is one of SuspenseOrder's values")),
+    };
+    match (state, employer_fein, min_amount, max_amount, order) {
+        (Ok(state), Ok(employer_fein), Ok(min_amount), Ok(max_amount), Ok(order)) => Ok(SuspenseQuery {
             state,
             sender: optional_text(request.sender.clone()),
             employer_fein,
@@ -70,8 +77,9 @@ fn query(request: &proto::ListSuspenseItemsRequest) -> Result<SuspenseQuery, App
             min_amount,
             max_amount,
             min_age_days: request.min_age_days,
+            order,
         }),
-        (state, fein, min, max) => Err(AppError::every_field([state.err(), fein.err(), min.err(), max.err()])),
+        (state, fein, min, max, order) => Err(AppError::every_field([state.err(), fein.err(), min.err(), max.err(), order.err()])),
     }
 }
 

@@ -114,22 +114,55 @@ macro_rules! impl_sql_suspense {
             async fn suspense_items(
                 &self,
                 filter: &$crate::storage::suspense::SuspenseFilter,
-                after: Option<i64>,
+                after: Option<$crate::storage::suspense::SuspenseCursor>,
                 limit: u32,
             ) -> $crate::storage::StoreResult<Vec<$crate::storage::suspense::SuspenseItem>> {
                 use $crate::storage::sql_suspense::{item, ItemRow, ITEM_COLUMNS, ITEM_FROM};
+                use $crate::storage::suspense::SuspenseOrder;
+                // Keyset paging in each order: the page after `after` starts past its last item
+                // (an amount order compares the amount, then the id).
+                let by_amount = matches!(filter.order, SuspenseOrder::LargestFirst | SuspenseOrder::SmallestFirst);
+                let (cursor, order_by) = match filter.order {
+                    SuspenseOrder::OldestFirst => ("s.suspense_id > $2", "s.suspense_id"),
+                    SuspenseOrder::NewestFirst => ("s.suspense_id < $2", "s.suspense_id DESC"),
+                    SuspenseOrder::LargestFirst => {
+                        ("(s.amount_cents < $2 OR (s.amount_cents = $2 AND s.suspense_id > $3))", "s.amount_cents DESC, s.suspense_id")
+                    }
+                    SuspenseOrder::SmallestFirst => {
+                        ("(s.amount_cents > $2 OR (s.amount_cents = $2 AND s.suspense_id > $3))", "s.amount_cents, s.suspense_id")
+                    }
+                };
                 // Every filter is a bound parameter; an absent one is NULL and holds for all.
+                let first = if by_amount { 4 } else { 3 };
+                let p = |offset: usize| format!("${}", first + offset);
                 let sql = format!(
-                    "SELECT {ITEM_COLUMNS} FROM {ITEM_FROM} WHERE s.state = $1 AND s.suspense_id > $2 \
-                     AND ($3 IS NULL OR r.sender = $3) AND ($4 IS NULL OR s.employer_fein = $4) \
-                     AND ($5 IS NULL OR r.batch_id = $5) AND ($6 IS NULL OR s.reason = $6) \
-                     AND ($7 IS NULL OR s.amount_cents >= $7) AND ($8 IS NULL OR s.amount_cents <= $8) \
-                     AND ($9 IS NULL OR r.received_on < $9) \
-                     ORDER BY s.suspense_id LIMIT $10"
+                    "SELECT {ITEM_COLUMNS} FROM {ITEM_FROM} WHERE s.state = $1 AND {cursor} \
+                     AND ({a} IS NULL OR r.sender = {a}) AND ({b} IS NULL OR s.employer_fein = {b}) \
+                     AND ({c} IS NULL OR r.batch_id = {c}) AND ({d} IS NULL OR s.reason = {d}) \
+                     AND ({e} IS NULL OR s.amount_cents >= {e}) AND ({f} IS NULL OR s.amount_cents <= {f}) \
+                     AND ({g} IS NULL OR r.received_on < {g}) \
+                     ORDER BY {order_by} LIMIT {h}",
+                    a = p(0),
+                    b = p(1),
+                    c = p(2),
+                    d = p(3),
+                    e = p(4),
+                    f = p(5),
+                    g = p(6),
+                    h = p(7),
                 );
-                let rows: Vec<ItemRow> = sqlx::query_as(&sql)
-                    .bind(&filter.state)
-                    .bind(after.unwrap_or(0))
+                let mut query = sqlx::query_as::<_, ItemRow>(&sql).bind(&filter.state);
+                query = match (filter.order, after) {
+                    (SuspenseOrder::OldestFirst, after) => query.bind(after.map_or(0, |a| a.suspense_id)),
+                    (SuspenseOrder::NewestFirst, after) => query.bind(after.map_or(i64::MAX, |a| a.suspense_id)),
+                    (SuspenseOrder::LargestFirst, after) => {
+                        query.bind(after.map_or(i64::MAX, |a| a.amount_cents)).bind(after.map_or(0, |a| a.suspense_id))
+                    }
+                    (SuspenseOrder::SmallestFirst, after) => {
+                        query.bind(after.map_or(i64::MIN, |a| a.amount_cents)).bind(after.map_or(0, |a| a.suspense_id))
+                    }
+                };
+                let rows: Vec<ItemRow> = query
                     .bind(filter.sender.as_deref())
                     .bind(filter.employer_fein.as_deref())
                     .bind(filter.batch_id.as_deref())

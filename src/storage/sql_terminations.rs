@@ -60,13 +60,14 @@ macro_rules! impl_sql_terminations {
                 let sql = format!(
                     "SELECT {NOTICE_COLUMNS} FROM {NOTICE_FROM} WHERE n.notice_id > $1 \
                      AND ($2 IS NULL OR (n.handled_at IS NOT NULL) = $2) AND ($3 IS NULL OR n.employer_fein = $3) \
-                     AND ($4 IS NULL OR n.obligor_id = $4) ORDER BY n.notice_id LIMIT $5"
+                     AND ($4 IS NULL OR n.obligor_id = $4) AND ($5 IS NULL OR r.sender = $5) ORDER BY n.notice_id LIMIT $6"
                 );
                 let rows: Vec<NoticeRow> = sqlx::query_as(&sql)
                     .bind(after.unwrap_or(0))
                     .bind(filter.handled)
                     .bind(filter.employer_fein.as_deref())
                     .bind(filter.obligor_id.as_deref())
+                    .bind(filter.sender.as_deref())
                     .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?;

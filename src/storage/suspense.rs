@@ -47,6 +47,25 @@ pub struct SuspenseFilter {
     pub max_amount: Option<Money>,
     /// Items received before this day (so at least so many days old).
     pub received_before: Option<NaiveDate>,
+    pub order: SuspenseOrder,
+}
+
+/// The order a list of items comes in; ties between equal amounts go oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SuspenseOrder {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+    LargestFirst,
+    SmallestFirst,
+}
+
+/// Where a page of a list ends: its last item (and that item's amount, for the orders by
+/// amount).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuspenseCursor {
+    pub amount_cents: i64,
+    pub suspense_id: i64,
 }
 
 /// Who works an item, and when.
@@ -72,8 +91,8 @@ pub enum Worked<T> {
 pub trait SuspenseStore: Send + Sync {
     async fn suspense_item(&self, suspense_id: i64) -> StoreResult<Option<SuspenseItem>>;
 
-    /// Items matching `filter`, oldest first, after the item `after`, at most `limit`.
-    async fn suspense_items(&self, filter: &SuspenseFilter, after: Option<i64>, limit: u32) -> StoreResult<Vec<SuspenseItem>>;
+    /// Items matching `filter`, in its order, after `after`, at most `limit`.
+    async fn suspense_items(&self, filter: &SuspenseFilter, after: Option<SuspenseCursor>, limit: u32) -> StoreResult<Vec<SuspenseItem>>;
 
     /// Resolves an OPEN item to `obligor`: in one transaction the item is marked, a PAYROLL
     /// collection effective on its pay date is made, and the audit row written.

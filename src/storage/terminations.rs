@@ -33,6 +33,8 @@ pub struct NoticeFilter {
     pub handled: Option<bool>,
     pub employer_fein: Option<String>,
     pub obligor_id: Option<String>,
+    /// Only notices of this sender's files.
+    pub sender: Option<String>,
 }
 
 /// What marking a notice handled came to.

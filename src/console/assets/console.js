@@ -1,6 +1,7 @@
 // The console's only script, and an optional one: every page and form works without it.
-// It adds an upload progress bar, and j/k to move through a list's rows while the list has
-// the focus (so the keys never take over typing or a screen reader's own keys).
+// It adds an upload progress bar, column headers that sort the rows of the page shown, and
+// j/k to move through a list's rows while the list has the focus (so the keys never take
+// over typing or a screen reader's own keys).
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -41,6 +42,41 @@ document.addEventListener("DOMContentLoaded", () => {
       request.send(new FormData(form));
     });
   }
+
+  // Sorting the page's rows by a column: a button in each header, announced by aria-sort.
+  // Tables whose cells span rows are left as they are.
+  document.querySelectorAll("main table").forEach((table) => {
+    const body = table.tBodies[0];
+    if (!body || !table.tHead || body.rows.length < 2 || table.querySelector("td[rowspan]") || table.closest("form")) return;
+    const headers = Array.from(table.tHead.rows[0].cells);
+    headers.forEach((header, column) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      button.textContent = header.textContent;
+      header.textContent = "";
+      header.appendChild(button);
+      button.addEventListener("click", () => {
+        const ascending = header.getAttribute("aria-sort") !== "ascending";
+        headers.forEach((other) => other.removeAttribute("aria-sort"));
+        header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        const numeric = header.classList.contains("num");
+        const key = (row) => {
+          const text = row.cells[column] ? row.cells[column].textContent.trim() : "";
+          if (!numeric) return text;
+          const number = parseFloat(text.replace(/[$,]/g, ""));
+          return isNaN(number) ? -Infinity : number;
+        };
+        const rows = Array.from(body.rows);
+        rows.sort((a, b) => {
+          const [x, y] = [key(a), key(b)];
+          const order = numeric ? x - y : String(x).localeCompare(String(y));
+          return ascending ? order : -order;
+        });
+        rows.forEach((row) => body.appendChild(row));
+      });
+    });
+  });
 
   const list = document.querySelector("table.keyboard-list tbody");
   if (list) {
