@@ -214,11 +214,17 @@ impl Application {
             tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "metrics listening");
             background.spawn(crate::metrics_http::serve(listener, self.app.clone()));
         }
-        if let Some(listener) = self.console_listener {
-            tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "console listening");
-            let (app, settings) = (self.app.clone(), self.console);
-            background.spawn(crate::console::serve(listener, app, settings));
-        }
+        // The console stops with the gRPC side: no new connections, idle ones closed at once,
+        // requests in flight given the same grace.
+        let (stop_console, console_stopping) = tokio::sync::watch::channel(false);
+        let console = match self.console_listener {
+            Some(listener) => {
+                tracing::info!(address = %listener.local_addr().map_err(|e| StartupError::Bind(address, e))?, "console listening");
+                let (app, settings) = (self.app.clone(), self.console);
+                Some(tokio::spawn(crate::console::serve(listener, app, settings, console_stopping)))
+            }
+            None => None,
+        };
         let guard = self.guard.clone();
         background.spawn(async move {
             let mut every_minute = tokio::time::interval(Duration::from_secs(60));
@@ -234,6 +240,7 @@ impl Application {
             async move {
                 shutdown.await;
                 stopping.notify_one();
+                let _ = stop_console.send(true);
             }
         };
         let incoming = crate::grpc::incoming::incoming(self.listener, self.connections, tls);
@@ -245,6 +252,12 @@ impl Application {
                 stopping.notified().await;
                 tokio::time::sleep(grace).await;
             } => tracing::warn!(grace_seconds = grace.as_secs(), "calls still in flight after the shutdown grace period: stopping anyway"),
+        }
+        if let Some(mut console) = console {
+            if tokio::time::timeout(grace, &mut console).await.is_err() {
+                tracing::warn!(grace_seconds = grace.as_secs(), "console requests still in flight after the shutdown grace period: stopping anyway");
+                console.abort();
+            }
         }
         background.abort_all();
         tracing::info!("gateway stopped");

@@ -550,3 +550,25 @@ async fn every_form_works_with_javascript_off_and_pages_fit_a_narrow_screen() {
     common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_idle_console_connections_at_once_and_takes_no_new_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = console_app().await;
+    let address = console_address(&app);
+    // A browser's keep-alive connection, idle after its page.
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    idle.write_all(format!("GET /sign-in HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes()).await.unwrap();
+    let (mut page, mut buffer) = (Vec::new(), vec![0u8; 1 << 16]);
+    while !String::from_utf8_lossy(&page).contains("</html>") {
+        let read = idle.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "the page came whole");
+        page.extend_from_slice(&buffer[..read]);
+    }
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "an idle console connection does not hold the stop: {:?}", started.elapsed());
+    let read = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buffer)).await.expect("the idle connection is closed, not left open");
+    assert_eq!(read.unwrap(), 0, "closed by the server");
+    assert!(tokio::net::TcpStream::connect(address).await.is_err(), "no new connection is taken");
+}

@@ -154,8 +154,9 @@ impl SignInGuard {
     }
 }
 
-/// Serves the console on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) {
+/// Serves the console on `listener` until `stopping` turns true, then lets the requests in
+/// flight finish (idle connections are closed at once) and returns.
+pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings, stopping: tokio::sync::watch::Receiver<bool>) {
     let per_second = std::num::NonZeroU32::new(settings.requests_per_second_per_key.max(1)).expect("at least one");
     let burst = std::num::NonZeroU32::new(settings.request_burst_per_key.max(1)).expect("at least one");
     let console = Console {
@@ -179,7 +180,7 @@ pub async fn serve(listener: TcpListener, app: App, settings: ConsoleSettings) {
             }
         })
     };
-    server::accept(listener, router(console.clone()), &console).await;
+    server::accept(listener, router(console.clone()), &console, stopping).await;
     housekeeping.abort();
 }
 

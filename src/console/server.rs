@@ -14,38 +14,65 @@ use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 
 use super::error::ConsoleError;
 use super::Console;
 
-/// Accepts connections until the task is dropped.
-pub async fn accept(listener: TcpListener, router: Router, console: &Console) {
-    let connections = Arc::new(Semaphore::new(console.settings.max_connections));
+/// Accepts connections until `stopping` turns true; then closes idle connections, lets each
+/// request in flight finish, and returns when every connection has ended.
+pub async fn accept(listener: TcpListener, router: Router, console: &Console, mut stopping: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(console.settings.max_connections));
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "console: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "console: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stopping) => break,
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        // Ended connections are forgotten as new ones come, so the set stays as small as the
+        // connections open.
+        while connections.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "console: too many connections; closing a new one");
             continue;
         };
         let service = TowerToHyperService::new(router.clone().layer(Extension(ConnectInfo(peer))));
         let header_timeout = console.settings.header_read_timeout;
-        tokio::spawn(async move {
+        let mut stop = stopping.clone();
+        connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "console: connection ended");
             }
             drop(permit);
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Completes when `stopping` turns true (or its sender is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before any await of the caller.
+    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
 }
 
 /// The longest a sign-in may take, its form included.
