@@ -113,3 +113,19 @@ impl AppError {
         }
     }
 }
+
+/// A date field as a client writes it (`YYYY-MM-DD`, spaces around ignored), for every
+/// transport.
+pub fn date_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, AppError> {
+    crate::domain::month::parse_iso_date(text.trim())
+        .ok_or_else(|| AppError::invalid(field, format!("`{}` is not a date written YYYY-MM-DD", crate::domain::excerpt(text))))
+}
+
+/// An optional date field: empty is none.
+pub fn optional_date_field(field: &'static str, text: &str) -> Result<Option<chrono::NaiveDate>, AppError> {
+    if text.trim().is_empty() {
+        Ok(None)
+    } else {
+        date_field(field, text).map(Some)
+    }
+}

@@ -41,7 +41,7 @@ use crate::domain::ObligorId;
 
 pub use access::{AuthError, Caller, CreatedKey, Credentials, NewKey};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{AppError, FieldViolation};
+pub use error::{date_field, optional_date_field, AppError, FieldViolation};
 pub use export::{spreadsheet_safe, ExportStream, ReportKind};
 pub use pii::PiiKey;
 pub use remittance::{AckStatus, Acknowledgment, FileQuery, FileSummary, LineFilter, LineOutcome, LineProblemView, Submission, REMITTANCE_LIST};

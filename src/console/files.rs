@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ConsoleError;
-use super::page::{self, csrf, empty, field, layout, money, next_page, optional_date, FieldKind};
+use super::page::{self, csrf, empty, field, layout, money, next_page, FieldKind};
 use super::{Console, Signed};
 use crate::app::paging::PageRequest;
-use crate::app::{AckStatus, Acknowledgment, AppError, FileQuery, LineFilter, Submission, UploadEnd, UploadPart, REMITTANCE_LIST};
+use crate::app::{optional_date_field as optional_date, AckStatus, Acknowledgment, AppError, FileQuery, LineFilter, Submission, UploadEnd, UploadPart, REMITTANCE_LIST};
 use crate::domain::access::Action;
 use crate::domain::problem_groups::group_problems;
 use crate::formats::{DeclaredTotals, RemittanceFormat};

@@ -10,12 +10,12 @@ use maud::html;
 use serde::Deserialize;
 
 use super::error::ConsoleError;
-use super::page::{self, csrf, empty, field, layout, money, next_page, notice, optional_date, FieldKind};
+use super::page::{self, csrf, empty, field, layout, money, next_page, notice, FieldKind};
 use super::{Console, Signed};
 use crate::app::obligors::{ObligorQuery, OBLIGOR_LIST};
 use crate::app::paging::PageRequest;
 use crate::app::reviews::{ReviewChannel, ReviewRequest, PROJECTED_END_LIST, REVIEW_LIST};
-use crate::app::AppError;
+use crate::app::{date_field, optional_date_field as optional_date, AppError};
 use crate::domain::explain::StatementItem;
 use crate::domain::lifecycle::{EndBasis, EndReason};
 use crate::domain::OrderId;
@@ -234,14 +234,14 @@ pub struct ReviewForm {
 pub async fn request_review(State(console): State<Console>, signed: Signed, Path(order_id): Path<String>, Form(form): Form<ReviewForm>) -> Result<Response, ConsoleError> {
     signed.check_csrf(&form.csrf)?;
     let order_id = parse_order(&order_id)?;
-    let request = match chrono::NaiveDate::parse_from_str(form.requested_on.trim(), "%Y-%m-%d") {
+    let request = match date_field("requested_on", &form.requested_on) {
         Ok(requested_on) => Ok(ReviewRequest {
             order_id: order_id.clone(),
             requested_on,
             channel: if form.channel == "FAX" { ReviewChannel::Fax } else { ReviewChannel::Mail },
             reason: form.reason.clone(),
         }),
-        Err(_) => Err(AppError::invalid("requested_on", "the day the request was received, YYYY-MM-DD")),
+        Err(error) => Err(error),
     };
     let result = match request {
         Ok(request) => console.app.request_review(&signed.caller, request).await,
@@ -272,7 +272,7 @@ pub async fn record_end(State(console): State<Console>, signed: Signed, Path(ord
     signed.check_csrf(&form.csrf)?;
     let order_id = parse_order(&order_id)?;
     let reason = EndReason::RECORDED.into_iter().find(|r| r.as_str() == form.reason).ok_or_else(|| AppError::invalid("reason", "one of the six reasons"));
-    let date = chrono::NaiveDate::parse_from_str(form.end_date.trim(), "%Y-%m-%d").map_err(|_| AppError::invalid("end_date", "a date, YYYY-MM-DD"));
+    let date = date_field("end_date", &form.end_date);
     let result = match (reason, date) {
         (Ok(reason), Ok(date)) => console.app.record_order_end(&signed.caller, order_id.clone(), reason, date).await,
         (reason, date) => Err(AppError::every_field([reason.err(), date.err()])),

@@ -110,16 +110,6 @@ pub fn instant(rfc3339: &str) -> String {
     }
 }
 
-/// A date typed in a `type=date` field (YYYY-MM-DD), or none when left empty.
-pub fn optional_date(name: &'static str, text: &str) -> Result<Option<chrono::NaiveDate>, super::error::ConsoleError> {
-    match text.trim() {
-        "" => Ok(None),
-        text => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|_| super::error::ConsoleError::BadRequest(format!("{name}: a date, YYYY-MM-DD"))),
-    }
-}
-
 /// What an empty list says, with what to do about it.
 pub fn empty(message: &str) -> Markup {
     html! { p.empty { (message) } }

@@ -1,13 +1,11 @@
 //! Proto messages to domain values and back. Amounts cross the API as decimal strings and
 //! dates as `YYYY-MM-DD`; anything malformed is an `InvalidArgument` naming the field.
 
-use chrono::NaiveDate;
 
 use super::proto;
 use crate::app::{AckStatus, Acknowledgment, AppError, FileSummary, LineOutcome, LineProblemView, RegistryOutcome, Submission, UploadEnd};
 use crate::domain::access::Role;
 use crate::domain::Bucket;
-use crate::domain::month::parse_iso_date;
 use crate::domain::{CaseNumber, Money};
 use crate::formats::{DeclaredTotals, RemittanceFormat};
 use crate::app::CollectionView;
@@ -107,17 +105,8 @@ pub fn amount(field: &'static str, text: &str) -> Result<Money, AppError> {
     Money::parse(text.trim()).map_err(|e| AppError::invalid(field, e.to_string()))
 }
 
-pub fn date(field: &'static str, text: &str) -> Result<NaiveDate, AppError> {
-    parse_iso_date(text.trim()).ok_or_else(|| AppError::invalid(field, format!("`{}` is not a date written YYYY-MM-DD", crate::domain::excerpt(text))))
-}
-
-pub fn optional_date(field: &'static str, text: &str) -> Result<Option<NaiveDate>, AppError> {
-    if text.trim().is_empty() {
-        Ok(None)
-    } else {
-        date(field, text).map(Some)
-    }
-}
+// Dates are read the same way by every transport.
+pub use crate::app::{date_field as date, optional_date_field as optional_date};
 
 impl From<RegistryOutcome> for proto::ImportRegistryResponse {
     fn from(outcome: RegistryOutcome) -> Self {
