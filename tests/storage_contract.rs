@@ -327,7 +327,7 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
         },
     };
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(&[held(1, 150_00), held(2, 20_00), held(3, 150_00), held(4, 75_00)]).await.unwrap();
+    writer.write_lines(vec![held(1, 150_00), held(2, 20_00), held(3, 150_00), held(4, 75_00)]).await.unwrap();
     writer.finish(LineCounts { line_count: 4, suspense: 4, total: Money::from_cents(395_00), ..Default::default() }).await.unwrap();
 
     // Each order, read a page of one at a time from its cursor: the whole list, once.
@@ -439,7 +439,7 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
         effects: LineEffects { collect: None, suspense: None, termination_notice: true },
     };
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(&[left(1, "431234567", "OB-1"), left(2, "123456789", "OB-2")]).await.unwrap();
+    writer.write_lines(vec![left(1, "431234567", "OB-1"), left(2, "123456789", "OB-2")]).await.unwrap();
     writer.finish(LineCounts { line_count: 2, applied: 2, ..Default::default() }).await.unwrap();
 
     let all = NoticeFilter::default();
@@ -539,7 +539,7 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
         },
     ];
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(&lines).await.unwrap();
+    writer.write_lines(lines.to_vec()).await.unwrap();
     writer
         .finish(LineCounts { line_count: 3, suspense: 2, rejected: 1, total: Money::from_cents(60_00), ..Default::default() })
         .await
@@ -758,8 +758,8 @@ async fn many_files_open_at_once_each_read_the_registry_and_commit(backend: Back
             // Every file is open before any reads: the reads must not need a connection
             // another open file holds.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let page = store.directory(&["12345678".into()], &[]).await.unwrap();
-            assert_eq!(page.cases.get("12345678").map(|(o, _)| o.as_str()), Some("OB-1"));
+            let page = store.directory(vec!["12345678".into()], Vec::new()).await.unwrap();
+            assert_eq!(page.cases.get("12345678").map(|o| o.as_str()), Some("OB-1"));
             writer.finish(LineCounts::default()).await.unwrap().remittance_id
         })
     });
@@ -815,22 +815,22 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 
     // A writer dropped before `finish` leaves nothing: not even the batch id.
     let mut abandoned = store.begin_remittance(remittance("B-1"), audit()).await.unwrap();
-    abandoned.write_lines(&lines).await.unwrap();
+    abandoned.write_lines(lines.to_vec()).await.unwrap();
     drop(abandoned);
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
 
     let mut writer = store.begin_remittance(remittance("B-1"), audit()).await.unwrap();
     let (ob1, unknown) = (hmac_of("123-45-6789"), hmac_of("423-45-6789"));
     // The registry is read beside the open file's transaction, not blocked by it.
-    let page = store.directory(&["12345678".into(), "99999999".into()], &[ob1.clone(), unknown.clone()]).await.unwrap();
-    assert_eq!(page.cases.get("12345678").map(|(o, h)| (o.as_str(), h.clone())), Some(("OB-1", ob1.clone())));
+    let page = store.directory(vec!["12345678".into(), "99999999".into()], vec![ob1.clone(), unknown.clone()]).await.unwrap();
+    assert_eq!(page.cases.get("12345678").map(|o| o.as_str()), Some("OB-1"));
     assert!(!page.cases.contains_key("99999999"));
     assert_eq!(
         page.obligors_by_ssn.get(&ob1).map(|o| o.iter().map(|id| id.to_string()).collect::<Vec<_>>()),
         Some(vec!["OB-1".to_owned()])
     );
     assert!(!page.obligors_by_ssn.contains_key(&unknown));
-    writer.write_lines(&lines).await.unwrap();
+    writer.write_lines(lines.to_vec()).await.unwrap();
     let counts = LineCounts { line_count: 3, total: Money::from_cents(300_00), applied: 1, applied_by_ssn: 1, suspense: 1, rejected: 0 };
     let summary = writer.finish(counts).await.unwrap();
     assert_eq!(summary.counts, counts);

@@ -373,7 +373,7 @@ impl App {
         let (to_writer, mut to_write) = mpsc::channel::<Vec<LineToWrite>>(2);
         let writing = async move {
             while let Some(lines) = to_write.recv().await {
-                writer.write_lines(&lines).await?;
+                writer.write_lines(lines).await?;
             }
             Ok::<_, AppError>(writer)
         };
@@ -614,8 +614,6 @@ fn count(counts: &mut LineCounts, status: LineStatus) {
 /// HMAC computed once for the batch.
 struct BatchDirectory {
     page: DirectoryPage,
-    /// obligor → the HMAC of its SSN, for the case-and-SSN check.
-    obligor_ssn: HashMap<ObligorId, String>,
     /// SSN digits → HMAC, so no line hashes its SSN twice. Lives for one batch, in memory.
     hmacs: HashMap<String, String>,
     pii: std::sync::Arc<super::PiiKey>,
@@ -640,9 +638,8 @@ impl BatchDirectory {
         }
         let mut wanted: Vec<String> = hmacs.values().cloned().collect();
         wanted.sort_unstable();
-        let page = store.directory(&cases, &wanted).await?;
-        let obligor_ssn = page.cases.values().map(|(obligor, hmac)| (obligor.clone(), hmac.clone())).collect();
-        Ok(BatchDirectory { page, obligor_ssn, hmacs, pii })
+        let page = store.directory(cases, wanted).await?;
+        Ok(BatchDirectory { page, hmacs, pii })
     }
 
     fn hmac(&self, ssn: &Ssn) -> String {
@@ -652,11 +649,12 @@ impl BatchDirectory {
 
 impl ObligorDirectory for BatchDirectory {
     fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
-        self.page.cases.get(case.as_str()).map(|(obligor, _)| obligor.clone())
+        self.page.cases.get(case.as_str()).cloned()
     }
 
     fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
-        self.obligor_ssn.get(obligor).is_some_and(|hmac| *hmac == self.hmac(ssn))
+        // Every SSN of the batch was looked up, so its obligors are all here.
+        self.page.obligors_by_ssn.get(&self.hmac(ssn)).is_some_and(|obligors| obligors.contains(obligor))
     }
 
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod obligors;
 pub mod payment;
 mod postgres;
+mod postgres_files;
 pub mod remittance;
 mod sql_access;
 mod sql_credit;
@@ -27,7 +28,9 @@ mod sql_suspense;
 mod sql_terminations;
 mod sql_verify;
 mod sqlite;
+mod sqlite_files;
 mod sqlite_journal;
+mod sqlite_lookups;
 mod sqlite_payments;
 pub mod reports;
 pub mod reviews;
@@ -55,6 +58,9 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite connection that writes remittance files (`sqlite_files.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
@@ -80,6 +86,9 @@ impl StoreError {
         match self {
             StoreError::Shared(error) => error.is_unavailable(),
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                matches!(error.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
             // PostgreSQL going away (a failover): a connection exception (08…), the server
             // shutting down or starting (57P01–57P03), or a write sent to a standby (25006).
             StoreError::Database(sqlx::Error::Database(error))

@@ -80,11 +80,11 @@ impl PostgresStore {
         Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: failover })
     }
 
-    fn writer(&self) -> &PgPool {
+    pub(super) fn writer(&self) -> &PgPool {
         &self.pool
     }
 
-    fn reader(&self) -> &PgPool {
+    pub(super) fn reader(&self) -> &PgPool {
         &self.pool
     }
 
@@ -112,17 +112,8 @@ impl PostgresStore {
     }
 
     /// A slot for one file's transaction, held until the file commits or is dropped.
-    async fn file_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        Some(self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed"))
-    }
-
-    /// Bounds (or stops bounding) how long the transaction waits for a row lock: a file's
-    /// claim of its batch id and content waits at most 2 s for another upload of the same
-    /// ones, instead of holding a connection for as long as that other file takes.
-    async fn bound_claim_wait(tx: &mut Transaction<'_, Postgres>, bounded: bool) -> StoreResult<()> {
-        let statement = if bounded { "SET LOCAL lock_timeout = '2s'" } else { "SET LOCAL lock_timeout = DEFAULT" };
-        sqlx::query(statement).execute(&mut **tx).await?;
-        Ok(())
+    pub(super) async fn file_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.file_slots.clone().acquire_owned().await.expect("the file slots are never closed")
     }
 
     /// A read transaction that sees one state of the database for all its statements.
@@ -161,7 +152,7 @@ impl PostgresStore {
 }
 
 impl_sql_store!(PostgresStore, Postgres, "postgres");
-impl_sql_remittances!(PostgresStore, PostgresRemittanceWriter, Postgres);
+impl_sql_remittances!(PostgresStore, Postgres);
 impl_sql_payments!(PostgresStore, Postgres);
 impl_sql_access!(PostgresStore, Postgres);
 impl_sql_suspense!(PostgresStore, Postgres);

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEntry, StoreResult};
+use super::{AuditEntry, StoreError, StoreResult};
 pub use crate::domain::remittance::LineCounts;
 use crate::domain::{Money, ObligorId};
 
@@ -94,11 +94,54 @@ pub struct LineToWrite {
     pub effects: LineEffects,
 }
 
-/// Who the registry says a batch of lines may belong to: case number → (obligor, the
-/// obligor's SSN HMAC), and SSN HMAC → obligors.
+impl LineToWrite {
+    /// Money collected needs an obligor, an amount and a date; money held, an amount and a
+    /// date. A line that breaks this is a bug upstream, refused before anything is written.
+    pub(super) fn check_effects(&self) -> StoreResult<()> {
+        let record = &self.record;
+        if self.effects.collect.is_some() && (record.obligor_id.is_none() || record.amount.is_none() || record.pay_date.is_none()) {
+            return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
+        }
+        if self.effects.suspense.is_some() && (record.amount.is_none() || record.pay_date.is_none()) {
+            return Err(StoreError::Corrupt(format!("line {} is held without amount or date", record.line)));
+        }
+        Ok(())
+    }
+}
+
+impl StoredLine {
+    /// The problems as stored: a JSON array, `[]` for a clean line without serialising it.
+    pub(super) fn problems_json(&self) -> String {
+        if self.problems.is_empty() {
+            "[]".to_owned()
+        } else {
+            serde_json::to_string(&self.problems).expect("problems serialise")
+        }
+    }
+}
+
+impl RemittanceSummary {
+    /// The summary of a file just committed with these counts.
+    pub(super) fn committed(remittance_id: i64, remittance: NewRemittance, counts: LineCounts) -> RemittanceSummary {
+        RemittanceSummary {
+            remittance_id,
+            sender: remittance.sender,
+            batch_id: remittance.batch_id,
+            format: remittance.format.to_owned(),
+            content_sha256: remittance.content_sha256,
+            received_at: remittance.received_at,
+            received_on: remittance.received_on,
+            counts,
+        }
+    }
+}
+
+/// Who the registry says a batch of lines may belong to: case number → obligor, and SSN
+/// HMAC → obligors. Whether a case's obligor has a line's SSN is read from the second, since
+/// the batch's lookup asks for the HMAC of every SSN its lines carry.
 #[derive(Clone, Debug, Default)]
 pub struct DirectoryPage {
-    pub cases: HashMap<String, (ObligorId, String)>,
+    pub cases: HashMap<String, ObligorId>,
     pub obligors_by_ssn: HashMap<String, Vec<ObligorId>>,
 }
 
@@ -129,7 +172,8 @@ pub struct SuspenseRecord {
 /// Writes one file inside one transaction. Dropping it without `finish` rolls back.
 #[async_trait]
 pub trait RemittanceWriter: Send {
-    async fn write_lines(&mut self, lines: &[LineToWrite]) -> StoreResult<()>;
+    /// Writes a batch of lines; taken by value, since SQLite's writer runs on a thread of its own.
+    async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()>;
     /// Records the counts and commits the file.
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;
 }
@@ -150,6 +194,6 @@ pub trait RemittanceStore: Send + Sync {
     /// the lines before them are being written: the registry a file is matched against
     /// cannot change under it (on SQLite the file holds the one write lock; on PostgreSQL
     /// the file's own statements read committed rows too, as these do).
-    async fn directory(&self, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage>;
+    async fn directory(&self, case_numbers: Vec<String>, ssn_hmacs: Vec<String>) -> StoreResult<DirectoryPage>;
     async fn suspense_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<SuspenseRecord>>;
 }

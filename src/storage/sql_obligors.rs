@@ -45,10 +45,10 @@ macro_rules! impl_sql_obligors {
                 // Their orders in one statement (a page is at most 1,000 obligors).
                 let ids: Vec<&str> = rows.iter().map(|row| row.0.as_str()).collect();
                 let mut orders: Vec<sql::OrderRow> = Vec::new();
-                for chunk in ids.chunks($crate::storage::sql_remittance::LOOKUP_CHUNK) {
+                for chunk in ids.chunks($crate::storage::sql_store::LOOKUP_CHUNK) {
                     let statement = format!(
                         "SELECT {ORDER_COLUMNS} FROM orders WHERE obligor_id IN ({}) ORDER BY order_id",
-                        $crate::storage::sql_remittance::placeholders(chunk.len())
+                        $crate::storage::sql_store::placeholders(chunk.len())
                     );
                     let mut query = sqlx::query_as(&statement);
                     for id in chunk {

@@ -25,6 +25,14 @@ pub(super) const CLAIM_CHUNK: usize = 500;
 /// databases' limits).
 pub(super) const ROWS_PER_INSERT: usize = 500;
 
+/// Values per IN (…) list: well under SQLite's and PostgreSQL's parameter limits.
+pub(super) const LOOKUP_CHUNK: usize = 500;
+
+/// `$1, $2, …, $n`.
+pub(super) fn placeholders(count: usize) -> String {
+    (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub(super) fn corrupt<E: Display>(what: &'static str) -> impl FnOnce(E) -> StoreError {
     move |error| StoreError::Corrupt(format!("{what}: {error}"))
 }
@@ -128,7 +136,7 @@ macro_rules! impl_sql_store {
                 // rows), so that every row is compared with the stored registry, not with an
                 // earlier row of the file.
                 use std::collections::HashMap;
-                use $crate::storage::sql_remittance::{placeholders, LOOKUP_CHUNK};
+                use $crate::storage::sql_store::{placeholders, LOOKUP_CHUNK};
                 use $crate::storage::sql_store::{StoredOrderRow, ROWS_PER_INSERT};
                 type Obligor = (String, String, String, String);
                 let mut problems = Vec::new();

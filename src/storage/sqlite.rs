@@ -7,6 +7,7 @@
 //! (`sqlite_journal.rs`), so a long file never holds reads up.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -25,18 +26,23 @@ use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
+use super::sqlite_files::FileThread;
 use super::sqlite_journal::AuditJournal;
+use super::sqlite_lookups::Lookups;
 use super::sqlite_payments::GroupCommit;
 use super::StoreResult;
 
 pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
-    /// Where audit rows written on their own wait while the writer is busy; none for an
-    /// in-memory database (nothing beside it to write to).
-    pub(super) journal: Option<AuditJournal>,
+    /// Where audit rows written on their own wait while the writer is busy.
+    journal: AuditJournal,
     /// Commits online payments in groups (`sqlite_payments.rs`).
     payments: GroupCommit,
+    /// Writes remittance files on a thread of its own (`sqlite_files.rs`).
+    pub(super) files: FileThread,
+    /// Looks up the registry for remittance lines (`sqlite_lookups.rs`).
+    pub(super) lookups: Arc<Lookups>,
 }
 
 impl SqliteStore {
@@ -60,12 +66,14 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        let journal = match super::sqlite_file(url) {
-            Some(file) => Some(AuditJournal::open(&file, &writer).await?),
-            None => None,
-        };
+        // The read pool, the audit journal and the file thread each open the file again, so
+        // an in-memory database (one per connection) cannot serve.
+        let file = super::sqlite_file(url).ok_or_else(|| super::StoreError::UnsupportedUrl(format!("{url} (SQLite needs a file)")))?;
+        let journal = AuditJournal::open(&file, &writer).await?;
+        let files = FileThread::start(&file)?;
+        let lookups = Lookups::new(&file);
         let payments = GroupCommit::start(writer.clone());
-        Ok(SqliteStore { writer, reader, journal, payments })
+        Ok(SqliteStore { writer, reader, journal, payments, files, lookups })
     }
 
     /// Commits an accepted payment with those waiting beside it, in one durable commit.
@@ -76,14 +84,10 @@ impl SqliteStore {
     /// Writes an audit row of its own: straight into `audit_log` when the writer is free,
     /// else into the journal, which moves it there once the writer is.
     async fn append_audit(&self, entry: &super::AuditEntry) -> StoreResult<()> {
-        match (&self.journal, self.writer.try_acquire()) {
-            (Some(journal), None) => journal.append(entry).await,
-            (_, Some(mut writer)) => {
+        match self.writer.try_acquire() {
+            None => self.journal.append(entry).await,
+            Some(mut writer) => {
                 super::sql_access::insert_audit!(&mut *writer, entry)?;
-                Ok(())
-            }
-            (None, None) => {
-                super::sql_access::insert_audit!(&self.writer, entry)?;
                 Ok(())
             }
         }
@@ -92,10 +96,7 @@ impl SqliteStore {
     /// Moves what the journal holds into `audit_log`, so a reader of the log sees every
     /// call answered before it asked.
     async fn settle_audit(&self) -> StoreResult<()> {
-        match &self.journal {
-            Some(journal) => journal.settle(&self.writer).await,
-            None => Ok(()),
-        }
+        self.journal.settle(&self.writer).await
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -104,17 +105,6 @@ impl SqliteStore {
 
     fn reader(&self) -> &SqlitePool {
         &self.reader
-    }
-
-    /// Files need no slot: the one writer connection already queues them, and lookups use
-    /// the separate read pool.
-    async fn file_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        None
-    }
-
-    /// SQLite has one writer: a second upload waits for the writer, not for a row lock.
-    async fn bound_claim_wait(_tx: &mut Transaction<'_, Sqlite>, _bounded: bool) -> StoreResult<()> {
-        Ok(())
     }
 
     /// A read transaction that sees one state of the database for all its statements: a
@@ -152,7 +142,7 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");
-impl_sql_remittances!(SqliteStore, SqliteRemittanceWriter, Sqlite);
+impl_sql_remittances!(SqliteStore, Sqlite);
 impl_sql_payments!(SqliteStore, Sqlite);
 impl_sql_access!(SqliteStore, Sqlite);
 impl_sql_suspense!(SqliteStore, Sqlite);
