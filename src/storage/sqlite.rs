@@ -36,7 +36,7 @@ pub struct SqliteStore {
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
     /// Where audit rows written on their own wait while the writer is busy.
-    journal: AuditJournal,
+    pub(super) journal: AuditJournal,
     /// Commits online payments in groups (`sqlite_payments.rs`).
     payments: GroupCommit,
     /// Writes remittance files on a thread of its own (`sqlite_files.rs`).

@@ -100,45 +100,56 @@ struct OpenFile {
 fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
     let mut open: Option<OpenFile> = None;
     while let Ok(job) = queue.recv() {
-        match job {
-            Job::Begin { remittance, token, answer } => {
-                if open.take().is_some() {
-                    // Cannot happen (one token), but never let two files share a transaction.
-                    roll_back(&connection);
+        // A bug that panics in one job fails that file (its caller's answer is dropped, so it
+        // is told the writer stopped) and rolls it back; the thread goes on with the next.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job)));
+        if handled.is_err() {
+            tracing::error!("the SQLite file writer panicked; the file it was writing is rolled back");
+            open = None;
+            roll_back(&connection);
+        }
+    }
+}
+
+fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job) {
+    match job {
+        Job::Begin { remittance, token, answer } => {
+            if open.take().is_some() {
+                // Cannot happen (one token), but never let two files share a transaction.
+                roll_back(connection);
+            }
+            let begun = begin(connection, &remittance);
+            match &begun {
+                Ok(remittance_id) => {
+                    *open = Some(OpenFile { remittance_id: *remittance_id, received_at: remittance.received_at, _token: token })
                 }
-                let begun = begin(&connection, &remittance);
-                match &begun {
-                    Ok(remittance_id) => {
-                        open = Some(OpenFile { remittance_id: *remittance_id, received_at: remittance.received_at, _token: token })
+                Err(_) => roll_back(connection),
+            }
+            let _ = answer.send(begun);
+        }
+        Job::Lines { lines, answer } => {
+            let written = match open.as_ref() {
+                Some(file) => write_lines(connection, file, &lines),
+                None => Err(StoreError::Corrupt("lines sent with no file open".into())),
+            };
+            let _ = answer.send(written);
+        }
+        Job::Finish { counts, audit, answer } => {
+            let finished = match open.take() {
+                Some(file) => {
+                    let finished = finish(connection, &file, &counts, &audit);
+                    if finished.is_err() {
+                        roll_back(connection);
                     }
-                    Err(_) => roll_back(&connection),
+                    finished
                 }
-                let _ = answer.send(begun);
-            }
-            Job::Lines { lines, answer } => {
-                let written = match &open {
-                    Some(file) => write_lines(&connection, file, &lines),
-                    None => Err(StoreError::Corrupt("lines sent with no file open".into())),
-                };
-                let _ = answer.send(written);
-            }
-            Job::Finish { counts, audit, answer } => {
-                let finished = match open.take() {
-                    Some(file) => {
-                        let finished = finish(&connection, &file, &counts, &audit);
-                        if finished.is_err() {
-                            roll_back(&connection);
-                        }
-                        finished
-                    }
-                    None => Err(StoreError::Corrupt("a file finished with no file open".into())),
-                };
-                let _ = answer.send(finished);
-            }
-            Job::Abandon => {
-                if open.take().is_some() {
-                    roll_back(&connection);
-                }
+                None => Err(StoreError::Corrupt("a file finished with no file open".into())),
+            };
+            let _ = answer.send(finished);
+        }
+        Job::Abandon => {
+            if open.take().is_some() {
+                roll_back(connection);
             }
         }
     }
