@@ -186,7 +186,11 @@ fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64
         );
     match inserted {
         Ok(id) => Ok(id),
-        Err(rusqlite::Error::SqliteFailure(error, _)) if error.code == rusqlite::ErrorCode::ConstraintViolation => {
+        // Only the batch id's or the content's uniqueness, as sqlx's is_unique_violation; any
+        // other constraint failing is an error, not another upload's claim.
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if matches!(error.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
             Err(StoreError::Conflict(format!("batch {} or its content was claimed by another upload", remittance.batch_id)))
         }
         Err(error) => Err(error.into()),
