@@ -106,6 +106,24 @@ impl PostgresStore {
         super::sql_payment::payment(row)
     }
 
+    async fn payer_row(&self, payer_id: i64) -> StoreResult<Option<super::sql_payment::PayerRow>> {
+        Ok(sqlx::query_as(super::sql_payment::PAYER_QUERY).bind(payer_id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn payment_row_by_key(&self, payer_id: i64, key: &str) -> StoreResult<Option<super::sql_payment::PaymentRow>> {
+        let query = super::sql_payment::payment_by_key_query();
+        Ok(sqlx::query_as(&query).bind(payer_id).bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    async fn obligor_order_rows(&self, obligor_id: &str) -> StoreResult<Vec<super::sql_payment::ObligorOrderRow>> {
+        let query = super::sql_payment::obligor_orders_query();
+        Ok(sqlx::query_as(&query).bind(obligor_id).fetch_all(&self.pool).await?)
+    }
+
+    async fn case_owner_row(&self, case_number: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(super::sql_store::CASE_OWNER_QUERY).bind(case_number).fetch_optional(&self.pool).await?)
+    }
+
     /// Every audit row is written straight into `audit_log`: nothing to settle.
     async fn settle_audit(&self) -> StoreResult<()> {
         Ok(())
@@ -332,4 +350,54 @@ pub mod failover {
             assert!(super::hosts("postgres://u@db1,db2/agency?host=db3").is_err());
         }
     }
+}
+
+/// Writes one accepted payment (its collection, its row, its audit row) in `tx`,
+/// which commits it alone: PostgreSQL shares concurrent commits' WAL flushes itself.
+async fn insert_payment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    new: &crate::storage::payment::NewPayment,
+    audit: &crate::storage::AuditEntry,
+) -> crate::storage::StoreResult<crate::storage::sql_payment::PaymentRow> {
+    use crate::storage::sql_payment::{PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
+    let collection_id: i64 = sqlx::query_scalar(
+        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
+         VALUES ($1, $2, 'ONLINE', $3, $4, 'PENDING', $5) RETURNING collection_id",
+    )
+    .bind(new.obligor_id.as_str())
+    .bind(new.case_number.as_str())
+    .bind(new.amount.cents())
+    .bind(new.accepted_on.to_string())
+    .bind(&new.accepted_at)
+    .fetch_one(&mut **tx)
+    .await?;
+    let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
+    let inserted: Result<PaymentRow, sqlx::Error> = sqlx::query_as(&format!(
+        "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
+         idempotency_key, request_sha256, collection_id, trace_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .bind(new.payer_id)
+    .bind(new.account_id)
+    .bind(new.case_number.as_str())
+    .bind(new.obligor_id.as_str())
+    .bind(new.amount.cents())
+    .bind(new.channel)
+    .bind(new.accepted_on.to_string())
+    .bind(&new.accepted_at)
+    .bind(&new.idempotency_key)
+    .bind(&new.request_sha256)
+    .bind(collection_id)
+    .bind(&trace_number)
+    .fetch_one(&mut **tx)
+    .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            return Err(crate::storage::StoreError::Conflict("the idempotency key was used meanwhile".into()))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    crate::storage::sql_access::insert_audit!(&mut **tx, audit)?;
+    Ok(row)
 }

@@ -8,6 +8,64 @@ pub(super) const PAYMENT_COLUMNS: &str = "payment_id, payer_id, case_number, obl
 
 pub(super) type PaymentRow = (i64, i64, String, String, i64, String, String, String, i64, String, Option<String>);
 
+/// One payment by its payer's idempotency key.
+pub(super) fn payment_by_key_query() -> String {
+    format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer_id = $1 AND idempotency_key = $2")
+}
+
+/// A payer with their active bank account, if any.
+pub(super) const PAYER_QUERY: &str = "SELECT p.payer_id, p.name, p.address, p.ssn_last4, p.telephone, p.email, p.case_number, \
+     a.account_id, a.routing_number, a.account_last4, a.account_type, a.added_on, a.prenote_result, a.prenote_return_code, \
+     a.unusable_code \
+     FROM payers p LEFT JOIN bank_accounts a ON a.payer_id = p.payer_id AND a.active WHERE p.payer_id = $1";
+
+/// A row of [`PAYER_QUERY`].
+pub(super) type PayerRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(super) fn payer(row: PayerRow) -> Result<super::payment::PayerRecord, super::StoreError> {
+    use super::payment::{BankAccountRecord, PayerRecord};
+    let (payer_id, name, address, ssn_last4, telephone, email, case_number, account_id, routing, last4, kind, added, prenote, prenote_code, unusable) =
+        row;
+    let account = match (account_id, routing, last4, kind, added) {
+        (Some(account_id), Some(routing_number), Some(account_last4), Some(account_type), Some(added_on)) => Some(BankAccountRecord {
+            account_id,
+            routing_number,
+            account_last4,
+            account_type,
+            added_on: super::sql_store::date(&added_on)?,
+            prenote_result: prenote,
+            prenote_return_code: prenote_code,
+            unusable_code: unusable,
+        }),
+        _ => None,
+    };
+    Ok(PayerRecord { payer_id, name, address, ssn_last4, telephone, email, case_number, account })
+}
+
+/// An obligor's orders, each with the FEIN of the employer holding its withholding order.
+pub(super) fn obligor_orders_query() -> String {
+    format!("SELECT {}, employer_fein FROM orders WHERE obligor_id = $1 ORDER BY order_id", super::sql_store::ORDER_COLUMNS)
+}
+
+/// A row of [`obligor_orders_query`]: an [`OrderRow`](super::sql_store::OrderRow) and the FEIN.
+pub(super) type ObligorOrderRow = (String, String, i64, String, i64, Option<String>, String, Option<String>);
+
 pub(super) fn payment(row: PaymentRow) -> Result<super::payment::PaymentRecord, super::StoreError> {
     let (
         payment_id,
@@ -61,56 +119,6 @@ macro_rules! impl_sql_payments {
             Ok(())
         }
 
-        /// Writes one accepted payment (its collection, its row, its audit row) in `tx`,
-        /// which the backend commits: alone, or with others' in one durable commit.
-        pub(super) async fn insert_payment(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            new: &$crate::storage::payment::NewPayment,
-            audit: &$crate::storage::AuditEntry,
-        ) -> $crate::storage::StoreResult<$crate::storage::sql_payment::PaymentRow> {
-            use $crate::storage::sql_payment::{PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
-            let collection_id: i64 = sqlx::query_scalar(
-                "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
-                 VALUES ($1, $2, 'ONLINE', $3, $4, 'PENDING', $5) RETURNING collection_id",
-            )
-            .bind(new.obligor_id.as_str())
-            .bind(new.case_number.as_str())
-            .bind(new.amount.cents())
-            .bind(new.accepted_on.to_string())
-            .bind(&new.accepted_at)
-            .fetch_one(&mut **tx)
-            .await?;
-            let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
-            let inserted: Result<PaymentRow, sqlx::Error> = sqlx::query_as(&format!(
-                "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
-                 idempotency_key, request_sha256, collection_id, trace_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 RETURNING {PAYMENT_COLUMNS}"
-            ))
-            .bind(new.payer_id)
-            .bind(new.account_id)
-            .bind(new.case_number.as_str())
-            .bind(new.obligor_id.as_str())
-            .bind(new.amount.cents())
-            .bind(new.channel)
-            .bind(new.accepted_on.to_string())
-            .bind(&new.accepted_at)
-            .bind(&new.idempotency_key)
-            .bind(&new.request_sha256)
-            .bind(collection_id)
-            .bind(&trace_number)
-            .fetch_one(&mut **tx)
-            .await;
-            let row = match inserted {
-                Ok(row) => row,
-                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                    return Err($crate::storage::StoreError::Conflict("the idempotency key was used meanwhile".into()))
-                }
-                Err(error) => return Err(error.into()),
-            };
-            $crate::storage::sql_access::insert_audit!(&mut **tx, audit)?;
-            Ok(row)
-        }
-
         #[async_trait::async_trait]
         impl $crate::storage::payment::PaymentStore for $store {
             async fn create_payer(
@@ -141,52 +149,7 @@ macro_rules! impl_sql_payments {
             }
 
             async fn payer(&self, payer_id: i64) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PayerRecord>> {
-                use $crate::storage::payment::{BankAccountRecord, PayerRecord};
-                use $crate::storage::sql_store as sql;
-                type Row = (
-                    i64,
-                    String,
-                    String,
-                    String,
-                    String,
-                    String,
-                    String,
-                    Option<i64>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                    Option<String>,
-                );
-                let row: Option<Row> = sqlx::query_as(
-                    "SELECT p.payer_id, p.name, p.address, p.ssn_last4, p.telephone, p.email, p.case_number, \
-                     a.account_id, a.routing_number, a.account_last4, a.account_type, a.added_on, a.prenote_result, \
-                     a.prenote_return_code, a.unusable_code \
-                     FROM payers p LEFT JOIN bank_accounts a ON a.payer_id = p.payer_id AND a.active WHERE p.payer_id = $1",
-                )
-                .bind(payer_id)
-                .fetch_optional(self.reader())
-                .await?;
-                let Some((payer_id, name, address, ssn_last4, telephone, email, case_number, account_id, routing, last4, kind, added, prenote, prenote_code, unusable)) = row
-                else {
-                    return Ok(None);
-                };
-                let account = match (account_id, routing, last4, kind, added) {
-                    (Some(account_id), Some(routing_number), Some(account_last4), Some(account_type), Some(added_on)) => Some(BankAccountRecord {
-                        account_id,
-                        routing_number,
-                        account_last4,
-                        account_type,
-                        added_on: sql::date(&added_on)?,
-                        prenote_result: prenote,
-                        prenote_return_code: prenote_code,
-                        unusable_code: unusable,
-                    }),
-                    _ => None,
-                };
-                Ok(Some(PayerRecord { payer_id, name, address, ssn_last4, telephone, email, case_number, account }))
+                self.payer_row(payer_id).await?.map($crate::storage::sql_payment::payer).transpose()
             }
 
             async fn add_bank_account(
@@ -246,13 +209,10 @@ macro_rules! impl_sql_payments {
                 &self,
                 obligor_id: &$crate::domain::ObligorId,
             ) -> $crate::storage::StoreResult<Vec<($crate::domain::Order, Option<String>)>> {
-                use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
-                let rows: Vec<(String, String, i64, String, i64, Option<String>, String, Option<String>)> =
-                    sqlx::query_as(&format!("SELECT {ORDER_COLUMNS}, employer_fein FROM orders WHERE obligor_id = $1 ORDER BY order_id"))
-                        .bind(obligor_id.as_str())
-                        .fetch_all(self.reader())
-                        .await?;
-                rows.into_iter()
+                use $crate::storage::sql_store as sql;
+                self.obligor_order_rows(obligor_id.as_str())
+                    .await?
+                    .into_iter()
                     .map(|(id, case, monthly, start, arrears, end, _, fein)| Ok((sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?, fein)))
                     .collect()
             }
@@ -262,13 +222,7 @@ macro_rules! impl_sql_payments {
                 payer_id: i64,
                 idempotency_key: &str,
             ) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PaymentRecord>> {
-                use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS};
-                let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer_id = $1 AND idempotency_key = $2"))
-                    .bind(payer_id)
-                    .bind(idempotency_key)
-                    .fetch_optional(self.reader())
-                    .await?;
-                row.map(payment).transpose()
+                self.payment_row_by_key(payer_id, idempotency_key).await?.map($crate::storage::sql_payment::payment).transpose()
             }
 
             async fn create_payment(

@@ -77,6 +77,9 @@ pub(super) const ORDER_COLUMNS: &str =
 /// A row selected with [`ORDER_COLUMNS`].
 pub(super) type OrderRow = (String, String, i64, String, i64, Option<String>, String);
 
+/// The obligor a case number belongs to.
+pub(super) const CASE_OWNER_QUERY: &str = "SELECT obligor_id FROM cases WHERE case_number = $1";
+
 /// Decodes an order from a row selected with [`ORDER_COLUMNS`].
 pub(super) fn order_from_columns(
     id: &str,
@@ -380,10 +383,7 @@ macro_rules! impl_sql_store {
                 &self,
                 case_number: &$crate::domain::CaseNumber,
             ) -> $crate::storage::StoreResult<Option<$crate::domain::ObligorId>> {
-                let owner: Option<String> = sqlx::query_scalar("SELECT obligor_id FROM cases WHERE case_number = $1")
-                    .bind(case_number.as_str())
-                    .fetch_optional(self.reader())
-                    .await?;
+                let owner = self.case_owner_row(case_number.as_str()).await?;
                 owner.as_deref().map($crate::storage::sql_store::obligor_id).transpose()
             }
 

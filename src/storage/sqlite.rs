@@ -26,7 +26,7 @@ use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
-use super::sqlite_files::FileThread;
+use super::sqlite_files::WriterThread;
 use super::sqlite_journal::AuditJournal;
 use super::sqlite_lookups::Lookups;
 use super::sqlite_payments::GroupCommit;
@@ -39,8 +39,9 @@ pub struct SqliteStore {
     pub(super) journal: AuditJournal,
     /// Commits online payments in groups (`sqlite_payments.rs`).
     payments: GroupCommit,
-    /// Writes remittance files on a thread of its own (`sqlite_files.rs`).
-    pub(super) files: FileThread,
+    /// Writes remittance files, and payments' group commits, on a thread of its own
+    /// (`sqlite_files.rs`).
+    pub(super) files: WriterThread,
     /// Looks up the registry for remittance lines (`sqlite_lookups.rs`).
     pub(super) lookups: Arc<Lookups>,
 }
@@ -70,9 +71,9 @@ impl SqliteStore {
         // an in-memory database (one per connection) cannot serve.
         let file = super::sqlite_file(url).ok_or_else(|| super::StoreError::UnsupportedUrl(format!("{url} (SQLite needs a file)")))?;
         let journal = AuditJournal::open(&file, &writer).await?;
-        let files = FileThread::start(&file)?;
+        let files = WriterThread::start(&file)?;
         let lookups = Lookups::new(&file);
-        let payments = GroupCommit::start(writer.clone());
+        let payments = GroupCommit::start(writer.clone(), files.clone());
         Ok(SqliteStore { writer, reader, journal, payments, files, lookups })
     }
 

@@ -16,6 +16,10 @@
 //!
 //! A file is still one transaction (`BEGIN IMMEDIATE` … `COMMIT`): a refusal, a dropped
 //! upload or a crash leaves nothing of it.
+//!
+//! The thread is the process's SQLite writer for whatever else pays for crossing threads per
+//! statement: other writers hand it a whole piece of work ([`WriterThread::run`]), holding the
+//! token likewise. Online payments' group commits do (`sqlite_payments.rs`).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -41,21 +45,26 @@ enum Job {
     Finish { counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
     /// The file was dropped unfinished: roll it back.
     Abandon,
+    /// Another writer's work, run with the connection between files. It holds the sqlx
+    /// writer connection as its token and leaves no transaction open.
+    Run(Box<dyn FnOnce(&Connection) + Send>),
 }
 
-/// The thread that writes files; it ends when the store is dropped.
-pub(super) struct FileThread {
+/// The thread that writes files and runs other writers' work; it ends when the store and
+/// every clone of this are dropped.
+#[derive(Clone)]
+pub(super) struct WriterThread {
     jobs: mpsc::Sender<Job>,
 }
 
-impl FileThread {
+impl WriterThread {
     /// Opens the thread's connection to the database file (already migrated) and starts it.
-    pub(super) fn start(file: &Path) -> StoreResult<FileThread> {
+    pub(super) fn start(file: &Path) -> StoreResult<WriterThread> {
         let connection = open(file)?;
         let runtime = tokio::runtime::Handle::current();
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
-            .name("sqlite-files".into())
+            .name("sqlite-writer".into())
             .spawn(move || {
                 // The token is a sqlx pool connection; giving it back to its pool needs the
                 // runtime, so the thread runs inside it.
@@ -63,15 +72,22 @@ impl FileThread {
                 serve(connection, queue);
             })
             .map_err(|error| StoreError::Corrupt(format!("cannot start the SQLite file writer: {error}")))?;
-        Ok(FileThread { jobs })
+        Ok(WriterThread { jobs })
     }
 
     fn send(&self, job: Job) -> StoreResult<()> {
         self.jobs.send(job).map_err(|_| stopped())
     }
+
+    /// Queues `work` to run on the thread with its connection. The caller must hold the sqlx
+    /// writer connection and move it into `work`, which must end any transaction it opens.
+    /// Its results go back through channels it captures; a panic in it drops them.
+    pub(super) fn run(&self, work: impl FnOnce(&Connection) + Send + 'static) -> StoreResult<()> {
+        self.send(Job::Run(Box::new(work)))
+    }
 }
 
-fn stopped() -> StoreError {
+pub(super) fn stopped() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
@@ -104,7 +120,7 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
         // is told the writer stopped) and rolls it back; the thread goes on with the next.
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job)));
         if handled.is_err() {
-            tracing::error!("the SQLite file writer panicked; the file it was writing is rolled back");
+            tracing::error!("the SQLite writer thread panicked; what it was writing is rolled back");
             open = None;
             roll_back(&connection);
         }
@@ -152,16 +168,44 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job) {
                 roll_back(connection);
             }
         }
+        Job::Run(work) => {
+            if open.take().is_some() {
+                // Cannot happen (one token), but never let work join a file's transaction.
+                tracing::error!("work was sent to the SQLite writer while a file was open; the file is rolled back");
+                roll_back(connection);
+            }
+            work(connection);
+            // Work that failed half-way may have left its transaction open: end it here.
+            roll_back(connection);
+        }
     }
 }
 
 /// Ends the open transaction, if any, keeping nothing of it.
-fn roll_back(connection: &Connection) {
+pub(super) fn roll_back(connection: &Connection) {
     if !connection.is_autocommit() {
         if let Err(error) = connection.execute_batch("ROLLBACK") {
-            tracing::error!(%error, "rolling back a remittance file failed");
+            tracing::error!(%error, "rolling back on the SQLite writer failed");
         }
     }
+}
+
+/// A uniqueness (or primary key) violation, as sqlx's `is_unique_violation`: the one failure
+/// that means another request claimed the same thing.
+pub(super) fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(error, _)
+        if matches!(error.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY))
+}
+
+/// Writes a call's audit row in the open transaction.
+pub(super) fn insert_audit(connection: &Connection, audit: &AuditEntry) -> StoreResult<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO audit_log (at, request_id, actor, key_id, role, action, object, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![audit.at, audit.request_id, audit.actor, audit.key_id, audit.role, audit.action, audit.object, audit.outcome])?;
+    Ok(())
 }
 
 fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
@@ -186,11 +230,9 @@ fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64
         );
     match inserted {
         Ok(id) => Ok(id),
-        // Only the batch id's or the content's uniqueness, as sqlx's is_unique_violation; any
-        // other constraint failing is an error, not another upload's claim.
-        Err(rusqlite::Error::SqliteFailure(error, _))
-            if matches!(error.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
-        {
+        // Only the batch id's or the content's uniqueness; any other constraint failing is
+        // an error, not another upload's claim.
+        Err(error) if is_unique_violation(&error) => {
             Err(StoreError::Conflict(format!("batch {} or its content was claimed by another upload", remittance.batch_id)))
         }
         Err(error) => Err(error.into()),
@@ -376,12 +418,7 @@ fn finish(connection: &Connection, file: &OpenFile, counts: &LineCounts, audit: 
             as_i64(counts.rejected),
             file.remittance_id
         ])?;
-    connection
-        .prepare_cached(
-            "INSERT INTO audit_log (at, request_id, actor, key_id, role, action, object, outcome) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![audit.at, audit.request_id, audit.actor, audit.key_id, audit.role, audit.action, audit.object, audit.outcome])?;
+    insert_audit(connection, audit)?;
     crate::crash_points::reached("remittance.before_commit");
     connection.execute_batch("COMMIT")?;
     crate::crash_points::reached("remittance.after_commit");

@@ -13,14 +13,23 @@
 //! went away while it waited is not written. A failed commit fails every payment of its group,
 //! none of which was acknowledged; their clients' retries (same idempotency keys) find nothing
 //! and pay once.
+//!
+//! The group is written on the SQLite writer thread (`sqlite_files.rs`), its statements
+//! prepared once: through sqlx each of a payment's statements crossed to sqlx's worker thread
+//! and back, and at 2,000 payments a second those crossings were most of the server's CPU.
+//! Now a group crosses once, and each payment is answered from the writer thread once the
+//! commit is durable.
 
 use std::sync::Arc;
 
-use sqlx::{Connection, SqlitePool};
+use rusqlite::{params, Connection};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::payment::{NewPayment, PaymentRecord};
-use super::sql_payment::payment;
+use super::sql_payment::{payment, PAYMENT_COLUMNS, TRACE_PREFIX};
+use super::sqlite_lookups::payment_row;
+use super::sqlite_files::{insert_audit, is_unique_violation, roll_back, stopped, WriterThread};
 use super::{AuditEntry, StoreError, StoreResult};
 
 /// The most payments one commit carries: enough to turn 2,000 a second into a few hundred
@@ -42,72 +51,143 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committer on the database's one writer; it ends when this is dropped.
-    pub(super) fn start(writer: SqlitePool) -> GroupCommit {
+    /// Starts the committer, which takes the database's one writer (`writer`, the token) for
+    /// each group and has `thread` write it; it ends when this is dropped.
+    pub(super) fn start(writer: SqlitePool, thread: WriterThread) -> GroupCommit {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(commit_in_groups(writer, waiting));
+        tokio::spawn(commit_in_groups(writer, thread, waiting));
         GroupCommit { queue }
     }
 
     /// Writes `new` and answers once the commit that carried it is durable.
     pub(super) async fn commit(&self, new: NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord> {
         let (answer, answered) = oneshot::channel();
-        let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
         self.queue.send(Pending { new, audit: audit.clone(), answer }).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 }
 
-async fn commit_in_groups(writer: SqlitePool, mut waiting: mpsc::Receiver<Pending>) {
+async fn commit_in_groups(writer: SqlitePool, thread: WriterThread, mut waiting: mpsc::Receiver<Pending>) {
     let mut group = Vec::with_capacity(MOST_PER_COMMIT);
     while waiting.recv_many(&mut group, MOST_PER_COMMIT).await > 0 {
-        match commit_group(&writer, &group).await {
-            Ok(outcomes) => {
-                for (pending, outcome) in group.drain(..).zip(outcomes) {
-                    // A caller that gave up is answered by its retry (its key replays).
-                    let _ = pending.answer.send(outcome);
-                }
-            }
+        let token = match writer.acquire().await {
+            Ok(token) => token,
             Err(error) => {
-                tracing::warn!(%error, payments = group.len(), "a group commit of payments failed; none of them was acknowledged");
-                let error = Arc::new(error);
-                for pending in group.drain(..) {
-                    let _ = pending.answer.send(Err(StoreError::Shared(error.clone())));
-                }
+                fail(std::mem::take(&mut group), error.into());
+                continue;
             }
+        };
+        let (done, committed) = oneshot::channel::<()>();
+        let payments = std::mem::replace(&mut group, Vec::with_capacity(MOST_PER_COMMIT));
+        // A stopped thread drops the group: each caller is told the writer stopped.
+        let _ = thread.run(move |connection| {
+            commit_group(connection, payments);
+            drop(token);
+            let _ = done.send(());
+        });
+        // Payments arriving meanwhile wait in the queue and make the next group.
+        let _ = committed.await;
+    }
+}
+
+/// Answers every payment of a group that could not be written with `error`.
+fn fail(group: Vec<Pending>, error: StoreError) {
+    tracing::warn!(%error, payments = group.len(), "a group commit of payments failed; none of them was acknowledged");
+    let error = Arc::new(error);
+    for pending in group {
+        let _ = pending.answer.send(Err(StoreError::Shared(error.clone())));
+    }
+}
+
+/// Writes `group` in one transaction and answers each payment once it is durable.
+fn commit_group(connection: &Connection, group: Vec<Pending>) {
+    match write_group(connection, &group) {
+        Ok(outcomes) => {
+            for (pending, outcome) in group.into_iter().zip(outcomes) {
+                // A caller that gave up is answered by its retry (its key replays).
+                let _ = pending.answer.send(outcome);
+            }
+        }
+        Err(error) => {
+            roll_back(connection);
+            fail(group, error);
         }
     }
 }
 
 /// One transaction holding each of `group`'s payments in a savepoint; the outcome of each,
 /// in order, once the transaction is committed.
-async fn commit_group(writer: &SqlitePool, group: &[Pending]) -> StoreResult<Vec<StoreResult<PaymentRecord>>> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+fn write_group(connection: &Connection, group: &[Pending]) -> StoreResult<Vec<StoreResult<PaymentRecord>>> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(group.len());
     for pending in group {
         // A caller gone while its payment waited (cancelled, or past its deadline) was told
         // nothing: its payment is not written, as a transaction of its own would have been
         // rolled back. Its retry, with the same key, pays once.
         if pending.answer.is_closed() {
-            outcomes.push(Err(StoreError::Shared(Arc::new(StoreError::Database(sqlx::Error::PoolClosed)))));
+            outcomes.push(Err(StoreError::Shared(Arc::new(stopped()))));
             continue;
         }
-        let mut savepoint = (*tx).begin().await?;
-        match super::sqlite::insert_payment(&mut savepoint, &pending.new, &pending.audit).await {
-            Ok(row) => {
-                savepoint.commit().await?;
-                outcomes.push(payment(row));
+        connection.execute_batch("SAVEPOINT payment")?;
+        match insert_payment(connection, &pending.new, &pending.audit) {
+            Ok(record) => {
+                connection.execute_batch("RELEASE payment")?;
+                outcomes.push(Ok(record));
             }
             Err(error) => {
-                savepoint.rollback().await?;
+                connection.execute_batch("ROLLBACK TO payment; RELEASE payment")?;
                 outcomes.push(Err(error));
             }
         }
     }
     crate::crash_points::reached("payment.before_commit");
-    tx.commit().await?;
+    connection.execute_batch("COMMIT")?;
     crate::crash_points::reached("payment.after_commit");
     Ok(outcomes)
+}
+
+/// The payment's ONLINE collection, the payment, and the call's audit row.
+fn insert_payment(connection: &Connection, new: &NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord> {
+    let collection_id: i64 = connection
+        .prepare_cached(
+            "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
+             VALUES (?1, ?2, 'ONLINE', ?3, ?4, 'PENDING', ?5) RETURNING collection_id",
+        )?
+        .query_row(
+            params![new.obligor_id.as_str(), new.case_number.as_str(), new.amount.cents(), new.accepted_on.to_string(), new.accepted_at],
+            |row| row.get(0),
+        )?;
+    let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
+    let inserted = connection
+        .prepare_cached(&format!(
+            "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
+             idempotency_key, request_sha256, collection_id, trace_number) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             RETURNING {PAYMENT_COLUMNS}"
+        ))?
+        .query_row(
+            params![
+                new.payer_id,
+                new.account_id,
+                new.case_number.as_str(),
+                new.obligor_id.as_str(),
+                new.amount.cents(),
+                new.channel,
+                new.accepted_on.to_string(),
+                new.accepted_at,
+                new.idempotency_key,
+                new.request_sha256,
+                collection_id,
+                trace_number
+            ],
+            payment_row,
+        );
+    let row = match inserted {
+        Ok(row) => row,
+        Err(error) if is_unique_violation(&error) => return Err(StoreError::Conflict("the idempotency key was used meanwhile".into())),
+        Err(error) => return Err(error.into()),
+    };
+    insert_audit(connection, audit)?;
+    payment(row)
 }
 
 #[cfg(test)]
@@ -171,7 +251,7 @@ mod tests {
     async fn a_group_commits_together_and_a_refused_payment_leaves_the_others_whole() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_payer(&dir).await;
-        let group = GroupCommit::start(store.writer.clone());
+        let group = GroupCommit::start(store.writer.clone(), store.files.clone());
 
         let held = store.writer.acquire().await.unwrap(); // A long write: the payments queue up.
         let mut answers = Vec::new();
@@ -204,7 +284,7 @@ mod tests {
     async fn a_payment_whose_caller_went_away_while_it_waited_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_payer(&dir).await;
-        let group = GroupCommit::start(store.writer.clone());
+        let group = GroupCommit::start(store.writer.clone(), store.files.clone());
 
         let held = store.writer.acquire().await.unwrap();
         let gone = queue(&group, payment("gone", 100)).await;
