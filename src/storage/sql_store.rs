@@ -13,9 +13,27 @@ use super::StoreError;
 use crate::domain::month::parse_iso_date;
 use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMonth};
 
-/// How many obligors a distribution run loads, plans and writes at a time: bounds memory
-/// whatever the number of pending collections.
+/// How many obligors a distribution run's first chunk loads, plans and writes at once.
 pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
+
+/// About how many collections a distribution chunk should carry: the next chunk's obligors
+/// are sized from the collections per obligor seen so far. A chunk of few collections pays
+/// its fixed costs (listing, conservation sums, a durable commit, and the rewrite of every
+/// page its claims touch, which lie all over the collections table) for little; a chunk of
+/// very many holds the writer long and files and payments wait. 30,000 collections take
+/// well under a second.
+pub(super) const COLLECTIONS_PER_CHUNK: u64 = 30_000;
+
+/// The bounds of a chunk's obligors: memory (each obligor's orders and balances are loaded)
+/// and the listing's cost stay bounded whatever the collections per obligor.
+pub(super) const OBLIGORS_PER_CHUNK: std::ops::RangeInclusive<i64> = 100..=5_000;
+
+/// The next chunk's obligors, from the last chunk's collections per obligor.
+pub(super) fn next_chunk_obligors(obligors: u64, collections: u64) -> i64 {
+    let per_obligor = collections.max(1) as f64 / obligors.max(1) as f64;
+    let wanted = (COLLECTIONS_PER_CHUNK as f64 / per_obligor) as i64;
+    wanted.clamp(*OBLIGORS_PER_CHUNK.start(), *OBLIGORS_PER_CHUNK.end())
+}
 
 /// Collections claimed per UPDATE … FROM (VALUES …) (2 parameters each): far below both
 /// databases' parameter limits.
@@ -428,6 +446,7 @@ macro_rules! impl_sql_store {
                 use $crate::domain::distribution::{ObligorInput, OrderLedger, PendingCollection, PendingCorrection, PoolTarget};
                 use $crate::domain::{Bucket, Money};
                 use $crate::storage::sql_store::{self as sql, OBLIGORS_PER_BATCH, ORDER_COLUMNS};
+                let mut chunk_obligors = OBLIGORS_PER_BATCH;
                 use $crate::storage::{RunSummary, StoreError};
 
                 // The run commits chunk by chunk, each chunk's obligors whole, so files and
@@ -440,14 +459,18 @@ macro_rules! impl_sql_store {
                     Self::lock_distribution(&mut tx).await?;
                     // Obligors with pending collections or a correction pool (a CORRECTION row;
                     // one emptied since is planned with nothing and written with nothing).
+                    // Each side stops at its first `$2` obligors in index order: a UNION of
+                    // the whole remainder, sorted then cut, cost every chunk a pass over every
+                    // collection still pending, so a run grew with the square of its size.
                     let batch: Vec<String> = sqlx::query_scalar(
-                        "SELECT obligor_id FROM (SELECT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
-                         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
-                         GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0) pending \
+                        "SELECT obligor_id FROM (SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
+                         ORDER BY obligor_id LIMIT $2) pending \
+                         UNION SELECT obligor_id FROM (SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
+                         GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0 ORDER BY obligor_id LIMIT $2) corrected \
                          ORDER BY obligor_id LIMIT $2",
                     )
                     .bind(&after)
-                    .bind(OBLIGORS_PER_BATCH)
+                    .bind(chunk_obligors)
                     .fetch_all(&mut *tx)
                     .await?;
                     let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
@@ -699,6 +722,7 @@ macro_rules! impl_sql_store {
                     $crate::crash_points::reached("distribution.before_commit");
                     tx.commit().await?;
                     $crate::crash_points::reached("distribution.after_commit");
+                    chunk_obligors = sql::next_chunk_obligors(summary.obligors, summary.collections);
                     run = Some(match run.take() {
                         Some(so_far) => so_far.plus(&summary),
                         None => summary,
@@ -899,3 +923,20 @@ pub(super) type WithholdingOrderRow =
     (String, String, i64, String, i64, Option<String>, String, Option<String>, i64, String);
 
 pub(super) use impl_sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_sized_to_carry_about_the_chunk_collections_within_its_bounds() {
+        // 100 collections an obligor (a few large employers' files): 300 obligors.
+        assert_eq!(next_chunk_obligors(500, 50_000), 300);
+        // 3 an obligor (a whole state's payday): 5,000 obligors, the most a chunk takes.
+        assert_eq!(next_chunk_obligors(500, 1_500), 5_000);
+        // 1,000 an obligor: never fewer than 100 obligors.
+        assert_eq!(next_chunk_obligors(100, 100_000), 100);
+        // A chunk of corrections only (no collections): as many obligors as a chunk takes.
+        assert_eq!(next_chunk_obligors(40, 0), 5_000);
+    }
+}
