@@ -2,11 +2,11 @@
 //! claim of its batch id to its commit, its rows many a statement.
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use super::postgres::PostgresStore;
 use super::remittance::{DirectoryPage, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
-use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK, ROWS_PER_INSERT};
+use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
 use super::{AuditEntry, StoreError, StoreResult};
 
 /// Writes one remittance file in one transaction (rolled back if dropped).
@@ -100,100 +100,173 @@ fn date(line: &StoredLine) -> Option<String> {
     line.pay_date.map(|d| d.to_string())
 }
 
+/// A value of a row sent with `COPY … FROM STDIN`.
+enum Field<'a> {
+    Null,
+    Text(&'a str),
+    Integer(i64),
+    Boolean(bool),
+}
+
+impl<'a> Field<'a> {
+    fn text(value: Option<&'a str>) -> Field<'a> {
+        value.map_or(Field::Null, Field::Text)
+    }
+
+    fn integer(value: Option<i64>) -> Field<'a> {
+        value.map_or(Field::Null, Field::Integer)
+    }
+}
+
+/// Appends one row in COPY's text format: fields separated by tabs, `\N` for NULL, and a
+/// backslash, tab, newline or carriage return within a value escaped with a backslash.
+fn push_row(out: &mut String, fields: &[Field<'_>]) {
+    use std::fmt::Write;
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push('\t');
+        }
+        match field {
+            Field::Null => out.push_str("\\N"),
+            Field::Integer(value) => write!(out, "{value}").expect("writing to a String"),
+            Field::Boolean(value) => out.push(if *value { 't' } else { 'f' }),
+            Field::Text(text) => {
+                for c in text.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+impl PostgresFileWriter {
+    /// Sends `rows` (COPY text format) with `copy` (`COPY t (a, b, …) FROM STDIN`) in the
+    /// file's transaction: one message and PostgreSQL's bulk load path instead of an INSERT
+    /// of bound parameters, parsed and planned, per few hundred rows. Constraints, foreign
+    /// keys and triggers hold as for an INSERT.
+    async fn copy(&mut self, copy: &str, rows: String) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut copy_in = self.tx.copy_in_raw(copy).await?;
+        copy_in.send(rows.into_bytes()).await?;
+        copy_in.finish().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl RemittanceWriter for PostgresFileWriter {
     async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()> {
-        // Many rows per statement: one round trip per few hundred lines, not four per line.
-        let remittance_id = self.remittance_id;
-        let received_at = self.remittance.received_at.as_str();
         for line in &lines {
             line.check_effects()?;
         }
-
-        let collected: Vec<_> = lines.iter().filter_map(|l| l.effects.collect.as_ref().map(|c| (l, c))).collect();
-        for chunk in collected.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, remittance_id, remittance_line) ",
+        let remittance_id = self.remittance_id;
+        let received_at = self.remittance.received_at.as_str();
+        let (mut collections, mut lines_out, mut held, mut notices) = (String::new(), String::new(), String::new(), String::new());
+        for line in &lines {
+            let record = &line.record;
+            let pay_date = date(record);
+            let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
+            if let Some(collection) = &line.effects.collect {
+                push_row(
+                    &mut collections,
+                    &[
+                        Field::text(obligor),
+                        Field::text(collection.case_number.as_deref()),
+                        Field::Text("PAYROLL"),
+                        Field::integer(record.amount.map(|a| a.cents())),
+                        Field::text(pay_date.as_deref()),
+                        Field::Text("PENDING"),
+                        Field::Text(received_at),
+                        Field::Integer(remittance_id),
+                        Field::Integer(line_number(record)),
+                    ],
+                );
+            }
+            push_row(
+                &mut lines_out,
+                &[
+                    Field::Integer(remittance_id),
+                    Field::Integer(line_number(record)),
+                    Field::Text(&record.status),
+                    Field::text(record.employer_fein.as_deref()),
+                    Field::text(record.case_number.as_deref()),
+                    Field::text(record.ssn_last4.as_deref()),
+                    Field::integer(record.amount.map(|a| a.cents())),
+                    Field::text(pay_date.as_deref()),
+                    Field::text(obligor),
+                    Field::Boolean(record.prenote),
+                    Field::Text(&record.problems_json()),
+                ],
             );
-            insert.push_values(chunk, |mut row, (line, collection)| {
-                let record = &line.record;
-                row.push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
-                    .push_bind(collection.case_number.clone())
-                    .push_bind("PAYROLL")
-                    .push_bind(record.amount.map(|a| a.cents()))
-                    .push_bind(date(record))
-                    .push_bind("PENDING")
-                    .push_bind(received_at)
-                    .push_bind(remittance_id)
-                    .push_bind(line_number(record));
-            });
-            insert.build().execute(&mut *self.tx).await?;
+            if let Some(hold) = &line.effects.suspense {
+                push_row(
+                    &mut held,
+                    &[
+                        Field::Integer(remittance_id),
+                        Field::Integer(line_number(record)),
+                        Field::text(record.employer_fein.as_deref()),
+                        Field::text(record.case_number.as_deref()),
+                        Field::text(hold.ssn_hmac.as_deref()),
+                        Field::text(record.ssn_last4.as_deref()),
+                        Field::integer(record.amount.map(|a| a.cents())),
+                        Field::text(pay_date.as_deref()),
+                        Field::Text(&hold.reason),
+                        Field::Text("OPEN"),
+                        Field::Text(received_at),
+                    ],
+                );
+            }
+            if line.effects.termination_notice {
+                push_row(
+                    &mut notices,
+                    &[
+                        Field::Integer(remittance_id),
+                        Field::Integer(line_number(record)),
+                        Field::text(record.employer_fein.as_deref()),
+                        Field::text(obligor),
+                        Field::text(record.case_number.as_deref()),
+                        Field::text(record.ssn_last4.as_deref()),
+                        Field::text(pay_date.as_deref()),
+                        Field::Text(received_at),
+                    ],
+                );
+            }
         }
-
-        for chunk in lines.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, \
-                 pay_date, obligor_id, prenote, problems) ",
-            );
-            insert.push_values(chunk, |mut row, line| {
-                let record = &line.record;
-                row.push_bind(remittance_id)
-                    .push_bind(line_number(record))
-                    .push_bind(record.status.as_str())
-                    .push_bind(record.employer_fein.as_deref())
-                    .push_bind(record.case_number.as_deref())
-                    .push_bind(record.ssn_last4.as_deref())
-                    .push_bind(record.amount.map(|a| a.cents()))
-                    .push_bind(date(record))
-                    .push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
-                    .push_bind(record.prenote)
-                    .push_bind(record.problems_json());
-            });
-            insert.build().execute(&mut *self.tx).await?;
-        }
-
-        let held: Vec<_> = lines.iter().filter_map(|l| l.effects.suspense.as_ref().map(|h| (l, h))).collect();
-        for chunk in held.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, \
-                 pay_date, reason, state, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, (line, hold)| {
-                let record = &line.record;
-                row.push_bind(remittance_id)
-                    .push_bind(line_number(record))
-                    .push_bind(record.employer_fein.as_deref())
-                    .push_bind(record.case_number.as_deref())
-                    .push_bind(hold.ssn_hmac.as_deref())
-                    .push_bind(record.ssn_last4.as_deref())
-                    .push_bind(record.amount.map(|a| a.cents()))
-                    .push_bind(date(record))
-                    .push_bind(hold.reason.as_str())
-                    .push_bind("OPEN")
-                    .push_bind(received_at);
-            });
-            insert.build().execute(&mut *self.tx).await?;
-        }
-
-        let notices: Vec<_> = lines.iter().filter(|l| l.effects.termination_notice).collect();
-        for chunk in notices.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, line| {
-                let record = &line.record;
-                row.push_bind(remittance_id)
-                    .push_bind(line_number(record))
-                    .push_bind(record.employer_fein.as_deref())
-                    .push_bind(record.obligor_id.as_ref().map(|o| o.to_string()))
-                    .push_bind(record.case_number.as_deref())
-                    .push_bind(record.ssn_last4.as_deref())
-                    .push_bind(date(record))
-                    .push_bind(received_at);
-            });
-            insert.build().execute(&mut *self.tx).await?;
-        }
-        Ok(())
+        // In the order the tables were written before: a batch's collections, its lines, then
+        // what it holds and the notices it gives.
+        self.copy(
+            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, remittance_id, \
+             remittance_line) FROM STDIN",
+            collections,
+        )
+        .await?;
+        self.copy(
+            "COPY remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, pay_date, \
+             obligor_id, prenote, problems) FROM STDIN",
+            lines_out,
+        )
+        .await?;
+        self.copy(
+            "COPY suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, pay_date, \
+             reason, state, created_at) FROM STDIN",
+            held,
+        )
+        .await?;
+        self.copy(
+            "COPY termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) \
+             FROM STDIN",
+            notices,
+        )
+        .await
     }
 
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
@@ -217,5 +290,22 @@ impl RemittanceWriter for PostgresFileWriter {
         tx.commit().await?;
         crate::crash_points::reached("remittance.after_commit");
         Ok(RemittanceSummary::committed(remittance_id, remittance, counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_row_separates_fields_with_tabs_marks_null_and_escapes_what_would_end_a_field() {
+        let mut out = String::new();
+        push_row(
+            &mut out,
+            &[Field::Integer(-42), Field::Null, Field::Boolean(true), Field::Text("a\tb\nc\rd\\e \\N"), Field::Text("")],
+        );
+        assert_eq!(out, "-42\t\\N\tt\ta\\tb\\nc\\rd\\\\e \\\\N\t\n");
+        push_row(&mut out, &[Field::text(None), Field::integer(Some(7)), Field::Boolean(false)]);
+        assert_eq!(out.lines().nth(1), Some("\\N\t7\tf"));
     }
 }

@@ -108,25 +108,7 @@ impl SqliteStore {
         self.lookups.read(|connection| {
             connection
                 .prepare_cached(PAYER_QUERY)?
-                .query_row([payer_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                        row.get(7)?,
-                        row.get(8)?,
-                        row.get(9)?,
-                        row.get(10)?,
-                        row.get(11)?,
-                        row.get(12)?,
-                        row.get(13)?,
-                        row.get(14)?,
-                    ))
-                })
+                .query_row([payer_id], |row| PayerRow::try_from(row))
                 .optional()
         })
     }
@@ -140,9 +122,7 @@ impl SqliteStore {
     pub(super) async fn obligor_order_rows(&self, obligor_id: &str) -> StoreResult<Vec<ObligorOrderRow>> {
         self.lookups.read(|connection| {
             let mut orders = connection.prepare_cached(&obligor_orders_query())?;
-            let rows = orders.query_map([obligor_id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
-            })?;
+            let rows = orders.query_map([obligor_id], |row| ObligorOrderRow::try_from(row))?;
             rows.collect()
         })
     }
@@ -162,17 +142,5 @@ impl SqliteStore {
 
 /// A row selected with [`PAYMENT_COLUMNS`](super::sql_payment::PAYMENT_COLUMNS).
 pub(super) fn payment_row(row: &Row<'_>) -> rusqlite::Result<PaymentRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-        row.get(10)?,
-    ))
+    PaymentRow::try_from(row)
 }
