@@ -11,7 +11,7 @@ use gateway::storage::{AuditEntry, NewCollection, SqliteStore, Store};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 /// Money as an earlier version wrote it: two runs (a distribution and a reversal), a pool of
-/// two collections and its allocations, one of them reversed.
+/// two collections and its allocations, one of them reversed, and a collection still pending.
 const BEFORE_0010: &str = "
     INSERT INTO obligors VALUES ('OB-1', 'hmac', '6789', 'Smith', 'John');
     INSERT INTO cases VALUES ('12345678', 'OB-1');
@@ -21,7 +21,8 @@ const BEFORE_0010: &str = "
     INSERT INTO pools (run_id, obligor_id, effective_date, amount_cents) VALUES (1, 'OB-1', '2026-09-15', 40000);
     INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, pool_id, received_at)
         VALUES ('OB-1', '12345678', 'MANUAL', 30000, '2026-09-15', 'DISTRIBUTED', 1, 't'),
-               ('OB-1', '12345678', 'ONLINE', 10000, '2026-09-15', 'REVERSED', 1, 't');
+               ('OB-1', '12345678', 'ONLINE', 10000, '2026-09-15', 'REVERSED', 1, 't'),
+               ('OB-1', '12345678', 'ONLINE', 2500, '2026-10-01', 'PENDING', NULL, 't');
     INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents)
         VALUES (1, 1, 'OB-1', 'A', 'CURRENT', '2026-09', '2026-09-15', 30000),
                (1, 1, 'OB-1', 'A', 'ARREARS', NULL, '2026-09-15', 5000),
@@ -78,6 +79,22 @@ async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
     let balances: Vec<(String, String, String, i64)> =
         sqlx::query_as("SELECT order_id, bucket, month, paid_cents FROM order_balances ORDER BY bucket").fetch_all(&pool).await.unwrap();
     assert_eq!(balances, [("A".into(), "ARREARS".into(), String::new(), 3750), ("A".into(), "CURRENT".into(), "2026-09".into(), 22500)]);
+    // What became of each collection (0018): the pool's two claimed, one of them reversed,
+    // and the pending one queued with its amount and date; every id kept.
+    let collections: Vec<(i64, i64, bool)> =
+        sqlx::query_as("SELECT collection_id, amount_cents, reversed FROM collections ORDER BY collection_id").fetch_all(&pool).await.unwrap();
+    assert_eq!(collections, [(1, 30000, false), (2, 10000, true), (3, 2500, false)]);
+    let claims: Vec<(String, i64, i64, i64)> =
+        sqlx::query_as("SELECT obligor_id, collection_id, pool_id, amount_cents FROM collection_claims ORDER BY collection_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(claims, [("OB-1".into(), 1, 1, 30000), ("OB-1".into(), 2, 1, 10000)]);
+    let queued: Vec<(String, i64, i64, String)> =
+        sqlx::query_as("SELECT obligor_id, collection_id, amount_cents, effective_date FROM pending_collections").fetch_all(&pool).await.unwrap();
+    assert_eq!(queued, [("OB-1".into(), 3, 2500, "2026-10-01".into())]);
+    let reclaimed = sqlx::query("UPDATE collection_claims SET pool_id = 1").execute(&pool).await.unwrap_err();
+    assert!(reclaimed.to_string().contains("append-only"), "{reclaimed}");
     let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&pool).await.unwrap();
     assert!(broken.is_empty(), "{broken:?}");
     let altered = sqlx::query("UPDATE allocations SET amount_cents = 1 WHERE allocation_id = 1").execute(&pool).await.unwrap_err();
@@ -109,7 +126,8 @@ async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
     assert_eq!(run.run_id, 3);
     let written = store.allocations_after(6, 10).await.unwrap();
     assert!(!written.is_empty() && written.iter().all(|a| a.allocation_id > 6 && a.run_id == 3));
-    assert_eq!(written.iter().map(|a| a.amount).sum::<Money>(), Money::from_cents(100_00));
+    assert_eq!(run.collections, 2, "the collection pending before the upgrade and the one received after");
+    assert_eq!(written.iter().map(|a| a.amount).sum::<Money>(), Money::from_cents(125_00));
     // The upgraded ledger verifies whole.
     use gateway::storage::verify::VerifyStore;
     let report = store.verify_ledger("2026-10-16T00:00:00.000Z").await.unwrap();

@@ -91,7 +91,7 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
     assert!(first.ok, "{:?}", breaches(&first));
     let pools = first.checks.iter().find(|c| c.name == "pools_conserved").unwrap();
     assert!(pools.checked >= 3, "{pools:?}");
-    assert_eq!(first.checks.len(), 11);
+    assert_eq!(first.checks.len(), 12);
     // Verified again, the sealed rows are checked against their seal.
     let second = verify(&app).await;
     assert!(second.ok, "{:?}", breaches(&second));

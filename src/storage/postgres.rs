@@ -361,8 +361,8 @@ async fn insert_payment(
 ) -> crate::storage::StoreResult<crate::storage::sql_payment::PaymentRow> {
     use crate::storage::sql_payment::{PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
     let collection_id: i64 = sqlx::query_scalar(
-        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
-         VALUES ($1, $2, 'ONLINE', $3, $4, 'PENDING', $5) RETURNING collection_id",
+        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
+         VALUES ($1, $2, 'ONLINE', $3, $4, $5) RETURNING collection_id",
     )
     .bind(new.obligor_id.as_str())
     .bind(new.case_number.as_str())

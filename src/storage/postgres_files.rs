@@ -184,7 +184,6 @@ impl RemittanceWriter for PostgresFileWriter {
                         Field::Text("PAYROLL"),
                         Field::integer(record.amount.map(|a| a.cents())),
                         Field::text(pay_date.as_deref()),
-                        Field::Text("PENDING"),
                         Field::Text(received_at),
                         Field::Integer(remittance_id),
                         Field::Integer(line_number(record)),
@@ -244,7 +243,7 @@ impl RemittanceWriter for PostgresFileWriter {
         // In the order the tables were written before: a batch's collections, its lines, then
         // what it holds and the notices it gives.
         self.copy(
-            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, remittance_id, \
+            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, remittance_id, \
              remittance_line) FROM STDIN",
             collections,
         )

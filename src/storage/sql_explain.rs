@@ -95,12 +95,14 @@ macro_rules! impl_sql_explain {
                 use $crate::domain::{CollectionSource, Money};
                 use $crate::storage::explain::{CollectionFacts, PoolFacts};
                 use $crate::storage::sql_explain::{entry, EntryRow, ENTRY_SELECT};
-                use $crate::storage::sql_store::{self as sql, ORDER_COLUMNS};
+                use $crate::storage::sql_store::{self as sql, COLLECTION_STATUS, COLLECTION_WITH_CLAIM, ORDER_COLUMNS};
                 use $crate::storage::{CollectionRecord, StoreError};
 
                 type CollectionRow = (i64, String, Option<String>, String, i64, String, String, Option<i64>, String);
-                const COLLECTION_COLUMNS: &str =
-                    "collection_id, obligor_id, case_number, source, amount_cents, effective_date, status, pool_id, received_at";
+                let collection_columns = format!(
+                    "c.collection_id, c.obligor_id, c.case_number, c.source, c.amount_cents, c.effective_date, {COLLECTION_STATUS}, \
+                     k.pool_id, c.received_at"
+                );
                 fn record(row: CollectionRow) -> Result<(CollectionRecord, Option<i64>, String), StoreError> {
                     let (id, obligor, case, source, cents, effective_date, status, pool_id, received_at) = row;
                     let collection = CollectionRecord {
@@ -117,7 +119,7 @@ macro_rules! impl_sql_explain {
 
                 // One snapshot for every statement, so the figures agree with each other.
                 let mut tx = self.begin_snapshot().await?;
-                let row: Option<CollectionRow> = sqlx::query_as(&format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE collection_id = $1"))
+                let row: Option<CollectionRow> = sqlx::query_as(&format!("SELECT {collection_columns} FROM {COLLECTION_WITH_CLAIM} WHERE c.collection_id = $1"))
                     .bind(collection_id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -138,7 +140,8 @@ macro_rules! impl_sql_explain {
                                 .fetch_one(&mut *tx)
                                 .await?;
                         let members: Vec<CollectionRow> = sqlx::query_as(&format!(
-                            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE pool_id = $1 ORDER BY collection_id"
+                            "SELECT {collection_columns} FROM collection_claims k JOIN collections c ON c.collection_id = k.collection_id \
+                             WHERE k.pool_id = $1 ORDER BY c.collection_id"
                         ))
                         .bind(pool_id)
                         .fetch_all(&mut *tx)

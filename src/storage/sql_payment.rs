@@ -284,13 +284,27 @@ macro_rules! impl_sql_payments {
                     }
                     return Ok(ReturnOutcome::AlreadyReturned(previous));
                 }
-                let (status, pool_id, cents, obligor): (String, Option<i64>, i64, String) =
-                    sqlx::query_as("SELECT status, pool_id, amount_cents, obligor_id FROM collections WHERE collection_id = $1")
-                        .bind(collection_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                use $crate::storage::sql_store::{COLLECTION_STATUS, COLLECTION_WITH_CLAIM};
+                let (status, pool_id, cents, obligor): (String, Option<i64>, i64, String) = sqlx::query_as(&format!(
+                    "SELECT {COLLECTION_STATUS}, k.pool_id, c.amount_cents, c.obligor_id FROM {COLLECTION_WITH_CLAIM} WHERE c.collection_id = $1"
+                ))
+                .bind(collection_id)
+                .fetch_one(&mut *tx)
+                .await?;
                 let outcome = match (status.as_str(), pool_id) {
-                    ("PENDING", _) => ReturnOutcome::CancelledBeforeDistribution,
+                    ("PENDING", _) => {
+                        // Out of the queue, so no run takes it; a run that took it meanwhile
+                        // (PostgreSQL) leaves nothing to take out, and the caller retries.
+                        let dequeued = sqlx::query("DELETE FROM pending_collections WHERE obligor_id = $1 AND collection_id = $2")
+                            .bind(&obligor)
+                            .bind(collection_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        if dequeued.rows_affected() != 1 {
+                            return Err(StoreError::Conflict(format!("collection {collection_id} was distributed as it was returned")));
+                        }
+                        ReturnOutcome::CancelledBeforeDistribution
+                    }
                     ("DISTRIBUTED", Some(pool_id)) => {
                         let (effective_date,): (String,) =
                             sqlx::query_as("SELECT effective_date FROM pools WHERE pool_id = $1").bind(pool_id).fetch_one(&mut *tx).await?;
@@ -346,7 +360,7 @@ macro_rules! impl_sql_payments {
                     }
                     (other, _) => return Err(StoreError::Conflict(format!("collection {collection_id} is {other}"))),
                 };
-                sqlx::query("UPDATE collections SET status = 'REVERSED' WHERE collection_id = $1").bind(collection_id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE collections SET reversed = TRUE WHERE collection_id = $1").bind(collection_id).execute(&mut *tx).await?;
                 sqlx::query("UPDATE payments SET return_code = $1, returned_at = $2 WHERE payment_id = $3")
                     .bind(code)
                     .bind(returned_at)

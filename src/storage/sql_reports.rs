@@ -85,7 +85,7 @@ macro_rules! impl_sql_reports {
             async fn pending_total(&self) -> $crate::storage::StoreResult<$crate::domain::Money> {
                 // Pending collections and the correction pools waiting for the next run.
                 let (cents,): (i64,) = sqlx::query_as(
-                    "SELECT CAST((SELECT COALESCE(SUM(amount_cents), 0) FROM collections WHERE status = 'PENDING') \
+                    "SELECT CAST((SELECT COALESCE(SUM(amount_cents), 0) FROM pending_collections) \
                      + (SELECT COALESCE(SUM(amount_cents), 0) FROM allocations WHERE bucket = 'CORRECTION') AS BIGINT)",
                 )
                 .fetch_one(self.reader())

@@ -35,9 +35,19 @@ pub(super) fn next_chunk_obligors(obligors: u64, collections: u64) -> i64 {
     wanted.clamp(*OBLIGORS_PER_CHUNK.start(), *OBLIGORS_PER_CHUNK.end())
 }
 
-/// Collections claimed per UPDATE … FROM (VALUES …) (2 parameters each): far below both
-/// databases' parameter limits.
+/// Collections claimed per statement pair: a DELETE from the queue (2 + 500 parameters) and
+/// an INSERT of claims (4 parameters each, 2,000): far below both databases' limits.
 pub(super) const CLAIM_CHUNK: usize = 500;
+
+/// A collection with its claim, if any (migration 0018): `collections` keeps what was
+/// received; the queue and the claims keep what became of it.
+pub(super) const COLLECTION_WITH_CLAIM: &str =
+    "collections c LEFT JOIN collection_claims k ON k.obligor_id = c.obligor_id AND k.collection_id = c.collection_id";
+
+/// A collection's status over [`COLLECTION_WITH_CLAIM`]: reversed whether claimed or not;
+/// otherwise distributed once claimed, and pending until then.
+pub(super) const COLLECTION_STATUS: &str =
+    "CASE WHEN c.reversed THEN 'REVERSED' WHEN k.pool_id IS NOT NULL THEN 'DISTRIBUTED' ELSE 'PENDING' END";
 
 /// Rows per multi-row INSERT (at most 14 parameters a row: 7,000 a statement, far below both
 /// databases' limits).
@@ -412,8 +422,8 @@ macro_rules! impl_sql_store {
             ) -> $crate::storage::StoreResult<$crate::storage::CollectionRecord> {
                 let mut tx = self.writer().begin().await?;
                 let collection_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'PENDING', $6) RETURNING collection_id",
+                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING collection_id",
                 )
                 .bind(collection.obligor_id.as_str())
                 .bind(collection.case_number.as_ref().map(|c| c.as_str()))
@@ -463,7 +473,7 @@ macro_rules! impl_sql_store {
                     // the whole remainder, sorted then cut, cost every chunk a pass over every
                     // collection still pending, so a run grew with the square of its size.
                     let batch: Vec<String> = sqlx::query_scalar(
-                        "SELECT obligor_id FROM (SELECT DISTINCT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id > $1 \
+                        "SELECT obligor_id FROM (SELECT DISTINCT obligor_id FROM pending_collections WHERE obligor_id > $1 \
                          ORDER BY obligor_id LIMIT $2) pending \
                          UNION SELECT obligor_id FROM (SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
                          GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0 ORDER BY obligor_id LIMIT $2) corrected \
@@ -490,21 +500,25 @@ macro_rules! impl_sql_store {
                     let mut summary = RunSummary { run_id, ..RunSummary::default() };
                     let mut collected = Money::ZERO;
                     const PENDING_IN_RANGE: &str =
-                        "SELECT obligor_id FROM collections WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2 \
+                        "SELECT obligor_id FROM pending_collections WHERE obligor_id BETWEEN $1 AND $2 \
                          UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id BETWEEN $1 AND $2";
 
                     let mut inputs: BTreeMap<String, ObligorInput> = BTreeMap::new();
+                    // The queue carries what the plan needs: a run never reads `collections`,
+                    // whose rows lie in the order received, not by obligor (migration 0018).
                     let pending: Vec<(i64, String, i64, String)> = sqlx::query_as(
-                        "SELECT collection_id, obligor_id, amount_cents, effective_date FROM collections \
-                         WHERE status = 'PENDING' AND obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id",
+                        "SELECT collection_id, obligor_id, amount_cents, effective_date FROM pending_collections \
+                         WHERE obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id",
                     )
                     .bind(first)
                     .bind(last)
                     .fetch_all(&mut *tx)
                     .await?;
+                    let mut pending_amounts: std::collections::HashMap<i64, i64> = std::collections::HashMap::with_capacity(pending.len());
                     for (id, obligor, cents, effective_date) in pending {
                         let amount = Money::from_cents(cents);
                         collected += amount;
+                        pending_amounts.insert(id, cents);
                         // An obligor whose first collection arrived since the batch was listed
                         // is planned with the rest of its range: its orders are loaded below.
                         let input = match inputs.entry(obligor) {
@@ -575,7 +589,8 @@ macro_rules! impl_sql_store {
                     // The chunk's new pools (id, obligor, effective date, amount) and the
                     // collections each takes (collection id, pool id), written many at a time.
                     let mut new_pools: Vec<(i64, &str, String, i64)> = Vec::new();
-                    let mut claims: Vec<(i64, i64)> = Vec::new();
+                    // (obligor, collection id, pool id, amount), in obligor order as planned.
+                    let mut claims: Vec<(&str, i64, i64, i64)> = Vec::new();
                     let new_pool_count = plans
                         .iter()
                         .flat_map(|plan| &plan.pools)
@@ -603,7 +618,12 @@ macro_rules! impl_sql_store {
                                     PoolTarget::New => {
                                         let pool_id = pool_ids.next().ok_or_else(|| StoreError::Corrupt("fewer pool ids than new pools".into()))?;
                                         new_pools.push((pool_id, plan.obligor_id.as_str(), effective_date.clone(), part.amount.cents()));
-                                        claims.extend(pool.collection_ids.iter().map(|&collection_id| (collection_id, pool_id)));
+                                        for &collection_id in &pool.collection_ids {
+                                            let cents = *pending_amounts.get(&collection_id).ok_or_else(|| {
+                                                StoreError::Corrupt(format!("the plan pooled collection {collection_id}, which was not pending"))
+                                            })?;
+                                            claims.push((plan.obligor_id.as_str(), collection_id, pool_id, cents));
+                                        }
                                         summary.pools += 1;
                                         summary.collections += pool.collection_ids.len() as u64;
                                         summary.total += part.amount;
@@ -637,22 +657,34 @@ macro_rules! impl_sql_store {
                         });
                         insert.build().execute(&mut *tx).await?;
                     }
-                    // Each collection is taken only while still pending: one another run took
-                    // meanwhile makes the count fall short, and the chunk is rolled back.
+                    // Each collection is taken out of the queue, then claimed: one a cancellation
+                    // (or, on PostgreSQL, another writer) took meanwhile makes the count fall
+                    // short, and the chunk is rolled back; the claim's key takes a collection
+                    // once. Both touch only the chunk's range of obligors: each statement's
+                    // deletes are bounded by its own first and last obligor (claims are in
+                    // obligor order), so the key's range scan reads about its own rows.
+                    claims.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
                     for chunk in claims.chunks(sql::CLAIM_CHUNK) {
-                        let mut claim = sqlx::QueryBuilder::<$db>::new(
-                            "UPDATE collections SET status = 'DISTRIBUTED', pool_id = claimed.column2 FROM (",
-                        );
-                        claim.push_values(chunk, |mut row, (collection_id, pool_id)| {
-                            row.push_bind(*collection_id).push_bind(*pool_id);
-                        });
-                        claim.push(") AS claimed WHERE collections.collection_id = claimed.column1 AND collections.status = 'PENDING'");
-                        let claimed = claim.build().execute(&mut *tx).await?;
-                        if claimed.rows_affected() != chunk.len() as u64 {
+                        let (Some(low), Some(high)) = (chunk.first(), chunk.last()) else { continue };
+                        let mut dequeue = sqlx::QueryBuilder::<$db>::new("DELETE FROM pending_collections WHERE obligor_id BETWEEN ");
+                        dequeue.push_bind(low.0.to_owned()).push(" AND ").push_bind(high.0.to_owned()).push(" AND collection_id IN (");
+                        let mut ids = dequeue.separated(", ");
+                        for (_, collection_id, _, _) in chunk {
+                            ids.push_bind(*collection_id);
+                        }
+                        dequeue.push(")");
+                        let dequeued = dequeue.build().execute(&mut *tx).await?;
+                        if dequeued.rows_affected() != chunk.len() as u64 {
                             return Err(StoreError::Conflict(format!(
                                 "a collection of run {run_id}'s chunk (obligors {first} to {last}) is no longer pending"
                             )));
                         }
+                        let mut claim =
+                            sqlx::QueryBuilder::<$db>::new("INSERT INTO collection_claims (obligor_id, collection_id, pool_id, amount_cents) ");
+                        claim.push_values(chunk, |mut row, (obligor, collection_id, pool_id, cents)| {
+                            row.push_bind(obligor.to_string()).push_bind(*collection_id).push_bind(*pool_id).push_bind(*cents);
+                        });
+                        claim.build().execute(&mut *tx).await?;
                     }
                     summary.allocations += rows.len() as u64;
                     // In the order planned, so the allocation export lists them as written.
@@ -685,8 +717,8 @@ macro_rules! impl_sql_store {
                         "SELECT \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE pool_id >= $2 AND +run_id = $1), \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE pool_id >= $2 AND +run_id = $1), \
-                           (SELECT CAST(COALESCE(SUM(c.amount_cents), 0) AS BIGINT) FROM collections c JOIN pools p ON p.pool_id = c.pool_id \
-                            WHERE p.pool_id >= $2 AND +p.run_id = $1), \
+                           (SELECT CAST(COALESCE(SUM(k.amount_cents), 0) AS BIGINT) FROM collection_claims k JOIN pools p ON p.pool_id = k.pool_id \
+                            WHERE k.pool_id >= $2 AND +p.run_id = $1), \
                            (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations \
                             WHERE allocation_id > $3 AND +run_id = $1 AND +pool_id < $2)",
                     )

@@ -210,8 +210,8 @@ macro_rules! impl_sql_suspense {
                         .fetch_one(&mut *tx)
                         .await?;
                 let collection_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, \
-                     remittance_id, remittance_line) VALUES ($1, $2, 'PAYROLL', $3, $4, 'PENDING', $5, $6, $7) RETURNING collection_id",
+                    "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, \
+                     remittance_id, remittance_line) VALUES ($1, $2, 'PAYROLL', $3, $4, $5, $6, $7) RETURNING collection_id",
                 )
                 .bind(obligor.as_str())
                 .bind(case_number.map(|c| c.as_str()))

@@ -13,19 +13,33 @@ pub(super) struct SqlCheck {
     pub breaches: &'static str,
 }
 
-pub(super) const CHECKS: [SqlCheck; 9] = [
+pub(super) const CHECKS: [SqlCheck; 10] = [
     SqlCheck {
         name: "collections_conserved",
-        what: "every collection is pending, distributed in a pool, or reversed by entries taking back exactly its amount",
+        what: "every collection is pending (queued with its amount and date), distributed (claimed by a pool for its amount), \
+               or reversed: unclaimed and not queued, or claimed and taken back by entries of exactly its amount",
         count: "SELECT COUNT(*) FROM collections",
-        breaches: "SELECT 'collection ' || CAST(c.collection_id AS TEXT) || ' ' || c.status FROM collections c \
+        breaches: "SELECT 'collection ' || CAST(c.collection_id AS TEXT) FROM collections c \
+                   LEFT JOIN pending_collections q ON q.obligor_id = c.obligor_id AND q.collection_id = c.collection_id \
+                   LEFT JOIN collection_claims k ON k.obligor_id = c.obligor_id AND k.collection_id = c.collection_id \
                    LEFT JOIN (SELECT reversal_of, SUM(amount_cents) AS taken FROM allocations WHERE reversal_of IS NOT NULL GROUP BY reversal_of) r \
                    ON r.reversal_of = c.collection_id \
-                   WHERE NOT ((c.status = 'PENDING' AND c.pool_id IS NULL AND r.taken IS NULL) \
-                   OR (c.status = 'DISTRIBUTED' AND c.pool_id IS NOT NULL AND r.taken IS NULL) \
-                   OR (c.status = 'REVERSED' AND c.pool_id IS NULL AND r.taken IS NULL) \
-                   OR (c.status = 'REVERSED' AND c.pool_id IS NOT NULL AND r.taken = -c.amount_cents)) \
+                   WHERE NOT ((NOT c.reversed AND q.collection_id IS NOT NULL AND k.collection_id IS NULL AND r.taken IS NULL \
+                               AND q.amount_cents = c.amount_cents AND q.effective_date = c.effective_date) \
+                   OR (NOT c.reversed AND q.collection_id IS NULL AND k.amount_cents = c.amount_cents AND r.taken IS NULL) \
+                   OR (c.reversed AND q.collection_id IS NULL AND k.collection_id IS NULL AND r.taken IS NULL) \
+                   OR (c.reversed AND q.collection_id IS NULL AND k.amount_cents = c.amount_cents AND r.taken = -c.amount_cents)) \
                    ORDER BY c.collection_id",
+    },
+    SqlCheck {
+        name: "claims_and_queue_are_of_collections",
+        what: "every queued or claimed collection exists, of the obligor it is filed under",
+        count: "SELECT (SELECT COUNT(*) FROM pending_collections) + (SELECT COUNT(*) FROM collection_claims)",
+        breaches: "SELECT 'queued collection ' || CAST(q.collection_id AS TEXT) FROM pending_collections q \
+                   LEFT JOIN collections c ON c.collection_id = q.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> q.obligor_id \
+                   UNION ALL \
+                   SELECT 'claimed collection ' || CAST(k.collection_id AS TEXT) FROM collection_claims k \
+                   LEFT JOIN collections c ON c.collection_id = k.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> k.obligor_id",
     },
     SqlCheck {
         name: "pools_conserved",
@@ -33,9 +47,10 @@ pub(super) const CHECKS: [SqlCheck; 9] = [
         count: "SELECT COUNT(*) FROM pools",
         breaches: "SELECT 'pool ' || CAST(p.pool_id AS TEXT) FROM pools p \
                    LEFT JOIN (SELECT pool_id, SUM(amount_cents) AS held FROM allocations GROUP BY pool_id) a ON a.pool_id = p.pool_id \
-                   LEFT JOIN (SELECT pool_id, SUM(amount_cents) AS claimed, \
-                              SUM(CASE WHEN status = 'REVERSED' THEN amount_cents ELSE 0 END) AS reversed \
-                              FROM collections WHERE pool_id IS NOT NULL GROUP BY pool_id) c ON c.pool_id = p.pool_id \
+                   LEFT JOIN (SELECT k.pool_id, SUM(k.amount_cents) AS claimed, \
+                              SUM(CASE WHEN c.reversed THEN k.amount_cents ELSE 0 END) AS reversed \
+                              FROM collection_claims k JOIN collections c ON c.collection_id = k.collection_id \
+                              GROUP BY k.pool_id) c ON c.pool_id = p.pool_id \
                    WHERE COALESCE(c.claimed, 0) <> p.amount_cents OR COALESCE(a.held, 0) <> p.amount_cents - COALESCE(c.reversed, 0) \
                    ORDER BY p.pool_id",
     },
@@ -116,7 +131,7 @@ pub(super) const CHECKS: [SqlCheck; 9] = [
         breaches: "SELECT 'payment ' || CAST(p.payment_id AS TEXT) FROM payments p \
                    LEFT JOIN collections c ON c.collection_id = p.collection_id \
                    WHERE c.collection_id IS NULL OR c.amount_cents <> p.amount_cents \
-                   OR (p.return_code IS NULL AND c.status = 'REVERSED') OR (p.return_code IS NOT NULL AND c.status <> 'REVERSED') \
+                   OR (p.return_code IS NULL AND c.reversed) OR (p.return_code IS NOT NULL AND NOT c.reversed) \
                    ORDER BY p.payment_id",
     },
 ];

@@ -307,7 +307,7 @@ fn write_lines(connection: &Connection, file: &OpenFile, lines: &[LineToWrite]) 
     let collected: Vec<&LineToWrite> = lines.iter().filter(|l| l.effects.collect.is_some()).collect();
     insert_rows(
         connection,
-        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at, \
+        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, \
          remittance_id, remittance_line)",
         &collected,
         |line| {
@@ -318,7 +318,6 @@ fn write_lines(connection: &Connection, file: &OpenFile, lines: &[LineToWrite]) 
                 text("PAYROLL"),
                 optional_integer(r.amount.map(|a| a.cents())),
                 pay_date(r),
-                text("PENDING"),
                 text(received_at),
                 integer(remittance_id),
                 integer(line_number(r)),

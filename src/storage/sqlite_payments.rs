@@ -150,8 +150,8 @@ fn write_group(connection: &Connection, group: &[Pending]) -> StoreResult<Vec<St
 fn insert_payment(connection: &Connection, new: &NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord> {
     let collection_id: i64 = connection
         .prepare_cached(
-            "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, status, received_at) \
-             VALUES (?1, ?2, 'ONLINE', ?3, ?4, 'PENDING', ?5) RETURNING collection_id",
+            "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
+             VALUES (?1, ?2, 'ONLINE', ?3, ?4, ?5) RETURNING collection_id",
         )?
         .query_row(
             params![new.obligor_id.as_str(), new.case_number.as_str(), new.amount.cents(), new.accepted_on.to_string(), new.accepted_at],
