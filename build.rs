@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/fspc/gateway/v1/ledger.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
+    // sqlx::migrate! embeds the migrations at compile time: a changed or new migration must
+    // rebuild the crate (as sqlx documents for stable Rust).
+    println!("cargo:rerun-if-changed=migrations");
     let descriptors = protox::compile(protos, ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("gateway_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;

@@ -293,15 +293,16 @@ macro_rules! impl_sql_payments {
                 .await?;
                 let outcome = match (status.as_str(), pool_id) {
                     ("PENDING", _) => {
-                        // Out of the queue, so no run takes it; a run that took it meanwhile
-                        // (PostgreSQL) leaves nothing to take out, and the caller retries.
+                        // Out of the queue, so no run takes it. Runs hold the distribution lock
+                        // this return holds too, so a pending collection missing from the queue
+                        // is a broken ledger, not a race.
                         let dequeued = sqlx::query("DELETE FROM pending_collections WHERE obligor_id = $1 AND collection_id = $2")
                             .bind(&obligor)
                             .bind(collection_id)
                             .execute(&mut *tx)
                             .await?;
                         if dequeued.rows_affected() != 1 {
-                            return Err(StoreError::Conflict(format!("collection {collection_id} was distributed as it was returned")));
+                            return Err(StoreError::Corrupt(format!("collection {collection_id} is neither queued, claimed nor reversed")));
                         }
                         ReturnOutcome::CancelledBeforeDistribution
                     }

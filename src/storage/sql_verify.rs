@@ -14,6 +14,9 @@ pub(super) struct SqlCheck {
 }
 
 pub(super) const CHECKS: [SqlCheck; 10] = [
+    // COALESCE(…, FALSE): a comparison with a row that is not there is NULL, and `NOT NULL`
+    // would drop the collection from the breaches; a collection neither queued, claimed nor
+    // reversed (its money lost) is exactly what this check must name.
     SqlCheck {
         name: "collections_conserved",
         what: "every collection is pending (queued with its amount and date), distributed (claimed by a pool for its amount), \
@@ -24,11 +27,15 @@ pub(super) const CHECKS: [SqlCheck; 10] = [
                    LEFT JOIN collection_claims k ON k.obligor_id = c.obligor_id AND k.collection_id = c.collection_id \
                    LEFT JOIN (SELECT reversal_of, SUM(amount_cents) AS taken FROM allocations WHERE reversal_of IS NOT NULL GROUP BY reversal_of) r \
                    ON r.reversal_of = c.collection_id \
-                   WHERE NOT ((NOT c.reversed AND q.collection_id IS NOT NULL AND k.collection_id IS NULL AND r.taken IS NULL \
-                               AND q.amount_cents = c.amount_cents AND q.effective_date = c.effective_date) \
-                   OR (NOT c.reversed AND q.collection_id IS NULL AND k.amount_cents = c.amount_cents AND r.taken IS NULL) \
+                   WHERE NOT COALESCE( \
+                      (NOT c.reversed AND q.collection_id IS NOT NULL AND k.collection_id IS NULL AND r.taken IS NULL \
+                       AND q.amount_cents = c.amount_cents AND q.effective_date = c.effective_date) \
+                   OR (NOT c.reversed AND q.collection_id IS NULL AND k.collection_id IS NOT NULL AND k.amount_cents = c.amount_cents \
+                       AND r.taken IS NULL) \
                    OR (c.reversed AND q.collection_id IS NULL AND k.collection_id IS NULL AND r.taken IS NULL) \
-                   OR (c.reversed AND q.collection_id IS NULL AND k.amount_cents = c.amount_cents AND r.taken = -c.amount_cents)) \
+                   OR (c.reversed AND q.collection_id IS NULL AND k.collection_id IS NOT NULL AND k.amount_cents = c.amount_cents \
+                       AND r.taken IS NOT NULL AND r.taken = -c.amount_cents), \
+                   FALSE) \
                    ORDER BY c.collection_id",
     },
     SqlCheck {
