@@ -20,6 +20,14 @@ fn breaches(response: &proto::VerifyLedgerResponse) -> Vec<String> {
     response.checks.iter().flat_map(|c| c.breaches.iter().map(move |b| format!("{}: {b}", c.name))).collect()
 }
 
+/// A CSV payroll file sent by the vendor, and its acknowledgment.
+async fn submit_payroll(app: &TestApp, batch_id: &str, csv: &str) -> proto::RemittanceAcknowledgment {
+    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: batch_id.into(), ..Default::default() };
+    let upload = gateway::grpc::client::remittance_upload(header, csv.as_bytes(), 1 << 16);
+    let vendor = app.vendor("acme-payroll").await;
+    RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap().into_inner().acknowledgment.unwrap()
+}
+
 /// A ledger with payroll (applied, suspense resolved, rejected), a payment returned after its
 /// distribution, an end after the money and its correction, and credit refunded.
 async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
@@ -32,10 +40,7 @@ async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
                    43-1234567,22345678,223-45-6789,Doe,2026-11-13,-5.00\n\
                    43-1234567,22345678,223-45-6789,Doe,2026-11-13,400.00\n\
                    43-1234567,22345678,223-45-6789,Doe,2026-12-13,150.00\n";
-    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "V-1".into(), ..Default::default() };
-    let upload = gateway::grpc::client::remittance_upload(header, payroll.as_bytes(), 1 << 16);
-    let vendor = app.vendor("acme-payroll").await;
-    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap().into_inner().acknowledgment.unwrap();
+    let ack = submit_payroll(&app, "V-1", payroll).await;
     assert_eq!((ack.applied, ack.suspense, ack.rejected), (3, 1, 1), "{ack:?}");
     let mut suspense = SuspenseServiceClient::new(app.channel.clone());
     let items = suspense.list_suspense_items(proto::ListSuspenseItemsRequest::default()).await.unwrap().into_inner().suspense_items;
@@ -160,10 +165,7 @@ async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found(backend: B
     let (app, _clock) = busy_ledger(backend).await;
     let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
                    43-1234567,12345678,123-45-6789,Smith,2026-12-18,10.00\n";
-    let header = proto::RemittanceHeader { format: proto::RemittanceFormat::Csv as i32, batch_id: "V-2".into(), ..Default::default() };
-    let upload = gateway::grpc::client::remittance_upload(header, payroll.as_bytes(), 1 << 16);
-    let vendor = app.vendor("acme-payroll").await;
-    let ack = RemittanceServiceClient::new(vendor).submit_remittance(futures::stream::iter(upload)).await.unwrap().into_inner().acknowledgment.unwrap();
+    let ack = submit_payroll(&app, "V-2", payroll).await;
     assert_eq!(ack.applied, 1, "{ack:?}");
     let clean = verify(&app).await;
     assert!(clean.ok, "a pending collection in its queue is whole: {:?}", breaches(&clean));
