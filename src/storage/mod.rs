@@ -7,11 +7,13 @@
 
 pub mod access;
 pub mod credit;
+mod distribution_chunk;
 pub mod ends;
 pub mod explain;
 pub mod obligors;
 pub mod payment;
 mod postgres;
+mod postgres_distribution;
 mod postgres_files;
 pub mod remittance;
 mod sql_access;
@@ -28,6 +30,7 @@ mod sql_suspense;
 mod sql_terminations;
 mod sql_verify;
 mod sqlite;
+mod sqlite_distribution;
 mod sqlite_files;
 mod sqlite_journal;
 mod sqlite_lookups;

@@ -142,7 +142,7 @@ impl PostgresStore {
     }
 
     /// A write transaction (PostgreSQL takes row locks as it writes).
-    async fn begin_writing(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    pub(super) async fn begin_writing(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
 
@@ -150,22 +150,9 @@ impl PostgresStore {
     /// chunk's transaction ends, so a crashed replica releases it with its connection.
     /// Replicas' runs may interleave chunk by chunk; a collection is claimed only while
     /// still pending, so none is distributed twice.
-    async fn lock_distribution(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
+    pub(super) async fn lock_distribution(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(DISTRIBUTION_LOCK_KEY).execute(&mut **tx).await?;
         Ok(())
-    }
-
-    /// `count` new pool ids from the pools' sequence, so a chunk's pools are written many
-    /// rows a statement (ids other writers take meanwhile never collide).
-    async fn reserve_pool_ids(tx: &mut Transaction<'_, Postgres>, count: usize) -> StoreResult<Vec<i64>> {
-        let count = i64::try_from(count).expect("a chunk's pools fit in i64");
-        let mut ids: Vec<i64> = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('pools', 'pool_id')) FROM generate_series(1, $1)")
-            .bind(count)
-            .fetch_all(&mut **tx)
-            .await?;
-        // Ascending: the chunk's conservation check takes its pools as those from the first.
-        ids.sort_unstable();
-        Ok(ids)
     }
 }
 

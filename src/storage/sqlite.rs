@@ -126,20 +126,6 @@ impl SqliteStore {
     async fn lock_distribution(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
         Ok(())
     }
-
-    /// `count` new pool ids, so a chunk's pools are written many rows a statement: the ids
-    /// after the highest AUTOINCREMENT ever gave, safe because the transaction holds SQLite's
-    /// write lock from its start (`begin_writing`).
-    async fn reserve_pool_ids(tx: &mut Transaction<'_, Sqlite>, count: usize) -> StoreResult<Vec<i64>> {
-        let highest: i64 = sqlx::query_scalar(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'pools'), 0), \
-             COALESCE((SELECT MAX(pool_id) FROM pools), 0))",
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-        let count = i64::try_from(count).expect("a chunk's pools fit in i64");
-        Ok((highest + 1..=highest + count).collect())
-    }
 }
 
 impl_sql_store!(SqliteStore, Sqlite, "sqlite");

@@ -98,6 +98,8 @@ fn open(file: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(file, flags)?;
     connection.busy_timeout(Duration::from_secs(10))?;
+    // Files, payments' group commits and distribution chunks each keep their statements.
+    connection.set_prepared_statement_cache_capacity(64);
     connection.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
@@ -247,7 +249,7 @@ const ROWS_PER_INSERT: usize = 64;
 /// Inserts `rows` with `head` (`INSERT INTO t (a, b, …)`) and one `(?, ?, …)` group of `N`
 /// values a row: `ROWS_PER_INSERT` rows a statement, the rest one a statement. Both are
 /// prepared once and kept in the connection's statement cache.
-fn insert_rows<'a, T, const N: usize>(
+pub(super) fn insert_rows<'a, T, const N: usize>(
     connection: &Connection,
     head: &str,
     rows: &[&'a T],
@@ -279,15 +281,15 @@ fn insert_rows<'a, T, const N: usize>(
     Ok(())
 }
 
-fn text(value: &str) -> ToSqlOutput<'_> {
+pub(super) fn text(value: &str) -> ToSqlOutput<'_> {
     ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes()))
 }
 
-fn optional_text(value: Option<&str>) -> ToSqlOutput<'_> {
+pub(super) fn optional_text(value: Option<&str>) -> ToSqlOutput<'_> {
     value.map_or(ToSqlOutput::Owned(Value::Null), text)
 }
 
-fn integer(value: i64) -> ToSqlOutput<'static> {
+pub(super) fn integer(value: i64) -> ToSqlOutput<'static> {
     ToSqlOutput::Owned(Value::Integer(value))
 }
 

@@ -1,0 +1,420 @@
+//! One chunk of a distribution run, between the store's rows and the rule.
+//!
+//! Every backend runs a chunk the same way, in one transaction: list the chunk's obligors,
+//! load their pending money and ledgers, plan (the pure rule, [`Planner`](super::Planner)),
+//! write the plan's rows, check conservation on the rows as written, commit. The SQL of each
+//! step is below, written once; so are the two conversions between rows and the rule's
+//! values: [`ChunkLoader`] turns the loaded rows into the planner's inputs, [`ChunkRows`] turns
+//! its plans into the rows to write. What a backend adds is only how it runs the statements
+//! (sqlx on PostgreSQL; the writer thread's own connection on SQLite, `sqlite_distribution.rs`).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use super::sql_store as sql;
+use super::StoreError;
+use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan, OrderLedger, PendingCollection, PendingCorrection, PoolTarget, RunSummary};
+use crate::domain::{Allocation, Bucket, Money};
+
+/// The chunk's obligors after `$1`, at most `$2`: those with pending collections or a
+/// correction pool (a CORRECTION row; one emptied since is planned with nothing and written
+/// with nothing). Each side stops at its first `$2` obligors in index order: a UNION of the
+/// whole remainder, sorted then cut, cost every chunk a pass over every collection still
+/// pending, so a run grew with the square of its size.
+pub(super) const CHUNK_OBLIGORS: &str = "SELECT obligor_id FROM (SELECT DISTINCT obligor_id FROM pending_collections WHERE obligor_id > $1 \
+     ORDER BY obligor_id LIMIT $2) pending \
+     UNION SELECT obligor_id FROM (SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
+     GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0 ORDER BY obligor_id LIMIT $2) corrected \
+     ORDER BY obligor_id LIMIT $2";
+
+/// A run's row, written by its first chunk.
+pub(super) const NEW_RUN: &str = "INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) \
+     VALUES ($1, 0, 0, 0, 0) RETURNING run_id";
+
+/// The pending collections of the obligors from `$1` to `$2`. The queue carries what the plan
+/// needs: a run never reads `collections`, whose rows lie in the order received, not by
+/// obligor (migration 0018). An obligor whose first collection arrived since the chunk was
+/// listed is planned with the rest of its range.
+pub(super) const CHUNK_PENDING: &str = "SELECT collection_id, obligor_id, amount_cents, effective_date FROM pending_collections \
+     WHERE obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id";
+
+/// The correction pools of the obligors from `$1` to `$2`: (pool, obligor, date, amount).
+pub(super) const CHUNK_CORRECTIONS: &str = "SELECT a.pool_id, a.obligor_id, p.effective_date, CAST(SUM(a.amount_cents) AS BIGINT) FROM allocations a \
+     JOIN pools p ON p.pool_id = a.pool_id WHERE a.bucket = 'CORRECTION' AND a.obligor_id BETWEEN $1 AND $2 \
+     GROUP BY a.pool_id, a.obligor_id, p.effective_date HAVING SUM(a.amount_cents) > 0 ORDER BY a.pool_id";
+
+/// The obligors from `$1` to `$2` with money to plan, as a subquery.
+const OBLIGORS_IN_RANGE: &str = "SELECT obligor_id FROM pending_collections WHERE obligor_id BETWEEN $1 AND $2 \
+     UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id BETWEEN $1 AND $2";
+
+/// The orders of the chunk's obligors, with [`sql::ORDER_COLUMNS`] (an [`sql::OrderRow`]).
+pub(super) static CHUNK_ORDERS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM orders WHERE obligor_id IN ({OBLIGORS_IN_RANGE})", sql::ORDER_COLUMNS));
+
+/// What each of those orders has been paid, kept per month by the allocations' trigger: a few
+/// rows an order, however long its history.
+pub(super) static CHUNK_PAID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT order_id, bucket, month, paid_cents FROM order_balances \
+         WHERE order_id IN (SELECT order_id FROM orders WHERE obligor_id IN ({OBLIGORS_IN_RANGE}))"
+    )
+});
+
+/// The highest allocation id written before the chunk's: those after it are the chunk's.
+pub(super) const ALLOCATION_WATERMARK: &str = "SELECT CAST(COALESCE(MAX(allocation_id), 0) AS BIGINT) FROM allocations";
+
+/// Conservation, on the chunk's rows as written, before it commits: Σ pools, Σ allocations
+/// (unapplied included), Σ collections claimed, and the sum of the rows written into
+/// corrected pools (which move money within them: zero). Each sum reads only this chunk's
+/// rows, found by key range (the chunk's pools have the highest ids, from `$2`; its
+/// allocations come after the watermark `$3`): a unary `+` keeps a column's index out, so the
+/// cost stays the chunk's, not the run's so far.
+pub(super) const CHUNK_SUMS: &str = "SELECT \
+       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE pool_id >= $2 AND +run_id = $1), \
+       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE pool_id >= $2 AND +run_id = $1), \
+       (SELECT CAST(COALESCE(SUM(k.amount_cents), 0) AS BIGINT) FROM collection_claims k JOIN pools p ON p.pool_id = k.pool_id \
+        WHERE k.pool_id >= $2 AND +p.run_id = $1), \
+       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations \
+        WHERE allocation_id > $3 AND +run_id = $1 AND +pool_id < $2)";
+
+/// The run's totals, with the chunk's added.
+pub(super) const ADD_TO_RUN: &str = "UPDATE distribution_runs SET collections = collections + $1, pools = pools + $2, \
+     total_cents = total_cents + $3, unapplied_cents = unapplied_cents + $4 WHERE run_id = $5";
+
+/// The columns of a new pool, in the order [`NewPool`] is bound.
+pub(super) const INSERT_POOLS: &str = "INSERT INTO pools (pool_id, run_id, obligor_id, effective_date, amount_cents)";
+
+/// The columns of a claim, in the order [`Claim`] is bound.
+pub(super) const INSERT_CLAIMS: &str = "INSERT INTO collection_claims (obligor_id, collection_id, pool_id, amount_cents)";
+
+/// The columns of an allocation, in the order [`AllocationRow`] is bound.
+pub(super) const INSERT_ALLOCATIONS: &str =
+    "INSERT INTO allocations (run_id, pool_id, obligor_id, order_id, bucket, month, effective_date, amount_cents, step)";
+
+/// The planner's inputs, built from the rows a chunk loads, in any order of rows.
+#[derive(Default)]
+pub(super) struct ChunkLoader {
+    inputs: BTreeMap<String, ObligorInput>,
+    /// Order id → (its obligor, its ledger).
+    ledgers: BTreeMap<String, (String, OrderLedger)>,
+    pending_amounts: HashMap<i64, i64>,
+    collected: Money,
+}
+
+/// What a chunk loaded, ready to plan.
+pub(super) struct LoadedChunk {
+    /// The obligors with money to plan, by obligor id, each with its orders' ledgers.
+    pub inputs: Vec<ObligorInput>,
+    /// The pending collections: each one's amount in cents, to check and claim the plan's.
+    pub pending: PendingAmounts,
+}
+
+/// The chunk's pending collections, by id: what the plan may pool and claim.
+pub(super) struct PendingAmounts {
+    cents: HashMap<i64, i64>,
+    /// Their sum: what the chunk must pool.
+    pub collected: Money,
+}
+
+impl ChunkLoader {
+    fn input(&mut self, obligor: &str) -> Result<&mut ObligorInput, StoreError> {
+        if !self.inputs.contains_key(obligor) {
+            let obligor_id = sql::obligor_id(obligor)?;
+            self.inputs.insert(obligor.to_owned(), ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new(), corrections: Vec::new() });
+        }
+        Ok(self.inputs.get_mut(obligor).expect("inserted above"))
+    }
+
+    /// A row of [`CHUNK_PENDING`].
+    pub fn pending(&mut self, collection_id: i64, obligor: &str, cents: i64, effective_date: &str) -> Result<(), StoreError> {
+        let amount = Money::from_cents(cents);
+        let effective_date = sql::date(effective_date)?;
+        self.collected += amount;
+        if self.pending_amounts.insert(collection_id, cents).is_some() {
+            return Err(StoreError::Corrupt(format!("collection {collection_id} is queued twice")));
+        }
+        self.input(obligor)?.pending.push(PendingCollection { id: collection_id, amount, effective_date });
+        Ok(())
+    }
+
+    /// A row of [`CHUNK_CORRECTIONS`].
+    pub fn correction(&mut self, pool_id: i64, obligor: &str, effective_date: &str, cents: i64) -> Result<(), StoreError> {
+        let correction = PendingCorrection { pool_id, amount: Money::from_cents(cents), effective_date: sql::date(effective_date)? };
+        self.input(obligor)?.corrections.push(correction);
+        Ok(())
+    }
+
+    /// A row of [`CHUNK_ORDERS`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn order(
+        &mut self,
+        id: &str,
+        case: &str,
+        monthly_cents: i64,
+        start: &str,
+        arrears_cents: i64,
+        end: Option<String>,
+        obligor: &str,
+    ) -> Result<(), StoreError> {
+        let order = sql::order_from_columns(id, case, monthly_cents, start, arrears_cents, end)?;
+        self.ledgers.insert(id.to_owned(), (obligor.to_owned(), OrderLedger::new(order)));
+        Ok(())
+    }
+
+    /// A row of [`CHUNK_PAID`]; its order's row must have been loaded first.
+    pub fn paid(&mut self, order: &str, bucket: &str, month: &str, cents: i64) -> Result<(), StoreError> {
+        let (_, ledger) = self.ledgers.get_mut(order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
+        let month = if month.is_empty() { None } else { sql::month(Some(month.to_owned()))? };
+        ledger.record(sql::bucket(bucket)?, month, Money::from_cents(cents));
+        Ok(())
+    }
+
+    /// The obligors with money to plan, each with its ledgers.
+    pub fn finish(mut self) -> LoadedChunk {
+        for (obligor, ledger) in std::mem::take(&mut self.ledgers).into_values() {
+            if let Some(input) = self.inputs.get_mut(&obligor) {
+                input.ledgers.push(ledger);
+            }
+        }
+        let inputs = self.inputs.into_values().filter(|input| !input.pending.is_empty() || !input.corrections.is_empty()).collect();
+        LoadedChunk { inputs, pending: PendingAmounts { cents: self.pending_amounts, collected: self.collected } }
+    }
+}
+
+/// A pool of the chunk: (pool id, obligor, effective date, amount in cents).
+pub(super) struct NewPool<'p> {
+    pub pool_id: i64,
+    pub obligor: &'p str,
+    pub effective_date: Arc<str>,
+    pub cents: i64,
+}
+
+/// A collection claimed by a pool of the chunk.
+pub(super) struct Claim<'p> {
+    pub obligor: &'p str,
+    pub collection_id: i64,
+    pub pool_id: i64,
+    pub cents: i64,
+}
+
+/// An allocation the chunk writes, into a new pool or (emptying a correction) an old one.
+pub(super) struct AllocationRow<'p> {
+    pub pool_id: i64,
+    pub obligor: &'p str,
+    pub effective_date: Arc<str>,
+    pub allocation: Cow<'p, Allocation>,
+}
+
+/// The rows a chunk's plans write, and the chunk's totals.
+pub(super) struct ChunkRows<'p> {
+    pub pools: Vec<NewPool<'p>>,
+    /// By (obligor, collection): each DELETE from the queue reads about its own rows.
+    pub claims: Vec<Claim<'p>>,
+    /// In the order planned, so the allocation export lists them as written.
+    pub allocations: Vec<AllocationRow<'p>>,
+    pub summary: RunSummary,
+}
+
+/// The number of new pools `plans` write: the ids to reserve before [`ChunkRows::new`].
+pub(super) fn new_pool_count(plans: &[ObligorPlan]) -> usize {
+    plans.iter().flat_map(|plan| &plan.pools).flat_map(|pool| &pool.parts).filter(|part| part.target == PoolTarget::New).count()
+}
+
+impl<'p> ChunkRows<'p> {
+    /// The rows of `plans`, the chunk's new pools numbered from `pool_ids`. Every collection a
+    /// plan pools must be one of the chunk's `pending`, and the rule must have written only
+    /// current, arrears and unapplied rows.
+    pub fn new(
+        run_id: i64,
+        plans: &'p [ObligorPlan],
+        pending: &PendingAmounts,
+        pool_ids: impl IntoIterator<Item = i64>,
+    ) -> Result<ChunkRows<'p>, StoreError> {
+        let mut pool_ids = pool_ids.into_iter();
+        let mut rows = ChunkRows { pools: Vec::new(), claims: Vec::new(), allocations: Vec::new(), summary: RunSummary { run_id, ..RunSummary::default() } };
+        let summary = &mut rows.summary;
+        summary.obligors = plans.len() as u64;
+        for plan in plans {
+            let obligor = plan.obligor_id.as_str();
+            for pool in &plan.pools {
+                for allocation in &pool.distribution.allocations {
+                    match allocation.bucket {
+                        Bucket::Current => summary.current += allocation.amount,
+                        Bucket::Arrears => summary.arrears += allocation.amount,
+                        Bucket::Unapplied => summary.unapplied += allocation.amount,
+                        other => return Err(StoreError::Corrupt(format!("the rule wrote a {} row", other.as_str()))),
+                    }
+                }
+                let effective_date: Arc<str> = pool.distribution.effective_date.to_string().into();
+                for part in &pool.parts {
+                    let pool_id = match part.target {
+                        PoolTarget::New => {
+                            let pool_id = pool_ids.next().ok_or_else(|| StoreError::Corrupt("fewer pool ids than new pools".into()))?;
+                            rows.pools.push(NewPool { pool_id, obligor, effective_date: effective_date.clone(), cents: part.amount.cents() });
+                            for &collection_id in &pool.collection_ids {
+                                let cents = *pending.cents.get(&collection_id).ok_or_else(|| {
+                                    StoreError::Corrupt(format!("the plan pooled collection {collection_id}, which was not pending"))
+                                })?;
+                                rows.claims.push(Claim { obligor, collection_id, pool_id, cents });
+                            }
+                            summary.pools += 1;
+                            summary.collections += pool.collection_ids.len() as u64;
+                            summary.total += part.amount;
+                            pool_id
+                        }
+                        // The correction pool is emptied into its original pool's rows.
+                        PoolTarget::Corrected(pool_id) => {
+                            let emptied = Allocation { order_id: None, bucket: Bucket::Correction, month: None, amount: -part.amount, step: None };
+                            rows.allocations.push(AllocationRow {
+                                pool_id,
+                                obligor,
+                                effective_date: effective_date.clone(),
+                                allocation: Cow::Owned(emptied),
+                            });
+                            summary.corrections += part.amount;
+                            pool_id
+                        }
+                    };
+                    for allocation in &part.allocations {
+                        rows.allocations.push(AllocationRow { pool_id, obligor, effective_date: effective_date.clone(), allocation: Cow::Borrowed(allocation) });
+                    }
+                }
+            }
+        }
+        rows.summary.allocations = rows.allocations.len() as u64;
+        rows.claims.sort_unstable_by(|a, b| (a.obligor, a.collection_id).cmp(&(b.obligor, b.collection_id)));
+        Ok(rows)
+    }
+
+    /// The first new pool's id: the chunk's pools are those from it ([`CHUNK_SUMS`]'s `$2`).
+    pub fn first_pool_id(&self) -> i64 {
+        self.pools.first().map_or(i64::MAX, |pool| pool.pool_id)
+    }
+}
+
+/// The sums [`CHUNK_SUMS`] read back.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WrittenSums {
+    pub pooled: i64,
+    pub allocated: i64,
+    pub claimed: i64,
+    /// Net of the rows written into corrected pools: zero.
+    pub moved: i64,
+}
+
+/// Checks that the chunk's rows as written hold exactly the money it collected: pools,
+/// allocations and claims each add up to the collections, rows written into corrected pools
+/// net to zero, and the rule's rows add up to the collections plus the corrections.
+pub(super) fn check_conservation(
+    first: &str,
+    last: &str,
+    summary: &RunSummary,
+    collected: Money,
+    written: WrittenSums,
+) -> Result<(), StoreError> {
+    let total = summary.total.cents();
+    let sums = [written.pooled, written.allocated, written.claimed, collected.cents()];
+    if sums.iter().all(|&cents| cents == total)
+        && written.moved == 0
+        && summary.current + summary.arrears + summary.unapplied == summary.total + summary.corrections
+    {
+        return Ok(());
+    }
+    Err(StoreError::Conservation(ConservationError {
+        obligor_id: format!("(run {}, obligors {first} to {last})", summary.run_id),
+        collected,
+        pooled: Money::from_cents(written.pooled),
+        allocated: Money::from_cents(written.allocated),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::distribution::plan_obligors;
+
+    /// Two obligors: B with one order and two collections of different dates, A with one
+    /// collection and no order (its money goes unapplied).
+    fn loaded() -> LoadedChunk {
+        let mut loader = ChunkLoader::default();
+        loader.order("B-1", "12345678", 10_000, "2026-01", 0, None, "B").unwrap();
+        loader.paid("B-1", "CURRENT", "2026-11", 4_000).unwrap();
+        loader.pending(7, "B", 8_000, "2026-11-13").unwrap();
+        loader.pending(3, "B", 5_000, "2026-11-20").unwrap();
+        loader.pending(5, "A", 1_234, "2026-11-13").unwrap();
+        loader.finish()
+    }
+
+    #[test]
+    fn loaded_rows_become_one_input_per_obligor_with_its_orders_ledgers() {
+        let chunk = loaded();
+        let obligors: Vec<&str> = chunk.inputs.iter().map(|input| input.obligor_id.as_str()).collect();
+        assert_eq!(obligors, ["A", "B"]);
+        assert_eq!(chunk.inputs[0].ledgers.len(), 0);
+        assert_eq!(chunk.inputs[1].ledgers.len(), 1);
+        assert_eq!(chunk.inputs[1].pending.iter().map(|p| p.id).collect::<Vec<_>>(), [7, 3]);
+        assert_eq!(chunk.pending.collected, Money::from_cents(14_234));
+    }
+
+    #[test]
+    fn a_collection_queued_twice_or_a_balance_of_an_unknown_order_is_a_broken_ledger() {
+        let mut loader = ChunkLoader::default();
+        loader.pending(1, "A", 100, "2026-11-13").unwrap();
+        assert!(matches!(loader.pending(1, "A", 100, "2026-11-13"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(loader.paid("X-9", "ARREARS", "", 100), Err(StoreError::Corrupt(_))));
+        assert!(matches!(loader.pending(2, "A", 100, "13/11/2026"), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_plans_rows_number_the_new_pools_sort_the_claims_and_add_up() {
+        let chunk = loaded();
+        let plans = plan_obligors(chunk.inputs).unwrap();
+        assert_eq!(new_pool_count(&plans), 3, "one pool an obligor and date");
+        let rows = ChunkRows::new(9, &plans, &chunk.pending, 100..).unwrap();
+        assert_eq!(rows.pools.iter().map(|p| p.pool_id).collect::<Vec<_>>(), [100, 101, 102]);
+        assert_eq!(rows.first_pool_id(), 100);
+        let claims: Vec<(&str, i64)> = rows.claims.iter().map(|c| (c.obligor, c.collection_id)).collect();
+        assert_eq!(claims, [("A", 5), ("B", 3), ("B", 7)]);
+        let pooled: i64 = rows.pools.iter().map(|p| p.cents).sum();
+        let claimed: i64 = rows.claims.iter().map(|c| c.cents).sum();
+        let allocated: i64 = rows.allocations.iter().map(|a| a.allocation.amount.cents()).sum();
+        assert_eq!((pooled, claimed, allocated), (14_234, 14_234, 14_234));
+        let summary = &rows.summary;
+        assert_eq!((summary.run_id, summary.obligors, summary.collections, summary.pools), (9, 2, 3, 3));
+        assert_eq!(summary.allocations, rows.allocations.len() as u64);
+        assert_eq!(summary.current + summary.arrears + summary.unapplied, summary.total);
+        assert_eq!(summary.total, Money::from_cents(14_234));
+        let written = WrittenSums { pooled, allocated, claimed, moved: 0 };
+        check_conservation("A", "B", summary, chunk.pending.collected, written).unwrap();
+    }
+
+    #[test]
+    fn a_plan_that_pools_money_not_pending_or_runs_short_of_ids_writes_nothing() {
+        let chunk = loaded();
+        let plans = plan_obligors(chunk.inputs).unwrap();
+        let mut other = ChunkLoader::default();
+        other.pending(5, "A", 1_234, "2026-11-13").unwrap();
+        let only_a = other.finish();
+        assert!(matches!(ChunkRows::new(9, &plans, &only_a.pending, 100..), Err(StoreError::Corrupt(_))));
+        assert!(matches!(ChunkRows::new(9, &plans, &chunk.pending, 100..102), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn rows_written_that_do_not_hold_the_collected_money_fail_the_chunk() {
+        let summary = RunSummary { run_id: 4, total: Money::from_cents(500), current: Money::from_cents(500), ..RunSummary::default() };
+        let collected = Money::from_cents(500);
+        let whole = WrittenSums { pooled: 500, allocated: 500, claimed: 500, moved: 0 };
+        check_conservation("A", "B", &summary, collected, whole).unwrap();
+        for broken in [
+            WrittenSums { pooled: 499, ..whole },
+            WrittenSums { allocated: 501, ..whole },
+            WrittenSums { claimed: 0, ..whole },
+            WrittenSums { moved: 1, ..whole },
+        ] {
+            let error = check_conservation("A", "B", &summary, collected, broken).unwrap_err();
+            assert!(matches!(&error, StoreError::Conservation(e) if e.obligor_id == "(run 4, obligors A to B)"), "{error}");
+        }
+        assert!(check_conservation("A", "B", &summary, Money::from_cents(501), whole).is_err());
+    }
+}
