@@ -943,14 +943,16 @@ async fn api_keys_are_kept_as_hashes_and_revoked_once(backend: Backend) {
 async fn a_failed_chunk_leaves_whole_chunks_and_the_next_run_finishes_the_rest(backend: Backend) {
     let (_db, store) = many_obligors_with_a_collection_each(backend).await;
     let calls = std::sync::atomic::AtomicUsize::new(0);
-    let fails_second_chunk = move |inputs: Vec<ObligorInput>| {
+    // A run takes its planner for the life of the process (a backend may plan on its writer
+    // thread): a test's stateful planner is leaked to be one.
+    let fails_second_chunk: &'static _ = Box::leak(Box::new(move |inputs: Vec<ObligorInput>| {
         if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
             failing_planner(inputs)
         } else {
             plan_obligors(inputs)
         }
-    };
-    let error = store.distribute("t", &fails_second_chunk, &audit()).await.unwrap_err();
+    }));
+    let error = store.distribute("t", fails_second_chunk, &audit()).await.unwrap_err();
     assert!(matches!(error, StoreError::Conservation(_)), "{error}");
 
     let allocations = all_allocations(&*store).await;
@@ -981,15 +983,15 @@ async fn intake_waits_at_most_one_chunk_behind_a_distribution_run(backend: Backe
             events.lock().unwrap().push("intake");
         })
     };
-    let planner = {
+    let planner: &'static _ = {
         let events = events.clone();
-        move |inputs: Vec<ObligorInput>| {
+        Box::leak(Box::new(move |inputs: Vec<ObligorInput>| {
             events.lock().unwrap().push("chunk");
             let _ = started.send(());
             plan_obligors(inputs)
-        }
+        }))
     };
-    let run = store.distribute("t", &planner, &audit()).await.unwrap().expect("a run");
+    let run = store.distribute("t", planner, &audit()).await.unwrap().expect("a run");
     intake.await.unwrap();
     assert_eq!(run.collections, MANY_OBLIGORS as u64);
     let events = events.lock().unwrap().clone();

@@ -128,6 +128,11 @@ impl ChunkLoader {
 
     /// A row of [`CHUNK_PENDING`].
     pub fn pending(&mut self, collection_id: i64, obligor: &str, cents: i64, effective_date: &str) -> Result<(), StoreError> {
+        // The queue has no CHECK of its own: its trigger copies a collection's amount, which
+        // `collections` checks; the rule asserts it, so a bad row fails here, as data.
+        if cents <= 0 {
+            return Err(StoreError::Corrupt(format!("collection {collection_id} is queued with {cents} cents")));
+        }
         let amount = Money::from_cents(cents);
         let effective_date = sql::date(effective_date)?;
         self.collected += amount;
@@ -165,8 +170,7 @@ impl ChunkLoader {
     /// A row of [`CHUNK_PAID`]; its order's row must have been loaded first.
     pub fn paid(&mut self, order: &str, bucket: &str, month: &str, cents: i64) -> Result<(), StoreError> {
         let (_, ledger) = self.ledgers.get_mut(order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
-        let month = if month.is_empty() { None } else { sql::month(Some(month.to_owned()))? };
-        ledger.record(sql::bucket(bucket)?, month, Money::from_cents(cents));
+        ledger.record(sql::bucket(bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
         Ok(())
     }
 
@@ -293,6 +297,14 @@ impl<'p> ChunkRows<'p> {
     }
 }
 
+/// The run so far with a further chunk's figures added (the first chunk's starts it).
+pub(super) fn add_to_run(run: Option<RunSummary>, chunk: RunSummary) -> RunSummary {
+    match run {
+        Some(so_far) => so_far.plus(&chunk),
+        None => chunk,
+    }
+}
+
 /// The sums [`CHUNK_SUMS`] read back.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WrittenSums {
@@ -306,7 +318,7 @@ pub(super) struct WrittenSums {
 /// Checks that the chunk's rows as written hold exactly the money it collected: pools,
 /// allocations and claims each add up to the collections, rows written into corrected pools
 /// net to zero, and the rule's rows add up to the collections plus the corrections.
-pub(super) fn check_conservation(
+pub(super) fn check_chunk_conservation(
     first: &str,
     last: &str,
     summary: &RunSummary,
@@ -364,6 +376,7 @@ mod tests {
         assert!(matches!(loader.pending(1, "A", 100, "2026-11-13"), Err(StoreError::Corrupt(_))));
         assert!(matches!(loader.paid("X-9", "ARREARS", "", 100), Err(StoreError::Corrupt(_))));
         assert!(matches!(loader.pending(2, "A", 100, "13/11/2026"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(loader.pending(3, "A", 0, "2026-11-13"), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
@@ -386,7 +399,7 @@ mod tests {
         assert_eq!(summary.current + summary.arrears + summary.unapplied, summary.total);
         assert_eq!(summary.total, Money::from_cents(14_234));
         let written = WrittenSums { pooled, allocated, claimed, moved: 0 };
-        check_conservation("A", "B", summary, chunk.pending.collected, written).unwrap();
+        check_chunk_conservation("A", "B", summary, chunk.pending.collected, written).unwrap();
     }
 
     #[test]
@@ -405,16 +418,16 @@ mod tests {
         let summary = RunSummary { run_id: 4, total: Money::from_cents(500), current: Money::from_cents(500), ..RunSummary::default() };
         let collected = Money::from_cents(500);
         let whole = WrittenSums { pooled: 500, allocated: 500, claimed: 500, moved: 0 };
-        check_conservation("A", "B", &summary, collected, whole).unwrap();
+        check_chunk_conservation("A", "B", &summary, collected, whole).unwrap();
         for broken in [
             WrittenSums { pooled: 499, ..whole },
             WrittenSums { allocated: 501, ..whole },
             WrittenSums { claimed: 0, ..whole },
             WrittenSums { moved: 1, ..whole },
         ] {
-            let error = check_conservation("A", "B", &summary, collected, broken).unwrap_err();
+            let error = check_chunk_conservation("A", "B", &summary, collected, broken).unwrap_err();
             assert!(matches!(&error, StoreError::Conservation(e) if e.obligor_id == "(run 4, obligors A to B)"), "{error}");
         }
-        assert!(check_conservation("A", "B", &summary, Money::from_cents(501), whole).is_err());
+        assert!(check_chunk_conservation("A", "B", &summary, Money::from_cents(501), whole).is_err());
     }
 }

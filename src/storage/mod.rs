@@ -246,7 +246,8 @@ pub struct ChildOrder {
 }
 
 /// Plans a batch of obligors inside a distribution run's transaction: a pure function of the
-/// balances and pending collections the store loaded.
+/// balances and pending collections the store loaded. A run takes it as `&'static` (a plain
+/// function), so a backend may run it on the thread that holds the transaction.
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
@@ -284,7 +285,7 @@ pub trait Store:
     /// Distributes every pending collection in one transaction: obligors are loaded in
     /// batches, planned by `planner`, and written; on any error nothing is kept. Returns
     /// `None`, writing nothing but the audit row, when nothing was pending.
-    async fn distribute(&self, started_at: &str, planner: &Planner, audit: &AuditEntry) -> StoreResult<Option<RunSummary>>;
+    async fn distribute(&self, started_at: &str, planner: &'static Planner, audit: &AuditEntry) -> StoreResult<Option<RunSummary>>;
 
     /// Allocation rows in the order written, after `after_id`, at most `limit`.
     async fn allocations_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<AllocationRecord>>;

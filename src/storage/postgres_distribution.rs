@@ -6,15 +6,19 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, WrittenSums};
 use super::postgres::PostgresStore;
-use super::sql_store::{self as sql, CLAIM_CHUNK, OBLIGORS_PER_BATCH, ROWS_PER_INSERT};
+use super::sql_store::{self as sql, OBLIGORS_PER_BATCH, ROWS_PER_INSERT};
 use super::{Planner, StoreError, StoreResult};
 use crate::domain::distribution::RunSummary;
+
+/// Collections claimed per statement pair: a DELETE from the queue (2 + 500 parameters) and
+/// an INSERT of claims (4 parameters each, 2,000): far below PostgreSQL's limit.
+const CLAIM_CHUNK: usize = 500;
 
 impl PostgresStore {
     /// Distributes every pending collection, one committed chunk of obligors at a time, so
     /// files and payments wait at most one chunk; a crash leaves whole chunks only, and the
     /// next run distributes what is still pending.
-    pub(super) async fn distribute_chunks(&self, started_at: &str, planner: &Planner) -> StoreResult<Option<RunSummary>> {
+    pub(super) async fn distribute_chunks(&self, started_at: &str, planner: &'static Planner) -> StoreResult<Option<RunSummary>> {
         let mut run: Option<RunSummary> = None;
         let mut after = String::new();
         let mut obligors = OBLIGORS_PER_BATCH;
@@ -36,10 +40,7 @@ impl PostgresStore {
             tx.commit().await?;
             crate::crash_points::reached("distribution.after_commit");
             obligors = sql::next_chunk_obligors(summary.obligors, summary.collections);
-            run = Some(match run.take() {
-                Some(so_far) => so_far.plus(&summary),
-                None => summary,
-            });
+            run = Some(chunk::add_to_run(run, summary));
             after = last.clone();
         }
         Ok(run)
@@ -136,7 +137,7 @@ async fn distribute_chunk(
         .fetch_one(&mut **tx)
         .await?;
     let summary = rows.summary;
-    chunk::check_conservation(first, last, &summary, loaded.pending.collected, WrittenSums { pooled, allocated, claimed, moved })?;
+    chunk::check_chunk_conservation(first, last, &summary, loaded.pending.collected, WrittenSums { pooled, allocated, claimed, moved })?;
     sqlx::query(chunk::ADD_TO_RUN)
         .bind(summary.collections as i64)
         .bind(summary.pools as i64)

@@ -84,7 +84,7 @@ macro_rules! impl_sql_credit {
                                 .fetch_all(&mut *tx)
                                 .await?;
                         for (bucket, month, cents) in paid {
-                            ledger.record(sql::bucket(&bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
+                            ledger.record(sql::bucket(&bucket)?, sql::balance_month(&month)?, Money::from_cents(cents));
                         }
                         Some(ledger)
                     }

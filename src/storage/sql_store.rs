@@ -35,10 +35,6 @@ pub(super) fn next_chunk_obligors(obligors: u64, collections: u64) -> i64 {
     wanted.clamp(*OBLIGORS_PER_CHUNK.start(), *OBLIGORS_PER_CHUNK.end())
 }
 
-/// Collections claimed per statement pair: a DELETE from the queue (2 + 500 parameters) and
-/// an INSERT of claims (4 parameters each, 2,000): far below both databases' limits.
-pub(super) const CLAIM_CHUNK: usize = 500;
-
 /// A collection with its claim, if any (migration 0018): `collections` keeps what was
 /// received; the queue and the claims keep what became of it.
 pub(super) const COLLECTION_WITH_CLAIM: &str =
@@ -78,8 +74,11 @@ pub(super) fn month(text: Option<String>) -> Result<Option<YearMonth>, StoreErro
 }
 
 /// The month of an `order_balances` row: '' (arrears) is none.
-pub(super) fn balance_month(text: String) -> Result<Option<YearMonth>, StoreError> {
-    month(Some(text).filter(|month| !month.is_empty()))
+pub(super) fn balance_month(text: &str) -> Result<Option<YearMonth>, StoreError> {
+    match text {
+        "" => Ok(None),
+        month => YearMonth::parse(month).map(Some).map_err(corrupt("month")),
+    }
 }
 
 pub(super) fn bucket(text: &str) -> Result<Bucket, StoreError> {
@@ -449,7 +448,7 @@ macro_rules! impl_sql_store {
             async fn distribute(
                 &self,
                 started_at: &str,
-                planner: &$crate::storage::Planner,
+                planner: &'static $crate::storage::Planner,
                 audit: &$crate::storage::AuditEntry,
             ) -> $crate::storage::StoreResult<Option<$crate::storage::RunSummary>> {
                 // Each backend runs the chunks its own way (`distribution_chunk.rs`).
@@ -542,7 +541,7 @@ macro_rules! impl_sql_store {
                 }
                 for (order, bucket, month, cents) in paid {
                     let position = *index.get(&order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
-                    stored[position].ledger.record(sql::bucket(&bucket)?, sql::balance_month(month)?, $crate::domain::Money::from_cents(cents));
+                    stored[position].ledger.record(sql::bucket(&bucket)?, sql::balance_month(&month)?, $crate::domain::Money::from_cents(cents));
                 }
                 Ok(stored)
             }

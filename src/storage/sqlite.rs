@@ -39,8 +39,8 @@ pub struct SqliteStore {
     pub(super) journal: AuditJournal,
     /// Commits online payments in groups (`sqlite_payments.rs`).
     payments: GroupCommit,
-    /// Writes remittance files, and payments' group commits, on a thread of its own
-    /// (`sqlite_files.rs`).
+    /// Writes remittance files, payments' group commits and distribution chunks on a thread
+    /// of its own (`sqlite_files.rs`).
     pub(super) files: WriterThread,
     /// Looks up the registry for remittance lines (`sqlite_lookups.rs`).
     pub(super) lookups: Arc<Lookups>,

@@ -3,15 +3,16 @@
 //!
 //! Through sqlx every row a chunk read and every value it bound crossed to sqlx's worker
 //! thread and back, each its own allocation: a run of 1,000,000 collections spent most of its
-//! CPU handing rows over (`docs/performance.md`). Here a chunk crosses threads three times:
-//! the thread lists and loads it and hands the planner's inputs to the caller, the caller
-//! plans (the pure rule) and hands the plans back, the thread writes, checks and commits.
+//! CPU handing rows over (`docs/performance.md`). Here a chunk is one job on the thread: it
+//! lists and loads the chunk, plans it (the planner is a plain function, so it runs there
+//! too), writes, checks and commits, and answers once.
 //!
 //! A chunk is one transaction (`BEGIN IMMEDIATE` … `COMMIT`), holding the sqlx writer
-//! connection as its token throughout, as a file does. If the planner fails, or the caller
-//! goes away before the plans arrive, the thread rolls the chunk back.
-
-use std::sync::mpsc;
+//! connection as its token throughout, as a file does; whatever fails, a panic included, is
+//! rolled back before the token is given back ([`Holding`]). A caller that goes away (its
+//! deadline passed, its client hung up) before its chunk commits leaves nothing of the chunk:
+//! the thread asks before it starts and again before it commits, as dropping the call drops
+//! the transaction on PostgreSQL.
 
 use rusqlite::{params, Connection, Row};
 use tokio::sync::oneshot;
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, PendingAmounts, WrittenSums};
 use super::sql_store::{self as sql, OBLIGORS_PER_BATCH};
 use super::sqlite::SqliteStore;
-use super::sqlite_files::{insert_rows, integer, optional_text, roll_back, stopped, text};
+use super::sqlite_files::{insert_rows, integer, optional_owned_text, optional_text, stopped, text, Holding};
 use super::{Planner, StoreError, StoreResult};
 use crate::domain::distribution::{ObligorInput, ObligorPlan, RunSummary};
 
@@ -40,57 +41,52 @@ struct OpenChunk {
     pending: PendingAmounts,
 }
 
-/// What the thread hands the caller to plan: the chunk's last obligor and the planner's inputs.
-type ToPlan = (String, Vec<ObligorInput>);
-
 impl SqliteStore {
     /// Distributes every pending collection, chunk by chunk on the writer thread.
-    pub(super) async fn distribute_chunks(&self, started_at: &str, planner: &Planner) -> StoreResult<Option<RunSummary>> {
+    pub(super) async fn distribute_chunks(&self, started_at: &str, planner: &'static Planner) -> StoreResult<Option<RunSummary>> {
         let mut run: Option<RunSummary> = None;
         let mut after = String::new();
         let mut obligors = OBLIGORS_PER_BATCH;
         loop {
             let token = self.writer.acquire().await?;
-            let (loaded_send, loaded) = oneshot::channel::<StoreResult<Option<ToPlan>>>();
-            let (plans_send, plans) = mpsc::sync_channel::<Vec<ObligorPlan>>(1);
-            let (written_send, written) = oneshot::channel::<StoreResult<RunSummary>>();
+            let (answer, answered) = oneshot::channel::<StoreResult<Option<(String, RunSummary)>>>();
             let request =
                 ChunkRequest { after: after.clone(), obligors, run_id: run.as_ref().map(|r| r.run_id), started_at: started_at.to_owned() };
             self.files.run(move |connection| {
-                let mut outcome = None;
-                match load_chunk(connection, &request) {
-                    Ok(Some((open, inputs))) => {
-                        // The caller drops `plans` instead of sending when it fails or goes away.
-                        if loaded_send.send(Ok(Some((open.last.clone(), inputs)))).is_ok() {
-                            if let Ok(plans) = plans.recv() {
-                                outcome = Some(write_chunk(connection, &open, &plans));
-                            }
-                        }
-                    }
-                    nothing_or_error => {
-                        let _ = loaded_send.send(nothing_or_error.map(|_| None));
-                    }
-                }
-                // Whatever did not commit is rolled back before another writer may start.
-                roll_back(connection);
-                drop(token);
-                if let Some(outcome) = outcome {
-                    let _ = written_send.send(outcome);
-                }
+                let holding = Holding::new(connection, token);
+                let outcome = run_chunk(holding.connection(), &request, planner, &|| !answer.is_closed());
+                let _ = answer.send(outcome);
             })?;
-            let Some((last, inputs)) = loaded.await.map_err(|_| stopped())?? else { break };
-            let plans = planner(inputs)?;
-            plans_send.send(plans).map_err(|_| stopped())?;
-            let summary = written.await.map_err(|_| stopped())??;
+            let Some((last, summary)) = answered.await.map_err(|_| stopped())?? else { break };
             obligors = sql::next_chunk_obligors(summary.obligors, summary.collections);
-            run = Some(match run.take() {
-                Some(so_far) => so_far.plus(&summary),
-                None => summary,
-            });
+            run = Some(chunk::add_to_run(run, summary));
             after = last;
         }
         Ok(run)
     }
+}
+
+/// Lists, loads, plans, writes and commits one chunk: its last obligor and what it wrote, or
+/// `None` when no obligor after `request.after` has money to distribute. Nothing is committed
+/// once `caller_waiting` says the caller went away.
+fn run_chunk(
+    connection: &Connection,
+    request: &ChunkRequest,
+    planner: &Planner,
+    caller_waiting: &dyn Fn() -> bool,
+) -> StoreResult<Option<(String, RunSummary)>> {
+    if !caller_waiting() {
+        return Err(caller_went_away());
+    }
+    let Some((open, inputs)) = load_chunk(connection, request)? else { return Ok(None) };
+    let plans = planner(inputs)?;
+    let summary = write_chunk(connection, &open, &plans, caller_waiting)?;
+    Ok(Some((open.last, summary)))
+}
+
+/// Never answered (no one is waiting): it rolls the chunk back.
+fn caller_went_away() -> StoreError {
+    StoreError::Conflict("the caller went away before the chunk committed".into())
 }
 
 /// SQLite binds `$N` by order of first appearance, `?N` by number: the shared SQL, numbered.
@@ -144,7 +140,12 @@ fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Op
 }
 
 /// Writes the chunk's plans, checks conservation on the rows as written and commits.
-fn write_chunk(connection: &Connection, open: &OpenChunk, plans: &[ObligorPlan]) -> StoreResult<RunSummary> {
+fn write_chunk(
+    connection: &Connection,
+    open: &OpenChunk,
+    plans: &[ObligorPlan],
+    caller_waiting: &dyn Fn() -> bool,
+) -> StoreResult<RunSummary> {
     let run_id = open.run_id;
     // The ids after the highest AUTOINCREMENT ever gave: safe, as the transaction has held
     // SQLite's write lock from its start.
@@ -172,6 +173,8 @@ fn write_chunk(connection: &Connection, open: &OpenChunk, plans: &[ObligorPlan])
         .prepare_cached("DELETE FROM pending_collections WHERE obligor_id BETWEEN ?1 AND ?2")?
         .execute(params![open.first, open.last])?;
     if dequeued != rows.claims.len() {
+        // Not a race, as it may be on PostgreSQL (a Conflict there): nothing else wrote
+        // since the chunk loaded the range.
         return Err(StoreError::Corrupt(format!(
             "run {run_id}'s chunk (obligors {} to {}) took {dequeued} collections from the queue but claims {}",
             open.first,
@@ -192,7 +195,7 @@ fn write_chunk(connection: &Connection, open: &OpenChunk, plans: &[ObligorPlan])
             text(row.obligor),
             optional_text(allocation.order_id.as_ref().map(|order| order.as_str())),
             text(allocation.bucket.as_str()),
-            rusqlite::types::ToSqlOutput::Owned(allocation.month.map_or(rusqlite::types::Value::Null, |m| m.to_string().into())),
+            optional_owned_text(allocation.month.map(|month| month.to_string())),
             text(&row.effective_date),
             integer(allocation.amount.cents()),
             optional_text(allocation.step.map(|step| step.as_str())),
@@ -204,7 +207,7 @@ fn write_chunk(connection: &Connection, open: &OpenChunk, plans: &[ObligorPlan])
         |row| Ok(WrittenSums { pooled: row.get(0)?, allocated: row.get(1)?, claimed: row.get(2)?, moved: row.get(3)? }),
     )?;
     let summary = rows.summary;
-    chunk::check_conservation(&open.first, &open.last, &summary, open.pending.collected, written)?;
+    chunk::check_chunk_conservation(&open.first, &open.last, &summary, open.pending.collected, written)?;
     connection.prepare_cached(&numbered(chunk::ADD_TO_RUN))?.execute(params![
         summary.collections as i64,
         summary.pools as i64,
@@ -212,6 +215,9 @@ fn write_chunk(connection: &Connection, open: &OpenChunk, plans: &[ObligorPlan])
         summary.unapplied.cents(),
         run_id
     ])?;
+    if !caller_waiting() {
+        return Err(caller_went_away());
+    }
     crate::crash_points::reached("distribution.before_commit");
     connection.execute_batch("COMMIT")?;
     crate::crash_points::reached("distribution.after_commit");

@@ -19,7 +19,8 @@
 //!
 //! The thread is the process's SQLite writer for whatever else pays for crossing threads per
 //! statement: other writers hand it a whole piece of work ([`WriterThread::run`]), holding the
-//! token likewise. Online payments' group commits do (`sqlite_payments.rs`).
+//! token likewise ([`Holding`]). Online payments' group commits (`sqlite_payments.rs`) and
+//! distribution chunks (`sqlite_distribution.rs`) do.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -123,8 +124,10 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job)));
         if handled.is_err() {
             tracing::error!("the SQLite writer thread panicked; what it was writing is rolled back");
-            open = None;
+            // Rolled back before the file's token is given back, so no other writer starts
+            // while its transaction is open.
             roll_back(&connection);
+            open = None;
         }
     }
 }
@@ -180,6 +183,31 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job) {
             // Work that failed half-way may have left its transaction open: end it here.
             roll_back(connection);
         }
+    }
+}
+
+/// The thread's connection held for one piece of [`WriterThread::run`] work, with the sqlx
+/// writer connection as its token. However the work ends, a panic included, what it left
+/// uncommitted is rolled back before the token is given back (fields drop after `drop`), so
+/// no other writer in the process starts while its transaction is open.
+pub(super) struct Holding<'c> {
+    connection: &'c Connection,
+    _token: PoolConnection<Sqlite>,
+}
+
+impl<'c> Holding<'c> {
+    pub(super) fn new(connection: &'c Connection, token: PoolConnection<Sqlite>) -> Holding<'c> {
+        Holding { connection, _token: token }
+    }
+
+    pub(super) fn connection(&self) -> &'c Connection {
+        self.connection
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        roll_back(self.connection);
     }
 }
 
@@ -287,6 +315,10 @@ pub(super) fn text(value: &str) -> ToSqlOutput<'_> {
 
 pub(super) fn optional_text(value: Option<&str>) -> ToSqlOutput<'_> {
     value.map_or(ToSqlOutput::Owned(Value::Null), text)
+}
+
+pub(super) fn optional_owned_text(value: Option<String>) -> ToSqlOutput<'static> {
+    ToSqlOutput::Owned(value.map_or(Value::Null, Value::Text))
 }
 
 pub(super) fn integer(value: i64) -> ToSqlOutput<'static> {
@@ -476,5 +508,42 @@ impl Drop for SqliteFileWriter {
             // Queued behind any batch still being written, so it rolls the file back last.
             let _ = self.thread.send(Job::Abandon);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work that panics mid-transaction gives the writer back only once its transaction is
+    /// rolled back: whoever takes the token next finds the database's write lock free at once
+    /// and nothing of the work written.
+    #[tokio::test]
+    async fn work_that_panics_is_rolled_back_before_the_next_writer_may_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let token = store.writer.acquire().await.unwrap();
+        store
+            .files
+            .run(move |connection| {
+                let holding = Holding::new(connection, token);
+                let connection = holding.connection();
+                connection.execute_batch("BEGIN IMMEDIATE; INSERT INTO gateway_settings (name, value) VALUES ('half', 'written');").unwrap();
+                panic!("a bug in the middle of the work");
+            })
+            .unwrap();
+
+        let _next = store.writer.acquire().await.unwrap();
+        let other = Connection::open(&file).unwrap();
+        other.busy_timeout(Duration::ZERO).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").expect("the write lock is free as soon as the token is");
+        let kept: i64 = other.query_row("SELECT COUNT(*) FROM gateway_settings WHERE name = 'half'", [], |row| row.get(0)).unwrap();
+        assert_eq!(kept, 0);
+
+        // The thread goes on serving.
+        let (done, finished) = oneshot::channel();
+        store.files.run(move |connection| done.send(connection.is_autocommit()).unwrap()).unwrap();
+        assert!(finished.await.unwrap(), "no transaction left open");
     }
 }
