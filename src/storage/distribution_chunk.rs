@@ -117,6 +117,13 @@ pub(super) struct PendingAmounts {
     pub collected: Money,
 }
 
+impl PendingAmounts {
+    /// How many collections are pending.
+    pub fn count(&self) -> usize {
+        self.cents.len()
+    }
+}
+
 impl ChunkLoader {
     fn input(&mut self, obligor: &str) -> Result<&mut ObligorInput, StoreError> {
         if !self.inputs.contains_key(obligor) {

@@ -1,11 +1,21 @@
 //! Distribution runs on SQLite: each chunk on the writer thread (`sqlite_files.rs`), with its
-//! connection's prepared statements.
+//! connection's prepared statements, and the next chunk read and planned on the other core
+//! meanwhile.
 //!
 //! Through sqlx every row a chunk read and every value it bound crossed to sqlx's worker
 //! thread and back, each its own allocation: a run of 1,000,000 collections spent most of its
 //! CPU handing rows over (`docs/performance.md`). Here a chunk is one job on the thread: it
 //! lists and loads the chunk, plans it (the planner is a plain function, so it runs there
 //! too), writes, checks and commits, and answers once.
+//!
+//! **Reading ahead.** The writer is the one core a run can use, so once a chunk is loaded its
+//! job has the next chunk listed, loaded and planned on a read connection (`Lookups`), on a
+//! blocking thread, while it writes. Chunks' obligors are disjoint and a chunk writes nothing
+//! of another obligor's (its range of the queue, its pools, its orders' balances), so what
+//! the read saw is the next chunk's state as long as nobody else wrote in between. That is
+//! checked when the next chunk begins, under the write lock ([`Stamp`]): no other connection
+//! committed (`PRAGMA data_version` is unchanged) and the writer thread ran nothing between
+//! the two chunks' jobs. Otherwise the next chunk loads on the writer, as the first does.
 //!
 //! A chunk is one transaction (`BEGIN IMMEDIATE` … `COMMIT`), holding the sqlx writer
 //! connection as its token throughout, as a file does; whatever fails, a panic included, is
@@ -14,31 +24,64 @@
 //! the thread asks before it starts and again before it commits, as dropping the call drops
 //! the transaction on PostgreSQL.
 
+use std::sync::{mpsc, Arc};
+
 use rusqlite::{params, Connection, Row};
 use tokio::sync::oneshot;
 
 use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, PendingAmounts, WrittenSums};
 use super::sql_store::{self as sql, OBLIGORS_PER_BATCH};
 use super::sqlite::SqliteStore;
-use super::sqlite_files::{insert_rows, integer, optional_owned_text, optional_text, stopped, text, Holding};
+use super::sqlite_files::{insert_rows, integer, optional_owned_text, optional_text, stopped, text, writer_job_number, Holding};
+use super::sqlite_lookups::Lookups;
 use super::{Planner, StoreError, StoreResult};
 use crate::domain::distribution::{ObligorInput, ObligorPlan, RunSummary};
 
-/// Which chunk to run: the obligors after `after`, at most `obligors`, of run `run_id` (its
-/// first chunk writes the run's row).
+/// Which chunk: the obligors after `after`, at most `obligors`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct ChunkRequest {
     after: String,
     obligors: i64,
-    run_id: Option<i64>,
-    started_at: String,
 }
 
-/// A chunk listed and loaded, its transaction open.
+/// A chunk listed and loaded: its range of obligors and its pending collections.
 struct OpenChunk {
-    run_id: i64,
     first: String,
     last: String,
     pending: PendingAmounts,
+}
+
+/// A chunk ready to write: loaded and planned; `None` when nothing is left to distribute.
+type Planned = Option<(OpenChunk, Vec<ObligorPlan>)>;
+
+/// What the database had been written by when a chunk's job began, under the write lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    /// Changes whenever another connection commits.
+    data_version: i64,
+    /// The writer thread's job ([`writer_job_number`]).
+    job: u64,
+}
+
+impl Stamp {
+    fn now(connection: &Connection) -> StoreResult<Stamp> {
+        let data_version = connection.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok(Stamp { data_version, job: writer_job_number() })
+    }
+
+    /// Whether `later`, the next chunk's stamp, shows nobody wrote since this one but the
+    /// chunk whose job took this stamp.
+    fn followed_only_by_its_chunk(&self, later: &Stamp) -> bool {
+        later.data_version == self.data_version && later.job == self.job + 1
+    }
+}
+
+/// The next chunk, read and planned beside the chunk before it.
+struct ReadAhead {
+    /// The stamp of the chunk whose job began the read: the read saw the database as of it.
+    stamp: Stamp,
+    request: ChunkRequest,
+    planned: StoreResult<Planned>,
 }
 
 impl SqliteStore {
@@ -47,14 +90,23 @@ impl SqliteStore {
         let mut run: Option<RunSummary> = None;
         let mut after = String::new();
         let mut obligors = OBLIGORS_PER_BATCH;
+        // The next chunk's read, begun by the chunk before it.
+        let mut ahead: Option<mpsc::Receiver<ReadAhead>> = None;
         loop {
             let token = self.writer.acquire().await?;
             let (answer, answered) = oneshot::channel::<StoreResult<Option<(String, RunSummary)>>>();
-            let request =
-                ChunkRequest { after: after.clone(), obligors, run_id: run.as_ref().map(|r| r.run_id), started_at: started_at.to_owned() };
+            let (read_next, next) = mpsc::sync_channel(1);
+            let this = Chunk {
+                request: ChunkRequest { after: after.clone(), obligors },
+                run_id: run.as_ref().map(|r| r.run_id),
+                started_at: started_at.to_owned(),
+                planner,
+                ahead: ahead.replace(next),
+                reader: (self.lookups.clone(), read_next),
+            };
             self.files.run(move |connection| {
                 let holding = Holding::new(connection, token);
-                let outcome = run_chunk(holding.connection(), &request, planner, &|| !answer.is_closed());
+                let outcome = this.run(holding.connection(), &|| !answer.is_closed());
                 let _ = answer.send(outcome);
             })?;
             let Some((last, summary)) = answered.await.map_err(|_| stopped())?? else { break };
@@ -66,22 +118,74 @@ impl SqliteStore {
     }
 }
 
-/// Lists, loads, plans, writes and commits one chunk: its last obligor and what it wrote, or
-/// `None` when no obligor after `request.after` has money to distribute. Nothing is committed
-/// once `caller_waiting` says the caller went away.
-fn run_chunk(
-    connection: &Connection,
-    request: &ChunkRequest,
-    planner: &Planner,
-    caller_waiting: &dyn Fn() -> bool,
-) -> StoreResult<Option<(String, RunSummary)>> {
-    if !caller_waiting() {
-        return Err(caller_went_away());
+/// One chunk's job on the writer thread.
+struct Chunk {
+    request: ChunkRequest,
+    /// The run's id; the first chunk writes the run's row.
+    run_id: Option<i64>,
+    started_at: String,
+    planner: &'static Planner,
+    /// This chunk read ahead by the job before, if it did.
+    ahead: Option<mpsc::Receiver<ReadAhead>>,
+    /// Where this job reads the next chunk ahead, and where it sends it.
+    reader: (Arc<Lookups>, mpsc::SyncSender<ReadAhead>),
+}
+
+impl Chunk {
+    /// Lists, loads, plans, writes and commits the chunk: its last obligor and what it wrote,
+    /// or `None` when no obligor after `request.after` has money to distribute. Nothing is
+    /// committed once `caller_waiting` says the caller went away.
+    fn run(self, connection: &Connection, caller_waiting: &dyn Fn() -> bool) -> StoreResult<Option<(String, RunSummary)>> {
+        if !caller_waiting() {
+            return Err(caller_went_away());
+        }
+        // IMMEDIATE: the write lock from the start, so what is loaded is what is written over.
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        let stamp = Stamp::now(connection)?;
+        let planned = match self.ahead.and_then(|ahead| ahead.recv().ok()) {
+            Some(read) if read.request == self.request && read.stamp.followed_only_by_its_chunk(&stamp) => match read.planned {
+                Ok(planned) => planned,
+                // What failed on the read connection is tried again here, where it counts.
+                Err(_) => plan(connection, &self.request, self.planner)?,
+            },
+            _ => plan(connection, &self.request, self.planner)?,
+        };
+        let Some((open, plans)) = planned else { return Ok(None) };
+        let next = ChunkRequest {
+            after: open.last.clone(),
+            obligors: sql::next_chunk_obligors(plans.len() as u64, open.pending.count() as u64),
+        };
+        read_ahead(self.reader, stamp, next, self.planner);
+        let run_id = match self.run_id {
+            Some(run_id) => run_id,
+            None => connection.prepare_cached(&numbered(chunk::NEW_RUN))?.query_row(params![self.started_at], |row| row.get(0))?,
+        };
+        let summary = write_chunk(connection, run_id, &open, &plans, caller_waiting)?;
+        Ok(Some((open.last, summary)))
     }
+}
+
+/// Reads and plans the chunk of `request` on a read connection, on a blocking thread, and
+/// sends it with `stamp`. A read that fails or panics sends nothing: the chunk then loads on
+/// the writer.
+fn read_ahead((lookups, send): (Arc<Lookups>, mpsc::SyncSender<ReadAhead>), stamp: Stamp, request: ChunkRequest, planner: &'static Planner) {
+    tokio::task::spawn_blocking(move || {
+        let planned = lookups.with_connection(|connection| {
+            // One read transaction: every query of the chunk sees the same state.
+            connection.execute_batch("BEGIN")?;
+            let planned = plan(connection, &request, planner);
+            connection.execute_batch("ROLLBACK")?;
+            planned
+        });
+        let _ = send.send(ReadAhead { stamp, request, planned });
+    });
+}
+
+/// Lists, loads and plans the chunk of `request`, in the connection's open transaction.
+fn plan(connection: &Connection, request: &ChunkRequest, planner: &Planner) -> StoreResult<Planned> {
     let Some((open, inputs)) = load_chunk(connection, request)? else { return Ok(None) };
     let plans = planner(inputs)?;
-    let summary = write_chunk(connection, &open, &plans, caller_waiting)?;
-    Ok(Some((open.last, summary)))
+    Ok(Some((open, plans)))
 }
 
 /// Never answered (no one is waiting): it rolls the chunk back.
@@ -98,20 +202,14 @@ fn text_at<'r>(row: &'r Row<'_>, column: usize) -> StoreResult<&'r str> {
     row.get_ref(column)?.as_str().map_err(sql::corrupt("text column"))
 }
 
-/// Opens the chunk's transaction, lists its obligors and loads their money and ledgers;
-/// `None` when no obligor after `request.after` has money to distribute.
+/// Lists the chunk's obligors and loads their money and ledgers, in the connection's open
+/// transaction; `None` when no obligor after `request.after` has money to distribute.
 fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Option<(OpenChunk, Vec<ObligorInput>)>> {
-    // IMMEDIATE: the write lock from the start, so what is loaded is what is written over.
-    connection.execute_batch("BEGIN IMMEDIATE")?;
     let batch = connection
         .prepare_cached(&numbered(chunk::CHUNK_OBLIGORS))?
         .query_map(params![request.after, request.obligors], |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<String>, _>>()?;
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else { return Ok(None) };
-    let run_id = match request.run_id {
-        Some(run_id) => run_id,
-        None => connection.prepare_cached(&numbered(chunk::NEW_RUN))?.query_row(params![request.started_at], |row| row.get(0))?,
-    };
     let range = params![first, last];
     let mut loader = ChunkLoader::default();
     let mut pending = connection.prepare_cached(&numbered(chunk::CHUNK_PENDING))?;
@@ -135,18 +233,18 @@ fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Op
         loader.paid(text_at(row, 0)?, text_at(row, 1)?, text_at(row, 2)?, row.get(3)?)?;
     }
     let loaded = loader.finish();
-    let open = OpenChunk { run_id, first: first.clone(), last: last.clone(), pending: loaded.pending };
+    let open = OpenChunk { first: first.clone(), last: last.clone(), pending: loaded.pending };
     Ok(Some((open, loaded.inputs)))
 }
 
 /// Writes the chunk's plans, checks conservation on the rows as written and commits.
 fn write_chunk(
     connection: &Connection,
+    run_id: i64,
     open: &OpenChunk,
     plans: &[ObligorPlan],
     caller_waiting: &dyn Fn() -> bool,
 ) -> StoreResult<RunSummary> {
-    let run_id = open.run_id;
     // The ids after the highest AUTOINCREMENT ever gave: safe, as the transaction has held
     // SQLite's write lock from its start.
     let highest: i64 = connection
@@ -222,4 +320,33 @@ fn write_chunk(
     connection.execute_batch("COMMIT")?;
     crate::crash_points::reached("distribution.after_commit");
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What reading ahead rests on: the writer's own commits leave its `data_version` as it
+    /// was, another connection's change it, and a job of the writer thread between the two
+    /// chunks' jobs shows in the job numbers.
+    #[test]
+    fn a_read_ahead_holds_only_when_nothing_but_its_chunk_was_written_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let writer = Connection::open(&file).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);").unwrap();
+        let other = Connection::open(&file).unwrap();
+
+        let chunk = Stamp::now(&writer).unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT;").unwrap();
+        let next = Stamp { job: chunk.job + 1, ..Stamp::now(&writer).unwrap() };
+        assert!(chunk.followed_only_by_its_chunk(&next), "the chunk's own commit");
+
+        let another_job = Stamp { job: chunk.job + 2, ..next };
+        assert!(!chunk.followed_only_by_its_chunk(&another_job), "a file or payments' commit on the writer thread between");
+
+        other.execute_batch("INSERT INTO t VALUES (2);").unwrap();
+        let after_other = Stamp { job: chunk.job + 1, ..Stamp::now(&writer).unwrap() };
+        assert!(!chunk.followed_only_by_its_chunk(&after_other), "another connection's commit between");
+    }
 }

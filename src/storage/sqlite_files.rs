@@ -116,9 +116,21 @@ struct OpenFile {
     _token: PoolConnection<Sqlite>,
 }
 
+thread_local! {
+    /// The jobs the writer thread has begun: each job sees its own number.
+    static JOBS_BEGUN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The number of the job running on the writer thread (called from it): two jobs whose
+/// numbers follow each other had nothing written by this thread between them.
+pub(super) fn writer_job_number() -> u64 {
+    JOBS_BEGUN.with(|begun| begun.get())
+}
+
 fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
     let mut open: Option<OpenFile> = None;
     while let Ok(job) = queue.recv() {
+        JOBS_BEGUN.with(|begun| begun.set(begun.get() + 1));
         // A bug that panics in one job fails that file (its caller's answer is dropped, so it
         // is told the writer stopped) and rolls it back; the thread goes on with the next.
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job)));

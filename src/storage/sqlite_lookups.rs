@@ -66,6 +66,17 @@ impl Lookups {
         Ok(result?)
     }
 
+    /// Runs `read` on an idle connection, on this thread; `read` must end any transaction it
+    /// opens (a connection left in one is not kept).
+    pub(super) fn with_connection<T>(&self, read: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let connection = self.connection()?;
+        let result = read(&connection);
+        if connection.is_autocommit() {
+            self.give_back(connection);
+        }
+        result
+    }
+
     /// Every case and SSN HMAC asked for that the registry holds, read in one snapshot.
     fn directory(&self, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage> {
         let connection = self.connection()?;
