@@ -245,9 +245,11 @@ pub struct ChildOrder {
     pub impaired: Option<bool>,
 }
 
-/// Plans a batch of obligors inside a distribution run's transaction: a pure function of the
-/// balances and pending collections the store loaded. A run takes it as `&'static` (a plain
-/// function), so a backend may run it on the thread that holds the transaction.
+/// Plans a chunk of obligors: a pure function of the balances and pending collections the
+/// store loaded, and it must stay one. A run takes it as `&'static` (a plain function), and a
+/// backend may call it on any thread, outside the chunk's transaction (SQLite plans the next
+/// chunk ahead on a read connection), more than once for a chunk, or for a chunk it then
+/// does not write.
 pub type Planner = dyn Fn(Vec<ObligorInput>) -> Result<Vec<ObligorPlan>, ConservationError> + Send + Sync;
 
 #[async_trait]
@@ -282,9 +284,11 @@ pub trait Store:
     /// Records a collection and its audit row in one transaction.
     async fn add_collection(&self, collection: NewCollection, audit: &AuditEntry) -> StoreResult<CollectionRecord>;
 
-    /// Distributes every pending collection in one transaction: obligors are loaded in
-    /// batches, planned by `planner`, and written; on any error nothing is kept. Returns
-    /// `None`, writing nothing but the audit row, when nothing was pending.
+    /// Distributes every pending collection, a chunk of obligors at a time, each chunk its
+    /// own transaction: loaded, planned by `planner`, written, checked and committed whole.
+    /// On an error the failing chunk is rolled back and the run stops; the chunks before it
+    /// stay, and the next run distributes the rest. Returns `None`, writing nothing but the
+    /// audit row, when nothing was pending.
     async fn distribute(&self, started_at: &str, planner: &'static Planner, audit: &AuditEntry) -> StoreResult<Option<RunSummary>>;
 
     /// Allocation rows in the order written, after `after_id`, at most `limit`.

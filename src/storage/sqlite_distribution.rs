@@ -5,17 +5,21 @@
 //! Through sqlx every row a chunk read and every value it bound crossed to sqlx's worker
 //! thread and back, each its own allocation: a run of 1,000,000 collections spent most of its
 //! CPU handing rows over (`docs/performance.md`). Here a chunk is one job on the thread: it
-//! lists and loads the chunk, plans it (the planner is a plain function, so it runs there
-//! too), writes, checks and commits, and answers once.
+//! takes its plans (read ahead, below, or listed, loaded and planned there: the planner is a
+//! plain function), writes, checks and commits, and answers once.
 //!
-//! **Reading ahead.** The writer is the one core a run can use, so once a chunk is loaded its
+//! **Reading ahead.** The writer is the one core a run can use, so once a chunk is planned its
 //! job has the next chunk listed, loaded and planned on a read connection (`Lookups`), on a
-//! blocking thread, while it writes. Chunks' obligors are disjoint and a chunk writes nothing
-//! of another obligor's (its range of the queue, its pools, its orders' balances), so what
-//! the read saw is the next chunk's state as long as nobody else wrote in between. That is
-//! checked when the next chunk begins, under the write lock ([`Stamp`]): no other connection
-//! committed (`PRAGMA data_version` is unchanged) and the writer thread ran nothing between
-//! the two chunks' jobs. Otherwise the next chunk loads on the writer, as the first does.
+//! blocking thread, while it writes. Every row a chunk writes or deletes is keyed by one of
+//! its own obligors (its range of the queue, its pools, claims and allocations, and through
+//! the trigger its orders' balances), and its new pools are referred to by no older row; the
+//! next chunk reads only obligors after it. So what the read saw is the next chunk's state as
+//! long as nobody else wrote between the two chunks' jobs. That is checked when the next
+//! chunk begins, under the write lock ([`Stamp`]): no other connection committed (`PRAGMA
+//! data_version` is unchanged) and the writer thread ran no other job in between. The read
+//! began after the first job's stamp and ended before the second's, so any other commit
+//! that it could have seen, or missed, shows in one of the two. Otherwise the next chunk is
+//! loaded and planned on the writer, as the first is.
 //!
 //! A chunk is one transaction (`BEGIN IMMEDIATE` … `COMMIT`), holding the sqlx writer
 //! connection as its token throughout, as a file does; whatever fails, a panic included, is
@@ -78,7 +82,7 @@ impl Stamp {
 
 /// The next chunk, read and planned beside the chunk before it.
 struct ReadAhead {
-    /// The stamp of the chunk whose job began the read: the read saw the database as of it.
+    /// The stamp of the chunk whose job began the read (the read began after it was taken).
     stamp: Stamp,
     request: ChunkRequest,
     planned: StoreResult<Planned>,
@@ -88,16 +92,15 @@ impl SqliteStore {
     /// Distributes every pending collection, chunk by chunk on the writer thread.
     pub(super) async fn distribute_chunks(&self, started_at: &str, planner: &'static Planner) -> StoreResult<Option<RunSummary>> {
         let mut run: Option<RunSummary> = None;
-        let mut after = String::new();
-        let mut obligors = OBLIGORS_PER_BATCH;
+        let mut request = ChunkRequest { after: String::new(), obligors: OBLIGORS_PER_BATCH };
         // The next chunk's read, begun by the chunk before it.
         let mut ahead: Option<mpsc::Receiver<ReadAhead>> = None;
         loop {
             let token = self.writer.acquire().await?;
-            let (answer, answered) = oneshot::channel::<StoreResult<Option<(String, RunSummary)>>>();
+            let (answer, answered) = oneshot::channel::<StoreResult<Option<(ChunkRequest, RunSummary)>>>();
             let (read_next, next) = mpsc::sync_channel(1);
             let this = Chunk {
-                request: ChunkRequest { after: after.clone(), obligors },
+                request: request.clone(),
                 run_id: run.as_ref().map(|r| r.run_id),
                 started_at: started_at.to_owned(),
                 planner,
@@ -109,10 +112,9 @@ impl SqliteStore {
                 let outcome = this.run(holding.connection(), &|| !answer.is_closed());
                 let _ = answer.send(outcome);
             })?;
-            let Some((last, summary)) = answered.await.map_err(|_| stopped())?? else { break };
-            obligors = sql::next_chunk_obligors(summary.obligors, summary.collections);
+            let Some((next, summary)) = answered.await.map_err(|_| stopped())?? else { break };
             run = Some(chunk::add_to_run(run, summary));
-            after = last;
+            request = next;
         }
         Ok(run)
     }
@@ -132,42 +134,54 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// Lists, loads, plans, writes and commits the chunk: its last obligor and what it wrote,
-    /// or `None` when no obligor after `request.after` has money to distribute. Nothing is
-    /// committed once `caller_waiting` says the caller went away.
-    fn run(self, connection: &Connection, caller_waiting: &dyn Fn() -> bool) -> StoreResult<Option<(String, RunSummary)>> {
+    /// Plans (or takes the plans read ahead), writes and commits the chunk: the next chunk's
+    /// request and what this one wrote, or `None` when no obligor after `request.after` has
+    /// money to distribute. Nothing is committed once `caller_waiting` says the caller went
+    /// away.
+    fn run(self, connection: &Connection, caller_waiting: &dyn Fn() -> bool) -> StoreResult<Option<(ChunkRequest, RunSummary)>> {
         if !caller_waiting() {
             return Err(caller_went_away());
         }
-        // IMMEDIATE: the write lock from the start, so what is loaded is what is written over.
+        // Waited for before the write lock is taken, so a slow read holds nobody up.
+        let ahead = self.ahead.and_then(|ahead| ahead.recv().ok());
+        // IMMEDIATE: the write lock from the start, so nothing changes what the chunk
+        // planned from (loaded here, or read ahead and checked by the stamps) until it commits.
         connection.execute_batch("BEGIN IMMEDIATE")?;
         let stamp = Stamp::now(connection)?;
-        let planned = match self.ahead.and_then(|ahead| ahead.recv().ok()) {
+        let planned = match ahead {
             Some(read) if read.request == self.request && read.stamp.followed_only_by_its_chunk(&stamp) => match read.planned {
                 Ok(planned) => planned,
                 // What failed on the read connection is tried again here, where it counts.
-                Err(_) => plan(connection, &self.request, self.planner)?,
+                Err(error) => {
+                    tracing::debug!(%error, "distribution: reading the next chunk ahead failed; planning it on the writer");
+                    plan(connection, &self.request, self.planner)?
+                }
             },
-            _ => plan(connection, &self.request, self.planner)?,
+            Some(_) => {
+                tracing::debug!("distribution: something else was written since the chunk was read ahead; planning it on the writer");
+                plan(connection, &self.request, self.planner)?
+            }
+            None => plan(connection, &self.request, self.planner)?,
         };
         let Some((open, plans)) = planned else { return Ok(None) };
+        // Sized from this chunk's collections per obligor (every pending one is claimed).
         let next = ChunkRequest {
             after: open.last.clone(),
             obligors: sql::next_chunk_obligors(plans.len() as u64, open.pending.count() as u64),
         };
-        read_ahead(self.reader, stamp, next, self.planner);
+        read_ahead(self.reader, stamp, next.clone(), self.planner);
         let run_id = match self.run_id {
             Some(run_id) => run_id,
             None => connection.prepare_cached(&numbered(chunk::NEW_RUN))?.query_row(params![self.started_at], |row| row.get(0))?,
         };
         let summary = write_chunk(connection, run_id, &open, &plans, caller_waiting)?;
-        Ok(Some((open.last, summary)))
+        Ok(Some((next, summary)))
     }
 }
 
 /// Reads and plans the chunk of `request` on a read connection, on a blocking thread, and
-/// sends it with `stamp`. A read that fails or panics sends nothing: the chunk then loads on
-/// the writer.
+/// sends it with `stamp`, or the error that stopped it; a read that panics sends nothing. The
+/// chunk is then planned on the writer.
 fn read_ahead((lookups, send): (Arc<Lookups>, mpsc::SyncSender<ReadAhead>), stamp: Stamp, request: ChunkRequest, planner: &'static Planner) {
     tokio::task::spawn_blocking(move || {
         let planned = lookups.with_connection(|connection| {
@@ -262,7 +276,8 @@ fn write_chunk(
         [integer(pool.pool_id), integer(run_id), text(pool.obligor), text(&pool.effective_date), integer(pool.cents)]
     })?;
     // The chunk's range of the queue is emptied in one statement, then each collection is
-    // claimed. The chunk has held the write lock since it loaded that range, and the plan
+    // claimed. Nothing else has written since the chunk's range was loaded (under this write
+    // lock, or read ahead and checked by the stamps), and the plan
     // pools every collection it was given (each claimed one was loaded: `ChunkRows::new`; the
     // claims' key takes each once), so the rows deleted are exactly the claims, or the chunk
     // is rolled back. One range delete reads the queue's pages once, in order; a delete a
@@ -272,7 +287,7 @@ fn write_chunk(
         .execute(params![open.first, open.last])?;
     if dequeued != rows.claims.len() {
         // Not a race, as it may be on PostgreSQL (a Conflict there): nothing else wrote
-        // since the chunk loaded the range.
+        // since the chunk's range was loaded.
         return Err(StoreError::Corrupt(format!(
             "run {run_id}'s chunk (obligors {} to {}) took {dequeued} collections from the queue but claims {}",
             open.first,
