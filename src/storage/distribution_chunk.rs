@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use super::sql_store as sql;
 use super::StoreError;
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan, OrderLedger, PendingCollection, PendingCorrection, PoolTarget, RunSummary};
-use crate::domain::{Allocation, Bucket, Money};
+use crate::domain::{Allocation, Bucket, Money, Order};
 
 /// The chunk's obligors after `$1`, at most `$2`: those with pending collections or a
 /// correction pool (a CORRECTION row; one emptied since is planned with nothing and written
@@ -157,21 +157,9 @@ impl ChunkLoader {
         Ok(())
     }
 
-    /// A row of [`CHUNK_ORDERS`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn order(
-        &mut self,
-        id: &str,
-        case: &str,
-        monthly_cents: i64,
-        start: &str,
-        arrears_cents: i64,
-        end: Option<String>,
-        obligor: &str,
-    ) -> Result<(), StoreError> {
-        let order = sql::order_from_columns(id, case, monthly_cents, start, arrears_cents, end)?;
-        self.ledgers.insert(id.to_owned(), (obligor.to_owned(), OrderLedger::new(order)));
-        Ok(())
+    /// An order of a row of [`CHUNK_ORDERS`] ([`sql::order_from_columns`]), of `obligor`.
+    pub fn order(&mut self, order: Order, obligor: &str) {
+        self.ledgers.insert(order.id.as_str().to_owned(), (obligor.to_owned(), OrderLedger::new(order)));
     }
 
     /// A row of [`CHUNK_PAID`]; its order's row must have been loaded first.
@@ -357,7 +345,7 @@ mod tests {
     /// collection and no order (its money goes unapplied).
     fn loaded() -> LoadedChunk {
         let mut loader = ChunkLoader::default();
-        loader.order("B-1", "12345678", 10_000, "2026-01", 0, None, "B").unwrap();
+        loader.order(sql::order_from_columns("B-1", "12345678", 10_000, "2026-01", 0, None).unwrap(), "B");
         loader.paid("B-1", "CURRENT", "2026-11", 4_000).unwrap();
         loader.pending(7, "B", 8_000, "2026-11-13").unwrap();
         loader.pending(3, "B", 5_000, "2026-11-20").unwrap();

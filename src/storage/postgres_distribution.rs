@@ -68,7 +68,7 @@ async fn distribute_chunk(
     }
     let orders: Vec<sql::OrderRow> = sqlx::query_as(&chunk::CHUNK_ORDERS).bind(first).bind(last).fetch_all(&mut **tx).await?;
     for (id, case, monthly, start, arrears, end, obligor) in orders {
-        loader.order(&id, &case, monthly, &start, arrears, end, &obligor)?;
+        loader.order(sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?, &obligor);
     }
     let paid: Vec<(String, String, String, i64)> = sqlx::query_as(&chunk::CHUNK_PAID).bind(first).bind(last).fetch_all(&mut **tx).await?;
     for (order, bucket, month, cents) in paid {

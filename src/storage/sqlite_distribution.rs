@@ -239,7 +239,8 @@ fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Op
     let mut orders = connection.prepare_cached(&numbered(&chunk::CHUNK_ORDERS))?;
     let mut rows = orders.query(range)?;
     while let Some(row) = rows.next()? {
-        loader.order(text_at(row, 0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?, row.get(4)?, row.get(5)?, text_at(row, 6)?)?;
+        let order = sql::order_from_columns(text_at(row, 0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?, row.get(4)?, row.get(5)?)?;
+        loader.order(order, text_at(row, 6)?);
     }
     let mut paid = connection.prepare_cached(&numbered(&chunk::CHUNK_PAID))?;
     let mut rows = paid.query(range)?;
