@@ -23,7 +23,7 @@
 //!
 //! A chunk is one transaction (`BEGIN IMMEDIATE` … `COMMIT`), holding the sqlx writer
 //! connection as its token throughout, as a file does; whatever fails, a panic included, is
-//! rolled back before the token is given back ([`Holding`]). A caller that goes away (its
+//! rolled back before the token is given back (`WriterThread::run`). A caller that goes away (its
 //! deadline passed, its client hung up) before its chunk commits leaves nothing of the chunk:
 //! the thread asks before it starts and again before it commits, as dropping the call drops
 //! the transaction on PostgreSQL.
@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, PendingAmounts, WrittenSums};
 use super::sql_store::{self as sql, OBLIGORS_PER_BATCH};
 use super::sqlite::SqliteStore;
-use super::sqlite_files::{insert_rows, integer, optional_owned_text, optional_text, stopped, text, writer_job_number, Holding};
+use super::sqlite_files::{insert_rows, integer, optional_owned_text, optional_text, stopped, text, JobNumber};
 use super::sqlite_lookups::Lookups;
 use super::{Planner, StoreError, StoreResult};
 use crate::domain::distribution::{ObligorInput, ObligorPlan, RunSummary};
@@ -63,14 +63,14 @@ type Planned = Option<(OpenChunk, Vec<ObligorPlan>)>;
 struct Stamp {
     /// Changes whenever another connection commits.
     data_version: i64,
-    /// The writer thread's job ([`writer_job_number`]).
-    job: u64,
+    /// The writer thread's job that took it.
+    job: JobNumber,
 }
 
 impl Stamp {
-    fn now(connection: &Connection) -> StoreResult<Stamp> {
+    fn now(connection: &Connection, job: JobNumber) -> StoreResult<Stamp> {
         let data_version = connection.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-        Ok(Stamp { data_version, job: writer_job_number() })
+        Ok(Stamp { data_version, job })
     }
 
     /// Whether `later`, the next chunk's stamp, shows nobody wrote since this one but the
@@ -107,9 +107,8 @@ impl SqliteStore {
                 ahead: ahead.replace(next),
                 reader: (self.lookups.clone(), read_next),
             };
-            self.files.run(move |connection| {
-                let holding = Holding::new(connection, token);
-                let outcome = this.run(holding.connection(), &|| !answer.is_closed());
+            self.files.run(token, move |connection, job| {
+                let outcome = this.run(connection, job, &|| !answer.is_closed());
                 let _ = answer.send(outcome);
             })?;
             let Some((next, summary)) = answered.await.map_err(|_| stopped())?? else { break };
@@ -138,7 +137,7 @@ impl Chunk {
     /// request and what this one wrote, or `None` when no obligor after `request.after` has
     /// money to distribute. Nothing is committed once `caller_waiting` says the caller went
     /// away.
-    fn run(self, connection: &Connection, caller_waiting: &dyn Fn() -> bool) -> StoreResult<Option<(ChunkRequest, RunSummary)>> {
+    fn run(self, connection: &Connection, job: JobNumber, caller_waiting: &dyn Fn() -> bool) -> StoreResult<Option<(ChunkRequest, RunSummary)>> {
         if !caller_waiting() {
             return Err(caller_went_away());
         }
@@ -147,7 +146,7 @@ impl Chunk {
         // IMMEDIATE: the write lock from the start, so nothing changes what the chunk
         // planned from (loaded here, or read ahead and checked by the stamps) until it commits.
         connection.execute_batch("BEGIN IMMEDIATE")?;
-        let stamp = Stamp::now(connection)?;
+        let stamp = Stamp::now(connection, job)?;
         let planned = match ahead {
             Some(read) if read.request == self.request && read.stamp.followed_only_by_its_chunk(&stamp) => match read.planned {
                 Ok(planned) => planned,
@@ -353,16 +352,16 @@ mod tests {
         writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);").unwrap();
         let other = Connection::open(&file).unwrap();
 
-        let chunk = Stamp::now(&writer).unwrap();
+        let chunk = Stamp::now(&writer, 7).unwrap();
         writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT;").unwrap();
-        let next = Stamp { job: chunk.job + 1, ..Stamp::now(&writer).unwrap() };
+        let next = Stamp::now(&writer, 8).unwrap();
         assert!(chunk.followed_only_by_its_chunk(&next), "the chunk's own commit");
 
         let another_job = Stamp { job: chunk.job + 2, ..next };
         assert!(!chunk.followed_only_by_its_chunk(&another_job), "a file or payments' commit on the writer thread between");
 
         other.execute_batch("INSERT INTO t VALUES (2);").unwrap();
-        let after_other = Stamp { job: chunk.job + 1, ..Stamp::now(&writer).unwrap() };
+        let after_other = Stamp::now(&writer, 8).unwrap();
         assert!(!chunk.followed_only_by_its_chunk(&after_other), "another connection's commit between");
     }
 }

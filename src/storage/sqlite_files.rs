@@ -18,9 +18,10 @@
 //! upload or a crash leaves nothing of it.
 //!
 //! The thread is the process's SQLite writer for whatever else pays for crossing threads per
-//! statement: other writers hand it a whole piece of work ([`WriterThread::run`]), holding the
-//! token likewise ([`Holding`]). Online payments' group commits (`sqlite_payments.rs`) and
-//! distribution chunks (`sqlite_distribution.rs`) do.
+//! statement: other writers hand it a whole piece of work with the token
+//! ([`WriterThread::run`]), which the thread holds until the work's transaction has ended.
+//! Online payments' group commits (`sqlite_payments.rs`) and distribution chunks
+//! (`sqlite_distribution.rs`) do.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -46,9 +47,9 @@ enum Job {
     Finish { counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
     /// The file was dropped unfinished: roll it back.
     Abandon,
-    /// Another writer's work, run with the connection between files. It holds the sqlx
-    /// writer connection as its token and leaves no transaction open.
-    Run(Box<dyn FnOnce(&Connection) + Send>),
+    /// Another writer's work, run with the connection between files, holding `token` (the
+    /// sqlx writer connection) until what it leaves uncommitted is rolled back.
+    Run { token: PoolConnection<Sqlite>, work: Box<dyn FnOnce(&Connection, JobNumber) + Send> },
 }
 
 /// The thread that writes files and runs other writers' work; it ends when the store and
@@ -80,11 +81,14 @@ impl WriterThread {
         self.jobs.send(job).map_err(|_| stopped())
     }
 
-    /// Queues `work` to run on the thread with its connection. The caller must hold the sqlx
-    /// writer connection and move it into `work`, which must end any transaction it opens.
-    /// Its results go back through channels it captures; a panic in it drops them.
-    pub(super) fn run(&self, work: impl FnOnce(&Connection) + Send + 'static) -> StoreResult<()> {
-        self.send(Job::Run(Box::new(work)))
+    /// Queues `work` to run on the thread with its connection and the number of its job.
+    /// `token` is the sqlx writer connection, which the caller took so nothing else in the
+    /// process writes meanwhile. However the work ends, a panic included, the thread rolls
+    /// back what it left uncommitted before it gives the token back, so no other writer
+    /// starts while its transaction is open. Its results go back through channels it
+    /// captures; a panic in it drops them.
+    pub(super) fn run(&self, token: PoolConnection<Sqlite>, work: impl FnOnce(&Connection, JobNumber) + Send + 'static) -> StoreResult<()> {
+        self.send(Job::Run { token, work: Box::new(work) })
     }
 }
 
@@ -116,24 +120,18 @@ struct OpenFile {
     _token: PoolConnection<Sqlite>,
 }
 
-thread_local! {
-    /// The jobs the writer thread has begun: each job sees its own number.
-    static JOBS_BEGUN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// The number of the job running on the writer thread (called from it): two jobs whose
-/// numbers follow each other had nothing written by this thread between them.
-pub(super) fn writer_job_number() -> u64 {
-    JOBS_BEGUN.with(|begun| begun.get())
-}
+/// The number of a job on the writer thread, counted from 1 as the thread begins them: two
+/// jobs whose numbers follow each other had nothing written by this thread between them.
+pub(super) type JobNumber = u64;
 
 fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
     let mut open: Option<OpenFile> = None;
+    let mut begun: JobNumber = 0;
     while let Ok(job) = queue.recv() {
-        JOBS_BEGUN.with(|begun| begun.set(begun.get() + 1));
+        begun += 1;
         // A bug that panics in one job fails that file (its caller's answer is dropped, so it
         // is told the writer stopped) and rolls it back; the thread goes on with the next.
-        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job)));
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&connection, &mut open, job, begun)));
         if handled.is_err() {
             tracing::error!("the SQLite writer thread panicked; what it was writing is rolled back");
             // Rolled back before the file's token is given back, so no other writer starts
@@ -144,7 +142,7 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
     }
 }
 
-fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job) {
+fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number: JobNumber) {
     match job {
         Job::Begin { remittance, token, answer } => {
             if open.take().is_some() {
@@ -185,36 +183,26 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job) {
                 roll_back(connection);
             }
         }
-        Job::Run(work) => {
+        Job::Run { token, work } => {
             if open.take().is_some() {
                 // Cannot happen (one token), but never let work join a file's transaction.
                 tracing::error!("work was sent to the SQLite writer while a file was open; the file is rolled back");
                 roll_back(connection);
             }
-            work(connection);
-            // Work that failed half-way may have left its transaction open: end it here.
-            roll_back(connection);
+            // Work that failed half-way, or panicked, may have left its transaction open: it
+            // is ended before the token is given back.
+            let holding = Holding { connection, _token: token };
+            work(holding.connection, number);
         }
     }
 }
 
 /// The thread's connection held for one piece of [`WriterThread::run`] work, with the sqlx
 /// writer connection as its token. However the work ends, a panic included, what it left
-/// uncommitted is rolled back before the token is given back (fields drop after `drop`), so
-/// no other writer in the process starts while its transaction is open.
-pub(super) struct Holding<'c> {
+/// uncommitted is rolled back before the token is given back (fields drop after `drop`).
+struct Holding<'c> {
     connection: &'c Connection,
     _token: PoolConnection<Sqlite>,
-}
-
-impl<'c> Holding<'c> {
-    pub(super) fn new(connection: &'c Connection, token: PoolConnection<Sqlite>) -> Holding<'c> {
-        Holding { connection, _token: token }
-    }
-
-    pub(super) fn connection(&self) -> &'c Connection {
-        self.connection
-    }
 }
 
 impl Drop for Holding<'_> {
@@ -538,9 +526,7 @@ mod tests {
         let token = store.writer.acquire().await.unwrap();
         store
             .files
-            .run(move |connection| {
-                let holding = Holding::new(connection, token);
-                let connection = holding.connection();
+            .run(token, move |connection, _| {
                 connection.execute_batch("BEGIN IMMEDIATE; INSERT INTO gateway_settings (name, value) VALUES ('half', 'written');").unwrap();
                 panic!("a bug in the middle of the work");
             })
@@ -555,7 +541,37 @@ mod tests {
 
         // The thread goes on serving.
         let (done, finished) = oneshot::channel();
-        store.files.run(move |connection| done.send(connection.is_autocommit()).unwrap()).unwrap();
+        store.files.run(_next, move |connection, _| done.send(connection.is_autocommit()).unwrap()).unwrap();
         assert!(finished.await.unwrap(), "no transaction left open");
+    }
+
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without memory statistics, and
+    /// with each connection's page cache its own rather than one shared behind a global mutex
+    /// (which the file writer and the lookups' readers took on every page they touched).
+    #[test]
+    fn sqlite_is_built_with_a_page_cache_per_connection() {
+        let connection = Connection::open_in_memory().unwrap();
+        let mut statement = connection.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(!options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|option| option == "ENABLE_FTS5"), "the list read is the bundled build's: {options:?}");
+    }
+
+    /// Each job is told its number, one more than the job the thread ran before it, however
+    /// that one ended.
+    #[tokio::test]
+    async fn each_job_is_numbered_after_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let mut numbers = Vec::new();
+        for _ in 0..3 {
+            let token = store.writer.acquire().await.unwrap();
+            let (done, number) = oneshot::channel();
+            store.files.run(token, move |_, job| done.send(job).unwrap()).unwrap();
+            numbers.push(number.await.unwrap());
+        }
+        assert_eq!(numbers[1], numbers[0] + 1);
+        assert_eq!(numbers[2], numbers[1] + 1);
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::payment::{NewPayment, PaymentRecord};
 use super::sql_payment::{payment, PAYMENT_COLUMNS, TRACE_PREFIX};
 use super::sqlite_lookups::payment_row;
-use super::sqlite_files::{insert_audit, is_unique_violation, roll_back, stopped, Holding, WriterThread};
+use super::sqlite_files::{insert_audit, is_unique_violation, roll_back, stopped, WriterThread};
 use super::{AuditEntry, StoreError, StoreResult};
 
 /// The most payments one commit carries: enough to turn 2,000 a second into a few hundred
@@ -80,10 +80,9 @@ async fn commit_in_groups(writer: SqlitePool, thread: WriterThread, mut waiting:
         let (done, committed) = oneshot::channel::<()>();
         let payments = std::mem::replace(&mut group, Vec::with_capacity(MOST_PER_COMMIT));
         // A stopped thread drops the group: each caller is told the writer stopped.
-        let _ = thread.run(move |connection| {
-            let holding = Holding::new(connection, token);
-            commit_group(holding.connection(), payments);
-            drop(holding);
+        let _ = thread.run(token, move |connection, _| {
+            commit_group(connection, payments);
+            // The next group then waits for the token, which the thread gives back next.
             let _ = done.send(());
         });
         // Payments arriving meanwhile wait in the queue and make the next group.
