@@ -145,10 +145,8 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
 fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number: JobNumber) {
     match job {
         Job::Begin { remittance, token, answer } => {
-            if open.take().is_some() {
-                // Cannot happen (one token), but never let two files share a transaction.
-                roll_back(connection);
-            }
+            // Cannot happen (one token), but never let two files share a transaction.
+            roll_back_open_file(connection, open);
             let begun = begin(connection, &remittance);
             match &begun {
                 Ok(remittance_id) => {
@@ -179,15 +177,12 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             let _ = answer.send(finished);
         }
         Job::Abandon => {
-            if open.take().is_some() {
-                roll_back(connection);
-            }
+            roll_back_open_file(connection, open);
         }
         Job::Run { token, work } => {
-            if open.take().is_some() {
+            if roll_back_open_file(connection, open) {
                 // Cannot happen (one token), but never let work join a file's transaction.
-                tracing::error!("work was sent to the SQLite writer while a file was open; the file is rolled back");
-                roll_back(connection);
+                tracing::error!("work was sent to the SQLite writer while a file was open; the file was rolled back");
             }
             // Work that failed half-way, or panicked, may have left its transaction open: it
             // is ended before the token is given back.
@@ -195,6 +190,15 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             work(holding.connection, number);
         }
     }
+}
+
+/// Rolls back the open file, if there is one, and only then gives its token back, so no other
+/// writer starts while its transaction is open. Whether there was one.
+fn roll_back_open_file(connection: &Connection, open: &mut Option<OpenFile>) -> bool {
+    let Some(file) = open.take() else { return false };
+    roll_back(connection);
+    drop(file);
+    true
 }
 
 /// The thread's connection held for one piece of [`WriterThread::run`] work, with the sqlx
@@ -532,7 +536,7 @@ mod tests {
             })
             .unwrap();
 
-        let _next = store.writer.acquire().await.unwrap();
+        let next = store.writer.acquire().await.unwrap();
         let other = Connection::open(&file).unwrap();
         other.busy_timeout(Duration::ZERO).unwrap();
         other.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").expect("the write lock is free as soon as the token is");
@@ -541,7 +545,7 @@ mod tests {
 
         // The thread goes on serving.
         let (done, finished) = oneshot::channel();
-        store.files.run(_next, move |connection, _| done.send(connection.is_autocommit()).unwrap()).unwrap();
+        store.files.run(next, move |connection, _| done.send(connection.is_autocommit()).unwrap()).unwrap();
         assert!(finished.await.unwrap(), "no transaction left open");
     }
 
@@ -555,20 +559,26 @@ mod tests {
         let options: Vec<String> = statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
         assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
         assert!(!options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
-        assert!(options.iter().any(|option| option == "ENABLE_FTS5"), "the list read is the bundled build's: {options:?}");
+        assert!(options.iter().any(|option| option == "DEFAULT_FOREIGN_KEYS"), "the list read is the bundled build's: {options:?}");
     }
 
-    /// Each job is told its number, one more than the job the thread ran before it, however
-    /// that one ended.
+    /// Each job is told its number, one more than the job the thread began before it, however
+    /// that one ended (a panic included).
     #[tokio::test]
     async fn each_job_is_numbered_after_the_one_before() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
         let mut numbers = Vec::new();
-        for _ in 0..3 {
+        for panics in [false, true, false] {
             let token = store.writer.acquire().await.unwrap();
             let (done, number) = oneshot::channel();
-            store.files.run(token, move |_, job| done.send(job).unwrap()).unwrap();
+            store
+                .files
+                .run(token, move |_, job| {
+                    done.send(job).unwrap();
+                    assert!(!panics, "a bug in the middle of the work");
+                })
+                .unwrap();
             numbers.push(number.await.unwrap());
         }
         assert_eq!(numbers[1], numbers[0] + 1);
