@@ -39,6 +39,7 @@ on_both_backends!(
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
     a_remittance_file_is_written_whole_or_not_at_all,
+    a_file_naming_what_the_registry_does_not_hold_is_refused_whole,
     many_files_open_at_once_each_read_the_registry_and_commit,
     audit_rows_commit_with_their_action_and_never_change,
     api_keys_are_kept_as_hashes_and_revoked_once,
@@ -857,6 +858,66 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     // The two collected lines are pending payroll collections of OB-1 on the pay date.
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.collections, run.pools, run.total), (2, 1, money("200.00")));
+}
+
+/// A file whose rows name an obligor or a case the registry does not hold is refused whole,
+/// as the schema's foreign keys require (on SQLite the file writer checks them in bulk,
+/// `storage/sqlite_references.rs`), and the same batch then commits once its lines are right.
+async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine};
+
+    let (_db, store) = seeded(backend).await;
+    let remittance = || NewRemittance {
+        sender: "acme".into(),
+        batch_id: "B-1".into(),
+        format: "CSV",
+        content_sha256: "sha-B-1".into(),
+        received_at: "t".into(),
+        received_on: date("2026-11-20"),
+    };
+    let collected = |number: u64, obligor: &str, case: &str| LineToWrite {
+        record: StoredLine {
+            line: number,
+            status: "APPLIED".into(),
+            employer_fein: Some("431234567".into()),
+            case_number: Some(case.into()),
+            ssn_last4: Some("6789".into()),
+            amount: Some(Money::from_cents(100_00)),
+            pay_date: Some(date("2026-11-13")),
+            obligor_id: Some(ObligorId::parse(obligor).unwrap()),
+            prenote: false,
+            problems: vec![],
+        },
+        effects: LineEffects {
+            collect: Some(PayrollCollection { case_number: Some(case.into()) }),
+            suspense: None,
+            termination_notice: false,
+        },
+    };
+    let counts = |lines: u64| LineCounts {
+        line_count: lines,
+        total: Money::from_cents(100_00 * i64::try_from(lines).unwrap()),
+        applied: lines,
+        applied_by_ssn: 0,
+        suspense: 0,
+        rejected: 0,
+    };
+    for wrong in [collected(2, "OB-GONE", "12345678"), collected(2, "OB-1", "99999999")] {
+        let mut writer = store.begin_remittance(remittance(), audit()).await.unwrap();
+        let written = match writer.write_lines(vec![collected(1, "OB-1", "12345678"), wrong.clone()]).await {
+            Ok(()) => writer.finish(counts(2)).await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        assert!(written.is_err(), "{:?} was accepted", wrong.record);
+        assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
+        assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "nothing of the file was kept");
+    }
+
+    let mut writer = store.begin_remittance(remittance(), audit()).await.unwrap();
+    writer.write_lines(vec![collected(1, "OB-1", "12345678")]).await.unwrap();
+    writer.finish(counts(1)).await.unwrap();
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    assert_eq!((run.collections, run.total), (1, money("100.00")));
 }
 
 async fn audit_rows_commit_with_their_action_and_never_change(backend: Backend) {

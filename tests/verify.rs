@@ -96,7 +96,7 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
     assert!(first.ok, "{:?}", breaches(&first));
     let pools = first.checks.iter().find(|c| c.name == "pools_conserved").unwrap();
     assert!(pools.checked >= 3, "{pools:?}");
-    assert_eq!(first.checks.len(), 12);
+    assert_eq!(first.checks.len(), 13);
     // Verified again, the sealed rows are checked against their seal.
     let second = verify(&app).await;
     assert!(second.ok, "{:?}", breaches(&second));
@@ -187,6 +187,72 @@ async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found_on_sqlite(
 #[tokio::test]
 async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found_on_postgres() {
     a_collection_taken_out_of_the_queue_without_a_claim_is_found(Backend::Postgres).await;
+}
+
+/// Runs `statements` with the database's foreign keys not enforced, as someone editing the
+/// database by hand might.
+async fn tamper_without_foreign_keys(app: &TestApp, backend: Backend, statements: &[&str]) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&app.db.url).unwrap().foreign_keys(false);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut connection).await.unwrap();
+            }
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("SET session_replication_role = replica").execute(&mut connection).await.unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut connection).await.unwrap();
+            }
+        }
+    }
+}
+
+/// On SQLite the file writer checks a file's references to the registry in bulk, not SQLite
+/// row by row (`storage/sqlite_references.rs`); `verify` checks every stored reference again:
+/// a collection or a line naming what the registry does not hold is named.
+async fn a_row_naming_what_the_registry_does_not_hold_is_found(backend: Backend) {
+    let (app, _clock) = busy_ledger(backend).await;
+    let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
+                   43-1234567,12345678,123-45-6789,Smith,2026-12-18,10.00\n";
+    assert_eq!(submit_payroll(&app, "V-2", payroll).await.applied, 1);
+    let clean = verify(&app).await;
+    assert!(clean.ok, "{:?}", breaches(&clean));
+    let references = clean.checks.iter().find(|c| c.name == "references_in_the_registry").unwrap();
+    assert!(references.checked >= 4, "{references:?}");
+
+    tamper_without_foreign_keys(
+        &app,
+        backend,
+        &[
+            "UPDATE remittance_lines SET obligor_id = 'OB-GONE' \
+             WHERE obligor_id IS NOT NULL AND remittance_id = (SELECT MAX(remittance_id) FROM remittances)",
+            "UPDATE collections SET case_number = '99999999' \
+             WHERE collection_id = (SELECT MAX(collection_id) FROM collections WHERE remittance_id IS NOT NULL)",
+        ],
+    )
+    .await;
+    let found = verify(&app).await;
+    assert!(!found.ok);
+    let mut named = breaches(&found);
+    named.sort();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(named[0].starts_with("references_in_the_registry: collection "), "{named:?}");
+    assert!(named[1].starts_with("references_in_the_registry: file "), "{named:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_naming_what_the_registry_does_not_hold_is_found_on_sqlite() {
+    a_row_naming_what_the_registry_does_not_hold_is_found(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_row_naming_what_the_registry_does_not_hold_is_found_on_postgres() {
+    a_row_naming_what_the_registry_does_not_hold_is_found(Backend::Postgres).await;
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ mod sqlite_files;
 mod sqlite_journal;
 mod sqlite_lookups;
 mod sqlite_payments;
+mod sqlite_references;
 pub mod reports;
 pub mod reviews;
 pub mod suspense;

@@ -13,7 +13,7 @@ pub(super) struct SqlCheck {
     pub breaches: &'static str,
 }
 
-pub(super) const CHECKS: [SqlCheck; 10] = [
+pub(super) const CHECKS: [SqlCheck; 11] = [
     // COALESCE(…, FALSE): a comparison with a row that is not there is NULL, and `NOT NULL`
     // would drop the collection from the breaches; a collection neither queued, claimed nor
     // reversed (its money lost) is exactly what this check must name.
@@ -47,6 +47,26 @@ pub(super) const CHECKS: [SqlCheck; 10] = [
                    UNION ALL \
                    SELECT 'claimed collection ' || CAST(k.collection_id AS TEXT) FROM collection_claims k \
                    LEFT JOIN collections c ON c.collection_id = k.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> k.obligor_id",
+    },
+    // On SQLite a file's rows are written with the foreign keys checked by the file writer in
+    // bulk, not by SQLite row by row (`sqlite_references.rs`): these are those references.
+    SqlCheck {
+        name: "references_in_the_registry",
+        what: "every collection's obligor and case, and every remittance line's and termination notice's obligor, are in the \
+               registry, and every collection, line and notice of a file is of a file received",
+        count: "SELECT (SELECT COUNT(*) FROM collections) + (SELECT COUNT(*) FROM remittance_lines) + (SELECT COUNT(*) FROM termination_notices)",
+        breaches: "SELECT 'collection ' || CAST(c.collection_id AS TEXT) FROM collections c \
+                   WHERE NOT EXISTS (SELECT 1 FROM obligors o WHERE o.obligor_id = c.obligor_id) \
+                   OR (c.case_number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cases k WHERE k.case_number = c.case_number)) \
+                   OR (c.remittance_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM remittances r WHERE r.remittance_id = c.remittance_id)) \
+                   UNION ALL \
+                   SELECT 'file ' || CAST(l.remittance_id AS TEXT) || ' line ' || CAST(l.line AS TEXT) FROM remittance_lines l \
+                   WHERE (l.obligor_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM obligors o WHERE o.obligor_id = l.obligor_id)) \
+                   OR NOT EXISTS (SELECT 1 FROM remittances r WHERE r.remittance_id = l.remittance_id) \
+                   UNION ALL \
+                   SELECT 'termination notice ' || CAST(n.notice_id AS TEXT) FROM termination_notices n \
+                   WHERE (n.obligor_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM obligors o WHERE o.obligor_id = n.obligor_id)) \
+                   OR NOT EXISTS (SELECT 1 FROM remittances r WHERE r.remittance_id = n.remittance_id)",
     },
     SqlCheck {
         name: "pools_conserved",

@@ -28,6 +28,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OpenFlags};
 use sqlx::pool::PoolConnection;
@@ -36,6 +37,7 @@ use tokio::sync::oneshot;
 
 use super::remittance::{LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sqlite::SqliteStore;
+use super::sqlite_references::RegistryReferences;
 use super::{AuditEntry, StoreError, StoreResult};
 
 /// What the file thread is asked to do, in the order asked.
@@ -116,6 +118,9 @@ fn open(file: &Path) -> StoreResult<Connection> {
 struct OpenFile {
     remittance_id: i64,
     received_at: String,
+    /// What its rows name in the registry, checked in bulk (SQLite's own foreign-key checks
+    /// are off while a file is open).
+    references: RegistryReferences,
     /// The sqlx writer connection, so nothing else in the process writes meanwhile.
     _token: PoolConnection<Sqlite>,
 }
@@ -139,6 +144,9 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
             roll_back(&connection);
             open = None;
         }
+        if open.is_none() {
+            enforce_foreign_keys(&connection);
+        }
     }
 }
 
@@ -150,14 +158,19 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             let begun = begin(connection, &remittance);
             match &begun {
                 Ok(remittance_id) => {
-                    *open = Some(OpenFile { remittance_id: *remittance_id, received_at: remittance.received_at, _token: token })
+                    *open = Some(OpenFile {
+                        remittance_id: *remittance_id,
+                        received_at: remittance.received_at,
+                        references: RegistryReferences::default(),
+                        _token: token,
+                    })
                 }
                 Err(_) => roll_back(connection),
             }
             let _ = answer.send(begun);
         }
         Job::Lines { lines, answer } => {
-            let written = match open.as_ref() {
+            let written = match open.as_mut() {
                 Some(file) => write_lines(connection, file, &lines),
                 None => Err(StoreError::Corrupt("lines sent with no file open".into())),
             };
@@ -165,8 +178,8 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
         }
         Job::Finish { counts, audit, answer } => {
             let finished = match open.take() {
-                Some(file) => {
-                    let finished = finish(connection, &file, &counts, &audit);
+                Some(mut file) => {
+                    let finished = finish(connection, &mut file, &counts, &audit);
                     if finished.is_err() {
                         roll_back(connection);
                     }
@@ -183,6 +196,7 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             if roll_back_open_file(connection, open) {
                 // Cannot happen (one token), but never let work join a file's transaction.
                 tracing::error!("work was sent to the SQLite writer while a file was open; the file was rolled back");
+                enforce_foreign_keys(connection);
             }
             // Work that failed half-way, or panicked, may have left its transaction open: it
             // is ended before the token is given back.
@@ -215,6 +229,18 @@ impl Drop for Holding<'_> {
     }
 }
 
+/// Turns SQLite's enforcement of the schema's foreign keys back on once a file has ended (it
+/// is never changed inside a transaction). It is off only while a file is open: a file checks
+/// its rows' references itself (`sqlite_references.rs`); everything else the thread
+/// runs (payments, distribution) is checked by SQLite. A change expires the prepared
+/// statements, which SQLite prepares again at their next use; setting what is already set
+/// changes nothing.
+fn enforce_foreign_keys(connection: &Connection) {
+    if let Err(error) = connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true) {
+        tracing::error!(%error, "turning foreign-key enforcement back on for the SQLite writer failed");
+    }
+}
+
 /// Ends the open transaction, if any, keeping nothing of it.
 pub(super) fn roll_back(connection: &Connection) {
     if !connection.is_autocommit() {
@@ -243,6 +269,9 @@ pub(super) fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Store
 }
 
 fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
+    // The file checks its rows' references itself (`sqlite_references.rs`); turned on again when the
+    // file ends, however it ends (`serve`).
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false)?;
     // IMMEDIATE: the write lock from the start, so no other process slips a write in between.
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let inserted = connection
@@ -333,10 +362,11 @@ fn optional_integer(value: Option<i64>) -> ToSqlOutput<'static> {
     ToSqlOutput::Owned(value.map_or(Value::Null, Value::Integer))
 }
 
-fn write_lines(connection: &Connection, file: &OpenFile, lines: &[LineToWrite]) -> StoreResult<()> {
+fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrite]) -> StoreResult<()> {
     for line in lines {
         line.check_effects()?;
     }
+    file.references.add(connection, lines)?;
     let remittance_id = file.remittance_id;
     let received_at = file.received_at.as_str();
     let pay_date = |r: &StoredLine| ToSqlOutput::Owned(r.pay_date.map_or(Value::Null, |d| Value::Text(d.to_string())));
@@ -439,7 +469,8 @@ fn obligor(line: &StoredLine) -> Option<&str> {
     line.obligor_id.as_ref().map(|o| o.as_str())
 }
 
-fn finish(connection: &Connection, file: &OpenFile, counts: &LineCounts, audit: &AuditEntry) -> StoreResult<()> {
+fn finish(connection: &Connection, file: &mut OpenFile, counts: &LineCounts, audit: &AuditEntry) -> StoreResult<()> {
+    file.references.check(connection)?;
     let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
     connection
         .prepare_cached(
@@ -560,6 +591,51 @@ mod tests {
         assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
         assert!(!options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
         assert!(options.iter().any(|option| option == "DEFAULT_FOREIGN_KEYS"), "the list read is the bundled build's: {options:?}");
+    }
+
+    /// SQLite's foreign-key enforcement is off only while a file is open (the file checks its
+    /// references itself): once a file has committed, or been abandoned, the work that follows
+    /// on the thread has it on again.
+    #[tokio::test]
+    async fn foreign_keys_are_enforced_again_once_a_file_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let enforced = || async {
+            let token = store.writer.acquire().await.unwrap();
+            let (done, enforced) = oneshot::channel();
+            store
+                .files
+                .run(token, move |connection, _| done.send(connection.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY).unwrap()).unwrap())
+                .unwrap();
+            enforced.await.unwrap()
+        };
+        let remittance = |batch: &str| NewRemittance {
+            sender: "acme".into(),
+            batch_id: batch.into(),
+            format: "CSV",
+            content_sha256: format!("sha-{batch}"),
+            received_at: "t".into(),
+            received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        };
+        let audit = AuditEntry {
+            at: "2026-11-20T12:00:00Z".into(),
+            request_id: "r".into(),
+            actor: "tester".into(),
+            key_id: None,
+            role: "vendor".into(),
+            action: "test".into(),
+            object: String::new(),
+            outcome: "OK".into(),
+        };
+        assert!(enforced().await);
+
+        let committed = store.begin_file(remittance("B-1"), audit.clone()).await.unwrap();
+        committed.finish(LineCounts::default()).await.unwrap();
+        assert!(enforced().await, "after a file committed");
+
+        let abandoned = store.begin_file(remittance("B-2"), audit.clone()).await.unwrap();
+        drop(abandoned);
+        assert!(enforced().await, "after a file abandoned");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however

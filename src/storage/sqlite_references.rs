@@ -1,0 +1,189 @@
+//! A remittance file's references to the registry, checked by the file writer in bulk.
+//!
+//! The schema declares a file's references as foreign keys: each line's obligor (in its line,
+//! its collection and its termination notice), each collection's case, and the file itself.
+//! SQLite checks a foreign key row by row: five index seeks a line (the obligor twice, the
+//! case, the file twice), each at a random place in indexes of hundreds of thousands of keys,
+//! were about a third of the file writer's time (docs/performance.md, "Ingest on SQLite").
+//!
+//! So the file thread turns SQLite's enforcement off for a file's transaction and checks the
+//! same references here: the keys the rows name are gathered as they are written, and every
+//! [`CHECK_EVERY_LINES`] lines, and before the file commits, each distinct one is looked up
+//! once, in key order, so consecutive lookups walk the index's pages in order instead of
+//! jumping about them. The file's own id needs no check: its row was inserted by the same
+//! transaction. This runs inside the file's transaction, which holds SQLite's one write lock,
+//! so no parent can be removed between the check and the commit: a file commits only what
+//! the foreign keys would have let it commit. `gateway verify` checks every stored row's
+//! references again (`references_in_the_registry`).
+
+use rusqlite::Connection;
+
+use super::remittance::LineToWrite;
+use super::{StoreError, StoreResult};
+
+/// Lines gathered before their references are checked. More lines make the lookups more
+/// orderly (of 300,000 obligors, 16,384 lines name about one in twenty, several to an index
+/// page) and cost memory, about 60 bytes a line while checked: a megabyte here.
+pub(super) const CHECK_EVERY_LINES: usize = 16_384;
+
+/// Distinct keys a statement looks up at once. Every statement binds this many (the last key
+/// repeated), so one prepared statement serves every check.
+const KEYS_PER_STATEMENT: usize = 250;
+
+/// Keys gathered in one buffer: no allocation a key.
+#[derive(Default)]
+struct KeyList {
+    text: String,
+    /// Where each key ends in `text`: a file's keys of a check are far fewer than 4 GiB.
+    ends: Vec<u32>,
+}
+
+impl KeyList {
+    fn push(&mut self, key: &str) {
+        self.text.push_str(key);
+        self.ends.push(u32::try_from(self.text.len()).expect("a check's keys fit in 4 GiB"));
+    }
+
+    fn sorted_distinct(&self) -> Vec<&str> {
+        let mut start = 0;
+        let mut keys: Vec<&str> = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let end = end as usize;
+                let key = &self.text[start..end];
+                start = end;
+                key
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
+
+/// The registry keys an open file's rows name and nobody has checked yet.
+#[derive(Default)]
+pub(super) struct RegistryReferences {
+    obligors: KeyList,
+    cases: KeyList,
+    lines: usize,
+}
+
+impl RegistryReferences {
+    /// Gathers the keys `lines` name, and checks all gathered once there are enough.
+    pub(super) fn add(&mut self, connection: &Connection, lines: &[LineToWrite]) -> StoreResult<()> {
+        for line in lines {
+            if let Some(obligor) = &line.record.obligor_id {
+                self.obligors.push(obligor.as_str());
+            }
+            if let Some(case) = line.effects.collect.as_ref().and_then(|c| c.case_number.as_deref()) {
+                self.cases.push(case);
+            }
+        }
+        self.lines += lines.len();
+        if self.lines >= CHECK_EVERY_LINES {
+            self.check(connection)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every key gathered: an obligor or case the registry does not hold is refused,
+    /// named in the error, and the caller rolls the file back.
+    pub(super) fn check(&mut self, connection: &Connection) -> StoreResult<()> {
+        if let Some(missing) = first_missing(connection, "obligors", "obligor_id", &self.obligors.sorted_distinct())? {
+            return Err(StoreError::Corrupt(format!("a line names obligor {missing}, which the registry does not hold")));
+        }
+        if let Some(missing) = first_missing(connection, "cases", "case_number", &self.cases.sorted_distinct())? {
+            return Err(StoreError::Corrupt(format!("a line is collected for case {missing}, which the registry does not hold")));
+        }
+        self.obligors.clear();
+        self.cases.clear();
+        self.lines = 0;
+        Ok(())
+    }
+}
+
+/// The first of `keys` (sorted, distinct) that `table` has no row for, if any.
+fn first_missing<'k>(connection: &Connection, table: &str, column: &str, keys: &[&'k str]) -> StoreResult<Option<&'k str>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut count = connection
+        .prepare_cached(&format!("SELECT COUNT(*) FROM {table} WHERE {column} IN ({})", vec!["?"; KEYS_PER_STATEMENT].join(", ")))?;
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        for index in 0..KEYS_PER_STATEMENT {
+            // Repeating the last key adds nothing to the count: IN matches each row once.
+            count.raw_bind_parameter(index + 1, chunk[index.min(chunk.len() - 1)])?;
+        }
+        let found: i64 = {
+            let mut rows = count.raw_query();
+            let row = rows.next()?.ok_or_else(|| StoreError::Corrupt("COUNT(*) returned no row".into()))?;
+            row.get(0)?
+        };
+        if usize::try_from(found).ok() != Some(chunk.len()) {
+            let mut one = connection.prepare_cached(&format!("SELECT 1 FROM {table} WHERE {column} = ?1"))?;
+            for key in chunk {
+                if !one.exists([key])? {
+                    return Ok(Some(key));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE obligors (obligor_id TEXT PRIMARY KEY)").unwrap();
+        let mut insert = connection.prepare("INSERT INTO obligors VALUES (?1)").unwrap();
+        for n in 0..1000 {
+            insert.execute([format!("OB{n:04}")]).unwrap();
+        }
+        drop(insert);
+        connection
+    }
+
+    #[test]
+    fn keys_come_back_sorted_and_each_once() {
+        let mut keys = KeyList::default();
+        for key in ["b", "a", "b", "", "ccc", "a"] {
+            keys.push(key);
+        }
+        assert_eq!(keys.sorted_distinct(), ["", "a", "b", "ccc"]);
+        keys.clear();
+        assert!(keys.sorted_distinct().is_empty());
+    }
+
+    /// Across statements (more keys than one binds), and with the last chunk padded by its
+    /// last key, a key that is present counts once and a missing one is found and named.
+    #[test]
+    fn the_first_missing_key_is_found_in_any_chunk() {
+        let connection = registry();
+        let present: Vec<String> = (0..1000).step_by(2).map(|n| format!("OB{n:04}")).collect();
+        let keys: Vec<&str> = present.iter().map(String::as_str).collect();
+        assert_eq!(keys.len(), 2 * KEYS_PER_STATEMENT);
+        assert_eq!(first_missing(&connection, "obligors", "obligor_id", &keys).unwrap(), None);
+        assert_eq!(first_missing(&connection, "obligors", "obligor_id", &keys[..3]).unwrap(), None);
+        assert_eq!(first_missing(&connection, "obligors", "obligor_id", &[]).unwrap(), None);
+
+        for at in [0, KEYS_PER_STATEMENT - 1, KEYS_PER_STATEMENT + 7, keys.len() - 1] {
+            let mut with_one_missing = keys.clone();
+            with_one_missing[at] = "OB0000x";
+            with_one_missing.sort_unstable();
+            assert_eq!(first_missing(&connection, "obligors", "obligor_id", &with_one_missing).unwrap(), Some("OB0000x"), "{at}");
+        }
+        // Missing at the end of a short last chunk, which repeats it as padding.
+        let short = ["OB0001", "OB0002", "OB9999"];
+        assert_eq!(first_missing(&connection, "obligors", "obligor_id", &short).unwrap(), Some("OB9999"));
+    }
+}
