@@ -146,6 +146,16 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Brings the planner's statistics of the registry up to date after an import. Until
+    /// autovacuum gets to it (a minute or more), a registry grown from nothing to hundreds of
+    /// thousands of rows still looks empty to the planner, and the cached plans of the
+    /// remittance lookups (`ssn_hmac IN (…)`) read the whole `obligors` table for every batch
+    /// of lines (docs/performance.md, "Ingest on PostgreSQL").
+    pub(super) async fn registry_changed_in_bulk(&self) -> StoreResult<()> {
+        sqlx::query("ANALYZE obligors, cases, orders").execute(self.writer()).await?;
+        Ok(())
+    }
+
     /// One distribution chunk at a time across every replica: the lock is held until the
     /// chunk's transaction ends, so a crashed replica releases it with its connection.
     /// Replicas' runs may interleave chunk by chunk; a collection is claimed only while

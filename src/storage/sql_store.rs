@@ -403,6 +403,7 @@ macro_rules! impl_sql_store {
                 }
                 $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
+                self.registry_changed_in_bulk().await?;
                 Ok(RegistryImport::Applied(counts))
             }
 

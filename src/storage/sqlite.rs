@@ -121,6 +121,12 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Nothing to do: without statistics, SQLite's planner already takes the index for an
+    /// equality or `IN (…)` on an indexed column, as the lookups need.
+    async fn registry_changed_in_bulk(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// The single writer connection already serialises distribution runs in this process;
     /// another process on the same file waits on SQLite's own lock (busy timeout).
     async fn lock_distribution(_tx: &mut Transaction<'_, Sqlite>) -> StoreResult<()> {
