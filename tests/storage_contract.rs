@@ -902,13 +902,14 @@ async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend:
         suspense: 0,
         rejected: 0,
     };
-    for wrong in [collected(2, "OB-GONE", "12345678"), collected(2, "OB-1", "99999999")] {
+    for (wrong, missing) in [(collected(2, "OB-GONE", "12345678"), "OB-GONE"), (collected(2, "OB-1", "99999999"), "99999999")] {
         let mut writer = store.begin_remittance(remittance(), audit()).await.unwrap();
         let written = match writer.write_lines(vec![collected(1, "OB-1", "12345678"), wrong.clone()]).await {
             Ok(()) => writer.finish(counts(2)).await.map(|_| ()),
             Err(error) => Err(error),
         };
-        assert!(written.is_err(), "{:?} was accepted", wrong.record);
+        let error = written.expect_err("a line naming what the registry does not hold is refused");
+        assert!(error.to_string().contains(missing), "the refusal names {missing}: {error}");
         assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
         assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "nothing of the file was kept");
     }

@@ -67,7 +67,8 @@ CREATE TRIGGER remittance_lines_reference_what_exists AFTER INSERT ON remittance
     REFERENCING NEW TABLE AS received FOR EACH STATEMENT EXECUTE FUNCTION remittance_lines_reference_what_exists();
 
 -- What a row refers to is fixed once written (a collection is only ever marked reversed),
--- and its parents stay: no obligor, case or file is deleted or given another key.
+-- and its parents stay: no obligor, case or file is deleted (row by row or by TRUNCATE) or
+-- given another key.
 CREATE FUNCTION refuse_breaking_a_reference() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% on %: obligors, cases and files are never deleted or renumbered, and what a row refers to never changes',
@@ -82,11 +83,14 @@ CREATE TRIGGER remittance_lines_references_fixed BEFORE UPDATE OF obligor_id, re
     FOR EACH ROW WHEN (NEW.obligor_id IS DISTINCT FROM OLD.obligor_id OR NEW.remittance_id IS DISTINCT FROM OLD.remittance_id)
     EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER obligors_never_deleted BEFORE DELETE ON obligors FOR EACH ROW EXECUTE FUNCTION refuse_breaking_a_reference();
+CREATE TRIGGER obligors_never_truncated BEFORE TRUNCATE ON obligors FOR EACH STATEMENT EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER obligors_never_renumbered BEFORE UPDATE OF obligor_id ON obligors
     FOR EACH ROW WHEN (NEW.obligor_id IS DISTINCT FROM OLD.obligor_id) EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER cases_never_deleted BEFORE DELETE ON cases FOR EACH ROW EXECUTE FUNCTION refuse_breaking_a_reference();
+CREATE TRIGGER cases_never_truncated BEFORE TRUNCATE ON cases FOR EACH STATEMENT EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER cases_never_renumbered BEFORE UPDATE OF case_number ON cases
     FOR EACH ROW WHEN (NEW.case_number IS DISTINCT FROM OLD.case_number) EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER remittances_never_deleted BEFORE DELETE ON remittances FOR EACH ROW EXECUTE FUNCTION refuse_breaking_a_reference();
+CREATE TRIGGER remittances_never_truncated BEFORE TRUNCATE ON remittances FOR EACH STATEMENT EXECUTE FUNCTION refuse_breaking_a_reference();
 CREATE TRIGGER remittances_never_renumbered BEFORE UPDATE OF remittance_id ON remittances
     FOR EACH ROW WHEN (NEW.remittance_id IS DISTINCT FROM OLD.remittance_id) EXECUTE FUNCTION refuse_breaking_a_reference();

@@ -403,7 +403,10 @@ macro_rules! impl_sql_store {
                 }
                 $crate::storage::sql_access::insert_audit!(&mut *tx, audit)?;
                 tx.commit().await?;
-                self.registry_changed_in_bulk().await?;
+                // The import has committed: a failure here costs speed, not the import.
+                if let Err(error) = self.registry_changed_in_bulk().await {
+                    tracing::warn!(%error, "refreshing the registry's planner statistics after an import failed");
+                }
                 Ok(RegistryImport::Applied(counts))
             }
 

@@ -47,8 +47,9 @@ enum Job {
     Begin { remittance: NewRemittance, token: PoolConnection<Sqlite>, answer: oneshot::Sender<StoreResult<i64>> },
     Lines { lines: Vec<LineToWrite>, answer: oneshot::Sender<StoreResult<()>> },
     Finish { counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
-    /// The file was dropped unfinished: roll it back.
-    Abandon,
+    /// The file was dropped unfinished: roll it back, if it is still the one open (a writer
+    /// dropped late must not roll back the file begun after it).
+    Abandon { remittance_id: i64 },
     /// Another writer's work, run with the connection between files, holding `token` (the
     /// sqlx writer connection) until what it leaves uncommitted is rolled back.
     Run { token: PoolConnection<Sqlite>, work: Box<dyn FnOnce(&Connection, JobNumber) + Send> },
@@ -99,7 +100,7 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys, a 10 s wait for another process's lock, and a page cache that holds a large file's
+/// keys (off only while a file is open: see `enforce_foreign_keys`), a 10 s wait for another process's lock, and a page cache that holds a large file's
 /// transaction without spilling it to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -177,26 +178,34 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             let _ = answer.send(written);
         }
         Job::Finish { counts, audit, answer } => {
-            let finished = match open.take() {
-                Some(mut file) => {
-                    let finished = finish(connection, &mut file, &counts, &audit);
-                    if finished.is_err() {
-                        roll_back(connection);
-                    }
-                    finished
-                }
+            // The file stays in `open` until its transaction has ended, so that a panic in
+            // `finish` too rolls it back (in `serve`) before its token is given back.
+            let finished = match open.as_mut() {
+                Some(file) => finish(connection, file, &counts, &audit),
                 None => Err(StoreError::Corrupt("a file finished with no file open".into())),
             };
+            if finished.is_err() {
+                roll_back_open_file(connection, open);
+            }
+            *open = None;
             let _ = answer.send(finished);
         }
-        Job::Abandon => {
-            roll_back_open_file(connection, open);
+        Job::Abandon { remittance_id } => {
+            if open.as_ref().is_some_and(|file| file.remittance_id == remittance_id) {
+                roll_back_open_file(connection, open);
+            }
         }
         Job::Run { token, work } => {
             if roll_back_open_file(connection, open) {
                 // Cannot happen (one token), but never let work join a file's transaction.
                 tracing::error!("work was sent to the SQLite writer while a file was open; the file was rolled back");
                 enforce_foreign_keys(connection);
+            }
+            if !connection.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY).unwrap_or(false) {
+                // Cannot happen (turning it on cannot fail), but never run other writers'
+                // work unchecked: dropped, it tells its callers the writer stopped.
+                tracing::error!("foreign keys are not enforced on the SQLite writer; the work is not run");
+                return;
             }
             // Work that failed half-way, or panicked, may have left its transaction open: it
             // is ended before the token is given back.
@@ -541,7 +550,7 @@ impl Drop for SqliteFileWriter {
     fn drop(&mut self) {
         if self.remittance.is_some() {
             // Queued behind any batch still being written, so it rolls the file back last.
-            let _ = self.thread.send(Job::Abandon);
+            let _ = self.thread.send(Job::Abandon { remittance_id: self.remittance_id });
         }
     }
 }
@@ -636,6 +645,10 @@ mod tests {
         let abandoned = store.begin_file(remittance("B-2"), audit.clone()).await.unwrap();
         drop(abandoned);
         assert!(enforced().await, "after a file abandoned");
+
+        // Turned off before the claim, which fails: the batch id is taken.
+        assert!(matches!(store.begin_file(remittance("B-1"), audit.clone()).await, Err(StoreError::Conflict(_))));
+        assert!(enforced().await, "after a file refused at its beginning");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however

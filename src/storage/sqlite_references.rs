@@ -153,6 +153,47 @@ mod tests {
         connection
     }
 
+    fn line_of(obligor: &str) -> LineToWrite {
+        use super::super::remittance::{LineEffects, PayrollCollection, StoredLine};
+        LineToWrite {
+            record: StoredLine {
+                line: 1,
+                status: "APPLIED".into(),
+                employer_fein: None,
+                case_number: None,
+                ssn_last4: None,
+                amount: None,
+                pay_date: None,
+                obligor_id: Some(crate::domain::ObligorId::parse(obligor).unwrap()),
+                prenote: false,
+                problems: vec![],
+            },
+            effects: LineEffects { collect: Some(PayrollCollection { case_number: None }), suspense: None, termination_notice: false },
+        }
+    }
+
+    /// Keys are checked once `CHECK_EVERY_LINES` lines have gathered, not only at the end, and
+    /// forgotten once found good; a missing one is refused when its check comes.
+    #[test]
+    fn references_are_checked_every_so_many_lines_and_at_the_end() {
+        let connection = registry();
+        let mut references = RegistryReferences::default();
+        let good: Vec<LineToWrite> = (0..CHECK_EVERY_LINES).map(|n| line_of(&format!("OB{:04}", n % 1000))).collect();
+        references.add(&connection, &good).unwrap();
+        assert_eq!((references.lines, references.obligors.ends.len()), (0, 0), "checked and forgotten");
+
+        references.add(&connection, &[line_of("OB-GONE")]).unwrap();
+        assert_eq!(references.lines, 1, "one line waits for the next check");
+        let refused = references.check(&connection).unwrap_err();
+        assert!(refused.to_string().contains("OB-GONE"), "{refused}");
+
+        let mut references = RegistryReferences::default();
+        let mut many = good;
+        many[CHECK_EVERY_LINES / 2] = line_of("OB-GONE");
+        let refused = references.add(&connection, &many).unwrap_err();
+        assert!(refused.to_string().contains("OB-GONE"), "refused at the check within the file: {refused}");
+    }
+
     #[test]
     fn keys_come_back_sorted_and_each_once() {
         let mut keys = KeyList::default();
