@@ -100,8 +100,9 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys (off only while a file is open: see `enforce_foreign_keys`), a 10 s wait for another process's lock, and a page cache that holds a large file's
-/// transaction without spilling it to the log page by page.
+/// keys (off only while a file is open: see `enforce_foreign_keys`), a 10 s wait for another
+/// process's lock, and a page cache that holds a large file's transaction without spilling it
+/// to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(file, flags)?;
