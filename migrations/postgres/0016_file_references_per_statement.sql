@@ -71,7 +71,7 @@ CREATE TRIGGER remittance_lines_reference_what_exists AFTER INSERT ON remittance
 -- given another key.
 CREATE FUNCTION refuse_breaking_a_reference() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% on %: obligors, cases and files are never deleted or renumbered, and what a row refers to never changes',
+    RAISE EXCEPTION '% on %: obligors, cases, files and collections are never deleted or renumbered, and what a row refers to never changes',
         TG_OP, TG_TABLE_NAME USING ERRCODE = 'foreign_key_violation';
 END;
 $$;
