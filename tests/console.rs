@@ -565,28 +565,39 @@ async fn stopping_the_server_closes_idle_console_connections_at_once_and_takes_n
         assert!(read > 0, "the page came whole");
         page.extend_from_slice(&buffer[..read]);
     }
-    assert!(listening(address), "the console listens while the server runs");
+    let listener = listening_socket(address).expect("the console listens while the server runs");
     let started = std::time::Instant::now();
     app.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5), "an idle console connection does not hold the stop: {:?}", started.elapsed());
     let read = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buffer)).await.expect("the idle connection is closed, not left open");
     assert_eq!(read.unwrap(), 0, "closed by the server");
-    // No new connection is taken: nothing listens on the console's address any more. Read
-    // from the kernel's table of sockets, not tried: connecting to the port was flaky (with no
-    // listener, a connect from 127.0.0.1 may be given that port as its source and connect to
-    // itself), and so was binding it again (the port, free, may be any other test's outgoing
-    // connection's source meanwhile). Neither of those sockets listens.
-    assert!(!listening(address), "the console's listener is closed");
+    // No new connection is taken: the console's listening socket is gone. Read from the
+    // kernel's table of sockets, not tried: connecting to the port was flaky (with no listener,
+    // a connect from 127.0.0.1 may be given that port as its source and connect to itself), and
+    // so was binding it again (the port, free, may be any other test's outgoing connection's
+    // source meanwhile). And the socket is known by its inode, not by its address: another
+    // test's server, started meanwhile, may be given the freed port to listen on (seen in CI).
+    assert!(!listening_inodes().any(|(_, inode)| inode == listener), "the console's listener is closed");
 }
 
-/// Whether a socket of this machine listens on `address` (IPv4), from `/proc/net/tcp`: local
-/// address as hex of the address in network order and the port, state `0A` (LISTEN).
-fn listening(address: std::net::SocketAddr) -> bool {
+/// The inode of the socket listening on `address` (IPv4), if one does.
+fn listening_socket(address: std::net::SocketAddr) -> Option<String> {
     let std::net::SocketAddr::V4(address) = address else { panic!("the console listens on 127.0.0.1") };
     let local = format!("{:08X}:{:04X}", u32::from_le_bytes(address.ip().octets()), address.port());
+    listening_inodes().find(|(at, _)| *at == local).map(|(_, inode)| inode)
+}
+
+/// This machine's listening IPv4 sockets from `/proc/net/tcp`: each one's local address (hex of
+/// the address in network order, and the port) and inode, for the lines in state `0A` (LISTEN).
+fn listening_inodes() -> impl Iterator<Item = (String, String)> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("the kernel's table of TCP sockets");
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A")
-    })
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(3) == Some(&"0A")).then(|| (fields[1].to_owned(), fields.get(9).expect("an inode column").to_string()))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
 }
