@@ -575,8 +575,10 @@ async fn stopping_the_server_closes_idle_console_connections_at_once_and_takes_n
     // kernel's table of sockets, not tried: connecting to the port was flaky (with no listener,
     // a connect from 127.0.0.1 may be given that port as its source and connect to itself), and
     // so was binding it again (the port, free, may be any other test's outgoing connection's
-    // source meanwhile). And the socket is known by its inode, not by its address: another
-    // test's server, started meanwhile, may be given the freed port to listen on (seen in CI).
+    // source meanwhile). And the socket is known by its inode, not by its address: once a CI
+    // run found a socket listening on the console's address after the stop, though the console
+    // drops its listener before the stop returns; most likely another test's server, started
+    // meanwhile, given the freed port.
     assert!(!listening_inodes().any(|(_, inode)| inode == listener), "the console's listener is closed");
 }
 
