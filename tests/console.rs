@@ -579,19 +579,19 @@ async fn stopping_the_server_closes_idle_console_connections_at_once_and_takes_n
     // run found a socket listening on the console's address after the stop, though the console
     // drops its listener before the stop returns; most likely another test's server, started
     // meanwhile, given the freed port.
-    assert!(!listening_inodes().any(|(_, inode)| inode == listener), "the console's listener is closed");
+    assert!(!listening_inodes().iter().any(|(_, inode)| *inode == listener), "the console's listener is closed");
 }
 
 /// The inode of the socket listening on `address` (IPv4), if one does.
 fn listening_socket(address: std::net::SocketAddr) -> Option<String> {
     let std::net::SocketAddr::V4(address) = address else { panic!("the console listens on 127.0.0.1") };
     let local = format!("{:08X}:{:04X}", u32::from_le_bytes(address.ip().octets()), address.port());
-    listening_inodes().find(|(at, _)| *at == local).map(|(_, inode)| inode)
+    listening_inodes().into_iter().find(|(at, _)| *at == local).map(|(_, inode)| inode)
 }
 
 /// This machine's listening IPv4 sockets from `/proc/net/tcp`: each one's local address (hex of
 /// the address in network order, and the port) and inode, for the lines in state `0A` (LISTEN).
-fn listening_inodes() -> impl Iterator<Item = (String, String)> {
+fn listening_inodes() -> Vec<(String, String)> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("the kernel's table of TCP sockets");
     table
         .lines()
@@ -600,6 +600,5 @@ fn listening_inodes() -> impl Iterator<Item = (String, String)> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             (fields.get(3) == Some(&"0A")).then(|| (fields[1].to_owned(), fields.get(9).expect("an inode column").to_string()))
         })
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect()
 }

@@ -100,7 +100,7 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys (off only while a file is open: see `enforce_foreign_keys`), a 10 s wait for another
+/// keys (off for a file's transaction: see `enforce_foreign_keys`), a 10 s wait for another
 /// process's lock, and a page cache that holds a large file's transaction without spilling it
 /// to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
@@ -145,9 +145,6 @@ fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
             // while its transaction is open.
             roll_back(&connection);
             open = None;
-        }
-        if open.is_none() {
-            enforce_foreign_keys(&connection);
         }
     }
 }
@@ -200,11 +197,10 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             if roll_back_open_file(connection, open) {
                 // Cannot happen (one token), but never let work join a file's transaction.
                 tracing::error!("work was sent to the SQLite writer while a file was open; the file was rolled back");
-                enforce_foreign_keys(connection);
             }
-            if !connection.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY).unwrap_or(false) {
-                // Cannot happen (turning it on cannot fail), but never run other writers'
-                // work unchecked: dropped, it tells its callers the writer stopped.
+            if !enforce_foreign_keys(connection) {
+                // Cannot happen, but never run other writers' work unchecked: dropped, it
+                // tells its callers the writer stopped.
                 tracing::error!("foreign keys are not enforced on the SQLite writer; the work is not run");
                 return;
             }
@@ -239,15 +235,20 @@ impl Drop for Holding<'_> {
     }
 }
 
-/// Turns SQLite's enforcement of the schema's foreign keys back on once a file has ended (it
-/// is never changed inside a transaction). It is off only while a file is open: a file checks
-/// its rows' references itself (`sqlite_references.rs`); everything else the thread
-/// runs (payments, distribution) is checked by SQLite. A change expires the prepared
-/// statements, which SQLite prepares again at their next use; setting what is already set
-/// changes nothing.
-fn enforce_foreign_keys(connection: &Connection) {
-    if let Err(error) = connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true) {
-        tracing::error!(%error, "turning foreign-key enforcement back on for the SQLite writer failed");
+/// Turns SQLite's enforcement of the schema's foreign keys on before other writers' work
+/// (payments, distribution), which SQLite checks; whether it is on. A file turns it off for its
+/// own transaction (`begin`) and checks its rows' references itself (`sqlite_references.rs`);
+/// the work is the only other thing the connection writes, so this is the one place it is
+/// turned on again, never inside a transaction (`Run` work starts with none open). A change
+/// expires the prepared statements, which SQLite prepares again at their next use; setting
+/// what is already set changes nothing.
+fn enforce_foreign_keys(connection: &Connection) -> bool {
+    match connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true) {
+        Ok(on) => on,
+        Err(error) => {
+            tracing::error!(%error, "turning foreign-key enforcement on for the SQLite writer failed");
+            false
+        }
     }
 }
 
@@ -279,8 +280,8 @@ pub(super) fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Store
 }
 
 fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
-    // The file checks its rows' references itself (`sqlite_references.rs`); turned on again when the
-    // file ends, however it ends (`serve`).
+    // The file checks its rows' references itself (`sqlite_references.rs`); turned on again
+    // before any other writer's work (`enforce_foreign_keys`).
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false)?;
     // IMMEDIATE: the write lock from the start, so no other process slips a write in between.
     connection.execute_batch("BEGIN IMMEDIATE")?;
@@ -603,9 +604,9 @@ mod tests {
         assert!(options.iter().any(|option| option == "DEFAULT_FOREIGN_KEYS"), "the list read is the bundled build's: {options:?}");
     }
 
-    /// SQLite's foreign-key enforcement is off only while a file is open (the file checks its
-    /// references itself): once a file has committed, or been abandoned, the work that follows
-    /// on the thread has it on again.
+    /// SQLite's foreign-key enforcement is off for a file's transaction (the file checks its
+    /// references itself): once a file has committed, been abandoned or been refused, the work
+    /// that follows on the thread has it on again.
     #[tokio::test]
     async fn foreign_keys_are_enforced_again_once_a_file_has_ended() {
         let dir = tempfile::tempdir().unwrap();
