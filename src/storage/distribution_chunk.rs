@@ -9,7 +9,7 @@
 //! (sqlx on PostgreSQL; the writer thread's own connection on SQLite, `sqlite_distribution.rs`).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use super::sql_store as sql;
@@ -100,6 +100,8 @@ pub(super) struct ChunkLoader {
     ledgers: BTreeMap<String, (String, OrderLedger)>,
     pending_amounts: HashMap<i64, i64>,
     collected: Money,
+    /// Correction pool → its obligor.
+    corrections: HashMap<i64, String>,
 }
 
 /// What a chunk loaded, ready to plan.
@@ -108,6 +110,42 @@ pub(super) struct LoadedChunk {
     pub inputs: Vec<ObligorInput>,
     /// The pending collections: each one's amount in cents, to check and claim the plan's.
     pub pending: PendingAmounts,
+    /// What the plan's rows may refer to.
+    pub keys: LoadedKeys,
+}
+
+/// The keys a chunk read from their own tables, in the transaction that writes the chunk's
+/// rows (or read ahead and checked unchanged since: `sqlite_distribution.rs`): the only ones
+/// its rows may refer to. [`ChunkRows::new`] refuses a plan naming any other, so every
+/// reference a chunk writes holds when it commits, whether or not the database checks its
+/// foreign keys row by row (SQLite's are off for a chunk, as for a file).
+#[derive(Default)]
+pub(super) struct LoadedKeys {
+    /// The obligors planned: each has a pending collection or a correction pool.
+    obligors: HashSet<String>,
+    /// Order → its obligor.
+    orders: HashMap<String, String>,
+    /// Correction pool → its obligor.
+    corrections: HashMap<i64, String>,
+}
+
+impl LoadedKeys {
+    /// Why the plan's `obligor` may not be written, if it may not: the chunk did not load it.
+    fn refuse_obligor(&self, obligor: &str) -> Option<String> {
+        (!self.obligors.contains(obligor)).then(|| format!("the plan wrote for obligor {obligor}, which the chunk did not load"))
+    }
+
+    /// Why `obligor`'s row may not name `order`: not an order the chunk loaded as its.
+    fn refuse_order(&self, obligor: &str, order: &str) -> Option<String> {
+        (self.orders.get(order).map(String::as_str) != Some(obligor))
+            .then(|| format!("the plan paid order {order} from obligor {obligor}'s money, and the chunk loaded no such order of theirs"))
+    }
+
+    /// Why `obligor`'s row may not empty `pool_id`: not a correction pool the chunk loaded as its.
+    fn refuse_correction(&self, obligor: &str, pool_id: i64) -> Option<String> {
+        (self.corrections.get(&pool_id).map(String::as_str) != Some(obligor))
+            .then(|| format!("the plan emptied pool {pool_id} for obligor {obligor}, which the chunk did not load as their correction pool"))
+    }
 }
 
 /// The chunk's pending collections, by id: what the plan may pool and claim.
@@ -154,6 +192,7 @@ impl ChunkLoader {
     pub fn correction(&mut self, pool_id: i64, obligor: &str, effective_date: &str, cents: i64) -> Result<(), StoreError> {
         let correction = PendingCorrection { pool_id, amount: Money::from_cents(cents), effective_date: sql::date(effective_date)? };
         self.input(obligor)?.corrections.push(correction);
+        self.corrections.insert(pool_id, obligor.to_owned());
         Ok(())
     }
 
@@ -171,13 +210,28 @@ impl ChunkLoader {
 
     /// The obligors with money to plan, each with its ledgers.
     pub fn finish(mut self) -> LoadedChunk {
-        for (obligor, ledger) in std::mem::take(&mut self.ledgers).into_values() {
+        let mut orders = HashMap::with_capacity(self.ledgers.len());
+        for (order, (obligor, ledger)) in std::mem::take(&mut self.ledgers) {
             if let Some(input) = self.inputs.get_mut(&obligor) {
                 input.ledgers.push(ledger);
+                orders.insert(order, obligor);
             }
         }
-        let inputs = self.inputs.into_values().filter(|input| !input.pending.is_empty() || !input.corrections.is_empty()).collect();
-        LoadedChunk { inputs, pending: PendingAmounts { cents: self.pending_amounts, collected: self.collected } }
+        let mut obligors = HashSet::with_capacity(self.inputs.len());
+        let inputs = self
+            .inputs
+            .into_iter()
+            .filter(|(_, input)| !input.pending.is_empty() || !input.corrections.is_empty())
+            .map(|(obligor, input)| {
+                obligors.insert(obligor);
+                input
+            })
+            .collect();
+        LoadedChunk {
+            inputs,
+            pending: PendingAmounts { cents: self.pending_amounts, collected: self.collected },
+            keys: LoadedKeys { obligors, orders, corrections: self.corrections },
+        }
     }
 }
 
@@ -222,20 +276,24 @@ pub(super) fn new_pool_count(plans: &[ObligorPlan]) -> usize {
 
 impl<'p> ChunkRows<'p> {
     /// The rows of `plans`, the chunk's new pools numbered from `pool_ids`. Every collection a
-    /// plan pools must be one of the chunk's `pending`, and the rule must have written only
-    /// current, arrears and unapplied rows.
+    /// plan pools must be one of the chunk's `pending`, every obligor, order and correction
+    /// pool its rows name must be one the chunk loaded (`keys`), and the rule must have
+    /// written only current, arrears and unapplied rows.
     pub fn new(
         run_id: i64,
         plans: &'p [ObligorPlan],
         pending: &PendingAmounts,
+        keys: &LoadedKeys,
         pool_ids: impl IntoIterator<Item = i64>,
     ) -> Result<ChunkRows<'p>, StoreError> {
+        let refused = |why: Option<String>| why.map_or(Ok(()), |why| Err(StoreError::Corrupt(why)));
         let mut pool_ids = pool_ids.into_iter();
         let mut rows = ChunkRows { pools: Vec::new(), claims: Vec::new(), allocations: Vec::new(), summary: RunSummary { run_id, ..RunSummary::default() } };
         let summary = &mut rows.summary;
         summary.obligors = plans.len() as u64;
         for plan in plans {
             let obligor = plan.obligor_id.as_str();
+            refused(keys.refuse_obligor(obligor))?;
             for pool in &plan.pools {
                 for allocation in &pool.distribution.allocations {
                     match allocation.bucket {
@@ -264,6 +322,7 @@ impl<'p> ChunkRows<'p> {
                         }
                         // The correction pool is emptied into its original pool's rows.
                         PoolTarget::Corrected(pool_id) => {
+                            refused(keys.refuse_correction(obligor, pool_id))?;
                             let emptied = Allocation { order_id: None, bucket: Bucket::Correction, month: None, amount: -part.amount, step: None };
                             rows.allocations.push(AllocationRow {
                                 pool_id,
@@ -276,6 +335,9 @@ impl<'p> ChunkRows<'p> {
                         }
                     };
                     for allocation in &part.allocations {
+                        if let Some(order) = &allocation.order_id {
+                            refused(keys.refuse_order(obligor, order.as_str()))?;
+                        }
                         rows.allocations.push(AllocationRow { pool_id, obligor, effective_date: effective_date.clone(), allocation: Cow::Borrowed(allocation) });
                     }
                 }
@@ -379,7 +441,7 @@ mod tests {
         let chunk = loaded();
         let plans = plan_obligors(chunk.inputs).unwrap();
         assert_eq!(new_pool_count(&plans), 3, "one pool an obligor and date");
-        let rows = ChunkRows::new(9, &plans, &chunk.pending, 100..).unwrap();
+        let rows = ChunkRows::new(9, &plans, &chunk.pending, &chunk.keys, 100..).unwrap();
         assert_eq!(rows.pools.iter().map(|p| p.pool_id).collect::<Vec<_>>(), [100, 101, 102]);
         assert_eq!(rows.first_pool_id(), 100);
         let claims: Vec<(&str, i64)> = rows.claims.iter().map(|c| (c.obligor, c.collection_id)).collect();
@@ -404,8 +466,63 @@ mod tests {
         let mut other = ChunkLoader::default();
         other.pending(5, "A", 1_234, "2026-11-13").unwrap();
         let only_a = other.finish();
-        assert!(matches!(ChunkRows::new(9, &plans, &only_a.pending, 100..), Err(StoreError::Corrupt(_))));
-        assert!(matches!(ChunkRows::new(9, &plans, &chunk.pending, 100..102), Err(StoreError::Corrupt(_))));
+        assert!(matches!(ChunkRows::new(9, &plans, &only_a.pending, &chunk.keys, 100..), Err(StoreError::Corrupt(_))));
+        assert!(matches!(ChunkRows::new(9, &plans, &chunk.pending, &chunk.keys, 100..102), Err(StoreError::Corrupt(_))));
+    }
+
+    /// A chunk's rows may name only the obligors, orders and correction pools it loaded, each
+    /// as its obligor's: on SQLite nothing else checks them before the chunk commits.
+    #[test]
+    fn a_plan_naming_what_the_chunk_did_not_load_as_its_obligors_writes_nothing() {
+        let plans = plan_obligors(loaded().inputs).unwrap();
+        let refused = |keys: &LoadedKeys, named: &str| {
+            let pending = loaded().pending;
+            match ChunkRows::new(9, &plans, &pending, keys, 100..) {
+                Err(StoreError::Corrupt(why)) => assert!(why.contains(named), "{why}"),
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("a plan naming {named} was written"),
+            }
+        };
+        let keys_of = |load: &dyn Fn(&mut ChunkLoader)| {
+            let mut loader = ChunkLoader::default();
+            load(&mut loader);
+            loader.finish().keys
+        };
+        let order = || sql::order_from_columns("B-1", "12345678", 10_000, "2026-01", 0, None).unwrap();
+        let both_pending = |loader: &mut ChunkLoader| {
+            loader.pending(7, "B", 8_000, "2026-11-13").unwrap();
+            loader.pending(5, "A", 1_234, "2026-11-13").unwrap();
+        };
+        refused(&keys_of(&both_pending), "order B-1");
+        refused(
+            &keys_of(&|loader| {
+                both_pending(loader);
+                loader.order(order(), "A");
+            }),
+            "order B-1",
+        );
+        refused(
+            &keys_of(&|loader| {
+                loader.pending(7, "B", 8_000, "2026-11-13").unwrap();
+                loader.order(order(), "B");
+            }),
+            "obligor A",
+        );
+
+        // A correction pool emptied by A's plan, loaded as B's.
+        let mut corrected = ChunkLoader::default();
+        corrected.correction(42, "A", "2026-11-13", 500).unwrap();
+        let corrected = corrected.finish();
+        let plans = plan_obligors(corrected.inputs).unwrap();
+        assert!(ChunkRows::new(9, &plans, &corrected.pending, &corrected.keys, 100..).is_ok(), "loaded as A's");
+        let as_b = keys_of(&|loader| {
+            loader.pending(5, "A", 1_234, "2026-11-13").unwrap();
+            loader.correction(42, "B", "2026-11-13", 500).unwrap();
+        });
+        match ChunkRows::new(9, &plans, &corrected.pending, &as_b, 100..) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("pool 42"), "{why}"),
+            _ => panic!("a correction pool not loaded as A's was emptied for A"),
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ async fn distribute_chunk(
 
     let plans = planner(loaded.inputs)?;
     let pool_ids = reserve_pool_ids(tx, chunk::new_pool_count(&plans)).await?;
-    let rows = ChunkRows::new(run_id, &plans, &loaded.pending, pool_ids)?;
+    let rows = ChunkRows::new(run_id, &plans, &loaded.pending, &loaded.keys, pool_ids)?;
     let watermark: i64 = sqlx::query_scalar(chunk::ALLOCATION_WATERMARK).fetch_one(&mut **tx).await?;
     for pools in rows.pools.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Postgres>::new(chunk::INSERT_POOLS);

@@ -13,7 +13,7 @@ pub(super) struct SqlCheck {
     pub breaches: &'static str,
 }
 
-pub(super) const CHECKS: [SqlCheck; 11] = [
+pub(super) const CHECKS: [SqlCheck; 12] = [
     // COALESCE(…, FALSE): a comparison with a row that is not there is NULL, and `NOT NULL`
     // would drop the collection from the breaches; a collection neither queued, claimed nor
     // reversed (its money lost) is exactly what this check must name.
@@ -67,6 +67,32 @@ pub(super) const CHECKS: [SqlCheck; 11] = [
                    SELECT 'termination notice ' || CAST(n.notice_id AS TEXT) FROM termination_notices n \
                    WHERE (n.obligor_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM obligors o WHERE o.obligor_id = n.obligor_id)) \
                    OR NOT EXISTS (SELECT 1 FROM remittances r WHERE r.remittance_id = n.remittance_id)",
+    },
+    // On SQLite a distribution chunk's rows are written with the foreign keys checked by the
+    // chunk itself, against the keys it loaded (`distribution_chunk::LoadedKeys`), not by
+    // SQLite row by row: these are those references, each of its own obligor.
+    SqlCheck {
+        name: "distribution_references",
+        what: "every pool is of a run and of an obligor in the registry; every allocation is of a run, and of a pool of its own \
+               obligor, and pays (if an order) one of that obligor's orders; every claim is by a pool of the collection's obligor; \
+               every order balance is of an order",
+        count: "SELECT (SELECT COUNT(*) FROM pools) + (SELECT COUNT(*) FROM allocations) + (SELECT COUNT(*) FROM collection_claims) \
+                + (SELECT COUNT(*) FROM order_balances)",
+        breaches: "SELECT 'pool ' || CAST(p.pool_id AS TEXT) FROM pools p \
+                   WHERE NOT EXISTS (SELECT 1 FROM distribution_runs r WHERE r.run_id = p.run_id) \
+                   OR NOT EXISTS (SELECT 1 FROM obligors o WHERE o.obligor_id = p.obligor_id) \
+                   UNION ALL \
+                   SELECT 'allocation ' || CAST(a.allocation_id AS TEXT) FROM allocations a \
+                   LEFT JOIN pools p ON p.pool_id = a.pool_id LEFT JOIN orders o ON o.order_id = a.order_id \
+                   WHERE p.obligor_id IS NULL OR p.obligor_id <> a.obligor_id \
+                   OR (a.order_id IS NOT NULL AND (o.obligor_id IS NULL OR o.obligor_id <> a.obligor_id)) \
+                   OR NOT EXISTS (SELECT 1 FROM distribution_runs r WHERE r.run_id = a.run_id) \
+                   UNION ALL \
+                   SELECT 'claimed collection ' || CAST(k.collection_id AS TEXT) FROM collection_claims k \
+                   LEFT JOIN pools p ON p.pool_id = k.pool_id WHERE p.obligor_id IS NULL OR p.obligor_id <> k.obligor_id \
+                   UNION ALL \
+                   SELECT 'balance of order ' || b.order_id FROM order_balances b \
+                   WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = b.order_id)",
     },
     SqlCheck {
         name: "pools_conserved",

@@ -100,7 +100,7 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys (off for a file's transaction: see `enforce_foreign_keys`), a 10 s wait for another
+/// keys (off for a file's or a distribution chunk's transaction: see `enforce_foreign_keys`), a 10 s wait for another
 /// process's lock, and a page cache that holds a large file's transaction without spilling it
 /// to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
@@ -236,10 +236,11 @@ impl Drop for Holding<'_> {
 }
 
 /// Turns SQLite's enforcement of the schema's foreign keys on before other writers' work
-/// (payments, distribution), which SQLite checks; whether it is on. A file turns it off for its
-/// own transaction (`begin`) and checks its rows' references itself (`sqlite_references.rs`);
-/// the work is the only other thing the connection writes, so this is the one place it is
-/// turned on again, never inside a transaction (`Run` work starts with none open). A change
+/// (payments, distribution), which SQLite checks; whether it is on. A file, and a distribution
+/// chunk, turn it off for their own transaction and check their rows' references themselves
+/// (`begin_checking_references_here`); the work is the only other thing the connection
+/// writes, so this is the one place it is turned on again, never inside a transaction (`Run`
+/// work starts with none open). A change
 /// expires the prepared statements, which SQLite prepares again at their next use; setting
 /// what is already set changes nothing.
 fn enforce_foreign_keys(connection: &Connection) -> bool {
@@ -279,12 +280,20 @@ pub(super) fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Store
     Ok(())
 }
 
-fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
-    // The file checks its rows' references itself (`sqlite_references.rs`); turned on again
-    // before any other writer's work (`enforce_foreign_keys`).
+/// Begins a transaction that checks its rows' references itself, with SQLite's row-by-row
+/// foreign-key checks off for it: a file's (`sqlite_references.rs`) and a distribution
+/// chunk's (`distribution_chunk::LoadedKeys`). Enforcement is changed only outside a
+/// transaction, and turned on again before any other writer's work (`enforce_foreign_keys`).
+/// IMMEDIATE: the write lock from the start, so no other process slips a write in between,
+/// and nothing a check read can change before the transaction commits.
+pub(super) fn begin_checking_references_here(connection: &Connection) -> StoreResult<()> {
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false)?;
-    // IMMEDIATE: the write lock from the start, so no other process slips a write in between.
     connection.execute_batch("BEGIN IMMEDIATE")?;
+    Ok(())
+}
+
+fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
+    begin_checking_references_here(connection)?;
     let inserted = connection
         .prepare_cached(
             "INSERT INTO remittances (sender, batch_id, format, content_sha256, content_claim, received_at, received_on, \
@@ -608,7 +617,7 @@ mod tests {
     /// references itself): once a file has committed, been abandoned or been refused, the work
     /// that follows on the thread has it on again.
     #[tokio::test]
-    async fn foreign_keys_are_enforced_again_once_a_file_has_ended() {
+    async fn foreign_keys_are_enforced_again_once_a_file_or_a_distribution_chunk_has_ended() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
         let enforced = || async {
@@ -651,6 +660,11 @@ mod tests {
         // Turned off before the claim, which fails: the batch id is taken.
         assert!(matches!(store.begin_file(remittance("B-1"), audit.clone()).await, Err(StoreError::Conflict(_))));
         assert!(enforced().await, "after a file refused at its beginning");
+
+        // A distribution chunk turns it off too; this one finds nothing pending.
+        static PLANNER: &crate::storage::Planner = &crate::domain::distribution::plan_obligors;
+        assert!(store.distribute_chunks("2026-11-20T12:00:00Z", PLANNER).await.unwrap().is_none());
+        assert!(enforced().await, "after a distribution chunk");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however
