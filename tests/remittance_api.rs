@@ -289,7 +289,7 @@ async fn a_large_file_streams_through_with_the_servers_memory_bounded() {
     assert_eq!(warm.applied, 200_000);
     let peak_before = peak_resident_bytes();
 
-    let lines = 200_000;
+    let lines = 400_000;
     let file_bytes: usize = header.len() + (0..lines).map(|i| generated_line(i).len()).sum::<usize>();
     let started = std::time::Instant::now();
     let ack = client.submit_remittance(upload("BIG", lines, 0)).await.unwrap().into_inner().acknowledgment.unwrap();

@@ -68,15 +68,16 @@ pub(super) const ALLOCATION_WATERMARK: &str = "SELECT CAST(COALESCE(MAX(allocati
 /// (unapplied included), Σ collections claimed, and the sum of the rows written into
 /// corrected pools (which move money within them: zero). Each sum reads only this chunk's
 /// rows, found by key range (the chunk's pools have the highest ids, from `$2`; its
-/// allocations come after the watermark `$3`): a unary `+` keeps a column's index out, so the
-/// cost stays the chunk's, not the run's so far.
-pub(super) const CHUNK_SUMS: &str = "SELECT \
-       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM pools WHERE pool_id >= $2 AND +run_id = $1), \
-       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations WHERE pool_id >= $2 AND +run_id = $1), \
-       (SELECT CAST(COALESCE(SUM(k.amount_cents), 0) AS BIGINT) FROM collection_claims k JOIN pools p ON p.pool_id = k.pool_id \
-        WHERE k.pool_id >= $2 AND +p.run_id = $1), \
-       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM allocations \
-        WHERE allocation_id > $3 AND +run_id = $1 AND +pool_id < $2)";
+/// allocations come after the watermark `$3`, and are read once, in id order, for both of
+/// their sums): a unary `+` keeps a column's index out, so the cost stays the chunk's, not
+/// the run's so far.
+pub(super) const CHUNK_SUMS: &str = "SELECT p.pooled, a.allocated, k.claimed, a.moved FROM \
+       (SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS pooled FROM pools WHERE pool_id >= $2 AND +run_id = $1) p, \
+       (SELECT CAST(COALESCE(SUM(CASE WHEN pool_id >= $2 THEN amount_cents ELSE 0 END), 0) AS BIGINT) AS allocated, \
+               CAST(COALESCE(SUM(CASE WHEN pool_id < $2 THEN amount_cents ELSE 0 END), 0) AS BIGINT) AS moved \
+        FROM allocations WHERE allocation_id > $3 AND +run_id = $1) a, \
+       (SELECT CAST(COALESCE(SUM(k.amount_cents), 0) AS BIGINT) AS claimed FROM collection_claims k JOIN pools p ON p.pool_id = k.pool_id \
+        WHERE k.pool_id >= $2 AND +p.run_id = $1) k";
 
 /// The run's totals, with the chunk's added.
 pub(super) const ADD_TO_RUN: &str = "UPDATE distribution_runs SET collections = collections + $1, pools = pools + $2, \

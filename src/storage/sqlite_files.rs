@@ -661,10 +661,22 @@ mod tests {
         assert!(matches!(store.begin_file(remittance("B-1"), audit.clone()).await, Err(StoreError::Conflict(_))));
         assert!(enforced().await, "after a file refused at its beginning");
 
-        // A distribution chunk turns it off too; this one finds nothing pending.
+        // What a distribution chunk begins with: off inside, and on again for the next work
+        // (the probe is itself work, so it shows only that work turns it on first).
+        let token = store.writer.acquire().await.unwrap();
+        let (done, inside) = oneshot::channel();
+        store
+            .files
+            .run(token, move |connection, _| {
+                begin_checking_references_here(connection).unwrap();
+                done.send(connection.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY).unwrap()).unwrap();
+            })
+            .unwrap();
+        assert!(!inside.await.unwrap(), "off inside the chunk's transaction");
+        assert!(enforced().await, "after a chunk's transaction");
         static PLANNER: &crate::storage::Planner = &crate::domain::distribution::plan_obligors;
         assert!(store.distribute_chunks("2026-11-20T12:00:00Z", PLANNER).await.unwrap().is_none());
-        assert!(enforced().await, "after a distribution chunk");
+        assert!(enforced().await, "after a distribution run that found nothing pending");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however
