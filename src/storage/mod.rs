@@ -30,6 +30,7 @@ mod sql_suspense;
 mod sql_terminations;
 mod sql_verify;
 mod sqlite;
+mod sqlite_checkpoints;
 mod sqlite_distribution;
 mod sqlite_files;
 mod sqlite_journal;

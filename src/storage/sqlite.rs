@@ -26,6 +26,7 @@ use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
+use super::sqlite_checkpoints::{Checkpointer, WRITER_LIMIT_PAGES};
 use super::sqlite_files::WriterThread;
 use super::sqlite_journal::AuditJournal;
 use super::sqlite_lookups::Lookups;
@@ -44,6 +45,8 @@ pub struct SqliteStore {
     pub(super) files: WriterThread,
     /// Looks up the registry for remittance lines (`sqlite_lookups.rs`).
     pub(super) lookups: Arc<Lookups>,
+    /// Copies the log into the database file off the writers' path (`sqlite_checkpoints.rs`).
+    _checkpoints: Checkpointer,
 }
 
 impl SqliteStore {
@@ -63,7 +66,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         // The writer's page cache holds a large file's transaction without spilling it to the
         // log page by page (32 MiB; the server stays well under its 200 MB budget).
-        let writer_options = options.clone().pragma("cache_size", "-32768").pragma("temp_store", "MEMORY");
+        // It checkpoints only past its own limit: the checkpoint thread copies the log.
+        let writer_options = options
+            .clone()
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "MEMORY")
+            .pragma("wal_autocheckpoint", WRITER_LIMIT_PAGES.to_string());
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
@@ -74,7 +82,8 @@ impl SqliteStore {
         let files = WriterThread::start(&file)?;
         let lookups = Lookups::new(&file);
         let payments = GroupCommit::start(writer.clone(), files.clone());
-        Ok(SqliteStore { writer, reader, journal, payments, files, lookups })
+        let _checkpoints = Checkpointer::start(&file)?;
+        Ok(SqliteStore { writer, reader, journal, payments, files, lookups, _checkpoints })
     }
 
     /// Commits an accepted payment with those waiting beside it, in one durable commit.

@@ -37,6 +37,7 @@ use tokio::sync::oneshot;
 
 use super::remittance::{LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sqlite::SqliteStore;
+use super::sqlite_checkpoints::WRITER_LIMIT_PAGES;
 use super::sqlite_references::RegistryReferences;
 use super::{AuditEntry, StoreError, StoreResult};
 
@@ -100,7 +101,8 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys (off for a file's or a distribution chunk's transaction: see `enforce_foreign_keys`), a 10 s wait for another
+/// keys (off for a file's or a distribution chunk's transaction: see `enforce_foreign_keys`),
+/// checkpoints left to their own thread up to a limit (`sqlite_checkpoints.rs`), a 10 s wait for another
 /// process's lock, and a page cache that holds a large file's transaction without spilling it
 /// to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
@@ -109,10 +111,10 @@ fn open(file: &Path) -> StoreResult<Connection> {
     connection.busy_timeout(Duration::from_secs(10))?;
     // Files, payments' group commits and distribution chunks each keep their statements.
     connection.set_prepared_statement_cache_capacity(64);
-    connection.execute_batch(
+    connection.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
-    )?;
+         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES};",
+    ))?;
     Ok(connection)
 }
 

@@ -1,0 +1,98 @@
+//! The database file's WAL checkpoints, on a thread and a connection of their own.
+//!
+//! In WAL mode a commit appends its pages to the log, and a checkpoint copies them into the
+//! database file. By default SQLite checkpoints inside the commit that leaves the log over
+//! 1,000 pages (4 MiB), so that commit's caller waits for the copy: a distribution chunk writes
+//! more than that, so nearly every chunk's commit also copied its pages (0.95 s of a 6.4 s
+//! full-size run, `docs/performance.md`), and a payments group that crossed the line was
+//! answered only after it.
+//!
+//! Here a thread runs `PRAGMA wal_checkpoint(PASSIVE)` every [`INTERVAL`]: it copies what no
+//! reader still needs and neither waits for nor blocks the writers or the readers, so a
+//! commit only appends. The writing connections keep a limit of their own,
+//! [`WRITER_LIMIT_PAGES`] (64 MiB), at which a commit checkpoints as before: the log stays
+//! bounded if this thread falls behind or stops.
+//!
+//! Nothing durable depends on it: a commit is durable once its pages are synced to the log
+//! (`synchronous = FULL`), and a checkpoint cut short by a crash is done again from the log
+//! when the file is next opened.
+
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{StoreError, StoreResult};
+
+/// The log's size, in pages, at which a writing connection's own commit checkpoints: the bound
+/// on the log should the checkpoint thread fall behind.
+pub(super) const WRITER_LIMIT_PAGES: u32 = 16_384;
+
+/// How often the thread checkpoints. A checkpoint with nothing to copy reads the log's index
+/// and returns.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// The checkpoint thread; it ends when this is dropped.
+pub(super) struct Checkpointer {
+    _running: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database `file` (already in WAL mode).
+    pub(super) fn start(file: &Path) -> StoreResult<Checkpointer> {
+        let connection = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // As the writers: the copy is synced to the database file before the log is reused.
+        connection.execute_batch("PRAGMA synchronous = FULL;")?;
+        let (running, stop) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-checkpointer".into())
+            .spawn(move || serve(&connection, &stop))
+            .map_err(|error| StoreError::Corrupt(format!("cannot start the SQLite checkpoint thread: {error}")))?;
+        Ok(Checkpointer { _running: running })
+    }
+}
+
+fn serve(connection: &Connection, stop: &mpsc::Receiver<()>) {
+    // Nothing is ever sent: the wait ends with the store, which drops the sender.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(INTERVAL) {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "checkpointing the SQLite log failed; the writers checkpoint at their own limit");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit leaves its pages in the log (its writer's limit is not reached), and the
+    /// thread copies them into the database file without anyone else writing.
+    #[test]
+    fn committed_pages_reach_the_database_file_without_the_writer_copying_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let writer = Connection::open(&file).unwrap();
+        writer
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES}; CREATE TABLE t (x BLOB);"
+            ))
+            .unwrap();
+        writer
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+                 INSERT INTO t SELECT randomblob(1000) FROM n;",
+            )
+            .unwrap();
+        let size = || std::fs::metadata(&file).unwrap().len();
+        assert!(size() < 1_000_000, "the rows are in the log, not yet in the file: {} bytes", size());
+
+        let _checkpointer = Checkpointer::start(&file).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() < 4_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(size() >= 4_000_000, "the thread copied the log into the file: {} bytes", size());
+        assert_eq!(writer.query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0)).unwrap(), 4000);
+    }
+}
