@@ -9,9 +9,12 @@
 //!
 //! Here a thread runs `PRAGMA wal_checkpoint(PASSIVE)` every [`INTERVAL`]: it copies what no
 //! reader still needs and neither waits for nor blocks the writers or the readers, so a
-//! commit only appends. The writing connections keep a limit of their own,
-//! [`WRITER_LIMIT_PAGES`] (64 MiB), at which a commit checkpoints as before: the log stays
-//! bounded if this thread falls behind or stops.
+//! commit of an ordinary size only appends. The writing connections keep a limit of their
+//! own, [`WRITER_LIMIT_PAGES`] (64 MiB), at which a commit checkpoints as before: a large
+//! file's commit, whose transaction alone writes hundreds of MiB to the log, still copies it
+//! before the file is acknowledged, and the writers take over should this thread fall
+//! behind. Neither can copy what an open read snapshot (a verification, an explanation) still
+//! needs, so the log grows while one is open, as it always could.
 //!
 //! Nothing durable depends on it: a commit is durable once its pages are synced to the log
 //! (`synchronous = FULL`), and a checkpoint cut short by a crash is done again from the log
@@ -25,8 +28,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{StoreError, StoreResult};
 
-/// The log's size, in pages, at which a writing connection's own commit checkpoints: the bound
-/// on the log should the checkpoint thread fall behind.
+/// The log's size, in pages, at which a writing connection's own commit checkpoints, should the
+/// checkpoint thread fall behind.
 pub(super) const WRITER_LIMIT_PAGES: u32 = 16_384;
 
 /// How often the thread checkpoints. A checkpoint with nothing to copy reads the log's index
@@ -89,10 +92,11 @@ mod tests {
 
         let _checkpointer = Checkpointer::start(&file).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while size() < 4_000_000 && std::time::Instant::now() < deadline {
+        // 4,000 rows of 1,000 bytes: about 4.1 MB once copied.
+        while size() < 3_500_000 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(size() >= 4_000_000, "the thread copied the log into the file: {} bytes", size());
+        assert!(size() >= 3_500_000, "the thread copied the log into the file: {} bytes", size());
         assert_eq!(writer.query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0)).unwrap(), 4000);
     }
 }
