@@ -131,21 +131,32 @@ pub(super) struct LoadedKeys {
 }
 
 impl LoadedKeys {
-    /// Why the plan's `obligor` may not be written, if it may not: the chunk did not load it.
-    fn refuse_obligor(&self, obligor: &str) -> Option<String> {
-        (!self.obligors.contains(obligor)).then(|| format!("the plan wrote for obligor {obligor}, which the chunk did not load"))
+    /// Refuses a plan for an `obligor` the chunk did not load.
+    fn check_obligor(&self, obligor: &str) -> Result<(), StoreError> {
+        refuse_unless(self.obligors.contains(obligor), || format!("the plan wrote for obligor {obligor}, which the chunk did not load"))
     }
 
-    /// Why `obligor`'s row may not name `order`: not an order the chunk loaded as its.
-    fn refuse_order(&self, obligor: &str, order: &str) -> Option<String> {
-        (self.orders.get(order).map(String::as_str) != Some(obligor))
-            .then(|| format!("the plan paid order {order} from obligor {obligor}'s money, and the chunk loaded no such order of theirs"))
+    /// Refuses `obligor`'s row naming an `order` the chunk did not load as theirs.
+    fn check_order(&self, obligor: &str, order: &str) -> Result<(), StoreError> {
+        refuse_unless(self.orders.get(order).map(String::as_str) == Some(obligor), || {
+            format!("the plan paid order {order} from obligor {obligor}'s money, and the chunk loaded no such order of theirs")
+        })
     }
 
-    /// Why `obligor`'s row may not empty `pool_id`: not a correction pool the chunk loaded as its.
-    fn refuse_correction(&self, obligor: &str, pool_id: i64) -> Option<String> {
-        (self.corrections.get(&pool_id).map(String::as_str) != Some(obligor))
-            .then(|| format!("the plan emptied pool {pool_id} for obligor {obligor}, which the chunk did not load as their correction pool"))
+    /// Refuses `obligor`'s row emptying a `pool_id` the chunk did not load as their correction pool.
+    fn check_correction(&self, obligor: &str, pool_id: i64) -> Result<(), StoreError> {
+        refuse_unless(self.corrections.get(&pool_id).map(String::as_str) == Some(obligor), || {
+            format!("the plan emptied pool {pool_id} for obligor {obligor}, which the chunk did not load as their correction pool")
+        })
+    }
+}
+
+/// A broken ledger (`why`) unless `loaded`.
+fn refuse_unless(loaded: bool, why: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if loaded {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(why()))
     }
 }
 
@@ -287,14 +298,13 @@ impl<'p> ChunkRows<'p> {
         keys: &LoadedKeys,
         pool_ids: impl IntoIterator<Item = i64>,
     ) -> Result<ChunkRows<'p>, StoreError> {
-        let refused = |why: Option<String>| why.map_or(Ok(()), |why| Err(StoreError::Corrupt(why)));
         let mut pool_ids = pool_ids.into_iter();
         let mut rows = ChunkRows { pools: Vec::new(), claims: Vec::new(), allocations: Vec::new(), summary: RunSummary { run_id, ..RunSummary::default() } };
         let summary = &mut rows.summary;
         summary.obligors = plans.len() as u64;
         for plan in plans {
             let obligor = plan.obligor_id.as_str();
-            refused(keys.refuse_obligor(obligor))?;
+            keys.check_obligor(obligor)?;
             for pool in &plan.pools {
                 for allocation in &pool.distribution.allocations {
                     match allocation.bucket {
@@ -323,7 +333,7 @@ impl<'p> ChunkRows<'p> {
                         }
                         // The correction pool is emptied into its original pool's rows.
                         PoolTarget::Corrected(pool_id) => {
-                            refused(keys.refuse_correction(obligor, pool_id))?;
+                            keys.check_correction(obligor, pool_id)?;
                             let emptied = Allocation { order_id: None, bucket: Bucket::Correction, month: None, amount: -part.amount, step: None };
                             rows.allocations.push(AllocationRow {
                                 pool_id,
@@ -337,7 +347,7 @@ impl<'p> ChunkRows<'p> {
                     };
                     for allocation in &part.allocations {
                         if let Some(order) = &allocation.order_id {
-                            refused(keys.refuse_order(obligor, order.as_str()))?;
+                            keys.check_order(obligor, order.as_str())?;
                         }
                         rows.allocations.push(AllocationRow { pool_id, obligor, effective_date: effective_date.clone(), allocation: Cow::Borrowed(allocation) });
                     }
