@@ -16,6 +16,10 @@
 //! behind. Neither can copy what an open read snapshot (a verification, an explanation) still
 //! needs, so the log grows while one is open, as it always could.
 //!
+//! A checkpoint copies the log but does not shrink its file: the next commit writes over it from
+//! the start. The writers keep its file at [`LOG_FILE_LIMIT_BYTES`] (`journal_size_limit`)
+//! when they do, so a large file's commit does not leave hundreds of MiB on disk for good.
+//!
 //! Nothing durable depends on it: a commit is durable once its pages are synced to the log
 //! (`synchronous = FULL`), and a checkpoint cut short by a crash is done again from the log
 //! when the file is next opened.
@@ -24,7 +28,7 @@ use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, InterruptHandle, OpenFlags};
 
 use super::{StoreError, StoreResult};
 
@@ -32,13 +36,27 @@ use super::{StoreError, StoreResult};
 /// checkpoint thread fall behind.
 pub(super) const WRITER_LIMIT_PAGES: u32 = 16_384;
 
+/// The size, in bytes, the log's file is cut back to once a checkpoint has copied it all: the
+/// same 64 MiB as the writers' limit, so an ordinary log is never cut and regrown.
+pub(super) const LOG_FILE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The pragmas every writing connection runs: its own checkpoint limit and the log's size limit.
+pub(super) fn writer_pragmas() -> String {
+    format!("PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES}; PRAGMA journal_size_limit = {LOG_FILE_LIMIT_BYTES};")
+}
+
 /// How often the thread checkpoints. A checkpoint with nothing to copy reads the log's index
 /// and returns.
 const INTERVAL: Duration = Duration::from_millis(100);
 
-/// The checkpoint thread; it ends when this is dropped.
+/// The checkpoint thread. Dropping this ends it: a checkpoint under way is interrupted (what it
+/// had not copied stays in the log), and the drop returns once the thread has closed its
+/// connection, so the store's end leaves nothing of it running on the file.
 pub(super) struct Checkpointer {
-    _running: mpsc::Sender<()>,
+    /// Dropped first: the thread's wait ends when its sender is gone.
+    running: Option<mpsc::Sender<()>>,
+    interrupt: InterruptHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -47,20 +65,35 @@ impl Checkpointer {
         let connection = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         // As the writers: the copy is synced to the database file before the log is reused.
         connection.execute_batch("PRAGMA synchronous = FULL;")?;
+        let interrupt = connection.get_interrupt_handle();
         let (running, stop) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
             .spawn(move || serve(&connection, &stop))
             .map_err(|error| StoreError::Corrupt(format!("cannot start the SQLite checkpoint thread: {error}")))?;
-        Ok(Checkpointer { _running: running })
+        Ok(Checkpointer { running: Some(running), interrupt, thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.running.take());
+        self.interrupt.interrupt();
+        if let Some(thread) = self.thread.take() {
+            // A panic on the thread was already reported by the panic hook.
+            let _ = thread.join();
+        }
     }
 }
 
 fn serve(connection: &Connection, stop: &mpsc::Receiver<()>) {
     // Nothing is ever sent: the wait ends with the store, which drops the sender.
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(INTERVAL) {
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "checkpointing the SQLite log failed; the writers checkpoint at their own limit");
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => {}
+            // The store is ending (see `Drop`).
+            Err(error) if error.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) => {}
+            Err(error) => tracing::warn!(%error, "checkpointing the SQLite log failed; the writers checkpoint at their own limit"),
         }
     }
 }
@@ -77,9 +110,7 @@ mod tests {
         let file = dir.path().join("gateway.db");
         let writer = Connection::open(&file).unwrap();
         writer
-            .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES}; CREATE TABLE t (x BLOB);"
-            ))
+            .execute_batch(&format!("PRAGMA journal_mode = WAL; {} CREATE TABLE t (x BLOB);", writer_pragmas()))
             .unwrap();
         writer
             .execute_batch(
@@ -98,5 +129,22 @@ mod tests {
         }
         assert!(size() >= 3_500_000, "the thread copied the log into the file: {} bytes", size());
         assert_eq!(writer.query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0)).unwrap(), 4000);
+    }
+
+    /// The last connection to close deletes the log, so its file is gone once the drop has
+    /// returned only if the thread's connection was closed before it did.
+    #[test]
+    fn dropping_the_checkpointer_closes_its_connection_before_returning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let log = dir.path().join("gateway.db-wal");
+        let writer = Connection::open(&file).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x BLOB); INSERT INTO t VALUES (1);").unwrap();
+        let checkpointer = Checkpointer::start(&file).unwrap();
+        std::thread::sleep(INTERVAL * 2);
+        drop(writer);
+        assert!(log.exists(), "the checkpoint thread's connection keeps the log");
+        drop(checkpointer);
+        assert!(!log.exists(), "the thread closed its connection, the last one, before the drop returned");
     }
 }

@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 
 use super::remittance::{LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sqlite::SqliteStore;
-use super::sqlite_checkpoints::WRITER_LIMIT_PAGES;
+use super::sqlite_checkpoints::writer_pragmas;
 use super::sqlite_references::RegistryReferences;
 use super::{AuditEntry, StoreError, StoreResult};
 
@@ -102,7 +102,8 @@ pub(super) fn stopped() -> StoreError {
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
 /// keys (off for a file's or a distribution chunk's transaction: see `enforce_foreign_keys`),
-/// checkpoints left to their own thread up to a limit (`sqlite_checkpoints.rs`), a 10 s wait for another
+/// checkpoints left to their own thread up to a limit and the log's file kept to a size
+/// (`sqlite_checkpoints.rs`), a 10 s wait for another
 /// process's lock, and a page cache that holds a large file's transaction without spilling it
 /// to the log page by page.
 fn open(file: &Path) -> StoreResult<Connection> {
@@ -113,7 +114,8 @@ fn open(file: &Path) -> StoreResult<Connection> {
     connection.set_prepared_statement_cache_capacity(64);
     connection.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES};",
+         PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; {}",
+        writer_pragmas()
     ))?;
     Ok(connection)
 }
@@ -613,6 +615,31 @@ mod tests {
         assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
         assert!(!options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
         assert!(options.iter().any(|option| option == "DEFAULT_FOREIGN_KEYS"), "the list read is the bundled build's: {options:?}");
+    }
+
+    /// Both writing connections, the file thread's and sqlx's, leave checkpoints to their
+    /// thread up to the same limit and cut the log's file back to the same size.
+    #[tokio::test]
+    async fn both_writers_keep_the_logs_checkpoint_and_size_limits() {
+        use crate::storage::sqlite_checkpoints::{LOG_FILE_LIMIT_BYTES, WRITER_LIMIT_PAGES};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let read = |connection: &Connection| {
+            let pages: i64 = connection.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0)).unwrap();
+            let bytes: i64 = connection.query_row("PRAGMA journal_size_limit", [], |row| row.get(0)).unwrap();
+            (pages, bytes)
+        };
+        let expected = (i64::from(WRITER_LIMIT_PAGES), i64::try_from(LOG_FILE_LIMIT_BYTES).unwrap());
+
+        let token = store.writer.acquire().await.unwrap();
+        let (done, file_thread) = oneshot::channel();
+        store.files.run(token, move |connection, _| done.send(read(connection)).unwrap()).unwrap();
+        assert_eq!(file_thread.await.unwrap(), expected, "the file thread's connection");
+
+        let mut sqlx_writer = store.writer.acquire().await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&mut *sqlx_writer).await.unwrap();
+        let bytes: i64 = sqlx::query_scalar("PRAGMA journal_size_limit").fetch_one(&mut *sqlx_writer).await.unwrap();
+        assert_eq!((pages, bytes), expected, "sqlx's writer connection");
     }
 
     /// SQLite's foreign-key enforcement is off for a file's transaction (the file checks its
