@@ -9,7 +9,7 @@
 //! (sqlx on PostgreSQL; the writer thread's own connection on SQLite, `sqlite_distribution.rs`).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use super::sql_store as sql;
@@ -96,10 +96,11 @@ pub(super) const INSERT_ALLOCATIONS: &str =
 /// The planner's inputs, built from the rows a chunk loads, in any order of rows.
 #[derive(Default)]
 pub(super) struct ChunkLoader {
-    inputs: BTreeMap<String, ObligorInput>,
+    /// Obligor id → (its number in the chunk, its input).
+    inputs: BTreeMap<String, (ObligorNumber, ObligorInput)>,
     /// Order id → (its obligor, its ledger).
     ledgers: BTreeMap<String, (String, OrderLedger)>,
-    pending_amounts: HashMap<i64, i64>,
+    pending_amounts: HashMap<i64, QueuedAmount>,
     collected: Money,
     /// Correction pool → its obligor.
     corrections: HashMap<i64, String>,
@@ -122,8 +123,9 @@ pub(super) struct LoadedChunk {
 /// foreign keys row by row (SQLite's are off for a chunk, as for a file).
 #[derive(Default)]
 pub(super) struct LoadedKeys {
-    /// The obligors planned: each has a pending collection or a correction pool.
-    obligors: HashSet<String>,
+    /// The obligors planned, each with its number: each has a pending collection or a
+    /// correction pool.
+    obligors: HashMap<String, ObligorNumber>,
     /// Order → its obligor.
     orders: HashMap<String, String>,
     /// Correction pool → its obligor.
@@ -131,9 +133,12 @@ pub(super) struct LoadedKeys {
 }
 
 impl LoadedKeys {
-    /// Refuses a plan for an `obligor` the chunk did not load.
-    fn check_obligor(&self, obligor: &str) -> Result<(), StoreError> {
-        refuse_unless(self.obligors.contains(obligor), || format!("the plan wrote for obligor {obligor}, which the chunk did not load"))
+    /// Refuses a plan for an `obligor` the chunk did not load; else the obligor's number.
+    fn check_obligor(&self, obligor: &str) -> Result<ObligorNumber, StoreError> {
+        self.obligors
+            .get(obligor)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("the plan wrote for obligor {obligor}, which the chunk did not load")))
     }
 
     /// Refuses `obligor`'s row naming an `order` the chunk did not load as theirs.
@@ -160,9 +165,22 @@ fn refuse_unless(loaded: bool, why: impl FnOnce() -> String) -> Result<(), Store
     }
 }
 
-/// The chunk's pending collections, by id: what the plan may pool and claim.
+/// An obligor's number within one chunk, so that a pending collection's obligor is checked
+/// without a string of its own for each collection.
+type ObligorNumber = u32;
+
+/// A pending collection's amount and the obligor it is queued for.
+#[derive(Clone, Copy)]
+struct QueuedAmount {
+    cents: i64,
+    obligor: ObligorNumber,
+}
+
+/// The chunk's pending collections, by id: what the plan may pool and claim, each only for the
+/// obligor it is queued for. The obligors' numbers are those of the same chunk's
+/// [`LoadedKeys`].
 pub(super) struct PendingAmounts {
-    cents: HashMap<i64, i64>,
+    cents: HashMap<i64, QueuedAmount>,
     /// Their sum: what the chunk must pool.
     pub collected: Money,
 }
@@ -175,12 +193,16 @@ impl PendingAmounts {
 }
 
 impl ChunkLoader {
-    fn input(&mut self, obligor: &str) -> Result<&mut ObligorInput, StoreError> {
+    /// The obligor's number and input, both made on its first row.
+    fn input(&mut self, obligor: &str) -> Result<(ObligorNumber, &mut ObligorInput), StoreError> {
         if !self.inputs.contains_key(obligor) {
             let obligor_id = sql::obligor_id(obligor)?;
-            self.inputs.insert(obligor.to_owned(), ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new(), corrections: Vec::new() });
+            let number = ObligorNumber::try_from(self.inputs.len()).map_err(|_| StoreError::Corrupt("a chunk of over 4 billion obligors".into()))?;
+            let input = ObligorInput { obligor_id, ledgers: Vec::new(), pending: Vec::new(), corrections: Vec::new() };
+            self.inputs.insert(obligor.to_owned(), (number, input));
         }
-        Ok(self.inputs.get_mut(obligor).expect("inserted above"))
+        let (number, input) = self.inputs.get_mut(obligor).expect("inserted above");
+        Ok((*number, input))
     }
 
     /// A row of [`CHUNK_PENDING`].
@@ -193,17 +215,18 @@ impl ChunkLoader {
         let amount = Money::from_cents(cents);
         let effective_date = sql::date(effective_date)?;
         self.collected += amount;
-        if self.pending_amounts.insert(collection_id, cents).is_some() {
+        let (number, input) = self.input(obligor)?;
+        input.pending.push(PendingCollection { id: collection_id, amount, effective_date });
+        if self.pending_amounts.insert(collection_id, QueuedAmount { cents, obligor: number }).is_some() {
             return Err(StoreError::Corrupt(format!("collection {collection_id} is queued twice")));
         }
-        self.input(obligor)?.pending.push(PendingCollection { id: collection_id, amount, effective_date });
         Ok(())
     }
 
     /// A row of [`CHUNK_CORRECTIONS`].
     pub fn correction(&mut self, pool_id: i64, obligor: &str, effective_date: &str, cents: i64) -> Result<(), StoreError> {
         let correction = PendingCorrection { pool_id, amount: Money::from_cents(cents), effective_date: sql::date(effective_date)? };
-        self.input(obligor)?.corrections.push(correction);
+        self.input(obligor)?.1.corrections.push(correction);
         self.corrections.insert(pool_id, obligor.to_owned());
         Ok(())
     }
@@ -224,18 +247,18 @@ impl ChunkLoader {
     pub fn finish(mut self) -> LoadedChunk {
         let mut orders = HashMap::with_capacity(self.ledgers.len());
         for (order, (obligor, ledger)) in std::mem::take(&mut self.ledgers) {
-            if let Some(input) = self.inputs.get_mut(&obligor) {
+            if let Some((_, input)) = self.inputs.get_mut(&obligor) {
                 input.ledgers.push(ledger);
                 orders.insert(order, obligor);
             }
         }
-        let mut obligors = HashSet::with_capacity(self.inputs.len());
+        let mut obligors = HashMap::with_capacity(self.inputs.len());
         let inputs = self
             .inputs
             .into_iter()
-            .filter(|(_, input)| !input.pending.is_empty() || !input.corrections.is_empty())
-            .map(|(obligor, input)| {
-                obligors.insert(obligor);
+            .filter(|(_, (_, input))| !input.pending.is_empty() || !input.corrections.is_empty())
+            .map(|(obligor, (number, input))| {
+                obligors.insert(obligor, number);
                 input
             })
             .collect();
@@ -288,7 +311,7 @@ pub(super) fn new_pool_count(plans: &[ObligorPlan]) -> usize {
 
 impl<'p> ChunkRows<'p> {
     /// The rows of `plans`, the chunk's new pools numbered from `pool_ids`. Every collection a
-    /// plan pools must be one of the chunk's `pending`, every obligor, order and correction
+    /// plan pools must be one of the chunk's `pending`, queued for the plan's obligor; every obligor, order and correction
     /// pool its rows name must be one the chunk loaded (`keys`), and the rule must have
     /// written only current, arrears and unapplied rows.
     pub fn new(
@@ -304,7 +327,7 @@ impl<'p> ChunkRows<'p> {
         summary.obligors = plans.len() as u64;
         for plan in plans {
             let obligor = plan.obligor_id.as_str();
-            keys.check_obligor(obligor)?;
+            let number = keys.check_obligor(obligor)?;
             for pool in &plan.pools {
                 for allocation in &pool.distribution.allocations {
                     match allocation.bucket {
@@ -321,10 +344,13 @@ impl<'p> ChunkRows<'p> {
                             let pool_id = pool_ids.next().ok_or_else(|| StoreError::Corrupt("fewer pool ids than new pools".into()))?;
                             rows.pools.push(NewPool { pool_id, obligor, effective_date: effective_date.clone(), cents: part.amount.cents() });
                             for &collection_id in &pool.collection_ids {
-                                let cents = *pending.cents.get(&collection_id).ok_or_else(|| {
+                                let queued = pending.cents.get(&collection_id).ok_or_else(|| {
                                     StoreError::Corrupt(format!("the plan pooled collection {collection_id}, which was not pending"))
                                 })?;
-                                rows.claims.push(Claim { obligor, collection_id, pool_id, cents });
+                                refuse_unless(queued.obligor == number, || {
+                                    format!("the plan pooled collection {collection_id} for obligor {obligor}, and it is queued for another obligor")
+                                })?;
+                                rows.claims.push(Claim { obligor, collection_id, pool_id, cents: queued.cents });
                             }
                             summary.pools += 1;
                             summary.collections += pool.collection_ids.len() as u64;
@@ -533,6 +559,24 @@ mod tests {
         match ChunkRows::new(9, &plans, &corrected.pending, &as_b, 100..) {
             Err(StoreError::Corrupt(why)) => assert!(why.contains("pool 42"), "{why}"),
             _ => panic!("a correction pool not loaded as A's was emptied for A"),
+        }
+    }
+
+    /// A plan may claim only its own obligor's queued collections: a claim of another's would
+    /// move their money into this obligor's pools.
+    #[test]
+    fn a_plan_pooling_another_obligors_collection_writes_nothing() {
+        let chunk = loaded();
+        let mut swapped = ChunkLoader::default();
+        swapped.order(sql::order_from_columns("B-1", "12345678", 10_000, "2026-01", 0, None).unwrap(), "B");
+        swapped.pending(7, "A", 8_000, "2026-11-13").unwrap();
+        swapped.pending(3, "B", 5_000, "2026-11-20").unwrap();
+        swapped.pending(5, "B", 1_234, "2026-11-13").unwrap();
+        let plans = plan_obligors(swapped.finish().inputs).unwrap();
+        match ChunkRows::new(9, &plans, &chunk.pending, &chunk.keys, 100..) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("collection 7 for obligor A"), "{why}"),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("A's plan claimed B's collection"),
         }
     }
 
