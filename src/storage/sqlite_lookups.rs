@@ -21,7 +21,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::remittance::DirectoryPage;
 use super::sql_payment::{obligor_orders_query, payment_by_key_query, ObligorOrderRow, PayerRow, PaymentRow, PAYER_QUERY};
-use super::sql_store::{self as sql, CASE_OWNER_QUERY};
+use super::sql_store as sql;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
 
@@ -89,19 +89,27 @@ impl Lookups {
     }
 }
 
+/// A line's case, read from the covering index alone: left to itself, SQLite's planner
+/// prefers the primary key's unique index and then reads the case's row for its obligor, a
+/// second random page a line.
+const CASE_LOOKUP: &str = "SELECT obligor_id FROM cases INDEXED BY cases_to_obligor WHERE case_number = ?1";
+
+/// An obligor by its SSN's HMAC, from the covering index alone.
+const SSN_LOOKUP: &str = "SELECT obligor_id FROM obligors INDEXED BY obligors_by_ssn_covering WHERE ssn_hmac = ?1";
+
 fn read_directory(connection: &Connection, case_numbers: &[String], ssn_hmacs: &[String]) -> StoreResult<DirectoryPage> {
     let mut page = DirectoryPage::default();
     connection.execute_batch("BEGIN")?;
     {
         // Both read one covering index each (migration 0016): one B-tree descent a key.
-        let mut case = connection.prepare_cached("SELECT obligor_id FROM cases WHERE case_number = ?1")?;
+        let mut case = connection.prepare_cached(CASE_LOOKUP)?;
         for number in case_numbers {
             let found: Option<String> = case.query_row([number], |row| row.get(0)).optional()?;
             if let Some(obligor) = found {
                 page.cases.insert(number.clone(), sql::obligor_id(&obligor)?);
             }
         }
-        let mut by_ssn = connection.prepare_cached("SELECT obligor_id FROM obligors WHERE ssn_hmac = ?1")?;
+        let mut by_ssn = connection.prepare_cached(SSN_LOOKUP)?;
         for hmac in ssn_hmacs {
             let mut rows = by_ssn.query([hmac])?;
             while let Some(row) = rows.next()? {
@@ -139,7 +147,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn case_owner_row(&self, case_number: &str) -> StoreResult<Option<String>> {
-        self.lookups.read(|connection| connection.prepare_cached(CASE_OWNER_QUERY)?.query_row([case_number], |row| row.get(0)).optional())
+        self.lookups.read(|connection| connection.prepare_cached(CASE_LOOKUP)?.query_row([case_number], |row| row.get(0)).optional())
     }
 
     /// The cases and SSN HMACs a batch of lines quotes, looked up on a blocking thread.
@@ -154,4 +162,22 @@ impl SqliteStore {
 /// A row selected with [`PAYMENT_COLUMNS`](super::sql_payment::PAYMENT_COLUMNS).
 pub(super) fn payment_row(row: &Row<'_>) -> rusqlite::Result<PaymentRow> {
     PaymentRow::try_from(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lookup of a line reads one index, never a table's rows: one random page a key.
+    #[tokio::test]
+    async fn a_lines_lookups_read_only_their_covering_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let _store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let connection = Connection::open(&file).unwrap();
+        for (query, index) in [(CASE_LOOKUP, "cases_to_obligor"), (SSN_LOOKUP, "obligors_by_ssn_covering")] {
+            let plan: String = connection.query_row(&format!("EXPLAIN QUERY PLAN {query}"), ["x"], |row| row.get(3)).unwrap();
+            assert!(plan.contains(&format!("COVERING INDEX {index}")), "{query}: {plan}");
+        }
+    }
 }
