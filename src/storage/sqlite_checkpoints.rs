@@ -17,7 +17,7 @@
 //! needs, so the log grows while one is open, as it always could.
 //!
 //! A checkpoint copies the log but does not shrink its file: the next commit writes over it from
-//! the start. The writers keep its file at [`LOG_FILE_LIMIT_BYTES`] (`journal_size_limit`)
+//! the start. The writers cut its file back to [`LOG_FILE_LIMIT_BYTES`] (`journal_size_limit`)
 //! when they do, so a large file's commit does not leave hundreds of MiB on disk for good.
 //!
 //! Nothing durable depends on it: a commit is durable once its pages are synced to the log
@@ -36,9 +36,10 @@ use super::{StoreError, StoreResult};
 /// checkpoint thread fall behind.
 pub(super) const WRITER_LIMIT_PAGES: u32 = 16_384;
 
-/// The size, in bytes, the log's file is cut back to once a checkpoint has copied it all: the
-/// same 64 MiB as the writers' limit, so an ordinary log is never cut and regrown.
-pub(super) const LOG_FILE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+/// The size, in bytes, the log's file is cut back to once a checkpoint has copied it all:
+/// above what the writers' limit fills (16,384 frames of a 4 KiB page and a 24-byte header,
+/// about 64.4 MiB), so an ordinary log is never cut and regrown.
+pub(super) const LOG_FILE_LIMIT_BYTES: u64 = 72 * 1024 * 1024;
 
 /// The pragmas every writing connection runs: its own checkpoint limit and the log's size limit.
 pub(super) fn writer_pragmas() -> String {
