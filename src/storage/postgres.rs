@@ -146,13 +146,27 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
-    /// Brings the planner's statistics of the registry up to date after an import. Until
-    /// autovacuum gets to it (a minute or more), a registry grown from nothing to hundreds of
-    /// thousands of rows still looks empty to the planner, and the cached plans of the
-    /// remittance lookups (`ssn_hmac IN (…)`) read the whole `obligors` table for every batch
-    /// of lines (docs/performance.md, "Ingest on PostgreSQL").
+    /// Brings the planner's statistics of the registry up to date after an import, and starts
+    /// bringing its visibility map up to date. Until autovacuum gets to them (a minute or
+    /// more), a registry grown from nothing to hundreds of thousands of rows still looks empty
+    /// to the planner, and the cached plans of the remittance lookups (`ssn_hmac IN (…)`) read
+    /// the whole `obligors` table for every batch of lines; and the index-only probes that
+    /// check each file's references (migration 0016) read each row's heap page as well, to see
+    /// whether it is visible to them (docs/performance.md, "Ingest on PostgreSQL").
+    ///
+    /// ANALYZE samples, so the import waits for it. VACUUM reads every page the import
+    /// changed (a re-import rewrites every row), so it runs after the import has answered, on
+    /// a task of its own: it skips a table another VACUUM holds, and leaves the tables' ends
+    /// alone (cutting them takes a lock that stops readers and writers for a moment).
     pub(super) async fn registry_changed_in_bulk(&self) -> StoreResult<()> {
         sqlx::query("ANALYZE obligors, cases, orders").execute(self.writer()).await?;
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            // Not in a transaction: VACUUM refuses one.
+            if let Err(error) = sqlx::raw_sql("VACUUM (SKIP_LOCKED, TRUNCATE false) obligors, cases, orders").execute(&pool).await {
+                tracing::warn!(%error, "vacuuming the registry after an import failed; autovacuum will in time");
+            }
+        });
         Ok(())
     }
 
