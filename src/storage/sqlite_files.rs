@@ -595,6 +595,31 @@ impl Drop for SqliteFileWriter {
 mod tests {
     use super::*;
 
+    /// A file of batch `batch` from sender acme.
+    fn file_sent_as(batch: &str) -> NewRemittance {
+        NewRemittance {
+            sender: "acme".into(),
+            batch_id: batch.into(),
+            format: "CSV",
+            content_sha256: format!("sha-{batch}"),
+            received_at: "t".into(),
+            received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        }
+    }
+
+    fn audit_of_test() -> AuditEntry {
+        AuditEntry {
+            at: "2026-11-20T12:00:00Z".into(),
+            request_id: "r".into(),
+            actor: "tester".into(),
+            key_id: None,
+            role: "vendor".into(),
+            action: "test".into(),
+            object: String::new(),
+            outcome: "OK".into(),
+        }
+    }
+
     /// Work that panics mid-transaction gives the writer back only once its transaction is
     /// rolled back: whoever takes the token next finds the database's write lock free at once
     /// and nothing of the work written.
@@ -679,24 +704,8 @@ mod tests {
                 .unwrap();
             enforced.await.unwrap()
         };
-        let remittance = |batch: &str| NewRemittance {
-            sender: "acme".into(),
-            batch_id: batch.into(),
-            format: "CSV",
-            content_sha256: format!("sha-{batch}"),
-            received_at: "t".into(),
-            received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-        };
-        let audit = AuditEntry {
-            at: "2026-11-20T12:00:00Z".into(),
-            request_id: "r".into(),
-            actor: "tester".into(),
-            key_id: None,
-            role: "vendor".into(),
-            action: "test".into(),
-            object: String::new(),
-            outcome: "OK".into(),
-        };
+        let remittance = file_sent_as;
+        let audit = audit_of_test();
         assert!(enforced().await);
 
         let committed = store.begin_file(remittance("B-1"), audit.clone()).await.unwrap();
@@ -753,24 +762,7 @@ mod tests {
             },
             effects: LineEffects { collect: None, suspense: None, termination_notice: false },
         };
-        let remittance = NewRemittance {
-            sender: "acme".into(),
-            batch_id: "B-1".into(),
-            format: "CSV",
-            content_sha256: "sha-B-1".into(),
-            received_at: "t".into(),
-            received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-        };
-        let audit = AuditEntry {
-            at: "2026-11-20T12:00:00Z".into(),
-            request_id: "r".into(),
-            actor: "tester".into(),
-            key_id: None,
-            role: "vendor".into(),
-            action: "test".into(),
-            object: String::new(),
-            outcome: "OK".into(),
-        };
+        let (remittance, audit) = (file_sent_as("B-1"), audit_of_test());
         let mut writer = store.begin_file(remittance.clone(), audit.clone()).await.unwrap();
         writer.write_lines(vec![line(1, "REJECTED")]).await.unwrap();
         let refused = writer.write_lines(vec![line(2, "NOT-A-STATUS")]).await.unwrap_err();
