@@ -390,7 +390,7 @@ fn optional_integer(value: Option<i64>) -> ToSqlOutput<'static> {
 /// transaction then and there, as the file's failure would anyway. SQLite then needs no
 /// statement journal: a plain INSERT may fail after writing some of its rows and must be able
 /// to take back just its own, so every page each 64-row INSERT (and the queue's trigger)
-/// touches was first copied aside, about a sixth of the writer's time. (No trigger these
+/// touches was first copied aside, about an eighth of the writer's time. (No trigger these
 /// inserts fire raises: a `RAISE(ABORT)` would undo only its statement and leave the
 /// transaction open, which the file's failure then rolls back as before.)
 const FILE_INSERT: &str = "INSERT OR ROLLBACK INTO";
