@@ -26,7 +26,7 @@ use super::sql_reports::impl_sql_reports;
 use super::sql_reviews::impl_sql_reviews;
 use super::sql_suspense::impl_sql_suspense;
 use super::sql_terminations::impl_sql_terminations;
-use super::sqlite_checkpoints::{Checkpointer, LOG_FILE_LIMIT_BYTES, WRITER_LIMIT_PAGES};
+use super::sqlite_checkpoints::{writer_limits, Checkpointer};
 use super::sqlite_files::WriterThread;
 use super::sqlite_journal::AuditJournal;
 use super::sqlite_lookups::Lookups;
@@ -67,12 +67,11 @@ impl SqliteStore {
         // The writer's page cache holds a large file's transaction without spilling it to the
         // log page by page (32 MiB; the server stays well under its 200 MB budget).
         // It checkpoints only past its own limit: the checkpoint thread copies the log.
-        let writer_options = options
-            .clone()
-            .pragma("cache_size", "-32768")
-            .pragma("temp_store", "MEMORY")
-            .pragma("wal_autocheckpoint", WRITER_LIMIT_PAGES.to_string())
-            .pragma("journal_size_limit", LOG_FILE_LIMIT_BYTES.to_string());
+        let writer_options = writer_limits()
+            .into_iter()
+            .fold(options.clone().pragma("cache_size", "-32768").pragma("temp_store", "MEMORY"), |writer, (pragma, value)| {
+                writer.pragma(pragma, value)
+            });
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;

@@ -41,9 +41,15 @@ pub(super) const WRITER_LIMIT_PAGES: u32 = 16_384;
 /// about 64.4 MiB), so an ordinary log is never cut and regrown.
 pub(super) const LOG_FILE_LIMIT_BYTES: u64 = 72 * 1024 * 1024;
 
-/// The pragmas every writing connection runs: its own checkpoint limit and the log's size limit.
+/// The settings every writing connection takes, as (pragma, value): its own checkpoint limit
+/// and the log's size limit. The one list both writers (sqlx's and the file thread's) read.
+pub(super) fn writer_limits() -> [(&'static str, String); 2] {
+    [("wal_autocheckpoint", WRITER_LIMIT_PAGES.to_string()), ("journal_size_limit", LOG_FILE_LIMIT_BYTES.to_string())]
+}
+
+/// [`writer_limits`] as statements, for a connection opened without sqlx.
 pub(super) fn writer_pragmas() -> String {
-    format!("PRAGMA wal_autocheckpoint = {WRITER_LIMIT_PAGES}; PRAGMA journal_size_limit = {LOG_FILE_LIMIT_BYTES};")
+    writer_limits().iter().map(|(pragma, value)| format!("PRAGMA {pragma} = {value};")).collect::<Vec<_>>().join(" ")
 }
 
 /// How often the thread checkpoints. A checkpoint with nothing to copy reads the log's index
