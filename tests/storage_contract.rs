@@ -38,6 +38,7 @@ on_both_backends!(
     two_replicas_never_distribute_a_collection_twice,
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
+    payments_sent_at_once_are_each_committed_once,
     a_remittance_file_is_written_whole_or_not_at_all,
     a_file_naming_what_the_registry_does_not_hold_is_refused_whole,
     many_files_open_at_once_each_read_the_registry_and_commit,
@@ -663,27 +664,11 @@ async fn a_setting_keeps_its_first_value(backend: Backend) {
 
 async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
     use gateway::domain::distribution::reversal_entries;
-    use gateway::storage::payment::{NewBankAccount, NewPayer, NewPayment, ReturnOutcome};
+    use gateway::storage::payment::{NewPayment, ReturnOutcome};
 
     let (_db, store) = seeded(backend).await;
-    let account = || NewBankAccount {
-        routing_number: "091000019".into(),
-        account_cipher: "sealed".into(),
-        account_last4: "6789".into(),
-        account_type: "CHECKING",
-        added_on: date("2026-11-02"),
-    };
-    let payer = NewPayer {
-        name: "John Smith".into(),
-        address: "1 Main St".into(),
-        ssn_hmac: hmac_of("123-45-6789"),
-        ssn_last4: "6789".into(),
-        telephone: "5735550100".into(),
-        email: "john@example.com".into(),
-        case_number: CaseNumber::parse("12345678").unwrap(),
-        created_at: "t".into(),
-    };
-    let payer_id = store.create_payer(payer, account(), &audit()).await.unwrap();
+    let account = bank_account;
+    let payer_id = store.create_payer(payer_of_case_12345678(), account(), &audit()).await.unwrap();
     assert!(!store.add_bank_account(payer_id, account(), &audit()).await.unwrap(), "one bank account per payer");
     store.record_prenote(payer_id, Some("R03".into()), &audit()).await.unwrap();
     let record = store.payer(payer_id).await.unwrap().unwrap();
@@ -733,6 +718,77 @@ async fn payments_are_recorded_and_returns_reverse_them(backend: Backend) {
         orders.iter().map(|(o, fein)| (o.id.to_string(), fein.clone())).collect::<Vec<_>>(),
         [("A".into(), Some("431234567".into())), ("B".into(), None)]
     );
+}
+
+fn bank_account() -> gateway::storage::payment::NewBankAccount {
+    gateway::storage::payment::NewBankAccount {
+        routing_number: "091000019".into(),
+        account_cipher: "sealed".into(),
+        account_last4: "6789".into(),
+        account_type: "CHECKING",
+        added_on: date("2026-11-02"),
+    }
+}
+
+fn payer_of_case_12345678() -> gateway::storage::payment::NewPayer {
+    gateway::storage::payment::NewPayer {
+        name: "John Smith".into(),
+        address: "1 Main St".into(),
+        ssn_hmac: hmac_of("123-45-6789"),
+        ssn_last4: "6789".into(),
+        telephone: "5735550100".into(),
+        email: "john@example.com".into(),
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        created_at: "t".into(),
+    }
+}
+
+/// Payments sent at once share commits (both backends commit them in groups): each is
+/// still answered for itself. Thirty at once, ten of them repeating a key sent beside them:
+/// each key is paid exactly once, whichever of its two sends wins, the other is answered
+/// `Conflict`, and the ledger verifies whole.
+async fn payments_sent_at_once_are_each_committed_once(backend: Backend) {
+    use gateway::storage::payment::NewPayment;
+
+    let (_db, store) = seeded(backend).await;
+    let payer_id = store.create_payer(payer_of_case_12345678(), bank_account(), &audit()).await.unwrap();
+    let account_id = store.payer(payer_id).await.unwrap().unwrap().account.unwrap().account_id;
+    let payment = move |key: usize| NewPayment {
+        payer_id,
+        account_id,
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        amount: Money::from_cents(100_00 + key as i64),
+        channel: "WEB",
+        accepted_on: date("2026-11-13"),
+        accepted_at: "t".into(),
+        idempotency_key: format!("key-{key}"),
+        request_sha256: format!("h{key}"),
+    };
+    let sends = (0..20).chain(0..10).map(|key| {
+        let store = store.clone();
+        tokio::spawn(async move { (key, store.create_payment(payment(key), &audit()).await) })
+    });
+    let mut paid = std::collections::BTreeMap::new();
+    let mut refused = 0;
+    for send in futures::future::join_all(sends).await {
+        match send.unwrap() {
+            (key, Ok(record)) => {
+                assert_eq!((record.amount, record.request_sha256.as_str()), (Money::from_cents(100_00 + key as i64), format!("h{key}").as_str()));
+                assert!(paid.insert(key, record).is_none(), "key-{key} paid twice");
+            }
+            (_, Err(StoreError::Conflict(_))) => refused += 1,
+            (key, Err(error)) => panic!("key-{key}: {error}"),
+        }
+    }
+    assert_eq!((paid.len(), refused), (20, 10));
+    for (key, record) in &paid {
+        assert_eq!(store.payment_by_key(payer_id, &format!("key-{key}")).await.unwrap().as_ref(), Some(record));
+    }
+    let collections: std::collections::BTreeSet<i64> = paid.values().map(|record| record.collection_id).collect();
+    assert_eq!(collections.len(), 20, "a collection of its own for each payment");
+    let report = store.verify_ledger("t").await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
 }
 
 /// Sixteen files open at once, each reading the registry while its transaction is open (as

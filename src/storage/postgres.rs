@@ -39,9 +39,24 @@ const POOL_CONNECTIONS: u32 = 16;
 /// upload waits for a slot, as it waited for a connection before.
 const FILE_SLOTS: usize = POOL_CONNECTIONS as usize / 2;
 
+/// How long a connection may sit in the pool and still be lent without a ping first.
+const LENT_UNCHECKED_WITHIN: Duration = Duration::from_millis(500);
+
+/// Pings a connection that sat idle in the pool for longer than [`LENT_UNCHECKED_WITHIN`];
+/// an error (the server went away meanwhile) makes the pool drop it and try another.
+async fn alive_if_idle(connection: &mut sqlx::PgConnection, idle_for: Duration) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if idle_for > LENT_UNCHECKED_WITHIN {
+        connection.ping().await?;
+    }
+    Ok(true)
+}
+
 pub struct PostgresStore {
     pool: PgPool,
     file_slots: Arc<tokio::sync::Semaphore>,
+    /// Commits online payments in groups (`postgres_payments.rs`).
+    pub(super) payments: super::payment_groups::GroupCommit,
     /// The task that follows the primary, when the URL lists several hosts.
     _failover: Option<failover::Watcher>,
 }
@@ -55,9 +70,19 @@ impl PostgresStore {
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         let hosts = failover::hosts(url)?;
-        let pool_options = PgPoolOptions::new().max_connections(POOL_CONNECTIONS).acquire_timeout(Duration::from_secs(10));
+        // sqlx pings every connection it lends (`test_before_acquire`): a round trip, and a
+        // wake-up of the server's backend, before each statement of a busy pool. A connection
+        // used within the last half second is lent as is (HikariCP's `aliveBypassWindowMs`);
+        // one idle longer is pinged first, and dropped for another if the server is gone.
+        let pool_options = PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false);
         let (pool, failover) = if hosts.len() == 1 {
-            let pool = pool_options.connect_with(hosts.into_iter().next().expect("one host")).await?;
+            let pool = pool_options
+                .before_acquire(|connection, meta| Box::pin(alive_if_idle(connection, meta.idle_for)))
+                .connect_with(hosts.into_iter().next().expect("one host"))
+                .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             (pool, None)
         } else {
@@ -67,9 +92,9 @@ impl PostgresStore {
             let moved = moved_at.clone();
             let pool = pool_options
                 .after_connect(|connection, _| Box::pin(failover::refuse_standby(connection)))
-                .before_acquire(move |_, meta| {
+                .before_acquire(move |connection, meta| {
                     let stale = moved.lock().expect("never poisoned").is_some_and(|at| meta.age > at.elapsed());
-                    Box::pin(async move { Ok(!stale) })
+                    Box::pin(async move { Ok(!stale && alive_if_idle(connection, meta.idle_for).await?) })
                 })
                 .connect_with(options)
                 .await?;
@@ -77,7 +102,8 @@ impl PostgresStore {
             let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
             (pool, Some(watcher))
         };
-        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), _failover: failover })
+        let payments = super::postgres_payments::start(pool.clone());
+        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), payments, _failover: failover })
     }
 
     pub(super) fn writer(&self) -> &PgPool {
@@ -95,15 +121,9 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Commits an accepted payment in a transaction of its own: PostgreSQL commits
-    /// concurrent transactions together itself (their WAL flushes are shared).
+    /// Commits an accepted payment with those waiting beside it (`postgres_payments.rs`).
     async fn commit_payment(&self, new: super::payment::NewPayment, audit: &super::AuditEntry) -> StoreResult<super::payment::PaymentRecord> {
-        let mut tx = self.pool.begin().await?;
-        let row = insert_payment(&mut tx, &new, audit).await?;
-        crate::crash_points::reached("payment.before_commit");
-        tx.commit().await?;
-        crate::crash_points::reached("payment.after_commit");
-        super::sql_payment::payment(row)
+        self.payments.commit(new, audit).await
     }
 
     async fn payer_row(&self, payer_id: i64) -> StoreResult<Option<super::sql_payment::PayerRow>> {
@@ -361,54 +381,4 @@ pub mod failover {
             assert!(super::hosts("postgres://u@db1,db2/agency?host=db3").is_err());
         }
     }
-}
-
-/// Writes one accepted payment (its collection, its row, its audit row) in `tx`,
-/// which commits it alone: PostgreSQL shares concurrent commits' WAL flushes itself.
-async fn insert_payment(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    new: &crate::storage::payment::NewPayment,
-    audit: &crate::storage::AuditEntry,
-) -> crate::storage::StoreResult<crate::storage::sql_payment::PaymentRow> {
-    use crate::storage::sql_payment::{PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
-    let collection_id: i64 = sqlx::query_scalar(
-        "INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
-         VALUES ($1, $2, 'ONLINE', $3, $4, $5) RETURNING collection_id",
-    )
-    .bind(new.obligor_id.as_str())
-    .bind(new.case_number.as_str())
-    .bind(new.amount.cents())
-    .bind(new.accepted_on.to_string())
-    .bind(&new.accepted_at)
-    .fetch_one(&mut **tx)
-    .await?;
-    let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
-    let inserted: Result<PaymentRow, sqlx::Error> = sqlx::query_as(&format!(
-        "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
-         idempotency_key, request_sha256, collection_id, trace_number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         RETURNING {PAYMENT_COLUMNS}"
-    ))
-    .bind(new.payer_id)
-    .bind(new.account_id)
-    .bind(new.case_number.as_str())
-    .bind(new.obligor_id.as_str())
-    .bind(new.amount.cents())
-    .bind(new.channel)
-    .bind(new.accepted_on.to_string())
-    .bind(&new.accepted_at)
-    .bind(&new.idempotency_key)
-    .bind(&new.request_sha256)
-    .bind(collection_id)
-    .bind(&trace_number)
-    .fetch_one(&mut **tx)
-    .await;
-    let row = match inserted {
-        Ok(row) => row,
-        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-            return Err(crate::storage::StoreError::Conflict("the idempotency key was used meanwhile".into()))
-        }
-        Err(error) => return Err(error.into()),
-    };
-    crate::storage::sql_access::insert_audit!(&mut **tx, audit)?;
-    Ok(row)
 }

@@ -30,7 +30,7 @@ use super::sqlite_checkpoints::{writer_limits, Checkpointer};
 use super::sqlite_files::WriterThread;
 use super::sqlite_journal::AuditJournal;
 use super::sqlite_lookups::Lookups;
-use super::sqlite_payments::GroupCommit;
+use super::payment_groups::GroupCommit;
 use super::StoreResult;
 
 pub struct SqliteStore {
@@ -81,7 +81,7 @@ impl SqliteStore {
         let journal = AuditJournal::open(&file, &writer).await?;
         let files = WriterThread::start(&file)?;
         let lookups = Lookups::new(&file);
-        let payments = GroupCommit::start(writer.clone(), files.clone());
+        let payments = super::sqlite_payments::start(writer.clone(), files.clone());
         let _checkpoints = Checkpointer::start(&file)?;
         Ok(SqliteStore { writer, reader, journal, payments, files, lookups, _checkpoints })
     }

@@ -3,10 +3,8 @@
 //! Each payment must be durable before it is acknowledged, and SQLite makes a commit durable
 //! with an fsync of its log: one payment a commit is one fsync a payment, behind one writer,
 //! which caps payments at a few hundred a second whatever the cores. Here one task owns the
-//! payments' commits: it takes every payment waiting (up to `MOST_PER_COMMIT`), writes each in
-//! a savepoint of one transaction, commits once, and only then answers each. Nothing waits to
-//! fill a group: a payment arriving while the writer is idle is committed alone at once, and
-//! those arriving during a commit make the next group, so groups grow with the load.
+//! payments' commits (`payment_groups.rs`): it takes every payment waiting, writes each in a
+//! savepoint of one transaction, commits once, and only then answers each.
 //!
 //! Each payment stays its own: one refused by the database (its idempotency key used meanwhile)
 //! is rolled back to its savepoint and answered alone, and the others commit; one whose caller
@@ -26,45 +24,17 @@ use rusqlite::{params, Connection};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::payment_groups::{fail, GroupCommit, Pending, MOST_PER_COMMIT};
 use super::payment::{NewPayment, PaymentRecord};
 use super::sql_payment::{payment, PAYMENT_COLUMNS, TRACE_PREFIX};
 use super::sqlite_lookups::payment_row;
 use super::sqlite_files::{insert_audit, is_unique_violation, roll_back, stopped, WriterThread};
 use super::{AuditEntry, StoreError, StoreResult};
 
-/// The most payments one commit carries: enough to turn 2,000 a second into a few hundred
-/// commits, few enough that the writer is never held long for the files waiting on it.
-const MOST_PER_COMMIT: usize = 64;
-
-/// Payments queued for the committer; past this, callers wait to queue (backpressure).
-const QUEUE: usize = 1024;
-
-struct Pending {
-    new: NewPayment,
-    audit: AuditEntry,
-    answer: oneshot::Sender<StoreResult<PaymentRecord>>,
-}
-
-/// The queue of the task that commits payments in groups.
-pub(super) struct GroupCommit {
-    queue: mpsc::Sender<Pending>,
-}
-
-impl GroupCommit {
-    /// Starts the committer, which takes the database's one writer (`writer`, the token) for
-    /// each group and has `thread` write it; it ends when this is dropped.
-    pub(super) fn start(writer: SqlitePool, thread: WriterThread) -> GroupCommit {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(commit_in_groups(writer, thread, waiting));
-        GroupCommit { queue }
-    }
-
-    /// Writes `new` and answers once the commit that carried it is durable.
-    pub(super) async fn commit(&self, new: NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord> {
-        let (answer, answered) = oneshot::channel();
-        self.queue.send(Pending { new, audit: audit.clone(), answer }).await.map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
-    }
+/// Starts the committer, which takes the database's one writer (`writer`, the token) for
+/// each group and has `thread` write it; it ends when the queue is dropped.
+pub(super) fn start(writer: SqlitePool, thread: WriterThread) -> GroupCommit {
+    GroupCommit::start(move |waiting| commit_in_groups(writer, thread, waiting))
 }
 
 async fn commit_in_groups(writer: SqlitePool, thread: WriterThread, mut waiting: mpsc::Receiver<Pending>) {
@@ -90,22 +60,12 @@ async fn commit_in_groups(writer: SqlitePool, thread: WriterThread, mut waiting:
     }
 }
 
-/// Answers every payment of a group that could not be written with `error`.
-fn fail(group: Vec<Pending>, error: StoreError) {
-    tracing::warn!(%error, payments = group.len(), "a group commit of payments failed; none of them was acknowledged");
-    let error = Arc::new(error);
-    for pending in group {
-        let _ = pending.answer.send(Err(StoreError::Shared(error.clone())));
-    }
-}
-
 /// Writes `group` in one transaction and answers each payment once it is durable.
 fn commit_group(connection: &Connection, group: Vec<Pending>) {
     match write_group(connection, &group) {
         Ok(outcomes) => {
             for (pending, outcome) in group.into_iter().zip(outcomes) {
-                // A caller that gave up is answered by its retry (its key replays).
-                let _ = pending.answer.send(outcome);
+                pending.answer(outcome);
             }
         }
         Err(error) => {
@@ -121,10 +81,7 @@ fn write_group(connection: &Connection, group: &[Pending]) -> StoreResult<Vec<St
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let mut outcomes = Vec::with_capacity(group.len());
     for pending in group {
-        // A caller gone while its payment waited (cancelled, or past its deadline) was told
-        // nothing: its payment is not written, as a transaction of its own would have been
-        // rolled back. Its retry, with the same key, pays once.
-        if pending.answer.is_closed() {
+        if pending.caller_gone() {
             outcomes.push(Err(StoreError::Shared(Arc::new(stopped()))));
             continue;
         }
@@ -193,49 +150,11 @@ fn insert_payment(connection: &Connection, new: &NewPayment, audit: &AuditEntry)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CaseNumber, Money, ObligorId};
+    use crate::domain::Money;
+    use crate::storage::payment_groups::fixture::{audit, payment, FIXTURE};
 
-    const FIXTURE: &str = "
-        INSERT INTO obligors (obligor_id, ssn_hmac, ssn_last4, last_name, first_name) VALUES ('OB-1', 'hmac', '6789', 'Smith', 'John');
-        INSERT INTO cases (case_number, obligor_id) VALUES ('12345678', 'OB-1');
-        INSERT INTO payers (name, address, ssn_hmac, ssn_last4, telephone, email, case_number, created_at)
-            VALUES ('John Smith', '1 Main St', 'hmac', '6789', '555-0100', 'j@example.org', '12345678', 't');
-        INSERT INTO bank_accounts (payer_id, routing_number, account_cipher, account_last4, account_type, added_on, active)
-            VALUES (1, '011000015', 'cipher', '6789', 'CHECKING', '2026-12-01', TRUE);";
-
-    fn payment(key: &str, cents: i64) -> NewPayment {
-        NewPayment {
-            payer_id: 1,
-            account_id: 1,
-            case_number: CaseNumber::parse("12345678").unwrap(),
-            obligor_id: ObligorId::parse("OB-1").unwrap(),
-            amount: Money::from_cents(cents),
-            channel: "WEB",
-            accepted_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
-            accepted_at: "2026-12-03T10:00:00Z".into(),
-            idempotency_key: key.into(),
-            request_sha256: format!("sha-{key}-{cents}"),
-        }
-    }
-
-    fn audit() -> AuditEntry {
-        AuditEntry {
-            at: "2026-12-03T10:00:00Z".into(),
-            request_id: "r".into(),
-            actor: "payment-site".into(),
-            key_id: None,
-            role: "payment-site".into(),
-            action: "SubmitPayment".into(),
-            object: String::new(),
-            outcome: "OK".into(),
-        }
-    }
-
-    /// Queues `new` as `GroupCommit::commit` does; the receiver of its answer.
     async fn queue(group: &GroupCommit, new: NewPayment) -> oneshot::Receiver<StoreResult<PaymentRecord>> {
-        let (answer, answered) = oneshot::channel();
-        group.queue.send(Pending { new, audit: audit(), answer }).await.unwrap();
-        answered
+        group.queue_for_test(new, audit()).await
     }
 
     async fn store_with_payer(dir: &tempfile::TempDir) -> super::super::SqliteStore {
@@ -251,7 +170,7 @@ mod tests {
     async fn a_group_commits_together_and_a_refused_payment_leaves_the_others_whole() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_payer(&dir).await;
-        let group = GroupCommit::start(store.writer.clone(), store.files.clone());
+        let group = super::start(store.writer.clone(), store.files.clone());
 
         let held = store.writer.acquire().await.unwrap(); // A long write: the payments queue up.
         let mut answers = Vec::new();
@@ -284,7 +203,7 @@ mod tests {
     async fn a_payment_whose_caller_went_away_while_it_waited_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_payer(&dir).await;
-        let group = GroupCommit::start(store.writer.clone(), store.files.clone());
+        let group = super::start(store.writer.clone(), store.files.clone());
 
         let held = store.writer.acquire().await.unwrap();
         let gone = queue(&group, payment("gone", 100)).await;
