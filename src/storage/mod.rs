@@ -80,8 +80,8 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Conservation(#[from] ConservationError),
-    /// One failure of a commit several calls shared (SQLite's group commit of payments),
-    /// answered to each of them.
+    /// One failure of a commit several calls shared (both backends' group commit of
+    /// payments), answered to each of them.
     #[error("{0}")]
     Shared(Arc<StoreError>),
 }

@@ -70,10 +70,12 @@ impl PostgresStore {
     /// `search_path` given in the URL's `options` parameter selects the schema.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
         let hosts = failover::hosts(url)?;
-        // sqlx pings every connection it lends (`test_before_acquire`): a round trip, and a
-        // wake-up of the server's backend, before each statement of a busy pool. A connection
-        // used within the last half second is lent as is (HikariCP's `aliveBypassWindowMs`);
-        // one idle longer is pinged first, and dropped for another if the server is gone.
+        // sqlx pings every connection it lends (`test_before_acquire`) as well as each it takes
+        // back: on a busy pool, a round trip before each statement, on the caller's path. A
+        // connection used (and pinged back) within the last half second is lent as is
+        // (HikariCP's `aliveBypassWindowMs`); one idle longer is pinged first, and dropped for
+        // another if the server is gone. A backend that died inside that half second fails
+        // the one call that meets it, UNAVAILABLE, which its client retries.
         let pool_options = PgPoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))

@@ -31,6 +31,11 @@ use super::{AuditEntry, StoreError, StoreResult};
 /// Groups being written at once, each holding a pool connection until it commits.
 const GROUPS_IN_FLIGHT: usize = 4;
 
+/// How long a group's statement may take before its payments are answered UNAVAILABLE. A
+/// statement that never answers (a primary cut off without resetting its connections, which
+/// sets no keepalive) would otherwise hold its slot for good, and four of them every payment.
+const GROUP_ANSWERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts the committer on `pool`; it ends when the queue is dropped.
 pub(super) fn start(pool: PgPool) -> GroupCommit {
     GroupCommit::start(move |waiting| commit_in_groups(pool, waiting))
@@ -40,7 +45,7 @@ async fn commit_in_groups(pool: PgPool, mut waiting: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     loop {
         // While every slot is taken, payments gather in the queue and make the next group.
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let slot = slots.clone().acquire_owned().await.expect("the slots are never closed");
         let mut group = Vec::with_capacity(MOST_PER_COMMIT);
         if waiting.recv_many(&mut group, MOST_PER_COMMIT).await == 0 {
             return;
@@ -62,8 +67,13 @@ async fn commit_group(pool: &PgPool, group: Vec<Pending>) {
     if group.is_empty() {
         return;
     }
+    // Nothing of the group is written before the one statement that writes and commits it.
     crate::crash_points::reached("payment.before_commit");
-    match write_group(pool, &group).await {
+    let written = match tokio::time::timeout(GROUP_ANSWERED_WITHIN, write_group(pool, &group)).await {
+        Ok(written) => written,
+        Err(_) => Err(unanswered()),
+    };
+    match written {
         Ok(mut written) => {
             crate::crash_points::reached("payment.after_commit");
             for (index, pending) in group.into_iter().enumerate() {
@@ -78,6 +88,13 @@ async fn commit_group(pool: &PgPool, group: Vec<Pending>) {
     }
 }
 
+/// Whether a statement given up on was written is unknown: UNAVAILABLE, and the client's
+/// retry with the same idempotency key either replays it or pays once.
+fn unanswered() -> StoreError {
+    let message = format!("the database did not answer the payments' commit within {} s", GROUP_ANSWERED_WITHIN.as_secs());
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, message)))
+}
+
 fn key_used_meanwhile() -> StoreError {
     StoreError::Conflict("the idempotency key was used meanwhile".into())
 }
@@ -87,8 +104,10 @@ fn key_used_meanwhile() -> StoreError {
 /// written by their index in `group`.
 ///
 /// The payments go in first, `ON CONFLICT DO NOTHING` on their key: a key already stored, or
-/// twice in the group, leaves its payment out, and a key another transaction is writing is
-/// waited for (left out if that one commits). Only then are the collections and audit rows
+/// twice in the group, leaves its payment out (the first sent is kept), and a key another
+/// transaction is writing is waited for (left out if that one commits). They go in in key
+/// order, so that two groups holding two same keys wait one for the other, not each for the
+/// other (a deadlock, which fails one group). Only then are the collections and audit rows
 /// of the payments written inserted. Each payment's collection id is drawn from the
 /// collections' sequence beforehand, so that the payment can name it (the foreign key is
 /// checked at the statement's end); the trace number is the id's last seven digits after the
@@ -107,7 +126,8 @@ async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<us
              accepted_at, idempotency_key, request_sha256, collection_id, trace_number) \
              SELECT payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
              idempotency_key, request_sha256, collection_id, '{TRACE_PREFIX}' || lpad((collection_id % 10000000)::text, 7, '0') \
-             FROM input ORDER BY n ON CONFLICT (payer_id, idempotency_key) DO NOTHING RETURNING {PAYMENT_COLUMNS}), \
+             FROM input ORDER BY payer_id, idempotency_key, n ON CONFLICT (payer_id, idempotency_key) DO NOTHING \
+             RETURNING {PAYMENT_COLUMNS}), \
          written AS MATERIALIZED (SELECT i.* FROM input i JOIN payment p ON p.collection_id = i.collection_id), \
          collection AS ( \
              INSERT INTO collections (collection_id, obligor_id, case_number, source, amount_cents, effective_date, received_at) \
@@ -161,12 +181,16 @@ mod tests {
 
     /// A store on a schema of its own on the tests' PostgreSQL server (as `tests/common`),
     /// holding one payer with a usable account.
+    fn admin_url() -> String {
+        std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
     async fn store_with_payer() -> PostgresStore {
-        let admin = std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let admin = admin_url();
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let schema = format!("gw_test_payments_{nanos:x}_{}", std::process::id());
-        let pool = PgPool::connect(&admin).await.expect("PostgreSQL is required for these tests");
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+        let mut admin_connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("PostgreSQL is required for these tests");
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin_connection).await.unwrap();
         let separator = if admin.contains('?') { '&' } else { '?' };
         let store = PostgresStore::connect(&format!("{admin}{separator}options=-c%20search_path%3D{schema}")).await.unwrap();
         sqlx::raw_sql(FIXTURE).execute(store.writer()).await.unwrap();
@@ -242,6 +266,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_committed_meanwhile_elsewhere_is_answered_conflict_and_the_others_commit() {
         let store = store_with_payer().await;
+        let watcher = PgPool::connect(&admin_url()).await.unwrap();
         let mut elsewhere = store.writer().begin().await.unwrap();
         sqlx::raw_sql(
             "WITH c AS (INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
@@ -257,16 +282,18 @@ mod tests {
             let outcomes = commit_as_one_group(&store, &[("x", 100), ("y", 200)]).await;
             (store, outcomes)
         });
-        // The group's statement waits for the other transaction's key.
+        // The group's statement waits for the other transaction's key: a backend that the
+        // other one blocks. Each poll is a statement of its own, on a connection outside that
+        // transaction, so that it sees the server's activity as it is now.
+        let elsewhere_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *elsewhere).await.unwrap();
         let mut waits = 0;
         while waits < 500 {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH input AS MATERIALIZED%'",
-            )
-            .fetch_one(&mut *elsewhere)
-            .await
-            .unwrap();
-            if waiting > 0 {
+            let blocked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))")
+                .bind(elsewhere_pid)
+                .fetch_one(&watcher)
+                .await
+                .unwrap();
+            if blocked > 0 {
                 break;
             }
             waits += 1;
@@ -278,6 +305,27 @@ mod tests {
         assert_eq!(amounts(&outcomes), [None, Some(200)]);
         assert!(matches!(outcomes[0], Err(StoreError::Conflict(_))), "{:?}", outcomes[0]);
         assert_eq!(written(&store).await, (2, 1100, 1, 2), "the other's payment and y's; y's audit row alone");
+    }
+
+    /// A statement the database refuses (here a payment naming a bank account that does not
+    /// exist) fails its whole group: nothing of it is written and no payment of it is
+    /// acknowledged; each caller is told, and retries.
+    #[tokio::test]
+    async fn a_refused_statement_writes_nothing_of_its_group() {
+        let store = store_with_payer().await;
+        let mut answers = Vec::new();
+        let mut group = Vec::new();
+        for (key, account_id) in [("good", 1), ("no-such-account", 999)] {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            group.push(Pending { new: NewPayment { account_id, ..payment(key, 100) }, audit: audit(), answer });
+            answers.push(answered);
+        }
+        commit_group(store.writer(), group).await;
+        for answered in answers {
+            let error = answered.await.unwrap().unwrap_err();
+            assert!(error.to_string().contains("foreign key"), "{error}");
+        }
+        assert_eq!(written(&store).await, (0, 0, 0, 0));
     }
 
     /// A caller that went away while its payment waited was told nothing: its payment is not
