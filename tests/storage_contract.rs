@@ -39,6 +39,7 @@ on_both_backends!(
     a_setting_keeps_its_first_value,
     payments_are_recorded_and_returns_reverse_them,
     payments_sent_at_once_are_each_committed_once,
+    a_payments_context_is_its_key_payer_and_case_owner_read_at_once,
     a_remittance_file_is_written_whole_or_not_at_all,
     a_file_naming_what_the_registry_does_not_hold_is_refused_whole,
     many_files_open_at_once_each_read_the_registry_and_commit,
@@ -741,6 +742,52 @@ fn payer_of_case_12345678() -> gateway::storage::payment::NewPayer {
         case_number: CaseNumber::parse("12345678").unwrap(),
         created_at: "t".into(),
     }
+}
+
+/// A payment's context is what the four reads it replaces answered: the key's payment, the
+/// payer with their account, the case's owner and the owner's orders; each absent when there
+/// is none.
+async fn a_payments_context_is_its_key_payer_and_case_owner_read_at_once(backend: Backend) {
+    let (_db, store) = seeded(backend).await;
+    let payer_id = store.create_payer(payer_of_case_12345678(), bank_account(), &audit()).await.unwrap();
+    // A prenote returned: the account's columns that are otherwise null are told apart.
+    store.record_prenote(payer_id, Some("R03".into()), &audit()).await.unwrap();
+    let case = CaseNumber::parse("12345678").unwrap();
+    let unknown_case = CaseNumber::parse("99999999").unwrap();
+    let before = store.payment_context(payer_id, "k1", Some(&case)).await.unwrap();
+    assert_eq!(before.first, None);
+    assert_eq!(before.payer, store.payer(payer_id).await.unwrap());
+    assert_eq!(before.payer.as_ref().unwrap().account.as_ref().unwrap().prenote_return_code.as_deref(), Some("R03"));
+    assert_eq!(before.case_owner, Some(ObligorId::parse("OB-1").unwrap()));
+    let owner_orders = store.orders_of_obligor(&ObligorId::parse("OB-1").unwrap()).await.unwrap();
+    assert_eq!(owner_orders.len(), 2, "the seeded obligor has two orders");
+    assert_eq!(before.owner_orders, owner_orders, "the case owner's orders, each with its employer's FEIN, in order");
+    let unknown = store.payment_context(payer_id, "k1", Some(&unknown_case)).await.unwrap();
+    assert_eq!((unknown.case_owner, unknown.owner_orders.len()), (None, 0));
+    assert_eq!(unknown.payer, before.payer, "the payer is read whatever the case");
+    assert_eq!(store.payment_context(payer_id, "k1", None).await.unwrap().case_owner, None);
+    let nobody = store.payment_context(payer_id + 1000, "k1", Some(&case)).await.unwrap();
+    assert_eq!((nobody.first, nobody.payer), (None, None));
+    assert_eq!((nobody.case_owner, nobody.owner_orders), (before.case_owner.clone(), owner_orders.clone()), "the case is read whoever asks");
+
+    let account_id = before.payer.unwrap().account.unwrap().account_id;
+    let new = gateway::storage::payment::NewPayment {
+        payer_id,
+        account_id,
+        case_number: case.clone(),
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        amount: money("25.00"),
+        channel: "PHONE",
+        accepted_on: date("2026-11-13"),
+        accepted_at: "t".into(),
+        idempotency_key: "k1".into(),
+        request_sha256: "h".into(),
+    };
+    let paid = store.create_payment(new, &audit()).await.unwrap();
+    let after = store.payment_context(payer_id, "k1", Some(&case)).await.unwrap();
+    assert_eq!(after.first.as_ref(), Some(&paid));
+    assert_eq!(after.first, store.payment_by_key(payer_id, "k1").await.unwrap());
+    assert_eq!(store.payment_context(payer_id, "k2", Some(&case)).await.unwrap().first, None);
 }
 
 /// Payments sent at once share commits (both backends commit them in groups): each is

@@ -237,13 +237,13 @@ impl App {
     pub async fn pay(&self, caller: &Caller, request: PaymentRequest) -> Result<PaymentReceipt, AppError> {
         let audit = self.authorize(caller, Action::SubmitPayment, format!("payer:{}", request.payer_id)).await?;
         match self.pay_audited(request, &audit).await {
-            Ok(Ok(receipt)) if receipt.replayed => {
+            Ok(receipt) if receipt.replayed => {
                 self.audit_outcome(audit, "REPLAYED").await?;
                 Ok(receipt)
             }
-            // Written with the payment, in its transaction; an error reading the receipt
-            // back comes after the money was recorded and is not a second outcome.
-            Ok(after_commit) => after_commit,
+            // Written with the payment, in its transaction. The receipt is made from what was
+            // read before the write: nothing read after the commit can fail the call.
+            Ok(receipt) => Ok(receipt),
             Err(error) => {
                 self.record_failure(audit, &error).await?;
                 Err(error)
@@ -251,15 +251,18 @@ impl App {
         }
     }
 
-    /// Takes the payment: `Err` when nothing was recorded, `Ok(Err)` when the payment was
-    /// recorded but its receipt could not be read back.
-    async fn pay_audited(&self, request: PaymentRequest, audit: &AuditEntry) -> Result<Result<PaymentReceipt, AppError>, AppError> {
+    /// Takes the payment, or answers the one its key already took: `Err` when nothing was
+    /// recorded. What it checks and what the receipt states are read at once, before the
+    /// write (`PaymentStore::payment_context`).
+    async fn pay_audited(&self, request: PaymentRequest, audit: &AuditEntry) -> Result<PaymentReceipt, AppError> {
         check_text("idempotency_key", &request.idempotency_key, 1, 64)?;
         let fingerprint = fingerprint(&request);
-        if let Some(first) = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
-            return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
+        let context = self.store.payment_context(request.payer_id, &request.idempotency_key, request.case_number.as_ref()).await?;
+        if let Some(first) = context.first {
+            return self.replay_payment(first, &fingerprint).await;
         }
-        let new = match self.new_payment(&request, &fingerprint).await {
+        let owner_orders = context.owner_orders;
+        let new = match self.new_payment(&request, &fingerprint, context.payer, context.case_owner) {
             Ok(new) => new,
             Err(refused) => {
                 // The key was looked up on a read connection, beside the writer: a retry can
@@ -267,7 +270,7 @@ impl App {
                 // attempt passed (its account replaced since, say). If the key's payment is
                 // there now, the retry is answered with it.
                 return match self.store.payment_by_key(request.payer_id, &request.idempotency_key).await? {
-                    Some(first) => Ok(Ok(self.replay_payment(first, &fingerprint).await?)),
+                    Some(first) => self.replay_payment(first, &fingerprint).await,
                     None => Err(refused),
                 };
             }
@@ -277,26 +280,34 @@ impl App {
             Err(StoreError::Conflict(_)) => {
                 let first = self.store.payment_by_key(request.payer_id, &request.idempotency_key).await?;
                 let first = first.ok_or_else(|| AppError::Internal("idempotency conflict without a payment".into()))?;
-                return Ok(Ok(self.replay_payment(first, &fingerprint).await?));
+                return self.replay_payment(first, &fingerprint).await;
             }
             Err(error) => return Err(error.into()),
         };
         tracing::info!(payment_id = payment.payment_id, amount = %payment.amount, "online payment accepted");
-        Ok(self.receipt(payment, false).await)
+        // The payment's obligor is its case's owner, whose orders the context read.
+        Ok(receipt_of(payment, &owner_orders, false))
     }
 
-    /// The payment `request` asks for, once its payer, case, amount and bank account allow it.
-    async fn new_payment(&self, request: &PaymentRequest, fingerprint: &str) -> Result<NewPayment, AppError> {
-        let payer =
-            self.store.payer(request.payer_id).await?.ok_or_else(|| AppError::NotFound(format!("no payer {}", request.payer_id)))?;
+    /// The payment `request` asks for, once its payer, case (owned by `case_owner`), amount
+    /// and bank account allow it.
+    fn new_payment(
+        &self,
+        request: &PaymentRequest,
+        fingerprint: &str,
+        payer: Option<PayerRecord>,
+        case_owner: Option<ObligorId>,
+    ) -> Result<NewPayment, AppError> {
+        let payer = payer.ok_or_else(|| AppError::NotFound(format!("no payer {}", request.payer_id)))?;
         let Some(case_number) = request.case_number.clone() else {
             return Err(AppError::invalid(
                 "case_number",
                 "a payment must carry a case number: it was not processed and no money was taken",
             ));
         };
-        let obligor_id =
-            self.known_case(&case_number, "the case number is not known: the payment was not processed and no money was taken").await?;
+        let obligor_id = case_owner.ok_or_else(|| {
+            AppError::invalid("case_number", "the case number is not known: the payment was not processed and no money was taken")
+        })?;
         if !request.amount.is_positive() || request.amount > Money::MAX_LINE_AMOUNT {
             return Err(AppError::invalid("amount", "the amount must be above 0.00 and at most 99999999.99"));
         }
@@ -349,23 +360,7 @@ impl App {
     async fn receipt(&self, payment: PaymentRecord, replayed: bool) -> Result<PaymentReceipt, AppError> {
         let obligor = ObligorId::parse(&payment.obligor_id).map_err(|e| AppError::Internal(e.to_string()))?;
         let orders = self.store.orders_of_obligor(&obligor).await?;
-        let month = YearMonth::of(payment.accepted_on);
-        let monthly: Money = orders.iter().filter(|(o, _)| o.is_due(month)).map(|(o, _)| o.monthly_amount).sum();
-        let withholding = orders.iter().any(|(_, fein)| fein.is_some());
-        let mut notices =
-            vec![format!("Payment of {} accepted for case {}, effective {}.", payment.amount, payment.case_number, payment.accepted_on)];
-        let below = (payment.amount < monthly).then_some(monthly);
-        if let Some(monthly) = below {
-            notices.push(format!(
-                "This is below the monthly current support of {monthly}: paying the full amount each month avoids delinquency."
-            ));
-        }
-        if withholding {
-            notices.push(
-                "Payroll deduction continues: an online payment does not change, end or suspend the income withholding order.".to_owned(),
-            );
-        }
-        Ok(PaymentReceipt { payment: payment.into(), below_monthly_support: below, payroll_deduction_continues: withholding, notices, replayed })
+        Ok(receipt_of(payment, &orders, replayed))
     }
 
     /// Records an ACH return of a payment and reverses it (`distribution.md`, Reversals).
@@ -530,4 +525,26 @@ impl App {
         }
         Ok(results)
     }
+}
+
+/// The receipt of `payment`, whose obligor has `orders`: what it says of the month's current
+/// support and of payroll deduction.
+fn receipt_of(payment: PaymentRecord, orders: &[(crate::domain::distribution::Order, Option<String>)], replayed: bool) -> PaymentReceipt {
+    let month = YearMonth::of(payment.accepted_on);
+    let monthly: Money = orders.iter().filter(|(o, _)| o.is_due(month)).map(|(o, _)| o.monthly_amount).sum();
+    let withholding = orders.iter().any(|(_, fein)| fein.is_some());
+    let mut notices =
+        vec![format!("Payment of {} accepted for case {}, effective {}.", payment.amount, payment.case_number, payment.accepted_on)];
+    let below = (payment.amount < monthly).then_some(monthly);
+    if let Some(monthly) = below {
+        notices.push(format!(
+            "This is below the monthly current support of {monthly}: paying the full amount each month avoids delinquency."
+        ));
+    }
+    if withholding {
+        notices.push(
+            "Payroll deduction continues: an online payment does not change, end or suspend the income withholding order.".to_owned(),
+        );
+    }
+    PaymentReceipt { payment: payment.into(), below_monthly_support: below, payroll_deduction_continues: withholding, notices, replayed }
 }

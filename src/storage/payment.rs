@@ -88,6 +88,19 @@ pub struct PaymentRecord {
     pub return_code: Option<String>,
 }
 
+/// What taking a payment reads before it writes anything, read at once (one statement on
+/// PostgreSQL, one read transaction on SQLite): the payment its idempotency key already
+/// took, if any; its payer, with their active bank account; the obligor owning the case it
+/// names, and that obligor's orders (each with its withholding employer's FEIN), which the
+/// receipt states.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PaymentContext {
+    pub first: Option<PaymentRecord>,
+    pub payer: Option<PayerRecord>,
+    pub case_owner: Option<ObligorId>,
+    pub owner_orders: Vec<(Order, Option<String>)>,
+}
+
 /// Divides a reversal among the rows of its pool: `domain::distribution::reversal_entries`.
 pub type ReversalPlanner = dyn Fn(&[PoolRow], Money) -> Vec<Allocation> + Send + Sync;
 
@@ -107,6 +120,9 @@ pub trait PaymentStore: Send + Sync {
     /// withholding order, if any.
     async fn orders_of_obligor(&self, obligor_id: &ObligorId) -> StoreResult<Vec<(Order, Option<String>)>>;
     async fn payment_by_key(&self, payer_id: i64, idempotency_key: &str) -> StoreResult<Option<PaymentRecord>>;
+    /// [`PaymentContext`]: the key's payment, the payer, the case's owner (`None` without a
+    /// case number) and the owner's orders, in one read.
+    async fn payment_context(&self, payer_id: i64, idempotency_key: &str, case_number: Option<&CaseNumber>) -> StoreResult<PaymentContext>;
     /// Records a payment and its ONLINE collection in one transaction. `Conflict` when the
     /// payer's idempotency key was used meanwhile.
     async fn create_payment(&self, payment: NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord>;

@@ -137,6 +137,88 @@ impl PostgresStore {
         Ok(sqlx::query_as(&query).bind(payer_id).bind(key).fetch_optional(&self.pool).await?)
     }
 
+    /// The reads of a payment's context as one statement: one round trip, not four. A row for
+    /// each of the case owner's orders (one, its order columns null, when there is none),
+    /// each repeating the rest.
+    async fn payment_context_rows(&self, payer_id: i64, key: &str, case_number: Option<&str>) -> StoreResult<super::sql_payment::PaymentContextRows> {
+        use sqlx::Row;
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let payment: Vec<String> = super::sql_payment::PAYMENT_COLUMNS.split(',').map(|column| format!("k.{}", column.trim())).collect();
+            let payer = super::sql_payment::PAYER_QUERY;
+            let payer_columns = &payer["SELECT ".len()..payer.find(" FROM ").expect("the payer query selects FROM")];
+            let order: Vec<String> = super::sql_store::ORDER_COLUMNS.split(',').map(|column| format!("o.{}", column.trim())).collect();
+            // The rows are decoded by position below: a column added to one of the lists must
+            // be read there too.
+            assert_eq!(
+                (payment.len(), payer_columns.split(',').count(), order.len()),
+                (11, 15, 7),
+                "payment_context_rows reads its columns by position"
+            );
+            format!(
+                "SELECT {}, {payer_columns}, c.obligor_id, {}, o.employer_fein FROM (SELECT 1) AS one \
+                 LEFT JOIN payments k ON k.payer_id = $1 AND k.idempotency_key = $2 \
+                 LEFT JOIN payers p ON p.payer_id = $1 LEFT JOIN bank_accounts a ON a.payer_id = p.payer_id AND a.active \
+                 LEFT JOIN cases c ON c.case_number = $3 LEFT JOIN orders o ON o.obligor_id = c.obligor_id ORDER BY o.order_id",
+                payment.join(", "),
+                order.join(", ")
+            )
+        });
+        let rows = sqlx::query(&QUERY).bind(payer_id).bind(key).bind(case_number).fetch_all(&self.pool).await?;
+        let row = rows.first().ok_or_else(|| super::StoreError::Corrupt("a payment's context read no row".into()))?;
+        let mut orders = Vec::new();
+        for order in &rows {
+            if let Some(order_id) = order.try_get::<Option<String>, _>(27)? {
+                orders.push((
+                    order_id,
+                    order.try_get(28)?,
+                    order.try_get(29)?,
+                    order.try_get(30)?,
+                    order.try_get(31)?,
+                    order.try_get(32)?,
+                    order.try_get(33)?,
+                    order.try_get(34)?,
+                ));
+            }
+        }
+        let first = match row.try_get::<Option<i64>, _>(0)? {
+            None => None,
+            Some(payment_id) => Some((
+                payment_id,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+                row.try_get(5)?,
+                row.try_get(6)?,
+                row.try_get(7)?,
+                row.try_get(8)?,
+                row.try_get(9)?,
+                row.try_get(10)?,
+            )),
+        };
+        let payer = match row.try_get::<Option<i64>, _>(11)? {
+            None => None,
+            Some(payer_id) => Some((
+                payer_id,
+                row.try_get(12)?,
+                row.try_get(13)?,
+                row.try_get(14)?,
+                row.try_get(15)?,
+                row.try_get(16)?,
+                row.try_get(17)?,
+                row.try_get(18)?,
+                row.try_get(19)?,
+                row.try_get(20)?,
+                row.try_get(21)?,
+                row.try_get(22)?,
+                row.try_get(23)?,
+                row.try_get(24)?,
+                row.try_get(25)?,
+            )),
+        };
+        Ok((first, payer, row.try_get(26)?, orders))
+    }
+
     async fn obligor_order_rows(&self, obligor_id: &str) -> StoreResult<Vec<super::sql_payment::ObligorOrderRow>> {
         let query = super::sql_payment::obligor_orders_query();
         Ok(sqlx::query_as(&query).bind(obligor_id).fetch_all(&self.pool).await?)

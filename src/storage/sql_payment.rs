@@ -19,6 +19,10 @@ pub(super) const PAYER_QUERY: &str = "SELECT p.payer_id, p.name, p.address, p.ss
      a.unusable_code \
      FROM payers p LEFT JOIN bank_accounts a ON a.payer_id = p.payer_id AND a.active WHERE p.payer_id = $1";
 
+/// The rows of a [`PaymentContext`](super::payment::PaymentContext): the key's payment, the
+/// payer's row, the case's owner and the owner's orders.
+pub(super) type PaymentContextRows = (Option<PaymentRow>, Option<PayerRow>, Option<String>, Vec<ObligorOrderRow>);
+
 /// A row of [`PAYER_QUERY`].
 pub(super) type PayerRow = (
     i64,
@@ -65,6 +69,12 @@ pub(super) fn obligor_orders_query() -> String {
 
 /// A row of [`obligor_orders_query`]: an [`OrderRow`](super::sql_store::OrderRow) and the FEIN.
 pub(super) type ObligorOrderRow = (String, String, i64, String, i64, Option<String>, String, Option<String>);
+
+/// An order and its withholding employer's FEIN, from a row of [`obligor_orders_query`].
+pub(super) fn obligor_order(row: ObligorOrderRow) -> Result<(crate::domain::Order, Option<String>), super::StoreError> {
+    let (id, case, monthly, start, arrears, end, _, fein) = row;
+    Ok((super::sql_store::order_from_columns(&id, &case, monthly, &start, arrears, end)?, fein))
+}
 
 pub(super) fn payment(row: PaymentRow) -> Result<super::payment::PaymentRecord, super::StoreError> {
     let (
@@ -209,12 +219,7 @@ macro_rules! impl_sql_payments {
                 &self,
                 obligor_id: &$crate::domain::ObligorId,
             ) -> $crate::storage::StoreResult<Vec<($crate::domain::Order, Option<String>)>> {
-                use $crate::storage::sql_store as sql;
-                self.obligor_order_rows(obligor_id.as_str())
-                    .await?
-                    .into_iter()
-                    .map(|(id, case, monthly, start, arrears, end, _, fein)| Ok((sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?, fein)))
-                    .collect()
+                self.obligor_order_rows(obligor_id.as_str()).await?.into_iter().map($crate::storage::sql_payment::obligor_order).collect()
             }
 
             async fn payment_by_key(
@@ -223,6 +228,23 @@ macro_rules! impl_sql_payments {
                 idempotency_key: &str,
             ) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PaymentRecord>> {
                 self.payment_row_by_key(payer_id, idempotency_key).await?.map($crate::storage::sql_payment::payment).transpose()
+            }
+
+            async fn payment_context(
+                &self,
+                payer_id: i64,
+                idempotency_key: &str,
+                case_number: Option<&$crate::domain::CaseNumber>,
+            ) -> $crate::storage::StoreResult<$crate::storage::payment::PaymentContext> {
+                use $crate::storage::sql_payment as sql;
+                let (first, payer, owner, orders) =
+                    self.payment_context_rows(payer_id, idempotency_key, case_number.map(|case| case.as_str())).await?;
+                Ok($crate::storage::payment::PaymentContext {
+                    first: first.map(sql::payment).transpose()?,
+                    payer: payer.map(sql::payer).transpose()?,
+                    case_owner: owner.as_deref().map($crate::storage::sql_store::obligor_id).transpose()?,
+                    owner_orders: orders.into_iter().map(sql::obligor_order).collect::<Result<_, _>>()?,
+                })
             }
 
             async fn create_payment(
