@@ -114,7 +114,8 @@ fn key_used_meanwhile() -> StoreError {
 /// prefix. A lookup of the stored keys was tried instead: its plan, cached while the table
 /// was small, read the whole table for each group.
 async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<usize, PaymentRow>> {
-    let statement = format!(
+    // Built once: the text is the key of each connection's prepared statement.
+    static STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!(
         "WITH input AS MATERIALIZED ( \
              SELECT i.*, nextval('collections_collection_id_seq') AS collection_id FROM unnest($1::bigint[], $2::bigint[], \
              $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
@@ -136,21 +137,21 @@ async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<us
              INSERT INTO audit_log (at, request_id, actor, key_id, role, action, object, outcome) \
              SELECT at, request_id, actor, key_id, role, action, object, outcome FROM written ORDER BY n) \
          SELECT i.n, p.* FROM payment p JOIN input i ON i.collection_id = p.collection_id"
-    );
-    let new = |field: fn(&NewPayment) -> String| group.iter().map(|pending| field(&pending.new)).collect::<Vec<String>>();
+    ));
+    let new = |field: fn(&NewPayment) -> &str| group.iter().map(|pending| field(&pending.new)).collect::<Vec<&str>>();
     let audit = |field: fn(&AuditEntry) -> &str| group.iter().map(|pending| field(&pending.audit)).collect::<Vec<&str>>();
     let rows: Result<Vec<(i64, i64, i64, String, String, i64, String, String, String, i64, String, Option<String>)>, sqlx::Error> =
-        sqlx::query_as(&statement)
+        sqlx::query_as(&STATEMENT)
             .bind(group.iter().map(|pending| pending.new.payer_id).collect::<Vec<i64>>())
             .bind(group.iter().map(|pending| pending.new.account_id).collect::<Vec<i64>>())
-            .bind(new(|new| new.case_number.as_str().to_owned()))
-            .bind(new(|new| new.obligor_id.as_str().to_owned()))
+            .bind(new(|new| new.case_number.as_str()))
+            .bind(new(|new| new.obligor_id.as_str()))
             .bind(group.iter().map(|pending| pending.new.amount.cents()).collect::<Vec<i64>>())
-            .bind(new(|new| new.channel.to_owned()))
-            .bind(new(|new| new.accepted_on.to_string()))
-            .bind(new(|new| new.accepted_at.clone()))
-            .bind(new(|new| new.idempotency_key.clone()))
-            .bind(new(|new| new.request_sha256.clone()))
+            .bind(new(|new| new.channel))
+            .bind(group.iter().map(|pending| pending.new.accepted_on.to_string()).collect::<Vec<String>>())
+            .bind(new(|new| &new.accepted_at))
+            .bind(new(|new| &new.idempotency_key))
+            .bind(new(|new| &new.request_sha256))
             .bind(audit(|audit| &audit.at))
             .bind(audit(|audit| &audit.request_id))
             .bind(audit(|audit| &audit.actor))
