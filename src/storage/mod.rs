@@ -17,6 +17,7 @@ mod postgres;
 mod postgres_distribution;
 mod postgres_files;
 mod postgres_payments;
+mod postgres_shelf;
 pub mod remittance;
 mod sql_access;
 mod sql_credit;

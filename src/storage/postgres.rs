@@ -30,6 +30,12 @@ use super::StoreResult;
 /// The advisory lock key that serialises distribution runs across replicas ("FSPC-DST").
 const DISTRIBUTION_LOCK_KEY: i64 = 0x4653_5043_2d44_5354;
 
+/// The tests' PostgreSQL server (as `tests/common`).
+#[cfg(test)]
+pub(super) fn test_server_url() -> String {
+    std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
 /// Connections of the pool.
 const POOL_CONNECTIONS: u32 = 16;
 
@@ -38,6 +44,11 @@ const POOL_CONNECTIONS: u32 = 16;
 /// held by files: the lookups, and every other call, always find a connection. A further
 /// upload waits for a slot, as it waited for a connection before.
 const FILE_SLOTS: usize = POOL_CONNECTIONS as usize / 2;
+
+/// Connections the payments' context reads keep beside the pool (`postgres_shelf.rs`); their
+/// group commits keep as many again, one a group in flight. At 2,000 payments a second a few
+/// reads are under way at once; more at a peak are lent the pool's connections.
+const SHELVED_FOR_READS: usize = super::postgres_payments::GROUPS_IN_FLIGHT;
 
 /// How long a connection may sit in the pool and still be lent without a ping first.
 const LENT_UNCHECKED_WITHIN: Duration = Duration::from_millis(500);
@@ -54,6 +65,8 @@ async fn alive_if_idle(connection: &mut sqlx::PgConnection, idle_for: Duration) 
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections for the payments' context reads, lent without sqlx's pings.
+    shelf: super::postgres_shelf::Shelf,
     file_slots: Arc<tokio::sync::Semaphore>,
     /// Commits online payments in groups (`postgres_payments.rs`).
     pub(super) payments: super::payment_groups::GroupCommit,
@@ -80,6 +93,8 @@ impl PostgresStore {
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false);
+        // When the pool last moved to a new primary: its connections opened before are stale.
+        let moved_at: super::postgres_shelf::MovedAt = Arc::default();
         let (pool, failover) = if hosts.len() == 1 {
             let pool = pool_options
                 .before_acquire(|connection, meta| Box::pin(alive_if_idle(connection, meta.idle_for)))
@@ -90,7 +105,6 @@ impl PostgresStore {
         } else {
             let (primary, options) = failover::find_primary(&hosts, None).await?;
             // Connections opened before the last move to a new primary are dropped, not reused.
-            let moved_at: Arc<Mutex<Option<Instant>>> = Arc::default();
             let moved = moved_at.clone();
             let pool = pool_options
                 .after_connect(|connection, _| Box::pin(failover::refuse_standby(connection)))
@@ -101,11 +115,16 @@ impl PostgresStore {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at);
+            let watcher = failover::Watcher::start(pool.clone(), hosts, primary, moved_at.clone());
             (pool, Some(watcher))
         };
-        let payments = super::postgres_payments::start(pool.clone());
-        Ok(PostgresStore { pool, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), payments, _failover: failover })
+        let payments = super::postgres_payments::start(super::postgres_shelf::Shelf::new(
+            pool.clone(),
+            super::postgres_payments::GROUPS_IN_FLIGHT,
+            moved_at.clone(),
+        ));
+        let shelf = super::postgres_shelf::Shelf::new(pool.clone(), SHELVED_FOR_READS, moved_at);
+        Ok(PostgresStore { pool, shelf, file_slots: Arc::new(tokio::sync::Semaphore::new(FILE_SLOTS)), payments, _failover: failover })
     }
 
     pub(super) fn writer(&self) -> &PgPool {
@@ -115,6 +134,7 @@ impl PostgresStore {
     pub(super) fn reader(&self) -> &PgPool {
         &self.pool
     }
+
 
     /// Writes an audit row of its own. PostgreSQL's writers do not wait for each other's
     /// files (row locks, not a file lock), so no journal is needed.
@@ -163,7 +183,9 @@ impl PostgresStore {
                 order.join(", ")
             )
         });
-        let rows = sqlx::query(&QUERY).bind(payer_id).bind(key).bind(case_number).fetch_all(&self.pool).await?;
+        let mut connection = self.shelf.lend().await?;
+        let rows = sqlx::query(&QUERY).bind(payer_id).bind(key).bind(case_number).fetch_all(&mut *connection).await?;
+        connection.keep();
         let row = rows.first().ok_or_else(|| super::StoreError::Corrupt("a payment's context read no row".into()))?;
         let mut orders = Vec::new();
         for order in &rows {

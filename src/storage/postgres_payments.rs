@@ -17,31 +17,31 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::payment::NewPayment;
 #[cfg(test)]
 use super::payment::PaymentRecord;
 use super::payment_groups::{fail, GroupCommit, Pending, MOST_PER_COMMIT};
+use super::postgres_shelf::Shelf;
 use super::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
 use super::sqlite_files::stopped;
 use super::{AuditEntry, StoreError, StoreResult};
 
-/// Groups being written at once, each holding a pool connection until it commits.
-const GROUPS_IN_FLIGHT: usize = 4;
+/// Groups being written at once, each holding a connection until it commits.
+pub(super) const GROUPS_IN_FLIGHT: usize = 4;
 
 /// How long a group's statement may take before its payments are answered UNAVAILABLE. A
 /// statement that never answers (a primary cut off without resetting its connections, which
 /// sets no keepalive) would otherwise hold its slot for good, and four of them every payment.
 const GROUP_ANSWERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Starts the committer on `pool`; it ends when the queue is dropped.
-pub(super) fn start(pool: PgPool) -> GroupCommit {
-    GroupCommit::start(move |waiting| commit_in_groups(pool, waiting))
+/// Starts the committer on the shelf's connections; it ends when the queue is dropped.
+pub(super) fn start(shelf: Shelf) -> GroupCommit {
+    GroupCommit::start(move |waiting| commit_in_groups(Arc::new(shelf), waiting))
 }
 
-async fn commit_in_groups(pool: PgPool, mut waiting: mpsc::Receiver<Pending>) {
+async fn commit_in_groups(shelf: Arc<Shelf>, mut waiting: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     loop {
         // While every slot is taken, payments gather in the queue and make the next group.
@@ -50,16 +50,16 @@ async fn commit_in_groups(pool: PgPool, mut waiting: mpsc::Receiver<Pending>) {
         if waiting.recv_many(&mut group, MOST_PER_COMMIT).await == 0 {
             return;
         }
-        let pool = pool.clone();
+        let shelf = shelf.clone();
         tokio::spawn(async move {
-            commit_group(&pool, group).await;
+            commit_group(&shelf, group).await;
             drop(slot);
         });
     }
 }
 
 /// Writes `group` and answers each payment once the statement that wrote it has committed.
-async fn commit_group(pool: &PgPool, group: Vec<Pending>) {
+async fn commit_group(shelf: &Shelf, group: Vec<Pending>) {
     let (group, gone): (Vec<Pending>, Vec<Pending>) = group.into_iter().partition(|pending| !pending.caller_gone());
     for pending in gone {
         pending.answer(Err(StoreError::Shared(Arc::new(stopped()))));
@@ -69,7 +69,7 @@ async fn commit_group(pool: &PgPool, group: Vec<Pending>) {
     }
     // Nothing of the group is written before the one statement that writes and commits it.
     crate::crash_points::reached("payment.before_commit");
-    let written = match tokio::time::timeout(GROUP_ANSWERED_WITHIN, write_group(pool, &group)).await {
+    let written = match tokio::time::timeout(GROUP_ANSWERED_WITHIN, write_group(shelf, &group)).await {
         Ok(written) => written,
         Err(_) => Err(unanswered()),
     };
@@ -113,7 +113,7 @@ fn key_used_meanwhile() -> StoreError {
 /// checked at the statement's end); the trace number is the id's last seven digits after the
 /// prefix. A lookup of the stored keys was tried instead: its plan, cached while the table
 /// was small, read the whole table for each group.
-async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<usize, PaymentRow>> {
+async fn write_group(shelf: &Shelf, group: &[Pending]) -> StoreResult<HashMap<usize, PaymentRow>> {
     // Built once: the text is the key of each connection's prepared statement.
     static STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!(
         "WITH input AS MATERIALIZED ( \
@@ -140,6 +140,7 @@ async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<us
     ));
     let new = |field: fn(&NewPayment) -> &str| group.iter().map(|pending| field(&pending.new)).collect::<Vec<&str>>();
     let audit = |field: fn(&AuditEntry) -> &str| group.iter().map(|pending| field(&pending.audit)).collect::<Vec<&str>>();
+    let mut connection = shelf.lend().await?;
     let rows: Result<Vec<(i64, i64, i64, String, String, i64, String, String, String, i64, String, Option<String>)>, sqlx::Error> =
         sqlx::query_as(&STATEMENT)
             .bind(group.iter().map(|pending| pending.new.payer_id).collect::<Vec<i64>>())
@@ -160,9 +161,10 @@ async fn write_group(pool: &PgPool, group: &[Pending]) -> StoreResult<HashMap<us
             .bind(audit(|audit| &audit.action))
             .bind(audit(|audit| &audit.object))
             .bind(audit(|audit| &audit.outcome))
-            .fetch_all(pool)
+            .fetch_all(&mut *connection)
             .await;
     let rows = rows?;
+    connection.keep();
     Ok(rows
         .into_iter()
         .map(|(n, id, payer, case, obligor, cents, channel, on, sha, collection, trace, returned)| {
@@ -180,12 +182,10 @@ mod tests {
     use crate::storage::payment_groups::fixture::{audit, payment, FIXTURE};
     use crate::storage::postgres::PostgresStore;
 
+    use crate::storage::postgres::test_server_url as admin_url;
+
     /// A store on a schema of its own on the tests' PostgreSQL server (as `tests/common`),
     /// holding one payer with a usable account.
-    fn admin_url() -> String {
-        std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
     async fn store_with_payer() -> PostgresStore {
         let admin = admin_url();
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -198,6 +198,11 @@ mod tests {
         store
     }
 
+    /// A shelf of `store`'s pool, as the store's own committer has.
+    fn shelf_of(store: &PostgresStore) -> Shelf {
+        Shelf::new(store.writer().clone(), GROUPS_IN_FLIGHT, crate::storage::postgres_shelf::MovedAt::default())
+    }
+
     /// Commits `keys_and_cents` as one group; each payment's amount, or its error.
     async fn commit_as_one_group(store: &PostgresStore, keys_and_cents: &[(&str, i64)]) -> Vec<StoreResult<PaymentRecord>> {
         let mut group = Vec::new();
@@ -207,7 +212,7 @@ mod tests {
             group.push(Pending { new: payment(key, *cents), audit: audit(), answer });
             answers.push(answered);
         }
-        commit_group(store.writer(), group).await;
+        commit_group(&shelf_of(&store), group).await;
         let mut outcomes = Vec::new();
         for answered in answers {
             outcomes.push(answered.await.expect("every payment of a group is answered"));
@@ -267,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_committed_meanwhile_elsewhere_is_answered_conflict_and_the_others_commit() {
         let store = store_with_payer().await;
-        let watcher = PgPool::connect(&admin_url()).await.unwrap();
+        let watcher = sqlx::PgPool::connect(&admin_url()).await.unwrap();
         let mut elsewhere = store.writer().begin().await.unwrap();
         sqlx::raw_sql(
             "WITH c AS (INSERT INTO collections (obligor_id, case_number, source, amount_cents, effective_date, received_at) \
@@ -321,7 +326,7 @@ mod tests {
             group.push(Pending { new: NewPayment { account_id, ..payment(key, 100) }, audit: audit(), answer });
             answers.push(answered);
         }
-        commit_group(store.writer(), group).await;
+        commit_group(&shelf_of(&store), group).await;
         for answered in answers {
             let error = answered.await.unwrap().unwrap_err();
             assert!(error.to_string().contains("foreign key"), "{error}");
@@ -340,7 +345,7 @@ mod tests {
             Pending { new: payment("gone", 100), audit: audit(), answer: gone },
             Pending { new: payment("stays", 200), audit: audit(), answer: stays },
         ];
-        commit_group(store.writer(), group).await;
+        commit_group(&shelf_of(&store), group).await;
         assert_eq!(answered.await.unwrap().unwrap().amount.cents(), 200);
         let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM payments").fetch_all(store.writer()).await.unwrap();
         assert_eq!(keys, ["stays"]);
