@@ -36,6 +36,18 @@ pub(super) fn test_server_url() -> String {
     std::env::var("GATEWAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// A store on a schema of its own (as `tests/common`) on the tests' PostgreSQL server.
+#[cfg(test)]
+pub(super) async fn test_store() -> PostgresStore {
+    let admin = test_server_url();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("gw_test_unit_{nanos:x}_{}", std::process::id());
+    let mut admin_connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("PostgreSQL is required for these tests");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin_connection).await.unwrap();
+    let separator = if admin.contains('?') { '&' } else { '?' };
+    PostgresStore::connect(&format!("{admin}{separator}options=-c%20search_path%3D{schema}")).await.unwrap()
+}
+
 /// Connections of the pool.
 const POOL_CONNECTIONS: u32 = 16;
 

@@ -187,13 +187,7 @@ mod tests {
     /// A store on a schema of its own on the tests' PostgreSQL server (as `tests/common`),
     /// holding one payer with a usable account.
     async fn store_with_payer() -> PostgresStore {
-        let admin = admin_url();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let schema = format!("gw_test_payments_{nanos:x}_{}", std::process::id());
-        let mut admin_connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("PostgreSQL is required for these tests");
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut admin_connection).await.unwrap();
-        let separator = if admin.contains('?') { '&' } else { '?' };
-        let store = PostgresStore::connect(&format!("{admin}{separator}options=-c%20search_path%3D{schema}")).await.unwrap();
+        let store = crate::storage::postgres::test_store().await;
         sqlx::raw_sql(FIXTURE).execute(store.writer()).await.unwrap();
         store
     }
