@@ -60,7 +60,7 @@ const FILE_SLOTS: usize = POOL_CONNECTIONS as usize / 2;
 /// Connections the payments' context reads keep beside the pool (`postgres_shelf.rs`); their
 /// group commits keep as many again, one a group in flight. At 2,000 payments a second a few
 /// reads are under way at once; more at a peak are lent the pool's connections.
-const SHELVED_FOR_READS: usize = super::postgres_payments::GROUPS_IN_FLIGHT;
+const SHELVED_FOR_READS: usize = 4;
 
 /// How long a connection may sit in the pool and still be lent without a ping first.
 const LENT_UNCHECKED_WITHIN: Duration = Duration::from_millis(500);
@@ -89,7 +89,6 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Rows read to decide a write are locked until the transaction ends.
     const FOR_UPDATE: &'static str = " FOR UPDATE";
-
 
     /// Connects to the database a `postgres://` URL names and applies the migrations. A
     /// `search_path` given in the URL's `options` parameter selects the schema.

@@ -16,13 +16,16 @@
 //!   [`PING_ANSWERED_WITHIN`];
 //! - one idle longer than [`CLOSED_AFTER`], kept longer than [`KEPT_AT_MOST`], or asked of
 //!   the pool before the last move to a new primary (`moved_at`, set by the failover
-//!   watcher), is closed rather than lent; each put back also closes the longest-kept
-//!   connection if it is so, so that connections a quieter load no longer reaches do not
-//!   stay open for good;
+//!   watcher), is closed rather than lent; each put back also closes the least recently
+//!   used connection if it is so, so that while payments go on, connections a quieter load
+//!   no longer reaches do not stay open (with no payments at all, up to `most` stay open,
+//!   idle, as the pool's own idle connections do);
+//! - when a ping goes unanswered, the other kept connections, idle as long or longer, are
+//!   closed too rather than each tried in turn;
 //! - when `most` are out already, a pool connection is lent instead, as before the shelf.
 //!
-//! The shelf's connections are outside the pool's count: the server holds at most `most`
-//! connections more than the pool's own.
+//! The shelf's connections are outside the pool's count: the server holds up to `most`
+//! connections more than the pool's own (and, for a few seconds, those being closed).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,7 +47,8 @@ pub(super) const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(5);
 /// authenticating a backend) whenever the payments' concurrency rises again.
 pub(super) const CLOSED_AFTER: Duration = Duration::from_secs(600);
 
-/// How long a connection is kept from the pool at all (the pool's own lifetime limit).
+/// How long a connection is kept from the pool at all (the pool's own lifetime limit,
+/// counted from when the shelf took it, not from when the pool opened it).
 pub(super) const KEPT_AT_MOST: Duration = Duration::from_secs(1800);
 
 /// How long closing a connection may take before its socket is simply dropped.
@@ -88,6 +92,12 @@ impl Shelf {
                     if idle_for <= PINGED_AFTER || answers_ping(&mut lent).await {
                         return Ok(lent);
                     }
+                    // The server did not answer: the rest, idle as long or longer, are not
+                    // tried one after another (each up to the ping's limit).
+                    let rest = std::mem::take(&mut *self.kept.lock().expect("never poisoned"));
+                    for kept in rest {
+                        self.close(kept.connection, Close::Graceful);
+                    }
                 }
                 Some(stale) => self.close(stale.connection, Close::Graceful),
                 None => break,
@@ -113,7 +123,8 @@ impl Shelf {
         self.owned.fetch_update(Ordering::AcqRel, Ordering::Acquire, |owned| (owned < self.most).then_some(owned + 1)).is_ok()
     }
 
-    /// Puts `kept` back, and closes the longest-kept connection if it is no longer fresh.
+    /// Puts `kept` back, and closes the least recently used connection if it is no longer
+    /// fresh.
     fn put_back(&self, kept: Kept) {
         let oldest = {
             let mut shelf = self.kept.lock().expect("never poisoned");
@@ -290,7 +301,8 @@ mod tests {
         let shelf = shelf(2).await;
         let mut lent = shelf.lend().await.unwrap();
         let first = backend(&mut lent).await;
-        let cut_off = tokio::time::timeout(Duration::from_millis(50), sqlx::query("SELECT pg_sleep(5)").execute(&mut *lent)).await;
+        // The backend notices its client gone when the sleep ends.
+        let cut_off = tokio::time::timeout(Duration::from_millis(50), sqlx::query("SELECT pg_sleep(1)").execute(&mut *lent)).await;
         assert!(cut_off.is_err(), "the statement was given up on");
         drop(lent);
         assert_eq!((shelf.kept(), owned(&shelf)), (0, 0));
@@ -303,7 +315,9 @@ mod tests {
         {
             // Polled once: the ping is sent, and the lend is dropped before its answer.
             let mut lending = std::pin::pin!(shelf.lend());
-            let polled = std::future::poll_fn(|context| std::task::Poll::Ready(std::future::Future::poll(lending.as_mut(), context).is_pending())).await;
+            let polled =
+                std::future::poll_fn(|context| std::task::Poll::Ready(std::future::Future::poll(lending.as_mut(), context).is_pending()))
+                    .await;
             assert!(polled, "the ping waits for the server's answer");
         }
         assert_eq!((shelf.kept(), owned(&shelf)), (0, 0));
@@ -315,21 +329,28 @@ mod tests {
     #[tokio::test]
     async fn a_connection_idle_for_a_while_is_lent_only_if_it_answers_a_ping() {
         let shelf = shelf(2).await;
+        let mut bottom = shelf.lend().await.unwrap();
         let mut lent = shelf.lend().await.unwrap();
-        let idle = backend(&mut lent).await;
+        let (other, idle) = (backend(&mut bottom).await, backend(&mut lent).await);
+        bottom.keep();
         lent.keep();
         tokio::time::sleep(PINGED_AFTER + Duration::from_millis(100)).await;
         let mut lent = shelf.lend().await.unwrap();
         assert_eq!(backend(&mut lent).await, idle, "an idle connection whose backend answers is lent again");
         lent.keep();
+        assert_eq!(shelf.kept(), 2);
 
+        // The top one's backend goes away: its ping fails, and the one under it, idle as
+        // long, is closed rather than pinged in turn.
         let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(idle.0).fetch_one(&shelf.pool).await.unwrap();
         assert!(terminated && ended(&shelf, idle.0).await);
         tokio::time::sleep(PINGED_AFTER + Duration::from_millis(100)).await;
         let mut lent = shelf.lend().await.unwrap();
-        assert_ne!(backend(&mut lent).await, idle, "a connection whose backend is gone is not lent");
+        let fresh = backend(&mut lent).await;
+        assert!(fresh != idle && fresh != other, "a connection whose backend is gone is not lent, nor one under it");
         lent.keep();
-        assert_eq!(owned(&shelf), 1);
+        assert_eq!((shelf.kept(), owned(&shelf)), (1, 1));
+        assert!(ended(&shelf, other.0).await);
     }
 
     /// After the pool moved to a new primary, a connection asked of it before may be on the old
