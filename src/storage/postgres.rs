@@ -146,7 +146,6 @@ impl PostgresStore {
         &self.pool
     }
 
-
     /// Writes an audit row of its own. PostgreSQL's writers do not wait for each other's
     /// files (row locks, not a file lock), so no journal is needed.
     async fn append_audit(&self, entry: &super::AuditEntry) -> StoreResult<()> {
