@@ -14,12 +14,13 @@
 //! - one idle longer than [`PINGED_AFTER`] is pinged before it is lent (as the pool's own
 //!   `before_acquire` does), and closed if the server does not answer within
 //!   [`PING_ANSWERED_WITHIN`];
-//! - one idle longer than [`CLOSED_AFTER`], kept longer than [`KEPT_AT_MOST`], or asked of
+//! - one idle longer than the pool's idle timeout, kept longer than the pool's lifetime
+//!   limit (counted from when the shelf took it, not from when the pool opened it), or asked of
 //!   the pool before the last move to a new primary (`moved_at`, set by the failover
 //!   watcher), is closed rather than lent; each put back also closes the least recently
 //!   used connection if it is so, so that while payments go on, connections a quieter load
-//!   no longer reaches do not stay open (with no payments at all, up to `most` stay open,
-//!   idle, as the pool's own idle connections do);
+//!   no longer reaches do not stay open (with no payments at all, up to `most` stay open
+//!   and idle until the next payment);
 //! - when a ping goes unanswered, the other kept connections, idle as long or longer, are
 //!   closed too rather than each tried in turn;
 //! - when `most` are out already, a pool connection is lent instead, as before the shelf.
@@ -42,15 +43,6 @@ pub(super) const PINGED_AFTER: Duration = Duration::from_millis(500);
 /// packets silently answers nothing, and would hold the payment to its call's deadline).
 pub(super) const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(5);
 
-/// How long a connection may sit on the shelf at all (the pool's own idle timeout). Closing
-/// sooner would cost a new connection (several milliseconds of PostgreSQL forking and
-/// authenticating a backend) whenever the payments' concurrency rises again.
-pub(super) const CLOSED_AFTER: Duration = Duration::from_secs(600);
-
-/// How long a connection is kept from the pool at all (the pool's own lifetime limit,
-/// counted from when the shelf took it, not from when the pool opened it).
-pub(super) const KEPT_AT_MOST: Duration = Duration::from_secs(1800);
-
 /// How long closing a connection may take before its socket is simply dropped.
 const CLOSE_ANSWERED_WITHIN: Duration = Duration::from_secs(5);
 
@@ -59,6 +51,12 @@ pub(super) type MovedAt = Arc<Mutex<Option<Instant>>>;
 
 pub(super) struct Shelf {
     pool: PgPool,
+    /// How long a connection may sit on the shelf at all: the pool's idle timeout. (Closing
+    /// sooner would cost a new connection, several milliseconds of PostgreSQL forking and
+    /// authenticating a backend, whenever the payments' concurrency rises again.)
+    closed_after: Duration,
+    /// How long a connection is kept from the pool at all: the pool's lifetime limit.
+    kept_at_most: Duration,
     kept: Mutex<Vec<Kept>>,
     /// Connections of the shelf, kept or lent.
     owned: AtomicUsize,
@@ -77,7 +75,10 @@ struct Kept {
 
 impl Shelf {
     pub(super) fn new(pool: PgPool, most: usize, moved_at: MovedAt) -> Shelf {
-        Shelf { pool, kept: Mutex::new(Vec::with_capacity(most)), owned: AtomicUsize::new(0), most, moved_at }
+        let options = pool.options();
+        let closed_after = options.get_idle_timeout().unwrap_or(Duration::MAX);
+        let kept_at_most = options.get_max_lifetime().unwrap_or(Duration::MAX);
+        Shelf { pool, closed_after, kept_at_most, kept: Mutex::new(Vec::with_capacity(most)), owned: AtomicUsize::new(0), most, moved_at }
     }
 
     /// A connection for one statement (or a few); [`Lent::keep`] it once they succeeded.
@@ -115,7 +116,7 @@ impl Shelf {
 
     fn fresh(&self, kept: &Kept) -> bool {
         let moved_since = self.moved_at.lock().expect("never poisoned").is_some_and(|moved| moved > kept.asked_at);
-        kept.used_at.elapsed() <= CLOSED_AFTER && kept.asked_at.elapsed() <= KEPT_AT_MOST && !moved_since
+        kept.used_at.elapsed() <= self.closed_after && kept.asked_at.elapsed() <= self.kept_at_most && !moved_since
     }
 
     /// Counts one more connection of the shelf, if it has fewer than `most`.
@@ -234,6 +235,17 @@ mod tests {
     async fn shelf(most: usize) -> Shelf {
         let pool = PgPool::connect(&test_server_url()).await.expect("PostgreSQL is required for these tests");
         Shelf::new(pool, most, MovedAt::default())
+    }
+
+    /// A shelf on a pool with the given idle timeout and lifetime limit.
+    async fn shelf_with_limits(idle_timeout: Duration, max_lifetime: Duration) -> Shelf {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .idle_timeout(idle_timeout)
+            .max_lifetime(max_lifetime)
+            .connect(&test_server_url())
+            .await
+            .expect("PostgreSQL is required for these tests");
+        Shelf::new(pool, 2, MovedAt::default())
     }
 
     /// The PostgreSQL backend serving `connection`, by its process and when it started (a
@@ -393,6 +405,33 @@ mod tests {
         lent.keep();
         assert_eq!((shelf.kept(), owned(&shelf)), (1, 1));
         assert!(ended(&shelf, bottom_backend.0).await);
+    }
+
+    /// The shelf keeps a connection no longer than the pool would: idle past the pool's idle
+    /// timeout, or out of the pool past its lifetime limit (though used all along), it is
+    /// closed, not lent.
+    #[tokio::test]
+    async fn a_connection_is_kept_no_longer_than_the_pools_limits() {
+        let long = Duration::from_secs(600);
+        for (idle_timeout, max_lifetime, uses) in [(Duration::from_millis(200), long, 0), (long, Duration::from_millis(300), 5)] {
+            let shelf = shelf_with_limits(idle_timeout, max_lifetime).await;
+            let mut lent = shelf.lend().await.unwrap();
+            let first = backend(&mut lent).await;
+            lent.keep();
+            // Lent again every 50 ms, within its limits (250 ms in all).
+            for _ in 0..uses {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut lent = shelf.lend().await.unwrap();
+                assert_eq!(backend(&mut lent).await, first, "within its limits it is lent again");
+                lent.keep();
+            }
+            tokio::time::sleep(Duration::from_millis(if uses == 0 { 300 } else { 100 })).await;
+            let mut lent = shelf.lend().await.unwrap();
+            assert_ne!(backend(&mut lent).await, first, "idle timeout {idle_timeout:?}, lifetime {max_lifetime:?}");
+            lent.keep();
+            assert_eq!(owned(&shelf), 1);
+            assert!(ended(&shelf, first.0).await);
+        }
     }
 
     /// Past `most` connections out, the pool lends its own, which go back to the pool.
