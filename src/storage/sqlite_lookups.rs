@@ -8,10 +8,10 @@
 //!
 //! The point reads of an online payment (its idempotency key, its payer, its case's owner,
 //! the owner's orders for the receipt) use the same connections, in one read transaction,
-//! and run on the calling task's own thread: each is one statement prepared once, one or a few B-tree descents in
-//! pages the cache holds, a few microseconds — less than the two thread switches a hand-over
-//! would cost. At 2,000 payments a second those hand-overs to sqlx's worker threads were a
-//! third of the server's CPU. A WAL reader does not wait for the writer, so such a read
+//! and run on the calling task's own thread: each is one statement prepared once, one or a
+//! few B-tree descents in pages the cache holds, a few microseconds — less than the two
+//! thread switches a hand-over would cost. At 2,000 payments a second those hand-overs to
+//! sqlx's worker threads were a third of the server's CPU. A WAL reader does not wait for the writer, so such a read
 //! waits only in SQLite's rare recovery of a crashed process's log.
 
 use std::path::{Path, PathBuf};
@@ -124,20 +124,35 @@ fn read_directory(connection: &Connection, case_numbers: &[String], ssn_hmacs: &
     Ok(page)
 }
 
+/// A payer with their active bank account ([`PAYER_QUERY`]).
+fn payer_on(connection: &Connection, payer_id: i64) -> rusqlite::Result<Option<PayerRow>> {
+    connection.prepare_cached(PAYER_QUERY)?.query_row([payer_id], |row| PayerRow::try_from(row)).optional()
+}
+
+/// The payment the payer's idempotency key took, if any.
+fn payment_by_key_on(connection: &Connection, payer_id: i64, key: &str) -> rusqlite::Result<Option<PaymentRow>> {
+    connection.prepare_cached(&payment_by_key_query())?.query_row(params![payer_id, key], payment_row).optional()
+}
+
+/// The obligor owning a case, from the covering index [`CASE_LOOKUP`] reads.
+fn case_owner_on(connection: &Connection, case_number: &str) -> rusqlite::Result<Option<String>> {
+    connection.prepare_cached(CASE_LOOKUP)?.query_row([case_number], |row| row.get(0)).optional()
+}
+
+/// An obligor's orders, each with its withholding employer's FEIN.
+fn obligor_orders_on(connection: &Connection, obligor_id: &str) -> rusqlite::Result<Vec<ObligorOrderRow>> {
+    let mut orders = connection.prepare_cached(&obligor_orders_query())?;
+    let rows = orders.query_map([obligor_id], |row| ObligorOrderRow::try_from(row))?;
+    rows.collect()
+}
+
 impl SqliteStore {
     pub(super) async fn payer_row(&self, payer_id: i64) -> StoreResult<Option<PayerRow>> {
-        self.lookups.read(|connection| {
-            connection
-                .prepare_cached(PAYER_QUERY)?
-                .query_row([payer_id], |row| PayerRow::try_from(row))
-                .optional()
-        })
+        self.lookups.read(|connection| payer_on(connection, payer_id))
     }
 
     pub(super) async fn payment_row_by_key(&self, payer_id: i64, key: &str) -> StoreResult<Option<PaymentRow>> {
-        self.lookups.read(|connection| {
-            connection.prepare_cached(&payment_by_key_query())?.query_row(params![payer_id, key], payment_row).optional()
-        })
+        self.lookups.read(|connection| payment_by_key_on(connection, payer_id, key))
     }
 
     /// The reads of a payment's context, in one read transaction.
@@ -145,34 +160,27 @@ impl SqliteStore {
         // One read transaction: one shared lock and one look at the log for the four.
         self.lookups.read(|connection| {
             connection.execute_batch("BEGIN")?;
-            let first = connection.prepare_cached(&payment_by_key_query())?.query_row(params![payer_id, key], payment_row).optional()?;
-            let payer = connection.prepare_cached(PAYER_QUERY)?.query_row([payer_id], |row| PayerRow::try_from(row)).optional()?;
-            let owner: Option<String> = match case_number {
-                Some(case_number) => connection.prepare_cached(CASE_LOOKUP)?.query_row([case_number], |row| row.get(0)).optional()?,
+            let first = payment_by_key_on(connection, payer_id, key)?;
+            let payer = payer_on(connection, payer_id)?;
+            let owner = match case_number {
+                Some(case_number) => case_owner_on(connection, case_number)?,
                 None => None,
             };
-            let mut orders = Vec::new();
-            if let Some(owner) = &owner {
-                let mut statement = connection.prepare_cached(&obligor_orders_query())?;
-                for row in statement.query_map([owner], |row| ObligorOrderRow::try_from(row))? {
-                    orders.push(row?);
-                }
-            }
+            let orders = match &owner {
+                Some(owner) => obligor_orders_on(connection, owner)?,
+                None => Vec::new(),
+            };
             connection.execute_batch("COMMIT")?;
             Ok((first, payer, owner, orders))
         })
     }
 
     pub(super) async fn obligor_order_rows(&self, obligor_id: &str) -> StoreResult<Vec<ObligorOrderRow>> {
-        self.lookups.read(|connection| {
-            let mut orders = connection.prepare_cached(&obligor_orders_query())?;
-            let rows = orders.query_map([obligor_id], |row| ObligorOrderRow::try_from(row))?;
-            rows.collect()
-        })
+        self.lookups.read(|connection| obligor_orders_on(connection, obligor_id))
     }
 
     pub(super) async fn case_owner_row(&self, case_number: &str) -> StoreResult<Option<String>> {
-        self.lookups.read(|connection| connection.prepare_cached(CASE_LOOKUP)?.query_row([case_number], |row| row.get(0)).optional())
+        self.lookups.read(|connection| case_owner_on(connection, case_number))
     }
 
     /// The cases and SSN HMACs a batch of lines quotes, looked up on a blocking thread.
