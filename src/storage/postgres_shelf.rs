@@ -273,6 +273,14 @@ mod tests {
         false
     }
 
+    /// Lends a connection, reads its backend, and puts it back.
+    async fn lend_and_keep(shelf: &Shelf) -> (i32, String) {
+        let mut lent = shelf.lend().await.unwrap();
+        let backend = backend(&mut lent).await;
+        lent.keep();
+        backend
+    }
+
     fn owned(shelf: &Shelf) -> usize {
         shelf.owned.load(Ordering::Acquire)
     }
@@ -280,9 +288,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_kept_is_lent_again_as_it_is() {
         let shelf = shelf(2).await;
-        let mut lent = shelf.lend().await.unwrap();
-        let first = backend(&mut lent).await;
-        lent.keep();
+        let first = lend_and_keep(&shelf).await;
         assert_eq!(shelf.kept(), 1);
         let mut again = shelf.lend().await.unwrap();
         assert_eq!(backend(&mut again).await, first, "the kept connection is lent, not one of the pool's");
@@ -320,9 +326,7 @@ mod tests {
         assert_eq!((shelf.kept(), owned(&shelf)), (0, 0));
         assert!(ended(&shelf, first.0).await);
 
-        let mut lent = shelf.lend().await.unwrap();
-        let idle = backend(&mut lent).await;
-        lent.keep();
+        let idle = lend_and_keep(&shelf).await;
         tokio::time::sleep(PINGED_AFTER + Duration::from_millis(100)).await;
         {
             // Polled once: the ping is sent, and the lend is dropped before its answer.
@@ -347,9 +351,7 @@ mod tests {
         bottom.keep();
         lent.keep();
         tokio::time::sleep(PINGED_AFTER + Duration::from_millis(100)).await;
-        let mut lent = shelf.lend().await.unwrap();
-        assert_eq!(backend(&mut lent).await, idle, "an idle connection whose backend answers is lent again");
-        lent.keep();
+        assert_eq!(lend_and_keep(&shelf).await, idle, "an idle connection whose backend answers is lent again");
         assert_eq!(shelf.kept(), 2);
 
         // The top one's backend goes away: its ping fails, and the one under it, idle as
@@ -370,18 +372,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_taken_before_a_move_to_a_new_primary_is_not_lent() {
         let shelf = shelf(2).await;
-        let mut lent = shelf.lend().await.unwrap();
-        let before_the_move = backend(&mut lent).await;
-        lent.keep();
+        let before_the_move = lend_and_keep(&shelf).await;
 
         *shelf.moved_at.lock().unwrap() = Some(Instant::now());
-        let mut lent = shelf.lend().await.unwrap();
-        let after_the_move = backend(&mut lent).await;
+        let after_the_move = lend_and_keep(&shelf).await;
         assert_ne!(after_the_move, before_the_move);
-        lent.keep();
-        let mut lent = shelf.lend().await.unwrap();
-        assert_eq!(backend(&mut lent).await, after_the_move, "one taken after the move is lent again");
-        lent.keep();
+        assert_eq!(lend_and_keep(&shelf).await, after_the_move, "one taken after the move is lent again");
         assert_eq!(owned(&shelf), 1);
         assert!(ended(&shelf, before_the_move.0).await);
     }
@@ -389,7 +385,7 @@ mod tests {
     /// A connection a quieter load no longer reaches (at the bottom of the shelf, under one
     /// lent again and again) is closed when another is put back, once it is no longer fresh.
     #[tokio::test]
-    async fn the_longest_kept_connection_is_closed_when_it_is_no_longer_fresh() {
+    async fn the_least_recently_used_connection_is_closed_when_it_is_no_longer_fresh() {
         let shelf = shelf(2).await;
         let mut bottom = shelf.lend().await.unwrap();
         let between = Instant::now();
@@ -400,9 +396,7 @@ mod tests {
         assert_eq!(shelf.kept(), 2);
         // A move between the two: the bottom one was asked of the pool before it, the top one after.
         *shelf.moved_at.lock().unwrap() = Some(between);
-        let mut lent = shelf.lend().await.unwrap();
-        assert_eq!(backend(&mut lent).await, top_backend);
-        lent.keep();
+        assert_eq!(lend_and_keep(&shelf).await, top_backend);
         assert_eq!((shelf.kept(), owned(&shelf)), (1, 1));
         assert!(ended(&shelf, bottom_backend.0).await);
     }
@@ -415,20 +409,14 @@ mod tests {
         let long = Duration::from_secs(600);
         for (idle_timeout, max_lifetime, uses) in [(Duration::from_millis(200), long, 0), (long, Duration::from_millis(300), 5)] {
             let shelf = shelf_with_limits(idle_timeout, max_lifetime).await;
-            let mut lent = shelf.lend().await.unwrap();
-            let first = backend(&mut lent).await;
-            lent.keep();
+            let first = lend_and_keep(&shelf).await;
             // Lent again every 50 ms, within its limits (250 ms in all).
             for _ in 0..uses {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let mut lent = shelf.lend().await.unwrap();
-                assert_eq!(backend(&mut lent).await, first, "within its limits it is lent again");
-                lent.keep();
+                assert_eq!(lend_and_keep(&shelf).await, first, "within its limits it is lent again");
             }
             tokio::time::sleep(Duration::from_millis(if uses == 0 { 300 } else { 100 })).await;
-            let mut lent = shelf.lend().await.unwrap();
-            assert_ne!(backend(&mut lent).await, first, "idle timeout {idle_timeout:?}, lifetime {max_lifetime:?}");
-            lent.keep();
+            assert_ne!(lend_and_keep(&shelf).await, first, "idle timeout {idle_timeout:?}, lifetime {max_lifetime:?}");
             assert_eq!(owned(&shelf), 1);
             assert!(ended(&shelf, first.0).await);
         }
