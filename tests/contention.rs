@@ -109,7 +109,9 @@ async fn reads_are_answered_while_a_long_file_holds_the_sqlite_writer() {
     let small = remittance_upload(proto::RemittanceHeader { batch_id: "SMALL".into(), ..csv_header() }, file.as_bytes(), 1 << 12);
     RemittanceServiceClient::new(vendor.clone()).submit_remittance(futures::stream::iter(small)).await.unwrap();
 
-    const LONG_FILE_LINES: usize = 100_000;
+    // Long enough that a fast machine does not write it before six reads are answered
+    // (100,000 lines once did, on a host that writes SQLite files at 130,000 lines a second).
+    const LONG_FILE_LINES: usize = 300_000;
     for _ in 1..LONG_FILE_LINES {
         file.push_str("43-1234567,12345678,123-45-6789,Smith,2026-11-13,1.00\n");
     }
