@@ -9,7 +9,8 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use gateway::domain::distribution::plan_obligors;
-use gateway::domain::{CollectionSource, Money, ObligorId};
+use gateway::domain::{CaseNumber, CollectionSource, Money, ObligorId};
+use gateway::storage::payment::NewPayment;
 use gateway::storage::{AuditEntry, NewCollection, PostgresStore, SqliteStore, Store};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
@@ -36,6 +37,14 @@ const BEFORE_0010: &str = "
         VALUES (2, 1, 'OB-1', 'A', 'CURRENT', '2026-09', '2026-09-15', -7500, 2),
                (2, 1, 'OB-1', 'A', 'ARREARS', NULL, '2026-09-15', -1250, 2),
                (2, 1, 'OB-1', NULL, 'UNAPPLIED', NULL, '2026-09-15', -1250, 2);
+    INSERT INTO payers (name, address, ssn_hmac, ssn_last4, telephone, email, case_number, created_at)
+        VALUES ('John Smith', '1 Main St', 'hmac', '6789', '5735550100', 'john@example.com', '12345678', 't');
+    INSERT INTO bank_accounts (payer_id, routing_number, account_cipher, account_last4, account_type, added_on, active)
+        VALUES (1, '091000019', 'sealed', '6789', 'CHECKING', '2026-09-01', TRUE);
+    INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at,
+                          idempotency_key, request_sha256, collection_id, trace_number, return_code, returned_at)
+        VALUES (1, 1, '12345678', 'OB-1', 10000, 'WEB', '2026-09-15', 't', 'k1', 'h', 2, '091000010000002', 'R01', 't'),
+               (1, 1, '12345678', 'OB-1', 2500, 'WEB', '2026-10-01', 't', 'k2', 'h', 3, '091000010000003', NULL, NULL);
 ";
 
 type AllocationRow = (i64, i64, i64, Option<String>, String, Option<String>, i64, Option<i64>);
@@ -111,6 +120,25 @@ async fn carries_on<S: Store + gateway::storage::verify::VerifyStore>(store: &S)
     let run = store.distribute("2026-10-16T00:00:00Z", &plan_obligors, &audit).await.unwrap().expect("a run");
     assert_eq!((run.run_id, run.collections), (3, 2), "the collection pending before the upgrade and the one received after");
     assert_eq!(run.total, Money::from_cents(125_00));
+    // The payments' trace numbers (SQLite 0019, PostgreSQL 0018): those issued before are
+    // kept and still name their payments; the next one follows every collection id issued
+    // before the upgrade (there were 3), not the collection of its own.
+    let payment = NewPayment {
+        payer_id: 1,
+        account_id: 1,
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        amount: Money::from_cents(5_00),
+        channel: "WEB",
+        accepted_on: NaiveDate::from_ymd_opt(2026, 10, 16).unwrap(),
+        accepted_at: "2026-10-16T00:00:00Z".into(),
+        idempotency_key: "k3".into(),
+        request_sha256: "h".into(),
+    };
+    let paid = store.create_payment(payment, &audit).await.unwrap();
+    assert_eq!((paid.payment_id, paid.collection_id, paid.trace_number.as_str()), (3, 5, "091000010000004"));
+    let returned = store.payment_by_trace("091000010000002").await.unwrap().expect("the payment of an earlier trace number");
+    assert_eq!((returned.payment_id, returned.return_code.as_deref()), (1, Some("R01")));
     let report = store.verify_ledger("2026-10-16T00:00:00.000Z").await.unwrap();
     assert!(report.is_clean(), "{:?}", report.checks);
     run

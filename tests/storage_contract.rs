@@ -40,6 +40,7 @@ on_both_backends!(
     payments_are_recorded_and_returns_reverse_them,
     payments_sent_at_once_are_each_committed_once,
     a_payments_context_is_its_key_payer_and_case_owner_read_at_once,
+    trace_numbers_come_round_after_ten_million_payments_and_a_return_names_the_newest,
     a_remittance_file_is_written_whole_or_not_at_all,
     a_file_naming_what_the_registry_does_not_hold_is_refused_whole,
     many_files_open_at_once_each_read_the_registry_and_commit,
@@ -788,6 +789,61 @@ async fn a_payments_context_is_its_key_payer_and_case_owner_read_at_once(backend
     assert_eq!(after.first.as_ref(), Some(&paid));
     assert_eq!(after.first, store.payment_by_key(payer_id, "k1").await.unwrap());
     assert_eq!(store.payment_context(payer_id, "k2", Some(&case)).await.unwrap().first, None);
+}
+
+/// Sets the number the next payment's trace is made from, as if that many payments had been
+/// taken (SQLite: a row of its own; PostgreSQL: a sequence).
+async fn set_next_trace(db: &TestDb, backend: Backend, next: i64) {
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query("UPDATE payment_trace_sequence SET next = $1").bind(next).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query("SELECT setval('payment_trace_sequence', $1, false)").bind(next).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// A trace number is the ODFI prefix and a 7-digit sequence, which comes round: drawn from
+/// the payments' own sequence, a number is issued again only 10,000,000 payments later, and
+/// that payment is taken like any other (it was refused when the numbers were UNIQUE). A
+/// return quotes a number within its return window, so it names the newest payment with it.
+async fn trace_numbers_come_round_after_ten_million_payments_and_a_return_names_the_newest(backend: Backend) {
+    let (db, store) = seeded(backend).await;
+    let payer_id = store.create_payer(payer_of_case_12345678(), bank_account(), &audit()).await.unwrap();
+    let account_id = store.payer(payer_id).await.unwrap().unwrap().account.unwrap().account_id;
+    let payment = |key: &str| gateway::storage::payment::NewPayment {
+        payer_id,
+        account_id,
+        case_number: CaseNumber::parse("12345678").unwrap(),
+        obligor_id: ObligorId::parse("OB-1").unwrap(),
+        amount: money("10.00"),
+        channel: "WEB",
+        accepted_on: date("2026-11-13"),
+        accepted_at: "t".into(),
+        idempotency_key: key.into(),
+        request_sha256: "h".into(),
+    };
+    set_next_trace(&db, backend, 9_999_999).await;
+    let last_of_a_cycle = store.create_payment(payment("k1"), &audit()).await.unwrap();
+    let first_of_the_next = store.create_payment(payment("k2"), &audit()).await.unwrap();
+    assert_eq!(last_of_a_cycle.trace_number, "091000019999999");
+    assert_eq!(first_of_the_next.trace_number, "091000010000000", "the 7 digits come round");
+    // Ten million payments later, the first number is issued again, and the payment taken.
+    set_next_trace(&db, backend, 19_999_999).await;
+    let again = store.create_payment(payment("k3"), &audit()).await.unwrap();
+    assert_eq!(again.trace_number, last_of_a_cycle.trace_number);
+    assert_ne!(again.payment_id, last_of_a_cycle.payment_id);
+    let returned = store.payment_by_trace("091000019999999").await.unwrap().map(|p| p.payment_id);
+    assert_eq!(returned, Some(again.payment_id), "a return names the newest payment with its number");
+    assert_eq!(store.payment_by_trace("091000010000000").await.unwrap().map(|p| p.payment_id), Some(first_of_the_next.payment_id));
+    assert_eq!(store.payment_by_trace("091000010000001").await.unwrap(), None);
+    let report = store.verify_ledger("2026-11-20T12:00:00.000Z").await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.checks);
 }
 
 /// Payments sent at once share commits (both backends commit them in groups): each is

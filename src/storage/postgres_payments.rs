@@ -24,7 +24,7 @@ use super::payment::NewPayment;
 use super::payment::PaymentRecord;
 use super::payment_groups::{fail, GroupCommit, Pending, MOST_PER_COMMIT};
 use super::postgres_shelf::Shelf;
-use super::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS, TRACE_PREFIX};
+use super::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS, TRACE_CYCLE, TRACE_PREFIX};
 use super::sqlite_files::stopped;
 use super::{AuditEntry, StoreError, StoreResult};
 
@@ -110,14 +110,16 @@ fn key_used_meanwhile() -> StoreError {
 /// other (a deadlock, which fails one group). Only then are the collections and audit rows
 /// of the payments written inserted. Each payment's collection id is drawn from the
 /// collections' sequence beforehand, so that the payment can name it (the foreign key is
-/// checked at the statement's end); the trace number is the id's last seven digits after the
-/// prefix. A lookup of the stored keys was tried instead: its plan, cached while the table
-/// was small, read the whole table for each group.
+/// checked at the statement's end); its trace number is drawn from the payments' own trace
+/// sequence, as [`trace_number`](super::sql_payment::trace_number) makes it on SQLite. A
+/// lookup of the stored keys was tried instead: its plan, cached while the table was small,
+/// read the whole table for each group.
 async fn write_group(shelf: &Shelf, group: &[Pending]) -> StoreResult<HashMap<usize, PaymentRow>> {
     // Built once: the text is the key of each connection's prepared statement.
     static STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| format!(
         "WITH input AS MATERIALIZED ( \
-             SELECT i.*, nextval('collections_collection_id_seq') AS collection_id FROM unnest($1::bigint[], $2::bigint[], \
+             SELECT i.*, nextval('collections_collection_id_seq') AS collection_id, \
+                    nextval('payment_trace_sequence') AS trace_sequence FROM unnest($1::bigint[], $2::bigint[], \
              $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
              $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY \
              AS i (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
@@ -126,7 +128,7 @@ async fn write_group(shelf: &Shelf, group: &[Pending]) -> StoreResult<HashMap<us
              INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, \
              accepted_at, idempotency_key, request_sha256, collection_id, trace_number) \
              SELECT payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
-             idempotency_key, request_sha256, collection_id, '{TRACE_PREFIX}' || lpad((collection_id % 10000000)::text, 7, '0') \
+             idempotency_key, request_sha256, collection_id, '{TRACE_PREFIX}' || lpad((trace_sequence % {TRACE_CYCLE})::text, 7, '0') \
              FROM input ORDER BY payer_id, idempotency_key, n ON CONFLICT (payer_id, idempotency_key) DO NOTHING \
              RETURNING {PAYMENT_COLUMNS}), \
          written AS MATERIALIZED (SELECT i.* FROM input i JOIN payment p ON p.collection_id = i.collection_id), \
@@ -239,9 +241,10 @@ mod tests {
         assert!(matches!(outcomes[2], Err(StoreError::Conflict(_))), "{:?}", outcomes[2]);
         assert_eq!(written(&store).await, (3, 700, 3, 3));
         let traces: Vec<String> = sqlx::query_scalar("SELECT trace_number FROM payments ORDER BY payment_id").fetch_all(store.writer()).await.unwrap();
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT collection_id FROM payments ORDER BY payment_id").fetch_all(store.writer()).await.unwrap();
-        let expected: Vec<String> = ids.iter().map(|id| format!("{TRACE_PREFIX}{:07}", id % 10_000_000)).collect();
-        assert_eq!(traces, expected, "each trace number is its collection's");
+        let next: i64 = sqlx::query_scalar("SELECT last_value FROM payment_trace_sequence").fetch_one(store.writer()).await.unwrap();
+        // The repeated key drew a number too, which no payment carries.
+        let expected: Vec<String> = [next - 3, next - 2, next].into_iter().map(crate::storage::sql_payment::trace_number).collect();
+        assert_eq!(traces, expected, "each payment's trace number is drawn in the group's order from the payments' sequence");
     }
 
     /// A payment whose key is stored is left out of the group's statement and answered

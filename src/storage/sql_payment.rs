@@ -3,6 +3,17 @@
 /// The agency's (fictional) ODFI routing prefix of the ACH debits' trace numbers.
 pub(super) const TRACE_PREFIX: &str = "09100001";
 
+/// The trace numbers' 7-digit sequence comes round after this many payments.
+pub(super) const TRACE_CYCLE: i64 = 10_000_000;
+
+/// The trace number made from `sequence`, a value of the payments' own trace sequence
+/// (SQLite migration 0019, PostgreSQL 0018): the prefix and the sequence's last 7 digits.
+/// PostgreSQL makes the same text in SQL (`postgres_payments.rs`), in the statement that
+/// draws the value.
+pub(super) fn trace_number(sequence: i64) -> String {
+    format!("{TRACE_PREFIX}{:07}", sequence.rem_euclid(TRACE_CYCLE))
+}
+
 pub(super) const PAYMENT_COLUMNS: &str = "payment_id, payer_id, case_number, obligor_id, amount_cents, channel, accepted_on, \
      request_sha256, collection_id, trace_number, return_code";
 
@@ -266,10 +277,14 @@ macro_rules! impl_sql_payments {
 
             async fn payment_by_trace(&self, trace_number: &str) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PaymentRecord>> {
                 use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS};
-                let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE trace_number = $1"))
-                    .bind(trace_number)
-                    .fetch_optional(self.reader())
-                    .await?;
+                // A number comes round after 10,000,000 payments, far beyond any return window: a
+                // return is of the newest payment that carries it.
+                let row: Option<PaymentRow> = sqlx::query_as(&format!(
+                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE trace_number = $1 ORDER BY payment_id DESC LIMIT 1"
+                ))
+                .bind(trace_number)
+                .fetch_optional(self.reader())
+                .await?;
                 row.map(payment).transpose()
             }
 

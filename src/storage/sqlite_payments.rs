@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::payment_groups::{fail, GroupCommit, Pending, MOST_PER_COMMIT};
 use super::payment::{NewPayment, PaymentRecord};
-use super::sql_payment::{payment, PAYMENT_COLUMNS, TRACE_PREFIX};
+use super::sql_payment::{payment, trace_number, PAYMENT_COLUMNS};
 use super::sqlite_lookups::payment_row;
 use super::sqlite_files::{insert_audit, is_unique_violation, roll_back, stopped, WriterThread};
 use super::{AuditEntry, StoreError, StoreResult};
@@ -114,7 +114,10 @@ fn insert_payment(connection: &Connection, new: &NewPayment, audit: &AuditEntry)
             params![new.obligor_id.as_str(), new.case_number.as_str(), new.amount.cents(), new.accepted_on.to_string(), new.accepted_at],
             |row| row.get(0),
         )?;
-    let trace_number = format!("{TRACE_PREFIX}{:07}", collection_id % 10_000_000);
+    let trace_sequence: i64 = connection
+        .prepare_cached("UPDATE payment_trace_sequence SET next = next + 1 RETURNING next - 1")?
+        .query_row([], |row| row.get(0))?;
+    let trace_number = trace_number(trace_sequence);
     let inserted = connection
         .prepare_cached(&format!(
             "INSERT INTO payments (payer_id, account_id, case_number, obligor_id, amount_cents, channel, accepted_on, accepted_at, \
