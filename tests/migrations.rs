@@ -1,7 +1,8 @@
 //! Upgrading a database that holds money: the SQLite migrations that rebuild
-//! `distribution_runs` and `allocations` (0010) and `collections` (0018), and the PostgreSQL
-//! one that moves a collection's fate into the queue and the claims (0015), keep every row,
-//! id, link and guard, and the gateway carries on from where it was.
+//! `distribution_runs` and `allocations` (0010), `collections` (0018) and `payments` (0019),
+//! and the PostgreSQL ones that move a collection's fate into the queue and the claims (0015)
+//! and number trace numbers from the payments' own sequence (0018), keep every row, id, link
+//! and guard, and the gateway carries on from where it was.
 
 mod common;
 
@@ -184,7 +185,7 @@ async fn a_database_with_money_is_upgraded_whole_and_carries_on() {
     assert_eq!(written.iter().map(|a| a.amount).sum::<Money>(), Money::from_cents(125_00));
 }
 
-/// The same ledger on PostgreSQL, upgraded through 0010 to 0015 by the gateway of today.
+/// The same ledger on PostgreSQL, upgraded through 0010 to 0018 by the gateway of today.
 #[tokio::test]
 async fn a_postgresql_ledger_is_upgraded_to_the_queue_and_claims_whole() {
     let db = common::TestDb::new(common::Backend::Postgres).await;

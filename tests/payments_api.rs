@@ -311,6 +311,8 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
         ("R03", &pending.trace_number, 40_00),
         ("R01", "091000019999999", 1_00),
         ("X7", &distributed.trace_number, 1_00),
+        // The number of a payment, the amount of another debit: not that payment's return.
+        ("R02", &pending.trace_number, 39_99),
     ]);
     let chunks = gateway::grpc::client::returns_upload(&file, 100);
     let mut client = payments(&app.channel);
@@ -323,6 +325,7 @@ async fn a_return_file_with_several_returns_is_imported_in_one_go() {
             ("R03", pending.payment_id, "CANCELLED"),
             ("R01", 0, "UNKNOWN_TRACE"),
             ("X7", 0, "INVALID_CODE"),
+            ("R02", pending.payment_id, "AMOUNT_MISMATCH"),
         ]
     );
     // The cancelled payment is never distributed; the reversed one is back to zero.

@@ -6,14 +6,17 @@
 -- window (60 days at most).
 --
 -- Now the number comes from a sequence of its own that only payments draw from, so the same
--- number is issued again only 10,000,000 payments later, far beyond any return window; it is
--- no longer UNIQUE, and a return names the newest payment that carries it
+-- number is issued again only 10,000,000 numbers later, far beyond any return window at an
+-- agency's rate of payments; it is no longer UNIQUE, and a return names the newest payment
+-- that carries it, if the amounts agree
 -- (docs/spec-decisions.md, "Trace numbers"). SQLite's twin: sqlite/0019_*.sql.
 --
 -- The sequence starts after every collection id issued so far: the numbers already given
--- out are at most that id's, so the next ones follow them and reach an earlier one only after
--- 10,000,000 payments. Stop the replicas of the previous version before this one takes
--- payments: they would go on numbering from collection ids, where this sequence starts too.
+-- out are at most that id's, so the next ones follow them. (Every collection drew a number
+-- until now, so the first 10,000,000 after the upgrade can meet one issued before it sooner
+-- than 10,000,000 payments later.) Stop every replica of the previous version before
+-- starting the first upgraded one (which runs this migration): they would go on numbering
+-- from collection ids, where this sequence starts too.
 CREATE SEQUENCE payment_trace_sequence AS BIGINT MINVALUE 0;
 SELECT setval('payment_trace_sequence',
               GREATEST(COALESCE((SELECT MAX(collection_id) FROM collections), 0),

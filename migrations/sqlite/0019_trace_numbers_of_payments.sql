@@ -5,13 +5,15 @@
 -- refused. A return quotes a trace number within NACHA's return window (60 days at most).
 --
 -- Now the number comes from a sequence of its own that only payments draw from, so the same
--- number is issued again only 10,000,000 payments later, far beyond any return window; it is
--- no longer UNIQUE, and a return names the newest payment that carries it
+-- number is issued again only 10,000,000 numbers later, far beyond any return window at an
+-- agency's rate of payments; it is no longer UNIQUE, and a return names the newest payment
+-- that carries it, if the amounts agree
 -- (docs/spec-decisions.md, "Trace numbers"). PostgreSQL's twin: postgres/0018_*.sql.
 --
 -- The sequence starts after every collection id issued so far: the numbers already given
--- out are at most that id's, so the next ones follow them and reach an earlier one only after
--- 10,000,000 payments.
+-- out are at most that id's, so the next ones follow them. (Every collection drew a number
+-- until now, so the first 10,000,000 after the upgrade can meet one issued before it sooner
+-- than 10,000,000 payments later.)
 CREATE TABLE payment_trace_sequence (
     -- One row.
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),

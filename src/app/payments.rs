@@ -390,14 +390,9 @@ impl App {
         Ok(ReturnResult { payment_id, code, outcome, account_unusable: unusable })
     }
 
-    /// Records the return of the payment whose ACH debit had `trace_number`, one entry of a
-    /// return file: its own audit row (the file's call, this payment) commits with it.
-    async fn return_by_trace(&self, trace_number: &str, code: ReturnCode, file_audit: &AuditEntry) -> Result<ReturnResult, AppError> {
-        let payment = self
-            .store
-            .payment_by_trace(trace_number)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no payment has trace number {trace_number}")))?;
+    /// Records the return of `payment`, named by one entry of a return file: its own audit row
+    /// (the file's call, this payment) commits with it.
+    async fn return_traced(&self, payment: &PaymentRecord, code: ReturnCode, file_audit: &AuditEntry) -> Result<ReturnResult, AppError> {
         let audit = AuditEntry { object: format!("payment:{}", payment.payment_id), ..file_audit.clone() };
         self.return_payment(payment.payment_id, code, Some(&audit)).await
     }
@@ -468,10 +463,11 @@ pub struct ImportedReturn {
     pub record: u64,
     pub original_trace: String,
     pub code: String,
-    /// The payment returned, when the trace number names one.
+    /// The payment returned, when the trace number names one (for AMOUNT_MISMATCH, the
+    /// payment it names, which was not returned).
     pub payment_id: Option<i64>,
-    /// REVERSED, CANCELLED (not yet distributed), ALREADY_RETURNED, UNKNOWN_TRACE or
-    /// INVALID_CODE.
+    /// REVERSED, CANCELLED (not yet distributed), ALREADY_RETURNED, UNKNOWN_TRACE,
+    /// AMOUNT_MISMATCH or INVALID_CODE.
     pub outcome: &'static str,
 }
 
@@ -509,7 +505,26 @@ impl App {
                 results.push(result);
                 continue;
             };
-            result.outcome = match self.return_by_trace(&entry.original_trace, code, audit).await {
+            // A trace number comes round after 10,000,000 payments, so it names the newest
+            // payment that carries it; a return is of the amount debited, so one of another
+            // amount is not this payment's and is reported instead of reversing it.
+            let Some(payment) = self.store.payment_by_trace(&entry.original_trace).await? else {
+                result.outcome = "UNKNOWN_TRACE";
+                results.push(result);
+                continue;
+            };
+            if u64::try_from(payment.amount.cents()).ok() != Some(entry.amount_cents) {
+                tracing::warn!(
+                    payment_id = payment.payment_id,
+                    record = entry.record,
+                    "a return's amount is not its trace number's payment's: not recorded"
+                );
+                result.payment_id = Some(payment.payment_id);
+                result.outcome = "AMOUNT_MISMATCH";
+                results.push(result);
+                continue;
+            }
+            result.outcome = match self.return_traced(&payment, code, audit).await {
                 Ok(returned) => {
                     result.payment_id = Some(returned.payment_id);
                     match returned.outcome {

@@ -131,6 +131,7 @@ fn imported(entry: ImportedReturn) -> proto::ImportedReturn {
             "ALREADY_RETURNED" => proto::ReturnOutcome::AlreadyReturned,
             "UNKNOWN_TRACE" => proto::ReturnOutcome::UnknownTrace,
             "INVALID_CODE" => proto::ReturnOutcome::InvalidCode,
+            "AMOUNT_MISMATCH" => proto::ReturnOutcome::AmountMismatch,
             _ => proto::ReturnOutcome::Unspecified,
         } as i32,
     }

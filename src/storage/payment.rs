@@ -127,10 +127,12 @@ pub trait PaymentStore: Send + Sync {
     /// payer's idempotency key was used meanwhile.
     async fn create_payment(&self, payment: NewPayment, audit: &AuditEntry) -> StoreResult<PaymentRecord>;
     async fn payment(&self, payment_id: i64) -> StoreResult<Option<PaymentRecord>>;
+    /// The newest payment whose ACH debit carries `trace_number`: a number is issued again
+    /// 10,000,000 numbers later, far beyond the window in which a return quotes it.
     async fn payment_by_trace(&self, trace_number: &str) -> StoreResult<Option<PaymentRecord>>;
-    /// Records an ACH return of a payment and reverses it, in one transaction, with the
-    /// call's audit row when the return is a call of its own (`None` for a return file's
-    /// entries, whose import is audited once as a whole).
+    /// Records an ACH return of a payment and reverses it, in one transaction, with its audit
+    /// row when given (a return recorded by a call of its own, or one entry of a return file,
+    /// audited as that payment's return within the file's call).
     async fn return_payment(
         &self,
         payment_id: i64,
