@@ -10,6 +10,7 @@ pub mod credit;
 mod distribution_chunk;
 pub mod ends;
 pub mod explain;
+mod file_references;
 pub mod obligors;
 pub mod payment;
 mod payment_groups;

@@ -1,9 +1,11 @@
 //! Writing a remittance file on PostgreSQL: one transaction of the pool, from the file's
-//! claim of its batch id to its commit, its rows many a statement.
+//! claim of its batch id to its commit, its rows many a statement, its references to the
+//! registry checked in bulk (`file_references.rs`).
 
 use async_trait::async_trait;
 use sqlx::{Postgres, Transaction};
 
+use super::file_references::{unknown_case, unknown_obligor, GatheredKeys};
 use super::postgres::PostgresStore;
 use super::remittance::{DirectoryPage, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
@@ -16,6 +18,8 @@ pub(super) struct PostgresFileWriter {
     remittance: NewRemittance,
     /// The submission's audit row, written when the file commits.
     audit: AuditEntry,
+    /// The registry keys the file's rows name, checked here in bulk (`file_references.rs`).
+    references: GatheredKeys,
     /// One of the store's slots for an open file (released on drop), so that open files never
     /// hold every connection their own registry lookups need.
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -57,7 +61,11 @@ impl PostgresStore {
             Err(error) => return Err(error.into()),
         };
         sqlx::query("SET LOCAL lock_timeout = DEFAULT").execute(&mut *tx).await?;
-        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, _slot: slot }))
+        // The statement triggers that check each row's references give way to the writer's
+        // own checks, in this transaction only (migration 0019).
+        sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *tx).await?;
+        let references = GatheredKeys::default();
+        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, _slot: slot }))
     }
 }
 
@@ -146,7 +154,41 @@ fn push_row(out: &mut String, fields: &[Field<'_>]) {
     out.push('\n');
 }
 
+/// Has the statement triggers of `collections` and `remittance_lines` leave the checking of
+/// their references to the registry to the file writer, until its transaction ends.
+const REFERENCES_CHECKED_HERE: &str = "SET LOCAL gateway.file_references = 'checked by the file writer'";
+
+/// The first of `keys` that `table` holds no row for, if any: one statement, one index probe
+/// a key, the keys in order so that consecutive probes read neighbouring index pages.
+async fn first_missing(tx: &mut Transaction<'static, Postgres>, table: &str, column: &str, keys: &[&str]) -> StoreResult<Option<String>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let missing: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT k.key FROM unnest($1::text[]) AS k (key) \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = k.key COLLATE \"C\") LIMIT 1"
+    ))
+    .bind(keys)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(missing)
+}
+
 impl PostgresFileWriter {
+    /// Checks every registry key gathered since the last check: a line naming an obligor or
+    /// a case the registry does not hold refuses the file (the caller's drop rolls it back).
+    async fn check_references(&mut self) -> StoreResult<()> {
+        let PostgresFileWriter { tx, references, .. } = self;
+        if let Some(missing) = first_missing(tx, "obligors", "obligor_id", &references.obligors.sorted_distinct()).await? {
+            return Err(unknown_obligor(&missing));
+        }
+        if let Some(missing) = first_missing(tx, "cases", "case_number", &references.cases.sorted_distinct()).await? {
+            return Err(unknown_case(&missing));
+        }
+        references.checked();
+        Ok(())
+    }
+
     /// Sends `rows` (COPY text format) with `copy` (`COPY t (a, b, …) FROM STDIN`) in the
     /// file's transaction: one message and PostgreSQL's bulk load path instead of an INSERT
     /// of bound parameters, parsed and planned, per few hundred rows. Constraints, foreign
@@ -167,6 +209,9 @@ impl RemittanceWriter for PostgresFileWriter {
     async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()> {
         for line in &lines {
             line.check_effects()?;
+        }
+        if self.references.gather(&lines) {
+            self.check_references().await?;
         }
         let remittance_id = self.remittance_id;
         let received_at = self.remittance.received_at.as_str();
@@ -268,8 +313,9 @@ impl RemittanceWriter for PostgresFileWriter {
         .await
     }
 
-    async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
-        let PostgresFileWriter { mut tx, remittance_id, remittance, audit, _slot } = *self;
+    async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
+        self.check_references().await?;
+        let PostgresFileWriter { mut tx, remittance_id, remittance, audit, references: _, _slot } = *self;
         let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
         sqlx::query(
             "UPDATE remittances SET line_count = $1, total_cents = $2, applied = $3, applied_by_ssn = $4, suspense = $5, \
@@ -295,6 +341,33 @@ impl RemittanceWriter for PostgresFileWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statement triggers give way to the file writer's own checks only in a transaction
+    /// that says so, and only until it ends: on the same connection afterwards, and in any
+    /// other transaction, a collection or a line naming an obligor the registry does not hold
+    /// is refused as before.
+    #[tokio::test]
+    async fn the_triggers_leave_references_to_the_file_writer_only_in_its_own_transaction() {
+        let store = super::super::postgres::test_store().await;
+        let mut connection = store.writer().acquire().await.unwrap();
+        let collection = "INSERT INTO collections (obligor_id, source, amount_cents, effective_date, received_at) \
+                          VALUES ('OB-GONE', 'MANUAL', 100, '2026-12-05', 't')";
+        let refused = |result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>| match result {
+            Err(sqlx::Error::Database(error)) => error.code().as_deref() == Some("23503") && error.message().contains("OB-GONE"),
+            _ => false,
+        };
+        assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "refused outside a file");
+
+        sqlx::query("BEGIN").execute(&mut *connection).await.unwrap();
+        sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *connection).await.unwrap();
+        sqlx::query(collection).execute(&mut *connection).await.expect("left to the file writer's checks");
+        sqlx::query("ROLLBACK").execute(&mut *connection).await.unwrap();
+
+        assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "refused once that transaction ended");
+        let line = "INSERT INTO remittance_lines (remittance_id, line, status, obligor_id, prenote, problems) \
+                    VALUES (1, 1, 'APPLIED', 'OB-GONE', FALSE, '[]')";
+        assert!(refused(sqlx::query(line).execute(&mut *connection).await), "a line too");
+    }
 
     #[test]
     fn a_copy_row_separates_fields_with_tabs_marks_null_and_escapes_what_would_end_a_field() {

@@ -7,10 +7,11 @@
 //! were about a third of the file writer's time (docs/performance.md, "Ingest on SQLite").
 //!
 //! So the file thread turns SQLite's enforcement off for a file's transaction and checks the
-//! same references here: the keys the rows name are gathered as they are written, and every
-//! [`CHECK_EVERY_LINES`] lines, and before the file commits, each distinct one is looked up
-//! once, in key order, so consecutive lookups walk the index's pages in order instead of
-//! jumping about them. The file's own id needs no check: its row was inserted by the same
+//! same references here: the keys the rows name are gathered as they are written
+//! (`file_references.rs`, shared with PostgreSQL), and every
+//! [`CHECK_EVERY_LINES`](super::file_references::CHECK_EVERY_LINES) lines, and before the
+//! file commits, each distinct one is looked up once, in key order, so consecutive lookups
+//! walk the index's pages in order instead of jumping about them. The file's own id needs no check: its row was inserted by the same
 //! transaction. This runs inside the file's transaction, which holds SQLite's one write lock,
 //! so no parent can be removed between the check and the commit: a file commits only what
 //! the foreign keys would have let it commit. `gateway verify` checks every stored row's
@@ -18,76 +19,24 @@
 
 use rusqlite::Connection;
 
+use super::file_references::{unknown_case, unknown_obligor, GatheredKeys};
 use super::remittance::LineToWrite;
 use super::{StoreError, StoreResult};
-
-/// Lines gathered before their references are checked. More lines make the lookups more
-/// orderly (of 300,000 obligors, 16,384 lines name about one in twenty, several to an index
-/// page) and cost memory, about 60 bytes a line while checked: a megabyte here.
-pub(super) const CHECK_EVERY_LINES: usize = 16_384;
 
 /// Distinct keys a statement looks up at once. Every statement binds this many (the last key
 /// repeated), so one prepared statement serves every check.
 const KEYS_PER_STATEMENT: usize = 250;
 
-/// Keys gathered in one buffer: no allocation a key.
-#[derive(Default)]
-struct KeyList {
-    text: String,
-    /// Where each key ends in `text`: a file's keys of a check are far fewer than 4 GiB.
-    ends: Vec<u32>,
-}
-
-impl KeyList {
-    fn push(&mut self, key: &str) {
-        self.text.push_str(key);
-        self.ends.push(u32::try_from(self.text.len()).expect("a check's keys fit in 4 GiB"));
-    }
-
-    fn sorted_distinct(&self) -> Vec<&str> {
-        let mut start = 0;
-        let mut keys: Vec<&str> = self
-            .ends
-            .iter()
-            .map(|&end| {
-                let end = end as usize;
-                let key = &self.text[start..end];
-                start = end;
-                key
-            })
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys
-    }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.ends.clear();
-    }
-}
-
 /// The registry keys an open file's rows name and nobody has checked yet.
 #[derive(Default)]
 pub(super) struct RegistryReferences {
-    obligors: KeyList,
-    cases: KeyList,
-    lines: usize,
+    keys: GatheredKeys,
 }
 
 impl RegistryReferences {
     /// Gathers the keys `lines` name, and checks all gathered once there are enough.
     pub(super) fn add(&mut self, connection: &Connection, lines: &[LineToWrite]) -> StoreResult<()> {
-        for line in lines {
-            if let Some(obligor) = &line.record.obligor_id {
-                self.obligors.push(obligor.as_str());
-            }
-            if let Some(case) = line.effects.collect.as_ref().and_then(|c| c.case_number.as_deref()) {
-                self.cases.push(case);
-            }
-        }
-        self.lines += lines.len();
-        if self.lines >= CHECK_EVERY_LINES {
+        if self.keys.gather(lines) {
             self.check(connection)?;
         }
         Ok(())
@@ -96,15 +45,13 @@ impl RegistryReferences {
     /// Checks every key gathered: an obligor or case the registry does not hold is refused,
     /// named in the error, and the caller rolls the file back.
     pub(super) fn check(&mut self, connection: &Connection) -> StoreResult<()> {
-        if let Some(missing) = first_missing(connection, "obligors", "obligor_id", &self.obligors.sorted_distinct())? {
-            return Err(StoreError::Corrupt(format!("a line names obligor {missing}, which the registry does not hold")));
+        if let Some(missing) = first_missing(connection, "obligors", "obligor_id", &self.keys.obligors.sorted_distinct())? {
+            return Err(unknown_obligor(missing));
         }
-        if let Some(missing) = first_missing(connection, "cases", "case_number", &self.cases.sorted_distinct())? {
-            return Err(StoreError::Corrupt(format!("a line is collected for case {missing}, which the registry does not hold")));
+        if let Some(missing) = first_missing(connection, "cases", "case_number", &self.keys.cases.sorted_distinct())? {
+            return Err(unknown_case(missing));
         }
-        self.obligors.clear();
-        self.cases.clear();
-        self.lines = 0;
+        self.keys.checked();
         Ok(())
     }
 }
@@ -140,6 +87,7 @@ fn first_missing<'k>(connection: &Connection, table: &str, column: &str, keys: &
 
 #[cfg(test)]
 mod tests {
+    use super::super::file_references::CHECK_EVERY_LINES;
     use super::*;
 
     fn registry() -> Connection {
@@ -180,10 +128,10 @@ mod tests {
         let mut references = RegistryReferences::default();
         let good: Vec<LineToWrite> = (0..CHECK_EVERY_LINES).map(|n| line_of(&format!("OB{:04}", n % 1000))).collect();
         references.add(&connection, &good).unwrap();
-        assert_eq!((references.lines, references.obligors.ends.len()), (0, 0), "checked and forgotten");
+        assert_eq!((references.keys.lines, references.keys.obligors.len()), (0, 0), "checked and forgotten");
 
         references.add(&connection, &[line_of("OB-GONE")]).unwrap();
-        assert_eq!(references.lines, 1, "one line waits for the next check");
+        assert_eq!(references.keys.lines, 1, "one line waits for the next check");
         let refused = references.check(&connection).unwrap_err();
         assert!(refused.to_string().contains("OB-GONE"), "{refused}");
 
@@ -192,17 +140,6 @@ mod tests {
         many[CHECK_EVERY_LINES / 2] = line_of("OB-GONE");
         let refused = references.add(&connection, &many).unwrap_err();
         assert!(refused.to_string().contains("OB-GONE"), "refused at the check within the file: {refused}");
-    }
-
-    #[test]
-    fn keys_come_back_sorted_and_each_once() {
-        let mut keys = KeyList::default();
-        for key in ["b", "a", "b", "", "ccc", "a"] {
-            keys.push(key);
-        }
-        assert_eq!(keys.sorted_distinct(), ["", "a", "b", "ccc"]);
-        keys.clear();
-        assert!(keys.sorted_distinct().is_empty());
     }
 
     /// Across statements (more keys than one binds), and with the last chunk padded by its
