@@ -20,6 +20,8 @@ pub(super) struct PostgresFileWriter {
     audit: AuditEntry,
     /// The registry keys the file's rows name, checked here in bulk (`file_references.rs`).
     references: GatheredKeys,
+    /// Rows written and not sent yet.
+    unsent: UnsentRows,
     /// One of the store's slots for an open file (released on drop), so that open files never
     /// hold every connection their own registry lookups need.
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -64,8 +66,8 @@ impl PostgresStore {
         // The statement triggers that check each row's references give way to the writer's
         // own checks, in this transaction only (migration 0019).
         sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *tx).await?;
-        let references = GatheredKeys::default();
-        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, _slot: slot }))
+        let (references, unsent) = (GatheredKeys::default(), UnsentRows::default());
+        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, unsent, _slot: slot }))
     }
 }
 
@@ -154,6 +156,22 @@ fn push_row(out: &mut String, fields: &[Field<'_>]) {
     out.push('\n');
 }
 
+/// Lines whose rows are sent in one `COPY` a table. Each statement costs round trips and,
+/// for `collections`, the queue trigger's run over its rows: four of the pipeline's batches a
+/// statement instead of one. What waits takes about 250 bytes a line.
+const SEND_EVERY_LINES: usize = 4_096;
+
+/// Rows in COPY's text format, a buffer a table, until they are sent.
+#[derive(Default)]
+struct UnsentRows {
+    collections: String,
+    lines: String,
+    held: String,
+    notices: String,
+    /// Lines whose rows wait here.
+    count: usize,
+}
+
 /// Has the statement triggers of `collections` and `remittance_lines` leave the checking of
 /// their references to the registry to the file writer, until its transaction ends.
 const REFERENCES_CHECKED_HERE: &str = "SET LOCAL gateway.file_references = 'checked by the file writer'";
@@ -189,6 +207,36 @@ impl PostgresFileWriter {
         Ok(())
     }
 
+    /// Sends the rows waiting, a `COPY` a table, in the order the tables were always written:
+    /// the collections, the lines, then what the lines hold and the notices they give.
+    async fn send_rows(&mut self) -> StoreResult<()> {
+        let UnsentRows { collections, lines, held, notices, .. } = std::mem::take(&mut self.unsent);
+        self.copy(
+            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, remittance_id, \
+             remittance_line) FROM STDIN",
+            collections,
+        )
+        .await?;
+        self.copy(
+            "COPY remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, pay_date, \
+             obligor_id, prenote, problems) FROM STDIN",
+            lines,
+        )
+        .await?;
+        self.copy(
+            "COPY suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, pay_date, \
+             reason, state, created_at) FROM STDIN",
+            held,
+        )
+        .await?;
+        self.copy(
+            "COPY termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) \
+             FROM STDIN",
+            notices,
+        )
+        .await
+    }
+
     /// Sends `rows` (COPY text format) with `copy` (`COPY t (a, b, …) FROM STDIN`) in the
     /// file's transaction: one message and PostgreSQL's bulk load path instead of an INSERT
     /// of bound parameters, parsed and planned, per few hundred rows. Constraints, foreign
@@ -215,14 +263,15 @@ impl RemittanceWriter for PostgresFileWriter {
         }
         let remittance_id = self.remittance_id;
         let received_at = self.remittance.received_at.as_str();
-        let (mut collections, mut lines_out, mut held, mut notices) = (String::new(), String::new(), String::new(), String::new());
+        let UnsentRows { collections, lines: lines_out, held, notices, count } = &mut self.unsent;
+        *count += lines.len();
         for line in &lines {
             let record = &line.record;
             let pay_date = date(record);
             let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
             if let Some(collection) = &line.effects.collect {
                 push_row(
-                    &mut collections,
+                    collections,
                     &[
                         Field::text(obligor),
                         Field::text(collection.case_number.as_deref()),
@@ -236,7 +285,7 @@ impl RemittanceWriter for PostgresFileWriter {
                 );
             }
             push_row(
-                &mut lines_out,
+                lines_out,
                 &[
                     Field::Integer(remittance_id),
                     Field::Integer(line_number(record)),
@@ -253,7 +302,7 @@ impl RemittanceWriter for PostgresFileWriter {
             );
             if let Some(hold) = &line.effects.suspense {
                 push_row(
-                    &mut held,
+                    held,
                     &[
                         Field::Integer(remittance_id),
                         Field::Integer(line_number(record)),
@@ -271,7 +320,7 @@ impl RemittanceWriter for PostgresFileWriter {
             }
             if line.effects.termination_notice {
                 push_row(
-                    &mut notices,
+                    notices,
                     &[
                         Field::Integer(remittance_id),
                         Field::Integer(line_number(record)),
@@ -285,37 +334,16 @@ impl RemittanceWriter for PostgresFileWriter {
                 );
             }
         }
-        // In the order the tables were written before: a batch's collections, its lines, then
-        // what it holds and the notices it gives.
-        self.copy(
-            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, remittance_id, \
-             remittance_line) FROM STDIN",
-            collections,
-        )
-        .await?;
-        self.copy(
-            "COPY remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, pay_date, \
-             obligor_id, prenote, problems) FROM STDIN",
-            lines_out,
-        )
-        .await?;
-        self.copy(
-            "COPY suspense_items (remittance_id, line, employer_fein, case_number, ssn_hmac, ssn_last4, amount_cents, pay_date, \
-             reason, state, created_at) FROM STDIN",
-            held,
-        )
-        .await?;
-        self.copy(
-            "COPY termination_notices (remittance_id, line, employer_fein, obligor_id, case_number, ssn_last4, pay_date, created_at) \
-             FROM STDIN",
-            notices,
-        )
-        .await
+        if self.unsent.count >= SEND_EVERY_LINES {
+            self.send_rows().await?;
+        }
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
+        self.send_rows().await?;
         self.check_references().await?;
-        let PostgresFileWriter { mut tx, remittance_id, remittance, audit, references: _, _slot } = *self;
+        let PostgresFileWriter { mut tx, remittance_id, remittance, audit, .. } = *self;
         let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
         sqlx::query(
             "UPDATE remittances SET line_count = $1, total_cents = $2, applied = $3, applied_by_ssn = $4, suspense = $5, \
