@@ -26,7 +26,8 @@ use crate::storage::remittance::{
 };
 use crate::storage::{AuditEntry, StoreError};
 
-/// Lines parsed, matched and written together: one lookup query and one write per batch.
+/// Lines parsed, looked up, matched and handed to the writer together (which may hold a few
+/// batches before it sends them: PostgreSQL's).
 const LINES_PER_BATCH: usize = 1000;
 /// At most this many lines with problems are listed in an acknowledgment; every line's
 /// outcome can be read back with `remittance_lines`.

@@ -14,7 +14,8 @@
 
 use super::remittance::LineToWrite;
 
-/// Lines gathered before their references are checked. More lines make the lookups more
+/// Lines gathered before their references are checked (the check comes with the first batch
+/// that brings them to this many or more). More lines make the lookups more
 /// orderly (of 300,000 obligors, 16,384 lines name about one in twenty, several to an index
 /// page) and cost memory, about 60 bytes a line while checked: a megabyte here.
 pub(super) const CHECK_EVERY_LINES: usize = 16_384;

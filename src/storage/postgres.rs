@@ -163,8 +163,7 @@ impl PostgresStore {
     }
 
     async fn payment_row_by_key(&self, payer_id: i64, key: &str) -> StoreResult<Option<super::sql_payment::PaymentRow>> {
-        let query = super::sql_payment::payment_by_key_query();
-        Ok(sqlx::query_as(&query).bind(payer_id).bind(key).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(&super::sql_payment::PAYMENT_BY_KEY_QUERY).bind(payer_id).bind(key).fetch_optional(&self.pool).await?)
     }
 
     /// The reads of a payment's context as one statement: one round trip, not four. A row for
@@ -252,8 +251,7 @@ impl PostgresStore {
     }
 
     async fn obligor_order_rows(&self, obligor_id: &str) -> StoreResult<Vec<super::sql_payment::ObligorOrderRow>> {
-        let query = super::sql_payment::obligor_orders_query();
-        Ok(sqlx::query_as(&query).bind(obligor_id).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&super::sql_payment::OBLIGOR_ORDERS_QUERY).bind(obligor_id).fetch_all(&self.pool).await?)
     }
 
     async fn case_owner_row(&self, case_number: &str) -> StoreResult<Option<String>> {

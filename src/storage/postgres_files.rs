@@ -156,9 +156,10 @@ fn push_row(out: &mut String, fields: &[Field<'_>]) {
     out.push('\n');
 }
 
-/// Lines whose rows are sent in one `COPY` a table. Each statement costs round trips and,
-/// for `collections`, the queue trigger's run over its rows: four of the pipeline's batches a
-/// statement instead of one. What waits takes about 250 bytes a line.
+/// Lines whose rows wait before they are sent, one `COPY` a table, once this many or more
+/// wait (five of the pipeline's 1,000-line batches). Each statement costs round trips and,
+/// for `collections`, the queue trigger's run over its rows. What waits takes about 250 bytes
+/// a line.
 const SEND_EVERY_LINES: usize = 4_096;
 
 /// Rows in COPY's text format, a buffer a table, until they are sent.
@@ -240,7 +241,8 @@ impl PostgresFileWriter {
     /// Sends `rows` (COPY text format) with `copy` (`COPY t (a, b, …) FROM STDIN`) in the
     /// file's transaction: one message and PostgreSQL's bulk load path instead of an INSERT
     /// of bound parameters, parsed and planned, per few hundred rows. Constraints, foreign
-    /// keys and triggers hold as for an INSERT.
+    /// keys and triggers hold as for an INSERT, except the reference triggers of
+    /// `collections` and `remittance_lines`, which leave those to [`Self::check_references`].
     async fn copy(&mut self, copy: &str, rows: String) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
@@ -371,29 +373,37 @@ mod tests {
     use super::*;
 
     /// The statement triggers give way to the file writer's own checks only in a transaction
-    /// that says so, and only until it ends: on the same connection afterwards, and in any
-    /// other transaction, a collection or a line naming an obligor the registry does not hold
-    /// is refused as before.
+    /// that says so, and only until it ends: on another connection meanwhile, and on the same
+    /// one once it has rolled back or committed, a collection or a line naming an obligor the
+    /// registry does not hold is refused as before.
     #[tokio::test]
     async fn the_triggers_leave_references_to_the_file_writer_only_in_its_own_transaction() {
+        use sqlx::Connection;
         let store = super::super::postgres::test_store().await;
         let mut connection = store.writer().acquire().await.unwrap();
+        let mut other = store.writer().acquire().await.unwrap();
         let collection = "INSERT INTO collections (obligor_id, source, amount_cents, effective_date, received_at) \
                           VALUES ('OB-GONE', 'MANUAL', 100, '2026-12-05', 't')";
+        let line = "INSERT INTO remittance_lines (remittance_id, line, status, obligor_id, prenote, problems) \
+                    VALUES (1, 1, 'APPLIED', 'OB-GONE', FALSE, '[]')";
         let refused = |result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>| match result {
             Err(sqlx::Error::Database(error)) => error.code().as_deref() == Some("23503") && error.message().contains("OB-GONE"),
             _ => false,
         };
         assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "refused outside a file");
 
-        sqlx::query("BEGIN").execute(&mut *connection).await.unwrap();
-        sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *connection).await.unwrap();
-        sqlx::query(collection).execute(&mut *connection).await.expect("left to the file writer's checks");
-        sqlx::query("ROLLBACK").execute(&mut *connection).await.unwrap();
+        let mut file = connection.begin().await.unwrap();
+        sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *file).await.unwrap();
+        sqlx::query(collection).execute(&mut *file).await.expect("left to the file writer's checks");
+        assert!(refused(sqlx::query(collection).execute(&mut *other).await), "refused on another connection meanwhile");
+        assert!(refused(sqlx::query(line).execute(&mut *other).await), "a line too");
+        file.rollback().await.unwrap();
+        assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "refused once that transaction rolled back");
 
-        assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "refused once that transaction ended");
-        let line = "INSERT INTO remittance_lines (remittance_id, line, status, obligor_id, prenote, problems) \
-                    VALUES (1, 1, 'APPLIED', 'OB-GONE', FALSE, '[]')";
+        let mut file = connection.begin().await.unwrap();
+        sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *file).await.unwrap();
+        file.commit().await.unwrap();
+        assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "and once one committed");
         assert!(refused(sqlx::query(line).execute(&mut *connection).await), "a line too");
     }
 

@@ -19,10 +19,10 @@ pub(super) const PAYMENT_COLUMNS: &str = "payment_id, payer_id, case_number, obl
 
 pub(super) type PaymentRow = (i64, i64, String, String, i64, String, String, String, i64, String, Option<String>);
 
-/// One payment by its payer's idempotency key.
-pub(super) fn payment_by_key_query() -> String {
-    format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer_id = $1 AND idempotency_key = $2")
-}
+/// One payment by its payer's idempotency key. Made once: every payment reads it, and the
+/// text is the key of each connection's prepared statement.
+pub(super) static PAYMENT_BY_KEY_QUERY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE payer_id = $1 AND idempotency_key = $2"));
 
 /// A payer with their active bank account, if any.
 pub(super) const PAYER_QUERY: &str = "SELECT p.payer_id, p.name, p.address, p.ssn_last4, p.telephone, p.email, p.case_number, \
@@ -74,14 +74,15 @@ pub(super) fn payer(row: PayerRow) -> Result<super::payment::PayerRecord, super:
 }
 
 /// An obligor's orders, each with the FEIN of the employer holding its withholding order.
-pub(super) fn obligor_orders_query() -> String {
+/// Made once, as [`PAYMENT_BY_KEY_QUERY`].
+pub(super) static OBLIGOR_ORDERS_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("SELECT {}, employer_fein FROM orders WHERE obligor_id = $1 ORDER BY order_id", super::sql_store::ORDER_COLUMNS)
-}
+});
 
-/// A row of [`obligor_orders_query`]: an [`OrderRow`](super::sql_store::OrderRow) and the FEIN.
+/// A row of [`OBLIGOR_ORDERS_QUERY`]: an [`OrderRow`](super::sql_store::OrderRow) and the FEIN.
 pub(super) type ObligorOrderRow = (String, String, i64, String, i64, Option<String>, String, Option<String>);
 
-/// An order and its withholding employer's FEIN, from a row of [`obligor_orders_query`].
+/// An order and its withholding employer's FEIN, from a row of [`OBLIGOR_ORDERS_QUERY`].
 pub(super) fn obligor_order(row: ObligorOrderRow) -> Result<(crate::domain::Order, Option<String>), super::StoreError> {
     let (id, case, monthly, start, arrears, end, _, fein) = row;
     Ok((super::sql_store::order_from_columns(&id, &case, monthly, &start, arrears, end)?, fein))

@@ -48,8 +48,9 @@ pub(super) const CHECKS: [SqlCheck; 12] = [
                    SELECT 'claimed collection ' || CAST(k.collection_id AS TEXT) FROM collection_claims k \
                    LEFT JOIN collections c ON c.collection_id = k.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> k.obligor_id",
     },
-    // On SQLite a file's rows are written with the foreign keys checked by the file writer in
-    // bulk, not by SQLite row by row (`sqlite_references.rs`): these are those references.
+    // A file's rows are written with their references checked by the file writer in bulk, not
+    // by the database row by row (`file_references.rs`; SQLite's foreign keys and PostgreSQL's
+    // reference triggers give way to it): these are those references.
     SqlCheck {
         name: "references_in_the_registry",
         what: "every collection's obligor and case, and every remittance line's and termination notice's obligor, are in the \

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::remittance::DirectoryPage;
-use super::sql_payment::{obligor_orders_query, payment_by_key_query, ObligorOrderRow, PayerRow, PaymentContextRows, PaymentRow, PAYER_QUERY};
+use super::sql_payment::{ObligorOrderRow, PayerRow, PaymentContextRows, PaymentRow, OBLIGOR_ORDERS_QUERY, PAYER_QUERY, PAYMENT_BY_KEY_QUERY};
 use super::sql_store as sql;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
@@ -131,7 +131,7 @@ fn payer_on(connection: &Connection, payer_id: i64) -> rusqlite::Result<Option<P
 
 /// The payment the payer's idempotency key took, if any.
 fn payment_by_key_on(connection: &Connection, payer_id: i64, key: &str) -> rusqlite::Result<Option<PaymentRow>> {
-    connection.prepare_cached(&payment_by_key_query())?.query_row(params![payer_id, key], payment_row).optional()
+    connection.prepare_cached(&PAYMENT_BY_KEY_QUERY)?.query_row(params![payer_id, key], payment_row).optional()
 }
 
 /// The obligor owning a case, from the covering index [`CASE_LOOKUP`] reads.
@@ -141,7 +141,7 @@ fn case_owner_on(connection: &Connection, case_number: &str) -> rusqlite::Result
 
 /// An obligor's orders, each with its withholding employer's FEIN.
 fn obligor_orders_on(connection: &Connection, obligor_id: &str) -> rusqlite::Result<Vec<ObligorOrderRow>> {
-    let mut orders = connection.prepare_cached(&obligor_orders_query())?;
+    let mut orders = connection.prepare_cached(&OBLIGOR_ORDERS_QUERY)?;
     let rows = orders.query_map([obligor_id], |row| ObligorOrderRow::try_from(row))?;
     rows.collect()
 }

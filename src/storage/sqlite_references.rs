@@ -11,8 +11,8 @@
 //! (`file_references.rs`, shared with PostgreSQL), and every
 //! [`CHECK_EVERY_LINES`](super::file_references::CHECK_EVERY_LINES) lines, and before the
 //! file commits, each distinct one is looked up once, in key order, so consecutive lookups
-//! walk the index's pages in order instead of jumping about them. The file's own id needs no check: its row was inserted by the same
-//! transaction. This runs inside the file's transaction, which holds SQLite's one write lock,
+//! walk the index's pages in order instead of jumping about them. The file's own id needs no
+//! check: its row was inserted by the same transaction. This runs inside the file's transaction, which holds SQLite's one write lock,
 //! so no parent can be removed between the check and the commit: a file commits only what
 //! the foreign keys would have let it commit. `gateway verify` checks every stored row's
 //! references again (`references_in_the_registry`).
