@@ -505,7 +505,7 @@ impl App {
                 results.push(result);
                 continue;
             };
-            // A trace number comes round after 10,000,000 payments, so it names the newest
+            // A trace number comes round after 10,000,000 numbers, so it names the newest
             // payment that carries it; a return is of the amount debited, so one of another
             // amount is not this payment's and is reported instead of reversing it.
             let Some(payment) = self.store.payment_by_trace(&entry.original_trace).await? else {

@@ -3,7 +3,7 @@
 /// The agency's (fictional) ODFI routing prefix of the ACH debits' trace numbers.
 pub(super) const TRACE_PREFIX: &str = "09100001";
 
-/// The trace numbers' 7-digit sequence comes round after this many payments.
+/// The trace numbers' 7-digit sequence comes round after this many numbers.
 pub(super) const TRACE_CYCLE: i64 = 10_000_000;
 
 /// The trace number made from `sequence`, a value of the payments' own trace sequence
@@ -278,7 +278,7 @@ macro_rules! impl_sql_payments {
 
             async fn payment_by_trace(&self, trace_number: &str) -> $crate::storage::StoreResult<Option<$crate::storage::payment::PaymentRecord>> {
                 use $crate::storage::sql_payment::{payment, PaymentRow, PAYMENT_COLUMNS};
-                // A number comes round after 10,000,000 payments, far beyond any return window: a
+                // A number is issued again 10,000,000 numbers later, far beyond any return window: a
                 // return is of the newest payment that carries it.
                 let row: Option<PaymentRow> = sqlx::query_as(&format!(
                     "SELECT {PAYMENT_COLUMNS} FROM payments WHERE trace_number = $1 ORDER BY payment_id DESC LIMIT 1"
