@@ -87,6 +87,15 @@ impl GatheredKeys {
         self.lines >= CHECK_EVERY_LINES
     }
 
+    /// What to check, table by table: the table, its key column, the keys gathered for it
+    /// (sorted, each once) and the refusal of a file naming one it does not hold.
+    pub(super) fn to_check(&self) -> [KeysOfTable<'_>; 2] {
+        [
+            KeysOfTable { table: "obligors", column: "obligor_id", keys: self.obligors.sorted_distinct(), refusal: unknown_obligor },
+            KeysOfTable { table: "cases", column: "case_number", keys: self.cases.sorted_distinct(), refusal: unknown_case },
+        ]
+    }
+
     /// Forgets the keys, once checked.
     pub(super) fn checked(&mut self) {
         self.obligors.clear();
@@ -95,13 +104,22 @@ impl GatheredKeys {
     }
 }
 
+/// The keys a file names of one registry table, to be checked against it.
+pub(super) struct KeysOfTable<'k> {
+    pub(super) table: &'static str,
+    pub(super) column: &'static str,
+    pub(super) keys: Vec<&'k str>,
+    /// The refusal of a file whose lines name a key the table does not hold.
+    pub(super) refusal: fn(&str) -> super::StoreError,
+}
+
 /// The refusal of a file whose line names `obligor`, which the registry does not hold.
-pub(super) fn unknown_obligor(obligor: &str) -> super::StoreError {
+fn unknown_obligor(obligor: &str) -> super::StoreError {
     super::StoreError::Corrupt(format!("a line names obligor {obligor}, which the registry does not hold"))
 }
 
 /// The refusal of a file with a line collected for `case`, which the registry does not hold.
-pub(super) fn unknown_case(case: &str) -> super::StoreError {
+fn unknown_case(case: &str) -> super::StoreError {
     super::StoreError::Corrupt(format!("a line is collected for case {case}, which the registry does not hold"))
 }
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::{Postgres, Transaction};
 
-use super::file_references::{unknown_case, unknown_obligor, GatheredKeys};
+use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
 use super::remittance::{DirectoryPage, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
@@ -198,11 +198,10 @@ impl PostgresFileWriter {
     /// a case the registry does not hold refuses the file (the caller's drop rolls it back).
     async fn check_references(&mut self) -> StoreResult<()> {
         let PostgresFileWriter { tx, references, .. } = self;
-        if let Some(missing) = first_missing(tx, "obligors", "obligor_id", &references.obligors.sorted_distinct()).await? {
-            return Err(unknown_obligor(&missing));
-        }
-        if let Some(missing) = first_missing(tx, "cases", "case_number", &references.cases.sorted_distinct()).await? {
-            return Err(unknown_case(&missing));
+        for of_table in references.to_check() {
+            if let Some(missing) = first_missing(tx, of_table.table, of_table.column, &of_table.keys).await? {
+                return Err((of_table.refusal)(&missing));
+            }
         }
         references.checked();
         Ok(())

@@ -12,14 +12,14 @@
 //! [`CHECK_EVERY_LINES`](super::file_references::CHECK_EVERY_LINES) lines, and before the
 //! file commits, each distinct one is looked up once, in key order, so consecutive lookups
 //! walk the index's pages in order instead of jumping about them. The file's own id needs no
-//! check: its row was inserted by the same transaction. This runs inside the file's transaction, which holds SQLite's one write lock,
-//! so no parent can be removed between the check and the commit: a file commits only what
-//! the foreign keys would have let it commit. `gateway verify` checks every stored row's
-//! references again (`references_in_the_registry`).
+//! check: its row was inserted by the same transaction. This runs inside the file's
+//! transaction, which holds SQLite's one write lock, so no parent can be removed between the
+//! check and the commit: a file commits only what the foreign keys would have let it commit.
+//! `gateway verify` checks every stored row's references again (`references_in_the_registry`).
 
 use rusqlite::Connection;
 
-use super::file_references::{unknown_case, unknown_obligor, GatheredKeys};
+use super::file_references::GatheredKeys;
 use super::remittance::LineToWrite;
 use super::{StoreError, StoreResult};
 
@@ -45,11 +45,10 @@ impl RegistryReferences {
     /// Checks every key gathered: an obligor or case the registry does not hold is refused,
     /// named in the error, and the caller rolls the file back.
     pub(super) fn check(&mut self, connection: &Connection) -> StoreResult<()> {
-        if let Some(missing) = first_missing(connection, "obligors", "obligor_id", &self.keys.obligors.sorted_distinct())? {
-            return Err(unknown_obligor(missing));
-        }
-        if let Some(missing) = first_missing(connection, "cases", "case_number", &self.keys.cases.sorted_distinct())? {
-            return Err(unknown_case(missing));
+        for of_table in self.keys.to_check() {
+            if let Some(missing) = first_missing(connection, of_table.table, of_table.column, &of_table.keys)? {
+                return Err((of_table.refusal)(missing));
+            }
         }
         self.keys.checked();
         Ok(())
