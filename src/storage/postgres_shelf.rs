@@ -312,11 +312,63 @@ mod tests {
         assert!(ended(&shelf, first.0).await, "the backend of a connection not kept ends");
     }
 
+    /// A TCP proxy to the tests' server that can hold back what the server sends, so a test
+    /// can give up on a statement or a ping whose answer has not come (without it, whether a
+    /// ping's answer has come by the end of its first poll is a race the test can lose).
+    struct HoldingProxy {
+        port: u16,
+        hold: tokio::sync::watch::Sender<bool>,
+    }
+
+    impl HoldingProxy {
+        async fn start() -> HoldingProxy {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let server: sqlx::postgres::PgConnectOptions = test_server_url().parse().unwrap();
+            let upstream = (server.get_host().to_owned(), server.get_port());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (hold, held) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = tokio::net::TcpStream::connect((upstream.0.as_str(), upstream.1)).await else { return };
+                    let ((mut from_client, mut to_client), (mut from_server, mut to_server)) = (client.into_split(), server.into_split());
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                        let _ = to_server.shutdown().await;
+                    });
+                    let mut held = held.clone();
+                    tokio::spawn(async move {
+                        let mut buffer = vec![0; 16 * 1024];
+                        while let Ok(read @ 1..) = from_server.read(&mut buffer).await {
+                            if held.wait_for(|held| !held).await.is_err() || to_client.write_all(&buffer[..read]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            HoldingProxy { port, hold }
+        }
+
+        /// A shelf of two on a pool whose connections go through the proxy.
+        async fn shelf(&self) -> Shelf {
+            let options: sqlx::postgres::PgConnectOptions = test_server_url().parse().unwrap();
+            let pool = PgPool::connect_with(options.host("127.0.0.1").port(self.port)).await.expect("PostgreSQL is required for these tests");
+            Shelf::new(pool, 2, MovedAt::default())
+        }
+
+        /// Holds back (or, with `false`, lets through) whatever the server sends from now on.
+        fn hold_answers(&self, hold: bool) {
+            self.hold.send_replace(hold);
+        }
+    }
+
     /// A statement given up on mid-way (its caller gone, a timeout) closes its connection too,
     /// and so does a ping given up on: the shelf never counts a connection it no longer has.
     #[tokio::test]
     async fn a_statement_or_a_ping_given_up_on_closes_its_connection() {
-        let shelf = shelf(2).await;
+        let proxy = HoldingProxy::start().await;
+        let shelf = proxy.shelf().await;
         let mut lent = shelf.lend().await.unwrap();
         let first = backend(&mut lent).await;
         // The backend notices its client gone when the sleep ends.
@@ -328,6 +380,7 @@ mod tests {
 
         let idle = lend_and_keep(&shelf).await;
         tokio::time::sleep(PINGED_AFTER + Duration::from_millis(100)).await;
+        proxy.hold_answers(true);
         {
             // Polled once: the ping is sent, and the lend is dropped before its answer.
             let mut lending = std::pin::pin!(shelf.lend());
@@ -336,6 +389,7 @@ mod tests {
                     .await;
             assert!(polled, "the ping waits for the server's answer");
         }
+        proxy.hold_answers(false);
         assert_eq!((shelf.kept(), owned(&shelf)), (0, 0));
         assert!(ended(&shelf, idle.0).await);
     }
