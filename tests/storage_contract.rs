@@ -34,6 +34,7 @@ on_both_backends!(
     a_failed_plan_leaves_nothing_written,
     balances_are_derived_from_the_allocations,
     a_run_spans_several_batches_of_obligors,
+    collections_queued_by_files_and_one_at_a_time_are_each_distributed_once,
     allocations_cannot_be_altered,
     two_replicas_never_distribute_a_collection_twice,
     a_setting_keeps_its_first_value,
@@ -612,6 +613,102 @@ async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
     assert_eq!(run.current, Money::from_cents(100_00 * obligors as i64));
     assert_eq!(run.unapplied, Money::from_cents(50_00 * obligors as i64));
     assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
+}
+
+/// Writes a file of `lines` collections of the many obligors, line `n` for obligor `n` (modulo
+/// their number) with `n` cents over a dollar, in batches of 1,000 lines as intake does; its
+/// total.
+async fn file_of_many_obligors(store: &dyn Store, batch: &str, lines: u64, first_line: u64) -> Money {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine};
+    let remittance = NewRemittance {
+        sender: "acme".into(),
+        batch_id: batch.into(),
+        format: "CSV",
+        content_sha256: format!("sha-{batch}"),
+        received_at: "t".into(),
+        received_on: date("2026-11-20"),
+    };
+    let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
+    let mut total = Money::ZERO;
+    for start in (first_line..first_line + lines).step_by(1000) {
+        let batch: Vec<LineToWrite> = (start..(start + 1000).min(first_line + lines))
+            .map(|n| {
+                let obligor = n as usize % MANY_OBLIGORS;
+                let amount = Money::from_cents(100 + n as i64 % 100);
+                total += amount;
+                let case = format!("{:08}", 10_000_000 + obligor);
+                LineToWrite {
+                    record: StoredLine {
+                        line: n - first_line + 1,
+                        status: "APPLIED".into(),
+                        employer_fein: Some("431234567".into()),
+                        case_number: Some(case.clone()),
+                        ssn_last4: Some("6789".into()),
+                        amount: Some(amount),
+                        pay_date: Some(date("2026-11-13")),
+                        obligor_id: Some(ObligorId::parse(&format!("OB{obligor:05}")).unwrap()),
+                        prenote: false,
+                        problems: vec![],
+                    },
+                    effects: LineEffects {
+                        collect: Some(PayrollCollection { case_number: Some(case) }),
+                        suspense: None,
+                        termination_notice: false,
+                    },
+                }
+            })
+            .collect();
+        writer.write_lines(batch).await.unwrap();
+    }
+    let counts = LineCounts { line_count: lines, total, applied: lines, applied_by_ssn: 0, suspense: 0, rejected: 0 };
+    writer.finish(counts).await.unwrap();
+    total
+}
+
+/// A file's collections are queued a segment at a time (on SQLite, about 16,384 to a segment,
+/// each sorted by obligor), those received one at a time in segment 0, before, between and
+/// after files: one run distributes every one once, over many chunks, and each obligor's
+/// money whole; a collection received after the run, however far along the registry its
+/// obligor is, is found by the next run.
+async fn collections_queued_by_files_and_one_at_a_time_are_each_distributed_once(backend: Backend) {
+    let (db, store) = many_obligors_with_a_collection_each(backend).await;
+    let mut total = Money::from_cents(150_00 * MANY_OBLIGORS as i64);
+    total += file_of_many_obligors(&*store, "F-1", 20_000, 0).await;
+    collect(&*store, "10000007", "1.00", "2026-11-13").await;
+    total += Money::from_cents(100) + file_of_many_obligors(&*store, "F-2", 3_000, 20_000).await;
+    collect(&*store, "10000003", "2.00", "2026-11-14").await;
+    total += Money::from_cents(200);
+
+    // Each segment, by its number: how many it holds, and whether it is numbered by its
+    // first collection.
+    let shape = "SELECT segment, COUNT(*), segment = 0 OR segment = MIN(collection_id) FROM pending_collections GROUP BY segment ORDER BY segment";
+    let segments: Vec<(i64, i64, bool)> = match backend {
+        Backend::Sqlite => sqlx::query_as(shape).fetch_all(&sqlx::SqlitePool::connect(&db.url).await.unwrap()).await.unwrap(),
+        Backend::Postgres => sqlx::query_as(shape).fetch_all(&sqlx::PgPool::connect(&db.url).await.unwrap()).await.unwrap(),
+    };
+    let counts: Vec<(i64, bool)> = segments.iter().map(|&(_, count, numbered)| (count, numbered)).collect();
+    let one_at_a_time = MANY_OBLIGORS as i64 + 2;
+    match backend {
+        // A segment is queued once a batch of lines takes the file past 16,384 collections,
+        // and at its end.
+        Backend::Sqlite => assert_eq!(counts, [(one_at_a_time, true), (17_000, true), (3_000, true), (3_000, true)]),
+        // On PostgreSQL the trigger queues every collection, in segment 0.
+        Backend::Postgres => assert_eq!(counts, [(one_at_a_time + 23_000, true)]),
+    }
+
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    let collections = MANY_OBLIGORS as u64 + 20_000 + 3_000 + 2;
+    assert_eq!((run.obligors, run.collections, run.total), (MANY_OBLIGORS as u64, collections, total));
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None, "nothing is left queued");
+    let report = store.verify_ledger("2026-11-20T12:00:00.000Z").await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.checks);
+
+    let last_case = format!("{:08}", 10_000_000 + MANY_OBLIGORS - 1);
+    collect(&*store, &last_case, "3.00", "2026-11-15").await;
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    assert_eq!((run.obligors, run.collections, run.total), (1, 1, money("3.00")));
+    let report = store.verify_ledger("2026-11-20T12:00:00.000Z").await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.checks);
 }
 
 async fn allocations_cannot_be_altered(backend: Backend) {

@@ -10,56 +10,120 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use super::sql_store as sql;
 use super::StoreError;
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan, OrderLedger, PendingCollection, PendingCorrection, PoolTarget, RunSummary};
 use crate::domain::{Allocation, Bucket, Money, Order};
 
-/// The chunk's obligors after `$1`, at most `$2`: those with pending collections or a
-/// correction pool (a CORRECTION row; one emptied since is planned with nothing and written
-/// with nothing). Each side stops at its first `$2` obligors in index order: a UNION of the
-/// whole remainder, sorted then cut, cost every chunk a pass over every collection still
-/// pending, so a run grew with the square of its size.
-pub(super) const CHUNK_OBLIGORS: &str = "SELECT obligor_id FROM (SELECT DISTINCT obligor_id FROM pending_collections WHERE obligor_id > $1 \
-     ORDER BY obligor_id LIMIT $2) pending \
-     UNION SELECT obligor_id FROM (SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
-     GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0 ORDER BY obligor_id LIMIT $2) corrected \
-     ORDER BY obligor_id LIMIT $2";
+/// The queue's segments (migrations 0020): segment 0 holds the collections queued one at a
+/// time, each other one a run of collections a file queued together, in obligor order. Listed
+/// by skipping along the key from one to the next: a seek each, however long the queue.
+pub(super) const QUEUE_SEGMENTS: &str = "WITH RECURSIVE segments (segment) AS (SELECT MIN(segment) FROM pending_collections \
+     UNION ALL SELECT (SELECT MIN(q.segment) FROM pending_collections q WHERE q.segment > s.segment) FROM segments s \
+     WHERE s.segment IS NOT NULL) SELECT segment FROM segments WHERE segment IS NOT NULL";
+
+/// The first obligor after `$2` with a collection queued in segment `$1`.
+pub(super) const FIRST_QUEUED_AFTER: &str =
+    "SELECT obligor_id FROM pending_collections WHERE segment = $1 AND obligor_id > $2 ORDER BY obligor_id LIMIT 1";
+
+/// The first obligor after `$1` with a correction pool (a CORRECTION row; one emptied since is
+/// planned with nothing and written with nothing).
+pub(super) const FIRST_CORRECTED_AFTER: &str = "SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id > $1 \
+     GROUP BY obligor_id, pool_id HAVING SUM(amount_cents) > 0 ORDER BY obligor_id LIMIT 1";
+
+/// The chunk's range, from its first obligor `$1` (the first with money after the chunk
+/// before): up to `$2` obligors of the registry, the last of them and how many. A chunk is
+/// bounded by the registry rather than by the next `$2` obligors with money, which would read
+/// `$2` entries of every segment to find; it is sized from the collections per registry
+/// obligor of the chunk before (`sql::next_chunk_obligors`), and the next chunk starts at the
+/// first obligor with money after it, so a sparse queue is crossed in a few chunks.
+pub(super) const CHUNK_RANGE: &str =
+    "SELECT MAX(obligor_id), COUNT(*) FROM (SELECT obligor_id FROM obligors WHERE obligor_id >= $1 ORDER BY obligor_id LIMIT $2) registry";
+
+/// The segments a chunk read, as a list for SQL: `(0, 1001, 17385)`; `(NULL)`, which matches
+/// nothing, when the queue is empty. Numbers from the database, never text from a caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Segments(Vec<i64>);
+
+impl Segments {
+    pub fn new(segments: Vec<i64>) -> Segments {
+        Segments(segments)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// `(a, b, …)`, for `segment IN …`.
+    pub fn sql_list(&self) -> String {
+        if self.0.is_empty() {
+            return "(NULL)".into();
+        }
+        let numbers: Vec<String> = self.0.iter().map(i64::to_string).collect();
+        format!("({})", numbers.join(", "))
+    }
+}
+
+/// Where a chunk starts: the first obligor after `after` with a collection queued in one of
+/// `segments` (each segment's first, `first_queued`) or a correction pool (`first_corrected`).
+pub(super) fn chunk_start(first_queued: impl IntoIterator<Item = String>, first_corrected: Option<String>) -> Option<String> {
+    first_queued.into_iter().chain(first_corrected).min()
+}
+
+/// The chunk's last obligor: the registry's `$2`-th from its first ([`CHUNK_RANGE`]), or the
+/// first itself if the registry holds none from there (a queued obligor the registry does not
+/// hold is still planned, as before the segments).
+pub(super) fn chunk_end(first: &str, registry_last: Option<String>) -> String {
+    registry_last.filter(|last| last.as_str() >= first).unwrap_or_else(|| first.to_owned())
+}
 
 /// A run's row, written by its first chunk.
 pub(super) const NEW_RUN: &str = "INSERT INTO distribution_runs (started_at, collections, pools, total_cents, unapplied_cents) \
      VALUES ($1, 0, 0, 0, 0) RETURNING run_id";
 
-/// The pending collections of the obligors from `$1` to `$2`. The queue carries what the plan
-/// needs: a run never reads `collections`, whose rows lie in the order received, not by
-/// obligor (migration 0018). An obligor whose first collection arrived since the chunk was
-/// listed is planned with the rest of its range.
-pub(super) const CHUNK_PENDING: &str = "SELECT collection_id, obligor_id, amount_cents, effective_date FROM pending_collections \
-     WHERE obligor_id BETWEEN $1 AND $2 ORDER BY obligor_id, collection_id";
+/// The pending collections of the obligors from `$1` to `$2`, in `segments`: a range read in
+/// each. The queue carries what the plan needs: a run never reads `collections`, whose rows
+/// lie in the order received, not by obligor (migration 0018). In no particular order:
+/// [`ChunkLoader`] puts each obligor's in collection order.
+pub(super) fn chunk_pending(segments: &Segments) -> String {
+    format!(
+        "SELECT collection_id, obligor_id, amount_cents, effective_date FROM pending_collections \
+         WHERE segment IN {} AND obligor_id BETWEEN $1 AND $2",
+        segments.sql_list()
+    )
+}
 
 /// The correction pools of the obligors from `$1` to `$2`: (pool, obligor, date, amount).
 pub(super) const CHUNK_CORRECTIONS: &str = "SELECT a.pool_id, a.obligor_id, p.effective_date, CAST(SUM(a.amount_cents) AS BIGINT) FROM allocations a \
      JOIN pools p ON p.pool_id = a.pool_id WHERE a.bucket = 'CORRECTION' AND a.obligor_id BETWEEN $1 AND $2 \
      GROUP BY a.pool_id, a.obligor_id, p.effective_date HAVING SUM(a.amount_cents) > 0 ORDER BY a.pool_id";
 
-/// The obligors from `$1` to `$2` with money to plan, as a subquery.
-const OBLIGORS_IN_RANGE: &str = "SELECT obligor_id FROM pending_collections WHERE obligor_id BETWEEN $1 AND $2 \
-     UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id BETWEEN $1 AND $2";
+/// The obligors from `$1` to `$2` with money to plan (queued in `segments`, or a correction
+/// pool), as a subquery.
+fn obligors_in_range(segments: &Segments) -> String {
+    format!(
+        "SELECT obligor_id FROM pending_collections WHERE segment IN {} AND obligor_id BETWEEN $1 AND $2 \
+         UNION SELECT obligor_id FROM allocations WHERE bucket = 'CORRECTION' AND obligor_id BETWEEN $1 AND $2",
+        segments.sql_list()
+    )
+}
 
 /// The orders of the chunk's obligors, with [`sql::ORDER_COLUMNS`] (an [`sql::OrderRow`]).
-pub(super) static CHUNK_ORDERS: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {} FROM orders WHERE obligor_id IN ({OBLIGORS_IN_RANGE})", sql::ORDER_COLUMNS));
+pub(super) fn chunk_orders(segments: &Segments) -> String {
+    format!("SELECT {} FROM orders WHERE obligor_id IN ({})", sql::ORDER_COLUMNS, obligors_in_range(segments))
+}
 
-/// What each of those orders has been paid, kept per month by the allocations' trigger: a few
-/// rows an order, however long its history.
-pub(super) static CHUNK_PAID: LazyLock<String> = LazyLock::new(|| {
+/// What each of those orders has been paid, with its obligor, kept per month by the
+/// allocations' trigger: a few rows an order, however long its history.
+pub(super) fn chunk_paid(segments: &Segments) -> String {
     format!(
-        "SELECT order_id, bucket, month, paid_cents FROM order_balances \
-         WHERE order_id IN (SELECT order_id FROM orders WHERE obligor_id IN ({OBLIGORS_IN_RANGE}))"
+        "SELECT b.order_id, o.obligor_id, b.bucket, b.month, b.paid_cents FROM orders o JOIN order_balances b ON b.order_id = o.order_id \
+         WHERE o.obligor_id IN ({})",
+        obligors_in_range(segments)
     )
-});
+}
 
 /// The highest allocation id written before the chunk's: those after it are the chunk's.
 pub(super) const ALLOCATION_WATERMARK: &str = "SELECT CAST(COALESCE(MAX(allocation_id), 0) AS BIGINT) FROM allocations";
@@ -205,7 +269,7 @@ impl ChunkLoader {
         Ok((*number, input))
     }
 
-    /// A row of [`CHUNK_PENDING`].
+    /// A row of [`chunk_pending`].
     pub fn pending(&mut self, collection_id: i64, obligor: &str, cents: i64, effective_date: &str) -> Result<(), StoreError> {
         // The queue has no CHECK of its own: its trigger copies a collection's amount, which
         // `collections` checks; the rule asserts it, so a bad row fails here, as data.
@@ -231,16 +295,28 @@ impl ChunkLoader {
         Ok(())
     }
 
-    /// An order of a row of [`CHUNK_ORDERS`] ([`sql::order_from_columns`]), of `obligor`.
+    /// An order of a row of [`chunk_orders`] ([`sql::order_from_columns`]), of `obligor`.
     pub fn order(&mut self, order: Order, obligor: &str) {
         self.ledgers.insert(order.id.as_str().to_owned(), (obligor.to_owned(), OrderLedger::new(order)));
     }
 
-    /// A row of [`CHUNK_PAID`]; its order's row must have been loaded first.
-    pub fn paid(&mut self, order: &str, bucket: &str, month: &str, cents: i64) -> Result<(), StoreError> {
-        let (_, ledger) = self.ledgers.get_mut(order).ok_or_else(|| StoreError::Corrupt(format!("balance of unknown order {order}")))?;
-        ledger.record(sql::bucket(bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
-        Ok(())
+    /// A row of [`chunk_paid`], of `obligor`'s `order`; the chunk's pending money, and then its
+    /// orders, must have been loaded first.
+    ///
+    /// On PostgreSQL each statement of a chunk reads the database as it is then, and money
+    /// received meanwhile can add an obligor to the chunk's range between the read of the
+    /// orders and that of their balances: such an obligor has no money loaded, so it is not
+    /// planned in this chunk and its balances are skipped. A balance of an obligor who is
+    /// planned must be of an order loaded.
+    pub fn paid(&mut self, order: &str, obligor: &str, bucket: &str, month: &str, cents: i64) -> Result<(), StoreError> {
+        match self.ledgers.get_mut(order) {
+            Some((_, ledger)) => {
+                ledger.record(sql::bucket(bucket)?, sql::balance_month(month)?, Money::from_cents(cents));
+                Ok(())
+            }
+            None if !self.inputs.contains_key(obligor) => Ok(()),
+            None => Err(StoreError::Corrupt(format!("balance of unknown order {order}"))),
+        }
     }
 
     /// The obligors with money to plan, each with its ledgers.
@@ -257,8 +333,10 @@ impl ChunkLoader {
             .inputs
             .into_iter()
             .filter(|(_, (_, input))| !input.pending.is_empty() || !input.corrections.is_empty())
-            .map(|(obligor, (number, input))| {
+            .map(|(obligor, (number, mut input))| {
                 obligors.insert(obligor, number);
+                // Read segment by segment: each obligor's in the order received.
+                input.pending.sort_unstable_by_key(|collection| collection.id);
                 input
             })
             .collect();
@@ -445,7 +523,7 @@ mod tests {
     fn loaded() -> LoadedChunk {
         let mut loader = ChunkLoader::default();
         loader.order(sql::order_from_columns("B-1", "12345678", 10_000, "2026-01", 0, None).unwrap(), "B");
-        loader.paid("B-1", "CURRENT", "2026-11", 4_000).unwrap();
+        loader.paid("B-1", "B", "CURRENT", "2026-11", 4_000).unwrap();
         loader.pending(7, "B", 8_000, "2026-11-13").unwrap();
         loader.pending(3, "B", 5_000, "2026-11-20").unwrap();
         loader.pending(5, "A", 1_234, "2026-11-13").unwrap();
@@ -459,7 +537,8 @@ mod tests {
         assert_eq!(obligors, ["A", "B"]);
         assert_eq!(chunk.inputs[0].ledgers.len(), 0);
         assert_eq!(chunk.inputs[1].ledgers.len(), 1);
-        assert_eq!(chunk.inputs[1].pending.iter().map(|p| p.id).collect::<Vec<_>>(), [7, 3]);
+        // Loaded from the queue's segments in any order, each obligor's in the order received.
+        assert_eq!(chunk.inputs[1].pending.iter().map(|p| p.id).collect::<Vec<_>>(), [3, 7]);
         assert_eq!(chunk.pending.collected, Money::from_cents(14_234));
     }
 
@@ -468,7 +547,10 @@ mod tests {
         let mut loader = ChunkLoader::default();
         loader.pending(1, "A", 100, "2026-11-13").unwrap();
         assert!(matches!(loader.pending(1, "A", 100, "2026-11-13"), Err(StoreError::Corrupt(_))));
-        assert!(matches!(loader.paid("X-9", "ARREARS", "", 100), Err(StoreError::Corrupt(_))));
+        // A balance of a planned obligor's order that was not loaded; one of an obligor with no
+        // money loaded (received since the chunk's orders were read) is not the chunk's.
+        assert!(matches!(loader.paid("X-9", "A", "ARREARS", "", 100), Err(StoreError::Corrupt(_))));
+        assert!(loader.paid("Y-1", "Y", "ARREARS", "", 100).is_ok());
         assert!(matches!(loader.pending(2, "A", 100, "13/11/2026"), Err(StoreError::Corrupt(_))));
         assert!(matches!(loader.pending(3, "A", 0, "2026-11-13"), Err(StoreError::Corrupt(_))));
     }

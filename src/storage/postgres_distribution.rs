@@ -4,7 +4,7 @@
 
 use sqlx::{Postgres, QueryBuilder, Transaction};
 
-use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, WrittenSums};
+use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, Segments, WrittenSums};
 use super::postgres::PostgresStore;
 use super::sql_store::{self as sql, OBLIGORS_PER_BATCH, ROWS_PER_INSERT};
 use super::{Planner, StoreError, StoreResult};
@@ -25,9 +25,7 @@ impl PostgresStore {
         loop {
             let mut tx = self.begin_writing().await?;
             Self::lock_distribution(&mut tx).await?;
-            let batch: Vec<String> =
-                sqlx::query_scalar(chunk::CHUNK_OBLIGORS).bind(&after).bind(obligors).fetch_all(&mut *tx).await?;
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            let Some(range) = list_chunk(&mut tx, &after, obligors).await? else {
                 tx.rollback().await?;
                 break;
             };
@@ -35,29 +33,50 @@ impl PostgresStore {
                 Some(summary) => summary.run_id,
                 None => sqlx::query_scalar(chunk::NEW_RUN).bind(started_at).fetch_one(&mut *tx).await?,
             };
-            let summary = distribute_chunk(&mut tx, run_id, first, last, planner).await?;
+            let summary = distribute_chunk(&mut tx, run_id, &range, planner).await?;
             crate::crash_points::reached("distribution.before_commit");
             tx.commit().await?;
             crate::crash_points::reached("distribution.after_commit");
-            obligors = sql::next_chunk_obligors(summary.obligors, summary.collections);
+            obligors = sql::next_chunk_obligors(range.registry_obligors as u64, summary.collections);
             run = Some(chunk::add_to_run(run, summary));
-            after = last.clone();
+            after = range.last;
         }
         Ok(run)
     }
 }
 
-/// Loads, plans, writes and checks the chunk of the obligors from `first` to `last`.
-async fn distribute_chunk(
-    tx: &mut Transaction<'static, Postgres>,
-    run_id: i64,
-    first: &str,
-    last: &str,
-    planner: &Planner,
-) -> StoreResult<RunSummary> {
+/// A chunk's range of obligors, how many of the registry's it spans, and the queue's segments
+/// it reads.
+struct ChunkRange {
+    first: String,
+    last: String,
+    registry_obligors: i64,
+    segments: Segments,
+}
+
+/// The next chunk: from the first obligor after `after` with money to distribute, up to
+/// `obligors` of the registry; `None` when there is none.
+async fn list_chunk(tx: &mut Transaction<'static, Postgres>, after: &str, obligors: i64) -> StoreResult<Option<ChunkRange>> {
+    let segments = Segments::new(sqlx::query_scalar(chunk::QUEUE_SEGMENTS).fetch_all(&mut **tx).await?);
+    let mut first_queued = Vec::new();
+    for segment in segments.iter() {
+        let first: Option<String> = sqlx::query_scalar(chunk::FIRST_QUEUED_AFTER).bind(segment).bind(after).fetch_optional(&mut **tx).await?;
+        first_queued.extend(first);
+    }
+    let first_corrected: Option<String> = sqlx::query_scalar(chunk::FIRST_CORRECTED_AFTER).bind(after).fetch_optional(&mut **tx).await?;
+    let Some(first) = chunk::chunk_start(first_queued, first_corrected) else { return Ok(None) };
+    let (registry_last, registry_obligors): (Option<String>, i64) =
+        sqlx::query_as(chunk::CHUNK_RANGE).bind(&first).bind(obligors).fetch_one(&mut **tx).await?;
+    let last = chunk::chunk_end(&first, registry_last);
+    Ok(Some(ChunkRange { first, last, registry_obligors, segments }))
+}
+
+/// Loads, plans, writes and checks the chunk of `range`.
+async fn distribute_chunk(tx: &mut Transaction<'static, Postgres>, run_id: i64, range: &ChunkRange, planner: &Planner) -> StoreResult<RunSummary> {
+    let (first, last) = (range.first.as_str(), range.last.as_str());
     let mut loader = ChunkLoader::default();
     let pending: Vec<(i64, String, i64, String)> =
-        sqlx::query_as(chunk::CHUNK_PENDING).bind(first).bind(last).fetch_all(&mut **tx).await?;
+        sqlx::query_as(&chunk::chunk_pending(&range.segments)).bind(first).bind(last).fetch_all(&mut **tx).await?;
     for (collection_id, obligor, cents, effective_date) in pending {
         loader.pending(collection_id, &obligor, cents, &effective_date)?;
     }
@@ -66,13 +85,14 @@ async fn distribute_chunk(
     for (pool_id, obligor, effective_date, cents) in corrections {
         loader.correction(pool_id, &obligor, &effective_date, cents)?;
     }
-    let orders: Vec<sql::OrderRow> = sqlx::query_as(&chunk::CHUNK_ORDERS).bind(first).bind(last).fetch_all(&mut **tx).await?;
+    let orders: Vec<sql::OrderRow> = sqlx::query_as(&chunk::chunk_orders(&range.segments)).bind(first).bind(last).fetch_all(&mut **tx).await?;
     for (id, case, monthly, start, arrears, end, obligor) in orders {
         loader.order(sql::order_from_columns(&id, &case, monthly, &start, arrears, end)?, &obligor);
     }
-    let paid: Vec<(String, String, String, i64)> = sqlx::query_as(&chunk::CHUNK_PAID).bind(first).bind(last).fetch_all(&mut **tx).await?;
-    for (order, bucket, month, cents) in paid {
-        loader.paid(&order, &bucket, &month, cents)?;
+    let paid: Vec<(String, String, String, String, i64)> =
+        sqlx::query_as(&chunk::chunk_paid(&range.segments)).bind(first).bind(last).fetch_all(&mut **tx).await?;
+    for (order, obligor, bucket, month, cents) in paid {
+        loader.paid(&order, &obligor, &bucket, &month, cents)?;
     }
     let loaded = loader.finish();
 
@@ -94,7 +114,7 @@ async fn distribute_chunk(
     // about its own rows.
     for claims in rows.claims.chunks(CLAIM_CHUNK) {
         let (Some(low), Some(high)) = (claims.first(), claims.last()) else { continue };
-        let mut dequeue = QueryBuilder::<Postgres>::new("DELETE FROM pending_collections WHERE obligor_id BETWEEN ");
+        let mut dequeue = QueryBuilder::<Postgres>::new(format!("DELETE FROM pending_collections WHERE segment IN {} AND obligor_id BETWEEN ", range.segments.sql_list()));
         dequeue.push_bind(low.obligor).push(" AND ").push_bind(high.obligor).push(" AND collection_id IN (");
         let mut ids = dequeue.separated(", ");
         for claim in claims {

@@ -334,11 +334,18 @@ macro_rules! impl_sql_payments {
                         // Out of the queue, so no run takes it. Runs hold the distribution lock
                         // this return holds too, so a pending collection missing from the queue
                         // is a broken ledger, not a race.
-                        let dequeued = sqlx::query("DELETE FROM pending_collections WHERE obligor_id = $1 AND collection_id = $2")
-                            .bind(&obligor)
-                            .bind(collection_id)
-                            .execute(&mut *tx)
-                            .await?;
+                        // Its segment is not known: each is looked in (a seek each).
+                        let segments = $crate::storage::distribution_chunk::Segments::new(
+                            sqlx::query_scalar($crate::storage::distribution_chunk::QUEUE_SEGMENTS).fetch_all(&mut *tx).await?,
+                        );
+                        let dequeued = sqlx::query(&format!(
+                            "DELETE FROM pending_collections WHERE segment IN {} AND obligor_id = $1 AND collection_id = $2",
+                            segments.sql_list()
+                        ))
+                        .bind(&obligor)
+                        .bind(collection_id)
+                        .execute(&mut *tx)
+                        .await?;
                         if dequeued.rows_affected() != 1 {
                             return Err(StoreError::Corrupt(format!("collection {collection_id} is neither queued, claimed nor reversed")));
                         }

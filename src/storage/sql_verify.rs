@@ -22,8 +22,12 @@ pub(super) const CHECKS: [SqlCheck; 12] = [
         what: "every collection is pending (queued with its amount and date), distributed (claimed by a pool for its amount), \
                or reversed: unclaimed and not queued, or claimed and taken back by entries of exactly its amount",
         count: "SELECT COUNT(*) FROM collections",
-        breaches: "SELECT 'collection ' || CAST(c.collection_id AS TEXT) FROM collections c \
-                   LEFT JOIN pending_collections q ON q.obligor_id = c.obligor_id AND q.collection_id = c.collection_id \
+        // The queue's key leads with its segment (migrations 0020), which a collection does not
+        // know: the queue is read once, and looked up by collection in a transient index
+        // (SQLite's automatic index over the materialized rows, a hash on PostgreSQL).
+        breaches: "WITH q AS MATERIALIZED (SELECT obligor_id, collection_id, amount_cents, effective_date FROM pending_collections) \
+                   SELECT 'collection ' || CAST(c.collection_id AS TEXT) FROM collections c \
+                   LEFT JOIN q ON q.collection_id = c.collection_id AND q.obligor_id = c.obligor_id \
                    LEFT JOIN collection_claims k ON k.obligor_id = c.obligor_id AND k.collection_id = c.collection_id \
                    LEFT JOIN (SELECT reversal_of, SUM(amount_cents) AS taken FROM allocations WHERE reversal_of IS NOT NULL GROUP BY reversal_of) r \
                    ON r.reversal_of = c.collection_id \
@@ -40,10 +44,13 @@ pub(super) const CHECKS: [SqlCheck; 12] = [
     },
     SqlCheck {
         name: "claims_and_queue_are_of_collections",
-        what: "every queued or claimed collection exists, of the obligor it is filed under",
+        what: "every queued or claimed collection exists, of the obligor it is filed under, and is queued once",
         count: "SELECT (SELECT COUNT(*) FROM pending_collections) + (SELECT COUNT(*) FROM collection_claims)",
         breaches: "SELECT 'queued collection ' || CAST(q.collection_id AS TEXT) FROM pending_collections q \
                    LEFT JOIN collections c ON c.collection_id = q.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> q.obligor_id \
+                   UNION ALL \
+                   SELECT 'collection queued twice ' || CAST(collection_id AS TEXT) FROM pending_collections \
+                   GROUP BY collection_id HAVING COUNT(*) > 1 \
                    UNION ALL \
                    SELECT 'claimed collection ' || CAST(k.collection_id AS TEXT) FROM collection_claims k \
                    LEFT JOIN collections c ON c.collection_id = k.collection_id WHERE c.obligor_id IS NULL OR c.obligor_id <> k.obligor_id",

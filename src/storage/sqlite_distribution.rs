@@ -40,7 +40,7 @@ use std::sync::{mpsc, Arc};
 use rusqlite::{params, Connection, Row};
 use tokio::sync::oneshot;
 
-use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, LoadedKeys, PendingAmounts, WrittenSums};
+use super::distribution_chunk::{self as chunk, ChunkLoader, ChunkRows, LoadedKeys, PendingAmounts, Segments, WrittenSums};
 use super::sql_store::{self as sql, OBLIGORS_PER_BATCH};
 use super::sqlite::SqliteStore;
 use super::sqlite_files::{begin_checking_references_here, insert_rows, integer, optional_owned_text, optional_text, stopped, text, JobNumber};
@@ -55,11 +55,13 @@ struct ChunkRequest {
     obligors: i64,
 }
 
-/// A chunk listed and loaded: its range of obligors, its pending collections, and the keys
-/// its rows may name.
+/// A chunk listed and loaded: its range of obligors (and how many of the registry's it spans),
+/// the queue's segments it read, its pending collections, and the keys its rows may name.
 struct OpenChunk {
     first: String,
     last: String,
+    registry_obligors: i64,
+    segments: Segments,
     pending: PendingAmounts,
     keys: LoadedKeys,
 }
@@ -174,10 +176,10 @@ impl Chunk {
             None => plan(connection, &self.request, self.planner)?,
         };
         let Some((open, plans)) = planned else { return Ok(None) };
-        // Sized from this chunk's collections per obligor (every pending one is claimed).
+        // Sized from this chunk's collections per registry obligor (every pending one is claimed).
         let next = ChunkRequest {
             after: open.last.clone(),
-            obligors: sql::next_chunk_obligors(plans.len() as u64, open.pending.count() as u64),
+            obligors: sql::next_chunk_obligors(open.registry_obligors as u64, open.pending.count() as u64),
         };
         read_ahead(self.reader, stamp, next.clone(), self.planner);
         let run_id = match self.run_id {
@@ -229,14 +231,26 @@ fn text_at<'r>(row: &'r Row<'_>, column: usize) -> StoreResult<&'r str> {
 /// Lists the chunk's obligors and loads their money and ledgers, in the connection's open
 /// transaction; `None` when no obligor after `request.after` has money to distribute.
 fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Option<(OpenChunk, Vec<ObligorInput>)>> {
-    let batch = connection
-        .prepare_cached(&numbered(chunk::CHUNK_OBLIGORS))?
-        .query_map(params![request.after, request.obligors], |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else { return Ok(None) };
+    let segments = Segments::new(
+        connection.prepare_cached(chunk::QUEUE_SEGMENTS)?.query_map([], |row| row.get::<_, i64>(0))?.collect::<Result<Vec<i64>, _>>()?,
+    );
+    let mut first_queued = Vec::new();
+    let mut first_in_segment = connection.prepare_cached(&numbered(chunk::FIRST_QUEUED_AFTER))?;
+    for segment in segments.iter() {
+        let mut rows = first_in_segment.query(params![segment, request.after])?;
+        if let Some(row) = rows.next()? {
+            first_queued.push(row.get::<_, String>(0)?);
+        }
+    }
+    let mut corrected = connection.prepare_cached(&numbered(chunk::FIRST_CORRECTED_AFTER))?;
+    let first_corrected = corrected.query(params![request.after])?.next()?.map(|row| row.get::<_, String>(0)).transpose()?;
+    let Some(first) = chunk::chunk_start(first_queued, first_corrected) else { return Ok(None) };
+    let (registry_last, registry_obligors): (Option<String>, i64) =
+        connection.prepare_cached(&numbered(chunk::CHUNK_RANGE))?.query_row(params![first, request.obligors], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let last = chunk::chunk_end(&first, registry_last);
     let range = params![first, last];
     let mut loader = ChunkLoader::default();
-    let mut pending = connection.prepare_cached(&numbered(chunk::CHUNK_PENDING))?;
+    let mut pending = connection.prepare_cached(&numbered(&chunk::chunk_pending(&segments)))?;
     let mut rows = pending.query(range)?;
     while let Some(row) = rows.next()? {
         loader.pending(row.get(0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?)?;
@@ -246,19 +260,19 @@ fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Op
     while let Some(row) = rows.next()? {
         loader.correction(row.get(0)?, text_at(row, 1)?, text_at(row, 2)?, row.get(3)?)?;
     }
-    let mut orders = connection.prepare_cached(&numbered(&chunk::CHUNK_ORDERS))?;
+    let mut orders = connection.prepare_cached(&numbered(&chunk::chunk_orders(&segments)))?;
     let mut rows = orders.query(range)?;
     while let Some(row) = rows.next()? {
         let order = sql::order_from_columns(text_at(row, 0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?, row.get(4)?, row.get(5)?)?;
         loader.order(order, text_at(row, 6)?);
     }
-    let mut paid = connection.prepare_cached(&numbered(&chunk::CHUNK_PAID))?;
+    let mut paid = connection.prepare_cached(&numbered(&chunk::chunk_paid(&segments)))?;
     let mut rows = paid.query(range)?;
     while let Some(row) = rows.next()? {
-        loader.paid(text_at(row, 0)?, text_at(row, 1)?, text_at(row, 2)?, row.get(3)?)?;
+        loader.paid(text_at(row, 0)?, text_at(row, 1)?, text_at(row, 2)?, text_at(row, 3)?, row.get(4)?)?;
     }
     let loaded = loader.finish();
-    let open = OpenChunk { first: first.clone(), last: last.clone(), pending: loaded.pending, keys: loaded.keys };
+    let open = OpenChunk { first, last, registry_obligors, segments, pending: loaded.pending, keys: loaded.keys };
     Ok(Some((open, loaded.inputs)))
 }
 
@@ -294,7 +308,7 @@ fn write_chunk(
     // is rolled back. One range delete reads the queue's pages once, in order; a delete a
     // collection cost a third of the run in key seeks.
     let dequeued = connection
-        .prepare_cached("DELETE FROM pending_collections WHERE obligor_id BETWEEN ?1 AND ?2")?
+        .prepare_cached(&format!("DELETE FROM pending_collections WHERE segment IN {} AND obligor_id BETWEEN ?1 AND ?2", open.segments.sql_list()))?
         .execute(params![open.first, open.last])?;
     if dequeued != rows.claims.len() {
         // Not a race, as it may be on PostgreSQL (a Conflict there): nothing else wrote

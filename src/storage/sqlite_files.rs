@@ -127,6 +127,11 @@ struct OpenFile {
     /// What its rows name in the registry, checked in bulk (SQLite's own foreign-key checks
     /// are off while a file is open).
     references: RegistryReferences,
+    /// The id its next collection is written with (the file holds the write lock, so its
+    /// collections take consecutive ids after the highest ever given).
+    next_collection_id: i64,
+    /// Its collections not yet queued: queued a segment at a time ([`queue_segment`]).
+    unqueued: Vec<Unqueued>,
     /// The sqlx writer connection, so nothing else in the process writes meanwhile.
     _token: PoolConnection<Sqlite>,
 }
@@ -159,18 +164,24 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             // Cannot happen (one token), but never let two files share a transaction.
             roll_back_open_file(connection, open);
             let begun = begin(connection, &remittance);
-            match &begun {
-                Ok(remittance_id) => {
+            let answered = match begun {
+                Ok((remittance_id, next_collection_id)) => {
                     *open = Some(OpenFile {
-                        remittance_id: *remittance_id,
+                        remittance_id,
                         received_at: remittance.received_at,
                         references: RegistryReferences::default(),
+                        next_collection_id,
+                        unqueued: Vec::new(),
                         _token: token,
-                    })
+                    });
+                    Ok(remittance_id)
                 }
-                Err(_) => roll_back(connection),
-            }
-            let _ = answer.send(begun);
+                Err(error) => {
+                    roll_back(connection);
+                    Err(error)
+                }
+            };
+            let _ = answer.send(answered);
         }
         Job::Lines { lines, answer } => {
             let written = match open.as_mut() {
@@ -202,10 +213,10 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
                 // Cannot happen (one token), but never let work join a file's transaction.
                 tracing::error!("work was sent to the SQLite writer while a file was open; the file was rolled back");
             }
-            if !enforce_foreign_keys(connection) {
+            if !enforce_schema_rules(connection) {
                 // Cannot happen, but never run other writers' work unchecked: dropped, it
                 // tells its callers the writer stopped.
-                tracing::error!("foreign keys are not enforced on the SQLite writer; the work is not run");
+                tracing::error!("foreign keys or triggers are not enforced on the SQLite writer; the work is not run");
                 return;
             }
             // Work that failed half-way, or panicked, may have left its transaction open: it
@@ -239,19 +250,23 @@ impl Drop for Holding<'_> {
     }
 }
 
-/// Turns SQLite's enforcement of the schema's foreign keys on before other writers' work
-/// (payments, distribution), which SQLite checks; whether it is on. A file, and a distribution
-/// chunk, turn it off for their own transaction and check their rows' references themselves
-/// (`begin_checking_references_here`); the work is the only other thing the connection
-/// writes, so this is the one place it is turned on again, never inside a transaction (`Run`
-/// work starts with none open). A change
-/// expires the prepared statements, which SQLite prepares again at their next use; setting
-/// what is already set changes nothing.
-fn enforce_foreign_keys(connection: &Connection) -> bool {
-    match connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true) {
+/// Turns SQLite's enforcement of the schema's foreign keys, and its triggers, on before other
+/// writers' work (payments, distribution), which SQLite checks and whose collections the
+/// trigger queues; whether both are on. A file, and a distribution chunk, turn foreign keys
+/// off for their own transaction and check their rows' references themselves
+/// (`begin_checking_references_here`), and a file turns triggers off too and queues its
+/// collections itself (`begin`); the work is the only other thing the connection writes, so
+/// this is the one place they are turned on again, never inside a transaction (`Run` work
+/// starts with none open). A change expires the prepared statements, which SQLite prepares
+/// again at their next use; setting what is already set changes nothing.
+fn enforce_schema_rules(connection: &Connection) -> bool {
+    let enforced = connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true)
+        .and_then(|keys| Ok(keys && connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true)?));
+    match enforced {
         Ok(on) => on,
         Err(error) => {
-            tracing::error!(%error, "turning foreign-key enforcement on for the SQLite writer failed");
+            tracing::error!(%error, "turning foreign-key enforcement and triggers on for the SQLite writer failed");
             false
         }
     }
@@ -296,7 +311,13 @@ pub(super) fn begin_checking_references_here(connection: &Connection) -> StoreRe
     Ok(())
 }
 
-fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64> {
+/// Opens a file's transaction, with triggers off (the file queues its own collections:
+/// [`queue_segment`]), and claims its batch id and content: the file's id, and the id of its
+/// first collection.
+fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<(i64, i64)> {
+    // Off outside the transaction, as foreign keys are; on again before any other writer's
+    // work (`enforce_schema_rules`). The only trigger a file's inserts would fire is the queue's.
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
     begin_checking_references_here(connection)?;
     let inserted = connection
         .prepare_cached(
@@ -316,7 +337,17 @@ fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<i64
             |row| row.get(0),
         );
     match inserted {
-        Ok(id) => Ok(id),
+        Ok(id) => {
+            // After the highest id AUTOINCREMENT ever gave: safe, as the transaction holds
+            // SQLite's write lock from its start.
+            let highest_collection: i64 = connection
+                .prepare_cached(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'collections'), 0), \
+                     COALESCE((SELECT MAX(collection_id) FROM collections), 0))",
+                )?
+                .query_row([], |row| row.get(0))?;
+            Ok((id, highest_collection + 1))
+        }
         // Only the batch id's or the content's uniqueness; any other constraint failing is
         // an error, not another upload's claim.
         Err(error) if is_unique_violation(&error) => {
@@ -416,15 +447,25 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrit
     let pay_date = |r: &StoredLine| ToSqlOutput::Owned(r.pay_date.map_or(Value::Null, |d| Value::Text(d.to_string())));
     // Rows in the order the multi-row INSERTs of PostgreSQL write them: a batch's
     // collections, its lines, then what it holds and the notices it gives.
-    let collected: Vec<&LineToWrite> = lines.iter().filter(|l| l.effects.collect.is_some()).collect();
+    let collected: Vec<(i64, &LineToWrite)> = lines
+        .iter()
+        .filter(|l| l.effects.collect.is_some())
+        .map(|line| {
+            let collection_id = file.next_collection_id;
+            file.next_collection_id += 1;
+            (collection_id, line)
+        })
+        .collect();
+    let collected: Vec<&(i64, &LineToWrite)> = collected.iter().collect();
     insert_rows(
         connection,
-        &format!("{FILE_INSERT} collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, \
+        &format!("{FILE_INSERT} collections (collection_id, obligor_id, case_number, source, amount_cents, effective_date, received_at, \
          remittance_id, remittance_line)"),
         &collected,
-        |line| {
+        |(collection_id, line)| {
             let (r, collect) = (&line.record, line.effects.collect.as_ref().expect("filtered"));
             [
+                integer(*collection_id),
                 optional_text(obligor(r)),
                 optional_text(collect.case_number.as_deref()),
                 text("PAYROLL"),
@@ -436,6 +477,17 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrit
             ]
         },
     )?;
+    for (collection_id, line) in collected {
+        let r = &line.record;
+        // `check_effects`: a collected line has all three.
+        let (Some(obligor), Some(amount), Some(effective_date)) = (obligor(r), r.amount, r.pay_date) else {
+            return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", r.line)));
+        };
+        file.unqueued.push(Unqueued { obligor: obligor.into(), collection_id: *collection_id, cents: amount.cents(), effective_date });
+    }
+    if file.unqueued.len() >= SEGMENT_COLLECTIONS {
+        queue_segment(connection, &mut file.unqueued)?;
+    }
     let all: Vec<&LineToWrite> = lines.iter().collect();
     insert_rows(
         connection,
@@ -505,6 +557,45 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrit
     Ok(())
 }
 
+/// Collections a file queues together, as one segment of the queue (migration 0020): sorted
+/// by obligor, its entries are appended at the end of the queue's tree rather than inserted
+/// each into another leaf. Fewer, longer segments make fewer seeks for each distribution
+/// chunk (one a segment); this many hold about a megabyte until queued.
+const SEGMENT_COLLECTIONS: usize = 16_384;
+
+/// A collection the file wrote and has not queued yet: what the queue carries of it.
+struct Unqueued {
+    obligor: Box<str>,
+    collection_id: i64,
+    cents: i64,
+    effective_date: chrono::NaiveDate,
+}
+
+/// Queues `unqueued` as one segment, numbered by its first collection's id: every segment
+/// written before has a lower number (collection ids only grow), so the whole segment, sorted
+/// by obligor, goes at the end of the queue's key order.
+fn queue_segment(connection: &Connection, unqueued: &mut Vec<Unqueued>) -> StoreResult<()> {
+    let Some(segment) = unqueued.iter().map(|entry| entry.collection_id).min() else { return Ok(()) };
+    unqueued.sort_unstable_by(|a, b| a.obligor.cmp(&b.obligor).then(a.collection_id.cmp(&b.collection_id)));
+    let entries: Vec<&Unqueued> = unqueued.iter().collect();
+    insert_rows(
+        connection,
+        &format!("{FILE_INSERT} pending_collections (segment, obligor_id, collection_id, amount_cents, effective_date)"),
+        &entries,
+        |entry| {
+            [
+                integer(segment),
+                text(&entry.obligor),
+                integer(entry.collection_id),
+                integer(entry.cents),
+                ToSqlOutput::Owned(Value::Text(entry.effective_date.to_string())),
+            ]
+        },
+    )?;
+    unqueued.clear();
+    Ok(())
+}
+
 fn line_number(line: &StoredLine) -> i64 {
     i64::try_from(line.line).expect("a line number fits in i64")
 }
@@ -515,6 +606,7 @@ fn obligor(line: &StoredLine) -> Option<&str> {
 
 fn finish(connection: &Connection, file: &mut OpenFile, counts: &LineCounts, audit: &AuditEntry) -> StoreResult<()> {
     check_file_transaction_open(connection)?;
+    queue_segment(connection, &mut file.unqueued)?;
     file.references.check(connection)?;
     let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
     connection
