@@ -160,7 +160,9 @@ async fn an_order_balance_that_does_not_match_its_allocations_is_found(backend: 
 }
 
 /// A pending collection lives in the queue a run reads (migration 0018): one taken out of it
-/// without a claim has lost its money, and is named, though no sum of pools shows it.
+/// without a claim has lost its money, and is named, though no sum of pools shows it; one
+/// queued in a second segment as well (migrations 0020) would be distributed twice, and is
+/// named too.
 async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found(backend: Backend) {
     let (app, _clock) = busy_ledger(backend).await;
     let payroll = "employer_fein,case_number,employee_ssn,employee_last_name,pay_date,amount\n\
@@ -169,6 +171,20 @@ async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found(backend: B
     assert_eq!(ack.applied, 1, "{ack:?}");
     let clean = verify(&app).await;
     assert!(clean.ok, "a pending collection in its queue is whole: {:?}", breaches(&clean));
+
+    tamper(
+        &app,
+        backend,
+        &["INSERT INTO pending_collections (segment, obligor_id, collection_id, amount_cents, effective_date) \
+           SELECT 999999999, obligor_id, collection_id, amount_cents, effective_date FROM pending_collections WHERE amount_cents = 1000"],
+    )
+    .await;
+    let twice = verify(&app).await;
+    let named = breaches(&twice);
+    assert!(!twice.ok);
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(named[0].starts_with("claims_and_queue_are_of_collections: collection queued twice "), "{named:?}");
+    tamper(&app, backend, &["DELETE FROM pending_collections WHERE segment = 999999999"]).await;
 
     tamper(&app, backend, &["DELETE FROM pending_collections WHERE amount_cents = 1000"]).await;
     let found = verify(&app).await;
