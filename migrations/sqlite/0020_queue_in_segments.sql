@@ -6,12 +6,14 @@
 -- cache); the file writer spent more time queueing than on everything else it writes.
 --
 -- The queue is now cut into segments, keyed (segment, obligor, collection). The file writer
--- queues its collections itself, a segment at a time (up to 16,384 collections, sorted by
+-- queues its collections itself, a segment at a time (at least 16,384 collections, sorted by
 -- obligor; the segment is numbered by its first collection's id, so each one sorts after every
 -- segment before it): each entry is an append at the end of the tree. Collections received one
 -- at a time (online payments, manual collections, released suspense items) are queued by the
--- trigger, as before, in segment 0. A distribution chunk reads, and empties, its range of
--- obligors in each segment: a seek a segment (docs/performance.md, "The queue in segments").
+-- trigger, as before, in segment 0, and so are a file's last few (fewer than 4,096) and a
+-- small file's, so that segments stay few. A distribution chunk reads, and empties, its range
+-- of obligors in each segment: a seek a segment (docs/performance.md, "Session 21: the queue
+-- in segments").
 -- PostgreSQL's twin: postgres/0020_*.sql.
 CREATE TABLE pending_collections_in_segments (
     segment        INTEGER NOT NULL CHECK (segment >= 0),

@@ -36,9 +36,9 @@ pub(super) const FIRST_CORRECTED_AFTER: &str = "SELECT obligor_id FROM allocatio
 /// The chunk's range, from its first obligor `$1` (the first with money after the chunk
 /// before): up to `$2` obligors of the registry, the last of them and how many. A chunk is
 /// bounded by the registry rather than by the next `$2` obligors with money, which would read
-/// `$2` entries of every segment to find; it is sized from the collections per registry
-/// obligor of the chunk before (`sql::next_chunk_obligors`), and the next chunk starts at the
-/// first obligor with money after it, so a sparse queue is crossed in a few chunks.
+/// `$2` entries of every segment to find; it is sized from the chunk before
+/// (`sql::next_chunk_span`), and the next chunk starts at the first obligor with money after
+/// it, so a sparse queue is crossed in a few chunks.
 pub(super) const CHUNK_RANGE: &str =
     "SELECT MAX(obligor_id), COUNT(*) FROM (SELECT obligor_id FROM obligors WHERE obligor_id >= $1 ORDER BY obligor_id LIMIT $2) registry";
 
@@ -271,8 +271,9 @@ impl ChunkLoader {
 
     /// A row of [`chunk_pending`].
     pub fn pending(&mut self, collection_id: i64, obligor: &str, cents: i64, effective_date: &str) -> Result<(), StoreError> {
-        // The queue has no CHECK of its own: its trigger copies a collection's amount, which
-        // `collections` checks; the rule asserts it, so a bad row fails here, as data.
+        // The queue has no CHECK of its own: its trigger, or the file writer, copies a
+        // collection's amount, which `collections` checks; the rule asserts it, so a bad row
+        // fails here, as data.
         if cents <= 0 {
             return Err(StoreError::Corrupt(format!("collection {collection_id} is queued with {cents} cents")));
         }

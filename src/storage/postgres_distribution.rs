@@ -37,7 +37,7 @@ impl PostgresStore {
             crate::crash_points::reached("distribution.before_commit");
             tx.commit().await?;
             crate::crash_points::reached("distribution.after_commit");
-            obligors = sql::next_chunk_obligors(range.registry_obligors as u64, summary.collections);
+            obligors = sql::next_chunk_span(range.registry_obligors as u64, summary.obligors, summary.collections);
             run = Some(chunk::add_to_run(run, summary));
             after = range.last;
         }

@@ -17,22 +17,32 @@ use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMo
 /// How many obligors a distribution run's first chunk loads, plans and writes at once.
 pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 
-/// About how many collections a distribution chunk should carry: the next chunk's obligors
-/// are sized from the collections per obligor seen so far. A chunk of few collections pays
-/// its fixed costs (listing, conservation sums, a durable commit) for little; a chunk of
-/// very many holds the writer long and files and payments wait. 30,000 collections take
-/// about half a second on SQLite.
+/// About how many collections a distribution chunk should carry: the next chunk's span is
+/// sized from the chunk before. A chunk of few collections pays its fixed costs (listing,
+/// conservation sums, a durable commit) for little; a chunk of very many holds the writer
+/// long and files and payments wait. 30,000 collections take about half a second on SQLite.
 pub(super) const COLLECTIONS_PER_CHUNK: u64 = 30_000;
 
-/// The bounds of a chunk's obligors: memory (each obligor's orders and balances are loaded)
-/// and the listing's cost stay bounded whatever the collections per obligor.
-pub(super) const OBLIGORS_PER_CHUNK: std::ops::RangeInclusive<i64> = 100..=5_000;
+/// About how many obligors with money a chunk should plan at most: each one's orders and
+/// balances are loaded, so memory stays bounded whatever the collections per obligor.
+pub(super) const PLANNED_PER_CHUNK: u64 = 5_000;
 
-/// The next chunk's obligors, from the last chunk's collections per obligor.
-pub(super) fn next_chunk_obligors(obligors: u64, collections: u64) -> i64 {
-    let per_obligor = collections.max(1) as f64 / obligors.max(1) as f64;
-    let wanted = (COLLECTIONS_PER_CHUNK as f64 / per_obligor) as i64;
-    wanted.clamp(*OBLIGORS_PER_CHUNK.start(), *OBLIGORS_PER_CHUNK.end())
+/// The bounds of a chunk's span of the registry (migrations 0020: a chunk covers the
+/// registry's obligors from the first with money after the chunk before). The most keeps
+/// the registry's read of the span cheap; a span only grows fourfold a chunk, so a chunk
+/// sized across a sparse stretch of the queue does not take a dense one whole.
+pub(super) const SPAN_PER_CHUNK: std::ops::RangeInclusive<i64> = 100..=100_000;
+
+/// The next chunk's span of the registry, from the chunk before: its `span`, the obligors it
+/// `planned` (those with money) and the `collections` it took. The span that would carry
+/// about [`COLLECTIONS_PER_CHUNK`] collections and plan about [`PLANNED_PER_CHUNK`] obligors
+/// at the same densities, whichever is less, at most four times `span`.
+pub(super) fn next_chunk_span(span: u64, planned: u64, collections: u64) -> i64 {
+    let span = span.max(1) as f64;
+    let by_collections = COLLECTIONS_PER_CHUNK as f64 * span / collections.max(1) as f64;
+    let by_planned = PLANNED_PER_CHUNK as f64 * span / planned.max(1) as f64;
+    let wanted = by_collections.min(by_planned).min(4.0 * span);
+    (wanted as i64).clamp(*SPAN_PER_CHUNK.start(), *SPAN_PER_CHUNK.end())
 }
 
 /// A collection with its claim, if any (migration 0018): `collections` keeps what was
@@ -658,13 +668,18 @@ mod tests {
 
     #[test]
     fn a_chunk_is_sized_to_carry_about_the_chunk_collections_within_its_bounds() {
-        // 100 collections an obligor (a few large employers' files): 300 obligors.
-        assert_eq!(next_chunk_obligors(500, 50_000), 300);
-        // 3 an obligor (a whole state's payday): 5,000 obligors, the most a chunk takes.
-        assert_eq!(next_chunk_obligors(500, 1_500), 5_000);
-        // 1,000 an obligor: never fewer than 100 obligors.
-        assert_eq!(next_chunk_obligors(100, 100_000), 100);
-        // A chunk of corrections only (no collections): as many obligors as a chunk takes.
-        assert_eq!(next_chunk_obligors(40, 0), 5_000);
+        // A whole state's payday: 3.3 collections a registry obligor, 0.9 of them with money:
+        // a span planning about 5,000 obligors (18,000 collections).
+        assert_eq!(next_chunk_span(5_000, 4_600, 16_600), 5_434);
+        // 100 collections an obligor (a few large employers' files): about 30,000 collections.
+        assert_eq!(next_chunk_span(500, 500, 50_000), 300);
+        // 1,000 an obligor: never fewer than 100 of the registry.
+        assert_eq!(next_chunk_span(100, 100, 100_000), 100);
+        // A day's online payments across a large registry: the span grows fourfold a chunk,
+        // up to its most.
+        assert_eq!(next_chunk_span(500, 15, 17), 2_000);
+        assert_eq!(next_chunk_span(64_000, 2_100, 2_200), 100_000);
+        // A chunk of corrections only (no collections): bounded by the obligors it planned.
+        assert_eq!(next_chunk_span(5_000, 40, 0), 20_000);
     }
 }

@@ -176,10 +176,11 @@ impl Chunk {
             None => plan(connection, &self.request, self.planner)?,
         };
         let Some((open, plans)) = planned else { return Ok(None) };
-        // Sized from this chunk's collections per registry obligor (every pending one is claimed).
+        // Sized from this chunk's obligors and collections per registry obligor (every
+        // pending one is claimed).
         let next = ChunkRequest {
             after: open.last.clone(),
-            obligors: sql::next_chunk_obligors(open.registry_obligors as u64, open.pending.count() as u64),
+            obligors: sql::next_chunk_span(open.registry_obligors as u64, plans.len() as u64, open.pending.count() as u64),
         };
         read_ahead(self.reader, stamp, next.clone(), self.planner);
         let run_id = match self.run_id {

@@ -101,7 +101,7 @@ pub(super) fn stopped() -> StoreError {
 }
 
 /// The same settings as the sqlx writer: WAL, durable commits (`synchronous = FULL`), foreign
-/// keys (off for a file's or a distribution chunk's transaction: see `enforce_foreign_keys`),
+/// keys (off for a file's or a distribution chunk's transaction: see `enforce_schema_rules`),
 /// checkpoints left to their own thread up to a limit and the log's file kept to a size
 /// (`sqlite_checkpoints.rs`), a 10 s wait for another
 /// process's lock, and a page cache that holds a large file's transaction without spilling it
@@ -302,7 +302,7 @@ pub(super) fn insert_audit(connection: &Connection, audit: &AuditEntry) -> Store
 /// Begins a transaction that checks its rows' references itself, with SQLite's row-by-row
 /// foreign-key checks off for it: a file's (`sqlite_references.rs`) and a distribution
 /// chunk's (`distribution_chunk::LoadedKeys`). Enforcement is changed only outside a
-/// transaction, and turned on again before any other writer's work (`enforce_foreign_keys`).
+/// transaction, and turned on again before any other writer's work (`enforce_schema_rules`).
 /// IMMEDIATE: the write lock from the start, so no other process slips a write in between,
 /// and nothing a check read can change before the transaction commits.
 pub(super) fn begin_checking_references_here(connection: &Connection) -> StoreResult<()> {
@@ -316,8 +316,11 @@ pub(super) fn begin_checking_references_here(connection: &Connection) -> StoreRe
 /// first collection.
 fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<(i64, i64)> {
     // Off outside the transaction, as foreign keys are; on again before any other writer's
-    // work (`enforce_schema_rules`). The only trigger a file's inserts would fire is the queue's.
-    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    // work (`enforce_schema_rules`). The only trigger a file's inserts would fire is the
+    // queue's, which would queue each collection a second time.
+    if connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)? {
+        return Err(StoreError::Corrupt("triggers could not be turned off for a file's transaction".into()));
+    }
     begin_checking_references_here(connection)?;
     let inserted = connection
         .prepare_cached(
@@ -420,10 +423,9 @@ fn optional_integer(value: Option<i64>) -> ToSqlOutput<'static> {
 /// A file's rows go in with `INSERT OR ROLLBACK`: a row the schema refuses ends the file's
 /// transaction then and there, as the file's failure would anyway. SQLite then needs no
 /// statement journal: a plain INSERT may fail after writing some of its rows and must be able
-/// to take back just its own, so every page each 64-row INSERT (and the queue's trigger)
-/// touches was first copied aside, about an eighth of the writer's time. (No trigger these
-/// inserts fire raises: a `RAISE(ABORT)` would undo only its statement and leave the
-/// transaction open, which the file's failure then rolls back as before.)
+/// to take back just its own, so every page each 64-row INSERT touches was first copied
+/// aside, about an eighth of the writer's time. (A file's inserts fire no trigger: triggers
+/// are off for its transaction, `begin`.)
 const FILE_INSERT: &str = "INSERT OR ROLLBACK INTO";
 
 /// Refuses to write unless the file's transaction is still open: once a row was refused
@@ -560,8 +562,15 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrit
 /// Collections a file queues together, as one segment of the queue (migration 0020): sorted
 /// by obligor, its entries are appended at the end of the queue's tree rather than inserted
 /// each into another leaf. Fewer, longer segments make fewer seeks for each distribution
-/// chunk (one a segment); this many hold about a megabyte until queued.
+/// chunk (one a segment); this many hold about a megabyte until queued. A segment is queued
+/// once a batch of lines takes the file to this many.
 const SEGMENT_COLLECTIONS: usize = 16_384;
+
+/// The fewest collections a file queues as a segment of their own at its end; fewer (a small
+/// file, or a large one's last few) go into segment 0, each entry where its obligor sorts, as
+/// the trigger queues a payment's. Segments stay few whatever the number of files: at most
+/// one for each 4,096 collections queued.
+const SEGMENT_AT_LEAST: usize = 4_096;
 
 /// A collection the file wrote and has not queued yet: what the queue carries of it.
 struct Unqueued {
@@ -573,9 +582,11 @@ struct Unqueued {
 
 /// Queues `unqueued` as one segment, numbered by its first collection's id: every segment
 /// written before has a lower number (collection ids only grow), so the whole segment, sorted
-/// by obligor, goes at the end of the queue's key order.
+/// by obligor, goes at the end of the queue's key order. Fewer than [`SEGMENT_AT_LEAST`] go
+/// into segment 0 instead.
 fn queue_segment(connection: &Connection, unqueued: &mut Vec<Unqueued>) -> StoreResult<()> {
-    let Some(segment) = unqueued.iter().map(|entry| entry.collection_id).min() else { return Ok(()) };
+    let Some(first) = unqueued.iter().map(|entry| entry.collection_id).min() else { return Ok(()) };
+    let segment = if unqueued.len() >= SEGMENT_AT_LEAST { first } else { 0 };
     unqueued.sort_unstable_by(|a, b| a.obligor.cmp(&b.obligor).then(a.collection_id.cmp(&b.collection_id)));
     let entries: Vec<&Unqueued> = unqueued.iter().collect();
     insert_rows(
