@@ -6,9 +6,10 @@
 -- cache); the file writer spent more time queueing than on everything else it writes.
 --
 -- The queue is now cut into segments, keyed (segment, obligor, collection). The file writer
--- queues its collections itself, a segment at a time (at least 16,384 collections, sorted by
--- obligor; the segment is numbered by its first collection's id, so each one sorts after every
--- segment before it): each entry is an append at the end of the tree. Collections received one
+-- queues its collections itself, a segment at a time (16,384 collections or a few more, once a
+-- batch of lines takes it there, and a file's last 4,096 or more; sorted by obligor; the
+-- segment is numbered by its first collection's id, so each one sorts after every segment
+-- before it): each entry is an append at the end of the tree. Collections received one
 -- at a time (online payments, manual collections, released suspense items) are queued by the
 -- trigger, as before, in segment 0, and so are a file's last few (fewer than 4,096) and a
 -- small file's, so that segments stay few. A distribution chunk reads, and empties, its range

@@ -18,7 +18,8 @@ use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan, 
 use crate::domain::{Allocation, Bucket, Money, Order};
 
 /// The queue's segments (migrations 0020): segment 0 holds the collections queued one at a
-/// time, each other one a run of collections a file queued together, in obligor order. Listed
+/// time (and small files' and files' last few), each other one a run of collections a file
+/// queued together, in obligor order. Listed
 /// by skipping along the key from one to the next: a seek each, however long the queue.
 pub(super) const QUEUE_SEGMENTS: &str = "WITH RECURSIVE segments (segment) AS (SELECT MIN(segment) FROM pending_collections \
      UNION ALL SELECT (SELECT MIN(q.segment) FROM pending_collections q WHERE q.segment > s.segment) FROM segments s \
@@ -84,13 +85,15 @@ pub(super) const NEW_RUN: &str = "INSERT INTO distribution_runs (started_at, col
      VALUES ($1, 0, 0, 0, 0) RETURNING run_id";
 
 /// The pending collections of the obligors from `$1` to `$2`, in `segments`: a range read in
-/// each. The queue carries what the plan needs: a run never reads `collections`, whose rows
+/// each; `at_most` of them, unless the span is the least (a chunk that has more is read again
+/// with a smaller span, `sql::chunk_too_big`). The queue carries what the plan needs: a run never reads `collections`, whose rows
 /// lie in the order received, not by obligor (migration 0018). In no particular order:
 /// [`ChunkLoader`] puts each obligor's in collection order.
-pub(super) fn chunk_pending(segments: &Segments) -> String {
+pub(super) fn chunk_pending(segments: &Segments, at_most: Option<u64>) -> String {
+    let limit = at_most.map_or(String::new(), |rows| format!(" LIMIT {rows}"));
     format!(
         "SELECT collection_id, obligor_id, amount_cents, effective_date FROM pending_collections \
-         WHERE segment IN {} AND obligor_id BETWEEN $1 AND $2",
+         WHERE segment IN {} AND obligor_id BETWEEN $1 AND $2{limit}",
         segments.sql_list()
     )
 }
@@ -257,6 +260,11 @@ impl PendingAmounts {
 }
 
 impl ChunkLoader {
+    /// How many collections and obligors with money it holds so far.
+    pub fn loaded(&self) -> (u64, u64) {
+        (self.pending_amounts.len() as u64, self.inputs.len() as u64)
+    }
+
     /// The obligor's number and input, both made on its first row.
     fn input(&mut self, obligor: &str) -> Result<(ObligorNumber, &mut ObligorInput), StoreError> {
         if !self.inputs.contains_key(obligor) {

@@ -25,7 +25,7 @@ impl PostgresStore {
         loop {
             let mut tx = self.begin_writing().await?;
             Self::lock_distribution(&mut tx).await?;
-            let Some(range) = list_chunk(&mut tx, &after, obligors).await? else {
+            let Some((range, loader)) = list_chunk(&mut tx, &after, obligors).await? else {
                 tx.rollback().await?;
                 break;
             };
@@ -33,7 +33,7 @@ impl PostgresStore {
                 Some(summary) => summary.run_id,
                 None => sqlx::query_scalar(chunk::NEW_RUN).bind(started_at).fetch_one(&mut *tx).await?,
             };
-            let summary = distribute_chunk(&mut tx, run_id, &range, planner).await?;
+            let summary = distribute_chunk(&mut tx, run_id, &range, loader, planner).await?;
             crate::crash_points::reached("distribution.before_commit");
             tx.commit().await?;
             crate::crash_points::reached("distribution.after_commit");
@@ -54,9 +54,10 @@ struct ChunkRange {
     segments: Segments,
 }
 
-/// The next chunk: from the first obligor after `after` with money to distribute, up to
-/// `obligors` of the registry; `None` when there is none.
-async fn list_chunk(tx: &mut Transaction<'static, Postgres>, after: &str, obligors: i64) -> StoreResult<Option<ChunkRange>> {
+/// The next chunk, with its pending collections loaded: from the first obligor after `after`
+/// with money to distribute, a span of `span` obligors of the registry (less if that holds
+/// too much to load: `sql::chunk_too_big`); `None` when there is none.
+async fn list_chunk(tx: &mut Transaction<'static, Postgres>, after: &str, span: i64) -> StoreResult<Option<(ChunkRange, ChunkLoader)>> {
     let segments = Segments::new(sqlx::query_scalar(chunk::QUEUE_SEGMENTS).fetch_all(&mut **tx).await?);
     let mut first_queued = Vec::new();
     for segment in segments.iter() {
@@ -65,21 +66,39 @@ async fn list_chunk(tx: &mut Transaction<'static, Postgres>, after: &str, obligo
     }
     let first_corrected: Option<String> = sqlx::query_scalar(chunk::FIRST_CORRECTED_AFTER).bind(after).fetch_optional(&mut **tx).await?;
     let Some(first) = chunk::chunk_start(first_queued, first_corrected) else { return Ok(None) };
-    let (registry_last, registry_obligors): (Option<String>, i64) =
-        sqlx::query_as(chunk::CHUNK_RANGE).bind(&first).bind(obligors).fetch_one(&mut **tx).await?;
-    let last = chunk::chunk_end(&first, registry_last);
-    Ok(Some(ChunkRange { first, last, registry_obligors, segments }))
+    let mut span = span;
+    loop {
+        let (registry_last, registry_obligors): (Option<String>, i64) =
+            sqlx::query_as(chunk::CHUNK_RANGE).bind(&first).bind(span).fetch_one(&mut **tx).await?;
+        let last = chunk::chunk_end(&first, registry_last);
+        let smaller = sql::smaller_span(span);
+        let pending: Vec<(i64, String, i64, String)> = sqlx::query_as(&chunk::chunk_pending(&segments, smaller.map(|_| sql::PENDING_READ_AT_MOST)))
+            .bind(&first)
+            .bind(&last)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut loader = ChunkLoader::default();
+        for (collection_id, obligor, cents, effective_date) in pending {
+            loader.pending(collection_id, &obligor, cents, &effective_date)?;
+        }
+        let (collections, obligors) = loader.loaded();
+        match smaller {
+            Some(smaller) if sql::chunk_too_big(collections, obligors) => span = smaller,
+            _ => return Ok(Some((ChunkRange { first, last, registry_obligors, segments }, loader))),
+        }
+    }
 }
 
-/// Loads, plans, writes and checks the chunk of `range`.
-async fn distribute_chunk(tx: &mut Transaction<'static, Postgres>, run_id: i64, range: &ChunkRange, planner: &Planner) -> StoreResult<RunSummary> {
+/// Loads the rest of the chunk of `range` (its pending collections are in `loader`), plans,
+/// writes and checks it.
+async fn distribute_chunk(
+    tx: &mut Transaction<'static, Postgres>,
+    run_id: i64,
+    range: &ChunkRange,
+    mut loader: ChunkLoader,
+    planner: &Planner,
+) -> StoreResult<RunSummary> {
     let (first, last) = (range.first.as_str(), range.last.as_str());
-    let mut loader = ChunkLoader::default();
-    let pending: Vec<(i64, String, i64, String)> =
-        sqlx::query_as(&chunk::chunk_pending(&range.segments)).bind(first).bind(last).fetch_all(&mut **tx).await?;
-    for (collection_id, obligor, cents, effective_date) in pending {
-        loader.pending(collection_id, &obligor, cents, &effective_date)?;
-    }
     let corrections: Vec<(i64, String, String, i64)> =
         sqlx::query_as(chunk::CHUNK_CORRECTIONS).bind(first).bind(last).fetch_all(&mut **tx).await?;
     for (pool_id, obligor, effective_date, cents) in corrections {

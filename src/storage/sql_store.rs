@@ -14,7 +14,7 @@ use super::StoreError;
 use crate::domain::month::parse_iso_date;
 use crate::domain::{Bucket, CaseNumber, Money, ObligorId, Order, OrderId, YearMonth};
 
-/// How many obligors a distribution run's first chunk loads, plans and writes at once.
+/// A distribution run's first chunk's span of the registry (migrations 0020).
 pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 
 /// About how many collections a distribution chunk should carry: the next chunk's span is
@@ -24,14 +24,32 @@ pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 pub(super) const COLLECTIONS_PER_CHUNK: u64 = 30_000;
 
 /// About how many obligors with money a chunk should plan at most: each one's orders and
-/// balances are loaded, so memory stays bounded whatever the collections per obligor.
+/// balances are loaded.
 pub(super) const PLANNED_PER_CHUNK: u64 = 5_000;
 
 /// The bounds of a chunk's span of the registry (migrations 0020: a chunk covers the
 /// registry's obligors from the first with money after the chunk before). The most keeps
-/// the registry's read of the span cheap; a span only grows fourfold a chunk, so a chunk
-/// sized across a sparse stretch of the queue does not take a dense one whole.
+/// the registry's read of the span cheap. A span sized across a sparse stretch of the queue
+/// may meet a dense one: [`PENDING_READ_AT_MOST`] and [`chunk_too_big`] bound what it loads.
 pub(super) const SPAN_PER_CHUNK: std::ops::RangeInclusive<i64> = 100..=100_000;
+
+/// The most pending collections a chunk's read takes (its `LIMIT`): twice
+/// [`COLLECTIONS_PER_CHUNK`], and one more to tell that there were more.
+pub(super) const PENDING_READ_AT_MOST: u64 = 2 * COLLECTIONS_PER_CHUNK + 1;
+
+/// Whether a chunk whose pending read took `collections` of `obligors` is too big to load
+/// whole: more than twice [`COLLECTIONS_PER_CHUNK`] collections or [`PLANNED_PER_CHUNK`]
+/// obligors. It is then read again with a quarter of its span ([`smaller_span`]); at the
+/// least span it is taken whatever it holds (an obligor's collections are never split), so
+/// memory stays bounded by about twice a chunk's aim, or by the least span's obligors.
+pub(super) fn chunk_too_big(collections: u64, obligors: u64) -> bool {
+    collections >= PENDING_READ_AT_MOST || obligors > 2 * PLANNED_PER_CHUNK
+}
+
+/// A quarter of `span`, never under the least; `None` if `span` is the least already.
+pub(super) fn smaller_span(span: i64) -> Option<i64> {
+    (span > *SPAN_PER_CHUNK.start()).then(|| (span / 4).max(*SPAN_PER_CHUNK.start()))
+}
 
 /// The next chunk's span of the registry, from the chunk before: its `span`, the obligors it
 /// `planned` (those with money) and the `collections` it took. The span that would carry
@@ -679,7 +697,17 @@ mod tests {
         // up to its most.
         assert_eq!(next_chunk_span(500, 15, 17), 2_000);
         assert_eq!(next_chunk_span(64_000, 2_100, 2_200), 100_000);
-        // A chunk of corrections only (no collections): bounded by the obligors it planned.
+        // A chunk of corrections only (no collections): grown fourfold.
         assert_eq!(next_chunk_span(5_000, 40, 0), 20_000);
+    }
+
+    #[test]
+    fn a_chunk_too_big_to_load_is_read_again_with_a_quarter_of_its_span_down_to_the_least() {
+        assert!(!chunk_too_big(60_000, 10_000));
+        assert!(chunk_too_big(60_001, 100));
+        assert!(chunk_too_big(20_000, 10_001));
+        assert_eq!(smaller_span(100_000), Some(25_000));
+        assert_eq!(smaller_span(300), Some(100));
+        assert_eq!(smaller_span(100), None);
     }
 }

@@ -48,7 +48,8 @@ use super::sqlite_lookups::Lookups;
 use super::{Planner, StoreError, StoreResult};
 use crate::domain::distribution::{ObligorInput, ObligorPlan, RunSummary};
 
-/// Which chunk: the obligors after `after`, at most `obligors`.
+/// Which chunk: from the first obligor with money after `after`, a span of `obligors` of the
+/// registry (less if that holds too much to load: `sql::chunk_too_big`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ChunkRequest {
     after: String,
@@ -246,16 +247,25 @@ fn load_chunk(connection: &Connection, request: &ChunkRequest) -> StoreResult<Op
     let mut corrected = connection.prepare_cached(&numbered(chunk::FIRST_CORRECTED_AFTER))?;
     let first_corrected = corrected.query(params![request.after])?.next()?.map(|row| row.get::<_, String>(0)).transpose()?;
     let Some(first) = chunk::chunk_start(first_queued, first_corrected) else { return Ok(None) };
-    let (registry_last, registry_obligors): (Option<String>, i64) =
-        connection.prepare_cached(&numbered(chunk::CHUNK_RANGE))?.query_row(params![first, request.obligors], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let last = chunk::chunk_end(&first, registry_last);
+    let mut span = request.obligors;
+    let (last, registry_obligors, mut loader) = loop {
+        let (registry_last, registry_obligors): (Option<String>, i64) =
+            connection.prepare_cached(&numbered(chunk::CHUNK_RANGE))?.query_row(params![first, span], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let last = chunk::chunk_end(&first, registry_last);
+        let smaller = sql::smaller_span(span);
+        let mut loader = ChunkLoader::default();
+        let mut pending = connection.prepare_cached(&numbered(&chunk::chunk_pending(&segments, smaller.map(|_| sql::PENDING_READ_AT_MOST))))?;
+        let mut rows = pending.query(params![first, last])?;
+        while let Some(row) = rows.next()? {
+            loader.pending(row.get(0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?)?;
+        }
+        let (collections, obligors) = loader.loaded();
+        match smaller {
+            Some(smaller) if sql::chunk_too_big(collections, obligors) => span = smaller,
+            _ => break (last, registry_obligors, loader),
+        }
+    };
     let range = params![first, last];
-    let mut loader = ChunkLoader::default();
-    let mut pending = connection.prepare_cached(&numbered(&chunk::chunk_pending(&segments)))?;
-    let mut rows = pending.query(range)?;
-    while let Some(row) = rows.next()? {
-        loader.pending(row.get(0)?, text_at(row, 1)?, row.get(2)?, text_at(row, 3)?)?;
-    }
     let mut corrections = connection.prepare_cached(&numbered(chunk::CHUNK_CORRECTIONS))?;
     let mut rows = corrections.query(range)?;
     while let Some(row) = rows.next()? {
