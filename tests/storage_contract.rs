@@ -35,6 +35,7 @@ on_both_backends!(
     balances_are_derived_from_the_allocations,
     a_run_spans_several_batches_of_obligors,
     collections_queued_by_files_and_one_at_a_time_are_each_distributed_once,
+    a_chunk_too_big_to_load_is_read_again_smaller_and_nothing_is_left_or_split,
     allocations_cannot_be_altered,
     two_replicas_never_distribute_a_collection_twice,
     a_setting_keeps_its_first_value,
@@ -107,6 +108,18 @@ fn date(text: &str) -> NaiveDate {
 
 fn money(text: &str) -> Money {
     Money::parse_signed(text).unwrap()
+}
+
+/// A CSV file from sender acme, batch `batch`, received on 2026-11-20.
+fn file_from_acme(batch: &str) -> gateway::storage::remittance::NewRemittance {
+    gateway::storage::remittance::NewRemittance {
+        sender: "acme".into(),
+        batch_id: batch.into(),
+        format: "CSV",
+        content_sha256: format!("sha-{batch}"),
+        received_at: "t".into(),
+        received_on: date("2026-11-20"),
+    }
 }
 
 async fn collect(store: &dyn Store, case: &str, amount: &str, effective: &str) -> i64 {
@@ -304,14 +317,7 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
     use gateway::storage::suspense::{SuspenseFilter, Worked, Worker};
 
     let (_db, store) = seeded(backend).await;
-    let remittance = NewRemittance {
-        sender: "acme".into(),
-        batch_id: "S-1".into(),
-        format: "CSV",
-        content_sha256: "sha-S-1".into(),
-        received_at: "2026-11-20T10:00:00Z".into(),
-        received_on: date("2026-11-20"),
-    };
+    let remittance = NewRemittance { received_at: "2026-11-20T10:00:00Z".into(), ..file_from_acme("S-1") };
     let held = |line: u64, cents: i64| LineToWrite {
         record: StoredLine {
             line,
@@ -420,14 +426,7 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
     use gateway::storage::terminations::{Handled, NoticeFilter};
 
     let (_db, store) = seeded(backend).await;
-    let remittance = NewRemittance {
-        sender: "acme".into(),
-        batch_id: "T-1".into(),
-        format: "CSV",
-        content_sha256: "sha-T-1".into(),
-        received_at: "2026-11-20T10:00:00Z".into(),
-        received_on: date("2026-11-20"),
-    };
+    let remittance = NewRemittance { received_at: "2026-11-20T10:00:00Z".into(), ..file_from_acme("T-1") };
     let left = |line: u64, fein: &str, obligor: &str| LineToWrite {
         record: StoredLine {
             line,
@@ -509,14 +508,7 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
     let (_db, store) = seeded(backend).await;
     collect(&*store, "12345678", "10.00", "2026-11-13").await;
     collect(&*store, "12345679", "5.50", "2026-11-13").await;
-    let remittance = NewRemittance {
-        sender: "acme".into(),
-        batch_id: "L-1".into(),
-        format: "CSV",
-        content_sha256: "sha-L-1".into(),
-        received_at: "2026-11-20T10:00:00Z".into(),
-        received_on: date("2026-11-20"),
-    };
+    let remittance = NewRemittance { received_at: "2026-11-20T10:00:00Z".into(), ..file_from_acme("L-1") };
     let late =
         StoredProblem { code: "LATE_REMITTANCE".into(), field: "pay_date".into(), severity: "WARNING".into(), message: "late".into() };
     let line = |number: u64, status: &str, problems: Vec<StoredProblem>| StoredLine {
@@ -615,25 +607,17 @@ async fn a_run_spans_several_batches_of_obligors(backend: Backend) {
     assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None);
 }
 
-/// Writes a file of `lines` collections of the many obligors, line `n` for obligor `n` (modulo
-/// their number) with `n` cents over a dollar, in batches of 1,000 lines as intake does; its
-/// total.
-async fn file_of_many_obligors(store: &dyn Store, batch: &str, lines: u64, first_line: u64) -> Money {
-    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine};
-    let remittance = NewRemittance {
-        sender: "acme".into(),
-        batch_id: batch.into(),
-        format: "CSV",
-        content_sha256: format!("sha-{batch}"),
-        received_at: "t".into(),
-        received_on: date("2026-11-20"),
-    };
-    let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
+/// Writes a file of `lines` collections of the many obligors in `obligors`, line `n` for the
+/// `n`-th of them (modulo their number) with `n` cents over a dollar, in batches of 1,000
+/// lines as intake does; its total.
+async fn file_of_many_obligors(store: &dyn Store, batch: &str, lines: u64, first_line: u64, obligors: std::ops::Range<usize>) -> Money {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
+    let mut writer = store.begin_remittance(file_from_acme(batch), audit()).await.unwrap();
     let mut total = Money::ZERO;
     for start in (first_line..first_line + lines).step_by(1000) {
         let batch: Vec<LineToWrite> = (start..(start + 1000).min(first_line + lines))
             .map(|n| {
-                let obligor = n as usize % MANY_OBLIGORS;
+                let obligor = obligors.start + n as usize % obligors.len();
                 let amount = Money::from_cents(100 + n as i64 % 100);
                 total += amount;
                 let case = format!("{:08}", 10_000_000 + obligor);
@@ -665,17 +649,17 @@ async fn file_of_many_obligors(store: &dyn Store, batch: &str, lines: u64, first
     total
 }
 
-/// A file's collections are queued a segment at a time (on SQLite, at least 16,384 to a
-/// segment, each sorted by obligor), those received one at a time and a file's last few in
-/// segment 0, before, between and after files: one run distributes every one once, over many chunks, and each obligor's
+/// A file's collections are queued a segment at a time (on SQLite, about 16,384 to a segment,
+/// each sorted by obligor), those received one at a time and a file's last few in segment 0,
+/// before, between and after files: one run distributes every one once, over many chunks, and each obligor's
 /// money whole; a collection received after the run, however far along the registry its
 /// obligor is, is found by the next run.
 async fn collections_queued_by_files_and_one_at_a_time_are_each_distributed_once(backend: Backend) {
     let (db, store) = many_obligors_with_a_collection_each(backend).await;
     let mut total = Money::from_cents(150_00 * MANY_OBLIGORS as i64);
-    total += file_of_many_obligors(&*store, "F-1", 20_000, 0).await;
+    total += file_of_many_obligors(&*store, "F-1", 20_000, 0, 0..MANY_OBLIGORS).await;
     collect(&*store, "10000007", "1.00", "2026-11-13").await;
-    total += Money::from_cents(100) + file_of_many_obligors(&*store, "F-2", 3_000, 20_000).await;
+    total += Money::from_cents(100) + file_of_many_obligors(&*store, "F-2", 3_000, 20_000, 0..MANY_OBLIGORS).await;
     collect(&*store, "10000003", "2.00", "2026-11-14").await;
     total += Money::from_cents(200);
 
@@ -707,6 +691,20 @@ async fn collections_queued_by_files_and_one_at_a_time_are_each_distributed_once
     collect(&*store, &last_case, "3.00", "2026-11-15").await;
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.obligors, run.collections, run.total), (1, 1, money("3.00")));
+    let report = store.verify_ledger("2026-11-20T12:00:00.000Z").await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.checks);
+}
+
+/// A chunk sized across a sparse stretch of the queue that meets a dense one is read again with
+/// less of the registry, down to the least span, which is taken whole: the last 100 obligors
+/// hold 70,000 collections (more than a chunk's read takes), the 1,000 before them one each.
+async fn a_chunk_too_big_to_load_is_read_again_smaller_and_nothing_is_left_or_split(backend: Backend) {
+    let (_db, store) = many_obligors_with_a_collection_each(backend).await;
+    let dense = file_of_many_obligors(&*store, "DENSE", 70_000, 0, MANY_OBLIGORS - 100..MANY_OBLIGORS).await;
+    let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
+    let total = Money::from_cents(150_00 * MANY_OBLIGORS as i64) + dense;
+    assert_eq!((run.obligors, run.collections, run.total), (MANY_OBLIGORS as u64, MANY_OBLIGORS as u64 + 70_000, total));
+    assert_eq!(store.distribute("t", &plan_obligors, &audit()).await.unwrap(), None, "nothing is left queued");
     let report = store.verify_ledger("2026-11-20T12:00:00.000Z").await.unwrap();
     assert!(report.is_clean(), "{:?}", report.checks);
 }
@@ -996,22 +994,14 @@ async fn payments_sent_at_once_are_each_committed_once(backend: Backend) {
 /// pool's 16 connections and its lookup borrows another: unbounded, 16 open files starved
 /// their own lookups until the pool's acquire timeout.
 async fn many_files_open_at_once_each_read_the_registry_and_commit(backend: Backend) {
-    use gateway::storage::remittance::{LineCounts, NewRemittance};
+    use gateway::storage::remittance::LineCounts;
 
     let (_db, store) = seeded(backend).await;
     let started = std::time::Instant::now();
     let files = (0..16).map(|n| {
         let store = store.clone();
         tokio::spawn(async move {
-            let remittance = NewRemittance {
-                sender: "acme".into(),
-                batch_id: format!("OPEN-{n}"),
-                format: "CSV",
-                content_sha256: format!("sha-open-{n}"),
-                received_at: "t".into(),
-                received_on: date("2026-11-20"),
-            };
-            let writer = store.begin_remittance(remittance, audit()).await.unwrap();
+            let writer = store.begin_remittance(file_from_acme(&format!("OPEN-{n}")), audit()).await.unwrap();
             // Every file is open before any reads: the reads must not need a connection
             // another open file holds.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -1027,18 +1017,11 @@ async fn many_files_open_at_once_each_read_the_registry_and_commit(backend: Back
 
 async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
     use gateway::storage::remittance::{
-        LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine, StoredProblem, SuspenseHold,
+        LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine, StoredProblem, SuspenseHold,
     };
 
     let (_db, store) = seeded(backend).await;
-    let remittance = |batch: &str| NewRemittance {
-        sender: "acme".into(),
-        batch_id: batch.into(),
-        format: "CSV",
-        content_sha256: format!("sha-{batch}"),
-        received_at: "t".into(),
-        received_on: date("2026-11-20"),
-    };
+    let remittance = file_from_acme;
     let line = |number: u64, status: &str, obligor: Option<&str>| StoredLine {
         line: number,
         status: status.into(),
@@ -1120,17 +1103,10 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 /// as the schema's foreign keys require (on SQLite the file writer checks them in bulk,
 /// `storage/sqlite_references.rs`), and the same batch then commits once its lines are right.
 async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
-    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, StoredLine};
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
 
     let (_db, store) = seeded(backend).await;
-    let remittance = || NewRemittance {
-        sender: "acme".into(),
-        batch_id: "B-1".into(),
-        format: "CSV",
-        content_sha256: "sha-B-1".into(),
-        received_at: "t".into(),
-        received_on: date("2026-11-20"),
-    };
+    let remittance = || file_from_acme("B-1");
     let collected = |number: u64, obligor: &str, case: &str| LineToWrite {
         record: StoredLine {
             line: number,
