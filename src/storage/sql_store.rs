@@ -23,8 +23,9 @@ pub(super) const OBLIGORS_PER_BATCH: i64 = 500;
 /// long and files and payments wait. 30,000 collections take about half a second on SQLite.
 pub(super) const COLLECTIONS_PER_CHUNK: u64 = 30_000;
 
-/// About how many obligors with money a chunk should plan at most: each one's orders and
-/// balances are loaded.
+/// About how many obligors with money a chunk should plan: each one's orders and balances are
+/// loaded. Sizing aims at it; a chunk is read again smaller only past twice as many
+/// ([`chunk_too_big`]).
 pub(super) const PLANNED_PER_CHUNK: u64 = 5_000;
 
 /// The bounds of a chunk's span of the registry (migrations 0020: a chunk covers the
@@ -40,8 +41,9 @@ pub(super) const PENDING_READ_AT_MOST: u64 = 2 * COLLECTIONS_PER_CHUNK + 1;
 /// Whether a chunk whose pending read took `collections` of `obligors` is too big to load
 /// whole: more than twice [`COLLECTIONS_PER_CHUNK`] collections or [`PLANNED_PER_CHUNK`]
 /// obligors. It is then read again with a quarter of its span ([`smaller_span`]); at the
-/// least span it is taken whatever it holds (an obligor's collections are never split), so
-/// memory stays bounded by about twice a chunk's aim, or by the least span's obligors.
+/// least span it is taken whatever it holds (an obligor's collections are never split). So
+/// what a chunk loads stays within about twice its aim, or the least span's obligors (plus
+/// the few obligors with a correction pool and no collection, counted after this check).
 pub(super) fn chunk_too_big(collections: u64, obligors: u64) -> bool {
     collections >= PENDING_READ_AT_MOST || obligors > 2 * PLANNED_PER_CHUNK
 }
