@@ -84,6 +84,10 @@ impl fmt::Display for YearMonth {
 }
 
 /// Parses exactly `YYYY-MM-DD`, a real calendar date.
+///
+/// Read digit by digit rather than through chrono's format strings: every remittance line's
+/// pay date comes through here, and interpreting `"%Y-%m-%d"` each time showed in a file's
+/// profile.
 pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
     let bytes = text.as_bytes();
     let shape_ok = bytes.len() == 10
@@ -93,7 +97,28 @@ pub fn parse_iso_date(text: &str) -> Option<NaiveDate> {
     if !shape_ok {
         return None;
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    let number = |digits: &[u8]| digits.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let year = i32::try_from(number(&bytes[..4])).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&bytes[5..7]), number(&bytes[8..]))
+}
+
+/// `date` as `YYYY-MM-DD`, as its `Display` writes it, without the formatting machinery: a
+/// file's writer stores two or three dates for each line.
+pub fn iso_date_text(date: NaiveDate) -> String {
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&year) {
+        return date.to_string(); // a sign or a fifth digit: chrono's own spelling
+    }
+    let mut text = String::with_capacity(10);
+    for (value, digits) in [(year as u32, 4), (month, 2), (day, 2)] {
+        if !text.is_empty() {
+            text.push('-');
+        }
+        for place in (0..digits).rev() {
+            text.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -116,8 +141,24 @@ mod tests {
     }
 
     #[test]
+    fn writes_dates_as_chrono_displays_them() {
+        for (y, m, d) in [(2026, 11, 13), (1, 1, 1), (0, 12, 31), (9999, 12, 31), (10000, 1, 1), (-5, 3, 4), (2024, 2, 29)] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(iso_date_text(date), date.to_string());
+        }
+    }
+
+    #[test]
     fn parses_only_real_iso_dates() {
-        assert!(parse_iso_date("2026-11-13").is_some());
+        assert_eq!(parse_iso_date("2026-11-13"), NaiveDate::from_ymd_opt(2026, 11, 13));
+        assert_eq!(parse_iso_date("0001-01-01"), NaiveDate::from_ymd_opt(1, 1, 1));
+        assert_eq!(parse_iso_date("2024-02-29"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        assert!(parse_iso_date("2026-13-01").is_none());
+        assert!(parse_iso_date("2026-00-10").is_none());
+        assert!(parse_iso_date("2026-04-31").is_none());
+        assert!(parse_iso_date("2026-04-00").is_none());
+        assert!(parse_iso_date("2026-04-1a").is_none());
+        assert!(parse_iso_date("2026-04-011").is_none());
         assert!(parse_iso_date("2026-02-29").is_none());
         assert!(parse_iso_date("2026-2-09").is_none());
         assert!(parse_iso_date("+2026-02-09").is_none());

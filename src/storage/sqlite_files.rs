@@ -35,6 +35,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::Sqlite;
 use tokio::sync::oneshot;
 
+use crate::domain::month::iso_date_text;
+
 use super::remittance::{LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
@@ -446,7 +448,7 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrit
     file.references.add(connection, lines)?;
     let remittance_id = file.remittance_id;
     let received_at = file.received_at.as_str();
-    let pay_date = |r: &StoredLine| ToSqlOutput::Owned(r.pay_date.map_or(Value::Null, |d| Value::Text(d.to_string())));
+    let pay_date = |r: &StoredLine| ToSqlOutput::Owned(r.pay_date.map_or(Value::Null, |d| Value::Text(iso_date_text(d))));
     // Rows in the order the multi-row INSERTs of PostgreSQL write them: a batch's
     // collections, its lines, then what it holds and the notices it gives.
     let collected: Vec<(i64, &LineToWrite)> = lines
@@ -599,7 +601,7 @@ fn queue_segment(connection: &Connection, unqueued: &mut Vec<Unqueued>) -> Store
                 text(&entry.obligor),
                 integer(entry.collection_id),
                 integer(entry.cents),
-                ToSqlOutput::Owned(Value::Text(entry.effective_date.to_string())),
+                ToSqlOutput::Owned(Value::Text(iso_date_text(entry.effective_date))),
             ]
         },
     )?;
