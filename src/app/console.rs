@@ -8,6 +8,7 @@ use super::remittance::FileSummary;
 use super::{App, AppError};
 use crate::domain::access::{Action, Principal, Role};
 use crate::domain::reports::{late_by_employer, suspense_by_age, LateEmployer};
+use crate::domain::month::parse_iso_date;
 use crate::domain::Money;
 use crate::storage::access::AuditEntry;
 use crate::storage::reports::RunRecord;
@@ -101,7 +102,7 @@ impl App {
         let mut collections_per_day: Vec<(NaiveDate, Money)> = first_day.iter_days().take_while(|d| *d <= today).map(|d| (d, Money::ZERO)).collect();
         let mut received_by_source: Vec<(String, i64, Money)> = Vec::new();
         for row in daily {
-            let day = NaiveDate::parse_from_str(&row.day, "%Y-%m-%d").map_err(|_| AppError::Internal(format!("a stored day is not a date: {}", row.day)))?;
+            let day = parse_iso_date(&row.day).ok_or_else(|| AppError::Internal(format!("a stored day is not a date: {}", row.day)))?;
             if let Some((_, money)) = collections_per_day.iter_mut().find(|(d, _)| *d == day) {
                 *money += row.amount;
             }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::sql_store as sql;
 use super::StoreError;
 use crate::domain::distribution::{ConservationError, ObligorInput, ObligorPlan, OrderLedger, PendingCollection, PendingCorrection, PoolTarget, RunSummary};
+use crate::domain::month::iso_date_text;
 use crate::domain::{Allocation, Bucket, Money, Order};
 
 /// The queue's segments (migrations 0020): segment 0 holds the collections queued one at a
@@ -424,7 +425,7 @@ impl<'p> ChunkRows<'p> {
                         other => return Err(StoreError::Corrupt(format!("the rule wrote a {} row", other.as_str()))),
                     }
                 }
-                let effective_date: Arc<str> = pool.distribution.effective_date.to_string().into();
+                let effective_date: Arc<str> = iso_date_text(pool.distribution.effective_date).into();
                 for part in &pool.parts {
                     let pool_id = match part.target {
                         PoolTarget::New => {

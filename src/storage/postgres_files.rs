@@ -10,6 +10,7 @@ use super::postgres::PostgresStore;
 use super::remittance::{DirectoryPage, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
 use super::{AuditEntry, StoreError, StoreResult};
+use crate::domain::month::iso_date_text;
 
 /// Writes one remittance file in one transaction (rolled back if dropped).
 pub(super) struct PostgresFileWriter {
@@ -107,7 +108,7 @@ fn line_number(line: &StoredLine) -> i64 {
 }
 
 fn date(line: &StoredLine) -> Option<String> {
-    line.pay_date.map(|d| d.to_string())
+    line.pay_date.map(iso_date_text)
 }
 
 /// A value of a row sent with `COPY … FROM STDIN`.
