@@ -33,6 +33,11 @@ struct LineLabels {
     status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MatchLabels {
+    matched_from: &'static str,
+}
+
 type HistogramFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -50,6 +55,9 @@ pub struct Metrics {
     suspense_dollars: Gauge<f64, AtomicU64>,
     unapplied_dollars: Gauge<f64, AtomicU64>,
     conflict_retries: Family<OperationLabels, Counter>,
+    batches_matched: Family<MatchLabels, Counter>,
+    registry_index_generation: Gauge,
+    registry_index_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -73,7 +81,33 @@ impl Default for Metrics {
             "Transactions run again after a serialization failure or a deadlock, by operation",
             conflict_retries.clone(),
         );
-        Metrics { registry, rpc_requests, rpc_seconds, lines_ingested, distribution_seconds, suspense_dollars, unapplied_dollars, conflict_retries }
+        let batches_matched = Family::<MatchLabels, Counter>::default();
+        registry.register(
+            "remittance_line_batches_matched",
+            "Batches of a file's lines matched against the registry held in memory, or read from the database (while it is read again)",
+            batches_matched.clone(),
+        );
+        let registry_index_generation = Gauge::default();
+        registry.register(
+            "registry_index_generation",
+            "The registry's generation the index in memory holds (0: none)",
+            registry_index_generation.clone(),
+        );
+        let registry_index_bytes = Gauge::default();
+        registry.register("registry_index_bytes", "Memory the registry index holds", registry_index_bytes.clone());
+        Metrics {
+            registry,
+            rpc_requests,
+            rpc_seconds,
+            lines_ingested,
+            distribution_seconds,
+            suspense_dollars,
+            unapplied_dollars,
+            conflict_retries,
+            batches_matched,
+            registry_index_generation,
+            registry_index_bytes,
+        }
     }
 }
 
@@ -100,6 +134,18 @@ impl Metrics {
     /// A transaction of `operation` run again after a serialization failure or a deadlock.
     pub fn observe_conflict_retry(&self, operation: &'static str) {
         self.conflict_retries.get_or_create(&OperationLabels { operation }).inc();
+    }
+
+    /// A batch of lines matched against the registry in memory (`true`) or the database's.
+    pub fn observe_batch_matched(&self, in_memory: bool) {
+        let matched_from = if in_memory { "memory" } else { "database" };
+        self.batches_matched.get_or_create(&MatchLabels { matched_from }).inc();
+    }
+
+    /// The registry index now held: its generation and size (none: 0 and 0).
+    pub fn set_registry_index(&self, generation: i64, bytes: usize) {
+        self.registry_index_generation.set(generation);
+        self.registry_index_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn observe_distribution(&self, elapsed: Duration) {
@@ -131,6 +177,10 @@ mod tests {
         metrics.observe_rpc("PaymentService/SubmitPayment", "Ok", Duration::from_millis(3));
         metrics.observe_lines(&LineCounts { applied: 2, suspense: 1, ..LineCounts::default() });
         metrics.observe_distribution(Duration::from_millis(20));
+        metrics.observe_batch_matched(true);
+        metrics.observe_batch_matched(false);
+        metrics.observe_batch_matched(false);
+        metrics.set_registry_index(7, 1024);
         metrics.set_open_totals(OpenTotals { suspense: Money::from_cents(12_50), unapplied: Money::from_cents(100_00) });
         let text = metrics.encode();
         assert!(text.contains(r#"gateway_rpc_requests_total{rpc="PaymentService/SubmitPayment",code="Ok"} 1"#), "{text}");
@@ -139,5 +189,9 @@ mod tests {
         assert!(text.contains("gateway_distribution_run_duration_seconds_count 1"), "{text}");
         assert!(text.contains("gateway_suspense_open_dollars 12.5"), "{text}");
         assert!(text.contains("gateway_unapplied_dollars 100.0"), "{text}");
+        assert!(text.contains(r#"gateway_remittance_line_batches_matched_total{matched_from="memory"} 1"#), "{text}");
+        assert!(text.contains(r#"gateway_remittance_line_batches_matched_total{matched_from="database"} 2"#), "{text}");
+        assert!(text.contains("gateway_registry_index_generation 7"), "{text}");
+        assert!(text.contains("gateway_registry_index_bytes 1024"), "{text}");
     }
 }

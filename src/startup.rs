@@ -168,6 +168,7 @@ pub enum StartupError {
 impl Application {
     pub async fn build(config: ServerConfig) -> Result<Application, StartupError> {
         let app = open_app(&config.database_url, config.pii_key.as_deref(), config.clock, config.upload_limits).await?;
+        app.start_reading_registry().await;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| StartupError::Bind(config.listen, e))?;
         let metrics_listener = match config.metrics_listen {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| StartupError::Bind(address, e))?),

@@ -430,3 +430,109 @@ async fn the_back_office_reads_every_senders_files_with_filters_and_senders_only
     common::assert_ledger_whole(&app.channel).await;
     app.stop().await;
 }
+
+/// The lines of [`CSV`] under another employer name, so that each copy is a file of its own
+/// (the same bytes again would be a resend).
+fn csv_copy(copy: usize) -> String {
+    CSV.replace("Acme,", &format!("Acme {copy},"))
+}
+
+/// The batches of lines matched so far from the registry in memory, and from the database.
+fn batches_matched(app: &TestApp) -> (u64, u64) {
+    let text = app.app.metrics().encode();
+    let count = |from: &str| {
+        let name = format!("gateway_remittance_line_batches_matched_total{{matched_from=\"{from}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(name.as_str())).map_or(0, |n| n.parse().unwrap())
+    };
+    (count("memory"), count("database"))
+}
+
+/// Waits for the server to hold the registry in memory as the database now has it.
+async fn registry_held_in_memory(app: &TestApp) {
+    let generation = app.app.store().registry_generation().await.unwrap();
+    for _ in 0..1000 {
+        let text = app.app.metrics().encode();
+        let held = text.lines().find_map(|l| l.strip_prefix("gateway_registry_index_generation ")).map(|n| n.parse::<i64>().unwrap());
+        if held == Some(generation) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the registry index was never read at generation {generation}");
+}
+
+/// Runs one statement written by hand, outside the gateway, as an operator might.
+async fn execute_by_hand(app: &TestApp, backend: common::Backend, statement: &str) {
+    match backend {
+        common::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        common::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// A file's lines are matched alike from the registry held in memory and from the database,
+/// and a change to the registry, even one written by hand outside the gateway, is seen by the
+/// next file at once: the index it made stale is not used again.
+async fn lines_are_matched_alike_from_memory_and_from_the_database(backend: common::Backend) {
+    let app = TestApp::spawn(backend).await;
+    // An import is followed by reading the registry into memory.
+    app.import_spec_registry().await;
+    registry_held_in_memory(&app).await;
+    let from_memory = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "COPY-1", csv_copy(1).as_bytes()).await.unwrap();
+    assert_eq!(batches_matched(&app), (1, 0));
+    assert_eq!((from_memory.applied, from_memory.applied_by_ssn, from_memory.suspense, from_memory.rejected), (2, 1, 2, 1));
+    assert_eq!(
+        statuses(&from_memory),
+        [
+            (2, "APPLIED_BY_SSN".into(), vec!["IDENTIFIED_BY_SSN".into()]),
+            (3, "SUSPENSE".into(), vec!["CASE_NUMBER_UNKNOWN".into(), "OBLIGOR_NOT_IDENTIFIED".into()]),
+            (4, "SUSPENSE".into(), vec!["SSN_MISMATCH".into()]),
+            (5, "REJECTED".into(), vec!["FIPS_OTHER_STATE".into()]),
+            (6, "APPLIED".into(), vec!["EMPLOYMENT_TERMINATED".into()]),
+        ]
+    );
+
+    // Case 22345678 given to OB-1 by hand: line 4 (OB-1's SSN) now matches it, line 6
+    // (OB-2's SSN) no longer does. The index is stale, so the next file is matched from the
+    // database.
+    execute_by_hand(&app, backend, "UPDATE cases SET obligor_id = 'OB-1' WHERE case_number = '22345678'").await;
+    let from_database = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "COPY-2", csv_copy(2).as_bytes()).await.unwrap();
+    assert_eq!(batches_matched(&app), (1, 1));
+    assert_eq!(
+        statuses(&from_database),
+        [
+            (2, "APPLIED_BY_SSN".into(), vec!["IDENTIFIED_BY_SSN".into()]),
+            (3, "SUSPENSE".into(), vec!["CASE_NUMBER_UNKNOWN".into(), "OBLIGOR_NOT_IDENTIFIED".into()]),
+            (5, "REJECTED".into(), vec!["FIPS_OTHER_STATE".into()]),
+            (6, "SUSPENSE".into(), vec!["SSN_MISMATCH".into(), "EMPLOYMENT_TERMINATED".into()]),
+        ]
+    );
+
+    // That batch started reading the registry again; once read, it answers the same.
+    registry_held_in_memory(&app).await;
+    let from_new_index = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "COPY-3", csv_copy(3).as_bytes()).await.unwrap();
+    assert_eq!(batches_matched(&app), (2, 1));
+    assert_eq!(statuses(&from_new_index), statuses(&from_database));
+    assert_eq!(
+        (from_new_index.applied, from_new_index.applied_by_ssn, from_new_index.suspense, from_new_index.rejected),
+        (from_database.applied, from_database.applied_by_ssn, from_database.suspense, from_database.rejected)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lines_are_matched_alike_from_memory_and_from_the_database_on_sqlite() {
+    lines_are_matched_alike_from_memory_and_from_the_database(common::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn lines_are_matched_alike_from_memory_and_from_the_database_on_postgres() {
+    lines_are_matched_alike_from_memory_and_from_the_database(common::Backend::Postgres).await;
+}

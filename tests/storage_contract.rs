@@ -59,6 +59,7 @@ on_both_backends!(
     an_end_after_the_money_is_corrected_once_and_withdrawn,
     a_registry_end_moved_earlier_is_corrected_and_a_later_one_is_not,
     unapplied_credit_moves_within_its_pools_and_never_below_zero,
+    the_registry_generation_rises_with_each_change_and_the_index_holds_the_registry_read_at_it,
 );
 
 /// An audit entry for a store call; `action` names it so a test can find its row.
@@ -884,6 +885,73 @@ async fn a_payments_context_is_its_key_payer_and_case_owner_read_at_once(backend
     assert_eq!(after.first.as_ref(), Some(&paid));
     assert_eq!(after.first, store.payment_by_key(payer_id, "k1").await.unwrap());
     assert_eq!(store.payment_context(payer_id, "k2", Some(&case)).await.unwrap().first, None);
+}
+
+/// Runs one hand-written statement, as an operator might, outside the store.
+async fn execute_by_hand(db: &TestDb, backend: Backend, statement: &str) {
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// The index a server matches files' lines with answers as the database does, and the
+/// generation it was read at moves whenever what it holds changes, whoever changes it.
+async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_registry_read_at_it(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let case = |number: &str| CaseNumber::parse(number).unwrap();
+    let owners = |obligors: Vec<ObligorId>| obligors.iter().map(|o| o.as_str().to_owned()).collect::<Vec<_>>();
+
+    let empty = store.registry_generation().await.unwrap();
+    let index = store.registry_index().await.unwrap().unwrap();
+    assert_eq!((index.generation(), index.len()), (empty, (0, 0)));
+
+    store.import_registry(&entries(SPEC_REGISTRY), &audit()).await.unwrap();
+    let imported = store.registry_generation().await.unwrap();
+    assert_ne!(imported, empty);
+    let index = store.registry_index().await.unwrap().unwrap();
+    assert_eq!((index.generation(), index.len()), (imported, (2, 3)));
+    for number in ["12345678", "12345679", "22345678", "99999999"] {
+        assert_eq!(index.obligor_of_case(&case(number)), store.case_owner(&case(number)).await.unwrap(), "{number}");
+    }
+    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("123-45-6789"))), ["OB-1"]);
+    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("223-45-6789"))), ["OB-2"]);
+    assert!(index.obligors_with_ssn_hmac(&hmac_of("423-45-6789")).is_empty());
+
+    // A new obligor with OB-1's SSN, and a case of its own: both answers move.
+    let more = format!("{SPEC_REGISTRY}OB-3,123-45-6789,Smith,Jon,32345678,E,10.00,2026-12,0.00,\n");
+    store.import_registry(&entries(&more), &audit()).await.unwrap();
+    let grown = store.registry_generation().await.unwrap();
+    assert_ne!(grown, imported);
+    let index = store.registry_index().await.unwrap().unwrap();
+    assert_eq!((index.generation(), index.len()), (grown, (3, 4)));
+    assert_eq!(index.obligor_of_case(&case("32345678")), Some(ObligorId::parse("OB-3").unwrap()));
+    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("123-45-6789"))), ["OB-1", "OB-3"]);
+
+    // A statement written by hand moves it too: OB-2's SSN corrected outside the gateway.
+    execute_by_hand(&db, backend, &format!("UPDATE obligors SET ssn_hmac = '{}' WHERE obligor_id = 'OB-2'", hmac_of("523-45-6789"))).await;
+    let corrected = store.registry_generation().await.unwrap();
+    assert_ne!(corrected, grown);
+    let index = store.registry_index().await.unwrap().unwrap();
+    assert_eq!(index.generation(), corrected);
+    assert!(index.obligors_with_ssn_hmac(&hmac_of("223-45-6789")).is_empty());
+    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("523-45-6789"))), ["OB-2"]);
+
+    // A stored key the index cannot hold: the index says which, and files are matched from
+    // the database instead.
+    execute_by_hand(&db, backend, "UPDATE obligors SET ssn_hmac = 'not an hmac' WHERE obligor_id = 'OB-2'").await;
+    let unindexable = store.registry_index().await.unwrap().err().expect("an HMAC the index cannot hold");
+    assert_eq!(unindexable.key, gateway::domain::registry_index::UnindexableKey::SsnHmac);
+    assert_eq!(unindexable.generation, store.registry_generation().await.unwrap());
 }
 
 /// Sets the number the next payment's trace is made from, as if that many payments had been

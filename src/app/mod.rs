@@ -21,6 +21,7 @@ pub mod ends;
 pub mod explain;
 pub mod obligors;
 pub mod reviews;
+mod registry_cache;
 mod verify;
 pub mod suspense;
 pub mod terminations;
@@ -60,6 +61,8 @@ pub struct App {
     lookups: Arc<withholding::LookupBudget>,
     /// Keys recently read, so a call costs no database read to authenticate.
     keys: Arc<key_cache::KeyCache>,
+    /// The registry in memory, for matching files' lines. See [`registry_cache`].
+    registry: Arc<registry_cache::RegistryCache>,
 }
 
 /// The answer to a registry import.
@@ -102,14 +105,16 @@ impl From<CollectionRecord> for CollectionView {
 
 impl App {
     pub fn new(store: Arc<dyn Store>, pii: PiiKey, clock: Arc<dyn Clock>, limits: UploadLimits) -> App {
+        let metrics = Arc::new(Metrics::default());
         App {
             store,
             pii: Arc::new(pii),
             clock,
             limits,
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
             lookups: Arc::new(withholding::LookupBudget::standard()),
             keys: Arc::new(key_cache::KeyCache::new(key_cache::KEY_CACHE_TTL)),
+            registry: Arc::new(registry_cache::RegistryCache::new(metrics)),
         }
     }
 
@@ -143,7 +148,20 @@ impl App {
             self.audit_outcome(audit, "REFUSED").await?;
             return result;
         }
-        self.audited_write(audit, result).await
+        let outcome = self.audited_write(audit, result).await?;
+        // Files usually follow an import: the registry is read into memory now, not by the
+        // first batch of lines that finds it changed.
+        self.start_reading_registry().await;
+        Ok(outcome)
+    }
+
+    /// Starts reading the registry into memory for matching files' lines, unless the index
+    /// held is already the database's (see [`registry_cache`]).
+    pub async fn start_reading_registry(&self) {
+        match self.store.registry_generation().await {
+            Ok(generation) => drop(self.registry.index_at(&self.store, generation)),
+            Err(error) => tracing::warn!(%error, "reading the registry's generation failed; the first file reads the registry"),
+        }
     }
 
     async fn import_registry_audited(&self, upload: impl UploadStream, audit: &AuditEntry) -> Result<RegistryOutcome, AppError> {

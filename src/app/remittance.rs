@@ -17,12 +17,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::paging::{self, Page, PageRequest};
 use super::{App, AppError, Caller, UploadCheck, UploadStream};
 use crate::domain::access::Action;
+use crate::domain::registry_index::RegistryIndex;
 use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
 use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
-    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceStore, RemittanceSummary,
-    RemittanceWriter, StoredLine, StoredProblem, SuspenseHold,
+    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
+    StoredLine, StoredProblem, SuspenseHold,
 };
 use crate::storage::{AuditEntry, StoreError};
 
@@ -359,7 +360,7 @@ impl App {
             while let Some(batch) = batches.recv().await {
                 let next = match batch {
                     Ok(lines) => {
-                        let directory = BatchDirectory::load(&*self.store, &lines, self.pii.clone()).await?;
+                        let directory = BatchDirectory::load(self, &lines).await?;
                         Ok((lines, directory))
                     }
                     Err(file_problem) => Err(file_problem),
@@ -614,18 +615,33 @@ fn count(counts: &mut LineCounts, status: LineStatus) {
 /// What the registry says of the cases and SSNs a batch of lines quotes, with each SSN's
 /// HMAC computed once for the batch.
 struct BatchDirectory {
-    page: DirectoryPage,
+    known: Known,
     /// SSN digits → HMAC, so no line hashes its SSN twice. Lives for one batch, in memory.
     hmacs: HashMap<String, String>,
     pii: std::sync::Arc<super::PiiKey>,
 }
 
+/// Where a batch's answers come from.
+enum Known {
+    /// The whole registry in memory, at the generation the database had when the batch began.
+    Index(std::sync::Arc<RegistryIndex>),
+    /// The batch's own cases and SSNs, read from the database.
+    Page(DirectoryPage),
+}
+
 impl BatchDirectory {
-    async fn load(
-        store: &(impl RemittanceStore + ?Sized),
-        lines: &[RawLine],
-        pii: std::sync::Arc<super::PiiKey>,
-    ) -> Result<BatchDirectory, AppError> {
+    async fn load(app: &App, lines: &[RawLine]) -> Result<BatchDirectory, AppError> {
+        let (store, pii) = (&app.store, app.pii.clone());
+        let mut hmacs = HashMap::new();
+        for ssn in lines.iter().filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok())) {
+            hmacs.entry(ssn.expose_digits().to_owned()).or_insert_with(|| pii.ssn_hmac(&ssn));
+        }
+        let generation = store.registry_generation().await?;
+        let index = app.registry.index_at(store, generation);
+        app.metrics.observe_batch_matched(index.is_some());
+        if let Some(index) = index {
+            return Ok(BatchDirectory { known: Known::Index(index), hmacs, pii });
+        }
         let mut cases: Vec<String> = lines
             .iter()
             .filter_map(|l| l.case_number.as_deref().and_then(|c| CaseNumber::parse(c.trim()).ok()))
@@ -633,14 +649,10 @@ impl BatchDirectory {
             .collect();
         cases.sort_unstable();
         cases.dedup();
-        let mut hmacs = HashMap::new();
-        for ssn in lines.iter().filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok())) {
-            hmacs.entry(ssn.expose_digits().to_owned()).or_insert_with(|| pii.ssn_hmac(&ssn));
-        }
         let mut wanted: Vec<String> = hmacs.values().cloned().collect();
         wanted.sort_unstable();
         let page = store.directory(cases, wanted).await?;
-        Ok(BatchDirectory { page, hmacs, pii })
+        Ok(BatchDirectory { known: Known::Page(page), hmacs, pii })
     }
 
     fn hmac(&self, ssn: &Ssn) -> String {
@@ -650,16 +662,27 @@ impl BatchDirectory {
 
 impl ObligorDirectory for BatchDirectory {
     fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
-        self.page.cases.get(case.as_str()).cloned()
+        match &self.known {
+            Known::Index(index) => index.obligor_of_case(case),
+            Known::Page(page) => page.cases.get(case.as_str()).cloned(),
+        }
     }
 
     fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
-        // Every SSN of the batch was looked up, so its obligors are all here.
-        self.page.obligors_by_ssn.get(&self.hmac(ssn)).is_some_and(|obligors| obligors.contains(obligor))
+        let hmac = self.hmac(ssn);
+        match &self.known {
+            Known::Index(index) => index.obligor_has_ssn_hmac(obligor, &hmac),
+            // Every SSN of the batch was looked up, so its obligors are all here.
+            Known::Page(page) => page.obligors_by_ssn.get(&hmac).is_some_and(|obligors| obligors.contains(obligor)),
+        }
     }
 
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {
-        self.page.obligors_by_ssn.get(&self.hmac(ssn)).cloned().unwrap_or_default()
+        let hmac = self.hmac(ssn);
+        match &self.known {
+            Known::Index(index) => index.obligors_with_ssn_hmac(&hmac),
+            Known::Page(page) => page.obligors_by_ssn.get(&hmac).cloned().unwrap_or_default(),
+        }
     }
 }
 

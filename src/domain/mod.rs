@@ -17,6 +17,7 @@ pub mod month;
 pub mod payment;
 pub mod problem_groups;
 pub mod registry;
+pub mod registry_index;
 pub mod remittance;
 pub mod reports;
 pub mod review;

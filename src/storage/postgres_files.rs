@@ -7,10 +7,15 @@ use sqlx::{Postgres, Transaction};
 
 use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
-use super::remittance::{DirectoryPage, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
+use super::remittance::{
+    DirectoryPage, LineCounts, LineToWrite, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
+    REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
+};
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
 use super::{AuditEntry, StoreError, StoreResult};
 use crate::domain::month::iso_date_text;
+use crate::domain::registry_index::{RegistryIndex, Unindexable};
+use futures::TryStreamExt;
 
 /// Writes one remittance file in one transaction (rolled back if dropped).
 pub(super) struct PostgresFileWriter {
@@ -100,6 +105,25 @@ impl PostgresStore {
             }
         }
         Ok(page)
+    }
+
+    pub(super) async fn registry_generation_row(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(REGISTRY_GENERATION_QUERY).fetch_one(self.reader()).await?)
+    }
+
+    /// The registry's rows streamed from one statement (one snapshot) into an index.
+    pub(super) async fn registry_index_rows(&self) -> StoreResult<Result<RegistryIndex, Unindexable>> {
+        let mut rows = sqlx::query_as::<_, (i64, Option<String>, Option<String>, Option<String>)>(REGISTRY_ROWS_QUERY).fetch(self.reader());
+        let mut index = RegistryRows::default();
+        while let Some((generation, obligor_id, ssn_hmac, case_number)) = rows.try_next().await? {
+            if !index.add(generation, obligor_id.as_deref(), ssn_hmac.as_deref(), case_number.as_deref()) {
+                break;
+            }
+        }
+        drop(rows);
+        tokio::task::spawn_blocking(move || index.finish())
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("building the registry index stopped: {error}")))?
     }
 }
 

@@ -155,6 +155,18 @@ macro_rules! impl_sql_remittances {
                 self.directory_page(case_numbers, ssn_hmacs).await
             }
 
+            async fn registry_generation(&self) -> $crate::storage::StoreResult<i64> {
+                self.registry_generation_row().await
+            }
+
+            async fn registry_index(
+                &self,
+            ) -> $crate::storage::StoreResult<
+                Result<$crate::domain::registry_index::RegistryIndex, $crate::domain::registry_index::Unindexable>,
+            > {
+                self.registry_index_rows().await
+            }
+
             async fn suspense_after(
                 &self,
                 after_id: i64,

@@ -19,11 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use super::remittance::DirectoryPage;
+use super::remittance::{DirectoryPage, RegistryRows, REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY};
 use super::sql_payment::{ObligorOrderRow, PayerRow, PaymentContextRows, PaymentRow, OBLIGOR_ORDERS_QUERY, PAYER_QUERY, PAYMENT_BY_KEY_QUERY};
 use super::sql_store as sql;
 use super::sqlite::SqliteStore;
 use super::{StoreError, StoreResult};
+use crate::domain::registry_index::{RegistryIndex, Unindexable};
 
 /// Idle read connections, opened as needed (at most one per batch looked up at once).
 pub(super) struct Lookups {
@@ -77,6 +78,27 @@ impl Lookups {
             self.give_back(connection);
         }
         result
+    }
+
+    /// The registry's rows read from one statement (one snapshot) into an index.
+    fn registry_index(&self) -> StoreResult<Result<RegistryIndex, Unindexable>> {
+        self.with_connection(|connection| {
+            let mut statement = connection.prepare(REGISTRY_ROWS_QUERY)?;
+            let mut rows = statement.query([])?;
+            let mut index = RegistryRows::default();
+            while let Some(row) = rows.next()? {
+                let text = |column: usize| {
+                    let value = row.get_ref(column)?;
+                    value
+                        .as_str_or_null()
+                        .map_err(|error| rusqlite::Error::FromSqlConversionFailure(column, value.data_type(), Box::new(error)))
+                };
+                if !index.add(row.get(0)?, text(1)?, text(2)?, text(3)?) {
+                    break;
+                }
+            }
+            index.finish()
+        })
     }
 
     /// Every case and SSN HMAC asked for that the registry holds, read in one snapshot.
@@ -181,6 +203,19 @@ impl SqliteStore {
 
     pub(super) async fn case_owner_row(&self, case_number: &str) -> StoreResult<Option<String>> {
         self.lookups.read(|connection| case_owner_on(connection, case_number))
+    }
+
+    /// A point read on this thread, like a payment's (a few microseconds).
+    pub(super) async fn registry_generation_row(&self) -> StoreResult<i64> {
+        self.lookups.read(|connection| connection.prepare_cached(REGISTRY_GENERATION_QUERY)?.query_row([], |row| row.get(0)))
+    }
+
+    /// The whole registry read on a blocking thread (about a second for 300,000 obligors).
+    pub(super) async fn registry_index_rows(&self) -> StoreResult<Result<RegistryIndex, Unindexable>> {
+        let lookups = self.lookups.clone();
+        tokio::task::spawn_blocking(move || lookups.registry_index())
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("reading the registry stopped: {error}")))?
     }
 
     /// The cases and SSN HMACs a batch of lines quotes, looked up on a blocking thread.
