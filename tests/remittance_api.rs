@@ -461,22 +461,6 @@ async fn registry_held_in_memory(app: &TestApp) {
     panic!("the registry index was never read at generation {generation}");
 }
 
-/// Runs one statement written by hand, outside the gateway, as an operator might.
-async fn execute_by_hand(app: &TestApp, backend: common::Backend, statement: &str) {
-    match backend {
-        common::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        common::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-}
-
 /// A file's lines are matched alike from the registry held in memory and from the database,
 /// and a change to the registry, even one written by hand outside the gateway, is seen by the
 /// next file at once: the index it made stale is not used again.
@@ -502,7 +486,7 @@ async fn lines_are_matched_alike_from_memory_and_from_the_database(backend: comm
     // Case 22345678 given to OB-1 by hand: line 4 (OB-1's SSN) now matches it, line 6
     // (OB-2's SSN) no longer does. The index is stale, so the next file is matched from the
     // database.
-    execute_by_hand(&app, backend, "UPDATE cases SET obligor_id = 'OB-1' WHERE case_number = '22345678'").await;
+    app.db.execute_by_hand("UPDATE cases SET obligor_id = 'OB-1' WHERE case_number = '22345678'").await;
     let from_database = submit(&app, "acme-payroll", proto::RemittanceFormat::Csv, "COPY-2", csv_copy(2).as_bytes()).await.unwrap();
     assert_eq!(batches_matched(&app), (1, 1));
     assert_eq!(

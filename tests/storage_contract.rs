@@ -887,22 +887,6 @@ async fn a_payments_context_is_its_key_payer_and_case_owner_read_at_once(backend
     assert_eq!(store.payment_context(payer_id, "k2", Some(&case)).await.unwrap().first, None);
 }
 
-/// Runs one hand-written statement, as an operator might, outside the store.
-async fn execute_by_hand(db: &TestDb, backend: Backend, statement: &str) {
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
-}
-
 /// The index a server matches files' lines with answers as the database does, and the
 /// generation it was read at moves whenever what it holds changes, whoever changes it.
 async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_registry_read_at_it(backend: Backend) {
@@ -938,7 +922,7 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
     assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("123-45-6789"))), ["OB-1", "OB-3"]);
 
     // A statement written by hand moves it too: OB-2's SSN corrected outside the gateway.
-    execute_by_hand(&db, backend, &format!("UPDATE obligors SET ssn_hmac = '{}' WHERE obligor_id = 'OB-2'", hmac_of("523-45-6789"))).await;
+    db.execute_by_hand(&format!("UPDATE obligors SET ssn_hmac = '{}' WHERE obligor_id = 'OB-2'", hmac_of("523-45-6789"))).await;
     let corrected = store.registry_generation().await.unwrap();
     assert_ne!(corrected, grown);
     let index = store.registry_index().await.unwrap().unwrap();
@@ -948,7 +932,7 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
 
     // A stored key the index cannot hold: the index says which, and files are matched from
     // the database instead.
-    execute_by_hand(&db, backend, "UPDATE obligors SET ssn_hmac = 'not an hmac' WHERE obligor_id = 'OB-2'").await;
+    db.execute_by_hand("UPDATE obligors SET ssn_hmac = 'not an hmac' WHERE obligor_id = 'OB-2'").await;
     let unindexable = store.registry_index().await.unwrap().err().expect("an HMAC the index cannot hold");
     assert_eq!(unindexable.key, gateway::domain::registry_index::UnindexableKey::SsnHmac);
     assert_eq!(unindexable.generation, store.registry_generation().await.unwrap());

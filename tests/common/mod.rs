@@ -74,6 +74,19 @@ impl TestDb {
     pub async fn store(&self) -> Arc<dyn Store> {
         storage::connect(&self.url).await.expect("connect to the test database")
     }
+
+    /// Runs one statement written by hand, outside the gateway, as an operator might.
+    pub async fn execute_by_hand(&self, statement: &str) {
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
 }
 
 fn unique_suffix() -> String {
