@@ -17,8 +17,10 @@ CREATE TABLE registry_generation (
     one_row    BOOLEAN PRIMARY KEY CHECK (one_row),
     generation BIGINT NOT NULL
 );
+-- 64 random bits: a version 4 UUID's first 12 hexadecimal digits are random (its 13th is
+-- the version), and 4 more from a second one.
 CREATE FUNCTION registry_generation_drawn() RETURNS bigint LANGUAGE sql AS $$
-    SELECT ('x' || translate(gen_random_uuid()::text, '-', ''))::bit(64)::bigint
+    SELECT ('x' || left(translate(gen_random_uuid()::text, '-', ''), 12) || left(gen_random_uuid()::text, 4))::bit(64)::bigint
 $$;
 INSERT INTO registry_generation (one_row, generation) VALUES (TRUE, registry_generation_drawn());
 CREATE FUNCTION registry_changed() RETURNS trigger LANGUAGE plpgsql AS $$

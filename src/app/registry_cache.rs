@@ -76,8 +76,13 @@ impl RegistryCache {
             }
             state.reading = true;
         }
-        let (cache, store) = (self.clone(), store.clone());
-        tokio::spawn(async move { cache.read_index(&*store).await });
+        // Made before the task, so a task dropped unpolled (the runtime ending) ends the read too.
+        let ends = ReadEnds(self.clone());
+        let store = store.clone();
+        tokio::spawn(async move {
+            ends.0.read_index(&*store).await;
+            drop(ends);
+        });
         None
     }
 
@@ -86,10 +91,9 @@ impl RegistryCache {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Reads the index until it holds the generation the batches found meanwhile.
+    /// Reads the index until it holds the generation the batches found meanwhile. The caller
+    /// holds the [`ReadEnds`] that marks the read's end.
     async fn read_index(&self, store: &dyn Store) {
-        // However the read ends, a panic included, another can start after it.
-        let _reading = ReadEnds(self);
         loop {
             let started = Instant::now();
             self.lock().found_while_reading = None;
@@ -125,10 +129,11 @@ impl RegistryCache {
     }
 }
 
-/// Marks the end of a read of the index when dropped.
-struct ReadEnds<'c>(&'c RegistryCache);
+/// Marks the end of a read of the index when dropped: however the read ends, a panic or a
+/// task never run included, another can start after it.
+struct ReadEnds(Arc<RegistryCache>);
 
-impl Drop for ReadEnds<'_> {
+impl Drop for ReadEnds {
     fn drop(&mut self) {
         self.0.lock().reading = false;
     }

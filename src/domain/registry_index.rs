@@ -12,13 +12,13 @@
 //! - a case number (8 digits) is a `u32`;
 //! - an SSN HMAC (64 lowercase hexadecimal digits, as the gateway writes them) is its first
 //!   128 bits: two different SSNs share those with a chance of one in 2¹²⁸ a pair
-//!   (HMAC-SHA-256 truncated to 128 bits, as RFC 4868 uses it), against the 16 MB more that
-//!   the whole 256 would cost the server's memory budget;
+//!   (HMAC-SHA-256 truncated to 128 bits, as RFC 4868 uses it), against the 4.8 MB more that
+//!   the whole 256 would cost the server's memory budget at 300,000 obligors;
 //! - each kind of key is kept sorted in 65,536 buckets chosen by its top bits (case numbers
 //!   first mixed by a bijection, since real ones cluster), so a lookup reads its bucket's
 //!   bounds and a few neighbouring keys.
 //!
-//! 8 bytes a case and 28 an obligor, plus its id: some 16 MB for that registry.
+//! 8 bytes a case and 24 an obligor, plus its id: some 16 MB for that registry.
 //!
 //! The index answers for one state of the registry, its `generation` (a number the database
 //! draws anew with every change to a case or an obligor's SSN): whoever holds it checks the
