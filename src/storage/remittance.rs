@@ -196,9 +196,9 @@ pub trait RemittanceStore: Send + Sync {
     /// cannot change under it (on SQLite the file holds the one write lock; on PostgreSQL
     /// the file's own statements read committed rows too, as these do).
     async fn directory(&self, case_numbers: Vec<String>, ssn_hmacs: Vec<String>) -> StoreResult<DirectoryPage>;
-    /// The registry's generation (migration 0021): raised by every change to a case's
-    /// obligor or an obligor's SSN, whoever makes it. An index of the registry read at this
-    /// generation answers as [`directory`](Self::directory) would.
+    /// The registry's generation (migration 0021): a random number drawn anew by every change
+    /// to a case's obligor or an obligor's SSN, whoever makes it. An index of the registry
+    /// read at this generation answers as [`directory`](Self::directory) would.
     async fn registry_generation(&self) -> StoreResult<i64>;
     /// The whole registry's cases and SSN HMACs with the generation they are at, read in one
     /// snapshot; the key that stopped the reading when one cannot be held in the index.
