@@ -212,8 +212,6 @@ pub struct RegistryIndexBuilder {
     generation: i64,
     obligor_ids: String,
     obligor_ends: Vec<u32>,
-    /// The id of the last obligor added, so its next rows reuse its number.
-    last_obligor: Option<(String, u32)>,
     cases: Vec<(MixedCase, u32)>,
     ssns: Vec<(HmacPrefix, u32)>,
 }
@@ -225,23 +223,18 @@ impl RegistryIndexBuilder {
             generation,
             obligor_ids: String::new(),
             obligor_ends: Vec::new(),
-            last_obligor: None,
             cases: Vec::new(),
             ssns: Vec::new(),
         }
-    }
-
-    /// The generation the rows are read at.
-    pub fn generation(&self) -> i64 {
-        self.generation
     }
 
     /// Adds a row: an obligor, its SSN's HMAC (none for a case whose obligor has no row), and
     /// one of its cases. An obligor whose rows are not one after another is held twice, under
     /// two numbers that answer the same id.
     pub fn add(&mut self, obligor_id: &str, ssn_hmac: Option<&str>, case_number: Option<&str>) -> Result<(), UnindexableKey> {
-        let number = match &self.last_obligor {
-            Some((last, number)) if last == obligor_id => *number,
+        let number = match self.last_obligor() {
+            // The obligor's next row reuses its number.
+            Some((last, number)) if last == obligor_id => number,
             _ => {
                 ObligorId::parse(obligor_id).map_err(|_| UnindexableKey::ObligorId)?;
                 let prefix = ssn_hmac.map(|hmac| HmacPrefix::of(hmac).ok_or(UnindexableKey::SsnHmac)).transpose()?;
@@ -251,7 +244,6 @@ impl RegistryIndexBuilder {
                 if let Some(prefix) = prefix {
                     self.ssns.push((prefix, number));
                 }
-                self.last_obligor = Some((obligor_id.to_owned(), number));
                 number
             }
         };
@@ -260,6 +252,13 @@ impl RegistryIndexBuilder {
             self.cases.push((MixedCase::of(value), number));
         }
         Ok(())
+    }
+
+    /// The id and number of the obligor added last: the end of the ids.
+    fn last_obligor(&self) -> Option<(&str, u32)> {
+        let number = self.obligor_ends.len().checked_sub(1)?;
+        let start = number.checked_sub(1).map_or(0, |before| self.obligor_ends[before] as usize);
+        Some((&self.obligor_ids[start..], number as u32))
     }
 
     pub fn finish(self) -> RegistryIndex {
