@@ -941,18 +941,11 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
 /// Sets the number the next payment's trace is made from, as if that many payments had been
 /// taken (SQLite: a row of its own; PostgreSQL: a sequence).
 async fn set_next_trace(db: &TestDb, backend: Backend, next: i64) {
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query("UPDATE payment_trace_sequence SET next = $1").bind(next).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query("SELECT setval('payment_trace_sequence', $1, false)").bind(next).execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
+    let statement = match backend {
+        Backend::Sqlite => format!("UPDATE payment_trace_sequence SET next = {next}"),
+        Backend::Postgres => format!("SELECT setval('payment_trace_sequence', {next}, false)"),
+    };
+    db.execute_by_hand(&statement).await;
 }
 
 /// A trace number is the ODFI prefix and a 7-digit sequence, which comes round: drawn from

@@ -73,20 +73,9 @@ async fn busy_ledger(backend: Backend) -> (TestApp, std::sync::Arc<TestClock>) {
     (app, clock)
 }
 
-async fn tamper(app: &TestApp, backend: Backend, statements: &[&str]) {
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-            for statement in statements {
-                sqlx::query(statement).execute(&pool).await.unwrap();
-            }
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-            for statement in statements {
-                sqlx::query(statement).execute(&pool).await.unwrap();
-            }
-        }
+async fn tamper(app: &TestApp, statements: &[&str]) {
+    for statement in statements {
+        app.db.execute_by_hand(statement).await;
     }
 }
 
@@ -107,7 +96,7 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
         Backend::Sqlite => "DROP TRIGGER allocations_no_update",
         Backend::Postgres => "ALTER TABLE allocations DISABLE TRIGGER allocations_no_update_or_delete",
     };
-    tamper(&app, backend, &[disable, "UPDATE allocations SET effective_date = '2026-01-01' WHERE allocation_id = 1"]).await;
+    tamper(&app, &[disable, "UPDATE allocations SET effective_date = '2026-01-01' WHERE allocation_id = 1"]).await;
     let found = verify(&app).await;
     assert!(!found.ok);
     let named = breaches(&found);
@@ -125,7 +114,7 @@ async fn a_busy_ledger_verifies_clean_and_a_changed_row_is_found(backend: Backen
         Backend::Sqlite => "DROP TRIGGER audit_log_no_delete",
         Backend::Postgres => "ALTER TABLE audit_log DISABLE TRIGGER USER",
     };
-    tamper(&app, backend, &[disable, "DELETE FROM audit_log WHERE audit_id = 2"]).await;
+    tamper(&app, &[disable, "DELETE FROM audit_log WHERE audit_id = 2"]).await;
     let named = breaches(&verify(&app).await);
     assert!(named.iter().any(|b| b.starts_with("audit_unchanged: audit_log rows 1 to")), "{named:?}");
     app.stop().await;
@@ -142,7 +131,6 @@ async fn an_order_balance_that_does_not_match_its_allocations_is_found(backend: 
 
     tamper(
         &app,
-        backend,
         &[
             "UPDATE order_balances SET paid_cents = paid_cents + 1 WHERE order_id = 'A' AND bucket = 'CURRENT' AND month = '2026-11'",
             "INSERT INTO order_balances (order_id, bucket, month, paid_cents) VALUES ('A', 'CURRENT', '2020-01', 500)",
@@ -174,7 +162,6 @@ async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found(backend: B
 
     tamper(
         &app,
-        backend,
         &["INSERT INTO pending_collections (segment, obligor_id, collection_id, amount_cents, effective_date) \
            SELECT 999999999, obligor_id, collection_id, amount_cents, effective_date FROM pending_collections WHERE amount_cents = 1000"],
     )
@@ -184,9 +171,9 @@ async fn a_collection_taken_out_of_the_queue_without_a_claim_is_found(backend: B
     assert!(!twice.ok);
     assert_eq!(named.len(), 1, "{named:?}");
     assert!(named[0].starts_with("claims_and_queue_are_of_collections: collection queued twice "), "{named:?}");
-    tamper(&app, backend, &["DELETE FROM pending_collections WHERE segment = 999999999"]).await;
+    tamper(&app, &["DELETE FROM pending_collections WHERE segment = 999999999"]).await;
 
-    tamper(&app, backend, &["DELETE FROM pending_collections WHERE amount_cents = 1000"]).await;
+    tamper(&app, &["DELETE FROM pending_collections WHERE amount_cents = 1000"]).await;
     let found = verify(&app).await;
     assert!(!found.ok);
     let named = breaches(&found);
