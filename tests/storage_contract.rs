@@ -339,7 +339,7 @@ async fn a_suspense_item_is_worked_once_even_by_clerks_at_the_same_moment(backen
         },
     };
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(vec![held(1, 150_00), held(2, 20_00), held(3, 150_00), held(4, 75_00)]).await.unwrap();
+    writer.write_lines(vec![held(1, 150_00), held(2, 20_00), held(3, 150_00), held(4, 75_00)].into()).await.unwrap();
     writer.finish(LineCounts { line_count: 4, suspense: 4, total: Money::from_cents(395_00), ..Default::default() }).await.unwrap();
 
     // Each order, read a page of one at a time from its cursor: the whole list, once.
@@ -444,7 +444,7 @@ async fn termination_notices_are_filtered_and_handled_once(backend: Backend) {
         effects: LineEffects { collect: None, suspense: None, termination_notice: true },
     };
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(vec![left(1, "431234567", "OB-1"), left(2, "123456789", "OB-2")]).await.unwrap();
+    writer.write_lines(vec![left(1, "431234567", "OB-1"), left(2, "123456789", "OB-2")].into()).await.unwrap();
     writer.finish(LineCounts { line_count: 2, applied: 2, ..Default::default() }).await.unwrap();
 
     let all = NoticeFilter::default();
@@ -537,7 +537,7 @@ async fn reports_aggregate_collections_late_lines_and_open_suspense(backend: Bac
         },
     ];
     let mut writer = store.begin_remittance(remittance, audit()).await.unwrap();
-    writer.write_lines(lines.to_vec()).await.unwrap();
+    writer.write_lines(lines.to_vec().into()).await.unwrap();
     writer
         .finish(LineCounts { line_count: 3, suspense: 2, rejected: 1, total: Money::from_cents(60_00), ..Default::default() })
         .await
@@ -643,7 +643,7 @@ async fn file_of_many_obligors(store: &dyn Store, batch: &str, lines: u64, first
                 }
             })
             .collect();
-        writer.write_lines(batch).await.unwrap();
+        writer.write_lines(batch.into()).await.unwrap();
     }
     let counts = LineCounts { line_count: lines, total, applied: lines, applied_by_ssn: 0, suspense: 0, rejected: 0 };
     writer.finish(counts).await.unwrap();
@@ -1100,7 +1100,7 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 
     // A writer dropped before `finish` leaves nothing: not even the batch id.
     let mut abandoned = store.begin_remittance(remittance("B-1"), audit()).await.unwrap();
-    abandoned.write_lines(lines.to_vec()).await.unwrap();
+    abandoned.write_lines(lines.to_vec().into()).await.unwrap();
     drop(abandoned);
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
 
@@ -1115,7 +1115,7 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
         Some(vec!["OB-1".to_owned()])
     );
     assert!(!page.obligors_by_ssn.contains_key(&unknown));
-    writer.write_lines(lines.to_vec()).await.unwrap();
+    writer.write_lines(lines.to_vec().into()).await.unwrap();
     let counts = LineCounts { line_count: 3, total: Money::from_cents(300_00), applied: 1, applied_by_ssn: 1, suspense: 1, rejected: 0 };
     let summary = writer.finish(counts).await.unwrap();
     assert_eq!(summary.counts, counts);
@@ -1148,7 +1148,7 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 /// as the schema's foreign keys require (on SQLite the file writer checks them in bulk,
 /// `storage/sqlite_references.rs`), and the same batch then commits once its lines are right.
 async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
-    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
+    use gateway::storage::remittance::{LineBatch, LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
 
     let (_db, store) = seeded(backend).await;
     let remittance = || file_from_acme("B-1");
@@ -1179,20 +1179,27 @@ async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend:
         suspense: 0,
         rejected: 0,
     };
-    for (wrong, missing) in [(collected(2, "OB-GONE", "12345678"), "OB-GONE"), (collected(2, "OB-1", "99999999"), "99999999")] {
+    // Keys vouched for at a generation the registry is no longer at (an index read before a
+    // change) are looked up like any others.
+    let generation = store.registry_generation().await.unwrap();
+    let wrong_lines = [(collected(2, "OB-GONE", "12345678"), "OB-GONE"), (collected(2, "OB-1", "99999999"), "99999999")];
+    for ((wrong, missing), vouched_at) in wrong_lines.iter().flat_map(|wrong| [(wrong, None), (wrong, Some(generation.wrapping_add(1)))]) {
         let mut writer = store.begin_remittance(remittance(), audit()).await.unwrap();
-        let written = match writer.write_lines(vec![collected(1, "OB-1", "12345678"), wrong.clone()]).await {
+        let batch = LineBatch { lines: vec![collected(1, "OB-1", "12345678"), wrong.clone()], keys_registered_at: vouched_at };
+        let written = match writer.write_lines(batch).await {
             Ok(()) => writer.finish(counts(2)).await.map(|_| ()),
             Err(error) => Err(error),
         };
         let error = written.expect_err("a line naming what the registry does not hold is refused");
-        assert!(error.to_string().contains(missing), "the refusal names {missing}: {error}");
+        assert!(error.to_string().contains(missing), "the refusal names {missing} (vouched at {vouched_at:?}): {error}");
         assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
         assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "nothing of the file was kept");
     }
 
+    // Lines vouched for at the generation the registry is at are written as any others.
     let mut writer = store.begin_remittance(remittance(), audit()).await.unwrap();
-    writer.write_lines(vec![collected(1, "OB-1", "12345678")]).await.unwrap();
+    let batch = LineBatch { lines: vec![collected(1, "OB-1", "12345678")], keys_registered_at: Some(generation) };
+    writer.write_lines(batch).await.unwrap();
     writer.finish(counts(1)).await.unwrap();
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.collections, run.total), (1, money("100.00")));

@@ -22,8 +22,8 @@ use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, 
 use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
-    DirectoryPage, FileFilter, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary, RemittanceWriter,
-    StoredLine, StoredProblem, SuspenseHold,
+    DirectoryPage, FileFilter, LineBatch, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary,
+    RemittanceWriter, StoredLine, StoredProblem, SuspenseHold,
 };
 use crate::storage::{AuditEntry, StoreError};
 
@@ -372,10 +372,10 @@ impl App {
             }
             Ok::<_, AppError>(())
         };
-        let (to_writer, mut to_write) = mpsc::channel::<Vec<LineToWrite>>(2);
+        let (to_writer, mut to_write) = mpsc::channel::<LineBatch>(2);
         let writing = async move {
-            while let Some(lines) = to_write.recv().await {
-                writer.write_lines(lines).await?;
+            while let Some(batch) = to_write.recv().await {
+                writer.write_lines(batch).await?;
             }
             Ok::<_, AppError>(writer)
         };
@@ -387,7 +387,8 @@ impl App {
                     Err(file_problem) => return Ok(Err(file_problem)),
                 };
                 let lines = checked.check(&raw_lines, received_on, &directory, employer_feins.as_deref());
-                if to_writer.send(lines).await.is_err() {
+                let batch = LineBatch { lines, keys_registered_at: directory.keys_registered_at() };
+                if to_writer.send(batch).await.is_err() {
                     break; // The writer failed: its error is the answer.
                 }
             }
@@ -653,6 +654,15 @@ impl BatchDirectory {
         wanted.sort_unstable();
         let page = store.directory(cases, wanted).await?;
         Ok(BatchDirectory { known: Known::Page(page), hmacs, pii })
+    }
+
+    /// The generation at which the registry held every obligor and case this directory
+    /// answers with, when it was read as one (the index); a page read for the batch is not.
+    fn keys_registered_at(&self) -> Option<i64> {
+        match &self.known {
+            Known::Index(index) => index.generation_of_registered_keys(),
+            Known::Page(_) => None,
+        }
     }
 
     fn hmac(&self, ssn: &Ssn) -> String {

@@ -123,12 +123,23 @@ pub struct RegistryIndex {
     obligor_ends: Vec<u32>,
     cases: Buckets<MixedCase>,
     ssns: Buckets<HmacPrefix>,
+    /// Whether it holds a case whose obligor has no row.
+    holds_obligors_without_rows: bool,
 }
 
 impl RegistryIndex {
     /// The registry's generation this index holds.
     pub fn generation(&self) -> i64 {
         self.generation
+    }
+
+    /// The generation at which every obligor and case this index answers with had its row
+    /// in the registry: none when the index holds a case whose obligor has no row (possible
+    /// only where foreign keys were not enforced), as it answers with that obligor's id. A
+    /// file's writer that finds the registry still at this generation need not look up the
+    /// keys of lines matched by this index (docs/reliability.md).
+    pub fn generation_of_registered_keys(&self) -> Option<i64> {
+        (!self.holds_obligors_without_rows).then_some(self.generation)
     }
 
     /// The obligor owning a case, if the registry has the case.
@@ -214,6 +225,7 @@ pub struct RegistryIndexBuilder {
     obligor_ends: Vec<u32>,
     cases: Vec<(MixedCase, u32)>,
     ssns: Vec<(HmacPrefix, u32)>,
+    holds_obligors_without_rows: bool,
 }
 
 impl RegistryIndexBuilder {
@@ -225,6 +237,7 @@ impl RegistryIndexBuilder {
             obligor_ends: Vec::new(),
             cases: Vec::new(),
             ssns: Vec::new(),
+            holds_obligors_without_rows: false,
         }
     }
 
@@ -241,8 +254,10 @@ impl RegistryIndexBuilder {
                 let number = u32::try_from(self.obligor_ends.len()).map_err(|_| UnindexableKey::TooLarge)?;
                 self.obligor_ids.push_str(obligor_id);
                 self.obligor_ends.push(u32::try_from(self.obligor_ids.len()).map_err(|_| UnindexableKey::TooLarge)?);
-                if let Some(prefix) = prefix {
-                    self.ssns.push((prefix, number));
+                match prefix {
+                    Some(prefix) => self.ssns.push((prefix, number)),
+                    // Every obligor row has an SSN: a row without one is a case's alone.
+                    None => self.holds_obligors_without_rows = true,
                 }
                 number
             }
@@ -272,6 +287,7 @@ impl RegistryIndexBuilder {
             obligor_ends,
             cases: Buckets::new(self.cases),
             ssns: Buckets::new(self.ssns),
+            holds_obligors_without_rows: self.holds_obligors_without_rows,
         }
     }
 }
@@ -307,6 +323,7 @@ mod tests {
     fn cases_answer_their_obligor_and_nothing_else() {
         let index = sample();
         assert_eq!(index.generation(), 7);
+        assert_eq!(index.generation_of_registered_keys(), Some(7), "every obligor it names has a row");
         assert_eq!(index.len(), (4, 4));
         for (number, owner) in [("12345678", "OB-1"), ("12345679", "OB-1"), ("00000000", "OB-2"), ("99999999", "OB-3")] {
             assert_eq!(index.obligor_of_case(&case(number)).map(|o| o.as_str().to_owned()), Some(owner.to_owned()), "{number}");
@@ -367,6 +384,7 @@ mod tests {
         assert_eq!(index.obligor_of_case(&case("22222222")), Some(gone.clone()));
         assert!(!index.obligor_has_ssn_hmac(&gone, &hmac(1)));
         assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(1))), ["OB-1"]);
+        assert_eq!(index.generation_of_registered_keys(), None, "it names an obligor the registry has no row for");
     }
 
     /// Many keys over every bucket, the first and last included: each found, its neighbours not.

@@ -8,7 +8,7 @@ use sqlx::{Postgres, Transaction};
 use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
 use super::remittance::{
-    DirectoryPage, LineCounts, LineToWrite, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
+    DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
     REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
 };
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
@@ -280,7 +280,10 @@ impl PostgresFileWriter {
 
 #[async_trait]
 impl RemittanceWriter for PostgresFileWriter {
-    async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()> {
+    /// Looks up every batch's keys, whatever vouches for them: under READ COMMITTED the
+    /// file's transaction holds no lock that keeps the registry at a generation.
+    async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()> {
+        let lines = batch.lines;
         for line in &lines {
             line.check_effects()?;
         }

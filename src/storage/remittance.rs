@@ -95,6 +95,25 @@ pub struct LineToWrite {
     pub effects: LineEffects,
 }
 
+/// A batch of a file's lines, with what vouches for the registry keys they name.
+#[derive(Clone, Debug)]
+pub struct LineBatch {
+    pub lines: Vec<LineToWrite>,
+    /// The registry's generation at which every obligor and case these lines name had its row
+    /// (they were matched by an index read at it, which names no other:
+    /// `RegistryIndex::generation_of_registered_keys`), if one vouches for them. A SQLite
+    /// file whose transaction, holding the one write lock, found the registry at this
+    /// generation does not look them up again (`sqlite_files.rs`); any other writer does.
+    pub keys_registered_at: Option<i64>,
+}
+
+impl From<Vec<LineToWrite>> for LineBatch {
+    /// Lines whose keys nothing vouches for: the writer looks them up.
+    fn from(lines: Vec<LineToWrite>) -> LineBatch {
+        LineBatch { lines, keys_registered_at: None }
+    }
+}
+
 impl LineToWrite {
     /// Money collected needs an obligor, an amount and a date; money held, an amount and a
     /// date. A line that breaks this is a bug upstream, refused before anything is written.
@@ -174,7 +193,7 @@ pub struct SuspenseRecord {
 #[async_trait]
 pub trait RemittanceWriter: Send {
     /// Writes a batch of lines; taken by value, since SQLite's writer runs on a thread of its own.
-    async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()>;
+    async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()>;
     /// Records the counts and commits the file.
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;
 }

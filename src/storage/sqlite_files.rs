@@ -37,7 +37,9 @@ use tokio::sync::oneshot;
 
 use crate::domain::month::iso_date_text;
 
-use super::remittance::{LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine};
+use super::remittance::{
+    LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine, REGISTRY_GENERATION_QUERY,
+};
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
 use super::sqlite_references::RegistryReferences;
@@ -48,7 +50,7 @@ enum Job {
     /// Opens a file's transaction and claims its batch id and content. `token` is the sqlx
     /// writer connection, held until the transaction ends.
     Begin { remittance: NewRemittance, token: PoolConnection<Sqlite>, answer: oneshot::Sender<StoreResult<i64>> },
-    Lines { lines: Vec<LineToWrite>, answer: oneshot::Sender<StoreResult<()>> },
+    Lines { batch: LineBatch, answer: oneshot::Sender<StoreResult<()>> },
     Finish { counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
     /// The file was dropped unfinished: roll it back, if it is still the one open (a writer
     /// dropped late must not roll back the file begun after it).
@@ -129,6 +131,10 @@ struct OpenFile {
     /// What its rows name in the registry, checked in bulk (SQLite's own foreign-key checks
     /// are off while a file is open).
     references: RegistryReferences,
+    /// The registry's generation, read in the file's transaction: the registry cannot change
+    /// while the transaction holds SQLite's one write lock, so keys found in the registry at
+    /// this generation are there until the file commits.
+    registry_generation: i64,
     /// The id its next collection is written with (the file holds the write lock, so its
     /// collections take consecutive ids after the highest ever given).
     next_collection_id: i64,
@@ -167,11 +173,12 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             roll_back_open_file(connection, open);
             let begun = begin(connection, &remittance);
             let answered = match begun {
-                Ok((remittance_id, next_collection_id)) => {
+                Ok(Begun { remittance_id, next_collection_id, registry_generation }) => {
                     *open = Some(OpenFile {
                         remittance_id,
                         received_at: remittance.received_at,
                         references: RegistryReferences::default(),
+                        registry_generation,
                         next_collection_id,
                         unqueued: Vec::new(),
                         _token: token,
@@ -185,9 +192,9 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             };
             let _ = answer.send(answered);
         }
-        Job::Lines { lines, answer } => {
+        Job::Lines { batch, answer } => {
             let written = match open.as_mut() {
-                Some(file) => write_lines(connection, file, &lines),
+                Some(file) => write_lines(connection, file, &batch),
                 None => Err(StoreError::Corrupt("lines sent with no file open".into())),
             };
             let _ = answer.send(written);
@@ -313,10 +320,17 @@ pub(super) fn begin_checking_references_here(connection: &Connection) -> StoreRe
     Ok(())
 }
 
+/// What a file's transaction learnt as it began.
+struct Begun {
+    remittance_id: i64,
+    /// The id of the file's first collection.
+    next_collection_id: i64,
+    registry_generation: i64,
+}
+
 /// Opens a file's transaction, with triggers off (the file queues its own collections:
-/// [`queue_segment`]), and claims its batch id and content: the file's id, and the id of its
-/// first collection.
-fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<(i64, i64)> {
+/// [`queue_segment`]), claims its batch id and content, and reads the registry's generation.
+fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<Begun> {
     // Off outside the transaction, as foreign keys are; on again before any other writer's
     // work (`enforce_schema_rules`). The only trigger a file's inserts would fire is the
     // queue's, which would queue each collection a second time.
@@ -351,7 +365,8 @@ fn begin(connection: &Connection, remittance: &NewRemittance) -> StoreResult<(i6
                      COALESCE((SELECT MAX(collection_id) FROM collections), 0))",
                 )?
                 .query_row([], |row| row.get(0))?;
-            Ok((id, highest_collection + 1))
+            let registry_generation = connection.prepare_cached(REGISTRY_GENERATION_QUERY)?.query_row([], |row| row.get(0))?;
+            Ok(Begun { remittance_id: id, next_collection_id: highest_collection + 1, registry_generation })
         }
         // Only the batch id's or the content's uniqueness; any other constraint failing is
         // an error, not another upload's claim.
@@ -440,12 +455,17 @@ fn check_file_transaction_open(connection: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn write_lines(connection: &Connection, file: &mut OpenFile, lines: &[LineToWrite]) -> StoreResult<()> {
+fn write_lines(connection: &Connection, file: &mut OpenFile, batch: &LineBatch) -> StoreResult<()> {
     check_file_transaction_open(connection)?;
+    let lines = batch.lines.as_slice();
     for line in lines {
         line.check_effects()?;
     }
-    file.references.add(connection, lines)?;
+    // Keys found in the registry at the generation it is at until the file commits need no
+    // second look (docs/reliability.md, "A file's references to the registry").
+    if batch.keys_registered_at != Some(file.registry_generation) {
+        file.references.add(connection, lines)?;
+    }
     let remittance_id = file.remittance_id;
     let received_at = file.received_at.as_str();
     let pay_date = |r: &StoredLine| ToSqlOutput::Owned(r.pay_date.map_or(Value::Null, |d| Value::Text(iso_date_text(d))));
@@ -673,8 +693,8 @@ impl SqliteFileWriter {
 
 #[async_trait]
 impl RemittanceWriter for SqliteFileWriter {
-    async fn write_lines(&mut self, lines: Vec<LineToWrite>) -> StoreResult<()> {
-        self.ask(|answer| Job::Lines { lines, answer }).await
+    async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()> {
+        self.ask(|answer| Job::Lines { batch, answer }).await
     }
 
     async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
@@ -869,10 +889,10 @@ mod tests {
         };
         let (remittance, audit) = (file_sent_as("B-1"), audit_of_test());
         let mut writer = store.begin_file(remittance.clone(), audit.clone()).await.unwrap();
-        writer.write_lines(vec![line(1, "REJECTED")]).await.unwrap();
-        let refused = writer.write_lines(vec![line(2, "NOT-A-STATUS")]).await.unwrap_err();
+        writer.write_lines(vec![line(1, "REJECTED")].into()).await.unwrap();
+        let refused = writer.write_lines(vec![line(2, "NOT-A-STATUS")].into()).await.unwrap_err();
         assert!(refused.to_string().contains("CHECK"), "{refused}");
-        let after = writer.write_lines(vec![line(3, "REJECTED")]).await.unwrap_err();
+        let after = writer.write_lines(vec![line(3, "REJECTED")].into()).await.unwrap_err();
         assert!(matches!(&after, StoreError::Corrupt(why) if why.contains("transaction has ended")), "{after}");
         assert!(writer.finish(LineCounts::default()).await.is_err(), "the file's end is refused too");
 
@@ -886,6 +906,47 @@ mod tests {
         // The writer is free, and the batch id unclaimed: the same file may be sent again.
         let again = store.begin_file(remittance, audit).await.unwrap();
         again.finish(LineCounts::default()).await.unwrap();
+    }
+
+    /// The file thread takes a batch's keys as found when they were vouched for at the
+    /// generation its transaction read (the registry cannot change while the file holds the
+    /// write lock), and looks them up when vouched for at any other or not at all. Shown with
+    /// a key the registry does not hold: vouched for wrongly (a bug upstream), it is kept, and
+    /// `gateway verify` names it (`references_in_the_registry`).
+    #[tokio::test]
+    async fn keys_vouched_for_at_the_files_registry_generation_are_not_looked_up_again() {
+        use crate::storage::remittance::{LineEffects, PayrollCollection, RemittanceStore, StoredLine};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let unknown_obligor = LineToWrite {
+            record: StoredLine {
+                line: 1,
+                status: "APPLIED".into(),
+                employer_fein: None,
+                case_number: None,
+                ssn_last4: None,
+                amount: Some(crate::domain::Money::from_cents(100)),
+                pay_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 13),
+                obligor_id: Some(crate::domain::ObligorId::parse("OB-NOWHERE").unwrap()),
+                prenote: false,
+                problems: vec![],
+            },
+            effects: LineEffects { collect: Some(PayrollCollection { case_number: None }), suspense: None, termination_notice: false },
+        };
+        let generation = store.registry_generation().await.unwrap();
+        let write = |batch: &'static str, vouched_at: Option<i64>| {
+            let (store, line) = (&store, unknown_obligor.clone());
+            async move {
+                let mut writer = store.begin_file(file_sent_as(batch), audit_of_test()).await?;
+                writer.write_lines(LineBatch { lines: vec![line], keys_registered_at: vouched_at }).await?;
+                writer.finish(LineCounts::default()).await.map(|_| ())
+            }
+        };
+        for (batch, vouched_at) in [("B-1", None), ("B-2", Some(generation.wrapping_add(1)))] {
+            let refused = write(batch, vouched_at).await.expect_err("looked up and not found");
+            assert!(refused.to_string().contains("OB-NOWHERE"), "{refused}");
+        }
+        write("B-3", Some(generation)).await.expect("taken as found, not looked up");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however
