@@ -1203,6 +1203,21 @@ async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend:
     writer.finish(counts(1)).await.unwrap();
     let run = store.distribute("t", &plan_obligors, &audit()).await.unwrap().expect("a run");
     assert_eq!((run.collections, run.total), (1, money("100.00")));
+    assert!(store.verify_ledger("t").await.unwrap().is_clean());
+
+    // Keys vouched for at the generation the file began at are taken as found, not looked up
+    // again. Shown with one the registry does not hold, vouched for wrongly (a bug upstream):
+    // the file is kept, and `gateway verify` names the row.
+    let mut writer = store.begin_remittance(file_from_acme("B-2"), audit()).await.unwrap();
+    let batch = LineBatch { lines: vec![collected(1, "OB-GONE", "12345678")], keys_registered_at: Some(generation) };
+    writer.write_lines(batch).await.unwrap();
+    writer.finish(counts(1)).await.expect("taken as found");
+    let report = store.verify_ledger("t").await.unwrap();
+    let references = report.checks.iter().find(|check| check.name == "references_in_the_registry").unwrap();
+    // The file's collection and its line name the obligor.
+    assert_eq!(references.breach_count, 2, "{:?}", references.breaches);
+    assert!(references.breaches.iter().any(|breach| breach.starts_with("collection ")), "{:?}", references.breaches);
+    assert!(references.breaches.iter().any(|breach| breach.ends_with(" line 1")), "{:?}", references.breaches);
 }
 
 async fn audit_rows_commit_with_their_action_and_never_change(backend: Backend) {

@@ -11,6 +11,12 @@
 //! found there stays good until the commit. `gateway verify` checks every stored reference
 //! again (`references_in_the_registry`). The check itself is each backend's:
 //! `sqlite_references.rs`, `postgres_files.rs`.
+//!
+//! Lines matched by the registry held in memory need none of this when the file's
+//! transaction began at the generation that index was read at ([`LineBatch`]'s
+//! `keys_registered_at`): every key they name was in the registry then, and stays.
+//!
+//! [`LineBatch`]: super::remittance::LineBatch
 
 use super::remittance::LineToWrite;
 

@@ -26,6 +26,10 @@ pub(super) struct PostgresFileWriter {
     audit: AuditEntry,
     /// The registry keys the file's rows name, checked here in bulk (`file_references.rs`).
     references: GatheredKeys,
+    /// The registry's generation, read as the file's transaction began: keys found in the
+    /// registry at it are there until the file commits, as obligors and cases are never
+    /// deleted or renumbered (migration 0016's triggers refuse it).
+    registry_generation: i64,
     /// Rows written and not sent yet.
     unsent: UnsentRows,
     /// One of the store's slots for an open file (released on drop), so that open files never
@@ -72,8 +76,9 @@ impl PostgresStore {
         // The statement triggers that check each row's references give way to the writer's
         // own checks, in this transaction only (migration 0019).
         sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *tx).await?;
+        let registry_generation = sqlx::query_scalar(REGISTRY_GENERATION_QUERY).fetch_one(&mut *tx).await?;
         let (references, unsent) = (GatheredKeys::default(), UnsentRows::default());
-        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, unsent, _slot: slot }))
+        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, registry_generation, unsent, _slot: slot }))
     }
 }
 
@@ -280,14 +285,14 @@ impl PostgresFileWriter {
 
 #[async_trait]
 impl RemittanceWriter for PostgresFileWriter {
-    /// Looks up every batch's keys, whatever vouches for them: under READ COMMITTED the
-    /// file's transaction holds no lock that keeps the registry at a generation.
     async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()> {
         let lines = batch.lines;
         for line in &lines {
             line.check_effects()?;
         }
-        if self.references.gather(&lines) {
+        // Keys found in the registry at the generation the file began at need no second look
+        // (docs/reliability.md, "A file's references to the registry").
+        if batch.keys_registered_at != Some(self.registry_generation) && self.references.gather(&lines) {
             self.check_references().await?;
         }
         let remittance_id = self.remittance_id;

@@ -101,9 +101,11 @@ pub struct LineBatch {
     pub lines: Vec<LineToWrite>,
     /// The registry's generation at which every obligor and case these lines name had its row
     /// (they were matched by an index read at it, which names no other:
-    /// `RegistryIndex::generation_of_registered_keys`), if one vouches for them. A SQLite
-    /// file whose transaction, holding the one write lock, found the registry at this
-    /// generation does not look them up again (`sqlite_files.rs`); any other writer does.
+    /// `RegistryIndex::generation_of_registered_keys`), if one vouches for them. A file whose
+    /// transaction found the registry at this generation as it began does not look them up
+    /// again: obligors and cases are never deleted or renumbered (both databases refuse it),
+    /// so they are still there when it commits. Lines vouched for at any other generation,
+    /// or at none, are looked up (`file_references.rs`).
     pub keys_registered_at: Option<i64>,
 }
 

@@ -908,47 +908,6 @@ mod tests {
         again.finish(LineCounts::default()).await.unwrap();
     }
 
-    /// The file thread takes a batch's keys as found when they were vouched for at the
-    /// generation its transaction read (the registry cannot change while the file holds the
-    /// write lock), and looks them up when vouched for at any other or not at all. Shown with
-    /// a key the registry does not hold: vouched for wrongly (a bug upstream), it is kept, and
-    /// `gateway verify` names it (`references_in_the_registry`).
-    #[tokio::test]
-    async fn keys_vouched_for_at_the_files_registry_generation_are_not_looked_up_again() {
-        use crate::storage::remittance::{LineEffects, PayrollCollection, RemittanceStore, StoredLine};
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
-        let unknown_obligor = LineToWrite {
-            record: StoredLine {
-                line: 1,
-                status: "APPLIED".into(),
-                employer_fein: None,
-                case_number: None,
-                ssn_last4: None,
-                amount: Some(crate::domain::Money::from_cents(100)),
-                pay_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 13),
-                obligor_id: Some(crate::domain::ObligorId::parse("OB-NOWHERE").unwrap()),
-                prenote: false,
-                problems: vec![],
-            },
-            effects: LineEffects { collect: Some(PayrollCollection { case_number: None }), suspense: None, termination_notice: false },
-        };
-        let generation = store.registry_generation().await.unwrap();
-        let write = |batch: &'static str, vouched_at: Option<i64>| {
-            let (store, line) = (&store, unknown_obligor.clone());
-            async move {
-                let mut writer = store.begin_file(file_sent_as(batch), audit_of_test()).await?;
-                writer.write_lines(LineBatch { lines: vec![line], keys_registered_at: vouched_at }).await?;
-                writer.finish(LineCounts::default()).await.map(|_| ())
-            }
-        };
-        for (batch, vouched_at) in [("B-1", None), ("B-2", Some(generation.wrapping_add(1)))] {
-            let refused = write(batch, vouched_at).await.expect_err("looked up and not found");
-            assert!(refused.to_string().contains("OB-NOWHERE"), "{refused}");
-        }
-        write("B-3", Some(generation)).await.expect("taken as found, not looked up");
-    }
-
     /// Each job is told its number, one more than the job the thread began before it, however
     /// that one ended (a panic included).
     #[tokio::test]
