@@ -19,6 +19,7 @@ mod postgres_distribution;
 mod postgres_files;
 mod postgres_payments;
 mod postgres_shelf;
+mod queue_segments;
 pub mod remittance;
 mod sql_access;
 mod sql_credit;

@@ -7,6 +7,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
+use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
     DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
     REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
@@ -32,6 +33,11 @@ pub(super) struct PostgresFileWriter {
     registry_generation: i64,
     /// Rows written and not sent yet.
     unsent: UnsentRows,
+    /// Collection ids drawn from the sequence and not given yet, in increasing order: the
+    /// file queues its own collections, so it names their ids itself (`queue_segments.rs`).
+    collection_ids: std::collections::VecDeque<i64>,
+    /// Its collections sent and not queued yet.
+    unqueued: UnqueuedCollections,
     /// One of the store's slots for an open file (released on drop), so that open files never
     /// hold every connection their own registry lookups need.
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -76,9 +82,21 @@ impl PostgresStore {
         // The statement triggers that check each row's references give way to the writer's
         // own checks, in this transaction only (migration 0019).
         sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut *tx).await?;
+        // The file queues its collections itself, a segment at a time (migration 0022).
+        sqlx::query(COLLECTIONS_QUEUED_HERE).execute(&mut *tx).await?;
         let registry_generation = sqlx::query_scalar(REGISTRY_GENERATION_QUERY).fetch_one(&mut *tx).await?;
-        let (references, unsent) = (GatheredKeys::default(), UnsentRows::default());
-        Ok(Box::new(PostgresFileWriter { tx, remittance_id, remittance, audit, references, registry_generation, unsent, _slot: slot }))
+        Ok(Box::new(PostgresFileWriter {
+            tx,
+            remittance_id,
+            remittance,
+            audit,
+            references: GatheredKeys::default(),
+            registry_generation,
+            unsent: UnsentRows::default(),
+            collection_ids: Default::default(),
+            unqueued: UnqueuedCollections::default(),
+            _slot: slot,
+        }))
     }
 }
 
@@ -207,6 +225,10 @@ struct UnsentRows {
 /// their references to the registry to the file writer, until its transaction ends.
 const REFERENCES_CHECKED_HERE: &str = "SET LOCAL gateway.file_references = 'checked by the file writer'";
 
+/// Has the trigger that queues each collection in segment 0 leave the file's collections to
+/// the file writer, which queues them a segment at a time, until its transaction ends.
+const COLLECTIONS_QUEUED_HERE: &str = "SET LOCAL gateway.file_collections = 'queued by the file writer'";
+
 /// The first of `keys` that `table` holds no row for, if any: one statement, one index probe
 /// a key, the keys in order so that consecutive probes read neighbouring index pages.
 async fn first_missing(tx: &mut Transaction<'static, Postgres>, table: &str, column: &str, keys: &[&str]) -> StoreResult<Option<String>> {
@@ -242,11 +264,14 @@ impl PostgresFileWriter {
     async fn send_rows(&mut self) -> StoreResult<()> {
         let UnsentRows { collections, lines, held, notices, .. } = std::mem::take(&mut self.unsent);
         self.copy(
-            "COPY collections (obligor_id, case_number, source, amount_cents, effective_date, received_at, remittance_id, \
-             remittance_line) FROM STDIN",
+            "COPY collections (collection_id, obligor_id, case_number, source, amount_cents, effective_date, received_at, \
+             remittance_id, remittance_line) FROM STDIN",
             collections,
         )
         .await?;
+        if self.unqueued.fill_a_segment() {
+            self.queue_segment().await?;
+        }
         self.copy(
             "COPY remittance_lines (remittance_id, line, status, employer_fein, case_number, ssn_last4, amount_cents, pay_date, \
              obligor_id, prenote, problems) FROM STDIN",
@@ -267,11 +292,52 @@ impl PostgresFileWriter {
         .await
     }
 
+    /// Draws ids from the collections' sequence until `wanted` wait to be given, a few
+    /// thousand a statement. Ids drawn and never given are a gap in the sequence, as a
+    /// rolled-back insert leaves.
+    async fn draw_collection_ids(&mut self, wanted: usize) -> StoreResult<()> {
+        if self.collection_ids.len() >= wanted {
+            return Ok(());
+        }
+        let draw = i64::try_from((wanted - self.collection_ids.len()).max(SEND_EVERY_LINES)).expect("a batch's size fits in i64");
+        let mut drawn: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('collections', 'collection_id')) FROM generate_series(1, $1)",
+        )
+        .bind(draw)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        drawn.sort_unstable();
+        self.collection_ids.extend(drawn);
+        Ok(())
+    }
+
+    /// Queues the collections sent and not queued yet as one segment (`queue_segments.rs`).
+    async fn queue_segment(&mut self) -> StoreResult<()> {
+        let Some(Segment { number, entries }) = self.unqueued.take_segment() else { return Ok(()) };
+        let mut rows = String::with_capacity(entries.len() * 64);
+        for entry in &entries {
+            let effective_date = iso_date_text(entry.effective_date);
+            push_row(
+                &mut rows,
+                &[
+                    Field::Integer(number),
+                    Field::Text(&entry.obligor),
+                    Field::Integer(entry.collection_id),
+                    Field::Integer(entry.cents),
+                    Field::Text(&effective_date),
+                ],
+            );
+        }
+        self.copy("COPY pending_collections (segment, obligor_id, collection_id, amount_cents, effective_date) FROM STDIN", rows).await
+    }
+
     /// Sends `rows` (COPY text format) with `copy` (`COPY t (a, b, …) FROM STDIN`) in the
     /// file's transaction: one message and PostgreSQL's bulk load path instead of an INSERT
     /// of bound parameters, parsed and planned, per few hundred rows. Constraints, foreign
     /// keys and triggers hold as for an INSERT, except the reference triggers of
-    /// `collections` and `remittance_lines`, which leave those to [`Self::check_references`].
+    /// `collections` and `remittance_lines`, which leave those to [`Self::check_references`],
+    /// and the queue's trigger of `collections`, which leaves the file's collections to
+    /// [`Self::queue_segment`].
     async fn copy(&mut self, copy: &str, rows: String) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
@@ -295,6 +361,7 @@ impl RemittanceWriter for PostgresFileWriter {
         if batch.keys_registered_at != Some(self.registry_generation) && self.references.gather(&lines) {
             self.check_references().await?;
         }
+        self.draw_collection_ids(lines.iter().filter(|line| line.effects.collect.is_some()).count()).await?;
         let remittance_id = self.remittance_id;
         let received_at = self.remittance.received_at.as_str();
         let UnsentRows { collections, lines: lines_out, held, notices, count } = &mut self.unsent;
@@ -304,10 +371,17 @@ impl RemittanceWriter for PostgresFileWriter {
             let pay_date = date(record);
             let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
             if let Some(collection) = &line.effects.collect {
+                let collection_id = self.collection_ids.pop_front().expect("drawn for every collection of the batch");
+                // `check_effects`: a collected line has all three.
+                let (Some(obligor), Some(amount), Some(effective_date)) = (obligor, record.amount, record.pay_date) else {
+                    return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
+                };
+                self.unqueued.push(Unqueued { obligor: obligor.into(), collection_id, cents: amount.cents(), effective_date });
                 push_row(
                     collections,
                     &[
-                        Field::text(obligor),
+                        Field::Integer(collection_id),
+                        Field::Text(obligor),
                         Field::text(collection.case_number.as_deref()),
                         Field::Text("PAYROLL"),
                         Field::integer(record.amount.map(|a| a.cents())),
@@ -376,6 +450,7 @@ impl RemittanceWriter for PostgresFileWriter {
 
     async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
         self.send_rows().await?;
+        self.queue_segment().await?;
         self.check_references().await?;
         let PostgresFileWriter { mut tx, remittance_id, remittance, audit, .. } = *self;
         let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
@@ -437,6 +512,42 @@ mod tests {
         file.commit().await.unwrap();
         assert!(refused(sqlx::query(collection).execute(&mut *connection).await), "and once one committed");
         assert!(refused(sqlx::query(line).execute(&mut *connection).await), "a line too");
+    }
+
+    /// The queue's trigger leaves collections to the file writer only in a transaction that
+    /// says so: on another connection meanwhile, and on the same one once it has ended, each
+    /// collection is queued by the trigger as before.
+    #[tokio::test]
+    async fn the_queue_trigger_leaves_collections_to_the_file_writer_only_in_its_own_transaction() {
+        use sqlx::Connection;
+        let store = super::super::postgres::test_store().await;
+        let mut connection = store.writer().acquire().await.unwrap();
+        let mut other = store.writer().acquire().await.unwrap();
+        /// Inserts a collection (its obligor left unchecked) and says whether the trigger queued it.
+        async fn queued_by_the_trigger(tx: &mut Transaction<'_, Postgres>) -> bool {
+            sqlx::query(REFERENCES_CHECKED_HERE).execute(&mut **tx).await.unwrap();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO collections (obligor_id, source, amount_cents, effective_date, received_at) \
+                 VALUES ('OB-Q', 'MANUAL', 100, '2026-12-05', 't') RETURNING collection_id",
+            )
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap();
+            let queued: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pending_collections WHERE collection_id = $1").bind(id).fetch_one(&mut **tx).await.unwrap();
+            queued == 1
+        }
+
+        let mut file = connection.begin().await.unwrap();
+        sqlx::query(COLLECTIONS_QUEUED_HERE).execute(&mut *file).await.unwrap();
+        assert!(!queued_by_the_trigger(&mut file).await, "left to the file writer");
+        let mut meanwhile = other.begin().await.unwrap();
+        assert!(queued_by_the_trigger(&mut meanwhile).await, "queued on another connection meanwhile");
+        meanwhile.rollback().await.unwrap();
+        file.rollback().await.unwrap();
+        let mut after = connection.begin().await.unwrap();
+        assert!(queued_by_the_trigger(&mut after).await, "queued once that transaction ended");
+        after.rollback().await.unwrap();
     }
 
     #[test]

@@ -42,6 +42,7 @@ use super::remittance::{
 };
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
+use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::sqlite_references::RegistryReferences;
 use super::{AuditEntry, StoreError, StoreResult};
 
@@ -139,7 +140,7 @@ struct OpenFile {
     /// collections take consecutive ids after the highest ever given).
     next_collection_id: i64,
     /// Its collections not yet queued: queued a segment at a time ([`queue_segment`]).
-    unqueued: Vec<Unqueued>,
+    unqueued: UnqueuedCollections,
     /// The sqlx writer connection, so nothing else in the process writes meanwhile.
     _token: PoolConnection<Sqlite>,
 }
@@ -180,7 +181,7 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
                         references: RegistryReferences::default(),
                         registry_generation,
                         next_collection_id,
-                        unqueued: Vec::new(),
+                        unqueued: UnqueuedCollections::default(),
                         _token: token,
                     });
                     Ok(remittance_id)
@@ -509,7 +510,7 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, batch: &LineBatch) 
         };
         file.unqueued.push(Unqueued { obligor: obligor.into(), collection_id: *collection_id, cents: amount.cents(), effective_date });
     }
-    if file.unqueued.len() >= SEGMENT_COLLECTIONS {
+    if file.unqueued.fill_a_segment() {
         queue_segment(connection, &mut file.unqueued)?;
     }
     let all: Vec<&LineToWrite> = lines.iter().collect();
@@ -581,52 +582,24 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, batch: &LineBatch) 
     Ok(())
 }
 
-/// Collections a file queues together, as one segment of the queue (migration 0020): sorted
-/// by obligor, its entries are appended at the end of the queue's tree rather than inserted
-/// each into another leaf. Fewer, longer segments make fewer seeks for each distribution
-/// chunk (one a segment); this many hold about a megabyte until queued. A segment is queued
-/// once a batch of lines takes the file to this many.
-const SEGMENT_COLLECTIONS: usize = 16_384;
-
-/// The fewest collections a file queues as a segment of their own at its end; fewer (a small
-/// file, or a large one's last few) go into segment 0, each entry where its obligor sorts, as
-/// the trigger queues a payment's. Segments stay few whatever the number of files: at most
-/// one for each 4,096 collections queued.
-const SEGMENT_AT_LEAST: usize = 4_096;
-
-/// A collection the file wrote and has not queued yet: what the queue carries of it.
-struct Unqueued {
-    obligor: Box<str>,
-    collection_id: i64,
-    cents: i64,
-    effective_date: chrono::NaiveDate,
-}
-
-/// Queues `unqueued` as one segment, numbered by its first collection's id: every segment
-/// written before has a lower number (collection ids only grow), so the whole segment, sorted
-/// by obligor, goes at the end of the queue's key order. Fewer than [`SEGMENT_AT_LEAST`] go
-/// into segment 0 instead.
-fn queue_segment(connection: &Connection, unqueued: &mut Vec<Unqueued>) -> StoreResult<()> {
-    let Some(first) = unqueued.iter().map(|entry| entry.collection_id).min() else { return Ok(()) };
-    let segment = if unqueued.len() >= SEGMENT_AT_LEAST { first } else { 0 };
-    unqueued.sort_unstable_by(|a, b| a.obligor.cmp(&b.obligor).then(a.collection_id.cmp(&b.collection_id)));
-    let entries: Vec<&Unqueued> = unqueued.iter().collect();
+/// Queues the file's collections waiting as one segment (`queue_segments.rs`).
+fn queue_segment(connection: &Connection, unqueued: &mut UnqueuedCollections) -> StoreResult<()> {
+    let Some(Segment { number, entries }) = unqueued.take_segment() else { return Ok(()) };
+    let entries: Vec<&Unqueued> = entries.iter().collect();
     insert_rows(
         connection,
         &format!("{FILE_INSERT} pending_collections (segment, obligor_id, collection_id, amount_cents, effective_date)"),
         &entries,
         |entry| {
             [
-                integer(segment),
+                integer(number),
                 text(&entry.obligor),
                 integer(entry.collection_id),
                 integer(entry.cents),
                 ToSqlOutput::Owned(Value::Text(iso_date_text(entry.effective_date))),
             ]
         },
-    )?;
-    unqueued.clear();
-    Ok(())
+    )
 }
 
 fn line_number(line: &StoredLine) -> i64 {
