@@ -6,15 +6,17 @@
 //! Each line names its obligor (in its line, its collection and its termination notice) and
 //! each collection its case; every row also names its file, whose row the file's own
 //! transaction inserted, so that reference needs no check. The checks run inside the file's
-//! transaction, every [`CHECK_EVERY_LINES`] lines and before it commits. The registry's
-//! obligors and cases are never deleted or renumbered (both databases refuse it), so a key
-//! found there stays good until the commit. `gateway verify` checks every stored reference
+//! transaction, every [`CHECK_EVERY_LINES`] lines and before it commits. A key found there
+//! stays good until the commit: on SQLite the file's transaction holds the one write lock,
+//! and on PostgreSQL obligors and cases are never deleted or renumbered (migration 0016's
+//! triggers refuse it). `gateway verify` checks every stored reference
 //! again (`references_in_the_registry`). The check itself is each backend's:
 //! `sqlite_references.rs`, `postgres_files.rs`.
 //!
 //! Lines matched by the registry held in memory need none of this when the file's
 //! transaction began at the generation that index was read at ([`LineBatch`]'s
-//! `keys_registered_at`): every key they name was in the registry then, and stays.
+//! `keys_registered_at`): every key they name was in the registry then, and stays, for the
+//! same reasons.
 //!
 //! [`LineBatch`]: super::remittance::LineBatch
 

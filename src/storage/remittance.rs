@@ -103,9 +103,11 @@ pub struct LineBatch {
     /// (they were matched by an index read at it, which names no other:
     /// `RegistryIndex::generation_of_registered_keys`), if one vouches for them. A file whose
     /// transaction found the registry at this generation as it began does not look them up
-    /// again: obligors and cases are never deleted or renumbered (both databases refuse it),
-    /// so they are still there when it commits. Lines vouched for at any other generation,
-    /// or at none, are looked up (`file_references.rs`).
+    /// again: they were in the registry then, and are still there when it commits (on SQLite
+    /// the file's transaction holds the one write lock, so nothing changes the registry; on
+    /// PostgreSQL obligors and cases are never deleted or renumbered, as migration 0016's
+    /// triggers refuse it). Lines vouched for at any other generation, or at none, are looked
+    /// up (`file_references.rs`).
     pub keys_registered_at: Option<i64>,
 }
 
