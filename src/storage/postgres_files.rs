@@ -33,9 +33,6 @@ pub(super) struct PostgresFileWriter {
     registry_generation: i64,
     /// Rows written and not sent yet.
     unsent: UnsentRows,
-    /// Collection ids drawn from the sequence and not given yet, in increasing order: the
-    /// file queues its own collections, so it names their ids itself (`queue_segments.rs`).
-    collection_ids: std::collections::VecDeque<i64>,
     /// Its collections sent and not queued yet.
     unqueued: UnqueuedCollections,
     /// One of the store's slots for an open file (released on drop), so that open files never
@@ -93,7 +90,6 @@ impl PostgresStore {
             references: GatheredKeys::default(),
             registry_generation,
             unsent: UnsentRows::default(),
-            collection_ids: Default::default(),
             unqueued: UnqueuedCollections::default(),
             _slot: slot,
         }))
@@ -210,10 +206,20 @@ fn push_row(out: &mut String, fields: &[Field<'_>]) {
 /// a line.
 const SEND_EVERY_LINES: usize = 4_096;
 
+/// A collection written and not sent yet.
+struct UnsentCollection {
+    obligor: Box<str>,
+    case_number: Option<Box<str>>,
+    cents: i64,
+    effective_date: chrono::NaiveDate,
+    line: i64,
+}
+
 /// Rows in COPY's text format, a buffer a table, until they are sent.
 #[derive(Default)]
 struct UnsentRows {
-    collections: String,
+    /// Collections as values: their ids are drawn as they are sent.
+    collections: Vec<UnsentCollection>,
     lines: String,
     held: String,
     notices: String,
@@ -263,6 +269,7 @@ impl PostgresFileWriter {
     /// the collections, the lines, then what the lines hold and the notices they give.
     async fn send_rows(&mut self) -> StoreResult<()> {
         let UnsentRows { collections, lines, held, notices, .. } = std::mem::take(&mut self.unsent);
+        let collections = self.collection_rows(collections).await?;
         self.copy(
             "COPY collections (collection_id, obligor_id, case_number, source, amount_cents, effective_date, received_at, \
              remittance_id, remittance_line) FROM STDIN",
@@ -292,26 +299,49 @@ impl PostgresFileWriter {
         .await
     }
 
-    /// Draws ids from the collections' sequence until `wanted` wait to be given, a few
-    /// thousand a statement. Ids drawn and never given are a gap in the sequence, as a
-    /// rolled-back insert leaves.
-    async fn draw_collection_ids(&mut self, wanted: usize) -> StoreResult<()> {
-        if self.collection_ids.len() >= wanted {
-            return Ok(());
+    /// The collections' rows to send, in COPY's text format, each with an id drawn from the
+    /// collections' sequence (one statement for them all), each also waiting to be queued:
+    /// the file queues its own collections, so it names their ids itself.
+    async fn collection_rows(&mut self, collections: Vec<UnsentCollection>) -> StoreResult<String> {
+        if collections.is_empty() {
+            return Ok(String::new());
         }
-        let draw = i64::try_from((wanted - self.collection_ids.len()).max(SEND_EVERY_LINES)).expect("a batch's size fits in i64");
         // The sequence is looked up once a statement (a materialized CTE): called a row,
         // `pg_get_serial_sequence` was a third of the backend's time.
-        let mut drawn: Vec<i64> = sqlx::query_scalar(
+        let mut ids: Vec<i64> = sqlx::query_scalar(
             "WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence('collections', 'collection_id') AS regclass) AS sequence) \
              SELECT nextval(s.sequence) FROM s, generate_series(1, $1)",
         )
-        .bind(draw)
+        .bind(i64::try_from(collections.len()).expect("a count fits in i64"))
         .fetch_all(&mut *self.tx)
         .await?;
-        drawn.sort_unstable();
-        self.collection_ids.extend(drawn);
-        Ok(())
+        if ids.len() != collections.len() {
+            return Err(StoreError::Corrupt(format!("{} collection ids drawn for {} collections", ids.len(), collections.len())));
+        }
+        // In the order the lines came, as the sequence would have numbered them.
+        ids.sort_unstable();
+        let (remittance_id, received_at) = (self.remittance_id, self.remittance.received_at.as_str());
+        let mut rows = String::with_capacity(collections.len() * 96);
+        for (collection, collection_id) in collections.into_iter().zip(ids) {
+            let effective_date = iso_date_text(collection.effective_date);
+            push_row(
+                &mut rows,
+                &[
+                    Field::Integer(collection_id),
+                    Field::Text(&collection.obligor),
+                    Field::text(collection.case_number.as_deref()),
+                    Field::Text("PAYROLL"),
+                    Field::Integer(collection.cents),
+                    Field::Text(&effective_date),
+                    Field::Text(received_at),
+                    Field::Integer(remittance_id),
+                    Field::Integer(collection.line),
+                ],
+            );
+            let UnsentCollection { obligor, cents, effective_date, .. } = collection;
+            self.unqueued.push(Unqueued { obligor, collection_id, cents, effective_date });
+        }
+        Ok(rows)
     }
 
     /// Queues the collections sent and not queued yet as one segment (`queue_segments.rs`).
@@ -364,7 +394,6 @@ impl RemittanceWriter for PostgresFileWriter {
         if batch.keys_registered_at != Some(self.registry_generation) && self.references.gather(&lines) {
             self.check_references().await?;
         }
-        self.draw_collection_ids(lines.iter().filter(|line| line.effects.collect.is_some()).count()).await?;
         let remittance_id = self.remittance_id;
         let received_at = self.remittance.received_at.as_str();
         let UnsentRows { collections, lines: lines_out, held, notices, count } = &mut self.unsent;
@@ -374,26 +403,17 @@ impl RemittanceWriter for PostgresFileWriter {
             let pay_date = date(record);
             let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
             if let Some(collection) = &line.effects.collect {
-                let collection_id = self.collection_ids.pop_front().expect("drawn for every collection of the batch");
                 // `check_effects`: a collected line has all three.
                 let (Some(obligor), Some(amount), Some(effective_date)) = (obligor, record.amount, record.pay_date) else {
                     return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
                 };
-                self.unqueued.push(Unqueued { obligor: obligor.into(), collection_id, cents: amount.cents(), effective_date });
-                push_row(
-                    collections,
-                    &[
-                        Field::Integer(collection_id),
-                        Field::Text(obligor),
-                        Field::text(collection.case_number.as_deref()),
-                        Field::Text("PAYROLL"),
-                        Field::integer(record.amount.map(|a| a.cents())),
-                        Field::text(pay_date.as_deref()),
-                        Field::Text(received_at),
-                        Field::Integer(remittance_id),
-                        Field::Integer(line_number(record)),
-                    ],
-                );
+                collections.push(UnsentCollection {
+                    obligor: obligor.into(),
+                    case_number: collection.case_number.as_deref().map(Into::into),
+                    cents: amount.cents(),
+                    effective_date,
+                    line: line_number(record),
+                });
             }
             push_row(
                 lines_out,
