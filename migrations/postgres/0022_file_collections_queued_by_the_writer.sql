@@ -1,6 +1,6 @@
 -- A file's collections were queued by the statement trigger of `collections`, each in
 -- segment 0 where its obligor sorts: in a 1,000,000-line file, an insert into another leaf of
--- the queue's tree of text keys for each collection, about 30 % of the time of the backend
+-- the queue's tree of text keys for each collection, over a third of the time of the backend
 -- that writes the file (docs/performance.md, "Session 24").
 --
 -- The file writer now queues them itself, as SQLite's does (`storage/queue_segments.rs`):
@@ -9,8 +9,11 @@
 -- that says so, which only the file writer's does
 -- (`SET LOCAL gateway.file_collections = 'queued by the file writer'`, gone at its end);
 -- every other collection (a payment, a released suspense item, a manual one) is queued by
--- the trigger as before. `gateway verify` checks that every collection is queued or claimed
--- exactly once (`collections_conserved`, `claims_and_queue_are_of_collections`).
+-- the trigger as before. So a file's queue entries are no longer written by the trigger
+-- alone (why 0017 could drop their foreign key to `collections`): the file writer counts the
+-- collections it sent and those it queued, and refuses to commit unless they are equal, and
+-- `gateway verify` checks that every collection is queued or claimed exactly once
+-- (`collections_conserved`, `claims_and_queue_are_of_collections`).
 
 CREATE OR REPLACE FUNCTION collections_queued() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -192,10 +192,14 @@ async fn distribute_chunk(
 /// statement (ids other writers take meanwhile never collide).
 async fn reserve_pool_ids(tx: &mut Transaction<'static, Postgres>, count: usize) -> StoreResult<Vec<i64>> {
     let count = i64::try_from(count).expect("a chunk's pools fit in i64");
-    let mut ids: Vec<i64> = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('pools', 'pool_id')) FROM generate_series(1, $1)")
-        .bind(count)
-        .fetch_all(&mut **tx)
-        .await?;
+    // The sequence is looked up once (a materialized CTE), not once a row.
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence('pools', 'pool_id') AS regclass) AS sequence) \
+         SELECT nextval(s.sequence) FROM s, generate_series(1, $1)",
+    )
+    .bind(count)
+    .fetch_all(&mut **tx)
+    .await?;
     // Ascending: the chunk's conservation check takes its pools as those from the first.
     ids.sort_unstable();
     Ok(ids)

@@ -35,6 +35,10 @@ pub(super) struct PostgresFileWriter {
     unsent: UnsentRows,
     /// Its collections sent and not queued yet.
     unqueued: UnqueuedCollections,
+    /// Its collections sent, and queued: equal before it commits, so that none is left out
+    /// of the queue (the trigger that would have queued them leaves them to this writer).
+    collections_sent: usize,
+    collections_queued: usize,
     /// One of the store's slots for an open file (released on drop), so that open files never
     /// hold every connection their own registry lookups need.
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -91,6 +95,8 @@ impl PostgresStore {
             registry_generation,
             unsent: UnsentRows::default(),
             unqueued: UnqueuedCollections::default(),
+            collections_sent: 0,
+            collections_queued: 0,
             _slot: slot,
         }))
     }
@@ -201,9 +207,9 @@ fn push_row(out: &mut String, fields: &[Field<'_>]) {
 }
 
 /// Lines whose rows wait before they are sent, one `COPY` a table, once this many or more
-/// wait (five of the pipeline's 1,000-line batches). Each statement costs round trips and,
-/// for `collections`, the queue trigger's run over its rows. What waits takes about 250 bytes
-/// a line.
+/// wait (five of the pipeline's 1,000-line batches). Each statement costs round trips, and
+/// the collections' ids are drawn once for all the collections sent. What waits takes about
+/// 250 bytes a line.
 const SEND_EVERY_LINES: usize = 4_096;
 
 /// A collection written and not sent yet.
@@ -320,6 +326,7 @@ impl PostgresFileWriter {
         }
         // In the order the lines came, as the sequence would have numbered them.
         ids.sort_unstable();
+        self.collections_sent += collections.len();
         let (remittance_id, received_at) = (self.remittance_id, self.remittance.received_at.as_str());
         let mut rows = String::with_capacity(collections.len() * 96);
         for (collection, collection_id) in collections.into_iter().zip(ids) {
@@ -347,6 +354,7 @@ impl PostgresFileWriter {
     /// Queues the collections sent and not queued yet as one segment (`queue_segments.rs`).
     async fn queue_segment(&mut self) -> StoreResult<()> {
         let Some(Segment { number, entries }) = self.unqueued.take_segment() else { return Ok(()) };
+        self.collections_queued += entries.len();
         let mut rows = String::with_capacity(entries.len() * 64);
         for entry in &entries {
             let effective_date = iso_date_text(entry.effective_date);
@@ -474,6 +482,12 @@ impl RemittanceWriter for PostgresFileWriter {
     async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
         self.send_rows().await?;
         self.queue_segment().await?;
+        if self.collections_queued != self.collections_sent {
+            return Err(StoreError::Corrupt(format!(
+                "the file sent {} collections and queued {}: it is not committed",
+                self.collections_sent, self.collections_queued
+            )));
+        }
         self.check_references().await?;
         let PostgresFileWriter { mut tx, remittance_id, remittance, audit, .. } = *self;
         let as_i64 = |n: u64| i64::try_from(n).expect("a count fits in i64");
@@ -556,9 +570,8 @@ mod tests {
             .fetch_one(&mut **tx)
             .await
             .unwrap();
-            let queued: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM pending_collections WHERE collection_id = $1").bind(id).fetch_one(&mut **tx).await.unwrap();
-            queued == 1
+            let queued = "SELECT COUNT(*) FROM pending_collections WHERE collection_id = $1";
+            sqlx::query_scalar::<_, i64>(queued).bind(id).fetch_one(&mut **tx).await.unwrap() == 1
         }
 
         let mut file = connection.begin().await.unwrap();
@@ -569,7 +582,14 @@ mod tests {
         meanwhile.rollback().await.unwrap();
         file.rollback().await.unwrap();
         let mut after = connection.begin().await.unwrap();
-        assert!(queued_by_the_trigger(&mut after).await, "queued once that transaction ended");
+        assert!(queued_by_the_trigger(&mut after).await, "queued once that transaction rolled back");
+        after.rollback().await.unwrap();
+
+        let mut file = connection.begin().await.unwrap();
+        sqlx::query(COLLECTIONS_QUEUED_HERE).execute(&mut *file).await.unwrap();
+        file.commit().await.unwrap();
+        let mut after = connection.begin().await.unwrap();
+        assert!(queued_by_the_trigger(&mut after).await, "and once one committed");
         after.rollback().await.unwrap();
     }
 

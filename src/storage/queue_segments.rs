@@ -3,17 +3,20 @@
 //!
 //! The queue is keyed (segment, obligor, collection). The trigger queues a collection in
 //! segment 0, where its obligor sorts: a 1,000,000-line file's collections went each into
-//! another leaf of a tree of text keys, the largest part of the time the database spent on
-//! the file (docs/performance.md). A segment is numbered by its first collection's id, and
-//! collection ids only grow, so a segment written now sorts after those written before: its
-//! entries, sorted by obligor, go in at the end of the tree, a leaf filled after another.
+//! another leaf of a tree of text keys, a large part of the time the database spent on the
+//! file (docs/performance.md). A segment is numbered by its first collection's id, and
+//! collection ids only grow, so a segment written now sorts after those written before (on
+//! PostgreSQL, files written at once draw ids turn about, so their segments may interleave:
+//! a matter of speed only): its entries, sorted by obligor, go in at the end of the tree, a
+//! leaf filled after another.
 //! Each distribution chunk reads its range of obligors in every segment (one seek a
 //! segment), so segments are kept few and long.
 
 use chrono::NaiveDate;
 
 /// Collections a file queues together, as one segment: about a megabyte waits until queued.
-/// A segment is queued once a batch of lines takes the file to this many.
+/// A segment is queued once the collections written (on SQLite) or sent (on PostgreSQL, every
+/// few thousand lines) take the file to this many.
 pub(super) const SEGMENT_COLLECTIONS: usize = 16_384;
 
 /// The fewest collections a file queues as a segment of their own at its end; fewer (a small
@@ -92,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn a_few_go_into_segment_0_an_obligors_in_collection_order() {
+    fn a_few_go_into_segment_0_each_obligors_in_collection_order() {
         let mut unqueued = UnqueuedCollections::default();
         for (obligor, id) in [("OB-2", 7), ("OB-1", 9), ("OB-1", 8)] {
             unqueued.push(entry(obligor, id));
@@ -100,12 +103,25 @@ mod tests {
         assert_eq!(taken(&mut unqueued), (0, vec![("OB-1".into(), 8), ("OB-1".into(), 9), ("OB-2".into(), 7)]));
     }
 
+    /// Full at exactly its size; a segment of its own from exactly the least.
     #[test]
-    fn a_segment_is_full_at_its_size() {
+    fn the_sizes_are_exact() {
         let mut unqueued = UnqueuedCollections::default();
-        for n in 0..SEGMENT_COLLECTIONS as i64 {
-            unqueued.push(entry("OB-1", n + 1));
+        for n in 1..SEGMENT_COLLECTIONS as i64 {
+            unqueued.push(entry("OB-1", n));
         }
+        assert!(!unqueued.fill_a_segment(), "one short");
+        unqueued.push(entry("OB-1", SEGMENT_COLLECTIONS as i64));
         assert!(unqueued.fill_a_segment());
+
+        let mut unqueued = UnqueuedCollections::default();
+        for n in 1..SEGMENT_AT_LEAST as i64 {
+            unqueued.push(entry("OB-1", n + 10));
+        }
+        assert_eq!(taken(&mut unqueued).0, 0, "one short of a segment of their own");
+        for n in 1..=SEGMENT_AT_LEAST as i64 {
+            unqueued.push(entry("OB-1", n + 10));
+        }
+        assert_eq!(taken(&mut unqueued).0, 11);
     }
 }

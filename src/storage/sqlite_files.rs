@@ -37,12 +37,12 @@ use tokio::sync::oneshot;
 
 use crate::domain::month::iso_date_text;
 
+use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
     LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine, REGISTRY_GENERATION_QUERY,
 };
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
-use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::sqlite_references::RegistryReferences;
 use super::{AuditEntry, StoreError, StoreResult};
 
