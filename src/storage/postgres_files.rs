@@ -411,10 +411,7 @@ impl RemittanceWriter for PostgresFileWriter {
             let pay_date = date(record);
             let obligor = record.obligor_id.as_ref().map(|o| o.as_str());
             if let Some(collection) = &line.effects.collect {
-                // `check_effects`: a collected line has all three.
-                let (Some(obligor), Some(amount), Some(effective_date)) = (obligor, record.amount, record.pay_date) else {
-                    return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
-                };
+                let (obligor, amount, effective_date) = line.collected()?;
                 collections.push(UnsentCollection {
                     obligor: obligor.into(),
                     case_number: collection.case_number.as_deref().map(Into::into),

@@ -123,13 +123,23 @@ impl LineToWrite {
     /// date. A line that breaks this is a bug upstream, refused before anything is written.
     pub(super) fn check_effects(&self) -> StoreResult<()> {
         let record = &self.record;
-        if self.effects.collect.is_some() && (record.obligor_id.is_none() || record.amount.is_none() || record.pay_date.is_none()) {
-            return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line)));
+        if self.effects.collect.is_some() {
+            self.collected()?;
         }
         if self.effects.suspense.is_some() && (record.amount.is_none() || record.pay_date.is_none()) {
             return Err(StoreError::Corrupt(format!("line {} is held without amount or date", record.line)));
         }
         Ok(())
+    }
+
+    /// What a collected line collects: its obligor, amount and pay date, or the refusal of a
+    /// line without all three (which [`check_effects`](Self::check_effects) gives first).
+    pub(super) fn collected(&self) -> StoreResult<(&str, Money, NaiveDate)> {
+        let record = &self.record;
+        match (&record.obligor_id, record.amount, record.pay_date) {
+            (Some(obligor), Some(amount), Some(pay_date)) => Ok((obligor.as_str(), amount, pay_date)),
+            _ => Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", record.line))),
+        }
     }
 }
 

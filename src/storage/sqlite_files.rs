@@ -503,11 +503,7 @@ fn write_lines(connection: &Connection, file: &mut OpenFile, batch: &LineBatch) 
         },
     )?;
     for (collection_id, line) in collected {
-        let r = &line.record;
-        // `check_effects`: a collected line has all three.
-        let (Some(obligor), Some(amount), Some(effective_date)) = (obligor(r), r.amount, r.pay_date) else {
-            return Err(StoreError::Corrupt(format!("line {} is collected without obligor, amount or date", r.line)));
-        };
+        let (obligor, amount, effective_date) = line.collected()?;
         file.unqueued.push(Unqueued { obligor: obligor.into(), collection_id: *collection_id, cents: amount.cents(), effective_date });
     }
     if file.unqueued.fill_a_segment() {
