@@ -389,11 +389,23 @@ async fn distribute(backend: &Backend, sizes: Sizes, registry: &Registry, figure
     finish(running).await
 }
 
+/// Where the calls over p99 fell: the seconds of the run that held most of them.
+fn slowest_seconds(by_second: &[(u64, usize)]) -> String {
+    if by_second.is_empty() {
+        return String::new();
+    }
+    let seconds: Vec<String> = by_second.iter().take(4).map(|(second, calls)| format!("{second}s {calls}")).collect();
+    format!("; calls over p99 by second due: {}", seconds.join(", "))
+}
+
 /// Latencies in ms of the calls answered, made at a fixed rate for a time, and the errors of
 /// those refused (a fast refusal must not make the latencies look better).
 struct Observed {
     latencies: Vec<f64>,
     errors: Vec<String>,
+    /// For each second of the run, how many of its calls were among the slowest 1 %: a tail
+    /// spread over the run is the machine's queue, one bunched in a few seconds is a stall.
+    slowest_by_second: Vec<(u64, usize)>,
 }
 
 /// Calls `call(serial)` `rate` times a second for `seconds`, open loop: call n is due at
@@ -415,15 +427,32 @@ where
             (due.elapsed().as_secs_f64() * 1000.0, result)
         }));
     }
-    let mut observed = Observed { latencies: Vec::new(), errors: Vec::new() };
-    for call in calls {
+    let mut observed = Observed { latencies: Vec::new(), errors: Vec::new(), slowest_by_second: Vec::new() };
+    let mut due_seconds = Vec::new();
+    for (serial, call) in calls.into_iter().enumerate() {
         let (latency, result) = call.await.expect("a call does not panic");
         match result {
-            Ok(()) => observed.latencies.push(latency),
+            Ok(()) => {
+                observed.latencies.push(latency);
+                due_seconds.push(serial as u64 / rate);
+            }
             Err(error) => observed.errors.push(error),
         }
     }
-    observed.latencies.sort_by(f64::total_cmp);
+    if !observed.latencies.is_empty() {
+        let mut sorted = observed.latencies.clone();
+        sorted.sort_by(f64::total_cmp);
+        let p99 = percentile(&sorted, 0.99);
+        let mut by_second = std::collections::BTreeMap::<u64, usize>::new();
+        for (latency, second) in observed.latencies.iter().zip(&due_seconds) {
+            if *latency > p99 {
+                *by_second.entry(*second).or_default() += 1;
+            }
+        }
+        observed.slowest_by_second = by_second.into_iter().collect();
+        observed.slowest_by_second.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        observed.latencies = sorted;
+    }
     observed
 }
 
@@ -490,12 +519,13 @@ async fn payments(backend: &Backend, sizes: Sizes, registry: &Registry, figures:
                 database: backend.name().into(),
                 value: format!("p99 {:.1} ms", percentile(latencies, 0.99)),
                 measured: format!(
-                    "p50 {:.1} ms, max {:.1} ms, {} calls answered, {} refused{}",
+                    "p50 {:.1} ms, max {:.1} ms, {} calls answered, {} refused{}{}",
                     percentile(latencies, 0.5),
                     latencies[latencies.len() - 1],
                     latencies.len(),
                     observed.errors.len(),
-                    observed.errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default()
+                    observed.errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default(),
+                    slowest_seconds(&observed.slowest_by_second)
                 ),
             });
         }
