@@ -45,6 +45,7 @@ on_both_backends!(
     trace_numbers_come_round_after_ten_million_payments_and_a_return_names_the_newest,
     a_remittance_file_is_written_whole_or_not_at_all,
     a_file_naming_what_the_registry_does_not_hold_is_refused_whole,
+    after_a_failed_batch_nothing_more_of_the_file_is_written_or_kept,
     many_files_open_at_once_each_read_the_registry_and_commit,
     audit_rows_commit_with_their_action_and_never_change,
     api_keys_are_kept_as_hashes_and_revoked_once,
@@ -1148,6 +1149,46 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 /// A file whose rows name an obligor or a case the registry does not hold is refused whole,
 /// as the schema's foreign keys require (on SQLite the file writer checks them in bulk,
 /// `storage/sqlite_references.rs`), and the same batch then commits once its lines are right.
+/// A writer may answer a batch's failure late (SQLite's has the next batch on its way before
+/// it hears), but after a failure neither backend writes another batch of the file or
+/// commits it: nothing of it is kept.
+async fn after_a_failed_batch_nothing_more_of_the_file_is_written_or_kept(backend: Backend) {
+    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
+
+    let (_db, store) = seeded(backend).await;
+    let line = |number: u64, obligor: Option<&str>| LineToWrite {
+        record: StoredLine {
+            line: number,
+            status: "APPLIED".into(),
+            employer_fein: Some("431234567".into()),
+            case_number: Some("12345678".into()),
+            ssn_last4: Some("6789".into()),
+            amount: Some(Money::from_cents(100_00)),
+            pay_date: Some(date("2026-11-13")),
+            obligor_id: obligor.map(|obligor| ObligorId::parse(obligor).unwrap()),
+            prenote: false,
+            problems: vec![],
+        },
+        effects: LineEffects {
+            collect: Some(PayrollCollection { case_number: Some("12345678".into()) }),
+            suspense: None,
+            termination_notice: false,
+        },
+    };
+    let mut writer = store.begin_remittance(file_from_acme("B-1"), audit()).await.unwrap();
+    writer.write_lines(vec![line(1, Some("OB-1"))].into()).await.expect("a good batch");
+    // Collected from nobody: refused by the writer's own check, now or with the next call.
+    let refused = writer.write_lines(vec![line(2, None)].into()).await;
+    let after = writer.write_lines(vec![line(3, Some("OB-1"))].into()).await;
+    let first_error = refused.as_ref().err().or(after.as_ref().err()).expect("the batch is refused").to_string();
+    assert!(first_error.contains("collected without obligor"), "{first_error}");
+    assert!(after.is_err(), "the batch after a failure is refused");
+    let counts = LineCounts { line_count: 3, total: money("300.00"), applied: 3, applied_by_ssn: 0, suspense: 0, rejected: 0 };
+    assert!(writer.finish(counts).await.is_err(), "and so is the file's end");
+    assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
+    assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "nothing of the file was kept");
+}
+
 async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
     use gateway::storage::remittance::{LineBatch, LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
 

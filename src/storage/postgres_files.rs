@@ -9,7 +9,7 @@ use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
 use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
-    DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
+    after_a_failed_batch, DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
     REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
 };
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
@@ -39,6 +39,8 @@ pub(super) struct PostgresFileWriter {
     /// of the queue (the trigger that would have queued them leaves them to this writer).
     collections_sent: usize,
     collections_queued: usize,
+    /// Why a batch failed, if one did: nothing more of the file is written or committed.
+    failed: Option<String>,
     /// One of the store's slots for an open file (released on drop), so that open files never
     /// hold every connection their own registry lookups need.
     _slot: tokio::sync::OwnedSemaphorePermit,
@@ -97,6 +99,7 @@ impl PostgresStore {
             unqueued: UnqueuedCollections::default(),
             collections_sent: 0,
             collections_queued: 0,
+            failed: None,
             _slot: slot,
         }))
     }
@@ -393,6 +396,28 @@ impl PostgresFileWriter {
 #[async_trait]
 impl RemittanceWriter for PostgresFileWriter {
     async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()> {
+        if let Some(why) = &self.failed {
+            return Err(after_a_failed_batch(why));
+        }
+        let written = self.write_batch(batch).await;
+        if let Err(error) = &written {
+            // A batch refused before its rows were sent leaves the transaction usable: the
+            // writer itself refuses to go on, as SQLite's does.
+            self.failed = Some(error.to_string());
+        }
+        written
+    }
+
+    async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
+        if let Some(why) = &self.failed {
+            return Err(after_a_failed_batch(why));
+        }
+        self.finish_file(counts).await
+    }
+}
+
+impl PostgresFileWriter {
+    async fn write_batch(&mut self, batch: LineBatch) -> StoreResult<()> {
         let lines = batch.lines;
         for line in &lines {
             line.check_effects()?;
@@ -476,7 +501,7 @@ impl RemittanceWriter for PostgresFileWriter {
         Ok(())
     }
 
-    async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
+    async fn finish_file(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
         self.send_rows().await?;
         self.queue_segment().await?;
         if self.collections_queued != self.collections_sent {

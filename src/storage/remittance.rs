@@ -203,10 +203,19 @@ pub struct SuspenseRecord {
     pub state: String,
 }
 
+/// The refusal of a batch, or of the end, of a file one of whose batches failed: nothing after
+/// a failure is written, so no file is committed without a batch its writer was sent.
+pub(super) fn after_a_failed_batch(why: &str) -> StoreError {
+    StoreError::Corrupt(format!("a batch of the file failed before this one ({why}); nothing more of it is written"))
+}
+
 /// Writes one file inside one transaction. Dropping it without `finish` rolls back.
 #[async_trait]
 pub trait RemittanceWriter: Send {
     /// Writes a batch of lines; taken by value, since SQLite's writer runs on a thread of its own.
+    /// A writer may answer a batch's failure late, with the next call or with `finish`. After
+    /// any failure the writer is to be dropped (rolling the file back), never finished: each
+    /// writer refuses every later batch and its end ([`after_a_failed_batch`]).
     async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()>;
     /// Records the counts and commits the file.
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;

@@ -39,7 +39,7 @@ use crate::domain::month::iso_date_text;
 
 use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
-    LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine, REGISTRY_GENERATION_QUERY,
+    after_a_failed_batch, LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine, REGISTRY_GENERATION_QUERY,
 };
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
@@ -50,12 +50,15 @@ use super::{AuditEntry, StoreError, StoreResult};
 enum Job {
     /// Opens a file's transaction and claims its batch id and content. `token` is the sqlx
     /// writer connection, held until the transaction ends.
-    Begin { remittance: NewRemittance, token: PoolConnection<Sqlite>, answer: oneshot::Sender<StoreResult<i64>> },
-    Lines { batch: LineBatch, answer: oneshot::Sender<StoreResult<()>> },
-    Finish { counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
+    /// Answered with the file's id and its serial ([`FileSerial`]).
+    Begin { remittance: NewRemittance, token: PoolConnection<Sqlite>, answer: oneshot::Sender<StoreResult<(i64, FileSerial)>> },
+    /// Answered with the batch itself, freed by its caller: the lines' memory is the writer's
+    /// to free otherwise, about a twentieth of its time, on the thread every file waits for.
+    Lines { file: FileSerial, batch: LineBatch, answer: oneshot::Sender<(StoreResult<()>, LineBatch)> },
+    Finish { file: FileSerial, counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
     /// The file was dropped unfinished: roll it back, if it is still the one open (a writer
     /// dropped late must not roll back the file begun after it).
-    Abandon { remittance_id: i64 },
+    Abandon { file: FileSerial },
     /// Another writer's work, run with the connection between files, holding `token` (the
     /// sqlx writer connection) until what it leaves uncommitted is rolled back.
     Run { token: PoolConnection<Sqlite>, work: Box<dyn FnOnce(&Connection, JobNumber) + Send> },
@@ -127,6 +130,8 @@ fn open(file: &Path) -> StoreResult<Connection> {
 
 /// A file between its `Begin` and its end.
 struct OpenFile {
+    /// Which file this is: each job of a file names it, and a job naming another is refused.
+    serial: FileSerial,
     remittance_id: i64,
     received_at: String,
     /// What its rows name in the registry, checked in bulk (SQLite's own foreign-key checks
@@ -141,6 +146,10 @@ struct OpenFile {
     next_collection_id: i64,
     /// Its collections not yet queued: queued a segment at a time ([`queue_segment`]).
     unqueued: UnqueuedCollections,
+    /// Why a batch of it failed, if one did: its caller may have sent the next batch before
+    /// it heard, and nothing is written after a failure (the file is rolled back, never
+    /// finished).
+    failed: Option<String>,
     /// The sqlx writer connection, so nothing else in the process writes meanwhile.
     _token: PoolConnection<Sqlite>,
 }
@@ -148,6 +157,13 @@ struct OpenFile {
 /// The number of a job on the writer thread, counted from 1 as the thread begins them: two
 /// jobs whose numbers follow each other had nothing written by this thread between them.
 pub(super) type JobNumber = u64;
+
+/// A file's serial on the writer thread: the number of the job that began it, never given to
+/// another file. (Not its `remittance_id`: a file rolled back gives its id back, and the next
+/// file takes it.) A file's writer sends its next batch before it hears of the last one, so
+/// after a failure that closed the file (a panic) a batch of it may still be queued; its
+/// serial keeps it out of the file begun next, and a late `Abandon` from rolling that one back.
+pub(super) type FileSerial = JobNumber;
 
 fn serve(connection: Connection, queue: mpsc::Receiver<Job>) {
     let mut open: Option<OpenFile> = None;
@@ -176,15 +192,17 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             let answered = match begun {
                 Ok(Begun { remittance_id, next_collection_id, registry_generation }) => {
                     *open = Some(OpenFile {
+                        serial: number,
                         remittance_id,
                         received_at: remittance.received_at,
                         references: RegistryReferences::default(),
                         registry_generation,
                         next_collection_id,
                         unqueued: UnqueuedCollections::default(),
+                        failed: None,
                         _token: token,
                     });
-                    Ok(remittance_id)
+                    Ok((remittance_id, number))
                 }
                 Err(error) => {
                     roll_back(connection);
@@ -193,28 +211,46 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             };
             let _ = answer.send(answered);
         }
-        Job::Lines { batch, answer } => {
+        Job::Lines { file, batch, answer } => {
             let written = match open.as_mut() {
-                Some(file) => write_lines(connection, file, &batch),
-                None => Err(StoreError::Corrupt("lines sent with no file open".into())),
+                Some(open) if open.serial != file => Err(no_longer_open()),
+                Some(OpenFile { failed: Some(why), .. }) => Err(after_a_failed_batch(why)),
+                Some(open) => {
+                    let written = write_lines(connection, open, &batch);
+                    if let Err(error) = &written {
+                        open.failed = Some(error.to_string());
+                    }
+                    written
+                }
+                None => Err(no_longer_open()),
             };
-            let _ = answer.send(written);
+            let _ = answer.send((written, batch));
         }
-        Job::Finish { counts, audit, answer } => {
+        Job::Finish { file, counts, audit, answer } => {
             // The file stays in `open` until its transaction has ended, so that a panic in
             // `finish` too rolls it back (in `serve`) before its token is given back.
             let finished = match open.as_mut() {
-                Some(file) => finish(connection, file, &counts, &audit),
-                None => Err(StoreError::Corrupt("a file finished with no file open".into())),
+                // Another file is open: it is left as it is.
+                Some(open) if open.serial != file => Err(no_longer_open()),
+                None => Err(no_longer_open()),
+                Some(OpenFile { failed: Some(why), .. }) => {
+                    let refused = Err(after_a_failed_batch(why));
+                    roll_back_open_file(connection, open);
+                    refused
+                }
+                Some(this) => {
+                    let finished = finish(connection, this, &counts, &audit);
+                    if finished.is_err() {
+                        roll_back_open_file(connection, open);
+                    }
+                    *open = None;
+                    finished
+                }
             };
-            if finished.is_err() {
-                roll_back_open_file(connection, open);
-            }
-            *open = None;
             let _ = answer.send(finished);
         }
-        Job::Abandon { remittance_id } => {
-            if open.as_ref().is_some_and(|file| file.remittance_id == remittance_id) {
+        Job::Abandon { file } => {
+            if open.as_ref().is_some_and(|open| open.serial == file) {
                 roll_back_open_file(connection, open);
             }
         }
@@ -235,6 +271,10 @@ fn handle(connection: &Connection, open: &mut Option<OpenFile>, job: Job, number
             work(holding.connection, number);
         }
     }
+}
+
+fn no_longer_open() -> StoreError {
+    StoreError::Corrupt("the file is no longer open on the SQLite writer (rolled back); nothing of it is written".into())
 }
 
 /// Rolls back the open file, if there is one, and only then gives its token back, so no other
@@ -635,9 +675,13 @@ fn finish(connection: &Connection, file: &mut OpenFile, counts: &LineCounts, aud
 /// One file being written by the file thread. Dropped unfinished, it is rolled back.
 struct SqliteFileWriter {
     thread: mpsc::Sender<Job>,
+    /// Named by each of its jobs.
+    serial: FileSerial,
     remittance: Option<NewRemittance>,
     remittance_id: i64,
     audit: AuditEntry,
+    /// The answer to the last batch sent, not awaited yet.
+    in_flight: Option<oneshot::Receiver<(StoreResult<()>, LineBatch)>>,
 }
 
 impl SqliteStore {
@@ -647,8 +691,15 @@ impl SqliteStore {
         let token = self.writer.acquire().await?;
         let (answer, answered) = oneshot::channel();
         self.files.send(Job::Begin { remittance: remittance.clone(), token, answer })?;
-        let remittance_id = answered.await.map_err(|_| stopped())??;
-        Ok(Box::new(SqliteFileWriter { thread: self.files.jobs.clone(), remittance: Some(remittance), remittance_id, audit }))
+        let (remittance_id, serial) = answered.await.map_err(|_| stopped())??;
+        Ok(Box::new(SqliteFileWriter {
+            thread: self.files.jobs.clone(),
+            serial,
+            remittance: Some(remittance),
+            remittance_id,
+            audit,
+            in_flight: None,
+        }))
     }
 }
 
@@ -658,17 +709,38 @@ impl SqliteFileWriter {
         self.thread.send(job(answer)).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
+
+    /// Waits for the answer to the last batch sent, if any. The batch comes back with it and
+    /// is freed here, on the caller's thread: the lines' memory is otherwise the writer
+    /// thread's to free, about a twentieth of its time, on the thread every file waits for.
+    async fn written_so_far(&mut self) -> StoreResult<()> {
+        let Some(in_flight) = self.in_flight.take() else { return Ok(()) };
+        let (written, batch) = in_flight.await.map_err(|_| stopped())?;
+        drop(batch);
+        written
+    }
 }
 
 #[async_trait]
 impl RemittanceWriter for SqliteFileWriter {
+    /// Queues `batch` on the writer thread, then waits for the batch before it: the thread
+    /// has the next batch in hand as it ends one. (Waiting for each batch before sending the
+    /// next left the thread idle whenever the task that sends the batches was busy checking
+    /// the next one: docs/performance.md, "Session 25".) A failure is answered one batch
+    /// late, and nothing is written after it ([`OpenFile::failed`]).
     async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()> {
-        self.ask(|answer| Job::Lines { batch, answer }).await
+        let (answer, answered) = oneshot::channel();
+        self.thread.send(Job::Lines { file: self.serial, batch, answer }).map_err(|_| stopped())?;
+        let before = self.written_so_far().await;
+        self.in_flight = Some(answered);
+        before
     }
 
     async fn finish(mut self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary> {
+        self.written_so_far().await?;
         let audit = self.audit.clone();
-        let finished = self.ask(|answer| Job::Finish { counts, audit, answer }).await;
+        let file = self.serial;
+        let finished = self.ask(|answer| Job::Finish { file, counts, audit, answer }).await;
         // Finished or failed, the thread has ended the transaction: nothing to abandon.
         let remittance = self.remittance.take().expect("a file is finished once");
         finished?;
@@ -680,7 +752,7 @@ impl Drop for SqliteFileWriter {
     fn drop(&mut self) {
         if self.remittance.is_some() {
             // Queued behind any batch still being written, so it rolls the file back last.
-            let _ = self.thread.send(Job::Abandon { remittance_id: self.remittance_id });
+            let _ = self.thread.send(Job::Abandon { file: self.serial });
         }
     }
 }
@@ -832,16 +904,10 @@ mod tests {
         assert!(enforced().await, "after a distribution run that found nothing pending");
     }
 
-    /// A row the schema refuses ends the file's transaction at once (`INSERT OR ROLLBACK`):
-    /// the batches after it and the file's end are refused rather than written one statement
-    /// at a time outside any transaction, and nothing of the file is kept.
-    #[tokio::test]
-    async fn a_row_the_schema_refuses_ends_the_file_and_nothing_after_it_is_written() {
+    /// A line of a file, rejected (so it writes no money), with the status given.
+    fn rejected_line(line: u64, status: &str) -> LineToWrite {
         use crate::storage::remittance::{LineEffects, StoredLine};
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
-        let line = |line: u64, status: &str| LineToWrite {
+        LineToWrite {
             record: StoredLine {
                 line,
                 status: status.into(),
@@ -855,26 +921,121 @@ mod tests {
                 problems: vec![],
             },
             effects: LineEffects { collect: None, suspense: None, termination_notice: false },
-        };
-        let (remittance, audit) = (file_sent_as("B-1"), audit_of_test());
-        let mut writer = store.begin_file(remittance.clone(), audit.clone()).await.unwrap();
-        writer.write_lines(vec![line(1, "REJECTED")].into()).await.unwrap();
-        let refused = writer.write_lines(vec![line(2, "NOT-A-STATUS")].into()).await.unwrap_err();
-        assert!(refused.to_string().contains("CHECK"), "{refused}");
-        let after = writer.write_lines(vec![line(3, "REJECTED")].into()).await.unwrap_err();
-        assert!(matches!(&after, StoreError::Corrupt(why) if why.contains("transaction has ended")), "{after}");
-        assert!(writer.finish(LineCounts::default()).await.is_err(), "the file's end is refused too");
+        }
+    }
 
-        let other = Connection::open(&file).unwrap();
-        let kept: (i64, i64) = other
+    /// The lines and files the database holds, read by a connection of its own.
+    fn lines_and_files(file: &Path) -> (i64, i64) {
+        Connection::open(file)
+            .unwrap()
             .query_row("SELECT (SELECT COUNT(*) FROM remittance_lines), (SELECT COUNT(*) FROM remittances)", [], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
-            .unwrap();
-        assert_eq!(kept, (0, 0), "nothing of the file is kept");
+            .unwrap()
+    }
+
+    /// A row the schema refuses ends the file's transaction at once (`INSERT OR ROLLBACK`):
+    /// the batches after it and the file's end are refused rather than written one statement
+    /// at a time outside any transaction, and nothing of the file is kept.
+    #[tokio::test]
+    async fn a_row_the_schema_refuses_ends_the_file_and_nothing_after_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let line = rejected_line;
+        let (remittance, audit) = (file_sent_as("B-1"), audit_of_test());
+        let mut writer = store.begin_file(remittance.clone(), audit.clone()).await.unwrap();
+        writer.write_lines(vec![line(1, "REJECTED")].into()).await.unwrap();
+        // A batch's answer comes with the call that sends the next one (the writer thread has
+        // the next batch in hand as it ends one).
+        writer.write_lines(vec![line(2, "NOT-A-STATUS")].into()).await.expect("the first batch was written");
+        let refused = writer.write_lines(vec![line(3, "REJECTED")].into()).await.unwrap_err();
+        assert!(refused.to_string().contains("CHECK"), "{refused}");
+        // The writer answers the last batch's failure before it would send the file's end.
+        let after = writer.finish(LineCounts::default()).await.expect_err("the file's end is refused too");
+        assert!(matches!(&after, StoreError::Corrupt(why) if why.contains("failed before this one")), "{after}");
+        assert_eq!(lines_and_files(&file), (0, 0), "nothing of the file is kept");
         // The writer is free, and the batch id unclaimed: the same file may be sent again.
         let again = store.begin_file(remittance, audit).await.unwrap();
         again.finish(LineCounts::default()).await.unwrap();
+    }
+
+    /// Has the thread begin a file; its id and serial.
+    async fn begin_on_the_thread(store: &SqliteStore, batch: &str) -> (i64, FileSerial) {
+        let token = store.writer.acquire().await.unwrap();
+        let (answer, answered) = oneshot::channel();
+        store.files.send(Job::Begin { remittance: file_sent_as(batch), token, answer }).unwrap();
+        answered.await.unwrap().unwrap()
+    }
+
+    async fn lines_on_the_thread(store: &SqliteStore, file: FileSerial, lines: Vec<LineToWrite>) -> StoreResult<()> {
+        let (answer, answered) = oneshot::channel();
+        store.files.send(Job::Lines { file, batch: lines.into(), answer }).unwrap();
+        answered.await.unwrap().0
+    }
+
+    async fn finish_on_the_thread(store: &SqliteStore, file: FileSerial) -> StoreResult<()> {
+        let (answer, answered) = oneshot::channel();
+        store.files.send(Job::Finish { file, counts: LineCounts::default(), audit: audit_of_test(), answer }).unwrap();
+        answered.await.unwrap()
+    }
+
+    /// A file's end that reaches the thread after one of its batches failed (its writer sent
+    /// both before hearing) is refused, and the file rolled back.
+    #[tokio::test]
+    async fn the_end_of_a_file_whose_batch_failed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (_, serial) = begin_on_the_thread(&store, "B-1").await;
+        lines_on_the_thread(&store, serial, vec![rejected_line(1, "REJECTED")]).await.unwrap();
+        // A line that would collect without an obligor is refused before anything of its
+        // batch is written: the file's transaction stays open.
+        let mut collected_from_nobody = rejected_line(2, "APPLIED");
+        collected_from_nobody.effects.collect = Some(crate::storage::remittance::PayrollCollection { case_number: None });
+        let refused = lines_on_the_thread(&store, serial, vec![collected_from_nobody]).await.unwrap_err();
+        assert!(refused.to_string().contains("collected without obligor"), "{refused}");
+        let end = finish_on_the_thread(&store, serial).await.unwrap_err();
+        assert!(end.to_string().contains("failed before this one"), "{end}");
+        assert_eq!(lines_and_files(&file), (0, 0), "nothing of the file is kept");
+        // Rolled back, its token given back: the next file begins.
+        let (_, next) = begin_on_the_thread(&store, "B-1").await;
+        finish_on_the_thread(&store, next).await.unwrap();
+        assert_eq!(lines_and_files(&file), (0, 1));
+    }
+
+    /// A file the thread no longer holds (rolled back, as a panic rolls it back, while its
+    /// writer had its next batch on the way) names no other: its late batch, end and abandon
+    /// are refused or ignored, and the file begun after it, which may even have its id, is
+    /// written and kept as its own writer sent it.
+    #[tokio::test]
+    async fn jobs_of_a_file_no_longer_open_leave_the_next_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (first_id, first) = begin_on_the_thread(&store, "B-1").await;
+        store.files.send(Job::Abandon { file: first }).unwrap();
+        let (second_id, second) = begin_on_the_thread(&store, "B-2").await;
+        assert_eq!(second_id, first_id, "a file rolled back gives its id back: the serial tells them apart");
+        assert_ne!(second, first);
+
+        let late = lines_on_the_thread(&store, first, vec![rejected_line(1, "REJECTED")]).await.unwrap_err();
+        assert!(late.to_string().contains("no longer open"), "{late}");
+        store.files.send(Job::Abandon { file: first }).unwrap();
+        let late_end = finish_on_the_thread(&store, first).await.unwrap_err();
+        assert!(late_end.to_string().contains("no longer open"), "{late_end}");
+
+        lines_on_the_thread(&store, second, vec![rejected_line(2, "REJECTED")]).await.expect("the open file goes on");
+        finish_on_the_thread(&store, second).await.expect("and is kept");
+        let kept: Vec<(String, i64)> = Connection::open(&file)
+            .unwrap()
+            .prepare("SELECT r.batch_id, l.line FROM remittance_lines l JOIN remittances r USING (remittance_id)")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, vec![("B-2".to_string(), 2)], "the second file holds its own line and none of the first's");
     }
 
     /// Each job is told its number, one more than the job the thread began before it, however
