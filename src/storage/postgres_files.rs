@@ -9,8 +9,8 @@ use super::file_references::GatheredKeys;
 use super::postgres::PostgresStore;
 use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
-    after_a_failed_batch, DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter, StoredLine,
-    REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
+    after_a_failed_batch, DirectoryPage, LineBatch, LineCounts, NewRemittance, RegistryRows, RemittanceSummary, RemittanceWriter,
+    StoredLine, REGISTRY_GENERATION_QUERY, REGISTRY_ROWS_QUERY,
 };
 use super::sql_store::{self as sql, placeholders, LOOKUP_CHUNK};
 use super::{AuditEntry, StoreError, StoreResult};

@@ -215,7 +215,7 @@ pub trait RemittanceWriter: Send {
     /// Writes a batch of lines; taken by value, since SQLite's writer runs on a thread of its own.
     /// A writer may answer a batch's failure late, with the next call or with `finish`. After
     /// any failure the writer is to be dropped (rolling the file back), never finished: each
-    /// writer refuses every later batch and its end ([`after_a_failed_batch`]).
+    /// writer refuses every later batch and its end (`after_a_failed_batch`).
     async fn write_lines(&mut self, batch: LineBatch) -> StoreResult<()>;
     /// Records the counts and commits the file.
     async fn finish(self: Box<Self>, counts: LineCounts) -> StoreResult<RemittanceSummary>;

@@ -39,7 +39,8 @@ use crate::domain::month::iso_date_text;
 
 use super::queue_segments::{Segment, Unqueued, UnqueuedCollections};
 use super::remittance::{
-    after_a_failed_batch, LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine, REGISTRY_GENERATION_QUERY,
+    after_a_failed_batch, LineBatch, LineCounts, LineToWrite, NewRemittance, RemittanceSummary, RemittanceWriter, StoredLine,
+    REGISTRY_GENERATION_QUERY,
 };
 use super::sqlite::SqliteStore;
 use super::sqlite_checkpoints::writer_pragmas;
