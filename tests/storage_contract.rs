@@ -1153,48 +1153,25 @@ async fn a_remittance_file_is_written_whole_or_not_at_all(backend: Backend) {
 /// it hears), but after a failure neither backend writes another batch of the file or
 /// commits it: nothing of it is kept.
 async fn after_a_failed_batch_nothing_more_of_the_file_is_written_or_kept(backend: Backend) {
-    use gateway::storage::remittance::{LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
-
     let (_db, store) = seeded(backend).await;
-    let line = |number: u64, obligor: Option<&str>| LineToWrite {
-        record: StoredLine {
-            line: number,
-            status: "APPLIED".into(),
-            employer_fein: Some("431234567".into()),
-            case_number: Some("12345678".into()),
-            ssn_last4: Some("6789".into()),
-            amount: Some(Money::from_cents(100_00)),
-            pay_date: Some(date("2026-11-13")),
-            obligor_id: obligor.map(|obligor| ObligorId::parse(obligor).unwrap()),
-            prenote: false,
-            problems: vec![],
-        },
-        effects: LineEffects {
-            collect: Some(PayrollCollection { case_number: Some("12345678".into()) }),
-            suspense: None,
-            termination_notice: false,
-        },
-    };
     let mut writer = store.begin_remittance(file_from_acme("B-1"), audit()).await.unwrap();
-    writer.write_lines(vec![line(1, Some("OB-1"))].into()).await.expect("a good batch");
+    writer.write_lines(vec![collected_line(1, Some("OB-1"), "12345678")].into()).await.expect("a good batch");
     // Collected from nobody: refused by the writer's own check, now or with the next call.
-    let refused = writer.write_lines(vec![line(2, None)].into()).await;
-    let after = writer.write_lines(vec![line(3, Some("OB-1"))].into()).await;
+    let refused = writer.write_lines(vec![collected_line(2, None, "12345678")].into()).await;
+    let after = writer.write_lines(vec![collected_line(3, Some("OB-1"), "12345678")].into()).await;
     let first_error = refused.as_ref().err().or(after.as_ref().err()).expect("the batch is refused").to_string();
     assert!(first_error.contains("collected without obligor"), "{first_error}");
     assert!(after.is_err(), "the batch after a failure is refused");
-    let counts = LineCounts { line_count: 3, total: money("300.00"), applied: 3, applied_by_ssn: 0, suspense: 0, rejected: 0 };
-    assert!(writer.finish(counts).await.is_err(), "and so is the file's end");
+    assert!(writer.finish(applied_counts(3)).await.is_err(), "and so is the file's end");
     assert_eq!(store.remittance_by_batch("acme", "B-1").await.unwrap(), None);
     assert!(store.distribute("t", &plan_obligors, &audit()).await.unwrap().is_none(), "nothing of the file was kept");
 }
 
-async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
-    use gateway::storage::remittance::{LineBatch, LineCounts, LineEffects, LineToWrite, PayrollCollection, StoredLine};
-
-    let (_db, store) = seeded(backend).await;
-    let remittance = || file_from_acme("B-1");
-    let collected = |number: u64, obligor: &str, case: &str| LineToWrite {
+/// A line collecting 100.00 paid on 2026-11-13 from `obligor` (none: a line the writer
+/// must refuse) under `case`.
+fn collected_line(number: u64, obligor: Option<&str>, case: &str) -> gateway::storage::remittance::LineToWrite {
+    use gateway::storage::remittance::{LineEffects, LineToWrite, PayrollCollection, StoredLine};
+    LineToWrite {
         record: StoredLine {
             line: number,
             status: "APPLIED".into(),
@@ -1203,7 +1180,7 @@ async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend:
             ssn_last4: Some("6789".into()),
             amount: Some(Money::from_cents(100_00)),
             pay_date: Some(date("2026-11-13")),
-            obligor_id: Some(ObligorId::parse(obligor).unwrap()),
+            obligor_id: obligor.map(|obligor| ObligorId::parse(obligor).unwrap()),
             prenote: false,
             problems: vec![],
         },
@@ -1212,15 +1189,28 @@ async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend:
             suspense: None,
             termination_notice: false,
         },
-    };
-    let counts = |lines: u64| LineCounts {
+    }
+}
+
+/// The counts of a file of `lines` lines, each applied and of 100.00.
+fn applied_counts(lines: u64) -> gateway::storage::remittance::LineCounts {
+    gateway::storage::remittance::LineCounts {
         line_count: lines,
         total: Money::from_cents(100_00 * i64::try_from(lines).unwrap()),
         applied: lines,
         applied_by_ssn: 0,
         suspense: 0,
         rejected: 0,
-    };
+    }
+}
+
+async fn a_file_naming_what_the_registry_does_not_hold_is_refused_whole(backend: Backend) {
+    use gateway::storage::remittance::LineBatch;
+
+    let (_db, store) = seeded(backend).await;
+    let remittance = || file_from_acme("B-1");
+    let collected = |number: u64, obligor: &str, case: &str| collected_line(number, Some(obligor), case);
+    let counts = applied_counts;
     // Keys vouched for at a generation the registry is no longer at (an index read before a
     // change) are looked up like any others.
     let generation = store.registry_generation().await.unwrap();

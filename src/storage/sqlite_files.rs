@@ -792,9 +792,7 @@ mod tests {
     /// and nothing of the work written.
     #[tokio::test]
     async fn work_that_panics_is_rolled_back_before_the_next_writer_may_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (_dir, file, store) = store_in_a_folder().await;
         let token = store.writer.acquire().await.unwrap();
         store
             .files
@@ -835,8 +833,7 @@ mod tests {
     #[tokio::test]
     async fn both_writers_keep_the_logs_checkpoint_and_size_limits() {
         use crate::storage::sqlite_checkpoints::{LOG_FILE_LIMIT_BYTES, WRITER_LIMIT_PAGES};
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let (_dir, _, store) = store_in_a_folder().await;
         let read = |connection: &Connection| {
             let pages: i64 = connection.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0)).unwrap();
             let bytes: i64 = connection.query_row("PRAGMA journal_size_limit", [], |row| row.get(0)).unwrap();
@@ -860,8 +857,7 @@ mod tests {
     /// that follows on the thread has it on again.
     #[tokio::test]
     async fn foreign_keys_are_enforced_again_once_a_file_or_a_distribution_chunk_has_ended() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let (_dir, _, store) = store_in_a_folder().await;
         let enforced = || async {
             let token = store.writer.acquire().await.unwrap();
             let (done, enforced) = oneshot::channel();
@@ -905,6 +901,15 @@ mod tests {
         assert!(enforced().await, "after a distribution run that found nothing pending");
     }
 
+    /// A store on a database file of its own, in a folder removed when the first is dropped;
+    /// the file's path, for connections of the test's own.
+    async fn store_in_a_folder() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        (dir, file, store)
+    }
+
     /// A line of a file, rejected (so it writes no money), with the status given.
     fn rejected_line(line: u64, status: &str) -> LineToWrite {
         use crate::storage::remittance::{LineEffects, StoredLine};
@@ -940,9 +945,7 @@ mod tests {
     /// at a time outside any transaction, and nothing of the file is kept.
     #[tokio::test]
     async fn a_row_the_schema_refuses_ends_the_file_and_nothing_after_it_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (_dir, file, store) = store_in_a_folder().await;
         let line = rejected_line;
         let (remittance, audit) = (file_sent_as("B-1"), audit_of_test());
         let mut writer = store.begin_file(remittance.clone(), audit.clone()).await.unwrap();
@@ -985,9 +988,7 @@ mod tests {
     /// both before hearing) is refused, and the file rolled back.
     #[tokio::test]
     async fn the_end_of_a_file_whose_batch_failed_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (_dir, file, store) = store_in_a_folder().await;
         let (_, serial) = begin_on_the_thread(&store, "B-1").await;
         lines_on_the_thread(&store, serial, vec![rejected_line(1, "REJECTED")]).await.unwrap();
         // A line that would collect without an obligor is refused before anything of its
@@ -1011,9 +1012,7 @@ mod tests {
     /// written and kept as its own writer sent it.
     #[tokio::test]
     async fn jobs_of_a_file_no_longer_open_leave_the_next_file_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("gateway.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let (_dir, file, store) = store_in_a_folder().await;
         let (first_id, first) = begin_on_the_thread(&store, "B-1").await;
         store.files.send(Job::Abandon { file: first }).unwrap();
         let (second_id, second) = begin_on_the_thread(&store, "B-2").await;
@@ -1043,8 +1042,7 @@ mod tests {
     /// that one ended (a panic included).
     #[tokio::test]
     async fn each_job_is_numbered_after_the_one_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("gateway.db").display())).await.unwrap();
+        let (_dir, _, store) = store_in_a_folder().await;
         let mut numbers = Vec::new();
         for panics in [false, true, false] {
             let token = store.writer.acquire().await.unwrap();
