@@ -1,7 +1,7 @@
 //! The line rules of `remittance-formats.md`, one table row per rule and problem code.
 
 use chrono::NaiveDate;
-use gateway::domain::remittance::{check_line, DateStyle, LineStatus, ObligorDirectory, ProblemCode, RawLine, Severity};
+use gateway::domain::remittance::{check_line, CaseMatch, DateStyle, LineStatus, ObligorDirectory, ProblemCode, RawLine, Severity};
 use gateway::domain::{CaseNumber, ObligorId, Ssn};
 
 /// Case 12345678 is OB-1's (SSN 123-45-6789); SSN 223-45-6789 is OB-2's; SSN 323-45-6789
@@ -9,11 +9,12 @@ use gateway::domain::{CaseNumber, ObligorId, Ssn};
 struct Registry;
 
 impl ObligorDirectory for Registry {
-    fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
-        (case.as_str() == "12345678").then(|| ObligorId::parse("OB-1").unwrap())
-    }
-    fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
-        obligor.as_str() == "OB-1" && ssn.expose_digits() == "123456789"
+    fn case_with_ssn(&self, case: &CaseNumber, ssn: &Ssn) -> CaseMatch {
+        match (case.as_str(), ssn.expose_digits()) {
+            ("12345678", "123456789") => CaseMatch::SsnMatches(ObligorId::parse("OB-1").unwrap()),
+            ("12345678", _) => CaseMatch::OtherSsn,
+            _ => CaseMatch::NoSuchCase,
+        }
     }
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {
         let ids: &[&str] = match ssn.expose_digits() {

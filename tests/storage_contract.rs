@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use common::{Backend, TestDb, SPEC_REGISTRY};
 use gateway::domain::distribution::{plan_obligors, ConservationError, ObligorInput, ObligorPlan};
+use gateway::domain::remittance::CaseMatch;
 use gateway::domain::{Bucket, CaseNumber, Money, ObligorId, OrderId};
 use gateway::formats::registry::read_registry;
 use gateway::storage::access::{ApiKeyRecord, KeyCreation};
@@ -102,6 +103,15 @@ fn test_key() -> gateway::app::PiiKey {
 
 fn hmac_of(ssn: &str) -> String {
     test_key().ssn_hmac(&gateway::domain::Ssn::parse(ssn).unwrap())
+}
+
+fn hmac_bytes_of(ssn: &str) -> gateway::domain::SsnHmac {
+    test_key().ssn_hmac_bytes(&gateway::domain::Ssn::parse(ssn).unwrap())
+}
+
+/// The obligors the registry's index holds under an SSN.
+fn ssn_owners(index: &gateway::domain::registry_index::RegistryIndex, ssn: &str) -> Vec<String> {
+    index.obligors_with_ssn(&hmac_bytes_of(ssn)).iter().map(|o| o.as_str().to_owned()).collect()
 }
 
 fn date(text: &str) -> NaiveDate {
@@ -895,7 +905,6 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let case = |number: &str| CaseNumber::parse(number).unwrap();
-    let owners = |obligors: Vec<ObligorId>| obligors.iter().map(|o| o.as_str().to_owned()).collect::<Vec<_>>();
 
     let empty = store.registry_generation().await.unwrap();
     let index = store.registry_index().await.unwrap().unwrap();
@@ -909,9 +918,13 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
     for number in ["12345678", "12345679", "22345678", "99999999"] {
         assert_eq!(index.obligor_of_case(&case(number)), store.case_owner(&case(number)).await.unwrap(), "{number}");
     }
-    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("123-45-6789"))), ["OB-1"]);
-    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("223-45-6789"))), ["OB-2"]);
-    assert!(index.obligors_with_ssn_hmac(&hmac_of("423-45-6789")).is_empty());
+    assert_eq!(ssn_owners(&index, "123-45-6789"), ["OB-1"]);
+    assert_eq!(ssn_owners(&index, "223-45-6789"), ["OB-2"]);
+    assert!(ssn_owners(&index, "423-45-6789").is_empty());
+    let ob1 = CaseMatch::SsnMatches(ObligorId::parse("OB-1").unwrap());
+    assert_eq!(index.case_with_ssn(&case("12345678"), &hmac_bytes_of("123-45-6789")), ob1);
+    assert_eq!(index.case_with_ssn(&case("12345678"), &hmac_bytes_of("223-45-6789")), CaseMatch::OtherSsn);
+    assert_eq!(index.case_with_ssn(&case("99999999"), &hmac_bytes_of("123-45-6789")), CaseMatch::NoSuchCase);
 
     // A new obligor with OB-1's SSN, and a case of its own: both answers move.
     let more = format!("{SPEC_REGISTRY}OB-3,123-45-6789,Smith,Jon,32345678,E,10.00,2026-12,0.00,\n");
@@ -921,7 +934,7 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
     let index = store.registry_index().await.unwrap().unwrap();
     assert_eq!((index.generation(), index.len()), (grown, (3, 4)));
     assert_eq!(index.obligor_of_case(&case("32345678")), Some(ObligorId::parse("OB-3").unwrap()));
-    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("123-45-6789"))), ["OB-1", "OB-3"]);
+    assert_eq!(ssn_owners(&index, "123-45-6789"), ["OB-1", "OB-3"]);
 
     // A statement written by hand moves it too: OB-2's SSN corrected outside the gateway.
     db.execute_by_hand(&format!("UPDATE obligors SET ssn_hmac = '{}' WHERE obligor_id = 'OB-2'", hmac_of("523-45-6789"))).await;
@@ -929,8 +942,8 @@ async fn the_registry_generation_rises_with_each_change_and_the_index_holds_the_
     assert_ne!(corrected, grown);
     let index = store.registry_index().await.unwrap().unwrap();
     assert_eq!(index.generation(), corrected);
-    assert!(index.obligors_with_ssn_hmac(&hmac_of("223-45-6789")).is_empty());
-    assert_eq!(owners(index.obligors_with_ssn_hmac(&hmac_of("523-45-6789"))), ["OB-2"]);
+    assert!(ssn_owners(&index, "223-45-6789").is_empty());
+    assert_eq!(ssn_owners(&index, "523-45-6789"), ["OB-2"]);
 
     // A stored key the index cannot hold: the index says which, and files are matched from
     // the database instead.

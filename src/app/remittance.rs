@@ -18,8 +18,10 @@ use super::paging::{self, Page, PageRequest};
 use super::{App, AppError, Caller, UploadCheck, UploadStream};
 use crate::domain::access::Action;
 use crate::domain::registry_index::RegistryIndex;
-use crate::domain::remittance::{check_line, restrict_to_employers, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine};
-use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn};
+use crate::domain::remittance::{
+    check_line, restrict_to_employers, CaseMatch, CheckedLine, LineStatus, ObligorDirectory, ProblemCode, RawLine,
+};
+use crate::domain::{CaseNumber, Fein, Money, ObligorId, Ssn, SsnHmac};
 use crate::formats::{remittance_lines, DeclaredTotals, FileError, RemittanceFormat};
 use crate::storage::remittance::{
     DirectoryPage, FileFilter, LineBatch, LineCounts, LineEffects, LineToWrite, NewRemittance, PayrollCollection, RemittanceSummary,
@@ -617,8 +619,9 @@ fn count(counts: &mut LineCounts, status: LineStatus) {
 /// HMAC computed once for the batch.
 struct BatchDirectory {
     known: Known,
-    /// SSN digits → HMAC, so no line hashes its SSN twice. Lives for one batch, in memory.
-    hmacs: HashMap<String, String>,
+    /// SSN (its 9 digits as a number) → HMAC, so no line hashes its SSN twice. Lives for one
+    /// batch, in memory.
+    hmacs: HashMap<u32, SsnHmac>,
     pii: std::sync::Arc<super::PiiKey>,
 }
 
@@ -633,9 +636,9 @@ enum Known {
 impl BatchDirectory {
     async fn load(app: &App, lines: &[RawLine]) -> Result<BatchDirectory, AppError> {
         let (store, pii) = (&app.store, app.pii.clone());
-        let mut hmacs = HashMap::new();
+        let mut hmacs = HashMap::with_capacity(lines.len());
         for ssn in lines.iter().filter_map(|l| l.employee_ssn.as_deref().and_then(|s| Ssn::parse(s.trim()).ok())) {
-            hmacs.entry(ssn.expose_digits().to_owned()).or_insert_with(|| pii.ssn_hmac(&ssn));
+            hmacs.entry(ssn_key(&ssn)).or_insert_with(|| pii.ssn_hmac_bytes(&ssn));
         }
         let generation = store.registry_generation().await?;
         let index = app.registry.index_at(store, generation);
@@ -650,7 +653,7 @@ impl BatchDirectory {
             .collect();
         cases.sort_unstable();
         cases.dedup();
-        let mut wanted: Vec<String> = hmacs.values().cloned().collect();
+        let mut wanted: Vec<String> = hmacs.values().map(SsnHmac::to_hex).collect();
         wanted.sort_unstable();
         let page = store.directory(cases, wanted).await?;
         Ok(BatchDirectory { known: Known::Page(page), hmacs, pii })
@@ -665,33 +668,37 @@ impl BatchDirectory {
         }
     }
 
-    fn hmac(&self, ssn: &Ssn) -> String {
-        self.hmacs.get(ssn.expose_digits()).cloned().unwrap_or_else(|| self.pii.ssn_hmac(ssn))
+    fn hmac(&self, ssn: &Ssn) -> SsnHmac {
+        self.hmacs.get(&ssn_key(ssn)).copied().unwrap_or_else(|| self.pii.ssn_hmac_bytes(ssn))
     }
 }
 
-impl ObligorDirectory for BatchDirectory {
-    fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
-        match &self.known {
-            Known::Index(index) => index.obligor_of_case(case),
-            Known::Page(page) => page.cases.get(case.as_str()).cloned(),
-        }
-    }
+/// An SSN's 9 digits as a number (below 10⁹, so a `u32`): a key that costs no allocation.
+fn ssn_key(ssn: &Ssn) -> u32 {
+    ssn.expose_digits().bytes().fold(0, |number, digit| number * 10 + u32::from(digit - b'0'))
+}
 
-    fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool {
+impl ObligorDirectory for BatchDirectory {
+    fn case_with_ssn(&self, case: &CaseNumber, ssn: &Ssn) -> CaseMatch {
         let hmac = self.hmac(ssn);
         match &self.known {
-            Known::Index(index) => index.obligor_has_ssn_hmac(obligor, &hmac),
-            // Every SSN of the batch was looked up, so its obligors are all here.
-            Known::Page(page) => page.obligors_by_ssn.get(&hmac).is_some_and(|obligors| obligors.contains(obligor)),
+            Known::Index(index) => index.case_with_ssn(case, &hmac),
+            // Every case and SSN of the batch was looked up, so their obligors are all here.
+            Known::Page(page) => match page.cases.get(case.as_str()) {
+                None => CaseMatch::NoSuchCase,
+                Some(owner) if page.obligors_by_ssn.get(&hmac.to_hex()).is_some_and(|obligors| obligors.contains(owner)) => {
+                    CaseMatch::SsnMatches(owner.clone())
+                }
+                Some(_) => CaseMatch::OtherSsn,
+            },
         }
     }
 
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId> {
         let hmac = self.hmac(ssn);
         match &self.known {
-            Known::Index(index) => index.obligors_with_ssn_hmac(&hmac),
-            Known::Page(page) => page.obligors_by_ssn.get(&hmac).cloned().unwrap_or_default(),
+            Known::Index(index) => index.obligors_with_ssn(&hmac),
+            Known::Page(page) => page.obligors_by_ssn.get(&hmac.to_hex()).cloned().unwrap_or_default(),
         }
     }
 }
@@ -732,7 +739,7 @@ fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirector
             collect: checked.collects_money().then_some(PayrollCollection { case_number: known_case }),
             suspense: checked.held_in_suspense().then(|| SuspenseHold {
                 reason: suspense_reason.unwrap_or_else(|| ProblemCode::ObligorNotIdentified.as_str().to_owned()),
-                ssn_hmac: valid.map(|v| directory.hmac(&v.ssn)),
+                ssn_hmac: valid.map(|v| directory.hmac(&v.ssn).to_hex()),
             }),
             termination_notice: valid.is_some_and(|v| v.employment_terminated) && checked.status != LineStatus::Rejected,
         },

@@ -98,6 +98,37 @@ impl fmt::Display for Ssn {
     }
 }
 
+/// An SSN's keyed HMAC-SHA-256 (`app::pii`): how the registry knows an SSN without holding
+/// it. Kept as its 32 bytes while a file is matched; stored as 64 lowercase hexadecimal digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SsnHmac([u8; 32]);
+
+impl SsnHmac {
+    pub fn from_bytes(bytes: [u8; 32]) -> SsnHmac {
+        SsnHmac(bytes)
+    }
+
+    /// An HMAC as the registry stores it; any other text (uppercase digits included) is none,
+    /// as the database, comparing text, would find no stored HMAC equal to it either.
+    pub fn from_hex(text: &str) -> Option<SsnHmac> {
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(SsnHmac(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// As the registry stores it: 64 lowercase hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
 /// A Federal Employer Identification Number, kept as its 9 digits.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fein(String);
@@ -196,6 +227,18 @@ mod tests {
         assert_eq!(format!("{ssn:?}"), "Ssn(***-**-6789)");
         for bad in ["000000000", "000123456", "666123456", "912345678", "12345678", "12345678a"] {
             assert_eq!(Ssn::parse(bad), Err(IdError::Ssn), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ssn_hmacs_are_read_only_as_the_registry_writes_them() {
+        let hex = format!("{}{}", "0123456789abcdef".repeat(3), "fedcba9876543210");
+        let hmac = SsnHmac::from_hex(&hex).unwrap();
+        assert_eq!(hmac.as_bytes()[..2], [0x01, 0x23]);
+        assert_eq!(hmac.to_hex(), hex);
+        // Uppercase, short, long or non-hexadecimal text is no stored HMAC.
+        for bad in [hex.to_uppercase(), hex[..63].to_owned(), format!("{hex}0"), hex.replace('a', "g"), String::new()] {
+            assert_eq!(SsnHmac::from_hex(&bad), None, "{bad}");
         }
     }
 

@@ -26,7 +26,7 @@ pub mod withholding;
 
 pub use codes::{CodeKind, ProblemCode, Severity};
 pub use distribution::{Allocation, Bucket, Order, OrderLedger, RuleStep};
-pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn};
+pub use ids::{CaseNumber, Fein, IdError, ObligorId, OrderId, Ssn, SsnHmac};
 pub use money::{Money, MoneyError};
 pub use month::YearMonth;
 pub use text::excerpt;

@@ -18,13 +18,14 @@
 //!   first mixed by a bijection, since real ones cluster), so a lookup reads its bucket's
 //!   bounds and a few neighbouring keys.
 //!
-//! 8 bytes a case and 24 an obligor, plus its id: some 16 MB for that registry.
+//! 8 bytes a case and 28 an obligor, plus its id: some 17 MB for that registry.
 //!
 //! The index answers for one state of the registry, its `generation` (a number the database
 //! draws anew with every change to a case or an obligor's SSN): whoever holds it checks the
 //! database's generation before trusting it.
 
-use super::ids::{CaseNumber, ObligorId};
+use super::ids::{CaseNumber, ObligorId, SsnHmac};
+use super::remittance::CaseMatch;
 
 /// Buckets a kind of key is spread over: 2¹⁶ bounds of 4 bytes, 256 KiB a kind.
 const BUCKET_BITS: u32 = 16;
@@ -53,39 +54,41 @@ impl Key for MixedCase {
     }
 }
 
-/// The first 128 bits of an SSN's HMAC (already uniformly spread).
+/// The first 128 bits of an SSN's HMAC (already uniformly spread), as two halves so that a
+/// key and its obligor take 24 bytes, not the 32 a `u128`'s alignment would round them to.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct HmacPrefix(u128);
+struct HmacPrefix {
+    high: u64,
+    low: u64,
+}
 
 impl HmacPrefix {
-    /// The prefix of an HMAC written as 64 lowercase hexadecimal digits. Any other text is
-    /// none: the database, comparing text, would find no stored HMAC equal to it either.
-    fn of(hmac_hex: &str) -> Option<HmacPrefix> {
-        if hmac_hex.len() != 64 || !hmac_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-        u128::from_str_radix(&hmac_hex[..32], 16).ok().map(HmacPrefix)
+    fn of(hmac: &SsnHmac) -> HmacPrefix {
+        let bytes = hmac.as_bytes();
+        let half = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        HmacPrefix { high: half(0), low: half(8) }
     }
 }
 
 impl Key for HmacPrefix {
     fn bucket(self) -> usize {
-        (self.0 >> (128 - BUCKET_BITS)) as usize
+        (self.high >> (64 - BUCKET_BITS)) as usize
     }
 }
 
-/// Keys with the obligor (a number) each belongs to, sorted by key, in buckets.
+/// Keys with the obligor (a number) each belongs to, sorted, in buckets. A key sits beside
+/// its obligor, so a lookup reads one more cache line than the bucket's bounds, not two.
 struct Buckets<K> {
     /// Bucket `b`'s entries are `starts[b]..starts[b + 1]`.
     starts: Vec<u32>,
-    keys: Vec<K>,
-    obligors: Vec<u32>,
+    entries: Vec<(K, u32)>,
 }
 
 impl<K: Key> Buckets<K> {
     fn new(mut entries: Vec<(K, u32)>) -> Buckets<K> {
         entries.sort_unstable();
         entries.dedup();
+        entries.shrink_to_fit();
         let mut starts = Vec::with_capacity(BUCKETS + 1);
         let mut at = 0;
         for bucket in 0..BUCKETS {
@@ -96,22 +99,20 @@ impl<K: Key> Buckets<K> {
         }
         assert_eq!(at, entries.len(), "every key is in a bucket");
         starts.push(u32::try_from(at).expect("fewer than 2³² keys"));
-        let (keys, obligors) = entries.into_iter().unzip();
-        Buckets { starts, keys, obligors }
+        Buckets { starts, entries }
     }
 
     /// The obligors filed under `key`, in increasing order of their numbers.
-    fn get(&self, key: K) -> &[u32] {
+    fn get(&self, key: K) -> impl Iterator<Item = u32> + '_ {
         let bucket = key.bucket();
         let (start, end) = (self.starts[bucket] as usize, self.starts[bucket + 1] as usize);
-        let keys = &self.keys[start..end];
-        let first = keys.partition_point(|k| *k < key);
-        let after = first + keys[first..].partition_point(|k| *k == key);
-        &self.obligors[start + first..start + after]
+        let entries = &self.entries[start..end];
+        let first = entries.partition_point(|(k, _)| *k < key);
+        entries[first..].iter().take_while(move |(k, _)| *k == key).map(|&(_, obligor)| obligor)
     }
 
     fn heap_bytes(&self) -> usize {
-        self.starts.capacity() * 4 + self.keys.capacity() * std::mem::size_of::<K>() + self.obligors.capacity() * 4
+        self.starts.capacity() * 4 + self.entries.capacity() * std::mem::size_of::<(K, u32)>()
     }
 }
 
@@ -144,33 +145,29 @@ impl RegistryIndex {
 
     /// The obligor owning a case, if the registry has the case.
     pub fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId> {
-        let number = case_number_value(case.as_str())?;
-        self.cases.get(MixedCase::of(number)).first().map(|&n| self.obligor(n))
+        self.owner_of_case(case).map(|n| self.obligor(n))
     }
 
-    /// The obligors whose SSN has this HMAC (64 lowercase hexadecimal digits), each once, in
-    /// the order they were added to the index.
-    pub fn obligors_with_ssn_hmac(&self, hmac_hex: &str) -> Vec<ObligorId> {
-        let Some(prefix) = HmacPrefix::of(hmac_hex) else { return Vec::new() };
-        let mut obligors: Vec<ObligorId> = Vec::new();
-        for &number in self.ssns.get(prefix) {
-            let obligor = self.obligor(number);
-            // An obligor whose rows came apart is held under two numbers: one answer still.
-            if !obligors.contains(&obligor) {
-                obligors.push(obligor);
-            }
+    /// Who owns a line's case, and whether that obligor's SSN has the line's HMAC. The two
+    /// are compared by number, and only a match reads the obligor's id.
+    pub fn case_with_ssn(&self, case: &CaseNumber, hmac: &SsnHmac) -> CaseMatch {
+        match self.owner_of_case(case) {
+            None => CaseMatch::NoSuchCase,
+            Some(owner) if self.ssns.get(HmacPrefix::of(hmac)).any(|n| n == owner) => CaseMatch::SsnMatches(self.obligor(owner)),
+            Some(_) => CaseMatch::OtherSsn,
         }
-        obligors
     }
 
-    /// Whether `obligor`'s SSN has this HMAC (64 lowercase hexadecimal digits).
-    pub fn obligor_has_ssn_hmac(&self, obligor: &ObligorId, hmac_hex: &str) -> bool {
-        HmacPrefix::of(hmac_hex).is_some_and(|prefix| self.ssns.get(prefix).iter().any(|&n| self.obligor_text(n) == obligor.as_str()))
+    /// The obligors whose SSN has this HMAC, each once, in the order they were added.
+    pub fn obligors_with_ssn(&self, hmac: &SsnHmac) -> Vec<ObligorId> {
+        // An obligor is one number (`RegistryIndexBuilder::finish`), and a key's entries
+        // were deduplicated, so no obligor comes twice.
+        self.ssns.get(HmacPrefix::of(hmac)).map(|n| self.obligor(n)).collect()
     }
 
     /// Obligors and cases held.
     pub fn len(&self) -> (usize, usize) {
-        (self.obligor_ends.len(), self.cases.keys.len())
+        (self.obligor_ends.len(), self.cases.entries.len())
     }
 
     /// The memory the index holds, in bytes.
@@ -178,15 +175,21 @@ impl RegistryIndex {
         self.obligor_ids.capacity() + self.obligor_ends.capacity() * 4 + self.cases.heap_bytes() + self.ssns.heap_bytes()
     }
 
-    fn obligor_text(&self, number: u32) -> &str {
-        let n = number as usize;
-        let start = if n == 0 { 0 } else { self.obligor_ends[n - 1] as usize };
-        &self.obligor_ids[start..self.obligor_ends[n] as usize]
+    fn owner_of_case(&self, case: &CaseNumber) -> Option<u32> {
+        self.cases.get(MixedCase::of(case_number_value(case.as_str())?)).next()
     }
 
     fn obligor(&self, number: u32) -> ObligorId {
-        ObligorId::parse(self.obligor_text(number)).expect("each obligor id was parsed when the index was built")
+        let id = nth_id(&self.obligor_ids, &self.obligor_ends, number);
+        ObligorId::parse(id).expect("each obligor id was parsed when the index was built")
     }
+}
+
+/// Obligor `number`'s id, of ids held one after another, each ending at its `ends`.
+fn nth_id<'a>(ids: &'a str, ends: &[u32], number: u32) -> &'a str {
+    let n = number as usize;
+    let start = if n == 0 { 0 } else { ends[n - 1] as usize };
+    &ids[start..ends[n] as usize]
 }
 
 /// An 8-digit case number as a number.
@@ -226,6 +229,8 @@ pub struct RegistryIndexBuilder {
     cases: Vec<(MixedCase, u32)>,
     ssns: Vec<(HmacPrefix, u32)>,
     holds_obligors_without_rows: bool,
+    /// Whether each obligor's id was greater than the one before, so no id came twice.
+    ids_ascending: bool,
 }
 
 impl RegistryIndexBuilder {
@@ -238,24 +243,26 @@ impl RegistryIndexBuilder {
             cases: Vec::new(),
             ssns: Vec::new(),
             holds_obligors_without_rows: false,
+            ids_ascending: true,
         }
     }
 
     /// Adds a row: an obligor, its SSN's HMAC (none for a case whose obligor has no row), and
-    /// one of its cases. An obligor whose rows are not one after another is held twice, under
-    /// two numbers that answer the same id.
+    /// one of its cases. An obligor whose rows are not one after another is added under a
+    /// second number, which [`finish`](Self::finish) makes the first one.
     pub fn add(&mut self, obligor_id: &str, ssn_hmac: Option<&str>, case_number: Option<&str>) -> Result<(), UnindexableKey> {
         let number = match self.last_obligor() {
             // The obligor's next row reuses its number.
             Some((last, number)) if last == obligor_id => number,
-            _ => {
+            last => {
                 ObligorId::parse(obligor_id).map_err(|_| UnindexableKey::ObligorId)?;
-                let prefix = ssn_hmac.map(|hmac| HmacPrefix::of(hmac).ok_or(UnindexableKey::SsnHmac)).transpose()?;
+                self.ids_ascending &= last.is_none_or(|(last, _)| last < obligor_id);
+                let hmac = ssn_hmac.map(|hmac| SsnHmac::from_hex(hmac).ok_or(UnindexableKey::SsnHmac)).transpose()?;
                 let number = u32::try_from(self.obligor_ends.len()).map_err(|_| UnindexableKey::TooLarge)?;
                 self.obligor_ids.push_str(obligor_id);
                 self.obligor_ends.push(u32::try_from(self.obligor_ids.len()).map_err(|_| UnindexableKey::TooLarge)?);
-                match prefix {
-                    Some(prefix) => self.ssns.push((prefix, number)),
+                match hmac {
+                    Some(hmac) => self.ssns.push((HmacPrefix::of(&hmac), number)),
                     // Every obligor row has an SSN: a row without one is a case's alone.
                     None => self.holds_obligors_without_rows = true,
                 }
@@ -271,12 +278,39 @@ impl RegistryIndexBuilder {
 
     /// The id and number of the obligor added last: the end of the ids.
     fn last_obligor(&self) -> Option<(&str, u32)> {
-        let number = self.obligor_ends.len().checked_sub(1)?;
-        let start = number.checked_sub(1).map_or(0, |before| self.obligor_ends[before] as usize);
-        Some((&self.obligor_ids[start..], number as u32))
+        let number = u32::try_from(self.obligor_ends.len().checked_sub(1)?).expect("numbers are u32");
+        Some((nth_id(&self.obligor_ids, &self.obligor_ends, number), number))
     }
 
-    pub fn finish(self) -> RegistryIndex {
+    /// For each number, the first number its obligor was added under; none when the ids came
+    /// in increasing order, so no obligor came twice.
+    fn first_numbers(&self) -> Option<Vec<u32>> {
+        if self.ids_ascending {
+            return None;
+        }
+        let id = |number: u32| nth_id(&self.obligor_ids, &self.obligor_ends, number);
+        let count = u32::try_from(self.obligor_ends.len()).expect("numbers are u32");
+        let mut by_id: Vec<u32> = (0..count).collect();
+        by_id.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        let mut first: Vec<u32> = (0..count).collect();
+        for pair in by_id.windows(2) {
+            if id(pair[0]) == id(pair[1]) {
+                first[pair[1] as usize] = first[pair[0] as usize];
+            }
+        }
+        Some(first)
+    }
+
+    /// The index, each obligor under one number: two numbers are one obligor only if equal.
+    pub fn finish(mut self) -> RegistryIndex {
+        if let Some(first) = self.first_numbers() {
+            for (_, number) in self.cases.iter_mut() {
+                *number = first[*number as usize];
+            }
+            for (_, number) in self.ssns.iter_mut() {
+                *number = first[*number as usize];
+            }
+        }
         let mut obligor_ids = self.obligor_ids;
         obligor_ids.shrink_to_fit();
         let mut obligor_ends = self.obligor_ends;
@@ -299,6 +333,10 @@ mod tests {
     fn hmac(seed: u8) -> String {
         // 64 hex digits whose first bits vary with the seed.
         format!("{:02x}", seed).repeat(32)
+    }
+
+    fn bytes(hex: &str) -> SsnHmac {
+        SsnHmac::from_hex(hex).unwrap()
     }
 
     fn case(text: &str) -> CaseNumber {
@@ -336,21 +374,26 @@ mod tests {
     #[test]
     fn an_ssn_answers_every_obligor_with_it() {
         let index = sample();
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(1))), ["OB-1"]);
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(2))), ["OB-2", "OB-3"]);
-        let obligor = |id: &str| ObligorId::parse(id).unwrap();
-        assert!(index.obligor_has_ssn_hmac(&obligor("OB-3"), &hmac(2)));
-        assert!(!index.obligor_has_ssn_hmac(&obligor("OB-1"), &hmac(2)));
-        assert!(!index.obligor_has_ssn_hmac(&obligor("OB-9"), &hmac(2)));
-        assert!(!index.obligor_has_ssn_hmac(&obligor("OB-1"), "not hex"));
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(0xff))), ["OB-4"]);
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(3))), Vec::<String>::new());
-        // The gateway writes HMACs in lowercase; other text matches nothing, as in the database.
-        assert!(index.obligors_with_ssn_hmac(&hmac(0xff).to_uppercase()).is_empty());
-        assert!(index.obligors_with_ssn_hmac("not hex").is_empty());
-        assert!(index.obligors_with_ssn_hmac(&hmac(1)[..63]).is_empty());
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(1)))), ["OB-1"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(2)))), ["OB-2", "OB-3"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(0xff)))), ["OB-4"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(3)))), Vec::<String>::new());
     }
 
+    #[test]
+    fn a_case_matches_only_with_its_obligors_ssn() {
+        let index = sample();
+        let matches = |id: &str| CaseMatch::SsnMatches(ObligorId::parse(id).unwrap());
+        assert_eq!(index.case_with_ssn(&case("99999999"), &bytes(&hmac(2))), matches("OB-3"));
+        assert_eq!(index.case_with_ssn(&case("12345679"), &bytes(&hmac(1))), matches("OB-1"));
+        // OB-2 shares OB-3's SSN, but the case is OB-1's.
+        assert_eq!(index.case_with_ssn(&case("12345678"), &bytes(&hmac(2))), CaseMatch::OtherSsn);
+        assert_eq!(index.case_with_ssn(&case("12345678"), &bytes(&hmac(3))), CaseMatch::OtherSsn);
+        assert_eq!(index.case_with_ssn(&case("50000000"), &bytes(&hmac(1))), CaseMatch::NoSuchCase);
+    }
+
+    /// Rows of one obligor that are not one after another (the database's order is not the
+    /// index's) are still one obligor: its case matches its SSN under either number.
     #[test]
     fn an_obligor_whose_rows_are_apart_is_still_one_answer() {
         let mut builder = RegistryIndexBuilder::new(1);
@@ -358,9 +401,26 @@ mod tests {
         builder.add("OB-2", Some(&hmac(2)), Some("22222222")).unwrap();
         builder.add("OB-1", Some(&hmac(1)), Some("33333333")).unwrap();
         let index = builder.finish();
-        assert_eq!(index.obligor_of_case(&case("33333333")).unwrap().as_str(), "OB-1");
-        // Held under two numbers, but one obligor with that SSN.
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(1))), ["OB-1"]);
+        let ob1 = ObligorId::parse("OB-1").unwrap();
+        assert_eq!(index.obligor_of_case(&case("33333333")), Some(ob1.clone()));
+        assert_eq!(index.case_with_ssn(&case("33333333"), &bytes(&hmac(1))), CaseMatch::SsnMatches(ob1.clone()));
+        assert_eq!(index.case_with_ssn(&case("11111111"), &bytes(&hmac(1))), CaseMatch::SsnMatches(ob1));
+        assert_eq!(index.case_with_ssn(&case("33333333"), &bytes(&hmac(2))), CaseMatch::OtherSsn);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(1)))), ["OB-1"]);
+    }
+
+    /// Ids in decreasing order, none apart: each obligor keeps its own number.
+    #[test]
+    fn obligors_in_decreasing_order_stay_apart() {
+        let mut builder = RegistryIndexBuilder::new(1);
+        builder.add("OB-9", Some(&hmac(9)), Some("99999999")).unwrap();
+        builder.add("OB-10", Some(&hmac(9)), Some("10101010")).unwrap(); // the same SSN
+        builder.add("OB-1", Some(&hmac(1)), Some("11111111")).unwrap();
+        let index = builder.finish();
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(9)))), ["OB-9", "OB-10"]);
+        assert_eq!(index.case_with_ssn(&case("10101010"), &bytes(&hmac(9))), CaseMatch::SsnMatches(ObligorId::parse("OB-10").unwrap()));
+        assert_eq!(index.case_with_ssn(&case("11111111"), &bytes(&hmac(9))), CaseMatch::OtherSsn);
+        assert_eq!(index.len(), (3, 3));
     }
 
     #[test]
@@ -381,9 +441,9 @@ mod tests {
         builder.add("OB-GONE", None, Some("22222222")).unwrap();
         let index = builder.finish();
         let gone = ObligorId::parse("OB-GONE").unwrap();
-        assert_eq!(index.obligor_of_case(&case("22222222")), Some(gone.clone()));
-        assert!(!index.obligor_has_ssn_hmac(&gone, &hmac(1)));
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&hmac(1))), ["OB-1"]);
+        assert_eq!(index.obligor_of_case(&case("22222222")), Some(gone));
+        assert_eq!(index.case_with_ssn(&case("22222222"), &bytes(&hmac(1))), CaseMatch::OtherSsn);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(1)))), ["OB-1"]);
         assert_eq!(index.generation_of_registered_keys(), None, "it names an obligor the registry has no row for");
     }
 
@@ -404,10 +464,11 @@ mod tests {
         let index = builder.finish();
         for (text, owner, hmac) in &cases {
             assert_eq!(index.obligor_of_case(&case(text)).unwrap().as_str(), owner);
-            assert_eq!(ids(index.obligors_with_ssn_hmac(hmac)), [owner.clone()]);
+            assert_eq!(ids(index.obligors_with_ssn(&bytes(hmac))), [owner.clone()]);
+            assert_eq!(index.case_with_ssn(&case(text), &bytes(hmac)), CaseMatch::SsnMatches(ObligorId::parse(owner).unwrap()));
         }
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&"f".repeat(64))), ["OB-LAST"]);
-        assert_eq!(ids(index.obligors_with_ssn_hmac(&"0".repeat(64))), ["OB-FIRST"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&"f".repeat(64)))), ["OB-LAST"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&"0".repeat(64)))), ["OB-FIRST"]);
         assert!(index.heap_bytes() > 20_000 * (4 + 4 + 16 + 4));
     }
 }

@@ -106,9 +106,21 @@ impl LineStatus {
 
 /// The registry, as the line rules need it.
 pub trait ObligorDirectory {
-    fn obligor_of_case(&self, case: &CaseNumber) -> Option<ObligorId>;
-    fn obligor_has_ssn(&self, obligor: &ObligorId, ssn: &Ssn) -> bool;
+    /// Who owns a line's case, and whether that obligor's SSN is the line's.
+    fn case_with_ssn(&self, case: &CaseNumber, ssn: &Ssn) -> CaseMatch;
+    /// Every obligor with this SSN.
     fn obligors_with_ssn(&self, ssn: &Ssn) -> Vec<ObligorId>;
+}
+
+/// What the registry says of a line's case number and SSN together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaseMatch {
+    /// The registry has no such case.
+    NoSuchCase,
+    /// The case's obligor, whose SSN is the line's.
+    SsnMatches(ObligorId),
+    /// The case's obligor has another SSN than the line's.
+    OtherSsn,
 }
 
 /// Medical support indicator: Y (coverage available), N (none), W (not applicable).
@@ -343,9 +355,9 @@ fn identify(
     found: &mut Problems,
 ) -> (LineStatus, Option<ObligorId>) {
     match (&line.case_number, case_text) {
-        (Some(case), _) => match directory.obligor_of_case(case) {
-            Some(obligor) if directory.obligor_has_ssn(&obligor, &line.ssn) => return (LineStatus::Applied, Some(obligor)),
-            Some(_) => {
+        (Some(case), _) => match directory.case_with_ssn(case, &line.ssn) {
+            CaseMatch::SsnMatches(obligor) => return (LineStatus::Applied, Some(obligor)),
+            CaseMatch::OtherSsn => {
                 found.add(
                     "employee_ssn",
                     ProblemCode::SsnMismatch,
@@ -353,7 +365,9 @@ fn identify(
                 );
                 return (LineStatus::Suspense, None);
             }
-            None => found.add("case_number", ProblemCode::CaseNumberUnknown, format!("case {case} is not known to the agency")),
+            CaseMatch::NoSuchCase => {
+                found.add("case_number", ProblemCode::CaseNumberUnknown, format!("case {case} is not known to the agency"))
+            }
         },
         (None, Some(_)) => found.add("case_number", ProblemCode::CaseNumberInvalid, "a case number has 8 digits".to_owned()),
         (None, None) => {}
