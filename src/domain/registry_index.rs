@@ -392,21 +392,44 @@ mod tests {
         assert_eq!(index.case_with_ssn(&case("50000000"), &bytes(&hmac(1))), CaseMatch::NoSuchCase);
     }
 
-    /// Rows of one obligor that are not one after another (the database's order is not the
-    /// index's) are still one obligor: its case matches its SSN under either number.
+    /// Rows of one obligor that are not one after another are still one obligor. (Both
+    /// databases order the rows by id, bytewise, so this is for rows not grouped by id.)
     #[test]
     fn an_obligor_whose_rows_are_apart_is_still_one_answer() {
         let mut builder = RegistryIndexBuilder::new(1);
         builder.add("OB-1", Some(&hmac(1)), Some("11111111")).unwrap();
         builder.add("OB-2", Some(&hmac(2)), Some("22222222")).unwrap();
         builder.add("OB-1", Some(&hmac(1)), Some("33333333")).unwrap();
+        builder.add("OB-3", Some(&hmac(3)), Some("44444444")).unwrap();
+        builder.add("OB-1", Some(&hmac(1)), Some("55555555")).unwrap();
         let index = builder.finish();
         let ob1 = ObligorId::parse("OB-1").unwrap();
-        assert_eq!(index.obligor_of_case(&case("33333333")), Some(ob1.clone()));
-        assert_eq!(index.case_with_ssn(&case("33333333"), &bytes(&hmac(1))), CaseMatch::SsnMatches(ob1.clone()));
-        assert_eq!(index.case_with_ssn(&case("11111111"), &bytes(&hmac(1))), CaseMatch::SsnMatches(ob1));
-        assert_eq!(index.case_with_ssn(&case("33333333"), &bytes(&hmac(2))), CaseMatch::OtherSsn);
+        for number in ["11111111", "33333333", "55555555"] {
+            assert_eq!(index.obligor_of_case(&case(number)), Some(ob1.clone()), "{number}");
+            assert_eq!(index.case_with_ssn(&case(number), &bytes(&hmac(1))), CaseMatch::SsnMatches(ob1.clone()), "{number}");
+            assert_eq!(index.case_with_ssn(&case(number), &bytes(&hmac(2))), CaseMatch::OtherSsn, "{number}");
+        }
+        // One obligor with that SSN, not one a number it was added under.
         assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(1)))), ["OB-1"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&hmac(3)))), ["OB-3"]);
+    }
+
+    /// The prefix is 128 bits: HMACs that differ in bits 64–127 are two SSNs; HMACs that
+    /// differ only after bit 128 are one (a chance of one in 2¹²⁸ a pair, module docs).
+    #[test]
+    fn an_hmac_is_told_apart_by_its_first_128_bits() {
+        let same_start = "0123456789abcdef";
+        let first = format!("{same_start}{}{}", "1".repeat(16), "0".repeat(32));
+        let second = format!("{same_start}{}{}", "2".repeat(16), "0".repeat(32));
+        let second_but_tail = format!("{same_start}{}{}", "2".repeat(16), "f".repeat(32));
+        let mut builder = RegistryIndexBuilder::new(1);
+        builder.add("OB-1", Some(&first), Some("11111111")).unwrap();
+        builder.add("OB-2", Some(&second), Some("22222222")).unwrap();
+        let index = builder.finish();
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&first))), ["OB-1"]);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&second))), ["OB-2"]);
+        assert_eq!(index.case_with_ssn(&case("11111111"), &bytes(&second)), CaseMatch::OtherSsn);
+        assert_eq!(ids(index.obligors_with_ssn(&bytes(&second_but_tail))), ["OB-2"]);
     }
 
     /// Ids in decreasing order, none apart: each obligor keeps its own number.
