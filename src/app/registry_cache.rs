@@ -112,6 +112,14 @@ impl RegistryCache {
                         ms = started.elapsed().as_millis() as u64,
                         "registry index read"
                     );
+                    if index.generation_of_registered_keys().is_none() {
+                        // Matching still works; only the writer's shortcut is lost, silently
+                        // but for this line (docs/reliability.md, "A file's references to the registry").
+                        tracing::warn!(
+                            "the registry has cases whose obligor has no row (foreign keys were not enforced): \
+                             each file's references to it are looked up again as the file is written"
+                        );
+                    }
                     self.metrics.set_registry_index(index.generation(), index.heap_bytes());
                     state.index = Some(Arc::new(index));
                 }

@@ -163,15 +163,16 @@ impl CheckedFile {
                 Some(feins) => restrict_to_employers(checked, feins),
                 None => checked,
             };
-            count(&mut self.counts, checked.status);
-            let line = line_to_write(raw, &checked, directory);
-            if checked.status != LineStatus::Rejected {
+            let status = checked.status;
+            count(&mut self.counts, status);
+            let line = line_to_write(raw, checked, directory);
+            if status != LineStatus::Rejected {
                 self.counts.total += line.record.amount.unwrap_or(Money::ZERO);
             }
             if !line.record.problems.is_empty() {
                 if self.outcomes.len() < MAX_LINES_IN_ACKNOWLEDGMENT {
                     self.outcomes.push(LineOutcome {
-                        line: checked.line,
+                        line: line.record.line,
                         status: line.record.status.clone(),
                         problems: line.record.problems.iter().cloned().map(LineProblemView::from).collect(),
                     });
@@ -704,44 +705,45 @@ impl ObligorDirectory for BatchDirectory {
 }
 
 /// What to store for a checked line, and what it does.
-fn line_to_write(raw: &RawLine, checked: &CheckedLine, directory: &BatchDirectory) -> LineToWrite {
-    let valid = checked.valid.as_ref();
-    let suspense_reason = checked
-        .problems
+fn line_to_write(raw: &RawLine, checked: CheckedLine, directory: &BatchDirectory) -> LineToWrite {
+    let (collects_money, held_in_suspense) = (checked.collects_money(), checked.held_in_suspense());
+    // Taken apart, so that what the line found is moved into its record, not copied.
+    let CheckedLine { line, status, problems, valid, obligor, case_number_received, ssn_last4, prenote } = checked;
+    let valid = valid.as_ref();
+    let suspense_reason = problems
         .iter()
         .find(|p| matches!(p.code, ProblemCode::SsnMismatch | ProblemCode::ObligorNotIdentified | ProblemCode::SsnMatchesSeveral))
         .map(|p| p.code.as_str().to_owned());
     let known_case =
-        (checked.status == LineStatus::Applied).then(|| valid.and_then(|v| v.case_number.as_ref()).map(|c| c.to_string())).flatten();
+        (status == LineStatus::Applied).then(|| valid.and_then(|v| v.case_number.as_ref()).map(|c| c.as_str().to_owned())).flatten();
     LineToWrite {
         record: StoredLine {
-            line: checked.line,
-            status: checked.status.as_str().to_owned(),
+            line,
+            status: status.as_str().to_owned(),
             employer_fein: valid.map(|v| v.employer_fein.as_str().to_owned()).or_else(|| raw.employer_fein.as_deref().map(short_text)),
-            case_number: checked.case_number_received.as_deref().map(case_as_received),
-            ssn_last4: checked.ssn_last4.clone(),
+            case_number: case_number_received.map(case_as_received),
+            ssn_last4,
             amount: valid.map(|v| v.amount),
             pay_date: valid.map(|v| v.pay_date),
-            obligor_id: checked.obligor.clone(),
-            prenote: checked.prenote,
-            problems: checked
-                .problems
-                .iter()
+            obligor_id: obligor,
+            prenote,
+            problems: problems
+                .into_iter()
                 .map(|p| StoredProblem {
                     code: p.code.as_str().to_owned(),
                     field: p.field.to_owned(),
                     severity: p.severity().as_str().to_owned(),
-                    message: p.message.clone(),
+                    message: p.message,
                 })
                 .collect(),
         },
         effects: LineEffects {
-            collect: checked.collects_money().then_some(PayrollCollection { case_number: known_case }),
-            suspense: checked.held_in_suspense().then(|| SuspenseHold {
+            collect: collects_money.then_some(PayrollCollection { case_number: known_case }),
+            suspense: held_in_suspense.then(|| SuspenseHold {
                 reason: suspense_reason.unwrap_or_else(|| ProblemCode::ObligorNotIdentified.as_str().to_owned()),
                 ssn_hmac: valid.map(|v| directory.hmac(&v.ssn).to_hex()),
             }),
-            termination_notice: valid.is_some_and(|v| v.employment_terminated) && checked.status != LineStatus::Rejected,
+            termination_notice: valid.is_some_and(|v| v.employment_terminated) && status != LineStatus::Rejected,
         },
     }
 }
@@ -754,12 +756,32 @@ fn short_text(text: &str) -> String {
 
 /// A case number as received. Employers sometimes type the SSN into the case number field,
 /// so a malformed one with 9 or more digits is kept masked, like an SSN.
-fn case_as_received(text: &str) -> String {
+fn case_as_received(text: String) -> String {
     let digits = text.chars().filter(char::is_ascii_digit).count();
-    if digits >= 9 && CaseNumber::parse(text).is_err() {
+    if digits >= 9 && CaseNumber::parse(&text).is_err() {
         let tail: String = text.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
         format!("*****{tail}")
+    } else if text.len() <= 32 && text.trim().len() == text.len() {
+        text // Already as `short_text` would cut it (at most 32 bytes, so 32 characters).
     } else {
-        short_text(text)
+        short_text(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_number_is_kept_as_received_trimmed_cut_or_masked() {
+        let received = |text: &str| case_as_received(text.to_owned());
+        assert_eq!(received("12345678"), "12345678");
+        assert_eq!(received(" 1234-567 "), "1234-567");
+        assert_eq!(received(&"x".repeat(40)), "x".repeat(32));
+        // 32 characters of 3 bytes each: cut by characters, never inside one.
+        assert_eq!(received(&"５".repeat(40)), "５".repeat(32));
+        // An SSN typed into the case number field is masked, like an SSN.
+        assert_eq!(received("123-45-6789"), "*****6789");
+        assert_eq!(received("CASE 123456789"), "*****6789");
     }
 }

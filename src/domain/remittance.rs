@@ -233,10 +233,10 @@ pub fn check_line(raw: &RawLine, received_on: NaiveDate, directory: &impl Obligo
             false
         }
     };
-    let medical_support = match raw.medical_support.as_deref().map(|m| m.trim().to_ascii_uppercase()).as_deref() {
-        None | Some("") | Some("N") => Some(MedicalSupport::No),
-        Some("Y") => Some(MedicalSupport::Yes),
-        Some("W") => Some(MedicalSupport::NotApplicable),
+    let medical_support = match raw.medical_support.as_deref().map(one_letter_flag) {
+        None | Some(Some(None | Some(b'N'))) => Some(MedicalSupport::No),
+        Some(Some(Some(b'Y'))) => Some(MedicalSupport::Yes),
+        Some(Some(Some(b'W'))) => Some(MedicalSupport::NotApplicable),
         Some(_) => {
             found.add("medical_support", ProblemCode::MedicalSupportInvalid, "medical_support is Y, N or W".to_owned());
             None
@@ -397,10 +397,20 @@ fn identify(
 }
 
 fn flag(text: Option<&str>) -> Result<bool, ()> {
-    match text.map(|t| t.trim().to_ascii_uppercase()).as_deref() {
-        None | Some("") | Some("N") => Ok(false),
-        Some("Y") => Ok(true),
+    match text.map(one_letter_flag) {
+        None | Some(Some(None | Some(b'N'))) => Ok(false),
+        Some(Some(Some(b'Y'))) => Ok(true),
         Some(_) => Err(()),
+    }
+}
+
+/// A one-letter field, trimmed, in upper case: `Some(None)` when empty, `None` when it is
+/// more than one character (no field of these is).
+fn one_letter_flag(text: &str) -> Option<Option<u8>> {
+    match text.trim().as_bytes() {
+        [] => Some(None),
+        [letter] => Some(Some(letter.to_ascii_uppercase())),
+        _ => None,
     }
 }
 
