@@ -780,6 +780,11 @@ mod tests {
         assert_eq!(received(&"x".repeat(40)), "x".repeat(32));
         // 32 characters of 3 bytes each: cut by characters, never inside one.
         assert_eq!(received(&"５".repeat(40)), "５".repeat(32));
+        // Kept whole up to 32 characters, whatever their bytes; Unicode spaces trimmed.
+        assert_eq!(received(&"x".repeat(32)), "x".repeat(32));
+        assert_eq!(received(&"５".repeat(10)), "５".repeat(10));
+        assert_eq!(received(&"５".repeat(11)), "５".repeat(11));
+        assert_eq!(received("\u{a0}1234567\u{3000}"), "1234567");
         // An SSN typed into the case number field is masked, like an SSN.
         assert_eq!(received("123-45-6789"), "*****6789");
         assert_eq!(received("CASE 123456789"), "*****6789");

@@ -405,7 +405,7 @@ fn flag(text: Option<&str>) -> Result<bool, ()> {
 }
 
 /// A one-letter field, trimmed, in upper case: `Some(None)` when empty, `None` when it is
-/// more than one character (no field of these is).
+/// more than one byte (two letters, or any one that is not ASCII: no value of these is).
 fn one_letter_flag(text: &str) -> Option<Option<u8>> {
     match text.trim().as_bytes() {
         [] => Some(None),
