@@ -53,8 +53,7 @@ enum Job {
     /// writer connection, held until the transaction ends.
     /// Answered with the file's id and its serial ([`FileSerial`]).
     Begin { remittance: NewRemittance, token: PoolConnection<Sqlite>, answer: oneshot::Sender<StoreResult<(i64, FileSerial)>> },
-    /// Answered with the batch itself, freed by its caller: the lines' memory is the writer's
-    /// to free otherwise, about a twentieth of its time, on the thread every file waits for.
+    /// Answered with the batch itself, for its caller to free ([`SqliteFileWriter::written_so_far`]).
     Lines { file: FileSerial, batch: LineBatch, answer: oneshot::Sender<(StoreResult<()>, LineBatch)> },
     Finish { file: FileSerial, counts: LineCounts, audit: AuditEntry, answer: oneshot::Sender<StoreResult<()>> },
     /// The file was dropped unfinished: roll it back, if it is still the one open (a writer
